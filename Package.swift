@@ -1,0 +1,46 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "Tripline",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "TriplineCore", targets: ["TriplineCore"]),
+        .library(name: "TriplineYAML", targets: ["TriplineYAML"]),
+        .executable(name: "tripline", targets: ["tripline"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+    ],
+    targets: [
+        .target(
+            name: "TriplineCore",
+            swiftSettings: strict
+        ),
+        .target(
+            name: "TriplineYAML",
+            dependencies: ["TriplineCore", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "tripline",
+            dependencies: [
+                "TriplineCore",
+                "TriplineYAML",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "TriplineCoreTests",
+            dependencies: ["TriplineCore", "TriplineYAML"],
+            swiftSettings: strict
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,193 @@
+/// A parsed document (JSON or YAML) that remembers where each value came from, so that
+/// decoding can report errors with file, line, column and JSON pointer.
+public struct DocNode: Sendable {
+    /// One member of an object, in document order.
+    public struct Member: Sendable {
+        public var key: String
+        public var node: DocNode
+        public init(key: String, node: DocNode) {
+            self.key = key
+            self.node = node
+        }
+    }
+
+    public enum Value: Sendable {
+        case null
+        case bool(Bool)
+        /// A number with the text it was written as and whether it was written as an integer.
+        case number(Double, isInteger: Bool)
+        case string(String)
+        case array([DocNode])
+        case object([Member])
+    }
+
+    public var value: Value
+    public var line: Int
+    public var column: Int
+
+    public init(_ value: Value, line: Int, column: Int) {
+        self.value = value
+        self.line = line
+        self.column = column
+    }
+
+    /// A short name of the value's type for messages ("a string", "an object", ...).
+    public var typeName: String {
+        switch value {
+        case .null: return "null"
+        case .bool: return "a boolean"
+        case .number: return "a number"
+        case .string: return "a string"
+        case .array: return "an array"
+        case .object: return "an object"
+        }
+    }
+
+    public var stringValue: String? { if case .string(let s) = value { return s }; return nil }
+    public var members: [Member]? { if case .object(let m) = value { return m }; return nil }
+    public var elements: [DocNode]? { if case .array(let a) = value { return a }; return nil }
+    public var numberValue: Double? { if case .number(let d, _) = value { return d }; return nil }
+
+    /// Looks a member up by key.
+    public subscript(key: String) -> DocNode? {
+        guard case .object(let m) = value else { return nil }
+        return m.first(where: { $0.key == key })?.node
+    }
+}
+
+/// Parses JSON text into a `DocNode` tree with line and column positions.
+public struct JSONDocumentParser {
+    /// Parses a whole JSON document. `file` names the input in error messages; `lineOffset` is
+    /// added to lines (for NDJSON, where each line is parsed alone).
+    public static func parse(_ bytes: UnsafeBufferPointer<UInt8>, file: String, lineOffset: Int = 0) -> Result<DocNode, TriplineError> {
+        var p = JSONDocumentParser(bytes: bytes, file: file, lineOffset: lineOffset)
+        p.lineStarts = [0]
+        for (k, b) in bytes.enumerated() where b == 10 { p.lineStarts.append(k + 1) }
+        do {
+            p.s.skipWhitespace()
+            let node = try p.value(depth: 0)
+            p.s.skipWhitespace()
+            if !p.s.atEnd {
+                throw ScanError(p.s.i, "unexpected \(p.s.describeHere()) after the end of the JSON value")
+            }
+            return .success(node)
+        } catch let e as ScanError {
+            let (l, c) = p.lineColumn(e.offset)
+            return .failure(TriplineError(.syntax, "invalid JSON: \(e.message)", at: SourceLocation(file: file, line: l, column: c)))
+        } catch {
+            return .failure(TriplineError(.syntax, "invalid JSON", at: SourceLocation(file: file)))
+        }
+    }
+
+    public static func parse(_ text: String, file: String, lineOffset: Int = 0) -> Result<DocNode, TriplineError> {
+        var t = text
+        return t.withUTF8 { parse($0, file: file, lineOffset: lineOffset) }
+    }
+
+    var s: JSONScanner
+    let file: String
+    let lineOffset: Int
+    var lineStarts: [Int] = []
+
+    init(bytes: UnsafeBufferPointer<UInt8>, file: String, lineOffset: Int) {
+        self.s = JSONScanner(bytes)
+        self.file = file
+        self.lineOffset = lineOffset
+    }
+
+    func lineColumn(_ offset: Int) -> (Int, Int) {
+        // Binary search for the line containing offset.
+        var lo = 0, hi = lineStarts.count - 1
+        while lo < hi {
+            let mid = (lo + hi + 1) / 2
+            if lineStarts[mid] <= offset { lo = mid } else { hi = mid - 1 }
+        }
+        return (lo + 1 + lineOffset, offset - lineStarts[lo] + 1)
+    }
+
+    mutating func string() throws -> String {
+        switch s.scanString() {
+        case .success(.raw(let a, let b)):
+            return String(decoding: UnsafeBufferPointer(rebasing: s.bytes[a..<b]), as: UTF8.self)
+        case .success(.unescaped):
+            return String(decoding: s.scratch, as: UTF8.self)
+        case .failure(let e):
+            throw e
+        }
+    }
+
+    mutating func value(depth: Int) throws -> DocNode {
+        guard depth < 256 else { throw ScanError(s.i, "nesting is too deep (more than 256 levels)") }
+        let start = s.i
+        let (l, c) = lineColumn(start)
+        guard let ch = s.peek() else { throw ScanError(s.i, "unexpected end of input: expected a value") }
+        switch ch {
+        case 123:
+            s.i += 1
+            var members: [DocNode.Member] = []
+            var seen = Set<String>()
+            s.skipWhitespace()
+            if s.peek() == 125 { s.i += 1; return DocNode(.object([]), line: l, column: c) }
+            while true {
+                s.skipWhitespace()
+                guard s.peek() == 34 else { throw ScanError(s.i, "expected a quoted member name, found \(s.describeHere())") }
+                let keyOffset = s.i
+                let key = try string()
+                if !seen.insert(key).inserted { throw ScanError(keyOffset, "duplicate member \"\(key)\"") }
+                s.skipWhitespace()
+                guard s.peek() == 58 else { throw ScanError(s.i, "expected ':' after member name, found \(s.describeHere())") }
+                s.i += 1
+                s.skipWhitespace()
+                let v = try value(depth: depth + 1)
+                members.append(.init(key: key, node: v))
+                s.skipWhitespace()
+                guard let d = s.peek() else { throw ScanError(s.i, "unexpected end of input: missing '}'") }
+                s.i += 1
+                if d == 125 { break }
+                if d != 44 { throw ScanError(s.i - 1, "expected ',' or '}', found \(describe(d))") }
+            }
+            return DocNode(.object(members), line: l, column: c)
+        case 91:
+            s.i += 1
+            var elements: [DocNode] = []
+            s.skipWhitespace()
+            if s.peek() == 93 { s.i += 1; return DocNode(.array([]), line: l, column: c) }
+            while true {
+                s.skipWhitespace()
+                elements.append(try value(depth: depth + 1))
+                s.skipWhitespace()
+                guard let d = s.peek() else { throw ScanError(s.i, "unexpected end of input: missing ']'") }
+                s.i += 1
+                if d == 93 { break }
+                if d != 44 { throw ScanError(s.i - 1, "expected ',' or ']', found \(describe(d))") }
+            }
+            return DocNode(.array(elements), line: l, column: c)
+        case 34:
+            return DocNode(.string(try string()), line: l, column: c)
+        case 116:
+            guard s.scanLiteral("true") else { throw ScanError(start, "invalid literal (expected true)") }
+            return DocNode(.bool(true), line: l, column: c)
+        case 102:
+            guard s.scanLiteral("false") else { throw ScanError(start, "invalid literal (expected false)") }
+            return DocNode(.bool(false), line: l, column: c)
+        case 110:
+            guard s.scanLiteral("null") else { throw ScanError(start, "invalid literal (expected null)") }
+            return DocNode(.null, line: l, column: c)
+        case 45, 48...57:
+            switch s.scanNumber() {
+            case .success(let (v, isInt)): return DocNode(.number(v, isInteger: isInt), line: l, column: c)
+            case .failure(let e): throw e
+            }
+        default:
+            if ch == 78 || ch == 73 {
+                throw ScanError(start, "NaN and Infinity are not JSON numbers; send a finite number")
+            }
+            throw ScanError(start, "unexpected \(s.describeHere()): expected a value")
+        }
+    }
+
+    func describe(_ c: UInt8) -> String {
+        if c >= 32 && c < 127 { return "'\(Character(UnicodeScalar(c)))'" }
+        return "byte \(c)"
+    }
+}

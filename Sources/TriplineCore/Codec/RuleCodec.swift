@@ -1,0 +1,291 @@
+/// Decodes and validates a rule file `{rules: [...]}` (spec section 5 and 6) from a parsed
+/// document, reporting every problem of the file at once with its location.
+public enum RuleCodec {
+    static let common = ["id", "kind", "purpose", "owner", "severity", "match", "cooldown", "expires"]
+
+    static func parameterFields(_ kind: RuleKind) -> [String] {
+        switch kind {
+        case .enter, .exit: return ["zones"]
+        case .dwell: return ["zones", "min"]
+        case .gathering: return ["zones", "min_count", "window"]
+        case .proximity: return ["distance_m", "within", "other"]
+        case .frequency: return ["count", "window", "event"]
+        case .novelty: return ["count", "window", "lookback", "counterpart"]
+        case .threshold: return ["metric", "above", "below", "baseline"]
+        case .sequence: return ["steps", "within"]
+        case .absence: return ["for", "event"]
+        case .speed: return ["max_kmh"]
+        }
+    }
+
+    /// Decodes a JSON rule file.
+    public static func decodeJSON(_ text: String, file: String, sensitive: SensitiveTags = SensitiveTags()) -> Result<[Rule], TriplineErrors> {
+        switch JSONDocumentParser.parse(text, file: file) {
+        case .failure(let e): return .failure(TriplineErrors([e]))
+        case .success(let doc): return decode(doc, file: file, sensitive: sensitive)
+        }
+    }
+
+    /// Decodes a rule file from its document tree.
+    public static func decode(_ doc: DocNode, file: String, sensitive: SensitiveTags = SensitiveTags()) -> Result<[Rule], TriplineErrors> {
+        var r = DocReader(file: file)
+        guard let top = r.object(doc, "", allowed: ["rules"], what: "rule file") else { return .failure(TriplineErrors(r.errors)) }
+        guard let (list, lp) = r.require(top, "rules", parent: doc, pointer: "", what: "rule file", hint: "write {rules: [...]}") else {
+            return .failure(TriplineErrors(r.errors))
+        }
+        guard let items = list.elements else {
+            r.fail(list, lp, "\"rules\" must be a list of rules, found \(list.typeName)")
+            return .failure(TriplineErrors(r.errors))
+        }
+        var rules: [Rule] = []
+        var seen: [String: Int] = [:]
+        for (i, item) in items.enumerated() {
+            let p = lp + "/\(i)"
+            if let rule = decodeRule(item, p, &r, sensitive) {
+                if let prev = seen[rule.id] {
+                    r.fail(item, p + "/id", "duplicate rule id \"\(rule.id)\" (also at \(lp)/\(prev)); rule ids must be unique", code: .duplicateId)
+                } else {
+                    seen[rule.id] = i
+                    rules.append(rule)
+                }
+            }
+        }
+        return r.errors.isEmpty ? .success(rules) : .failure(TriplineErrors(r.errors))
+    }
+
+    /// Decodes one rule object; returns nil (with errors recorded) when invalid.
+    public static func decodeRule(_ node: DocNode, _ p: String, _ r: inout DocReader, _ sensitive: SensitiveTags) -> Rule? {
+        guard let members = node.members else {
+            r.fail(node, p, "a rule must be an object, found \(node.typeName)")
+            return nil
+        }
+        let before = r.errors.count
+        // The kind decides which fields are allowed.
+        var kind: RuleKind?
+        if let kn = node["kind"] {
+            if let ks = r.string(kn, p + "/kind", what: "kind") {
+                kind = RuleKind(rawValue: ks)
+                if kind == nil {
+                    var msg = "unknown rule kind \"\(ks)\"; use one of \(RuleKind.allCases.map(\.rawValue).joined(separator: ", "))"
+                    if let near = DocReader.closest(ks, RuleKind.allCases.map(\.rawValue)) { msg = "unknown rule kind \"\(ks)\" (did you mean \"\(near)\"?); use one of \(RuleKind.allCases.map(\.rawValue).joined(separator: ", "))" }
+                    r.fail(kn, p + "/kind", msg)
+                }
+            }
+        } else {
+            r.fail(node, p, "rule is missing required field \"kind\"", code: .missingField)
+        }
+        let ruleName = node["id"]?.stringValue.map { "rule \"\($0)\"" } ?? "rule"
+        var allowed = common
+        if let kind { allowed += parameterFields(kind) } else { allowed += RuleKind.allCases.flatMap(parameterFields) }
+        if let kind, !kind.takesZones, members.contains(where: { $0.key == "zones" }) {
+            let zn = node["zones"]!
+            r.fail(zn, p + "/zones", "\(ruleName): only enter, exit, dwell and gathering take a rule-level \"zones\" selector; a \(kind.rawValue) rule may filter positions by zones inside its \"event\" filter where it has one")
+        }
+        guard let f = r.object(node, p, allowed: allowed + (kind.map { $0.takesZones } == false ? ["zones"] : []), what: ruleName) else { return nil }
+
+        func req(_ key: String, hint: String = "") -> (DocNode, String)? {
+            r.require(f, key, parent: node, pointer: p, what: ruleName, hint: hint)
+        }
+        var id: String?, purpose: String?, owner: String?, severity: Severity?, match: Selector?
+        if let (n, fp) = req("id") { id = r.string(n, fp, what: "id") }
+        if let (n, fp) = req("purpose", hint: "say why the rule exists (spec section 6)") { purpose = r.string(n, fp, what: "purpose") }
+        if let (n, fp) = req("owner", hint: "name the team or person accountable for it") { owner = r.string(n, fp, what: "owner") }
+        if let (n, fp) = req("severity", hint: "one of info, low, medium, high, critical") {
+            if let s = r.string(n, fp, what: "severity") {
+                severity = Severity(rawValue: s)
+                if severity == nil { r.fail(n, fp, "severity \"\(s)\" is not one of info, low, medium, high, critical") }
+            }
+        }
+        if let (n, fp) = req("match", hint: "an entity selector; write match: {} to match every entity") {
+            match = r.selector(n, fp, classKey: "kind", what: "match selector", sensitive: sensitive)
+        }
+        var cooldown: Millis = 0
+        if let (n, fp) = f["cooldown"] { cooldown = r.duration(n, fp, what: "cooldown", allowZero: true) ?? 0 }
+        var expires: Millis?
+        if let (n, fp) = f["expires"] {
+            if let s = r.string(n, fp, what: "expires") {
+                switch EventTime.parseRFC3339(s) {
+                case .success(let t): expires = t
+                case .failure(.malformed(let why)): r.fail(n, fp, "expires must be an RFC 3339 time such as 2027-06-30T00:00:00Z: \(why)")
+                }
+            }
+        }
+        var zones: Selector?
+        if let kind, kind.takesZones, let (n, fp) = f["zones"] {
+            zones = r.selector(n, fp, classKey: "category", what: "zones selector", sensitive: sensitive)
+        }
+        var params: RuleParameters?
+        if let kind {
+            params = parameters(kind, f, node, p, ruleName, &r, sensitive)
+        }
+        guard r.errors.count == before, let id, let purpose, let owner, let severity, let match, let params else { return nil }
+        return Rule(id: id, purpose: purpose, owner: owner, severity: severity, match: match, zones: zones,
+                    cooldown: cooldown, expires: expires, parameters: params, line: node.line)
+    }
+
+    static func parameters(_ kind: RuleKind, _ f: [String: (DocNode, String)], _ node: DocNode, _ p: String, _ name: String,
+                           _ r: inout DocReader, _ sensitive: SensitiveTags) -> RuleParameters? {
+        func req(_ key: String, hint: String = "") -> (DocNode, String)? {
+            r.require(f, key, parent: node, pointer: p, what: name, hint: hint)
+        }
+        switch kind {
+        case .enter: return .enter
+        case .exit: return .exit
+        case .dwell:
+            guard let (n, fp) = req("min", hint: "how long a visit must last, e.g. 6h") else { return nil }
+            guard let m = r.duration(n, fp, what: "min") else { return nil }
+            return .dwell(min: m)
+        case .gathering:
+            let c = req("min_count", hint: "how many entities make a gathering (>= 2)").flatMap { r.integer($0.0, $0.1, what: "min_count", min: 2) }
+            let w = req("window", hint: "e.g. 30m").flatMap { r.duration($0.0, $0.1, what: "window") }
+            guard let c, let w else { return nil }
+            return .gathering(minCount: c, window: w)
+        case .proximity:
+            var d: Double?
+            if let (n, fp) = req("distance_m", hint: "metres, e.g. 50") {
+                d = r.number(n, fp, what: "distance_m")
+                if let dv = d, dv <= 0 { r.fail(n, fp, "distance_m must be greater than 0, found \(dv)"); d = nil }
+            }
+            let w = req("within", hint: "how fresh both positions must be, e.g. 5m").flatMap { r.duration($0.0, $0.1, what: "within") }
+            var other: Selector?
+            var ok = true
+            if let (n, fp) = f["other"] {
+                other = r.selector(n, fp, classKey: "kind", what: "other selector", sensitive: sensitive)
+                ok = other != nil
+            }
+            guard let d, let w, ok else { return nil }
+            return .proximity(distanceM: d, within: w, other: other)
+        case .frequency:
+            let c = req("count", hint: "how many events (>= 1)").flatMap { r.integer($0.0, $0.1, what: "count", min: 1) }
+            let w = req("window", hint: "e.g. 1h").flatMap { r.duration($0.0, $0.1, what: "window") }
+            let e = req("event", hint: "which events count, e.g. {type: payment}").flatMap { eventFilter($0.0, $0.1, &r, sensitive) }
+            guard let c, let w, let e else { return nil }
+            return .frequency(count: c, window: w, event: e)
+        case .novelty:
+            let c = req("count", hint: "how many new counterparts (>= 1)").flatMap { r.integer($0.0, $0.1, what: "count", min: 1) }
+            let w = req("window", hint: "e.g. 1h").flatMap { r.duration($0.0, $0.1, what: "window") }
+            let h = req("lookback", hint: "how far back a counterpart counts as known, e.g. 30d").flatMap { r.duration($0.0, $0.1, what: "lookback") }
+            var cf: CounterpartFilter?
+            var ok = true
+            if let (n, fp) = f["counterpart"] {
+                if let cfields = r.object(n, fp, allowed: ["prefix", "not_prefix"], what: "counterpart filter") {
+                    var flt = CounterpartFilter()
+                    if let (pn, pp) = cfields["prefix"] { flt.prefix = r.stringList(pn, pp, what: "prefix"); ok = ok && flt.prefix != nil }
+                    if let (pn, pp) = cfields["not_prefix"] { flt.notPrefix = r.stringList(pn, pp, what: "not_prefix"); ok = ok && flt.notPrefix != nil }
+                    cf = flt
+                } else { ok = false }
+            }
+            guard let c, let w, let h, ok else { return nil }
+            return .novelty(count: c, window: w, lookback: h, counterpart: cf)
+        case .threshold:
+            let metric = req("metric", hint: "the reading's metric, e.g. water_l").flatMap { r.string($0.0, $0.1, what: "metric") }
+            let given = ["above", "below", "baseline"].filter { f[$0] != nil }
+            if given.count != 1 {
+                r.fail(node, p, given.isEmpty
+                       ? "\(name) needs exactly one of \"above\", \"below\" or \"baseline\""
+                       : "\(name) has \(given.joined(separator: " and ")); give exactly one of \"above\", \"below\" or \"baseline\"")
+                return nil
+            }
+            var cond: ThresholdCondition?
+            if let (n, fp) = f["above"] { cond = r.number(n, fp, what: "above").map { .above($0) } }
+            if let (n, fp) = f["below"] { cond = r.number(n, fp, what: "below").map { .below($0) } }
+            if let (n, fp) = f["baseline"] {
+                if let b = r.object(n, fp, allowed: ["window", "factor", "min_samples"], what: "baseline") {
+                    let w = r.require(b, "window", parent: n, pointer: fp, what: "baseline", hint: "e.g. 28d").flatMap { r.duration($0.0, $0.1, what: "baseline window") }
+                    var factor: Double?
+                    if let (fn, ffp) = r.require(b, "factor", parent: n, pointer: fp, what: "baseline", hint: "e.g. 3") {
+                        factor = r.number(fn, ffp, what: "factor")
+                        if let fv = factor, fv <= 0 {
+                            r.fail(fn, ffp, "factor must be greater than 0, found \(fv): a reading above \(fv) x baseline would always or never fire")
+                            factor = nil
+                        }
+                    }
+                    let ms = r.require(b, "min_samples", parent: n, pointer: fp, what: "baseline", hint: "how many readings define a baseline (>= 1)").flatMap { r.integer($0.0, $0.1, what: "min_samples", min: 1) }
+                    if let w, let factor, let ms { cond = .baseline(window: w, factor: factor, minSamples: ms) }
+                }
+            }
+            guard let metric, let cond else { return nil }
+            return .threshold(metric: metric, condition: cond)
+        case .sequence:
+            let w = req("within", hint: "the longest time from first to last step, e.g. 30m").flatMap { r.duration($0.0, $0.1, what: "within") }
+            guard let (sn, sp) = req("steps", hint: "a list of at least 2 steps") else { return nil }
+            guard let list = sn.elements else { r.fail(sn, sp, "steps must be a list, found \(sn.typeName)"); return nil }
+            if list.count < 2 {
+                r.fail(sn, sp, "a sequence needs at least 2 steps, found \(list.count); use a frequency or enter rule for a single event")
+                return nil
+            }
+            var steps: [SequenceStep] = []
+            var ok = true
+            for (i, s) in list.enumerated() {
+                let stp = sp + "/\(i)"
+                guard let m = s.members, m.count == 1 else {
+                    r.fail(s, stp, "a step must have exactly one of {enter: zone selector}, {exit: zone selector} or {event: filter}")
+                    ok = false
+                    continue
+                }
+                let key = m[0].key, kp = stp + "/" + pointerToken(key)
+                switch key {
+                case "enter":
+                    if let z = r.selector(m[0].node, kp, classKey: "category", what: "step zone selector", sensitive: sensitive) { steps.append(.enter(z)) } else { ok = false }
+                case "exit":
+                    if let z = r.selector(m[0].node, kp, classKey: "category", what: "step zone selector", sensitive: sensitive) { steps.append(.exit(z)) } else { ok = false }
+                case "event":
+                    if let e = eventFilter(m[0].node, kp, &r, sensitive) { steps.append(.event(e)) } else { ok = false }
+                default:
+                    r.fail(m[0].node, kp, "unknown step \"\(key)\"; a step is {enter: ...}, {exit: ...} or {event: ...}", code: .unknownField)
+                    ok = false
+                }
+            }
+            guard let w, ok else { return nil }
+            return .sequence(steps: steps, within: w)
+        case .absence:
+            let d = req("for", hint: "how long a silence must last, e.g. 10m").flatMap { r.duration($0.0, $0.1, what: "for") }
+            var e: EventFilter?
+            var ok = true
+            if let (n, fp) = f["event"] { e = eventFilter(n, fp, &r, sensitive); ok = e != nil }
+            guard let d, ok else { return nil }
+            return .absence(duration: d, event: e)
+        case .speed:
+            guard let (n, fp) = req("max_kmh", hint: "the speed limit in km/h") else { return nil }
+            guard let v = r.number(n, fp, what: "max_kmh") else { return nil }
+            if v < 0 { r.fail(n, fp, "max_kmh must not be negative, found \(v)"); return nil }
+            return .speed(maxKmh: v)
+        }
+    }
+
+    static func eventFilter(_ n: DocNode, _ p: String, _ r: inout DocReader, _ sensitive: SensitiveTags) -> EventFilter? {
+        guard let f = r.object(n, p, allowed: ["type", "metric", "attrs", "zones"], what: "event filter") else { return nil }
+        let before = r.errors.count
+        guard let (tn, tp) = r.require(f, "type", parent: n, pointer: p, what: "event filter", hint: "e.g. {type: payment}") else { return nil }
+        guard let type = r.string(tn, tp, what: "event type") else { return nil }
+        var filter = EventFilter(type: type)
+        if let (mn, mp) = f["metric"] {
+            filter.metric = r.string(mn, mp, what: "metric")
+            if type != "reading" { r.fail(mn, mp, "\"metric\" applies only to events of type reading, not \"\(type)\"") }
+        }
+        if let (an, ap) = f["attrs"] {
+            if let members = an.members {
+                for m in members {
+                    let mp = ap + "/" + pointerToken(m.key)
+                    if sensitive.isSensitive(m.key) {
+                        r.fail(m.node, mp, "event filter names the sensitive attribute \"\(m.key)\": rules may not filter on it (spec section 6)", code: .sensitiveTag)
+                        continue
+                    }
+                    switch m.node.value {
+                    case .string(let s): filter.attrs[m.key] = .string(s)
+                    case .number(let d, _): filter.attrs[m.key] = .number(d)
+                    case .bool(let b): filter.attrs[m.key] = .bool(b)
+                    default: r.fail(m.node, mp, "attribute values must be strings, numbers or booleans, found \(m.node.typeName)")
+                    }
+                }
+            } else {
+                r.fail(an, ap, "attrs must be an object, found \(an.typeName)")
+            }
+        }
+        if let (zn, zp) = f["zones"] {
+            if type != "position" { r.fail(zn, zp, "\"zones\" in an event filter applies only to position events, not \"\(type)\"") }
+            filter.zones = r.selector(zn, zp, classKey: "category", what: "zones selector", sensitive: sensitive)
+        }
+        return r.errors.count == before ? filter : nil
+    }
+}

@@ -1,0 +1,185 @@
+import Foundation
+
+/// An axis-aligned box in lon/lat degrees.
+public struct BBox: Sendable, Hashable {
+    public var minX: Double, minY: Double, maxX: Double, maxY: Double
+    public init(minX: Double, minY: Double, maxX: Double, maxY: Double) {
+        self.minX = minX; self.minY = minY; self.maxX = maxX; self.maxY = maxY
+    }
+    public static let empty = BBox(minX: .infinity, minY: .infinity, maxX: -.infinity, maxY: -.infinity)
+    public func contains(_ x: Double, _ y: Double) -> Bool {
+        x >= minX && x <= maxX && y >= minY && y <= maxY
+    }
+    public func intersects(_ o: BBox) -> Bool {
+        minX <= o.maxX && o.minX <= maxX && minY <= o.maxY && o.minY <= maxY
+    }
+    public mutating func extend(_ x: Double, _ y: Double) {
+        minX = Swift.min(minX, x); maxX = Swift.max(maxX, x)
+        minY = Swift.min(minY, y); maxY = Swift.max(maxY, y)
+    }
+    public mutating func extend(_ b: BBox) {
+        minX = Swift.min(minX, b.minX); maxX = Swift.max(maxX, b.maxX)
+        minY = Swift.min(minY, b.minY); maxY = Swift.max(maxY, b.maxY)
+    }
+}
+
+/// Where a point lies relative to a closed ring or polygon.
+public enum PointLocation: Sendable, Equatable {
+    case inside, boundary, outside
+}
+
+/// A closed ring, stored as interleaved x,y coordinates, closed (last == first), with
+/// consecutive repeated vertices removed.
+public struct Ring: Sendable {
+    /// x0, y0, x1, y1, ..., xn, yn with (xn, yn) == (x0, y0).
+    public var coords: [Double]
+    public var bbox: BBox
+
+    /// Builds a ring from positions; consecutive repeats are dropped.
+    public init(points: [(Double, Double)]) {
+        var c: [Double] = []
+        c.reserveCapacity(points.count * 2)
+        var b = BBox.empty
+        for (x, y) in points {
+            if c.count >= 2 && c[c.count - 2] == x && c[c.count - 1] == y { continue }
+            c.append(x); c.append(y)
+            b.extend(x, y)
+        }
+        coords = c
+        bbox = b
+    }
+
+    /// Number of vertices including the closing one.
+    public var pointCount: Int { coords.count / 2 }
+    public func x(_ i: Int) -> Double { coords[2 * i] }
+    public func y(_ i: Int) -> Double { coords[2 * i + 1] }
+
+    /// Locates a point against the ring: exact, boundary included as `.boundary`.
+    
+    public func locate(_ px: Double, _ py: Double) -> PointLocation {
+        if !bbox.contains(px, py) { return .outside }
+        return coords.withUnsafeBufferPointer { c -> PointLocation in
+            var inside = false
+            let n = c.count / 2 - 1
+            var ax = c[0], ay = c[1]
+            for k in 1...n {
+                let bx = c[2 * k], by = c[2 * k + 1]
+                defer { ax = bx; ay = by }
+                if (py < ay && py < by) || (py > ay && py > by) { continue }
+                if ay == by {
+                    if px >= Swift.min(ax, bx) && px <= Swift.max(ax, bx) { return .boundary }
+                    continue
+                }
+                if px > ax && px > bx { continue }
+                let crosses = (ay > py) != (by > py)
+                if px < ax && px < bx {
+                    if crosses { inside.toggle() }
+                    continue
+                }
+                let o = Predicates.orient(ax, ay, bx, by, px, py)
+                if o == 0 { return .boundary }
+                if crosses && ((by > ay) == (o > 0)) { inside.toggle() }
+            }
+            return inside ? .inside : .outside
+        }
+    }
+}
+
+/// A polygon: one shell and any number of holes.
+public struct Polygon: Sendable {
+    public var shell: Ring
+    public var holes: [Ring]
+    public var bbox: BBox { shell.bbox }
+
+    public init(shell: Ring, holes: [Ring]) {
+        self.shell = shell
+        self.holes = holes
+    }
+
+    /// Locates a point against the polygon (boundary = any ring's boundary).
+    
+    public func locate(_ x: Double, _ y: Double) -> PointLocation {
+        let s = shell.locate(x, y)
+        if s != .inside { return s }
+        for h in holes {
+            switch h.locate(x, y) {
+            case .inside: return .outside
+            case .boundary: return .boundary
+            case .outside: continue
+            }
+        }
+        return .inside
+    }
+
+    /// `covers`: interior or boundary (spec section 1).
+    public func covers(_ x: Double, _ y: Double) -> Bool { locate(x, y) != .outside }
+}
+
+/// The geometry of a zone.
+public enum ZoneShape: Sendable {
+    case polygons([Polygon])
+    case circle(lon: Double, lat: Double, radiusM: Double)
+
+    /// True when the zone covers the point (closed set; circles by haversine).
+    
+    public func covers(_ x: Double, _ y: Double) -> Bool {
+        switch self {
+        case .polygons(let ps):
+            for p in ps where p.bbox.contains(x, y) && p.covers(x, y) { return true }
+            return false
+        case .circle(let cx, let cy, let r):
+            return Haversine.distance(cx, cy, x, y) <= r
+        }
+    }
+
+    /// Bounding boxes to index (one per polygon part; a circle across the antimeridian gets two).
+    public var indexBoxes: [BBox] {
+        switch self {
+        case .polygons(let ps): return ps.map(\.bbox)
+        case .circle(let lon, let lat, let r): return Haversine.circleBoxes(lon: lon, lat: lat, radiusM: r)
+        }
+    }
+}
+
+/// Great-circle distances exactly as spec section 1 writes them.
+public enum Haversine {
+    public static let earthRadiusM: Double = 6_371_008.8
+
+    
+    public static func distance(_ lon1: Double, _ lat1: Double, _ lon2: Double, _ lat2: Double) -> Double {
+        let phi1 = lat1 * (Double.pi / 180)
+        let phi2 = lat2 * (Double.pi / 180)
+        let dLambda = (lon2 - lon1) * (Double.pi / 180)
+        let s1 = sin((phi2 - phi1) / 2)
+        let s2 = sin(dLambda / 2)
+        let a = s1 * s1 + cos(phi1) * cos(phi2) * s2 * s2
+        return 2 * earthRadiusM * asin(min(1, a.squareRoot()))
+    }
+
+    /// Conservative lon/lat boxes covering a circle, with a safety margin for rounding.
+    public static func circleBoxes(lon: Double, lat: Double, radiusM: Double) -> [BBox] {
+        let dLat = (radiusM / earthRadiusM) * (180 / Double.pi) * 1.000001 + 1e-9
+        let minLat = lat - dLat, maxLat = lat + dLat
+        if minLat <= -90 || maxLat >= 90 || radiusM >= earthRadiusM * Double.pi / 2 {
+            return [BBox(minX: -180, minY: max(-90, minLat), maxX: 180, maxY: min(90, maxLat))]
+        }
+        // The widest longitude extent is reached at the latitude nearest a pole.
+        let maxAbsLat = max(abs(minLat), abs(maxLat)) * Double.pi / 180
+        let angular = radiusM / earthRadiusM
+        let ratio = sin(angular) / cos(maxAbsLat)
+        if ratio >= 1 {
+            return [BBox(minX: -180, minY: minLat, maxX: 180, maxY: maxLat)]
+        }
+        let dLon = asin(ratio) * (180 / Double.pi) * 1.000001 + 1e-9
+        let lo = lon - dLon, hi = lon + dLon
+        if lo < -180 {
+            return [BBox(minX: -180, minY: minLat, maxX: hi, maxY: maxLat),
+                    BBox(minX: lo + 360, minY: minLat, maxX: 180, maxY: maxLat)]
+        }
+        if hi > 180 {
+            return [BBox(minX: lo, minY: minLat, maxX: 180, maxY: maxLat),
+                    BBox(minX: -180, minY: minLat, maxX: hi - 360, maxY: maxLat)]
+        }
+        return [BBox(minX: lo, minY: minLat, maxX: hi, maxY: maxLat)]
+    }
+}

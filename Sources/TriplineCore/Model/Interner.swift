@@ -1,0 +1,120 @@
+/// Maps byte strings to dense integer ids without creating a `String` per lookup.
+/// Open addressing over an arena of bytes; FNV-1a hashing.
+public struct Interner: Sendable {
+    var arena: [UInt8] = []
+    var starts: [Int32] = []
+    var ends: [Int32] = []
+    var hashes: [UInt64] = []
+    var table: [Int32]
+    var mask: Int
+
+    public init(capacity: Int = 1024) {
+        var cap = 16
+        while cap < capacity * 2 { cap <<= 1 }
+        table = Array(repeating: -1, count: cap)
+        mask = cap - 1
+    }
+
+    /// Number of distinct strings.
+    public var count: Int { starts.count }
+
+    
+    static func hash(_ p: UnsafeBufferPointer<UInt8>) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in p { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return h ^ (h >> 29)
+    }
+
+    
+    func equal(_ id: Int, _ p: UnsafeBufferPointer<UInt8>) -> Bool {
+        let s = Int(starts[id]), e = Int(ends[id])
+        if e - s != p.count { return false }
+        return arena.withUnsafeBufferPointer { a in
+            var k = 0
+            while k < p.count {
+                if a[s + k] != p[k] { return false }
+                k += 1
+            }
+            return true
+        }
+    }
+
+    /// The id of the byte string, if interned.
+    
+    public func lookup(_ p: UnsafeBufferPointer<UInt8>) -> Int32? {
+        let h = Interner.hash(p)
+        var slot = Int(truncatingIfNeeded: h) & mask
+        while true {
+            let id = table[slot]
+            if id < 0 { return nil }
+            if hashes[Int(id)] == h && equal(Int(id), p) { return id }
+            slot = (slot + 1) & mask
+        }
+    }
+
+    /// The id of the byte string, interning it if new.
+    
+    public mutating func intern(_ p: UnsafeBufferPointer<UInt8>) -> Int32 {
+        let h = Interner.hash(p)
+        var slot = Int(truncatingIfNeeded: h) & mask
+        while true {
+            let id = table[slot]
+            if id < 0 { break }
+            if hashes[Int(id)] == h && equal(Int(id), p) { return id }
+            slot = (slot + 1) & mask
+        }
+        let id = Int32(starts.count)
+        starts.append(Int32(arena.count))
+        arena.append(contentsOf: p)
+        ends.append(Int32(arena.count))
+        hashes.append(h)
+        table[slot] = id
+        if starts.count * 2 > table.count { grow() }
+        return id
+    }
+
+    mutating func grow() {
+        let cap = table.count * 2
+        table = Array(repeating: -1, count: cap)
+        mask = cap - 1
+        for id in 0..<starts.count {
+            var slot = Int(truncatingIfNeeded: hashes[id]) & mask
+            while table[slot] >= 0 { slot = (slot + 1) & mask }
+            table[slot] = Int32(id)
+        }
+    }
+
+    
+    public mutating func intern(_ s: String) -> Int32 {
+        var s = s
+        return s.withUTF8 { intern($0) }
+    }
+
+    public func lookup(_ s: String) -> Int32? {
+        var s = s
+        return s.withUTF8 { lookup($0) }
+    }
+
+    /// The string of an id.
+    public func string(_ id: Int32) -> String {
+        let s = Int(starts[Int(id)]), e = Int(ends[Int(id)])
+        return String(decoding: arena[s..<e], as: UTF8.self)
+    }
+
+    /// Appends the raw bytes of an id to a buffer.
+    
+    public func appendBytes(_ id: Int32, to out: inout [UInt8]) {
+        let s = Int(starts[Int(id)]), e = Int(ends[Int(id)])
+        out.append(contentsOf: arena[s..<e])
+    }
+
+    /// Compares two ids by the code points of their strings (UTF-8 byte order).
+    public func codePointLess(_ a: Int32, _ b: Int32) -> Bool {
+        let sa = Int(starts[Int(a)]), ea = Int(ends[Int(a)])
+        let sb = Int(starts[Int(b)]), eb = Int(ends[Int(b)])
+        return arena[sa..<ea].lexicographicallyPrecedes(arena[sb..<eb])
+    }
+
+    /// Approximate bytes held.
+    public var memoryBytes: Int { arena.capacity + starts.capacity * 8 + hashes.capacity * 8 + table.capacity * 4 }
+}
