@@ -27,18 +27,24 @@ let package = Package(
             dependencies: ["TriplineCore", .product(name: "Yams", package: "Yams")],
             swiftSettings: strict
         ),
+        .target(
+            name: "TriplineTesting",
+            dependencies: ["TriplineCore"],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "tripline",
             dependencies: [
                 "TriplineCore",
                 "TriplineYAML",
+                "TriplineTesting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
         ),
         .testTarget(
             name: "TriplineCoreTests",
-            dependencies: ["TriplineCore", "TriplineYAML"],
+            dependencies: ["TriplineCore", "TriplineYAML", "TriplineTesting"],
             swiftSettings: strict
         ),
     ],

@@ -1,0 +1,309 @@
+/// The hot-path NDJSON event decoder: one line of bytes to an `Event`, without Foundation's
+/// JSONDecoder and without a `String` per field. Every error names the line, the JSON pointer
+/// and what to do.
+public struct EventDecoder {
+    public let file: String
+    var scanner = JSONScanner(UnsafeBufferPointer(start: nil, count: 0))
+    // Decoded bytes of the string fields (copied only when they contained escapes).
+    var entityBuf: [UInt8] = [], idBuf: [UInt8] = [], typeBuf: [UInt8] = [], metricBuf: [UInt8] = [], cpBuf: [UInt8] = []
+
+    public init(file: String) { self.file = file }
+
+    enum Field: UInt16 {
+        case entity = 1, time = 2, id = 4, type = 8, lon = 16, lat = 32, metric = 64, value = 128, counterpart = 256, attrs = 512
+        var name: String {
+            switch self {
+            case .entity: return "entity"
+            case .time: return "time"
+            case .id: return "id"
+            case .type: return "type"
+            case .lon: return "lon"
+            case .lat: return "lat"
+            case .metric: return "metric"
+            case .value: return "value"
+            case .counterpart: return "counterpart"
+            case .attrs: return "attrs"
+            }
+        }
+    }
+
+    static func field(_ p: UnsafeBufferPointer<UInt8>, _ a: Int, _ b: Int) -> Field? {
+        let n = b - a
+        @inline(__always) func eq(_ s: StaticString) -> Bool {
+            guard s.utf8CodeUnitCount == n else { return false }
+            let q = s.utf8Start
+            for k in 0..<n where p[a + k] != q[k] { return false }
+            return true
+        }
+        switch n {
+        case 2: return eq("id") ? .id : nil
+        case 3: return eq("lon") ? .lon : (eq("lat") ? .lat : nil)
+        case 4: return eq("time") ? .time : (eq("type") ? .type : nil)
+        case 5: return eq("value") ? .value : (eq("attrs") ? .attrs : nil)
+        case 6: return eq("entity") ? .entity : (eq("metric") ? .metric : nil)
+        case 11: return eq("counterpart") ? .counterpart : nil
+        default: return nil
+        }
+    }
+
+    func error(_ line: Int, _ pointer: String, _ message: String, column: Int = 0, code: TriplineError.Code = .invalidValue) -> TriplineError {
+        TriplineError(code, message, at: SourceLocation(file: file, line: line, column: column, pointer: pointer))
+    }
+
+    /// Decodes one line (without its newline). `line` is its 1-based number, for messages.
+    public mutating func decode(_ bytes: UnsafeBufferPointer<UInt8>, line: Int, symbols: inout Symbols) -> Result<Event, TriplineError> {
+        scanner = JSONScanner(bytes)
+        var seen: UInt16 = 0
+        var entity: (Int, Int) = (0, 0), id: (Int, Int) = (0, 0), type: (Int, Int) = (0, 0), metric: (Int, Int) = (0, 0), cp: (Int, Int) = (0, 0)
+        var entityEsc = false, idEsc = false, typeEsc = false, metricEsc = false, cpEsc = false
+        var time: Millis = 0, lon = 0.0, lat = 0.0, value = 0.0
+        var attrs: [Attr] = []
+        func syntax(_ e: ScanError) -> TriplineError {
+            error(line, "", "invalid JSON: \(e.message)", column: e.offset + 1, code: .syntax)
+        }
+        scanner.skipWhitespace()
+        guard scanner.peek() == 123 else {
+            return .failure(error(line, "", "an event must be a JSON object on one line, found \(scanner.describeHere())", column: scanner.i + 1, code: .syntax))
+        }
+        scanner.i += 1
+        scanner.skipWhitespace()
+        if scanner.peek() == 125 {
+            scanner.i += 1
+        } else {
+            while true {
+                scanner.skipWhitespace()
+                let keyStart = scanner.i
+                let keyRange: (Int, Int)
+                switch scanner.scanString() {
+                case .success(.raw(let a, let b)): keyRange = (a, b)
+                case .success(.unescaped):
+                    return .failure(error(line, "", "escaped characters in member names are not supported", column: keyStart + 1, code: .syntax))
+                case .failure(let e): return .failure(syntax(e))
+                }
+                scanner.skipWhitespace()
+                guard scanner.peek() == 58 else {
+                    return .failure(error(line, "", "invalid JSON: expected ':' after member name, found \(scanner.describeHere())", column: scanner.i + 1, code: .syntax))
+                }
+                scanner.i += 1
+                scanner.skipWhitespace()
+                guard let f = EventDecoder.field(bytes, keyRange.0, keyRange.1) else {
+                    let key = String(decoding: UnsafeBufferPointer(rebasing: bytes[keyRange.0..<keyRange.1]), as: UTF8.self)
+                    return .failure(error(line, "/" + pointerToken(key), "unknown field \"\(key)\"; an event has entity, time, type, id, lon, lat, metric, value, counterpart and attrs (put extra data in attrs)", column: keyStart + 1, code: .unknownField))
+                }
+                if seen & f.rawValue != 0 {
+                    return .failure(error(line, "/" + f.name, "duplicate field \"\(f.name)\"", column: keyStart + 1, code: .syntax))
+                }
+                seen |= f.rawValue
+                let valueStart = scanner.i
+                switch f {
+                case .entity, .id, .type, .metric, .counterpart:
+                    guard scanner.peek() == 34 else {
+                        if let e = scanner.skipValue() { return .failure(syntax(e)) }
+                        return .failure(error(line, "/" + f.name, "\"\(f.name)\" must be a string", column: valueStart + 1))
+                    }
+                    var range = (0, 0), esc = false
+                    switch scanner.scanString() {
+                    case .success(.raw(let a, let b)): range = (a, b)
+                    case .success(.unescaped):
+                        esc = true
+                        switch f {
+                        case .entity: entityBuf = scanner.scratch
+                        case .id: idBuf = scanner.scratch
+                        case .type: typeBuf = scanner.scratch
+                        case .metric: metricBuf = scanner.scratch
+                        default: cpBuf = scanner.scratch
+                        }
+                    case .failure(let e): return .failure(syntax(e))
+                    }
+                    if !esc && range.0 == range.1 {
+                        return .failure(error(line, "/" + f.name, "\"\(f.name)\" must not be empty", column: valueStart + 1))
+                    }
+                    switch f {
+                    case .entity: entity = range; entityEsc = esc
+                    case .id: id = range; idEsc = esc
+                    case .type: type = range; typeEsc = esc
+                    case .metric: metric = range; metricEsc = esc
+                    default: cp = range; cpEsc = esc
+                    }
+                case .time:
+                    if scanner.peek() == 34 {
+                        guard case .success(.raw(let a, let b)) = scanner.scanString() else {
+                            return .failure(error(line, "/time", "time must be RFC 3339 (e.g. 2026-03-01T08:00:00Z) or epoch milliseconds", column: valueStart + 1))
+                        }
+                        switch EventTime.parseRFC3339(UnsafeBufferPointer(rebasing: bytes[a..<b])) {
+                        case .success(let t): time = t
+                        case .failure(.malformed(let why)):
+                            let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[a..<b]), as: UTF8.self)
+                            return .failure(error(line, "/time", "time \"\(text)\" is not RFC 3339: \(why)", column: valueStart + 1))
+                        }
+                    } else {
+                        switch scanner.scanNumber() {
+                        case .failure(let e): return .failure(syntax(e))
+                        case .success(let (v, isInt)):
+                            guard isInt, v >= 0, v <= 9_007_199_254_740_991 else {
+                                return .failure(error(line, "/time", "time \(v) must be a whole number of epoch milliseconds >= 0, or an RFC 3339 string", column: valueStart + 1))
+                            }
+                            time = Millis(v)
+                        }
+                    }
+                case .lon, .lat, .value:
+                    let c = scanner.peek()
+                    guard let c, c == 45 || (c >= 48 && c <= 57) else {
+                        if c == 78 || c == 73 || (c == 45 && valueStart + 1 < bytes.count && bytes[valueStart + 1] == 73) {
+                            return .failure(error(line, "/" + f.name, "\(f.name) must be a finite number; NaN and Infinity are not allowed", column: valueStart + 1))
+                        }
+                        if c == 34 {
+                            return .failure(error(line, "/" + f.name, "\(f.name) must be a number, not a string (remove the quotes)", column: valueStart + 1))
+                        }
+                        if let e = scanner.skipValue() { return .failure(syntax(e)) }
+                        return .failure(error(line, "/" + f.name, "\(f.name) must be a number", column: valueStart + 1))
+                    }
+                    switch scanner.scanNumber() {
+                    case .failure(let e): return .failure(syntax(e))
+                    case .success(let (v, _)):
+                        guard v.isFinite else {
+                            return .failure(error(line, "/" + f.name, "\(f.name) is too large to be a finite number", column: valueStart + 1))
+                        }
+                        if f == .lon { lon = v } else if f == .lat { lat = v } else { value = v }
+                    }
+                case .attrs:
+                    switch decodeAttrs(line, &attrs, &symbols) {
+                    case .failure(let e): return .failure(e)
+                    case .success: break
+                    }
+                }
+                scanner.skipWhitespace()
+                guard let d = scanner.peek() else {
+                    return .failure(error(line, "", "invalid JSON: the line ends inside the object (missing '}'); is it truncated?", column: scanner.i + 1, code: .syntax))
+                }
+                scanner.i += 1
+                if d == 125 { break }
+                if d != 44 {
+                    return .failure(error(line, "", "invalid JSON: expected ',' or '}', found \(Character(UnicodeScalar(d)))", column: scanner.i, code: .syntax))
+                }
+            }
+        }
+        scanner.skipWhitespace()
+        if !scanner.atEnd {
+            return .failure(error(line, "", "unexpected \(scanner.describeHere()) after the event object: one event per line", column: scanner.i + 1, code: .syntax))
+        }
+        // Required fields.
+        for f in [Field.entity, .time, .type] where seen & f.rawValue == 0 {
+            return .failure(error(line, "", "event is missing required field \"\(f.name)\"", code: .missingField))
+        }
+        func bytesOf(_ r: (Int, Int), _ esc: Bool, _ buf: [UInt8], _ body: (UnsafeBufferPointer<UInt8>) -> Int32) -> Int32 {
+            if esc { return buf.withUnsafeBufferPointer(body) }
+            return body(UnsafeBufferPointer(rebasing: bytes[r.0..<r.1]))
+        }
+        let typeId = bytesOf(type, typeEsc, typeBuf) { symbols.names.intern($0) }
+        // Per-type fields.
+        let allowedForType: UInt16
+        switch typeId {
+        case Symbols.positionType:
+            for f in [Field.lon, .lat] where seen & f.rawValue == 0 {
+                return .failure(error(line, "", "a position event needs \"\(f.name)\"", code: .missingField))
+            }
+            guard lon >= -180 && lon <= 180 else {
+                return .failure(error(line, "/lon", "lon \(lon) is out of range [-180, 180] (lon is the longitude; are lon and lat swapped?)"))
+            }
+            guard lat >= -90 && lat <= 90 else {
+                return .failure(error(line, "/lat", "lat \(lat) is out of range [-90, 90] (lat is the latitude; are lon and lat swapped?)"))
+            }
+            allowedForType = Field.lon.rawValue | Field.lat.rawValue
+        case Symbols.readingType:
+            for f in [Field.metric, .value] where seen & f.rawValue == 0 {
+                return .failure(error(line, "", "a reading event needs \"\(f.name)\"", code: .missingField))
+            }
+            allowedForType = Field.metric.rawValue | Field.value.rawValue
+        case Symbols.contactType:
+            if seen & Field.counterpart.rawValue == 0 {
+                return .failure(error(line, "", "a contact event needs \"counterpart\"", code: .missingField))
+            }
+            allowedForType = Field.counterpart.rawValue
+        default:
+            allowedForType = 0
+        }
+        let typeSpecific = Field.lon.rawValue | Field.lat.rawValue | Field.metric.rawValue | Field.value.rawValue | Field.counterpart.rawValue
+        let extra = seen & typeSpecific & ~allowedForType
+        if extra != 0 {
+            for f in [Field.lon, .lat, .metric, .value, .counterpart] where extra & f.rawValue != 0 {
+                let typeName = symbols.names.string(typeId)
+                let owner = (f == .lon || f == .lat) ? "position" : (f == .counterpart ? "contact" : "reading")
+                return .failure(error(line, "/" + f.name, "\"\(f.name)\" belongs to \(owner) events, not to type \"\(typeName)\"; put custom data in attrs"))
+            }
+        }
+        var ev = Event(entity: bytesOf(entity, entityEsc, entityBuf) { symbols.entities.intern($0) }, time: time, type: typeId)
+        if seen & Field.id.rawValue != 0 { ev.givenId = bytesOf(id, idEsc, idBuf) { symbols.eventIds.intern($0) } }
+        if typeId == Symbols.positionType { ev.lon = lon; ev.lat = lat }
+        if typeId == Symbols.readingType { ev.metric = bytesOf(metric, metricEsc, metricBuf) { symbols.names.intern($0) }; ev.value = value }
+        if typeId == Symbols.contactType { ev.counterpart = bytesOf(cp, cpEsc, cpBuf) { symbols.names.intern($0) } }
+        ev.attrs = attrs
+        return .success(ev)
+    }
+
+    mutating func decodeAttrs(_ line: Int, _ attrs: inout [Attr], _ symbols: inout Symbols) -> Result<Void, TriplineError> {
+        let start = scanner.i
+        guard scanner.peek() == 123 else {
+            if let e = scanner.skipValue() { return .failure(error(line, "", "invalid JSON: \(e.message)", column: e.offset + 1, code: .syntax)) }
+            return .failure(error(line, "/attrs", "attrs must be an object of string, number or boolean values", column: start + 1))
+        }
+        scanner.i += 1
+        scanner.skipWhitespace()
+        if scanner.peek() == 125 { scanner.i += 1; return .success(()) }
+        while true {
+            scanner.skipWhitespace()
+            let keyAt = scanner.i
+            let key: Int32
+            switch scanner.scanString() {
+            case .success(.raw(let a, let b)): key = symbols.names.intern(UnsafeBufferPointer(rebasing: scanner.bytes[a..<b]))
+            case .success(.unescaped): key = scanner.scratch.withUnsafeBufferPointer { symbols.names.intern($0) }
+            case .failure(let e): return .failure(error(line, "/attrs", "invalid JSON: \(e.message)", column: e.offset + 1, code: .syntax))
+            }
+            let keyName = symbols.names.string(key)
+            let pointer = "/attrs/" + pointerToken(keyName)
+            if symbols.isSensitiveKey(key) {
+                return .failure(error(line, pointer, "attribute \"\(keyName)\" is a sensitive category and is refused (spec section 6): Tripline does not collect it; remove it from the event", column: keyAt + 1, code: .sensitiveTag))
+            }
+            if attrs.contains(where: { $0.key == key }) {
+                return .failure(error(line, pointer, "duplicate attribute \"\(keyName)\"", column: keyAt + 1, code: .syntax))
+            }
+            scanner.skipWhitespace()
+            guard scanner.peek() == 58 else {
+                return .failure(error(line, "/attrs", "invalid JSON: expected ':' after attribute name", column: scanner.i + 1, code: .syntax))
+            }
+            scanner.i += 1
+            scanner.skipWhitespace()
+            let vAt = scanner.i
+            switch scanner.peek() {
+            case 34:
+                switch scanner.scanString() {
+                case .success(.raw(let a, let b)): attrs.append(Attr(key: key, value: .string(symbols.names.intern(UnsafeBufferPointer(rebasing: scanner.bytes[a..<b])))))
+                case .success(.unescaped): attrs.append(Attr(key: key, value: .string(scanner.scratch.withUnsafeBufferPointer { symbols.names.intern($0) })))
+                case .failure(let e): return .failure(error(line, pointer, "invalid JSON: \(e.message)", column: e.offset + 1, code: .syntax))
+                }
+            case 116, 102:
+                let isTrue = scanner.peek() == 116
+                guard scanner.scanLiteral(isTrue ? "true" : "false") else {
+                    return .failure(error(line, pointer, "invalid JSON literal", column: vAt + 1, code: .syntax))
+                }
+                attrs.append(Attr(key: key, value: .bool(isTrue)))
+            case .some(let c) where c == 45 || (c >= 48 && c <= 57):
+                switch scanner.scanNumber() {
+                case .success(let (v, _)) where v.isFinite: attrs.append(Attr(key: key, value: .number(v)))
+                case .success: return .failure(error(line, pointer, "attribute number is too large", column: vAt + 1))
+                case .failure(let e): return .failure(error(line, pointer, "invalid JSON: \(e.message)", column: e.offset + 1, code: .syntax))
+                }
+            default:
+                if let e = scanner.skipValue() { return .failure(error(line, pointer, "invalid JSON: \(e.message)", column: e.offset + 1, code: .syntax)) }
+                return .failure(error(line, pointer, "attribute values must be strings, numbers or booleans", column: vAt + 1))
+            }
+            scanner.skipWhitespace()
+            guard let d = scanner.peek() else {
+                return .failure(error(line, "/attrs", "invalid JSON: the line ends inside attrs (missing '}')", column: scanner.i + 1, code: .syntax))
+            }
+            scanner.i += 1
+            if d == 125 { return .success(()) }
+            if d != 44 { return .failure(error(line, "/attrs", "invalid JSON: expected ',' or '}' in attrs", column: scanner.i, code: .syntax)) }
+        }
+    }
+}

@@ -1,0 +1,78 @@
+/// Turns evaluator transitions into emitted alerts: applies `expires` and `cooldown`
+/// (spec section 4) without ever changing what the evaluators compute, and groups alerts
+/// by time so that each time's alerts can be put in canonical order.
+struct Emitter {
+    struct CooldownKey: Hashable {
+        var rule: Int32
+        var key: AlertKey
+    }
+    struct CooldownState {
+        var lastFiring: Millis
+        var suppressedOpen: Bool
+    }
+
+    var cooldown: [Millis]
+    var expires: [Millis]
+    var cooldownState: [CooldownKey: CooldownState] = [:]
+    /// Alerts whose time group is complete.
+    var completed: [Alert] = []
+    /// Alerts of the current time.
+    var group: [Alert] = []
+    var groupTime: Millis = .min
+    var sequence: UInt64 = 0
+    var emittedPerRule: [Int]
+    var suppressedByCooldown = 0
+    var suppressedByExpiry = 0
+
+    init(rules: [Rule]) {
+        cooldown = rules.map(\.cooldown)
+        expires = rules.map { $0.expires ?? .max }
+        emittedPerRule = Array(repeating: 0, count: rules.count)
+    }
+
+    /// Emits a transition of `rule` for `key` at `time`.
+    mutating func emit(rule: Int32, key: AlertKey, firing: Bool, time: Millis, evidence: [EventRef], details: [(String, DetailValue)]) {
+        let r = Int(rule)
+        if time >= expires[r] {
+            suppressedByExpiry += 1
+            return
+        }
+        if cooldown[r] > 0 {
+            let ck = CooldownKey(rule: rule, key: key)
+            if firing {
+                if let st = cooldownState[ck], time < st.lastFiring + cooldown[r] {
+                    cooldownState[ck]!.suppressedOpen = true
+                    suppressedByCooldown += 1
+                    return
+                }
+                cooldownState[ck] = CooldownState(lastFiring: time, suppressedOpen: false)
+            } else if let st = cooldownState[ck], st.suppressedOpen {
+                cooldownState[ck]!.suppressedOpen = false
+                suppressedByCooldown += 1
+                return
+            }
+        }
+        if time != groupTime {
+            completed.append(contentsOf: group)
+            group.removeAll(keepingCapacity: true)
+            groupTime = time
+        }
+        emittedPerRule[r] += 1
+        group.append(Alert(rule: rule, key: key, firing: firing, time: time, evidence: evidence.count > 100 ? Array(evidence.prefix(100)) : evidence,
+                           details: details, sequence: sequence))
+        sequence += 1
+    }
+
+    /// Closes the current group when time has moved past it.
+    mutating func advance(to time: Millis) {
+        if time > groupTime && !group.isEmpty {
+            completed.append(contentsOf: group)
+            group.removeAll(keepingCapacity: true)
+        }
+    }
+
+    mutating func closeAll() {
+        completed.append(contentsOf: group)
+        group.removeAll(keepingCapacity: true)
+    }
+}

@@ -1,0 +1,360 @@
+/// Options of an engine run.
+public struct EngineOptions: Sendable {
+    /// Events up to this much older than the largest time seen are still applied in order.
+    public var allowedLateness: Millis = 0
+    public init(allowedLateness: Millis = 0) { self.allowedLateness = allowedLateness }
+}
+
+/// What became of one arriving event.
+public enum IngestOutcome: Sendable, Equatable {
+    /// Applied at once or buffered until the watermark reaches it.
+    case accepted(EventRef)
+    /// Its id was already accepted for that entity: not applied.
+    case duplicate(EventRef)
+    /// Its time is before the watermark: not applied, to be written to the late output.
+    case late(EventRef)
+}
+
+/// Counters of a run.
+public struct EngineStats: Sendable {
+    public var arrived = 0
+    public var applied = 0
+    public var duplicates = 0
+    public var late = 0
+    public var timersFired = 0
+    public var suppressedByCooldown = 0
+    public var suppressedByExpiry = 0
+}
+
+/// The deterministic engine shared by every mode (spec sections 2-5): interned ids,
+/// event ids and duplicate detection, the event-time watermark with buffering, timers in
+/// deadline order, and one evaluator per rule kind. It never reads a clock or a file.
+public final class Engine {
+    public var symbols: Symbols
+    public let zones: [Zone]
+    public let rules: [Rule]
+    public let index: ZoneIndex
+    public let options: EngineOptions
+    /// Rules whose kind this engine cannot evaluate yet: reported, never silently ignored.
+    public private(set) var unsupportedRules: [Rule] = []
+
+    // Catalog.
+    let registry: [String: EntityInfo]
+    let selectors: [Selector]
+    let zoneRank: [Int32]
+    let ruleRank: [Int32]
+
+    // Per-entity state, indexed by interned entity id.
+    struct EntityState {
+        var arrivals: UInt32 = 0
+        var ready = false
+        /// Sorted zones the latest position is inside.
+        var inside: [Int32] = []
+        /// Arrival numbers that were not accepted with an assigned id (given ids, late, duplicates).
+        var notAssigned: [UInt32] = []
+    }
+    var entities: [EntityState] = []
+    var matchTable: MatchTable
+    /// Accepted given ids: entity << 32 | id index.
+    var acceptedGiven = Set<UInt64>()
+    /// Per entity, the n of accepted given ids spelled like assigned ones (`<entity>#<n>`).
+    var givenAssignedForm: [Int32: Set<UInt32>] = [:]
+
+    // Time.
+    public private(set) var maxTime: Millis = .min
+    public private(set) var watermark: Millis = .min
+    var pending = PendingEvents()
+    var arrivalSequence: UInt64 = 0
+    var timers = TimerQueue()
+    var expiryQueue: [(Millis, Int32)]
+    /// Rules whose `expires` the watermark has reached, in the order it happened.
+    public private(set) var expiredRules: [(rule: Int32, at: Millis)] = []
+
+    // Evaluators.
+    var geofence = GeofenceEvaluator()
+    var speed = SpeedEvaluator()
+    let needsZones: Bool
+    var emitter: Emitter
+    var zoneScratch: [Int32] = []
+    var enteredScratch: [Int32] = []
+    var exitedScratch: [Int32] = []
+
+    public private(set) var stats = EngineStats()
+
+    public init(zones: [Zone], entities: [EntityInfo], rules: [Rule], options: EngineOptions = EngineOptions(), symbols: Symbols = Symbols()) {
+        self.symbols = symbols
+        self.zones = zones
+        self.rules = rules
+        self.options = options
+        self.index = ZoneIndex(shapes: zones.map(\.shape))
+        var reg: [String: EntityInfo] = [:]
+        for e in entities { reg[e.id] = e }
+        self.registry = reg
+        // Distinct entity selectors.
+        var sels: [Selector] = []
+        var selIndex: [Selector: Int32] = [:]
+        func sel(_ s: Selector) -> Int32 {
+            if let i = selIndex[s] { return i }
+            let i = Int32(sels.count)
+            sels.append(s)
+            selIndex[s] = i
+            return i
+        }
+        self.emitter = Emitter(rules: rules)
+        var unsupported: [Rule] = []
+        var geo = GeofenceEvaluator()
+        var spd = SpeedEvaluator()
+        for (i, r) in rules.enumerated() {
+            let ri = Int32(i)
+            let s = sel(r.match)
+            switch r.parameters {
+            case .enter: geo.enterRules.append(.init(rule: ri, selector: s, zoneMask: ZoneMask.build(r.zones, zones: zones)))
+            case .exit: geo.exitRules.append(.init(rule: ri, selector: s, zoneMask: ZoneMask.build(r.zones, zones: zones)))
+            case .speed(let v): spd.rules.append(.init(rule: ri, selector: s, maxKmh: v))
+            default: unsupported.append(r)
+            }
+        }
+        self.selectors = sels
+        self.geofence = geo
+        self.speed = spd
+        self.unsupportedRules = unsupported
+        self.needsZones = !geo.isEmpty
+        self.matchTable = MatchTable(stride: max(1, (sels.count + 63) / 64))
+        // Canonical ranks: code point order of ids.
+        func ranks(_ ids: [String]) -> [Int32] {
+            let order = ids.indices.sorted { Array(ids[$0].utf8).lexicographicallyPrecedes(Array(ids[$1].utf8)) }
+            var rank = Array(repeating: Int32(0), count: ids.count)
+            for (k, i) in order.enumerated() { rank[i] = Int32(k) }
+            return rank
+        }
+        self.zoneRank = ranks(zones.map(\.id))
+        self.ruleRank = ranks(rules.map(\.id))
+        self.expiryQueue = rules.enumerated().compactMap { i, r in r.expires.map { ($0, Int32(i)) } }.sorted { $0.0 > $1.0 }
+    }
+
+    /// Makes sure per-entity state exists for `e` (first sighting creates the entity).
+    func ensureEntity(_ e: Int32) {
+        let i = Int(e)
+        if i >= entities.count {
+            let n = max(i + 1, entities.count * 2, 1024)
+            entities.append(contentsOf: repeatElement(EntityState(), count: n - entities.count))
+            matchTable.bits.append(contentsOf: repeatElement(0, count: n * matchTable.stride - matchTable.bits.count))
+            if !speed.isEmpty { speed.grow(to: n) }
+        }
+        if entities[i].ready { return }
+        entities[i].ready = true
+        let name = symbols.entities.string(e)
+        let info = registry[name] ?? EntityInfo(id: name)
+        for (s, selector) in selectors.enumerated() where selector.matches(info) {
+            matchTable.bits[i * matchTable.stride + (s >> 6)] |= 1 << UInt64(s & 63)
+        }
+    }
+
+    /// Offers one arriving event to the engine (spec sections 2 and 3).
+    @discardableResult
+    public func ingest(_ ev: Event) -> IngestOutcome {
+        stats.arrived += 1
+        let e = ev.entity
+        ensureEntity(e)
+        let ei = Int(e)
+        entities[ei].arrivals += 1
+        let n = entities[ei].arrivals
+        // Duplicate detection.
+        let ref: EventRef
+        var duplicate = false
+        var assignedForm: UInt32? = nil
+        if ev.givenId >= 0 {
+            ref = .given(ev.givenId)
+            let key = UInt64(UInt32(bitPattern: e)) << 32 | UInt64(UInt32(bitPattern: ev.givenId))
+            if acceptedGiven.contains(key) {
+                duplicate = true
+            } else if let k = assignedNumber(ev.givenId, entity: e) {
+                assignedForm = k
+                // Collides with an earlier arrival accepted under its assigned id?
+                if k < n && !binaryContains(entities[ei].notAssigned, k) { duplicate = true }
+            }
+        } else {
+            ref = .assigned(entity: e, n: n)
+            if let set = givenAssignedForm[e], set.contains(n) { duplicate = true }
+        }
+        if duplicate {
+            stats.duplicates += 1
+            entities[ei].notAssigned.append(n)
+            return .duplicate(ref)
+        }
+        if ev.time < watermark {
+            stats.late += 1
+            entities[ei].notAssigned.append(n)
+            return .late(ref)
+        }
+        if ev.givenId >= 0 {
+            entities[ei].notAssigned.append(n)
+            acceptedGiven.insert(UInt64(UInt32(bitPattern: e)) << 32 | UInt64(UInt32(bitPattern: ev.givenId)))
+            if let k = assignedForm { givenAssignedForm[e, default: []].insert(k) }
+        }
+        if ev.time > maxTime { maxTime = ev.time }
+        let newWatermark = maxTime &- options.allowedLateness
+        if pending.isEmpty && ev.time <= newWatermark {
+            advanceTimers(to: ev.time)
+            apply(ev, ref)
+        } else {
+            pending.push(.init(event: ev, ref: ref, arrival: arrivalSequence))
+            arrivalSequence += 1
+        }
+        if newWatermark > watermark { watermark = newWatermark }
+        while let item = pending.pop(upTo: watermark) {
+            advanceTimers(to: item.event.time)
+            apply(item.event, item.ref)
+        }
+        advanceTimers(to: watermark)
+        return .accepted(ref)
+    }
+
+    /// Ends the input: applies every buffered event, sets the watermark to the largest time,
+    /// and, with `until` later than that, advances it to `until` firing due timers.
+    public func finish(until: Millis? = nil) {
+        while let item = pending.pop(upTo: .max) {
+            advanceTimers(to: item.event.time)
+            apply(item.event, item.ref)
+        }
+        if maxTime > watermark { watermark = maxTime }
+        advanceTimers(to: watermark)
+        if let until, until > watermark {
+            watermark = until
+            advanceTimers(to: until)
+        }
+        emitter.closeAll()
+        syncStats()
+    }
+
+    /// Moves alerts whose time group is complete into `out`, in canonical order
+    /// (time, rule id, key, emission order).
+    public func drainAlerts(into out: inout [Alert]) {
+        guard !emitter.completed.isEmpty else { return }
+        var batch = emitter.completed
+        emitter.completed.removeAll(keepingCapacity: true)
+        batch.sort(by: canonicalLess)
+        out.append(contentsOf: batch)
+    }
+
+    func canonicalLess(_ x: Alert, _ y: Alert) -> Bool {
+        if x.time != y.time { return x.time < y.time }
+        if x.rule != y.rule { return ruleRank[Int(x.rule)] < ruleRank[Int(y.rule)] }
+        if x.key.entity != y.key.entity {
+            if x.key.entity < 0 || y.key.entity < 0 { return x.key.entity < y.key.entity }
+            return symbols.entities.codePointLess(x.key.entity, y.key.entity)
+        }
+        if x.key.zone != y.key.zone {
+            if x.key.zone < 0 || y.key.zone < 0 { return x.key.zone < y.key.zone }
+            return zoneRank[Int(x.key.zone)] < zoneRank[Int(y.key.zone)]
+        }
+        let (xa, xb) = sortedPair(x.key), (ya, yb) = sortedPair(y.key)
+        if xa != ya { return symbols.entities.codePointLess(xa, ya) }
+        if xb != yb { return symbols.entities.codePointLess(xb, yb) }
+        return x.sequence < y.sequence
+    }
+
+    /// The two entities of a pair key, sorted by id (code points).
+    public func sortedPair(_ k: AlertKey) -> (Int32, Int32) {
+        if k.pairA < 0 { return (k.pairA, k.pairB) }
+        return symbols.entities.codePointLess(k.pairB, k.pairA) ? (k.pairB, k.pairA) : (k.pairA, k.pairB)
+    }
+
+    func syncStats() {
+        stats.suppressedByCooldown = emitter.suppressedByCooldown
+        stats.suppressedByExpiry = emitter.suppressedByExpiry
+    }
+
+    /// Alerts emitted so far per rule (after cooldown and expiry).
+    public var alertsPerRule: [Int] { emitter.emittedPerRule }
+
+    // MARK: - Time
+
+    /// Fires every timer with deadline <= `t`, in deadline order, and reports rule expiry.
+    func advanceTimers(to t: Millis) {
+        emitter.advance(to: t)
+        while let last = expiryQueue.last, last.0 <= t {
+            expiryQueue.removeLast()
+            expiredRules.append((last.1, last.0))
+        }
+        while let timer = timers.pop(upTo: t) {
+            stats.timersFired += 1
+            emitter.advance(to: timer.deadline)
+            fire(timer)
+        }
+    }
+
+    func fire(_ timer: EngineTimer) {
+        // Timer-driven kinds register here.
+    }
+
+    // MARK: - Applying events
+
+    func apply(_ ev: Event, _ ref: EventRef) {
+        stats.applied += 1
+        emitter.advance(to: ev.time)
+        if ev.type == Symbols.positionType {
+            if needsZones { updateZones(ev, ref) }
+            if !speed.isEmpty { speed.onPosition(ev, ref: ref, matches: matchTable, emitter: &emitter) }
+        }
+    }
+
+    func updateZones(_ ev: Event, _ ref: EventRef) {
+        index.zones(coveringX: ev.lon, y: ev.lat, into: &zoneScratch)
+        let ei = Int(ev.entity)
+        let prev = entities[ei].inside
+        if prev == zoneScratch { return }
+        // Sorted set differences.
+        enteredScratch.removeAll(keepingCapacity: true)
+        exitedScratch.removeAll(keepingCapacity: true)
+        var i = 0, j = 0
+        while i < zoneScratch.count || j < prev.count {
+            if j >= prev.count || (i < zoneScratch.count && zoneScratch[i] < prev[j]) {
+                enteredScratch.append(zoneScratch[i]); i += 1
+            } else if i >= zoneScratch.count || prev[j] < zoneScratch[i] {
+                exitedScratch.append(prev[j]); j += 1
+            } else {
+                i += 1; j += 1
+            }
+        }
+        entities[ei].inside = zoneScratch
+        geofence.onTransitions(entity: ev.entity, entered: enteredScratch[...], exited: exitedScratch[...], time: ev.time, ref: ref,
+                               matches: matchTable, emitter: &emitter)
+    }
+
+    // MARK: - Ids
+
+    /// If a given id is spelled `<entity>#<n>` for this entity (the form of assigned ids),
+    /// returns n.
+    func assignedNumber(_ id: Int32, entity: Int32) -> UInt32? {
+        let idText = symbols.eventIds.string(id)
+        let entityText = symbols.entities.string(entity)
+        guard idText.utf8.count > entityText.utf8.count + 1, idText.hasPrefix(entityText + "#") else { return nil }
+        let digits = idText.utf8.dropFirst(entityText.utf8.count + 1)
+        guard digits.first != 48, digits.allSatisfy({ $0 >= 48 && $0 <= 57 }), digits.count <= 10 else { return nil }
+        return UInt32(String(decoding: digits, as: UTF8.self))
+    }
+
+    func binaryContains(_ a: [UInt32], _ k: UInt32) -> Bool {
+        var lo = 0, hi = a.count
+        while lo < hi {
+            let m = (lo + hi) / 2
+            if a[m] < k { lo = m + 1 } else { hi = m }
+        }
+        return lo < a.count && a[lo] == k
+    }
+
+    // MARK: - Introspection
+
+    /// Approximate bytes of engine state per entity seen (excluding interned names).
+    public var stateBytes: (perEntity: Int, total: Int, entities: Int) {
+        let n = entities.filter(\.ready).count
+        var total = entities.capacity * MemoryLayout<EntityState>.stride
+        total += matchTable.bits.capacity * 8
+        for e in entities where !e.inside.isEmpty { total += 32 + e.inside.capacity * 4 }
+        for e in entities where !e.notAssigned.isEmpty { total += 32 + e.notAssigned.capacity * 4 }
+        total += speed.last.capacity * MemoryLayout<SpeedEvaluator.Last>.stride
+        total += acceptedGiven.capacity * 8
+        return (n == 0 ? 0 : total / n, total, n)
+    }
+}

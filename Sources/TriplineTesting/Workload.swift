@@ -1,0 +1,234 @@
+import Foundation
+import TriplineCore
+
+/// A small, fast, seedable random generator (SplitMix64) so workloads are reproducible.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// Generates reproducible workloads: zones, entities and events, as values and as files.
+public struct Workload {
+    public struct Config: Sendable {
+        public var zones = 1000
+        public var entities = 10_000
+        public var events = 100_000
+        public var seed: UInt64 = 1
+        /// Region of the world the workload lives in.
+        public var minLon = -10.0, maxLon = 10.0, minLat = 40.0, maxLat = 60.0
+        /// Vertices per polygon zone.
+        public var minVertices = 10, maxVertices = 50
+        /// Fraction of zones that are circles.
+        public var circleFraction = 0.1
+        /// Milliseconds between consecutive events.
+        public var stepMs: Int64 = 10
+        /// Start of the stream.
+        public var start: Millis = 1_772_352_000_000  // 2026-03-01T08:00:00Z
+        /// Shares of event types (positions get the rest).
+        public var readingShare = 0.0, contactShare = 0.0, customShare = 0.0
+        /// Fraction of events that carry an explicit id.
+        public var idShare = 0.0
+        public init() {}
+    }
+
+    public static let categories = ["depot", "port", "restricted", "anchorage", "site"]
+    public static let kinds = ["truck", "vessel", "van", "meter", "account"]
+
+    public let config: Config
+    public private(set) var zones: [Zone] = []
+    public private(set) var entities: [EntityInfo] = []
+    var zoneCenters: [(Double, Double, Double)] = []
+
+    public init(_ config: Config) {
+        self.config = config
+        var rng = SplitMix64(seed: config.seed)
+        for i in 0..<config.zones {
+            let cx = Double.random(in: config.minLon...config.maxLon, using: &rng)
+            let cy = Double.random(in: config.minLat...config.maxLat, using: &rng)
+            let radiusDeg = Double.random(in: 0.005...0.04, using: &rng)
+            let category = Workload.categories[i % Workload.categories.count]
+            let id = "zone-\(i)"
+            zoneCenters.append((cx, cy, radiusDeg))
+            if Double.random(in: 0..<1, using: &rng) < config.circleFraction {
+                zones.append(Zone(id: id, category: category, tags: ["site": "s\(i % 50)"], shape: .circle(lon: cx, lat: cy, radiusM: radiusDeg * 111_000)))
+            } else {
+                let n = Int.random(in: config.minVertices...config.maxVertices, using: &rng)
+                var angles = (0..<n).map { _ in Double.random(in: 0..<(2 * Double.pi), using: &rng) }
+                angles.sort()
+                var pts: [(Double, Double)] = []
+                for a in angles {
+                    let r = radiusDeg * Double.random(in: 0.4...1.0, using: &rng)
+                    pts.append((cx + r * cos(a), cy + r * sin(a)))
+                }
+                // Star-shaped around the centre with distinct angles: simple, hence valid.
+                var dedup: [(Double, Double)] = []
+                for p in pts where dedup.last.map({ $0 != p }) ?? true { dedup.append(p) }
+                pts = dedup
+                if pts.count < 3 { pts = [(cx - radiusDeg, cy - radiusDeg), (cx + radiusDeg, cy - radiusDeg), (cx, cy + radiusDeg)] }
+                pts.append(pts[0])
+                zones.append(Zone(id: id, category: category, tags: ["site": "s\(i % 50)"], shape: .polygons([Polygon(shell: Ring(points: pts), holes: [])])))
+            }
+        }
+        for i in 0..<config.entities {
+            let kind = Workload.kinds[i % Workload.kinds.count]
+            var tags: [String: String] = [:]
+            if kind == "truck" { tags["cargo"] = i % 3 == 0 ? "hazmat" : "general" }
+            if kind == "vessel" { tags["class"] = i % 2 == 0 ? "tanker" : "cargo" }
+            entities.append(EntityInfo(id: "\(kind)-\(i)", kind: kind, tags: tags))
+        }
+    }
+
+    /// Streams the events as NDJSON lines (without newline) in time order.
+    public func forEachEventLine(_ body: (String) -> Void) {
+        var rng = SplitMix64(seed: config.seed &+ 7)
+        let m = max(1, config.entities)
+        var pos = [(Double, Double)](repeating: (0, 0), count: m)
+        var started = [Bool](repeating: false, count: m)
+        let zc = zoneCenters
+        for k in 0..<config.events {
+            let e = Int(rng.next() % UInt64(m))
+            let t = config.start + Int64(k) * config.stepMs
+            let id = entities[e].id
+            var idPart = ""
+            if config.idShare > 0 && Double.random(in: 0..<1, using: &rng) < config.idShare { idPart = ",\"id\":\"ev-\(k)\"" }
+            let roll = Double.random(in: 0..<1, using: &rng)
+            if roll < config.readingShare {
+                let v = Double(Int.random(in: 0...2000, using: &rng)) / 10
+                body("{\"entity\":\"\(id)\",\"time\":\(t),\"type\":\"reading\",\"metric\":\"water_l\",\"value\":\(v)\(idPart)}")
+                continue
+            }
+            if roll < config.readingShare + config.contactShare {
+                body("{\"entity\":\"\(id)\",\"time\":\(t),\"type\":\"contact\",\"counterpart\":\"payee-\(rng.next() % 500)\"\(idPart)}")
+                continue
+            }
+            if roll < config.readingShare + config.contactShare + config.customShare {
+                let types = ["login_failed", "password_reset", "payment"]
+                let ty = types[Int(rng.next() % 3)]
+                body("{\"entity\":\"\(id)\",\"time\":\(t),\"type\":\"\(ty)\",\"attrs\":{\"tier\":\"\(rng.next() % 2 == 0 ? "high" : "low")\"}\(idPart)}")
+                continue
+            }
+            if !started[e] {
+                started[e] = true
+                if !zc.isEmpty && rng.next() % 2 == 0 {
+                    let z = zc[Int(rng.next() % UInt64(zc.count))]
+                    pos[e] = (z.0 + Double.random(in: -1...1, using: &rng) * z.2, z.1 + Double.random(in: -1...1, using: &rng) * z.2)
+                } else {
+                    pos[e] = (Double.random(in: config.minLon...config.maxLon, using: &rng), Double.random(in: config.minLat...config.maxLat, using: &rng))
+                }
+            } else {
+                pos[e].0 = min(config.maxLon, max(config.minLon, pos[e].0 + Double.random(in: -0.01...0.01, using: &rng)))
+                pos[e].1 = min(config.maxLat, max(config.minLat, pos[e].1 + Double.random(in: -0.01...0.01, using: &rng)))
+            }
+            let lon = (pos[e].0 * 1e6).rounded() / 1e6, lat = (pos[e].1 * 1e6).rounded() / 1e6
+            body("{\"entity\":\"\(id)\",\"time\":\(t),\"type\":\"position\",\"lon\":\(lon),\"lat\":\(lat)\(idPart)}")
+        }
+    }
+
+    /// All event lines joined with newlines.
+    public func eventsNDJSON() -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(config.events * 90)
+        forEachEventLine { line in
+            out.append(contentsOf: line.utf8)
+            out.append(10)
+        }
+        return out
+    }
+
+    /// Zones as a GeoJSON FeatureCollection.
+    public func zonesGeoJSON() -> String {
+        var s = "{\"type\":\"FeatureCollection\",\"features\":[\n"
+        for (i, z) in zones.enumerated() {
+            if i > 0 { s += ",\n" }
+            let tags = z.tags.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\"\($0.value)\"" }.joined(separator: ",")
+            switch z.shape {
+            case .circle(let lon, let lat, let r):
+                s += "{\"type\":\"Feature\",\"properties\":{\"id\":\"\(z.id)\",\"category\":\"\(z.category)\",\"tags\":{\(tags)},\"radius_m\":\(r)},\"geometry\":{\"type\":\"Point\",\"coordinates\":[\(lon),\(lat)]}}"
+            case .polygons(let ps):
+                let rings = ps[0].shell
+                let coords = (0..<rings.pointCount).map { "[\(rings.x($0)),\(rings.y($0))]" }.joined(separator: ",")
+                s += "{\"type\":\"Feature\",\"properties\":{\"id\":\"\(z.id)\",\"category\":\"\(z.category)\",\"tags\":{\(tags)}},\"geometry\":{\"type\":\"Polygon\",\"coordinates\":[[\(coords)]]}}"
+            }
+        }
+        return s + "\n]}\n"
+    }
+
+    /// Entities as NDJSON.
+    public func entitiesNDJSON() -> String {
+        var s = ""
+        for e in entities {
+            let tags = e.tags.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\"\($0.value)\"" }.joined(separator: ",")
+            s += "{\"id\":\"\(e.id)\",\"kind\":\"\(e.kind)\",\"tags\":{\(tags)}}\n"
+        }
+        return s
+    }
+
+    /// Rules exercising the implemented geofence and speed kinds.
+    public static let geofenceRulesYAML = """
+    rules:
+      - id: hazmat-enters-restricted
+        kind: enter
+        purpose: Hazmat trucks may not enter restricted zones
+        owner: safety-desk
+        severity: high
+        match: {kind: truck, tags: {cargo: hazmat}}
+        zones: {category: restricted}
+      - id: any-enters-depot
+        kind: enter
+        purpose: Depot arrivals for the yard schedule
+        owner: yard-ops
+        severity: info
+        match: {}
+        zones: {category: depot}
+      - id: vessel-leaves-port
+        kind: exit
+        purpose: Port departures for the harbour master
+        owner: port-ops
+        severity: low
+        match: {kind: vessel}
+        zones: {category: port}
+      - id: truck-speeding
+        kind: speed
+        purpose: Road safety limit for trucks
+        owner: fleet-safety
+        severity: medium
+        match: {kind: truck}
+        max_kmh: 130
+        cooldown: 10m
+
+    """
+}
+
+extension Workload {
+    /// Reorders NDJSON event lines so that each line moves by at most `within` of event time
+    /// from its sorted place: lines are sorted by (time + jitter), jitter in [0, within].
+    /// Times are read from a `"time":<ms>` member.
+    public static func shuffleByTime(_ bytes: [UInt8], within: Millis, seed: UInt64) -> [UInt8] {
+        var rng = SplitMix64(seed: seed &+ 99)
+        let lines = bytes.split(separator: 10, omittingEmptySubsequences: true)
+        var keyed: [(Millis, Int, ArraySlice<UInt8>)] = []
+        keyed.reserveCapacity(lines.count)
+        let marker = Array("\"time\":".utf8)
+        for (i, l) in lines.enumerated() {
+            var t: Millis = 0
+            if let r = l.firstRange(of: marker) {
+                var k = r.upperBound
+                while k < l.endIndex, l[k] >= 48, l[k] <= 57 { t = t * 10 + Millis(l[k] - 48); k += 1 }
+            }
+            let jitter = within > 0 ? Millis(rng.next() % UInt64(within + 1)) : 0
+            keyed.append((t + jitter, i, l))
+        }
+        keyed.sort { ($0.0, $0.1) < ($1.0, $1.1) }
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        for (_, _, l) in keyed { out.append(contentsOf: l); out.append(10) }
+        return out
+    }
+}

@@ -1,0 +1,143 @@
+import ArgumentParser
+import Foundation
+import TriplineCore
+import TriplineTesting
+import TriplineYAML
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure the engine on a generated workload (build with -c release).",
+        discussion: "Prints events/s and ns/event for each stage, with ratios against baselines measured in the same run, and engine state bytes per entity."
+    )
+
+    @OptionGroup var workload: WorkloadOptions
+    @Option(help: "Rule file to run (default: the built-in geofence and speed rules).") var rules: String?
+    @Option(name: .customLong("repeat"), help: "Repetitions of each stage; the best is reported.") var repeats: Int = 3
+
+    static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+    func run() throws {
+        var cfg = workload.config
+        if cfg.zones == 1000 && cfg.entities == 10_000 && cfg.events == 100_000 {
+            cfg.zones = 10_000; cfg.entities = 100_000; cfg.events = 1_000_000
+        }
+        print("generating \(cfg.zones) zones, \(cfg.entities) entities, \(cfg.events) events (seed \(cfg.seed))")
+        let w = Workload(cfg)
+        let bytes = w.eventsNDJSON()
+        let ruleText = try rules.map { try CLI.readText($0, what: "rules") } ?? Workload.geofenceRulesYAML
+        let ruleList = try RuleFile.decode(ruleText, file: rules ?? "<built-in rules>").get()
+        let n = Double(cfg.events)
+
+        func best(_ label: String, baseline: Double? = nil, _ body: () -> Void) -> Double {
+            var bestNs = UInt64.max
+            for _ in 0..<max(1, repeats) {
+                let t0 = Bench.now()
+                body()
+                bestNs = min(bestNs, Bench.now() - t0)
+            }
+            let ns = Double(bestNs)
+            let perEvent = ns / n
+            var line = "\(label.padding(toLength: 44, withPad: " ", startingAt: 0)) \(String(format: "%12.0f", n / (ns / 1e9))) events/s  \(String(format: "%8.1f", perEvent)) ns/event"
+            if let baseline { line += String(format: "  (%.2fx the baseline's time)", perEvent / baseline) }
+            print(line)
+            return perEvent
+        }
+
+        // Decode once, keeping the events for the in-process stages.
+        var symbols = Symbols()
+        var events: [Event] = []
+        events.reserveCapacity(cfg.events)
+        let parseNs = best("parse NDJSON (byte decoder)") {
+            var syms = Symbols()
+            var dec = EventDecoder(file: "bench")
+            var count = 0
+            bytes.withUnsafeBufferPointer { p in
+                var s = 0
+                var line = 0
+                for i in 0..<p.count where p[i] == 10 {
+                    line += 1
+                    if case .success = dec.decode(UnsafeBufferPointer(rebasing: p[s..<i]), line: line, symbols: &syms) { count += 1 }
+                    s = i + 1
+                }
+            }
+            precondition(count == cfg.events)
+        }
+        do {
+            var dec = EventDecoder(file: "bench")
+            bytes.withUnsafeBufferPointer { p in
+                var s = 0
+                var line = 0
+                for i in 0..<p.count where p[i] == 10 {
+                    line += 1
+                    if case .success(let ev) = dec.decode(UnsafeBufferPointer(rebasing: p[s..<i]), line: line, symbols: &symbols) { events.append(ev) }
+                    s = i + 1
+                }
+            }
+        }
+        // Baseline: one pass over the decoded events touching each (memory traffic only).
+        var sink = 0.0
+        let baseNs = best("baseline: touch each decoded event") {
+            var acc = 0.0
+            for e in events { acc += e.lon + Double(e.time & 1) }
+            sink += acc
+        }
+        let index = ZoneIndex(shapes: w.zones.map(\.shape))
+        var scratch: [Int32] = []
+        var hits = 0
+        let indexNs = best("zone index lookup per position", baseline: baseNs) {
+            hits = 0
+            for e in events where e.isPosition {
+                index.zones(coveringX: e.lon, y: e.lat, into: &scratch)
+                hits += scratch.count
+            }
+        }
+        // Brute force on a sample, scaled per event.
+        let sample = min(events.count, 2000)
+        let t0 = Bench.now()
+        var scanHits = 0
+        for e in events.prefix(sample) where e.isPosition { scanHits += index.zonesByScan(x: e.lon, y: e.lat).count }
+        let scanPer = Double(Bench.now() - t0) / Double(sample)
+        print("\("brute-force scan of every zone (sample)".padding(toLength: 44, withPad: " ", startingAt: 0)) \(String(format: "%12.0f", 1e9 / scanPer)) events/s  \(String(format: "%8.1f", scanPer)) ns/event  (index is \(String(format: "%.0f", scanPer / indexNs))x faster)")
+        var engineAlerts = 0
+        var lastEngine: Engine?
+        let engineNs = best("engine in-process (index + rules)", baseline: indexNs) {
+            let engine = Engine(zones: w.zones, entities: w.entities, rules: ruleList, symbols: symbols)
+            var out: [Alert] = []
+            for e in events { engine.ingest(e) }
+            engine.finish()
+            engine.drainAlerts(into: &out)
+            engineAlerts = out.count
+            lastEngine = engine
+        }
+        _ = best("end to end: bytes -> decode -> engine -> NDJSON", baseline: engineNs) {
+            let engine = Engine(zones: w.zones, entities: w.entities, rules: ruleList)
+            var dec = EventDecoder(file: "bench")
+            var out: [Alert] = []
+            var text: [UInt8] = []
+            let enc = AlertEncoder()
+            bytes.withUnsafeBufferPointer { p in
+                var s = 0
+                var line = 0
+                for i in 0..<p.count where p[i] == 10 {
+                    line += 1
+                    if case .success(let ev) = dec.decode(UnsafeBufferPointer(rebasing: p[s..<i]), line: line, symbols: &engine.symbols) { engine.ingest(ev) }
+                    s = i + 1
+                    if line & 0xFFFF == 0 {
+                        engine.drainAlerts(into: &out)
+                        for a in out { enc.append(a, engine: engine, to: &text) }
+                        out.removeAll(keepingCapacity: true)
+                        text.removeAll(keepingCapacity: true)
+                    }
+                }
+            }
+            engine.finish()
+            engine.drainAlerts(into: &out)
+        }
+        _ = parseNs
+        if let e = lastEngine {
+            let st = e.stateBytes
+            print("engine state: \(st.perEntity) bytes/entity over \(st.entities) entities (\(st.total) bytes, zone memberships and dedup included)")
+        }
+        print("zone hits: \(hits), alerts: \(engineAlerts), checksum \(Int(sink) & 1), scan hits \(scanHits)")
+    }
+}

@@ -1,0 +1,153 @@
+import ArgumentParser
+import Foundation
+import TriplineCore
+
+struct InputFiles: ParsableArguments {
+    @Option(name: .long, help: "Zones: a GeoJSON FeatureCollection.")
+    var zones: String?
+    @Option(name: .long, help: "Entities: NDJSON, one {id, kind, tags} per line.")
+    var entities: String?
+    @Option(name: .long, help: "Rules: a YAML or JSON file {rules: [...]}.")
+    var rules: String?
+    @Option(name: .customLong("sensitive-tag"), help: "Extra tag/attribute key to refuse, beyond the built-in list (repeatable).")
+    var sensitiveTags: [String] = []
+}
+
+struct Replay: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run rules over a file of events and write the alerts they produce (a backtest).",
+        discussion: "Events are NDJSON, one per line, from a file or '-' for stdin. Alerts are written as NDJSON in canonical order. Exit status 2 means invalid input."
+    )
+
+    @OptionGroup var inputs: InputFiles
+    @Option(name: .customLong("allowed-lateness"), help: "Apply events up to this much out of order (e.g. 5s).")
+    var allowedLateness: String = "0s"
+    @Option(help: "Advance event time to this instant at the end, firing timers due by then.")
+    var until: String?
+    @Option(help: "Write alerts here instead of stdout.")
+    var output: String?
+    @Option(help: "Write late events (verbatim lines) here; by default they are listed on stderr.")
+    var late: String?
+    @Option(help: "Write invalid event lines here with their error and go on, instead of stopping.")
+    var rejects: String?
+    @Flag(help: "Do not print the summary on stderr.")
+    var quiet = false
+    @Argument(help: "The events file (NDJSON), or '-' for stdin.")
+    var events: String
+
+    func run() throws {
+        let sensitive = SensitiveTags(extra: inputs.sensitiveTags)
+        let lateness = try CLI.parseDuration(allowedLateness, option: "--allowed-lateness")
+        let untilTime = try until.map { try CLI.parseTime($0, option: "--until") }
+        let loaded = CLI.loadInputs(zones: inputs.zones, entities: inputs.entities, rules: inputs.rules, sensitive: sensitive)
+        if !loaded.errors.isEmpty {
+            loaded.errors.forEach(CLI.printErr)
+            CLI.printErr("tripline: \(loaded.errors.count) error(s) in the input files; nothing was run")
+            throw ExitCode(2)
+        }
+        if inputs.rules == nil { CLI.printErr("tripline: no --rules given: events are checked and counted, no alert can fire") }
+        let engine = Engine(zones: loaded.zones, entities: loaded.entities, rules: loaded.rules,
+                            options: EngineOptions(allowedLateness: lateness), symbols: Symbols(sensitive: sensitive))
+        for r in engine.unsupportedRules {
+            CLI.printErr("tripline: rule \"\(r.id)\" (line \(r.line)): kind \(r.kind.rawValue) is not evaluated by this version; skipped")
+        }
+        let out = try Output(path: output)
+        let lateOut = try late.map { try Output(path: $0) }
+        let rejectsOut = try rejects.map { try Output(path: $0) }
+        let reader = try LineReader(path: events)
+        var decoder = EventDecoder(file: events == "-" ? "<stdin>" : events)
+        let encoder = AlertEncoder()
+        var alerts: [Alert] = []
+        var line: [UInt8] = []
+        var failure: TriplineError?
+        var rejected = 0
+        let started = Date()
+        var lastProgress = started
+        let progress = CLI.stderrIsTerminal && !quiet
+        var expiredReported = 0
+        func drain() {
+            engine.drainAlerts(into: &alerts)
+            if alerts.isEmpty { return }
+            line.removeAll(keepingCapacity: true)
+            for a in alerts { encoder.append(a, engine: engine, to: &line) }
+            out.write(line)
+            alerts.removeAll(keepingCapacity: true)
+        }
+        func reportExpiry() {
+            while expiredReported < engine.expiredRules.count {
+                let (r, at) = engine.expiredRules[expiredReported]
+                CLI.printErr("tripline: rule \"\(engine.rules[Int(r)].id)\" expired at \(EventTime.format(at)); it emits nothing from then on")
+                expiredReported += 1
+            }
+        }
+        try reader.forEachLine { bytes, lineNo in
+            if bytes.allSatisfy({ $0 == 32 || $0 == 9 }) { return true }
+            switch decoder.decode(bytes, line: lineNo, symbols: &engine.symbols) {
+            case .failure(let e):
+                if let rejectsOut {
+                    rejected += 1
+                    var rec: [UInt8] = Array(#"{"line":"#.utf8) + Array(String(lineNo).utf8) + Array(#","error":"#.utf8)
+                    JSONText.appendString(e.description, to: &rec)
+                    rec += Array(#","input":"#.utf8)
+                    JSONText.appendString(String(decoding: bytes, as: UTF8.self), to: &rec)
+                    rec += Array("}\n".utf8)
+                    rejectsOut.write(rec)
+                    return true
+                }
+                failure = e
+                return false
+            case .success(let ev):
+                if case .late = engine.ingest(ev) {
+                    if let lateOut {
+                        lateOut.write(Array(bytes) + [10])
+                    } else {
+                        CLI.printErr("tripline: late event (before the watermark \(EventTime.format(engine.watermark))) at \(decoder.file):\(lineNo): \(String(decoding: bytes, as: UTF8.self))")
+                    }
+                }
+            }
+            if engine.stats.arrived & 0x3FFF == 0 {
+                drain()
+                reportExpiry()
+                if progress {
+                    let now = Date()
+                    if now.timeIntervalSince(lastProgress) > 0.5 {
+                        lastProgress = now
+                        let el = now.timeIntervalSince(started)
+                        FileHandle.standardError.write("\r\(engine.stats.arrived) events, \(Int(Double(engine.stats.arrived) / el)) events/s, \(reader.bytesRead >> 20) MiB   ".data(using: .utf8)!)
+                    }
+                }
+            }
+            return true
+        }
+        reader.close()
+        if progress { FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8)!) }
+        if let failure {
+            engine.finish(until: nil)
+            drain()
+            out.close()
+            lateOut?.close()
+            CLI.printErr(failure.description)
+            CLI.printErr("tripline: stopped at the invalid line above (pass --rejects FILE to set invalid lines aside and go on); alerts up to that line were written")
+            throw ExitCode(2)
+        }
+        engine.finish(until: untilTime)
+        drain()
+        reportExpiry()
+        out.close()
+        lateOut?.close()
+        rejectsOut?.close()
+        let elapsed = Date().timeIntervalSince(started)
+        if !quiet {
+            let s = engine.stats
+            var summary = "tripline: \(s.arrived) events (\(s.applied) applied, \(s.duplicates) duplicate, \(s.late) late"
+            if rejectsOut != nil { summary += ", \(rejected) rejected" }
+            summary += ") in \(String(format: "%.2f", elapsed)) s, \(Int(Double(s.arrived) / max(elapsed, 1e-9))) events/s, \(reader.bytesRead) bytes"
+            CLI.printErr(summary)
+            let per = engine.alertsPerRule
+            for (i, r) in engine.rules.enumerated() {
+                CLI.printErr("  rule \(r.id): \(per[i]) alert(s)")
+            }
+            if s.suppressedByCooldown > 0 { CLI.printErr("  \(s.suppressedByCooldown) transition(s) suppressed by cooldown") }
+        }
+    }
+}

@@ -1,0 +1,184 @@
+import ArgumentParser
+import Foundation
+import TriplineCore
+import TriplineYAML
+
+@main
+struct Tripline: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tripline",
+        abstract: "Real-time geofencing and event-pattern alerts, evaluated on event time.",
+        subcommands: [Replay.self, Validate.self, Generate.self, Bench.self]
+    )
+}
+
+/// Exit with status 2 for invalid input, after printing the errors.
+struct InputError: Error, CustomStringConvertible {
+    var description: String
+}
+
+enum CLI {
+    static var stderrIsTerminal: Bool { isatty(2) == 1 }
+
+    static func printErr(_ s: String) {
+        FileHandle.standardError.write((s + "\n").data(using: .utf8)!)
+    }
+
+    static func readText(_ path: String, what: String) throws -> String {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw InputError(description: "\(path): cannot read the \(what) file (does it exist and is it readable?)")
+        }
+        guard let s = String(data: data, encoding: .utf8) else {
+            throw InputError(description: "\(path): the \(what) file is not valid UTF-8")
+        }
+        return s
+    }
+
+    /// Loads zones, entities and rules, collecting the errors of all three files.
+    static func loadInputs(zones: String?, entities: String?, rules: String?, sensitive: SensitiveTags) -> (zones: [Zone], entities: [EntityInfo], rules: [Rule], errors: [String]) {
+        var errors: [String] = []
+        var zs: [Zone] = [], es: [EntityInfo] = [], rs: [Rule] = []
+        func attempt(_ path: String?, _ what: String, _ body: (String) throws -> Void) {
+            guard let path else { return }
+            do { try body(path) } catch let e as TriplineErrors {
+                errors += e.errors.map(\.description)
+            } catch {
+                errors.append("\(error)")
+            }
+        }
+        attempt(zones, "zones") { p in zs = try ZoneCodec.decode(try readText(p, what: "zones"), file: p, sensitive: sensitive).get() }
+        attempt(entities, "entities") { p in es = try EntityCodec.decode(try readText(p, what: "entities"), file: p, sensitive: sensitive).get() }
+        attempt(rules, "rules") { p in rs = try RuleFile.decode(try readText(p, what: "rules"), file: p, sensitive: sensitive).get() }
+        return (zs, es, rs, errors)
+    }
+
+    static func parseTime(_ s: String, option: String) throws -> Millis {
+        if let ms = Int64(s), ms >= 0 { return ms }
+        switch EventTime.parseRFC3339(s) {
+        case .success(let t): return t
+        case .failure(.malformed(let why)):
+            throw ValidationError("\(option) '\(s)' is neither RFC 3339 nor epoch milliseconds: \(why)")
+        }
+    }
+
+    static func parseDuration(_ s: String, option: String) throws -> Millis {
+        switch DurationText.parse(s) {
+        case .success(let v): return v
+        case .failure(let e): throw ValidationError("\(option): \(e.message)")
+        }
+    }
+}
+
+/// A buffered writer on a file descriptor.
+final class Output {
+    let fd: Int32
+    var buffer: [UInt8] = []
+    let ownsFD: Bool
+
+    init(path: String?) throws {
+        if let path, path != "-" {
+            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            guard fd >= 0 else { throw InputError(description: "\(path): cannot open for writing: \(String(cString: strerror(errno)))") }
+            self.fd = fd
+            ownsFD = true
+        } else {
+            fd = 1
+            ownsFD = false
+        }
+        buffer.reserveCapacity(1 << 20)
+    }
+
+    func write(_ bytes: [UInt8]) {
+        buffer.append(contentsOf: bytes)
+        if buffer.count >= 1 << 20 { flush() }
+    }
+
+    func write(_ s: String) { write(Array(s.utf8)) }
+
+    func flush() {
+        var off = 0
+        buffer.withUnsafeBytes { p in
+            while off < p.count {
+                let n = Foundation.write(fd, p.baseAddress! + off, p.count - off)
+                if n <= 0 { break }
+                off += n
+            }
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    func close() {
+        flush()
+        if ownsFD { Foundation.close(fd) }
+    }
+}
+
+/// Reads a file or stdin in large chunks and hands out lines (without newline or CR).
+final class LineReader {
+    let fd: Int32
+    var buffer: [UInt8]
+    var start = 0
+    var end = 0
+    var eof = false
+    var lineNumber = 0
+    var bytesRead = 0
+
+    init(path: String) throws {
+        if path == "-" {
+            fd = 0
+        } else {
+            fd = open(path, O_RDONLY)
+            guard fd >= 0 else { throw InputError(description: "\(path): cannot open the events file: \(String(cString: strerror(errno)))") }
+        }
+        buffer = [UInt8](repeating: 0, count: 4 << 20)
+    }
+
+    /// Calls `body` for every line; stops early when it returns false.
+    func forEachLine(_ body: (UnsafeBufferPointer<UInt8>, Int) throws -> Bool) rethrows {
+        while true {
+            // Find complete lines in [start, end).
+            let stop: Bool = try buffer.withUnsafeBufferPointer { p in
+                var s = start
+                var i = start
+                while i < end {
+                    if p[i] == 10 {
+                        lineNumber += 1
+                        var e = i
+                        if e > s && p[e - 1] == 13 { e -= 1 }
+                        if !(try body(UnsafeBufferPointer(rebasing: p[s..<e]), lineNumber)) { return true }
+                        s = i + 1
+                    }
+                    i += 1
+                }
+                start = s
+                return false
+            }
+            if stop { return }
+            if eof {
+                if start < end {
+                    lineNumber += 1
+                    let s = start, e = end
+                    start = end
+                    _ = try buffer.withUnsafeBufferPointer { p in try body(UnsafeBufferPointer(rebasing: p[s..<e]), lineNumber) }
+                }
+                return
+            }
+            // Compact and refill.
+            if start > 0 {
+                let remaining = end - start
+                if remaining > 0 {
+                    buffer.withUnsafeMutableBufferPointer { p in
+                        _ = memmove(p.baseAddress!, p.baseAddress! + start, remaining)
+                    }
+                }
+                start = 0
+                end = remaining
+            }
+            if end == buffer.count { buffer.append(contentsOf: repeatElement(0, count: buffer.count)) }
+            let n = buffer.withUnsafeMutableBufferPointer { p in read(fd, p.baseAddress! + end, p.count - end) }
+            if n <= 0 { eof = true } else { end += n; bytesRead += n }
+        }
+    }
+
+    func close() { if fd != 0 { Foundation.close(fd) } }
+}
