@@ -3,6 +3,9 @@ import PackageDescription
 
 let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
+    // The engine is single-threaded by design; dynamic exclusivity checks on its class
+    // state cost more than the work on the hot path in release builds.
+    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
 ]
 
 let package = Package(

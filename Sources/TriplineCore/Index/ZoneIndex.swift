@@ -1,79 +1,148 @@
-/// A static R-tree over zone bounding boxes, bulk-loaded by Sort-Tile-Recursive packing,
-/// stored as flat arrays level by level (node i of a level has children i*M ..< (i+1)*M
-/// of the level below). Answers "which zones cover this point" exactly.
+/// A static R-tree over zone parts, bulk-loaded by Sort-Tile-Recursive packing and stored
+/// in flat arrays: node i of a level has children i*M ..< (i+1)*M of the level below.
+/// Leaf entries are polygon parts (a MultiPolygon has one entry per part) or circles, with
+/// their rings copied into one coordinate array, so a lookup touches no Swift object.
+/// Answers "which zones cover this point" exactly (spec section 1).
 public struct ZoneIndex: Sendable {
     public static let fanout = 16
-    /// levels[0] are the leaf entries; the last level has one node (the root).
-    /// Each level stores minX, minY, maxX, maxY consecutively.
-    var levels: [[Double]]
-    /// For leaf entry i: the zone index.
-    var entryZone: [Int32]
+    /// Boxes of every node, leaf entries first, the root last: minX, minY, maxX, maxY.
+    var boxes: [Double] = []
+    /// Children of inner nodes: first node index and count (0 for leaf entries).
+    var nodeFirst: [Int32] = []
+    var nodeCount: [Int32] = []
+    /// Nodes below this index are leaf entries.
+    var leafCount = 0
+    /// Per leaf entry: zone index, and the part it tests (>= 0: index into `parts`;
+    /// < 0: circle number -1 - c).
+    var entryZone: [Int32] = []
+    var entryPart: [Int32] = []
+    /// Polygon parts: first ring and ring count in `rings`.
+    var parts: [(Int32, Int32)] = []
+    /// Rings: start and count (in points) in `coords`, and the ring's box.
+    var ringStart: [Int32] = []
+    var ringPoints: [Int32] = []
+    var ringBoxes: [Double] = []
+    var coords: [Double] = []
+    /// Circles: lon, lat, radius.
+    var circles: [Double] = []
     /// The zone shapes, by zone index.
     public let shapes: [ZoneShape]
 
     /// Builds the index. Zones are numbered by their position in `shapes`.
     public init(shapes: [ZoneShape]) {
         self.shapes = shapes
-        var entries: [(BBox, Int32)] = []
+        var entries: [(BBox, Int32, Int32)] = []
         for (z, s) in shapes.enumerated() {
-            for b in s.indexBoxes { entries.append((b, Int32(z))) }
-        }
-        // STR packing of the leaves.
-        let m = ZoneIndex.fanout
-        let n = entries.count
-        if n > 0 {
-            entries.sort { ($0.0.minX + $0.0.maxX) < ($1.0.minX + $1.0.maxX) }
-            let leafPages = (n + m - 1) / m
-            let slices = Int(Double(leafPages).squareRoot().rounded(.up))
-            let perSlice = slices * m
-            var start = 0
-            while start < n {
-                let end = min(n, start + perSlice)
-                entries[start..<end].sort { ($0.0.minY + $0.0.maxY) < ($1.0.minY + $1.0.maxY) }
-                start = end
-            }
-        }
-        var leaf: [Double] = []
-        leaf.reserveCapacity(n * 4)
-        for (b, _) in entries { leaf += [b.minX, b.minY, b.maxX, b.maxY] }
-        entryZone = entries.map(\.1)
-        levels = [leaf]
-        var current = leaf
-        while current.count / 4 > 1 {
-            let count = current.count / 4
-            var up: [Double] = []
-            up.reserveCapacity(((count + m - 1) / m) * 4)
-            var i = 0
-            while i < count {
-                var b = BBox.empty
-                for k in i..<min(count, i + m) {
-                    b.extend(BBox(minX: current[4 * k], minY: current[4 * k + 1], maxX: current[4 * k + 2], maxY: current[4 * k + 3]))
+            switch s {
+            case .polygons(let ps):
+                for p in ps {
+                    let partIndex = Int32(parts.count)
+                    parts.append((Int32(ringStart.count), Int32(1 + p.holes.count)))
+                    for r in [p.shell] + p.holes {
+                        ringStart.append(Int32(coords.count / 2))
+                        ringPoints.append(Int32(r.pointCount))
+                        ringBoxes += [r.bbox.minX, r.bbox.minY, r.bbox.maxX, r.bbox.maxY]
+                        coords += r.coords
+                    }
+                    entries.append((p.bbox, Int32(z), partIndex))
                 }
-                up += [b.minX, b.minY, b.maxX, b.maxY]
-                i += m
+            case .circle(let lon, let lat, let r):
+                let c = Int32(circles.count / 3)
+                circles += [lon, lat, r]
+                for b in s.indexBoxes { entries.append((b, Int32(z), -1 - c)) }
             }
-            levels.append(up)
-            current = up
+        }
+        let n = entries.count
+        ZoneIndex.strSort(&entries) { $0.0 }
+        for (b, z, p) in entries {
+            boxes += [b.minX, b.minY, b.maxX, b.maxY]
+            entryZone.append(z)
+            entryPart.append(p)
+            nodeFirst.append(0)
+            nodeCount.append(0)
+        }
+        leafCount = n
+        // Each level: group the (STR-ordered) level below into parents, then STR-order the
+        // parents themselves; children stay contiguous because grouping follows that order.
+        var levelStart = 0, levelCount = n
+        while levelCount > 1 {
+            var parents: [(BBox, Int32, Int32)] = []
+            var i = 0
+            while i < levelCount {
+                let c = min(ZoneIndex.fanout, levelCount - i)
+                var b = BBox.empty
+                for k in (levelStart + i)..<(levelStart + i + c) {
+                    b.extend(BBox(minX: boxes[4 * k], minY: boxes[4 * k + 1], maxX: boxes[4 * k + 2], maxY: boxes[4 * k + 3]))
+                }
+                parents.append((b, Int32(levelStart + i), Int32(c)))
+                i += c
+            }
+            ZoneIndex.strSort(&parents) { $0.0 }
+            levelStart = boxes.count / 4
+            levelCount = parents.count
+            for (b, f, c) in parents {
+                boxes += [b.minX, b.minY, b.maxX, b.maxY]
+                nodeFirst.append(f)
+                nodeCount.append(c)
+            }
+        }
+    }
+
+    /// Sort-Tile-Recursive order: vertical slices by centre x, each sorted by centre y.
+    static func strSort<T>(_ items: inout [T], _ box: (T) -> BBox) {
+        let m = ZoneIndex.fanout
+        let n = items.count
+        guard n > m else { return }
+        items.sort { box($0).minX + box($0).maxX < box($1).minX + box($1).maxX }
+        let pages = (n + m - 1) / m
+        let slices = Int(Double(pages).squareRoot().rounded(.up))
+        let perSlice = ((pages + slices - 1) / slices) * m
+        var start = 0
+        while start < n {
+            let end = min(n, start + perSlice)
+            items[start..<end].sort { box($0).minY + box($0).maxY < box($1).minY + box($1).maxY }
+            start = end
         }
     }
 
     /// Number of zones.
     public var count: Int { shapes.count }
 
-    /// Appends to `out` the indices of every zone covering (x, y), ascending, without repeats.
-    /// `out` is cleared first.
-    
+    /// Sets `out` to the indices of every zone covering (x, y), ascending, without repeats.
     public func zones(coveringX x: Double, y: Double, into out: inout [Int32]) {
         out.removeAll(keepingCapacity: true)
-        guard let top = levels.last, top.count == 4 else { return }
-        if x >= top[0] && x <= top[2] && y >= top[1] && y <= top[3] {
-            visit(level: levels.count - 1, node: 0, x, y, &out)
+        let total = boxes.count / 4
+        guard total > 0 else { return }
+        boxes.withUnsafeBufferPointer { bx in
+            nodeFirst.withUnsafeBufferPointer { nf in
+                nodeCount.withUnsafeBufferPointer { nc in
+                    withUnsafeTemporaryAllocation(of: Int32.self, capacity: 512) { stack in
+                        let root = total - 1
+                        if !(x >= bx[4 * root] && x <= bx[4 * root + 2] && y >= bx[4 * root + 1] && y <= bx[4 * root + 3]) { return }
+                        if root < leafCount { testEntry(root, x, y, &out); return }
+                        stack[0] = Int32(root)
+                        var top = 1
+                        while top > 0 {
+                            top -= 1
+                            let node = Int(stack[top])
+                            let first = Int(nf[node]), last = first + Int(nc[node])
+                            var c = first
+                            while c < last {
+                                let k = 4 * c
+                                if x >= bx[k] && x <= bx[k + 2] && y >= bx[k + 1] && y <= bx[k + 3] {
+                                    if c < leafCount {
+                                        testEntry(c, x, y, &out)
+                                    } else if top < stack.count {
+                                        stack[top] = Int32(c); top += 1
+                                    }
+                                }
+                                c += 1
+                            }
+                        }
+                    }
+                }
+            }
         }
-        finish(&out)
-    }
-
-    
-    func finish(_ out: inout [Int32]) {
         if out.count > 1 {
             out.sort()
             var w = 1
@@ -84,26 +153,72 @@ public struct ZoneIndex: Sendable {
         }
     }
 
-    
-    func visit(level: Int, node: Int, _ x: Double, _ y: Double, _ out: inout [Int32]) {
-        if level == 0 {
-            let z = Int(entryZone[node])
-            if shapes[z].covers(x, y) { out.append(Int32(z)) }
+    @inline(__always)
+    func testEntry(_ entry: Int, _ x: Double, _ y: Double, _ out: inout [Int32]) {
+        let p = Int(entryPart[entry])
+        if p < 0 {
+            let c = -1 - p
+            if Haversine.distance(circles[3 * c], circles[3 * c + 1], x, y) <= circles[3 * c + 2] { out.append(entryZone[entry]) }
             return
         }
-        let below = levels[level - 1]
-        let first = node * ZoneIndex.fanout
-        let last = min(below.count / 4, first + ZoneIndex.fanout)
-        below.withUnsafeBufferPointer { b in
-            for c in first..<last {
-                if x >= b[4 * c] && x <= b[4 * c + 2] && y >= b[4 * c + 1] && y <= b[4 * c + 3] {
-                    visit(level: level - 1, node: c, x, y, &out)
+        if partCovers(p, x, y) { out.append(entryZone[entry]) }
+    }
+
+    func partCovers(_ p: Int, _ x: Double, _ y: Double) -> Bool {
+        let (first, n) = parts[p]
+        return coords.withUnsafeBufferPointer { c in
+            ringBoxes.withUnsafeBufferPointer { rb in
+                for r in Int(first)..<Int(first + n) {
+                    let inBox = x >= rb[4 * r] && x <= rb[4 * r + 2] && y >= rb[4 * r + 1] && y <= rb[4 * r + 3]
+                    if r == Int(first) {
+                        if !inBox { return false }
+                        switch ZoneIndex.locate(c.baseAddress! + 2 * Int(ringStart[r]), Int(ringPoints[r]), x, y) {
+                        case .outside: return false
+                        case .boundary: return true
+                        case .inside: continue
+                        }
+                    }
+                    if !inBox { continue }
+                    switch ZoneIndex.locate(c.baseAddress! + 2 * Int(ringStart[r]), Int(ringPoints[r]), x, y) {
+                    case .inside: return false
+                    case .boundary: return true
+                    case .outside: continue
+                    }
                 }
+                return true
             }
         }
     }
 
-    /// The reference answer by scanning every zone (for tests).
+    /// Locates a point against a closed ring of `points` points at `c` (x, y interleaved).
+    @inline(__always)
+    static func locate(_ c: UnsafePointer<Double>, _ points: Int, _ px: Double, _ py: Double) -> PointLocation {
+        var inside = false
+        var ax = c[0], ay = c[1]
+        var k = 1
+        while k < points {
+            let bx = c[2 * k], by = c[2 * k + 1]
+            k += 1
+            defer { ax = bx; ay = by }
+            if (py < ay && py < by) || (py > ay && py > by) { continue }
+            if ay == by {
+                if px >= min(ax, bx) && px <= max(ax, bx) { return .boundary }
+                continue
+            }
+            if px > ax && px > bx { continue }
+            let crosses = (ay > py) != (by > py)
+            if px < ax && px < bx {
+                if crosses { inside.toggle() }
+                continue
+            }
+            let o = Predicates.orient(ax, ay, bx, by, px, py)
+            if o == 0 { return .boundary }
+            if crosses && ((by > ay) == (o > 0)) { inside.toggle() }
+        }
+        return inside ? .inside : .outside
+    }
+
+    /// The reference answer by scanning every zone (for tests and baselines).
     public func zonesByScan(x: Double, y: Double) -> [Int32] {
         var out: [Int32] = []
         for (z, s) in shapes.enumerated() where s.covers(x, y) { out.append(Int32(z)) }

@@ -20,8 +20,21 @@ public struct Interner: Sendable {
 
     
     static func hash(_ p: UnsafeBufferPointer<UInt8>) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in p { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        // Eight bytes at a time, multiply-xorshift mixing.
+        var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(p.count)
+        let n = p.count
+        var i = 0
+        guard let base = p.baseAddress else { return h }
+        while i + 8 <= n {
+            let w = UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)
+            h = (h ^ w) &* 0xBF58_476D_1CE4_E5B9
+            h ^= h >> 31
+            i += 8
+        }
+        var tail: UInt64 = 0
+        var shift: UInt64 = 0
+        while i < n { tail |= UInt64(base[i]) << shift; shift += 8; i += 1 }
+        h = (h ^ tail) &* 0x94D0_49BB_1331_11EB
         return h ^ (h >> 29)
     }
 

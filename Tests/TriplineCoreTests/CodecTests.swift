@@ -1,0 +1,274 @@
+import Testing
+import TriplineYAML
+@testable import TriplineCore
+
+@Suite struct TimeAndDurationTests {
+    @Test func rfc3339ParsesOffsetsCaseAndTruncatesBeyondMilliseconds() throws {
+        #expect(try EventTime.parseRFC3339("2026-03-01T08:00:00Z").get() == 1_772_352_000_000)
+        #expect(try EventTime.parseRFC3339("2026-03-01t08:00:00z").get() == 1_772_352_000_000)
+        #expect(try EventTime.parseRFC3339("2026-03-01T09:30:00+01:30").get() == 1_772_352_000_000)
+        #expect(try EventTime.parseRFC3339("2026-03-01T08:00:00.1239Z").get() == 1_772_352_000_123)
+        #expect(try EventTime.parseRFC3339("2026-03-01T08:00:00.5Z").get() == 1_772_352_000_500)
+        #expect(try EventTime.parseRFC3339("2024-02-29T00:00:00Z").get() == 1_709_164_800_000)
+    }
+
+    @Test(arguments: ["2026-02-30T00:00:00Z", "2026-03-01T08:00:00", "2026-03-01 08:00:00Z", "2026-13-01T00:00:00Z", "2026-03-01T24:00:00Z", "yesterday"])
+    func invalidTimesAreRefused(_ text: String) {
+        guard case .failure = EventTime.parseRFC3339(text) else {
+            Issue.record("\(text) was accepted")
+            return
+        }
+    }
+
+    @Test func formattingHasExactlyThreeFractionDigits() {
+        #expect(EventTime.format(1_772_352_000_000) == "2026-03-01T08:00:00.000Z")
+        #expect(EventTime.format(1_772_352_000_007) == "2026-03-01T08:00:00.007Z")
+        #expect(EventTime.format(0) == "1970-01-01T00:00:00.000Z")
+    }
+
+    @Test func durations() throws {
+        #expect(try DurationText.parse("500ms").get() == 500)
+        #expect(try DurationText.parse("1h30m").get() == 5_400_000)
+        #expect(try DurationText.parse("7d").get() == 604_800_000)
+        #expect(try DurationText.parse("0s").get() == 0)
+        for bad in ["30", "1m1h", "5x", "", "1h1h", "-5m", "1.5h"] {
+            if case .success = DurationText.parse(bad) { Issue.record("\(bad) was accepted") }
+        }
+    }
+}
+
+@Suite struct EventDecoderTests {
+    func decode(_ line: String) -> Result<Event, TriplineError> {
+        var symbols = Symbols()
+        var d = EventDecoder(file: "events.ndjson")
+        var l = line
+        return l.withUTF8 { d.decode($0, line: 7, symbols: &symbols) }
+    }
+
+    func error(_ line: String) -> TriplineError? {
+        if case .failure(let e) = decode(line) { return e }
+        return nil
+    }
+
+    @Test func decodesEveryEventType() throws {
+        let p = try decode(#"{"entity":"truck-1","time":"2026-03-01T08:00:00Z","type":"position","lon":4.5,"lat":52.25,"id":"a\"b"}"#).get()
+        #expect(p.isPosition && p.lon == 4.5 && p.lat == 52.25 && p.time == 1_772_352_000_000 && p.givenId == 0)
+        let r = try decode(#"{"entity":"m","time":5,"type":"reading","metric":"water_l","value":-1.5e2}"#).get()
+        #expect(r.type == Symbols.readingType && r.value == -150 && r.time == 5)
+        let c = try decode(#"{"entity":"a","time":5,"type":"payment","attrs":{"tier":"high","amount":12,"new":true}}"#).get()
+        #expect(c.attrs.count == 3)
+    }
+
+    @Test func numbersParseExactly() throws {
+        for text in ["0.1", "52.370216", "-179.999999999", "1e-7", "123456789.123456789", "4.940656458412465e-324"] {
+            let e = try decode(#"{"entity":"x","time":1,"type":"reading","metric":"m","value":\#(text)}"#).get()
+            #expect(e.value == Double(text)!, "\(text)")
+        }
+    }
+
+    @Test func badLinesGetOneLocatedMessage() {
+        let truncated = error(#"{"entity":"t","time":1,"type":"position","lon":4.5,"la"#)
+        #expect(truncated?.location?.line == 7)
+        #expect(truncated?.code == .syntax)
+        let nan = error(#"{"entity":"t","time":1,"type":"position","lon":NaN,"lat":1}"#)
+        #expect(nan?.location?.pointer == "/lon" && nan?.message.contains("NaN") == true)
+        let lon = error(#"{"entity":"t","time":1,"type":"position","lon":200,"lat":1}"#)
+        #expect(lon?.location?.pointer == "/lon" && lon?.message.contains("200") == true)
+        let unknown = error(#"{"entity":"t","time":1,"type":"position","lng":2,"lat":1}"#)
+        #expect(unknown?.location?.pointer == "/lng" && unknown?.code == .unknownField)
+        let missing = error(#"{"entity":"t","time":1,"type":"position","lat":1}"#)
+        #expect(missing?.message.contains("lon") == true)
+        let quoted = error(#"{"entity":"t","time":1,"type":"position","lon":"2","lat":1}"#)
+        #expect(quoted?.message.contains("not a string") == true)
+        let sensitive = error(#"{"entity":"t","time":1,"type":"visit","attrs":{"Health":"flu"}}"#)
+        #expect(sensitive?.code == .sensitiveTag && sensitive?.location?.pointer == "/attrs/Health")
+        let badTime = error(#"{"entity":"t","time":"2026-03-01","type":"x"}"#)
+        #expect(badTime?.location?.pointer == "/time")
+        let negative = error(#"{"entity":"t","time":-5,"type":"x"}"#)
+        #expect(negative?.location?.pointer == "/time")
+        #expect(error(#"{"entity":"t","time":1,"type":"reading","metric":"m","value":1,"lon":2}"#)?.location?.pointer == "/lon")
+        #expect(error(#"["not an object"]"#) != nil)
+        #expect(error(#"{"entity":"","time":1,"type":"x"}"#)?.location?.pointer == "/entity")
+    }
+}
+
+@Suite struct RuleCodecTests {
+    func errors(_ yaml: String) -> [TriplineError] {
+        switch RuleFile.decode(yaml, file: "rules.yaml") {
+        case .success: return []
+        case .failure(let e): return e.errors
+        }
+    }
+
+    let header = """
+    rules:
+      - id: r1
+        purpose: test
+        owner: me
+        severity: low
+        match: {}
+
+    """
+
+    @Test func theSpecExampleDecodes() throws {
+        let yaml = """
+        rules:
+          - id: hazmat-depot-crowding
+            kind: gathering
+            purpose: Site safety limit of three hazmat trucks per depot
+            owner: safety-desk
+            severity: high
+            match: {kind: truck, tags: {cargo: hazmat}}
+            zones: {category: depot}
+            min_count: 4
+            window: 30m
+            cooldown: 1h
+            expires: 2027-06-30T00:00:00Z
+          - id: meter-over-baseline
+            kind: threshold
+            purpose: Leak detection on water meters
+            owner: network-ops
+            severity: medium
+            match: {kind: meter}
+            metric: water_l
+            baseline: {window: 28d, factor: 3, min_samples: 48}
+          - id: takeover-pattern
+            kind: sequence
+            purpose: Account takeover pattern on the payments desk
+            owner: fraud-desk
+            severity: critical
+            match: {kind: account}
+            steps:
+              - event: {type: login_failed}
+              - event: {type: password_reset}
+              - event: {type: payment, attrs: {tier: high}}
+            within: 30m
+        """
+        let rules = try RuleFile.decode(yaml, file: "rules.yaml").get()
+        #expect(rules.count == 3)
+        #expect(rules[0].parameters == .gathering(minCount: 4, window: 1_800_000))
+        #expect(rules[0].cooldown == 3_600_000)
+        #expect(rules[0].expires == (try EventTime.parseRFC3339("2027-06-30T00:00:00Z").get()))
+        #expect(rules[1].parameters == .threshold(metric: "water_l", condition: .baseline(window: 28 * 86_400_000, factor: 3, minSamples: 48)))
+        #expect(rules[0].line == 2)
+    }
+
+    @Test func jsonRuleFilesDecodeToo() throws {
+        let json = #"{"rules":[{"id":"a","kind":"enter","purpose":"p","owner":"o","severity":"low","match":{},"zones":{"category":"depot"}}]}"#
+        let rules = try RuleFile.decode(json, file: "rules.json").get()
+        #expect(rules.first?.zones?.classes == ["depot"])
+    }
+
+    @Test func everyErrorOfAFileIsReportedWithItsLocation() {
+        let yaml = """
+        rules:
+          - id: a
+            kind: teleport
+            purpose: p
+            owner: o
+            severity: low
+            match: {}
+          - id: b
+            kind: frequency
+            purpose: p
+            owner: o
+            severity: low
+            match: {tags: {health: flu}}
+            count: 3
+            window: 0s
+            event: {type: payment}
+          - id: c
+            kind: enter
+            owner: o
+            severity: urgent
+            match: {}
+            zonez: {category: depot}
+        """
+        let errs = errors(yaml)
+        let text = errs.map(\.description).joined(separator: "\n")
+        #expect(errs.count >= 5, "\(text)")
+        #expect(errs.contains { $0.location?.pointer == "/rules/0/kind" && $0.message.contains("teleport") })
+        #expect(errs.contains { $0.location?.pointer == "/rules/1/match/tags/health" && $0.code == .sensitiveTag })
+        #expect(errs.contains { $0.location?.pointer == "/rules/1/window" && $0.message.contains("greater than zero") })
+        #expect(errs.contains { $0.location?.pointer == "/rules/2" && $0.message.contains("purpose") })
+        #expect(errs.contains { $0.location?.pointer == "/rules/2/severity" })
+        #expect(errs.contains { $0.location?.pointer == "/rules/2/zonez" && $0.message.contains("did you mean \"zones\"") })
+        #expect(errs.allSatisfy { ($0.location?.line ?? 0) > 0 })
+    }
+
+    @Test(arguments: [
+        ("kind: gathering\n    zones: {}\n    min_count: 1\n    window: 5m", "/rules/0/min_count"),
+        ("kind: sequence\n    within: 5m\n    steps:\n      - event: {type: a}", "/rules/0/steps"),
+        ("kind: threshold\n    metric: m\n    baseline: {window: 1d, factor: 0, min_samples: 3}", "/rules/0/baseline/factor"),
+        ("kind: proximity\n    distance_m: 10\n    within: -5m", "/rules/0/within"),
+        ("kind: speed\n    max_kmh: 90\n    zones: {category: depot}", "/rules/0/zones"),
+        ("kind: threshold\n    metric: m\n    above: 5\n    below: 2", "/rules/0"),
+        ("kind: dwell\n    min: 0s", "/rules/0/min"),
+        ("kind: frequency\n    count: 2\n    window: 5m\n    event: {type: reading, attrs: {religion: x}}", "/rules/0/event/attrs/religion"),
+        ("kind: enter\n    zones: {category: []}", "/rules/0/zones/category"),
+        ("kind: enter\n    zones: {tags: {level: 8}}", "/rules/0/zones/tags/level/0"),
+    ])
+    func unsatisfiableOrContradictoryRulesAreRefused(body: String, pointer: String) {
+        let errs = errors(header + "    " + body + "\n")
+        #expect(errs.contains { $0.location?.pointer == pointer }, "\(errs.map(\.description))")
+    }
+
+    @Test func tagValuesMustBeStrings() {
+        let errs = errors(header + "    kind: enter\n    match: {tags: {cargo: yes}}\n")
+        // `match` given twice is itself an error; either way nothing is accepted.
+        #expect(!errs.isEmpty)
+        let ok = errors(header.replacingOccurrences(of: "match: {}", with: "match: {tags: {cargo: 'yes'}}") + "    kind: enter\n")
+        #expect(ok.isEmpty, "\(ok)")
+    }
+
+    @Test func yamlSyntaxErrorsAreLocated() {
+        let errs = errors("rules:\n  - id: [unclosed\n")
+        #expect(errs.count == 1 && errs[0].code == .syntax && (errs[0].location?.line ?? 0) >= 2)
+    }
+}
+
+@Suite struct ZoneCodecTests {
+    func errors(_ features: String) -> [TriplineError] {
+        let text = #"{"type":"FeatureCollection","features":[\#(features)]}"#
+        switch ZoneCodec.decode(text, file: "zones.geojson") {
+        case .success: return []
+        case .failure(let e): return e.errors
+        }
+    }
+    func feature(_ id: String, _ geometry: String, extra: String = "") -> String {
+        #"{"type":"Feature","properties":{"id":"\#(id)","category":"depot"\#(extra)},"geometry":\#(geometry)}"#
+    }
+    let square = #"{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,1],[0,0]]]}"#
+
+    @Test func validZonesDecode() throws {
+        let text = #"{"type":"FeatureCollection","features":[\#(feature("a", square)),\#(feature("b", #"{"type":"Point","coordinates":[4,52]}"#, extra: #","radius_m":250"#))]}"#
+        let zones = try ZoneCodec.decode(text, file: "z").get()
+        #expect(zones.count == 2)
+    }
+
+    @Test func allBadZonesAreReportedAtOnce() {
+        let errs = errors([
+            feature("a", square),
+            feature("a", square),
+            feature("bow", #"{"type":"Polygon","coordinates":[[[0,0],[1,1],[1,0],[0,1],[0,0]]]}"#),
+            feature("open", #"{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,1]]]}"#),
+            feature("far", #"{"type":"Polygon","coordinates":[[[200,0],[1,0],[1,1],[0,1],[200,0]]]}"#),
+            feature("c", #"{"type":"Point","coordinates":[4,52]}"#),
+            feature("t", square, extra: #","tags":{"ethnicity":"x"}"#),
+        ].joined(separator: ","))
+        let pointers = errs.compactMap { $0.location?.pointer }
+        #expect(pointers.contains("/features/1/properties/id"), "\(errs)")
+        #expect(pointers.contains("/features/2/geometry"))
+        #expect(pointers.contains("/features/3/geometry/coordinates/0"))
+        #expect(pointers.contains("/features/4/geometry/coordinates/0/0/0"))
+        #expect(pointers.contains("/features/5/properties"))
+        #expect(pointers.contains("/features/6/properties/tags/ethnicity"))
+        #expect(errs.count == 6)
+    }
+
+    @Test func longitudesJustPastTheAntimeridianAreClamped() throws {
+        let text = #"{"type":"FeatureCollection","features":[\#(feature("a", #"{"type":"Polygon","coordinates":[[[179,0],[180.0000000001,0],[180.0000000001,1],[179,1],[179,0]]]}"#))]}"#
+        let zones = try ZoneCodec.decode(text, file: "z").get()
+        #expect(zones[0].shape.covers(180, 0.5))
+    }
+}
