@@ -206,7 +206,7 @@ import TriplineYAML
         ("kind: dwell\n    min: 0s", "/rules/0/min"),
         ("kind: frequency\n    count: 2\n    window: 5m\n    event: {type: reading, attrs: {religion: x}}", "/rules/0/event/attrs/religion"),
         ("kind: enter\n    zones: {category: []}", "/rules/0/zones/category"),
-        ("kind: enter\n    zones: {tags: {level: 8}}", "/rules/0/zones/tags/level/0"),
+        ("kind: enter\n    zones: {tags: {level: 8}}", "/rules/0/zones/tags/level"),
     ])
     func unsatisfiableOrContradictoryRulesAreRefused(body: String, pointer: String) {
         let errs = errors(header + "    " + body + "\n")

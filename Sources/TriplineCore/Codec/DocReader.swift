@@ -120,7 +120,7 @@ public struct DocReader {
     public mutating func stringList(_ node: DocNode, _ pointer: String, what: String) -> [String]? {
         if let s = node.stringValue { return [s] }
         guard let a = node.elements else {
-            fail(node, pointer, "\(what) must be a string or a list of strings, found \(node.typeName)")
+            fail(node, pointer, "\(what) must be a string or a list of strings, found \(node.typeName) (in YAML quote values like '8' or 'yes')")
             return nil
         }
         if a.isEmpty {

@@ -70,7 +70,7 @@ struct SpeedEvaluator {
             if d <= 1 { return }
             kmh = .infinity
         } else {
-            kmh = (d / 1000) / (Double(dt) / 3_600_000)
+            kmh = d * 3600 / Double(dt)  // (d / 1000 m) / (dt / 3,600,000 ms)
         }
         for m in rules where kmh > m.maxKmh && matches.matches(ev.entity, m.selector) {
             emitter.emit(rule: m.rule, key: .entity(ev.entity), firing: true, time: ev.time, evidence: [prev.ref, ref],
