@@ -59,7 +59,8 @@ public struct EventDecoder {
         var time: Millis = 0, lon = 0.0, lat = 0.0, value = 0.0
         var attrs: [Attr] = []
         func syntax(_ e: ScanError) -> TriplineError {
-            error(line, "", "invalid JSON: \(e.message)", column: e.offset + 1, code: .syntax)
+            let truncated = scanner.i >= bytes.count ? " (the line ends early: is it truncated?)" : ""
+            return error(line, "", "invalid JSON: \(e.message)\(truncated)", column: e.offset + 1, code: .syntax)
         }
         scanner.skipWhitespace()
         guard scanner.peek() == 123 else {
