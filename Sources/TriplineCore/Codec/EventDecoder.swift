@@ -46,6 +46,22 @@ public struct EventDecoder {
         }
     }
 
+    /// The three built-in types without hashing.
+    @inline(__always)
+    static func knownType(_ p: UnsafeBufferPointer<UInt8>, _ r: (Int, Int)) -> Int32? {
+        let n = r.1 - r.0
+        @inline(__always) func eq(_ s: StaticString) -> Bool {
+            guard s.utf8CodeUnitCount == n else { return false }
+            let q = s.utf8Start
+            for k in 0..<n where p[r.0 + k] != q[k] { return false }
+            return true
+        }
+        if eq("position") { return Symbols.positionType }
+        if eq("reading") { return Symbols.readingType }
+        if eq("contact") { return Symbols.contactType }
+        return nil
+    }
+
     func error(_ line: Int, _ pointer: String, _ message: String, column: Int = 0, code: TriplineError.Code = .invalidValue) -> TriplineError {
         TriplineError(code, message, at: SourceLocation(file: file, line: line, column: column, pointer: pointer))
     }
@@ -196,7 +212,7 @@ public struct EventDecoder {
             if esc { return buf.withUnsafeBufferPointer(body) }
             return body(UnsafeBufferPointer(rebasing: bytes[r.0..<r.1]))
         }
-        let typeId = bytesOf(type, typeEsc, typeBuf) { symbols.names.intern($0) }
+        let typeId = typeEsc ? typeBuf.withUnsafeBufferPointer { symbols.names.intern($0) } : EventDecoder.knownType(bytes, type) ?? symbols.names.intern(UnsafeBufferPointer(rebasing: bytes[type.0..<type.1]))
         // Per-type fields.
         let allowedForType: UInt16
         switch typeId {

@@ -5,13 +5,14 @@ public struct Interner: Sendable {
     var starts: [Int32] = []
     var ends: [Int32] = []
     var hashes: [UInt64] = []
-    var table: [Int32]
+    /// Slots: 0 = empty, else (upper 32 bits of the hash) << 32 | (id + 1).
+    var table: [UInt64]
     var mask: Int
 
     public init(capacity: Int = 1024) {
         var cap = 16
         while cap < capacity * 2 { cap <<= 1 }
-        table = Array(repeating: -1, count: cap)
+        table = Array(repeating: 0, count: cap)
         mask = cap - 1
     }
 
@@ -56,11 +57,13 @@ public struct Interner: Sendable {
     
     public func lookup(_ p: UnsafeBufferPointer<UInt8>) -> Int32? {
         let h = Interner.hash(p)
+        let tag = h >> 32
         var slot = Int(truncatingIfNeeded: h) & mask
         while true {
-            let id = table[slot]
-            if id < 0 { return nil }
-            if hashes[Int(id)] == h && equal(Int(id), p) { return id }
+            let e = table[slot]
+            if e == 0 { return nil }
+            let id = Int32(truncatingIfNeeded: e & 0xFFFF_FFFF) - 1
+            if e >> 32 == tag && equal(Int(id), p) { return id }
             slot = (slot + 1) & mask
         }
     }
@@ -69,11 +72,13 @@ public struct Interner: Sendable {
     
     public mutating func intern(_ p: UnsafeBufferPointer<UInt8>) -> Int32 {
         let h = Interner.hash(p)
+        let tag = h >> 32
         var slot = Int(truncatingIfNeeded: h) & mask
         while true {
-            let id = table[slot]
-            if id < 0 { break }
-            if hashes[Int(id)] == h && equal(Int(id), p) { return id }
+            let e = table[slot]
+            if e == 0 { break }
+            let id = Int32(truncatingIfNeeded: e & 0xFFFF_FFFF) - 1
+            if e >> 32 == tag && equal(Int(id), p) { return id }
             slot = (slot + 1) & mask
         }
         let id = Int32(starts.count)
@@ -81,19 +86,19 @@ public struct Interner: Sendable {
         arena.append(contentsOf: p)
         ends.append(Int32(arena.count))
         hashes.append(h)
-        table[slot] = id
+        table[slot] = tag << 32 | UInt64(id + 1)
         if starts.count * 2 > table.count { grow() }
         return id
     }
 
     mutating func grow() {
         let cap = table.count * 2
-        table = Array(repeating: -1, count: cap)
+        table = Array(repeating: 0, count: cap)
         mask = cap - 1
         for id in 0..<starts.count {
             var slot = Int(truncatingIfNeeded: hashes[id]) & mask
-            while table[slot] >= 0 { slot = (slot + 1) & mask }
-            table[slot] = Int32(id)
+            while table[slot] != 0 { slot = (slot + 1) & mask }
+            table[slot] = (hashes[id] >> 32) << 32 | UInt64(id + 1)
         }
     }
 
@@ -129,5 +134,5 @@ public struct Interner: Sendable {
     }
 
     /// Approximate bytes held.
-    public var memoryBytes: Int { arena.capacity + starts.capacity * 8 + hashes.capacity * 8 + table.capacity * 4 }
+    public var memoryBytes: Int { arena.capacity + starts.capacity * 8 + hashes.capacity * 8 + table.capacity * 8 }
 }
