@@ -60,8 +60,10 @@ public struct Workload {
                 zones.append(Zone(id: id, category: category, tags: ["site": "s\(i % 50)"], shape: .circle(lon: cx, lat: cy, radiusM: radiusDeg * 111_000)))
             } else {
                 let n = Int.random(in: config.minVertices...config.maxVertices, using: &rng)
-                var angles = (0..<n).map { _ in Double.random(in: 0..<(2 * Double.pi), using: &rng) }
-                angles.sort()
+                // One vertex per sector: consecutive angles differ by less than pi, so the
+                // polygon is star-shaped around its centre and simple.
+                let sector = 2 * Double.pi / Double(n)
+                let angles = (0..<n).map { k in (Double(k) + Double.random(in: 0.1...0.9, using: &rng)) * sector }
                 var pts: [(Double, Double)] = []
                 for a in angles {
                     let r = radiusDeg * Double.random(in: 0.4...1.0, using: &rng)
