@@ -55,33 +55,38 @@ public struct Ring: Sendable {
     public func y(_ i: Int) -> Double { coords[2 * i + 1] }
 
     /// Locates a point against the ring: exact, boundary included as `.boundary`.
-    
     public func locate(_ px: Double, _ py: Double) -> PointLocation {
         if !bbox.contains(px, py) { return .outside }
-        return coords.withUnsafeBufferPointer { c -> PointLocation in
-            var inside = false
-            let n = c.count / 2 - 1
-            var ax = c[0], ay = c[1]
-            for k in 1...n {
-                let bx = c[2 * k], by = c[2 * k + 1]
-                defer { ax = bx; ay = by }
-                if (py < ay && py < by) || (py > ay && py > by) { continue }
-                if ay == by {
-                    if px >= Swift.min(ax, bx) && px <= Swift.max(ax, bx) { return .boundary }
-                    continue
-                }
-                if px > ax && px > bx { continue }
-                let crosses = (ay > py) != (by > py)
-                if px < ax && px < bx {
-                    if crosses { inside.toggle() }
-                    continue
-                }
-                let o = Predicates.orient(ax, ay, bx, by, px, py)
-                if o == 0 { return .boundary }
-                if crosses && ((by > ay) == (o > 0)) { inside.toggle() }
+        return coords.withUnsafeBufferPointer { Ring.locate($0.baseAddress!, pointCount, px, py) }
+    }
+
+    /// Locates a point against a closed ring of `points` points stored at `c` as x, y pairs.
+    /// Crossing number along +x with a half-open rule, boundary tested by exact orientation.
+    @inline(__always)
+    static func locate(_ c: UnsafePointer<Double>, _ points: Int, _ px: Double, _ py: Double) -> PointLocation {
+        var inside = false
+        var ax = c[0], ay = c[1]
+        var k = 1
+        while k < points {
+            let bx = c[2 * k], by = c[2 * k + 1]
+            k += 1
+            defer { ax = bx; ay = by }
+            if (py < ay && py < by) || (py > ay && py > by) { continue }
+            if ay == by {
+                if px >= Swift.min(ax, bx) && px <= Swift.max(ax, bx) { return .boundary }
+                continue
             }
-            return inside ? .inside : .outside
+            if px > ax && px > bx { continue }
+            let crosses = (ay > py) != (by > py)
+            if px < ax && px < bx {
+                if crosses { inside.toggle() }
+                continue
+            }
+            let o = Predicates.orient(ax, ay, bx, by, px, py)
+            if o == 0 { return .boundary }
+            if crosses && ((by > ay) == (o > 0)) { inside.toggle() }
         }
+        return inside ? .inside : .outside
     }
 }
 

@@ -172,14 +172,14 @@ public struct ZoneIndex: Sendable {
                     let inBox = x >= rb[4 * r] && x <= rb[4 * r + 2] && y >= rb[4 * r + 1] && y <= rb[4 * r + 3]
                     if r == Int(first) {
                         if !inBox { return false }
-                        switch ZoneIndex.locate(c.baseAddress! + 2 * Int(ringStart[r]), Int(ringPoints[r]), x, y) {
+                        switch Ring.locate(c.baseAddress! + 2 * Int(ringStart[r]), Int(ringPoints[r]), x, y) {
                         case .outside: return false
                         case .boundary: return true
                         case .inside: continue
                         }
                     }
                     if !inBox { continue }
-                    switch ZoneIndex.locate(c.baseAddress! + 2 * Int(ringStart[r]), Int(ringPoints[r]), x, y) {
+                    switch Ring.locate(c.baseAddress! + 2 * Int(ringStart[r]), Int(ringPoints[r]), x, y) {
                     case .inside: return false
                     case .boundary: return true
                     case .outside: continue
@@ -188,34 +188,6 @@ public struct ZoneIndex: Sendable {
                 return true
             }
         }
-    }
-
-    /// Locates a point against a closed ring of `points` points at `c` (x, y interleaved).
-    @inline(__always)
-    static func locate(_ c: UnsafePointer<Double>, _ points: Int, _ px: Double, _ py: Double) -> PointLocation {
-        var inside = false
-        var ax = c[0], ay = c[1]
-        var k = 1
-        while k < points {
-            let bx = c[2 * k], by = c[2 * k + 1]
-            k += 1
-            defer { ax = bx; ay = by }
-            if (py < ay && py < by) || (py > ay && py > by) { continue }
-            if ay == by {
-                if px >= min(ax, bx) && px <= max(ax, bx) { return .boundary }
-                continue
-            }
-            if px > ax && px > bx { continue }
-            let crosses = (ay > py) != (by > py)
-            if px < ax && px < bx {
-                if crosses { inside.toggle() }
-                continue
-            }
-            let o = Predicates.orient(ax, ay, bx, by, px, py)
-            if o == 0 { return .boundary }
-            if crosses && ((by > ay) == (o > 0)) { inside.toggle() }
-        }
-        return inside ? .inside : .outside
     }
 
     /// The reference answer by scanning every zone (for tests and baselines).
