@@ -12,6 +12,8 @@ struct Bench: ParsableCommand {
 
     @OptionGroup var workload: WorkloadOptions
     @Option(help: "Rule file to run (default: the built-in geofence and speed rules).") var rules: String?
+    @Option(help: "Run only these stages (comma separated: parse, index, engine, e2e), e.g. for a profiler.")
+    var only: String?
     @Option(name: .customLong("repeat"), help: "Repetitions of each stage; the best is reported.") var repeats: Int = 3
 
     static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
@@ -28,7 +30,9 @@ struct Bench: ParsableCommand {
         let ruleList = try RuleFile.decode(ruleText, file: rules ?? "<built-in rules>").get()
         let n = Double(cfg.events)
 
-        func best(_ label: String, baseline: Double? = nil, _ body: () -> Void) -> Double {
+        let stages = only.map { Set($0.split(separator: ",").map(String.init)) }
+        func best(_ label: String, stage: String = "", baseline: Double? = nil, _ body: () -> Void) -> Double {
+            if let stages, !stage.isEmpty, !stages.contains(stage) { return baseline ?? 1 }
             var bestNs = UInt64.max
             for _ in 0..<max(1, repeats) {
                 let t0 = Bench.now()
@@ -47,7 +51,7 @@ struct Bench: ParsableCommand {
         var symbols = Symbols()
         var events: [Event] = []
         events.reserveCapacity(cfg.events)
-        let parseNs = best("parse NDJSON (byte decoder)") {
+        let parseNs = best("parse NDJSON (byte decoder)", stage: "parse") {
             var syms = Symbols()
             var dec = EventDecoder(file: "bench")
             var count = 0
@@ -84,7 +88,7 @@ struct Bench: ParsableCommand {
         let index = ZoneIndex(shapes: w.zones.map(\.shape))
         var scratch: [Int32] = []
         var hits = 0
-        let indexNs = best("zone index lookup per position", baseline: baseNs) {
+        let indexNs = best("zone index lookup per position", stage: "index", baseline: baseNs) {
             hits = 0
             for e in events where e.isPosition {
                 index.zones(coveringX: e.lon, y: e.lat, into: &scratch)
@@ -100,7 +104,7 @@ struct Bench: ParsableCommand {
         print("\("brute-force scan of every zone (sample)".padding(toLength: 44, withPad: " ", startingAt: 0)) \(String(format: "%12.0f", 1e9 / scanPer)) events/s  \(String(format: "%8.1f", scanPer)) ns/event  (index is \(String(format: "%.0f", scanPer / indexNs))x faster)")
         var engineAlerts = 0
         var lastEngine: Engine?
-        let engineNs = best("engine in-process (index + rules)", baseline: indexNs) {
+        let engineNs = best("engine in-process (index + rules)", stage: "engine", baseline: indexNs) {
             let engine = Engine(zones: w.zones, entities: w.entities, rules: ruleList, symbols: symbols)
             var out: [Alert] = []
             for e in events { engine.ingest(e) }
@@ -109,7 +113,7 @@ struct Bench: ParsableCommand {
             engineAlerts = out.count
             lastEngine = engine
         }
-        _ = best("end to end: bytes -> decode -> engine -> NDJSON", baseline: engineNs) {
+        _ = best("end to end: bytes -> decode -> engine -> NDJSON", stage: "e2e", baseline: engineNs) {
             let engine = Engine(zones: w.zones, entities: w.entities, rules: ruleList)
             var dec = EventDecoder(file: "bench")
             var out: [Alert] = []

@@ -44,17 +44,29 @@ public final class Engine {
     let zoneRank: [Int32]
     let ruleRank: [Int32]
 
-    // Per-entity state, indexed by interned entity id.
+    /// Per-entity state, indexed by interned entity id: everything a position touches in one
+    /// record, so that an event costs one cache miss for its entity, not one per array.
     struct EntityState {
         var arrivals: UInt32 = 0
         var ready = false
-        /// Sorted zones the latest position is inside.
-        var inside: [Int32] = []
+        /// How many zones the latest position is inside: up to 3 inline (sorted), more in
+        /// `insideOverflow`.
+        var insideCount: UInt16 = 0
+        var inside: (Int32, Int32, Int32) = (0, 0, 0)
+        /// The first 64 distinct entity selectors this entity matches, one bit each.
+        var match: UInt64 = 0
+        /// The latest position, for speed (lastTime == .min before the first).
+        var lastLon = 0.0
+        var lastLat = 0.0
+        var lastTime: Millis = .min
+        var lastRef = EventRef(raw: 0)
         /// Arrival numbers that were not accepted with an assigned id (given ids, late, duplicates).
         var notAssigned: [UInt32] = []
     }
     var entities: [EntityState] = []
+    /// Selectors beyond the first 64, per entity (empty when there are at most 64).
     var matchTable: MatchTable
+    var insideOverflow: [Int32: [Int32]] = [:]
     /// Accepted given ids: entity << 32 | id index.
     var acceptedGiven = Set<UInt64>()
     /// Per entity, the n of accepted given ids spelled like assigned ones (`<entity>#<n>`).
@@ -77,12 +89,16 @@ public final class Engine {
     var emitter: Emitter
     var zoneScratch: [Int32] = []
     var enteredScratch: [Int32] = []
+    var prevScratch: [Int32] = []
     var exitedScratch: [Int32] = []
 
     public private(set) var stats = EngineStats()
 
     public init(zones: [Zone], entities: [EntityInfo], rules: [Rule], options: EngineOptions = EngineOptions(), symbols: Symbols = Symbols()) {
-        self.symbols = symbols
+        // Known entities are interned up front: their state is then allocated once.
+        var syms = symbols
+        for e in entities { _ = syms.entities.intern(e.id) }
+        self.symbols = syms
         self.zones = zones
         self.rules = rules
         self.options = options
@@ -119,7 +135,7 @@ public final class Engine {
         self.speed = spd
         self.unsupportedRules = unsupported
         self.needsZones = !geo.isEmpty
-        self.matchTable = MatchTable(stride: max(1, (sels.count + 63) / 64))
+        self.matchTable = MatchTable(stride: max(0, (sels.count - 64 + 63) / 64))
         // Canonical ranks: code point order of ids.
         func ranks(_ ids: [String]) -> [Int32] {
             let order = ids.indices.sorted { Array(ids[$0].utf8).lexicographicallyPrecedes(Array(ids[$1].utf8)) }
@@ -129,25 +145,42 @@ public final class Engine {
         }
         self.zoneRank = ranks(zones.map(\.id))
         self.ruleRank = ranks(rules.map(\.id))
+        defer { if self.symbols.entities.count > 0 { reserveEntities(self.symbols.entities.count) } }
         self.expiryQueue = rules.enumerated().compactMap { i, r in r.expires.map { ($0, Int32(i)) } }.sorted { $0.0 > $1.0 }
     }
 
+    func reserveEntities(_ n: Int) {
+        if n <= entities.count { return }
+        entities.append(contentsOf: repeatElement(EntityState(), count: n - entities.count))
+        matchTable.bits.append(contentsOf: repeatElement(0, count: n * matchTable.stride - matchTable.bits.count))
+    }
+
     /// Makes sure per-entity state exists for `e` (first sighting creates the entity).
+    @inline(__always)
     func ensureEntity(_ e: Int32) {
         let i = Int(e)
-        if i >= entities.count {
-            let n = max(i + 1, entities.count * 2, 1024)
-            entities.append(contentsOf: repeatElement(EntityState(), count: n - entities.count))
-            matchTable.bits.append(contentsOf: repeatElement(0, count: n * matchTable.stride - matchTable.bits.count))
-            if !speed.isEmpty { speed.grow(to: n) }
-        }
-        if entities[i].ready { return }
+        if i >= entities.count { reserveEntities(max(i + 1, entities.count + entities.count / 2, 1024)) }
+        if !entities[i].ready { createEntity(i) }
+    }
+
+    func createEntity(_ i: Int) {
         entities[i].ready = true
-        let name = symbols.entities.string(e)
+        let name = symbols.entities.string(Int32(i))
         let info = registry[name] ?? EntityInfo(id: name)
         for (s, selector) in selectors.enumerated() where selector.matches(info) {
-            matchTable.bits[i * matchTable.stride + (s >> 6)] |= 1 << UInt64(s & 63)
+            if s < 64 {
+                entities[i].match |= 1 << UInt64(s)
+            } else {
+                matchTable.bits[i * matchTable.stride + ((s - 64) >> 6)] |= 1 << UInt64(s & 63)
+            }
         }
+    }
+
+    /// Does entity `e` match selector `s`?
+    @inline(__always)
+    func matches(_ e: Int32, _ s: Int32) -> Bool {
+        if s < 64 { return (entities[Int(e)].match >> UInt64(s)) & 1 == 1 }
+        return matchTable.matches(e, s - 64)
     }
 
     /// Offers one arriving event to the engine (spec sections 2 and 3).
@@ -295,18 +328,38 @@ public final class Engine {
         emitter.advance(to: ev.time)
         if ev.type == Symbols.positionType {
             if needsZones { updateZones(ev, ref) }
-            if !speed.isEmpty { speed.onPosition(ev, ref: ref, matches: matchTable, emitter: &emitter) }
+            if !speed.isEmpty {
+                let ei = Int(ev.entity)
+                let prev = SpeedEvaluator.Previous(lon: entities[ei].lastLon, lat: entities[ei].lastLat, time: entities[ei].lastTime, ref: entities[ei].lastRef)
+                entities[ei].lastLon = ev.lon
+                entities[ei].lastLat = ev.lat
+                entities[ei].lastTime = ev.time
+                entities[ei].lastRef = ref
+                speed.onPosition(ev, ref: ref, previous: prev, engine: self, emitter: &emitter)
+            }
         }
     }
 
     func updateZones(_ ev: Event, _ ref: EventRef) {
         index.zones(coveringX: ev.lon, y: ev.lat, into: &zoneScratch)
         let ei = Int(ev.entity)
-        let prev = entities[ei].inside
-        if prev == zoneScratch { return }
+        let count = Int(entities[ei].insideCount)
+        if count == 0 && zoneScratch.isEmpty { return }
+        // The previous set, from inline storage or the overflow map.
+        prevScratch.removeAll(keepingCapacity: true)
+        if count > 3 {
+            prevScratch.append(contentsOf: insideOverflow[ev.entity] ?? [])
+        } else {
+            let t = entities[ei].inside
+            if count > 0 { prevScratch.append(t.0) }
+            if count > 1 { prevScratch.append(t.1) }
+            if count > 2 { prevScratch.append(t.2) }
+        }
+        if prevScratch == zoneScratch { return }
         // Sorted set differences.
         enteredScratch.removeAll(keepingCapacity: true)
         exitedScratch.removeAll(keepingCapacity: true)
+        let prev = prevScratch
         var i = 0, j = 0
         while i < zoneScratch.count || j < prev.count {
             if j >= prev.count || (i < zoneScratch.count && zoneScratch[i] < prev[j]) {
@@ -317,9 +370,16 @@ public final class Engine {
                 i += 1; j += 1
             }
         }
-        entities[ei].inside = zoneScratch
+        let n = zoneScratch.count
+        if count > 3 && n <= 3 { insideOverflow[ev.entity] = nil }
+        entities[ei].insideCount = UInt16(n)
+        if n > 3 {
+            insideOverflow[ev.entity] = zoneScratch
+        } else {
+            entities[ei].inside = (n > 0 ? zoneScratch[0] : 0, n > 1 ? zoneScratch[1] : 0, n > 2 ? zoneScratch[2] : 0)
+        }
         geofence.onTransitions(entity: ev.entity, entered: enteredScratch[...], exited: exitedScratch[...], time: ev.time, ref: ref,
-                               matches: matchTable, emitter: &emitter)
+                               engine: self, emitter: &emitter)
     }
 
     // MARK: - Ids
@@ -346,15 +406,15 @@ public final class Engine {
 
     // MARK: - Introspection
 
-    /// Approximate bytes of engine state per entity seen (excluding interned names).
+    /// Approximate bytes of engine state per entity seen (interned names included).
     public var stateBytes: (perEntity: Int, total: Int, entities: Int) {
         let n = entities.filter(\.ready).count
         var total = entities.capacity * MemoryLayout<EntityState>.stride
         total += matchTable.bits.capacity * 8
-        for e in entities where !e.inside.isEmpty { total += 32 + e.inside.capacity * 4 }
         for e in entities where !e.notAssigned.isEmpty { total += 32 + e.notAssigned.capacity * 4 }
-        total += speed.last.capacity * MemoryLayout<SpeedEvaluator.Last>.stride
+        for (_, v) in insideOverflow { total += 48 + v.capacity * 4 }
         total += acceptedGiven.capacity * 8
+        total += symbols.entities.memoryBytes + symbols.eventIds.memoryBytes
         return (n == 0 ? 0 : total / n, total, n)
     }
 }

@@ -14,16 +14,16 @@ struct GeofenceEvaluator {
 
     /// A position moved `entity` into `entered` and out of `exited` (both sorted zone ids).
     func onTransitions(entity: Int32, entered: ArraySlice<Int32>, exited: ArraySlice<Int32>, time: Millis, ref: EventRef,
-                       matches: MatchTable, emitter: inout Emitter) {
+                       engine: Engine, emitter: inout Emitter) {
         if !entered.isEmpty {
-            for m in enterRules where matches.matches(entity, m.selector) {
+            for m in enterRules where engine.matches(entity, m.selector) {
                 for z in entered where m.zoneMask.contains(z) {
                     emitter.emit(rule: m.rule, key: .entityZone(entity, z), firing: true, time: time, evidence: [ref], details: [])
                 }
             }
         }
         if !exited.isEmpty {
-            for m in exitRules where matches.matches(entity, m.selector) {
+            for m in exitRules where engine.matches(entity, m.selector) {
                 for z in exited where m.zoneMask.contains(z) {
                     emitter.emit(rule: m.rule, key: .entityZone(entity, z), firing: true, time: time, evidence: [ref], details: [])
                 }
@@ -40,31 +40,21 @@ struct SpeedEvaluator {
         var selector: Int32
         var maxKmh: Double
     }
-    struct Last {
-        var lon: Double
-        var lat: Double
-        var time: Millis
-        var ref: EventRef
-    }
     var rules: [Member] = []
-    /// Latest position per entity (time == .min when none yet).
-    var last: [Last] = []
 
     var isEmpty: Bool { rules.isEmpty }
 
-    mutating func grow(to n: Int) {
-        if last.count < n {
-            last.append(contentsOf: repeatElement(Last(lon: 0, lat: 0, time: .min, ref: EventRef(raw: 0)), count: n - last.count))
-        }
+    /// The entity's previous position (time == .min when there was none). The engine keeps
+    /// the latest position in the entity's record, shared by every speed rule.
+    struct Previous {
+        var lon: Double, lat: Double, time: Millis, ref: EventRef
     }
 
-    mutating func onPosition(_ ev: Event, ref: EventRef, matches: MatchTable, emitter: inout Emitter) {
-        let e = Int(ev.entity)
-        let prev = last[e]
-        last[e] = Last(lon: ev.lon, lat: ev.lat, time: ev.time, ref: ref)
-        guard prev.time != .min else { return }
-        let d = Haversine.distance(prev.lon, prev.lat, ev.lon, ev.lat)
-        let dt = ev.time - prev.time
+    func onPosition(_ ev: Event, ref: EventRef, previous: Previous, engine: Engine, emitter: inout Emitter) {
+        let prevLon = previous.lon, prevLat = previous.lat, prevTime = previous.time, prevRef = previous.ref
+        guard prevTime != .min else { return }
+        let d = Haversine.distance(prevLon, prevLat, ev.lon, ev.lat)
+        let dt = ev.time - prevTime
         let kmh: Double
         if dt == 0 {
             if d <= 1 { return }
@@ -72,8 +62,8 @@ struct SpeedEvaluator {
         } else {
             kmh = d * 3600 / Double(dt)  // (d / 1000 m) / (dt / 3,600,000 ms)
         }
-        for m in rules where kmh > m.maxKmh && matches.matches(ev.entity, m.selector) {
-            emitter.emit(rule: m.rule, key: .entity(ev.entity), firing: true, time: ev.time, evidence: [prev.ref, ref],
+        for m in rules where kmh > m.maxKmh && engine.matches(ev.entity, m.selector) {
+            emitter.emit(rule: m.rule, key: .entity(ev.entity), firing: true, time: ev.time, evidence: [prevRef, ref],
                          details: [("kmh", kmh.isFinite ? .number(kmh) : .null), ("distance_m", .number(d))])
         }
     }

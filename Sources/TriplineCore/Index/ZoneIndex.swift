@@ -23,6 +23,13 @@ public struct ZoneIndex: Sendable {
     var ringPoints: [Int32] = []
     var ringBoxes: [Double] = []
     var coords: [Double] = []
+    /// Per polygon part, a 16 x 16 raster over its box, 2 bits a cell: 0 outside, 1 inside,
+    /// 2 mixed (some edge's box comes near the cell: test exactly). Eight words a part.
+    var raster: [UInt64] = []
+    static let grid = 16
+    /// Cells are widened by this fraction of a cell when marked, so that rounding when a
+    /// point's cell is computed can never land it in a uniform cell it is not really in.
+    static let cellMargin = 1e-6
     /// Circles: lon, lat, radius.
     var circles: [Double] = []
     /// The zone shapes, by zone index.
@@ -45,6 +52,7 @@ public struct ZoneIndex: Sendable {
                         coords += r.coords
                     }
                     entries.append((p.bbox, Int32(z), partIndex))
+                    raster += ZoneIndex.buildRaster(p)
                 }
             case .circle(let lon, let lat, let r):
                 let c = Int32(circles.count / 3)
@@ -86,6 +94,37 @@ public struct ZoneIndex: Sendable {
                 nodeCount.append(c)
             }
         }
+    }
+
+    /// Classifies the cells of a part's box: mixed where an edge's box meets the widened
+    /// cell, otherwise inside or outside as the cell's centre is (decided exactly).
+    static func buildRaster(_ p: Polygon) -> [UInt64] {
+        let g = grid
+        var cells = [UInt8](repeating: 0, count: g * g)
+        let b = p.bbox
+        let cw = (b.maxX - b.minX) / Double(g), ch = (b.maxY - b.minY) / Double(g)
+        guard cw > 0, ch > 0, cw.isFinite, ch.isFinite else { return [UInt64](repeating: 0xAAAA_AAAA_AAAA_AAAA, count: g * g * 2 / 64) }  // all mixed
+        func clampCell(_ v: Double) -> Int { v < 0 ? 0 : (v >= Double(g - 1) ? g - 1 : Int(v)) }
+        for r in [p.shell] + p.holes {
+            for k in 0..<(r.pointCount - 1) {
+                let x0 = min(r.x(k), r.x(k + 1)), x1 = max(r.x(k), r.x(k + 1))
+                let y0 = min(r.y(k), r.y(k + 1)), y1 = max(r.y(k), r.y(k + 1))
+                let cx0 = clampCell(((x0 - b.minX) / cw - cellMargin).rounded(.down))
+                let cx1 = clampCell(((x1 - b.minX) / cw + cellMargin).rounded(.down))
+                let cy0 = clampCell(((y0 - b.minY) / ch - cellMargin).rounded(.down))
+                let cy1 = clampCell(((y1 - b.minY) / ch + cellMargin).rounded(.down))
+                for cy in cy0...cy1 { for cx in cx0...cx1 { cells[cy * g + cx] = 2 } }
+            }
+        }
+        for cy in 0..<g {
+            for cx in 0..<g where cells[cy * g + cx] != 2 {
+                let px = b.minX + (Double(cx) + 0.5) * cw, py = b.minY + (Double(cy) + 0.5) * ch
+                cells[cy * g + cx] = p.locate(px, py) == .outside ? 0 : 1
+            }
+        }
+        var words = [UInt64](repeating: 0, count: g * g * 2 / 64)
+        for (i, c) in cells.enumerated() { words[i >> 5] |= UInt64(c) << UInt64((i & 31) * 2) }
+        return words
     }
 
     /// Sort-Tile-Recursive order: vertical slices by centre x, each sorted by centre y.
@@ -166,6 +205,18 @@ public struct ZoneIndex: Sendable {
 
     func partCovers(_ p: Int, _ x: Double, _ y: Double) -> Bool {
         let (first, n) = parts[p]
+        // The raster answers most points without looking at an edge.
+        let rb0 = 4 * Int(first)
+        let minX = ringBoxes[rb0], minY = ringBoxes[rb0 + 1], maxX = ringBoxes[rb0 + 2], maxY = ringBoxes[rb0 + 3]
+        if x < minX || x > maxX || y < minY || y > maxY { return false }
+        let g = Double(ZoneIndex.grid)
+        let u = (x - minX) / (maxX - minX) * g, v = (y - minY) / (maxY - minY) * g
+        if u.isFinite && v.isFinite {
+            let cx = u >= g - 1 ? ZoneIndex.grid - 1 : Int(u), cy = v >= g - 1 ? ZoneIndex.grid - 1 : Int(v)
+            let i = cy * ZoneIndex.grid + cx
+            let cell = (raster[p * 8 + (i >> 5)] >> UInt64((i & 31) * 2)) & 3
+            if cell != 2 { return cell == 1 }
+        }
         return coords.withUnsafeBufferPointer { c in
             ringBoxes.withUnsafeBufferPointer { rb in
                 for r in Int(first)..<Int(first + n) {
