@@ -199,8 +199,15 @@ struct BigInt {
     @Test(arguments: [1, 2, 3, 4, 5] as [UInt64])
     func indexAgreesWithBruteForceScan(seed: UInt64) {
         var rng = SplitMix64(seed: seed)
-        let shapes = Self.randomZones(&rng, count: 300)
+        var shapes = Self.randomZones(&rng, count: 300)
+        // A few zones far larger than the rest go to the R-tree part of the index.
+        for k in 0..<6 {
+            let x = Double(k * 15) - 50, y = Double(k % 3) * 10 - 25
+            shapes.append(.polygons([Polygon(shell: PolygonTests.square(x, y, x + 40, y + 30), holes: [PolygonTests.square(x + 10, y + 10, x + 20, y + 20)])]))
+        }
+        shapes.append(.circle(lon: 0, lat: 0, radiusM: 4_000_000))
         let index = ZoneIndex(shapes: shapes)
+        #expect(index.treeLeaves >= 7 && index.treeLeaves < index.leafCount / 2)
         var out: [Int32] = []
         var hits = 0
         // Points: random, on grid (vertices and edges of the grid polygons), and exact vertices.

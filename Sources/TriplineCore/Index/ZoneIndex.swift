@@ -1,8 +1,13 @@
-/// A static R-tree over zone parts, bulk-loaded by Sort-Tile-Recursive packing and stored
-/// in flat arrays: node i of a level has children i*M ..< (i+1)*M of the level below.
-/// Leaf entries are polygon parts (a MultiPolygon has one entry per part) or circles, with
+/// The spatial index of zones: answers "which zones cover this point" exactly (spec
+/// section 1).
+///
+/// Entries are polygon parts (a MultiPolygon has one entry per part) and circle boxes, with
 /// their rings copied into one coordinate array, so a lookup touches no Swift object.
-/// Answers "which zones cover this point" exactly (spec section 1).
+/// Entries of ordinary size live in a hashed uniform grid (cell size: the median entry
+/// size), so a lookup is one hash probe and a few box tests; the few entries spanning many
+/// cells live in a static R-tree bulk-loaded by Sort-Tile-Recursive packing at every level.
+/// Each polygon part also has a 16 x 16 raster of cells known to be inside or outside, so
+/// most points are decided without an edge test.
 public struct ZoneIndex: Sendable {
     public static let fanout = 16
     /// Boxes of every node, leaf entries first, the root last: minX, minY, maxX, maxY.
@@ -10,8 +15,22 @@ public struct ZoneIndex: Sendable {
     /// Children of inner nodes: first node index and count (0 for leaf entries).
     var nodeFirst: [Int32] = []
     var nodeCount: [Int32] = []
-    /// Nodes below this index are leaf entries.
+    /// Nodes below this index are leaf entries; the first `treeLeaves` of them are in the
+    /// R-tree, the rest in the grid.
     var leafCount = 0
+    var treeLeaves = 0
+    /// The R-tree's root node, or -1 when no entry is large.
+    var root = -1
+    /// The grid: cell size, origin, and an open-addressing table from cell key to a run of
+    /// `gridEntries`.
+    var cellSize = 1.0
+    var originX = 0.0, originY = 0.0
+    var gridKeys: [UInt64] = []
+    var gridRuns: [UInt64] = []
+    var gridMask = 0
+    var gridEntries: [Int32] = []
+    /// An entry spanning more cells than this in either direction goes to the R-tree.
+    static let maxCellsPerSide = 8.0
     /// Per leaf entry: zone index, and the part it tests (>= 0: index into `parts`;
     /// < 0: circle number -1 - c).
     var entryZone: [Int32] = []
@@ -61,8 +80,22 @@ public struct ZoneIndex: Sendable {
             }
         }
         let n = entries.count
-        ZoneIndex.strSort(&entries) { $0.0 }
-        for (b, z, p) in entries {
+        // Grid cell size: the median entry extent.
+        if n > 0 {
+            var sizes = entries.map { max($0.0.maxX - $0.0.minX, $0.0.maxY - $0.0.minY) }.filter { $0 > 0 && $0.isFinite }
+            sizes.sort()
+            cellSize = sizes.isEmpty ? 1 : max(sizes[sizes.count / 2], 1e-9)
+            originX = entries.map(\.0.minX).min()! - cellSize
+            originY = entries.map(\.0.minY).min()! - cellSize
+        }
+        let cs = cellSize
+        let isLarge: ((BBox, Int32, Int32)) -> Bool = { e in
+            (e.0.maxX - e.0.minX) / cs > ZoneIndex.maxCellsPerSide || (e.0.maxY - e.0.minY) / cs > ZoneIndex.maxCellsPerSide
+        }
+        var large = entries.filter(isLarge)
+        let small = entries.filter { !isLarge($0) }
+        ZoneIndex.strSort(&large) { $0.0 }
+        for (b, z, p) in large + small {
             boxes += [b.minX, b.minY, b.maxX, b.maxY]
             entryZone.append(z)
             entryPart.append(p)
@@ -70,9 +103,13 @@ public struct ZoneIndex: Sendable {
             nodeCount.append(0)
         }
         leafCount = n
-        // Each level: group the (STR-ordered) level below into parents, then STR-order the
-        // parents themselves; children stay contiguous because grouping follows that order.
-        var levelStart = 0, levelCount = n
+        treeLeaves = large.count
+        buildGrid(firstEntry: large.count)
+        // R-tree over the large entries. Each level: group the (STR-ordered) level below into
+        // parents, then STR-order the parents themselves; children stay contiguous because
+        // grouping follows that order.
+        var levelStart = 0, levelCount = large.count
+        root = levelCount == 0 ? -1 : 0
         while levelCount > 1 {
             var parents: [(BBox, Int32, Int32)] = []
             var i = 0
@@ -93,6 +130,51 @@ public struct ZoneIndex: Sendable {
                 nodeFirst.append(f)
                 nodeCount.append(c)
             }
+            root = boxes.count / 4 - 1
+        }
+    }
+
+    /// The grid cell of a coordinate (may be negative outside the grid's origin).
+    @inline(__always)
+    func cell(_ v: Double, _ origin: Double) -> Int64 {
+        let c = ((v - origin) / cellSize).rounded(.down)
+        return c > 2e9 ? Int64(2e9) : (c < -1 ? -1 : Int64(c))
+    }
+
+    @inline(__always)
+    static func cellKey(_ cx: Int64, _ cy: Int64) -> UInt64 { UInt64(cx) << 32 | UInt64(cy) }
+
+    @inline(__always)
+    static func cellHash(_ key: UInt64) -> Int { Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> 20) }
+
+    /// Puts every small entry into each cell its box comes near (widened by a millionth of a
+    /// cell, so that rounding when a point's cell is computed never misses an entry).
+    mutating func buildGrid(firstEntry: Int) {
+        var pairs: [(UInt64, Int32)] = []
+        for e in firstEntry..<leafCount {
+            let m = ZoneIndex.cellMargin * cellSize
+            let x0 = cell(boxes[4 * e] - m, originX), x1 = cell(boxes[4 * e + 2] + m, originX)
+            let y0 = cell(boxes[4 * e + 1] - m, originY), y1 = cell(boxes[4 * e + 3] + m, originY)
+            for cx in max(0, x0)...max(0, x1) {
+                for cy in max(0, y0)...max(0, y1) { pairs.append((ZoneIndex.cellKey(cx, cy), Int32(e))) }
+            }
+        }
+        pairs.sort { $0.0 < $1.0 || ($0.0 == $1.0 && $0.1 < $1.1) }
+        var cap = 16
+        while cap < pairs.count * 2 { cap <<= 1 }
+        gridKeys = [UInt64](repeating: .max, count: cap)
+        gridRuns = [UInt64](repeating: 0, count: cap)
+        gridMask = cap - 1
+        gridEntries = pairs.map(\.1)
+        var i = 0
+        while i < pairs.count {
+            var j = i
+            while j < pairs.count && pairs[j].0 == pairs[i].0 { j += 1 }
+            var slot = ZoneIndex.cellHash(pairs[i].0) & gridMask
+            while gridKeys[slot] != .max { slot = (slot + 1) & gridMask }
+            gridKeys[slot] = pairs[i].0
+            gridRuns[slot] = UInt64(i) << 32 | UInt64(j - i)
+            i = j
         }
     }
 
@@ -150,13 +232,36 @@ public struct ZoneIndex: Sendable {
     /// Sets `out` to the indices of every zone covering (x, y), ascending, without repeats.
     public func zones(coveringX x: Double, y: Double, into out: inout [Int32]) {
         out.removeAll(keepingCapacity: true)
-        let total = boxes.count / 4
-        guard total > 0 else { return }
+        guard leafCount > 0 else { return }
         boxes.withUnsafeBufferPointer { bx in
+            // The grid: one probe, then the entries of that cell.
+            let cx = cell(x, originX), cy = cell(y, originY)
+            if cx >= 0 && cy >= 0 {
+                let key = ZoneIndex.cellKey(cx, cy)
+                var slot = ZoneIndex.cellHash(key) & gridMask
+                while true {
+                    let k = gridKeys[slot]
+                    if k == key {
+                        let run = gridRuns[slot]
+                        let start = Int(run >> 32), count = Int(run & 0xFFFF_FFFF)
+                        gridEntries.withUnsafeBufferPointer { ge in
+                            for i in start..<(start + count) {
+                                let e = Int(ge[i])
+                                let b = 4 * e
+                                if x >= bx[b] && x <= bx[b + 2] && y >= bx[b + 1] && y <= bx[b + 3] { testEntry(e, x, y, &out) }
+                            }
+                        }
+                        break
+                    }
+                    if k == .max { break }
+                    slot = (slot + 1) & gridMask
+                }
+            }
+            // The R-tree of large entries.
+            guard root >= 0 else { return }
             nodeFirst.withUnsafeBufferPointer { nf in
                 nodeCount.withUnsafeBufferPointer { nc in
                     withUnsafeTemporaryAllocation(of: Int32.self, capacity: 512) { stack in
-                        let root = total - 1
                         if !(x >= bx[4 * root] && x <= bx[4 * root + 2] && y >= bx[4 * root + 1] && y <= bx[4 * root + 3]) { return }
                         if root < leafCount { testEntry(root, x, y, &out); return }
                         stack[0] = Int32(root)
