@@ -39,7 +39,8 @@ public final class Engine {
     public private(set) var unsupportedRules: [Rule] = []
 
     // Catalog.
-    let registry: [String: EntityInfo]
+    /// Registered entities by interned id (nil: not in the entities file).
+    var registry: [EntityInfo?]
     let selectors: [Selector]
     let zoneRank: [Int32]
     let ruleRank: [Int32]
@@ -97,15 +98,18 @@ public final class Engine {
     public init(zones: [Zone], entities: [EntityInfo], rules: [Rule], options: EngineOptions = EngineOptions(), symbols: Symbols = Symbols()) {
         // Known entities are interned up front: their state is then allocated once.
         var syms = symbols
-        for e in entities { _ = syms.entities.intern(e.id) }
+        var reg: [EntityInfo?] = Array(repeating: nil, count: syms.entities.count)
+        for e in entities {
+            let id = Int(syms.entities.intern(e.id))
+            if id >= reg.count { reg.append(contentsOf: repeatElement(nil, count: id + 1 - reg.count)) }
+            reg[id] = e
+        }
+        self.registry = reg
         self.symbols = syms
         self.zones = zones
         self.rules = rules
         self.options = options
         self.index = ZoneIndex(shapes: zones.map(\.shape))
-        var reg: [String: EntityInfo] = [:]
-        for e in entities { reg[e.id] = e }
-        self.registry = reg
         // Distinct entity selectors.
         var sels: [Selector] = []
         var selIndex: [Selector: Int32] = [:]
@@ -165,8 +169,7 @@ public final class Engine {
 
     func createEntity(_ i: Int) {
         entities[i].ready = true
-        let name = symbols.entities.string(Int32(i))
-        let info = registry[name] ?? EntityInfo(id: name)
+        let info = (i < registry.count ? registry[i] : nil) ?? EntityInfo(id: symbols.entities.string(Int32(i)))
         for (s, selector) in selectors.enumerated() where selector.matches(info) {
             if s < 64 {
                 entities[i].match |= 1 << UInt64(s)
