@@ -54,13 +54,19 @@ struct Replay: ParsableCommand {
         let out = try Output(path: output)
         let lateOut = try late.map { try Output(path: $0) }
         let rejectsOut = try rejects.map { try Output(path: $0) }
-        let reader = try LineReader(path: events)
-        var decoder = EventDecoder(file: events == "-" ? "<stdin>" : events)
+        // Two threads: one reads and decodes lines into batches (with the names it interned),
+        // the other (this one) applies them to the engine and writes alerts.
+        let eventsLabel = events == "-" ? "<stdin>" : events
+        let worker = try DecodeWorker(path: events, symbols: engine.symbols, rejects: rejectsOut)
+        let thread = Thread { worker.run() }
+        thread.stackSize = 8 << 20
+        thread.start()
         let encoder = AlertEncoder()
         var alerts: [Alert] = []
-        var line: [UInt8] = []
+        var text: [UInt8] = []
         var failure: TriplineError?
         var rejected = 0
+        var bytesRead = 0
         let started = Date()
         var lastProgress = started
         let progress = CLI.stderrIsTerminal && !quiet
@@ -68,9 +74,9 @@ struct Replay: ParsableCommand {
         func drain() {
             engine.drainAlerts(into: &alerts)
             if alerts.isEmpty { return }
-            line.removeAll(keepingCapacity: true)
-            for a in alerts { encoder.append(a, engine: engine, to: &line) }
-            out.write(line)
+            text.removeAll(keepingCapacity: true)
+            for a in alerts { encoder.append(a, engine: engine, to: &text) }
+            out.write(text)
             alerts.removeAll(keepingCapacity: true)
         }
         func reportExpiry() {
@@ -80,52 +86,45 @@ struct Replay: ParsableCommand {
                 expiredReported += 1
             }
         }
-        try reader.forEachLine { bytes, lineNo in
-            if bytes.allSatisfy({ $0 == 32 || $0 == 9 }) { return true }
-            switch decoder.decode(bytes, line: lineNo, symbols: &engine.symbols) {
-            case .failure(let e):
-                if let rejectsOut {
-                    rejected += 1
-                    var rec: [UInt8] = Array(#"{"line":"#.utf8) + Array(String(lineNo).utf8) + Array(#","error":"#.utf8)
-                    JSONText.appendString(e.description, to: &rec)
-                    rec += Array(#","input":"#.utf8)
-                    JSONText.appendString(String(decoding: bytes, as: UTF8.self), to: &rec)
-                    rec += Array("}\n".utf8)
-                    rejectsOut.write(rec)
-                    return true
-                }
-                failure = e
-                return false
-            case .success(let ev):
+        while true {
+            let batch = worker.queue.take()
+            engine.symbols.apply(batch.symbols)
+            var start = 0
+            for (i, ev) in batch.events.enumerated() {
+                let end = batch.lineEnds[i]
                 if case .late = engine.ingest(ev) {
+                    let raw = batch.lines[start..<end]
                     if let lateOut {
-                        lateOut.write(Array(bytes) + [10])
+                        lateOut.write(Array(raw) + [10])
                     } else {
-                        CLI.printErr("tripline: late event (before the watermark \(EventTime.format(engine.watermark))) at \(decoder.file):\(lineNo): \(String(decoding: bytes, as: UTF8.self))")
+                        CLI.printErr("tripline: late event (before the watermark \(EventTime.format(engine.watermark))) at \(eventsLabel):\(batch.lineNumbers[i]): \(String(decoding: raw, as: UTF8.self))")
                     }
                 }
+                start = end
             }
-            if engine.stats.arrived & 0x3FFF == 0 {
-                drain()
-                reportExpiry()
-                if progress {
-                    let now = Date()
-                    if now.timeIntervalSince(lastProgress) > 0.5 {
-                        lastProgress = now
-                        let el = now.timeIntervalSince(started)
-                        FileHandle.standardError.write("\r\(engine.stats.arrived) events, \(Int(Double(engine.stats.arrived) / el)) events/s, \(reader.bytesRead >> 20) MiB   ".data(using: .utf8)!)
-                    }
+            rejected += batch.rejected
+            bytesRead = batch.bytesRead
+            drain()
+            reportExpiry()
+            if progress {
+                let now = Date()
+                if now.timeIntervalSince(lastProgress) > 0.5 {
+                    lastProgress = now
+                    let el = now.timeIntervalSince(started)
+                    FileHandle.standardError.write("\r\(engine.stats.arrived) events, \(Int(Double(engine.stats.arrived) / el)) events/s, \(bytesRead >> 20) MiB   ".data(using: .utf8)!)
                 }
             }
-            return true
+            if let f = batch.failure { failure = f }
+            if batch.last { break }
         }
-        reader.close()
+        worker.reader.close()
         if progress { FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8)!) }
         if let failure {
             engine.finish(until: nil)
             drain()
             out.close()
             lateOut?.close()
+            rejectsOut?.close()
             CLI.printErr(failure.description)
             CLI.printErr("tripline: stopped at the invalid line above (pass --rejects FILE to set invalid lines aside and go on); alerts up to that line were written")
             throw ExitCode(2)
@@ -141,7 +140,7 @@ struct Replay: ParsableCommand {
             let s = engine.stats
             var summary = "tripline: \(s.arrived) events (\(s.applied) applied, \(s.duplicates) duplicate, \(s.late) late"
             if rejectsOut != nil { summary += ", \(rejected) rejected" }
-            summary += ") in \(String(format: "%.2f", elapsed)) s, \(Int(Double(s.arrived) / max(elapsed, 1e-9))) events/s, \(reader.bytesRead) bytes"
+            summary += ") in \(String(format: "%.2f", elapsed)) s, \(Int(Double(s.arrived) / max(elapsed, 1e-9))) events/s, \(bytesRead) bytes"
             CLI.printErr(summary)
             let per = engine.alertsPerRule
             for (i, r) in engine.rules.enumerated() {
@@ -149,5 +148,106 @@ struct Replay: ParsableCommand {
             }
             if s.suppressedByCooldown > 0 { CLI.printErr("  \(s.suppressedByCooldown) transition(s) suppressed by cooldown") }
         }
+    }
+}
+
+/// Events decoded by the reading thread, with the names it interned meanwhile.
+final class EventBatch: @unchecked Sendable {
+    var events: [Event] = []
+    /// The raw lines, back to back (for the late-events output), and where each ends.
+    var lines: [UInt8] = []
+    var lineEnds: [Int] = []
+    var lineNumbers: [Int] = []
+    var symbols = (InternerDelta(firstId: 0, bytes: [], ends: []), InternerDelta(firstId: 0, bytes: [], ends: []), InternerDelta(firstId: 0, bytes: [], ends: []))
+    var failure: TriplineError?
+    var rejected = 0
+    var bytesRead = 0
+    var last = false
+
+    init() {
+        events.reserveCapacity(DecodeWorker.batchSize)
+        lineEnds.reserveCapacity(DecodeWorker.batchSize)
+        lineNumbers.reserveCapacity(DecodeWorker.batchSize)
+    }
+}
+
+/// A bounded hand-off between the reading thread and the engine thread.
+final class BatchQueue: @unchecked Sendable {
+    let condition = NSCondition()
+    var items: [EventBatch] = []
+    let capacity = 4
+
+    func put(_ b: EventBatch) {
+        condition.lock()
+        while items.count >= capacity { condition.wait() }
+        items.append(b)
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func take() -> EventBatch {
+        condition.lock()
+        while items.isEmpty { condition.wait() }
+        let b = items.removeFirst()
+        condition.broadcast()
+        condition.unlock()
+        return b
+    }
+}
+
+/// Reads and decodes event lines on its own thread. It interns names into its own copy of
+/// the engine's symbols and ships what it added with each batch, so ids agree.
+final class DecodeWorker: @unchecked Sendable {
+    static let batchSize = 8192
+    let reader: LineReader
+    var decoder: EventDecoder
+    var symbols: Symbols
+    let rejects: Output?
+    let queue = BatchQueue()
+
+    init(path: String, symbols: Symbols, rejects: Output?) throws {
+        reader = try LineReader(path: path)
+        decoder = EventDecoder(file: path == "-" ? "<stdin>" : path)
+        self.symbols = symbols
+        self.rejects = rejects
+    }
+
+    func run() {
+        var counts = symbols.counts
+        var batch = EventBatch()
+        func ship(last: Bool) {
+            batch.symbols = symbols.delta(since: counts)
+            counts = symbols.counts
+            batch.bytesRead = reader.bytesRead
+            batch.last = last
+            queue.put(batch)
+            batch = EventBatch()
+        }
+        reader.forEachLine { bytes, lineNo in
+            if bytes.allSatisfy({ $0 == 32 || $0 == 9 }) { return true }
+            switch decoder.decode(bytes, line: lineNo, symbols: &symbols) {
+            case .success(let ev):
+                batch.events.append(ev)
+                batch.lines.append(contentsOf: bytes)
+                batch.lineEnds.append(batch.lines.count)
+                batch.lineNumbers.append(lineNo)
+                if batch.events.count >= DecodeWorker.batchSize { ship(last: false) }
+                return true
+            case .failure(let e):
+                if let rejects {
+                    batch.rejected += 1
+                    var rec: [UInt8] = Array(#"{"line":"#.utf8) + Array(String(lineNo).utf8) + Array(#","error":"#.utf8)
+                    JSONText.appendString(e.description, to: &rec)
+                    rec += Array(#","input":"#.utf8)
+                    JSONText.appendString(String(decoding: bytes, as: UTF8.self), to: &rec)
+                    rec += Array("}\n".utf8)
+                    rejects.write(rec)
+                    return true
+                }
+                batch.failure = e
+                return false
+            }
+        }
+        ship(last: true)
     }
 }

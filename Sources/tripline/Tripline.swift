@@ -47,7 +47,14 @@ enum CLI {
             }
         }
         attempt(zones, "zones") { p in zs = try ZoneCodec.decode(try readText(p, what: "zones"), file: p, sensitive: sensitive).get() }
-        attempt(entities, "entities") { p in es = try EntityCodec.decode(try readText(p, what: "entities"), file: p, sensitive: sensitive).get() }
+        attempt(entities, "entities") { p in
+            guard let data = FileManager.default.contents(atPath: p) else {
+                throw InputError(description: "\(p): cannot read the entities file (does it exist and is it readable?)")
+            }
+            es = try data.withUnsafeBytes { raw in
+                try EntityCodec.decode(raw.bindMemory(to: UInt8.self), file: p, sensitive: sensitive).get()
+            }
+        }
         attempt(rules, "rules") { p in rs = try RuleFile.decode(try readText(p, what: "rules"), file: p, sensitive: sensitive).get() }
         return (zs, es, rs, errors)
     }

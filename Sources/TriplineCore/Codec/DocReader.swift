@@ -66,7 +66,7 @@ public struct DocReader {
             fail(node, pointer, "\(what) must be a string, found \(node.typeName)")
             return nil
         }
-        if nonEmpty && s.trimmingCharacters(in: .whitespaces).isEmpty {
+        if nonEmpty && s.utf8.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 10 || $0 == 13 }) {
             fail(node, pointer, "\(what) must not be empty")
             return nil
         }

@@ -164,17 +164,31 @@ public enum ZoneCodec {
 /// Decodes entities from NDJSON: `{"id": "truck-17", "kind": "truck", "tags": {"cargo": "hazmat"}}`.
 public enum EntityCodec {
     public static func decode(_ text: String, file: String, sensitive: SensitiveTags = SensitiveTags()) -> Result<[EntityInfo], TriplineErrors> {
+        var t = text
+        return t.withUTF8 { decode($0, file: file, sensitive: sensitive) }
+    }
+
+    /// Decodes NDJSON bytes, one entity per line; every bad line is reported.
+    public static func decode(_ bytes: UnsafeBufferPointer<UInt8>, file: String, sensitive: SensitiveTags = SensitiveTags()) -> Result<[EntityInfo], TriplineErrors> {
         var errors: [TriplineError] = []
         var out: [EntityInfo] = []
         var seen: [String: Int] = [:]
         var lineNo = 0
-        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        var start = 0
+        var r = DocReader(file: file)
+        while start <= bytes.count {
+            var end = start
+            while end < bytes.count && bytes[end] != 10 { end += 1 }
             lineNo += 1
-            if line.allSatisfy({ $0 == " " || $0 == "\t" || $0 == "\r" }) { continue }
-            switch JSONDocumentParser.parse(String(line), file: file, lineOffset: lineNo - 1) {
+            defer { start = end + 1 }
+            var lineEnd = end
+            if lineEnd > start && bytes[lineEnd - 1] == 13 { lineEnd -= 1 }
+            let line = UnsafeBufferPointer(rebasing: bytes[start..<lineEnd])
+            if line.allSatisfy({ $0 == 32 || $0 == 9 }) { continue }
+            switch JSONDocumentParser.parse(line, file: file, lineOffset: lineNo - 1) {
             case .failure(let e): errors.append(e)
             case .success(let doc):
-                var r = DocReader(file: file)
+                r.errors.removeAll(keepingCapacity: true)
                 if let e = entity(doc, &r, sensitive) {
                     if let prev = seen[e.id] {
                         r.fail(doc, "/id", "duplicate entity id \"\(e.id)\" (first on line \(prev))", code: .duplicateId)

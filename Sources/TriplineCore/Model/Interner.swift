@@ -136,3 +136,58 @@ public struct Interner: Sendable {
     /// Approximate bytes held.
     public var memoryBytes: Int { arena.capacity + starts.capacity * 8 + hashes.capacity * 8 + table.capacity * 8 }
 }
+
+/// Strings added to an interner after some id, to replay them in the same order into
+/// another interner (so that ids agree across threads).
+public struct InternerDelta: Sendable {
+    public var firstId: Int
+    public var bytes: [UInt8]
+    public var ends: [Int]
+    public init(firstId: Int = 0, bytes: [UInt8] = [], ends: [Int] = []) {
+        self.firstId = firstId
+        self.bytes = bytes
+        self.ends = ends
+    }
+}
+
+extension Interner {
+    /// The strings with ids `firstId...`.
+    public func delta(from firstId: Int) -> InternerDelta {
+        var d = InternerDelta(firstId: firstId, bytes: [], ends: [])
+        if firstId >= count { return d }
+        for id in firstId..<count {
+            appendBytes(Int32(id), to: &d.bytes)
+            d.ends.append(d.bytes.count)
+        }
+        return d
+    }
+
+    /// Interns the strings of `d`; they must receive the ids they had.
+    public mutating func apply(_ d: InternerDelta) {
+        precondition(d.firstId == count || d.ends.isEmpty, "interner deltas must be applied in order")
+        d.bytes.withUnsafeBufferPointer { b in
+            var start = 0
+            for end in d.ends {
+                _ = intern(UnsafeBufferPointer(rebasing: b[start..<end]))
+                start = end
+            }
+        }
+    }
+}
+
+extension Symbols {
+    /// How many strings each interner holds.
+    public var counts: (Int, Int, Int) { (entities.count, eventIds.count, names.count) }
+
+    /// Everything interned since `counts`.
+    public func delta(since counts: (Int, Int, Int)) -> (InternerDelta, InternerDelta, InternerDelta) {
+        (entities.delta(from: counts.0), eventIds.delta(from: counts.1), names.delta(from: counts.2))
+    }
+
+    /// Replays a delta from another `Symbols` that started equal to this one.
+    public mutating func apply(_ d: (InternerDelta, InternerDelta, InternerDelta)) {
+        entities.apply(d.0)
+        eventIds.apply(d.1)
+        names.apply(d.2)
+    }
+}

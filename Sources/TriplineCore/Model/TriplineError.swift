@@ -75,6 +75,6 @@ public struct TriplineErrors: Error, Sendable, CustomStringConvertible {
 /// Escapes one reference token of a JSON pointer (RFC 6901).
 
 public func pointerToken(_ s: String) -> String {
-    if !s.contains("~") && !s.contains("/") { return s }
+    if !s.utf8.contains(where: { $0 == 126 || $0 == 47 }) { return s }
     return s.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1")
 }
