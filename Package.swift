@@ -14,6 +14,7 @@ let package = Package(
     products: [
         .library(name: "TriplineCore", targets: ["TriplineCore"]),
         .library(name: "TriplineYAML", targets: ["TriplineYAML"]),
+        .library(name: "TriplineTesting", targets: ["TriplineTesting"]),
         .executable(name: "tripline", targets: ["tripline"]),
     ],
     dependencies: [

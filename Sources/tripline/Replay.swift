@@ -48,9 +48,6 @@ struct Replay: ParsableCommand {
         if inputs.rules == nil { CLI.printErr("tripline: no --rules given: events are checked and counted, no alert can fire") }
         let engine = Engine(zones: loaded.zones, entities: loaded.entities, rules: loaded.rules,
                             options: EngineOptions(allowedLateness: lateness), symbols: Symbols(sensitive: sensitive))
-        for r in engine.unsupportedRules {
-            CLI.printErr("tripline: rule \"\(r.id)\" (line \(r.line)): kind \(r.kind.rawValue) is not evaluated by this version; skipped")
-        }
         let out = try Output(path: output)
         let lateOut = try late.map { try Output(path: $0) }
         let rejectsOut = try rejects.map { try Output(path: $0) }

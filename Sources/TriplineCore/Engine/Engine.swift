@@ -35,8 +35,6 @@ public final class Engine {
     public let rules: [Rule]
     public let index: ZoneIndex
     public let options: EngineOptions
-    /// Rules whose kind this engine cannot evaluate yet: reported, never silently ignored.
-    public private(set) var unsupportedRules: [Rule] = []
 
     // Catalog.
     /// Registered entities by interned id (nil: not in the entities file).
@@ -83,9 +81,18 @@ public final class Engine {
     /// Rules whose `expires` the watermark has reached, in the order it happened.
     public private(set) var expiredRules: [(rule: Int32, at: Millis)] = []
 
-    // Evaluators.
+    // Evaluators, one per kind.
     var geofence = GeofenceEvaluator()
     var speed = SpeedEvaluator()
+    var dwell = DwellEvaluator()
+    var gathering = GatheringEvaluator()
+    var proximity = ProximityEvaluator()
+    var frequency = FrequencyEvaluator()
+    var novelty = NoveltyEvaluator()
+    var threshold = ThresholdEvaluator()
+    var sequence = SequenceEvaluator()
+    var absence = AbsenceEvaluator()
+    let ruleKinds: [RuleKind]
     let needsZones: Bool
     var emitter: Emitter
     var zoneScratch: [Int32] = []
@@ -105,7 +112,6 @@ public final class Engine {
             reg[id] = e
         }
         self.registry = reg
-        self.symbols = syms
         self.zones = zones
         self.rules = rules
         self.options = options
@@ -121,24 +127,83 @@ public final class Engine {
             return i
         }
         self.emitter = Emitter(rules: rules)
-        var unsupported: [Rule] = []
-        var geo = GeofenceEvaluator()
-        var spd = SpeedEvaluator()
+        self.ruleKinds = rules.map(\.kind)
+        var geo = GeofenceEvaluator(), spd = SpeedEvaluator(), dw = DwellEvaluator(), ga = GatheringEvaluator()
+        var px = ProximityEvaluator(), fq = FrequencyEvaluator(), nv = NoveltyEvaluator(), th = ThresholdEvaluator()
+        var sq = SequenceEvaluator(), ab = AbsenceEvaluator()
+        var zonesNeeded = false
         for (i, r) in rules.enumerated() {
             let ri = Int32(i)
             let s = sel(r.match)
             switch r.parameters {
-            case .enter: geo.enterRules.append(.init(rule: ri, selector: s, zoneMask: ZoneMask.build(r.zones, zones: zones)))
-            case .exit: geo.exitRules.append(.init(rule: ri, selector: s, zoneMask: ZoneMask.build(r.zones, zones: zones)))
-            case .speed(let v): spd.rules.append(.init(rule: ri, selector: s, maxKmh: v))
-            default: unsupported.append(r)
+            case .enter:
+                geo.enterRules.append(.init(rule: ri, selector: s, zoneMask: ZoneMask.build(r.zones, zones: zones)))
+                zonesNeeded = true
+            case .exit:
+                geo.exitRules.append(.init(rule: ri, selector: s, zoneMask: ZoneMask.build(r.zones, zones: zones)))
+                zonesNeeded = true
+            case .speed(let v):
+                spd.rules.append(.init(rule: ri, selector: s, maxKmh: v))
+            case .dwell(let min):
+                dw.slot[ri] = dw.rules.count
+                dw.rules.append(.init(rule: ri, selector: s, zoneMask: ZoneMask.build(r.zones, zones: zones), min: min))
+                zonesNeeded = true
+            case .gathering(let n, let w):
+                ga.slot[ri] = ga.rules.count
+                ga.rules.append(.init(rule: ri, selector: s, zoneMask: ZoneMask.build(r.zones, zones: zones), minCount: n, window: w))
+                zonesNeeded = true
+            case .proximity(let d, let w, let other):
+                px.slot[ri] = px.rules.count
+                px.rules.append(.init(rule: ri, match: s, other: other.map(sel) ?? s, distance: d, window: w))
+            case .frequency(let k, let w, let f):
+                let cf = CompiledFilter(f, symbols: &syms, zones: zones)
+                zonesNeeded = zonesNeeded || cf.needsZones
+                fq.slot[ri] = fq.rules.count
+                fq.rules.append(.init(rule: ri, selector: s, filter: cf, count: SlidingCount(window: w, threshold: k)))
+            case .novelty(let k, let w, let h, let cp):
+                nv.slot[ri] = nv.rules.count
+                nv.rules.append(.init(rule: ri, selector: s, lookback: h, prefix: cp?.prefix?.map { Array($0.utf8) },
+                                      notPrefix: cp?.notPrefix?.map { Array($0.utf8) }, count: SlidingCount(window: w, threshold: k)))
+            case .threshold(let metric, let c):
+                let cond: ThresholdEvaluator.Condition
+                switch c {
+                case .above(let x): cond = .above(x)
+                case .below(let x): cond = .below(x)
+                case .baseline(let w, let f, let m): cond = .baseline(window: w, factor: f, minSamples: m)
+                }
+                th.rules.append(.init(rule: ri, selector: s, metric: syms.names.intern(metric), condition: cond))
+            case .sequence(let steps, let within):
+                let compiled: [SequenceEvaluator.Step] = steps.map {
+                    switch $0 {
+                    case .enter(let z): zonesNeeded = true; return .enter(ZoneMask.build(z, zones: zones))
+                    case .exit(let z): zonesNeeded = true; return .exit(ZoneMask.build(z, zones: zones))
+                    case .event(let f):
+                        let cf = CompiledFilter(f, symbols: &syms, zones: zones)
+                        zonesNeeded = zonesNeeded || cf.needsZones
+                        return .event(cf)
+                    }
+                }
+                sq.rules.append(.init(rule: ri, selector: s, steps: compiled, within: within))
+            case .absence(let d, let f):
+                let cf = f.map { CompiledFilter($0, symbols: &syms, zones: zones) }
+                zonesNeeded = zonesNeeded || (cf?.needsZones ?? false)
+                ab.slot[ri] = ab.rules.count
+                ab.rules.append(.init(rule: ri, selector: s, duration: d, filter: cf))
             }
         }
-        self.selectors = sels
+        self.symbols = syms
         self.geofence = geo
         self.speed = spd
-        self.unsupportedRules = unsupported
-        self.needsZones = !geo.isEmpty
+        self.dwell = dw
+        self.gathering = ga
+        self.proximity = px
+        self.frequency = fq
+        self.novelty = nv
+        self.threshold = th
+        self.sequence = sq
+        self.absence = ab
+        self.needsZones = zonesNeeded
+        self.selectors = sels
         self.matchTable = MatchTable(stride: max(0, (sels.count - 64 + 63) / 64))
         // Canonical ranks: code point order of ids.
         func ranks(_ ids: [String]) -> [Int32] {
@@ -211,7 +276,7 @@ public final class Engine {
             }
         } else {
             ref = .assigned(entity: e, n: n)
-            if let set = givenAssignedForm[e], set.contains(n) { duplicate = true }
+            if !givenAssignedForm.isEmpty, let set = givenAssignedForm[e], set.contains(n) { duplicate = true }
         }
         if duplicate {
             stats.duplicates += 1
@@ -321,7 +386,15 @@ public final class Engine {
     }
 
     func fire(_ timer: EngineTimer) {
-        // Timer-driven kinds register here.
+        switch ruleKinds[Int(timer.rule)] {
+        case .dwell: dwell.fire(timer, emitter: &emitter)
+        case .gathering: gathering.fire(timer, engine: self, emitter: &emitter, timers: &timers)
+        case .proximity: proximity.fire(timer, emitter: &emitter, timers: &timers)
+        case .frequency: frequency.fire(timer, emitter: &emitter, timers: &timers)
+        case .novelty: novelty.fire(timer, emitter: &emitter, timers: &timers)
+        case .absence: absence.fire(timer, emitter: &emitter, timers: &timers)
+        case .enter, .exit, .speed, .threshold, .sequence: break
+        }
     }
 
     // MARK: - Applying events
@@ -329,8 +402,20 @@ public final class Engine {
     func apply(_ ev: Event, _ ref: EventRef) {
         stats.applied += 1
         emitter.advance(to: ev.time)
+        enteredScratch.removeAll(keepingCapacity: true)
+        exitedScratch.removeAll(keepingCapacity: true)
+        zoneScratch.removeAll(keepingCapacity: true)
         if ev.type == Symbols.positionType {
-            if needsZones { updateZones(ev, ref) }
+            if needsZones && updateZones(ev) {
+                geofence.onTransitions(entity: ev.entity, entered: enteredScratch[...], exited: exitedScratch[...], time: ev.time, ref: ref,
+                                       engine: self, emitter: &emitter)
+                if !dwell.isEmpty {
+                    dwell.onTransitions(entity: ev.entity, entered: enteredScratch[...], exited: exitedScratch[...], time: ev.time, ref: ref,
+                                        engine: self, emitter: &emitter, timers: &timers)
+                }
+            }
+            if !gathering.isEmpty { gathering.onPosition(ev, ref: ref, zones: zoneScratch, engine: self, emitter: &emitter, timers: &timers) }
+            if !proximity.isEmpty { proximity.onPosition(ev, ref: ref, engine: self, emitter: &emitter, timers: &timers) }
             if !speed.isEmpty {
                 let ei = Int(ev.entity)
                 let prev = SpeedEvaluator.Previous(lon: entities[ei].lastLon, lat: entities[ei].lastLat, time: entities[ei].lastTime, ref: entities[ei].lastRef)
@@ -340,14 +425,26 @@ public final class Engine {
                 entities[ei].lastRef = ref
                 speed.onPosition(ev, ref: ref, previous: prev, engine: self, emitter: &emitter)
             }
+        } else if ev.type == Symbols.readingType {
+            if !threshold.isEmpty { threshold.onReading(ev, ref: ref, engine: self, emitter: &emitter) }
+        } else if ev.type == Symbols.contactType {
+            if !novelty.isEmpty { novelty.onContact(ev, ref: ref, engine: self, emitter: &emitter, timers: &timers) }
+        }
+        if !frequency.isEmpty { frequency.onEvent(ev, ref: ref, zones: zoneScratch, engine: self, emitter: &emitter, timers: &timers) }
+        if !absence.isEmpty { absence.onEvent(ev, ref: ref, zones: zoneScratch, engine: self, emitter: &emitter, timers: &timers) }
+        if !sequence.isEmpty {
+            sequence.onEvent(ev, ref: ref, order: stats.applied, zones: zoneScratch, entered: enteredScratch, exited: exitedScratch,
+                             engine: self, emitter: &emitter)
         }
     }
 
-    func updateZones(_ ev: Event, _ ref: EventRef) {
+    /// Looks the position up in the zone index (into `zoneScratch`) and, when the entity's
+    /// set of zones changed, fills `enteredScratch` and `exitedScratch`. Returns whether it changed.
+    func updateZones(_ ev: Event) -> Bool {
         index.zones(coveringX: ev.lon, y: ev.lat, into: &zoneScratch)
         let ei = Int(ev.entity)
         let count = Int(entities[ei].insideCount)
-        if count == 0 && zoneScratch.isEmpty { return }
+        if count == 0 && zoneScratch.isEmpty { return false }
         // The previous set, from inline storage or the overflow map.
         prevScratch.removeAll(keepingCapacity: true)
         if count > 3 {
@@ -358,10 +455,8 @@ public final class Engine {
             if count > 1 { prevScratch.append(t.1) }
             if count > 2 { prevScratch.append(t.2) }
         }
-        if prevScratch == zoneScratch { return }
+        if prevScratch == zoneScratch { return false }
         // Sorted set differences.
-        enteredScratch.removeAll(keepingCapacity: true)
-        exitedScratch.removeAll(keepingCapacity: true)
         let prev = prevScratch
         var i = 0, j = 0
         while i < zoneScratch.count || j < prev.count {
@@ -381,8 +476,7 @@ public final class Engine {
         } else {
             entities[ei].inside = (n > 0 ? zoneScratch[0] : 0, n > 1 ? zoneScratch[1] : 0, n > 2 ? zoneScratch[2] : 0)
         }
-        geofence.onTransitions(entity: ev.entity, entered: enteredScratch[...], exited: exitedScratch[...], time: ev.time, ref: ref,
-                               engine: self, emitter: &emitter)
+        return true
     }
 
     // MARK: - Ids
