@@ -69,6 +69,9 @@ struct GatheringEvaluator {
             return
         }
         members[t.a] = nil
+        // Members whose latest inside position leaves the window at this same instant leave
+        // together: the transition reports the zone as it is at that time.
+        for (e, q) in members where q.time + rules[i].window <= t.deadline { members[e] = nil }
         rules[i].present[t.b] = members.isEmpty ? nil : members
         if members.count < rules[i].minCount && rules[i].firing.contains(t.b) {
             rules[i].firing.remove(t.b)

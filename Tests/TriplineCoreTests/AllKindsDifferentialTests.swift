@@ -1,0 +1,191 @@
+import Foundation
+import Testing
+import TriplineTesting
+import TriplineYAML
+@testable import TriplineCore
+
+/// Random mixed streams for every rule kind: positions on a half-degree grid (so zone edges
+/// and vertices are hit exactly), readings, contacts and custom events, with ties in time.
+enum MixedStreams {
+    static let zones: [Zone] = [
+        square("d1", "depot", 0, 0, 2, 2), square("d2", "depot", 1, 1, 3, 3), square("p1", "port", 3, 0, 5, 2),
+        square("r1", "restricted", 0, 3, 2, 5), square("a1", "anchorage", 2, 2, 4, 4),
+        Zone(id: "c1", category: "depot", shape: .circle(lon: 4, lat: 4, radiusM: 120_000)),
+    ]
+    static let entities = (0..<6).map { EntityInfo(id: "e\($0)", kind: ["truck", "vessel", "account"][$0 % 3], tags: ["cargo": $0 % 2 == 0 ? "hazmat" : "food"]) }
+
+    static let rulesYAML = """
+    rules:
+      - {id: enter, kind: enter, purpose: p, owner: o, severity: low, match: {}}
+      - {id: exit-depot, kind: exit, purpose: p, owner: o, severity: low, match: {kind: truck}, zones: {category: depot}, cooldown: 3s}
+      - {id: speed, kind: speed, purpose: p, owner: o, severity: low, match: {}, max_kmh: 200000}
+      - {id: dwell, kind: dwell, purpose: p, owner: o, severity: low, match: {}, min: 3s}
+      - {id: dwell-depot, kind: dwell, purpose: p, owner: o, severity: low, match: {kind: truck}, zones: {category: depot}, min: 1500ms, cooldown: 4s}
+      - {id: gathering, kind: gathering, purpose: p, owner: o, severity: low, match: {}, zones: {category: depot}, min_count: 2, window: 4s}
+      - {id: crowd, kind: gathering, purpose: p, owner: o, severity: low, match: {}, min_count: 3, window: 6s}
+      - {id: near, kind: proximity, purpose: p, owner: o, severity: low, match: {}, distance_m: 150000, within: 5s}
+      - {id: near-vessels, kind: proximity, purpose: p, owner: o, severity: low, match: {kind: vessel}, other: {kind: truck}, distance_m: 250000, within: 3s}
+      - {id: freq, kind: frequency, purpose: p, owner: o, severity: low, match: {}, count: 3, window: 5s, event: {type: a}}
+      - {id: freq-high, kind: frequency, purpose: p, owner: o, severity: low, match: {}, count: 2, window: 7s, event: {type: b, attrs: {tier: high, n: 1}}}
+      - {id: freq-depot, kind: frequency, purpose: p, owner: o, severity: low, match: {}, count: 2, window: 4s, event: {type: position, zones: {category: depot}}}
+      - {id: novel, kind: novelty, purpose: p, owner: o, severity: low, match: {}, count: 2, window: 6s, lookback: 4s, counterpart: {prefix: [c], not_prefix: [c5]}}
+      - {id: novel-all, kind: novelty, purpose: p, owner: o, severity: low, match: {}, count: 3, window: 5s, lookback: 10s}
+      - {id: above, kind: threshold, purpose: p, owner: o, severity: low, match: {}, metric: m, above: 6}
+      - {id: below, kind: threshold, purpose: p, owner: o, severity: low, match: {}, metric: m, below: 2, cooldown: 2s}
+      - {id: baseline, kind: threshold, purpose: p, owner: o, severity: low, match: {}, metric: m, baseline: {window: 6s, factor: 1.5, min_samples: 2}}
+      - id: seq
+        kind: sequence
+        purpose: p
+        owner: o
+        severity: low
+        match: {}
+        within: 8s
+        steps:
+          - event: {type: a}
+          - enter: {category: depot}
+          - event: {type: b}
+      - {id: seq2, kind: sequence, purpose: p, owner: o, severity: low, match: {}, within: 4s, steps: [{event: {type: a}}, {event: {type: a}}]}
+      - {id: seq-exit, kind: sequence, purpose: p, owner: o, severity: low, match: {}, within: 10s, steps: [{exit: {category: depot}}, {event: {type: c}}, {enter: {}}]}
+      - {id: absent-a, kind: absence, purpose: p, owner: o, severity: low, match: {}, for: 4s, event: {type: a}}
+      - {id: silent, kind: absence, purpose: p, owner: o, severity: low, match: {kind: truck}, for: 5s, cooldown: 6s}
+
+    """
+
+    static func events(seed: UInt64, count: Int = 300) -> [NaiveEngine.Ev] {
+        var rng = SplitMix64(seed: seed)
+        var t: Millis = 1_000_000
+        var out: [NaiveEngine.Ev] = []
+        for _ in 0..<count {
+            t += Millis(rng.next() % 3) * 500
+            let e = "e\(rng.next() % 6)"
+            var ev = NaiveEngine.Ev(entity: e, time: t, type: "position")
+            switch rng.next() % 10 {
+            case 0...3:
+                ev.lon = Double(rng.next() % 11) / 2
+                ev.lat = Double(rng.next() % 11) / 2
+            case 4, 5:
+                ev.type = "reading"
+                ev.metric = rng.next() % 4 == 0 ? "other" : "m"
+                ev.value = Double(rng.next() % 9)
+            case 6:
+                ev.type = "contact"
+                ev.counterpart = rng.next() % 3 == 0 ? "x\(rng.next() % 3)" : "c\(rng.next() % 6)"
+            default:
+                ev.type = ["a", "b", "c"][Int(rng.next() % 3)]
+                ev.attrs = ["tier": .string(rng.next() % 2 == 0 ? "high" : "low"), "n": .number(Double(rng.next() % 2))]
+            }
+            out.append(ev)
+        }
+        // Assigned ids, as the engine numbers them.
+        var counts: [String: Int] = [:]
+        for i in out.indices {
+            counts[out[i].entity, default: 0] += 1
+            out[i].id = "\(out[i].entity)#\(counts[out[i].entity]!)"
+        }
+        return out
+    }
+
+    static func line(_ ev: NaiveEngine.Ev) -> String {
+        var s = "{\"entity\":\"\(ev.entity)\",\"time\":\(ev.time),\"type\":\"\(ev.type)\""
+        switch ev.type {
+        case "position": s += ",\"lon\":\(ev.lon),\"lat\":\(ev.lat)"
+        case "reading": s += ",\"metric\":\"\(ev.metric)\",\"value\":\(ev.value)"
+        case "contact": s += ",\"counterpart\":\"\(ev.counterpart)\""
+        default:
+            let parts = ev.attrs.sorted { $0.key < $1.key }.map { k, v -> String in
+                switch v {
+                case .string(let x): return "\"\(k)\":\"\(x)\""
+                case .number(let d): return "\"\(k)\":\(d)"
+                case .bool(let b): return "\"\(k)\":\(b)"
+                }
+            }
+            s += ",\"attrs\":{\(parts.joined(separator: ","))}"
+        }
+        return s + "}"
+    }
+}
+
+/// Compares two alert lines as JSON values, numbers within a relative 1e-9 (spec: paths
+/// must agree as JSON values, floats within 1e-9).
+func sameAlert(_ a: String, _ b: String) -> Bool {
+    guard let x = try? JSONSerialization.jsonObject(with: Data(a.utf8)), let y = try? JSONSerialization.jsonObject(with: Data(b.utf8)) else { return false }
+    func eq(_ p: Any, _ q: Any) -> Bool {
+        if let p = p as? [String: Any], let q = q as? [String: Any] { return p.keys.sorted() == q.keys.sorted() && p.keys.allSatisfy { eq(p[$0]!, q[$0]!) } }
+        if let p = p as? [Any], let q = q as? [Any] { return p.count == q.count && zip(p, q).allSatisfy(eq) }
+        if let p = p as? String, let q = q as? String { return p == q }
+        if let p = p as? NSNumber, let q = q as? NSNumber {
+            let u = p.doubleValue, v = q.doubleValue
+            return u == v || abs(u - v) <= 1e-9 * max(abs(u), abs(v))
+        }
+        return p is NSNull && q is NSNull
+    }
+    return eq(x, y)
+}
+
+func firstDifference(_ engine: [String], _ naive: [String]) -> String? {
+    for i in 0..<max(engine.count, naive.count) {
+        let a = i < engine.count ? engine[i] : "(none)", b = i < naive.count ? naive[i] : "(none)"
+        if !sameAlert(a, b) {
+            let context = engine[max(0, i - 3)..<min(engine.count, i)].joined(separator: "\n   ")
+            return "alert \(i) of \(engine.count) / \(naive.count):\n engine: \(a)\n naive:  \(b)\n before:\n   \(context)"
+        }
+    }
+    return nil
+}
+
+@Suite struct AllKindsDifferentialTests {
+    static let rules = try! RuleFile.decode(MixedStreams.rulesYAML, file: "rules.yaml").get()
+
+    @Test(arguments: Array(1...60) as [UInt64])
+    func everyKindMatchesTheNaiveReference(seed: UInt64) {
+        let events = MixedStreams.events(seed: seed)
+        let until = events.last!.time + 20_000
+        var naive = NaiveEngine(zones: MixedStreams.zones, entities: MixedStreams.entities, rules: Self.rules)
+        naive.run(events, until: until)
+        let expected = naive.lines()
+        let got = replay(zones: MixedStreams.zones, entities: MixedStreams.entities, rules: Self.rules,
+                         lines: events.map(MixedStreams.line), until: until).alerts
+        if let d = firstDifference(got, expected) { Issue.record(Comment(rawValue: d)) }
+        #expect(expected.count > 30)
+    }
+
+    @Test func everyKindFiresAndResolvesSomewhereInTheStreams() {
+        var seen = Set<String>()
+        for seed in 1...20 as ClosedRange<UInt64> {
+            let events = MixedStreams.events(seed: seed)
+            let r = replay(zones: MixedStreams.zones, entities: MixedStreams.entities, rules: Self.rules,
+                           lines: events.map(MixedStreams.line), until: events.last!.time + 20_000)
+            for a in r.alerts {
+                let o = try! JSONSerialization.jsonObject(with: Data(a.utf8)) as! [String: Any]
+                seen.insert("\(o["rule"]!)/\(o["state"]!)")
+            }
+        }
+        for r in Self.rules {
+            #expect(seen.contains("\(r.id)/firing"), "\(r.id) never fired")
+            if ![.enter, .exit, .speed, .sequence].contains(r.kind) {
+                #expect(seen.contains("\(r.id)/resolved"), "\(r.id) never resolved")
+            }
+        }
+    }
+
+    @Test(arguments: [(1, 1000), (2, 3000), (3, 500), (4, 8000)] as [(UInt64, Millis)])
+    func allKindsTogetherIgnoreDisorderWithinTheLateness(seed: UInt64, lateness: Millis) {
+        var events = MixedStreams.events(seed: seed)
+        for i in events.indices { events[i].id = "id\(i)" }
+        var rng = SplitMix64(seed: seed &+ 77)
+        let lines = events.map { ev -> String in
+            var l = MixedStreams.line(ev)
+            l.removeLast()
+            return l + ",\"id\":\"\(ev.id)\"}"
+        }
+        let keyed = zip(events, lines).enumerated().map { (i, p) in (p.0.time + Millis(rng.next() % UInt64(lateness + 1)), i, p.0.time, p.1) }
+        let shuffled = keyed.sorted { ($0.0, $0.1) < ($1.0, $1.1) }
+        let stablySorted = shuffled.enumerated().sorted { ($0.element.2, $0.offset) < ($1.element.2, $1.offset) }.map(\.element.3)
+        let until = events.last!.time + 20_000
+        let a = replay(zones: MixedStreams.zones, entities: MixedStreams.entities, rules: Self.rules, lines: shuffled.map(\.3), lateness: lateness, until: until)
+        let b = replay(zones: MixedStreams.zones, entities: MixedStreams.entities, rules: Self.rules, lines: stablySorted, until: until)
+        #expect(a.engine.stats.late == 0)
+        #expect(a.alerts == b.alerts)
+        #expect(a.alerts.count > 30)
+    }
+}

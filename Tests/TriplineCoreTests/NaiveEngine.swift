@@ -1,0 +1,327 @@
+import Foundation
+@testable import TriplineCore
+
+/// A deliberately naive reference for every rule kind: it keeps the whole history and, at
+/// every instant that could matter (each event, and each event time plus every duration of
+/// every rule), recomputes each rule's state from scratch, emitting a transition whenever the
+/// state differs from the last one. Instants with no event are evaluated before the events
+/// of the same time (timers fire first). No watermark: the input must be sorted by time.
+struct NaiveEngine {
+    struct Ev {
+        var entity: String
+        var time: Millis
+        var type: String
+        var lon = 0.0, lat = 0.0
+        var metric = "", value = 0.0
+        var counterpart = ""
+        var attrs: [String: AttrLiteral] = [:]
+        var id = ""
+        var order = 0
+        var zones: Set<String> = []
+    }
+    struct Out {
+        var time: Millis, rule: String, e: String, z: String, pa: String, pb: String, seq: Int
+        var firing: Bool
+        var evidence: [String]
+        var details: [(String, DetailValue)]
+    }
+
+    let zones: [Zone]
+    let entities: [String: EntityInfo]
+    let rules: [Rule]
+    var history: [Ev] = []
+    var out: [Out] = []
+    var seq = 0
+    /// Rule id + key -> current state (firing) for stateful kinds.
+    var state: [String: Bool] = [:]
+    var lastCompletion: [String: Int] = [:]   // sequence: rule + entity -> order of the last completing event
+
+    init(zones: [Zone], entities: [EntityInfo], rules: [Rule]) {
+        self.zones = zones
+        self.entities = Dictionary(uniqueKeysWithValues: entities.map { ($0.id, $0) })
+        self.rules = rules
+    }
+
+    func info(_ e: String) -> EntityInfo { entities[e] ?? EntityInfo(id: e) }
+    func zoneMatches(_ sel: Selector?, _ zid: String) -> Bool {
+        guard let sel else { return true }
+        let z = zones.first { $0.id == zid }!
+        return sel.matches(id: z.id, class: z.category, tags: z.tags)
+    }
+    func filterMatches(_ f: EventFilter, _ x: Ev) -> Bool {
+        if x.type != f.type { return false }
+        if let m = f.metric, x.metric != m { return false }
+        for (k, v) in f.attrs where x.attrs[k] != v { return false }
+        if let zs = f.zones {
+            if x.type != "position" || !x.zones.contains(where: { zoneMatches(zs, $0) }) { return false }
+        }
+        return true
+    }
+    func positions(_ e: String) -> [Ev] { history.filter { $0.entity == e && $0.type == "position" } }
+    /// The zones entered and exited by position x (compared with the entity's previous position).
+    func transitions(_ x: Ev) -> (Set<String>, Set<String>) {
+        guard x.type == "position" else { return ([], []) }
+        let prev = history.last { $0.entity == x.entity && $0.type == "position" && $0.order < x.order }
+        let before = prev?.zones ?? []
+        return (x.zones.subtracting(before), before.subtracting(x.zones))
+    }
+
+    mutating func emit(_ r: Rule, e: String = "", z: String = "", pair: (String, String)? = nil, firing: Bool, time: Millis, evidence: [String], details: [(String, DetailValue)]) {
+        var pa = "", pb = ""
+        if let pair { (pa, pb) = Array(pair.0.utf8).lexicographicallyPrecedes(Array(pair.1.utf8)) ? (pair.0, pair.1) : (pair.1, pair.0) }
+        out.append(Out(time: time, rule: r.id, e: e, z: z, pa: pa, pb: pb, seq: seq, firing: firing, evidence: Array(evidence.prefix(100)), details: details))
+        seq += 1
+    }
+
+    /// Sets a stateful key's state; returns true when it changed.
+    mutating func transition(_ key: String, _ now: Bool) -> Bool {
+        let before = state[key] ?? false
+        state[key] = now
+        return before != now
+    }
+
+    // MARK: - Running
+
+    mutating func run(_ events: [Ev], until: Millis) {
+        var durations: [Millis] = []
+        for r in rules {
+            switch r.parameters {
+            case .dwell(let m): durations.append(m)
+            case .gathering(_, let w), .frequency(_, let w, _): durations.append(w)
+            case .proximity(_, let w, _): durations.append(w)
+            case .novelty(_, let w, _, _): durations.append(w)
+            case .absence(let d, _): durations.append(d)
+            default: break
+            }
+        }
+        var instants = Set<Millis>()
+        for x in events { for d in durations where x.time + d <= until { instants.insert(x.time + d) } }
+        var i = 0
+        let eventTimes = Set(events.map(\.time))
+        for t in instants.union(eventTimes).sorted() {
+            if instants.contains(t) { evaluate(at: t, event: nil) }
+            while i < events.count && events[i].time == t {
+                var x = events[i]
+                x.order = history.count + 1
+                x.zones = x.type == "position" ? Set(zones.filter { $0.shape.covers(x.lon, x.lat) }.map(\.id)) : []
+                history.append(x)
+                evaluate(at: t, event: x)
+                i += 1
+            }
+        }
+    }
+
+    mutating func evaluate(at t: Millis, event x: Ev?) {
+        for r in rules {
+            switch r.parameters {
+            case .enter, .exit:
+                guard let x, r.match.matches(info(x.entity)) else { continue }
+                let (entered, exited) = transitions(x)
+                for z in (r.kind == .enter ? entered : exited).sorted() where zoneMatches(r.zones, z) {
+                    emit(r, e: x.entity, z: z, firing: true, time: t, evidence: [x.id], details: [])
+                }
+            case .speed(let v):
+                guard let x, x.type == "position", r.match.matches(info(x.entity)) else { continue }
+                guard let p = history.last(where: { $0.entity == x.entity && $0.type == "position" && $0.order < x.order }) else { continue }
+                let d = Haversine.distance(p.lon, p.lat, x.lon, x.lat)
+                if x.time == p.time {
+                    if d > 1 { emit(r, e: x.entity, firing: true, time: t, evidence: [p.id, x.id], details: [("kmh", .null), ("distance_m", .number(d))]) }
+                } else {
+                    let kmh = d * 3600 / Double(x.time - p.time)
+                    if kmh > v { emit(r, e: x.entity, firing: true, time: t, evidence: [p.id, x.id], details: [("kmh", .number(kmh)), ("distance_m", .number(d))]) }
+                }
+            case .dwell(let min):
+                for e in Set(history.map(\.entity)).sorted() where r.match.matches(info(e)) {
+                    let ps = positions(e)
+                    for z in zones.map(\.id) where zoneMatches(r.zones, z) {
+                        // The current visit: the run of inside positions at the end of the history.
+                        var start: Ev? = nil
+                        var exitPos: Ev? = nil
+                        var lastStart: Ev? = nil
+                        for p in ps {
+                            if p.zones.contains(z) { if start == nil { start = p } } else if start != nil { lastStart = start; exitPos = p; start = nil }
+                        }
+                        let key = "\(r.id)|\(e)|\(z)"
+                        if let s = start {
+                            if t >= s.time + min && transition(key, true) {
+                                emit(r, e: e, z: z, firing: true, time: s.time + min, evidence: [s.id], details: [("dwell_s", .number(Double(min) / 1000))])
+                            }
+                            if t < s.time + min { state[key] = false }
+                        } else if let ex = exitPos, ex.order == x?.order, let s = lastStart {
+                            if transition(key, false) {
+                                emit(r, e: e, z: z, firing: false, time: t, evidence: [ex.id], details: [("dwell_s", .number(Double(ex.time - s.time) / 1000))])
+                            }
+                        }
+                    }
+                }
+            case .gathering(let n, let w):
+                for z in zones.map(\.id) where zoneMatches(r.zones, z) {
+                    var latest: [String: Ev] = [:]
+                    for p in history where p.type == "position" && p.zones.contains(z) && p.time > t - w && p.time <= t && r.match.matches(info(p.entity)) {
+                        latest[p.entity] = p
+                    }
+                    let now = latest.count >= n
+                    if transition("\(r.id)|\(z)", now) {
+                        let names = latest.keys.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+                        emit(r, z: z, firing: now, time: t, evidence: now ? latest.values.sorted { $0.order < $1.order }.map(\.id) : [],
+                             details: [("count", .number(Double(latest.count))), ("entities", .strings(names))])
+                    }
+                }
+            case .proximity(let dist, let w, let other):
+                let o = other ?? r.match
+                var latest: [String: Ev] = [:]
+                for p in history where p.type == "position" { latest[p.entity] = p }
+                let names = latest.keys.sorted()
+                for (ai, a) in names.enumerated() {
+                    for b in names[(ai + 1)...] {
+                        let ia = info(a), ib = info(b)
+                        guard (r.match.matches(ia) && o.matches(ib)) || (r.match.matches(ib) && o.matches(ia)) else { continue }
+                        let la = latest[a]!, lb = latest[b]!
+                        let d = Haversine.distance(la.lon, la.lat, lb.lon, lb.lat)
+                        let inWindow = la.time > t - w && lb.time > t - w
+                        let now = inWindow && d <= dist
+                        if transition("\(r.id)|\(a)|\(b)", now) {
+                            let first = la.order < lb.order ? la : lb, second = la.order < lb.order ? lb : la
+                            let evidence: [String] = now ? [first.id, second.id] : (inWindow && x != nil && (x!.entity == a || x!.entity == b) ? [x!.id] : [])
+                            emit(r, pair: (a, b), firing: now, time: t, evidence: evidence, details: [("distance_m", .number(d))])
+                        }
+                    }
+                }
+            case .frequency(let k, let w, let f):
+                for e in Set(history.map(\.entity)).sorted() where r.match.matches(info(e)) {
+                    let inWindow = history.filter { $0.entity == e && $0.time > t - w && $0.time <= t && filterMatches(f, $0) }
+                    let now = inWindow.count >= k
+                    if transition("\(r.id)|\(e)", now) {
+                        emit(r, e: e, firing: now, time: t, evidence: now ? inWindow.map(\.id) : [], details: [("count", .number(Double(inWindow.count)))])
+                    }
+                }
+            case .novelty(let k, let w, let h, let cf):
+                for e in Set(history.map(\.entity)).sorted() where r.match.matches(info(e)) {
+                    let contacts = history.filter { $0.entity == e && $0.type == "contact" && (cf?.accepts($0.counterpart) ?? true) }
+                    let new = contacts.filter { c in !contacts.contains { $0.order < c.order && $0.counterpart == c.counterpart && $0.time >= c.time - h && $0.time <= c.time } }
+                    let inWindow = new.filter { $0.time > t - w && $0.time <= t }
+                    let now = inWindow.count >= k
+                    if transition("\(r.id)|\(e)", now) {
+                        emit(r, e: e, firing: now, time: t, evidence: now ? inWindow.map(\.id) : [], details: [("count", .number(Double(inWindow.count)))])
+                    }
+                }
+            case .threshold(let metric, let cond):
+                guard let x, x.type == "reading", x.metric == metric, r.match.matches(info(x.entity)) else { continue }
+                var holds: Bool
+                var details: [(String, DetailValue)] = [("value", .number(x.value))]
+                switch cond {
+                case .above(let v): holds = x.value > v
+                case .below(let v): holds = x.value < v
+                case .baseline(let b, let factor, let m):
+                    let base = history.filter { $0.entity == x.entity && $0.type == "reading" && $0.metric == metric && $0.time >= t - b && $0.time < t }
+                    guard base.count >= m else { continue }
+                    let mean = base.map(\.value).reduce(0, +) / Double(base.count)
+                    holds = x.value > factor * mean
+                    details.append(("baseline", .number(mean)))
+                }
+                if transition("\(r.id)|\(x.entity)", holds) {
+                    emit(r, e: x.entity, firing: holds, time: t, evidence: [x.id], details: details)
+                }
+            case .sequence(let steps, let within):
+                guard let x, r.match.matches(info(x.entity)) else { continue }
+                let key = "\(r.id)|\(x.entity)"
+                let after = lastCompletion[key] ?? 0
+                let segment = history.filter { $0.entity == x.entity && $0.order > after }
+                func stepMatches(_ s: SequenceStep, _ y: Ev) -> Bool {
+                    switch s {
+                    case .enter(let sel): return transitions(y).0.contains { zoneMatches(sel, $0) }
+                    case .exit(let sel): return transitions(y).1.contains { zoneMatches(sel, $0) }
+                    case .event(let f): return filterMatches(f, y)
+                    }
+                }
+                guard stepMatches(steps.last!, x) else { continue }
+                // Candidate starts, latest first; each later step greedily takes the earliest match.
+                for s in segment.reversed() where s.order < x.order && stepMatches(steps[0], s) && x.time - s.time <= within {
+                    var chain = [s]
+                    var ok = true
+                    for step in steps.dropFirst().dropLast() {
+                        guard let next = segment.first(where: { $0.order > chain.last!.order && $0.order < x.order && stepMatches(step, $0) }) else { ok = false; break }
+                        chain.append(next)
+                    }
+                    if ok {
+                        emit(r, e: x.entity, firing: true, time: t, evidence: chain.map(\.id) + [x.id], details: [("span_s", .number(Double(x.time - s.time) / 1000))])
+                        lastCompletion[key] = x.order
+                        break
+                    }
+                }
+            case .absence(let d, let f):
+                for e in Set(history.map(\.entity)).sorted() where r.match.matches(info(e)) {
+                    let seen = history.filter { $0.entity == e && (f == nil || filterMatches(f!, $0)) }
+                    guard let last = seen.last else { continue }
+                    let now = t >= last.time + d
+                    let key = "\(r.id)|\(e)"
+                    if transition(key, now) {
+                        if now {
+                            emit(r, e: e, firing: true, time: last.time + d, evidence: [last.id], details: [("silent_s", .number(Double(d) / 1000))])
+                        } else {
+                            let prev = seen.dropLast().last!
+                            emit(r, e: e, firing: false, time: t, evidence: [last.id], details: [("silent_s", .number(Double(last.time - prev.time) / 1000))])
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies cooldown and renders canonical lines.
+    func lines() -> [String] {
+        var lastFiring: [String: Millis] = [:]
+        var suppressedOpen: Set<String> = []
+        var kept: [Out] = []
+        for o in out {
+            let r = rules.first { $0.id == o.rule }!
+            let key = "\(o.rule)|\(o.e)|\(o.z)|\(o.pa)|\(o.pb)"
+            if r.cooldown > 0 {
+                if o.firing {
+                    if let l = lastFiring[key], o.time < l + r.cooldown { suppressedOpen.insert(key); continue }
+                    lastFiring[key] = o.time
+                    suppressedOpen.remove(key)
+                } else if suppressedOpen.contains(key) {
+                    suppressedOpen.remove(key)
+                    continue
+                }
+            }
+            kept.append(o)
+        }
+        func less(_ a: String, _ b: String) -> Bool { Array(a.utf8).lexicographicallyPrecedes(Array(b.utf8)) }
+        kept.sort { a, b in
+            if a.time != b.time { return a.time < b.time }
+            if a.rule != b.rule { return less(a.rule, b.rule) }
+            if a.e != b.e { return less(a.e, b.e) }
+            if a.z != b.z { return less(a.z, b.z) }
+            if a.pa != b.pa { return less(a.pa, b.pa) }
+            if a.pb != b.pb { return less(a.pb, b.pb) }
+            return a.seq < b.seq
+        }
+        return kept.map { o in
+            var s: [UInt8] = Array("{\"rule\":".utf8)
+            JSONText.appendString(o.rule, to: &s)
+            s += Array(",\"key\":{".utf8)
+            var parts: [String] = []
+            if !o.e.isEmpty { parts.append("\"entity\":\"\(o.e)\"") }
+            if !o.z.isEmpty { parts.append("\"zone\":\"\(o.z)\"") }
+            if !o.pa.isEmpty { parts.append("\"pair\":[\"\(o.pa)\",\"\(o.pb)\"]") }
+            s += Array(parts.joined(separator: ",").utf8)
+            s += Array("},\"state\":\"\(o.firing ? "firing" : "resolved")\",\"time\":\"\(EventTime.format(o.time))\",\"evidence\":[".utf8)
+            s += Array(o.evidence.map { "\"\($0)\"" }.joined(separator: ",").utf8)
+            s += Array("],\"details\":{".utf8)
+            for (i, (k, v)) in o.details.enumerated() {
+                if i > 0 { s.append(44) }
+                JSONText.appendString(k, to: &s)
+                s.append(58)
+                switch v {
+                case .null: s += Array("null".utf8)
+                case .number(let d): JSONText.appendNumber(d, to: &s)
+                case .strings(let l): s += Array(("[" + l.map { "\"\($0)\"" }.joined(separator: ",") + "]").utf8)
+                }
+            }
+            s += Array("}}".utf8)
+            return String(decoding: s, as: UTF8.self)
+        }
+    }
+}
