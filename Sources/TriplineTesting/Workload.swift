@@ -234,3 +234,49 @@ extension Workload {
         return out
     }
 }
+
+extension Workload {
+    /// `count` rules cycling through 20 templates that together cover every kind (and the
+    /// three threshold conditions), with selectors and parameters varied per copy.
+    public static func mixedRules(count: Int) -> [Rule] {
+        let kinds = ["truck", "vessel", "van", "meter", "account"]
+        let categories = categories
+        var rules: [Rule] = []
+        for i in 0..<count {
+            let v = i / 20
+            let kind = kinds[v % kinds.count]
+            let cat = categories[v % categories.count]
+            let sel = Selector(classes: [kind])
+            let zsel = Selector(classes: [cat])
+            let id = "r\(i)"
+            let p: RuleParameters
+            var zones: Selector? = nil
+            var match = sel
+            switch i % 20 {
+            case 0: p = .enter; zones = zsel
+            case 1: p = .exit; zones = zsel
+            case 2: p = .dwell(min: Millis(60_000 * (1 + v % 5))); zones = zsel
+            case 3: p = .gathering(minCount: 2 + v % 3, window: 600_000); zones = zsel
+            case 4: p = .proximity(distanceM: Double(200 + 100 * (v % 5)), within: 300_000, other: nil)
+            case 5: p = .frequency(count: 2 + v % 3, window: 600_000, event: EventFilter(type: "login_failed"))
+            case 6: p = .frequency(count: 3, window: 300_000, event: EventFilter(type: "position", zones: zsel))
+            case 7: p = .novelty(count: 3 + v % 3, window: 3_600_000, lookback: 86_400_000, counterpart: CounterpartFilter(prefix: ["payee-"]))
+            case 8: p = .threshold(metric: "water_l", condition: .above(Double(150 + v % 40)))
+            case 9: p = .threshold(metric: "water_l", condition: .below(Double(5 + v % 10)))
+            case 10: p = .threshold(metric: "water_l", condition: .baseline(window: 3_600_000, factor: 2 + Double(v % 3), minSamples: 2))
+            case 11: p = .sequence(steps: [.event(EventFilter(type: "login_failed")), .event(EventFilter(type: "password_reset")),
+                                           .event(EventFilter(type: "payment", attrs: ["tier": .string("high")]))], within: 1_800_000)
+            case 12: p = .sequence(steps: [.enter(zsel), .event(EventFilter(type: "position"))], within: 600_000)
+            case 13: p = .absence(duration: Millis(300_000 * (1 + v % 4)), event: nil)
+            case 14: p = .absence(duration: 600_000, event: EventFilter(type: "reading"))
+            case 15: p = .speed(maxKmh: Double(90 + 10 * (v % 5)))
+            case 16: p = .enter; match = Selector(classes: ["truck"], tags: ["cargo": ["hazmat"]]); zones = Selector(classes: ["restricted"])
+            case 17: p = .gathering(minCount: 3, window: 1_800_000); match = Selector(classes: ["vessel"]); zones = zsel
+            case 18: p = .proximity(distanceM: 500, within: 600_000, other: Selector(classes: ["truck"])); match = Selector(classes: ["vessel", "van"])
+            default: p = .frequency(count: 4, window: 900_000, event: EventFilter(type: "reading", metric: "water_l"))
+            }
+            rules.append(Rule(id: id, purpose: "benchmark", owner: "bench", severity: .low, match: match, zones: zones, parameters: p))
+        }
+        return rules
+    }
+}

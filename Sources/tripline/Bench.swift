@@ -12,6 +12,8 @@ struct Bench: ParsableCommand {
 
     @OptionGroup var workload: WorkloadOptions
     @Option(help: "Rule file to run (default: the built-in geofence and speed rules).") var rules: String?
+    @Option(name: .customLong("generated-rules"), help: "Instead of a file, N generated rules cycling through 20 templates covering every kind.")
+    var generatedRules: Int?
     @Option(help: "Run only these stages (comma separated: parse, index, engine, e2e), e.g. for a profiler.")
     var only: String?
     @Option(name: .customLong("repeat"), help: "Repetitions of each stage; the best is reported.") var repeats: Int = 3
@@ -26,8 +28,14 @@ struct Bench: ParsableCommand {
         print("generating \(cfg.zones) zones, \(cfg.entities) entities, \(cfg.events) events (seed \(cfg.seed))")
         let w = Workload(cfg)
         let bytes = w.eventsNDJSON()
-        let ruleText = try rules.map { try CLI.readText($0, what: "rules") } ?? Workload.geofenceRulesYAML
-        let ruleList = try RuleFile.decode(ruleText, file: rules ?? "<built-in rules>").get()
+        let ruleList: [Rule]
+        if let n = generatedRules {
+            ruleList = Workload.mixedRules(count: n)
+        } else {
+            let ruleText = try rules.map { try CLI.readText($0, what: "rules") } ?? Workload.geofenceRulesYAML
+            ruleList = try RuleFile.decode(ruleText, file: rules ?? "<built-in rules>").get()
+        }
+        print("\(ruleList.count) rules; events: \(Int(cfg.readingShare * 100))% readings, \(Int(cfg.contactShare * 100))% contacts, \(Int(cfg.customShare * 100))% custom, the rest positions")
         let n = Double(cfg.events)
 
         let stages = only.map { Set($0.split(separator: ",").map(String.init)) }

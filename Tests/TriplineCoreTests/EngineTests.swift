@@ -303,3 +303,31 @@ struct NaiveReference {
         #expect(c.map(strip) == a.map(strip))
     }
 }
+
+@Suite struct IntMapTests {
+    @Test func behavesLikeADictionaryUnderRandomInsertsUpdatesAndRemovals() {
+        var rng = SplitMix64(seed: 17)
+        var map = IntMap<Int>()
+        var reference: [UInt64: Int] = [:]
+        for step in 0..<50_000 {
+            // A small key space so that clusters, wrap-around and backward shifts all happen.
+            let k = rng.next() % 300 &* (rng.next() % 2 == 0 ? 1 : 0x1_0000_0001)
+            switch rng.next() % 4 {
+            case 0, 1:
+                map.insert(k, step)
+                reference[k] = step
+            case 2:
+                #expect(map.remove(k) == reference.removeValue(forKey: k))
+            default:
+                let got = map.update(k, default: { -1 }) { v -> Int in v += 1; return v }
+                reference[k, default: -1] += 1
+                #expect(got == reference[k])
+            }
+            if step % 997 == 0 {
+                #expect(map.count == reference.count)
+                for (rk, rv) in reference { #expect(map[rk] == rv) }
+            }
+        }
+        #expect(Dictionary(uniqueKeysWithValues: map.entries.map { ($0.key, $0.value) }) == reference)
+    }
+}

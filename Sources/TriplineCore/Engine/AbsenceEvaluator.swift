@@ -6,7 +6,7 @@ struct AbsenceEvaluator {
         var time: Millis
         var ref: EventRef
         var firing: Bool
-        /// Deadline of the timer already pending for this entity (one at a time).
+        /// Deadline of the timer pending for this entity (one at a time), or .min.
         var pending: Millis
     }
     struct Member {
@@ -14,20 +14,20 @@ struct AbsenceEvaluator {
         var selector: Int32
         var duration: Millis
         var filter: CompiledFilter?
-        var seen: [Int32: Seen] = [:]
+        var seen = IntMap<Seen>()
     }
     var rules: [Member] = []
-    var slot: [Int32: Int] = [:]
 
     var isEmpty: Bool { rules.isEmpty }
 
     mutating func onEvent(_ ev: Event, ref: EventRef, zones: [Int32], engine: Engine, emitter: inout Emitter, timers: inout TimerQueue) {
         for i in rules.indices where engine.matches(ev.entity, rules[i].selector) {
             if let f = rules[i].filter, !f.matches(ev, insideZones: zones) { continue }
+            let rule = rules[i].rule
             let deadline = ev.time + rules[i].duration
-            if var s = rules[i].seen[ev.entity] {
+            rules[i].seen.update(key(ev.entity), default: { Seen(time: ev.time, ref: ref, firing: false, pending: .min) }) { s in
                 if s.firing {
-                    emitter.emit(rule: rules[i].rule, key: .entity(ev.entity), firing: false, time: ev.time, evidence: [ref],
+                    emitter.emit(rule: rule, key: .entity(ev.entity), firing: false, time: ev.time, evidence: [ref],
                                  details: [("silent_s", .number(Double(ev.time - s.time) / 1000))])
                     s.firing = false
                 }
@@ -36,31 +36,28 @@ struct AbsenceEvaluator {
                 // A pending timer is moved on when it fires; schedule only when none is pending.
                 if s.pending == .min {
                     s.pending = deadline
-                    timers.schedule(deadline: deadline, rule: rules[i].rule, a: ev.entity)
+                    timers.schedule(deadline: deadline, rule: rule, a: ev.entity)
                 }
-                rules[i].seen[ev.entity] = s
-            } else {
-                rules[i].seen[ev.entity] = Seen(time: ev.time, ref: ref, firing: false, pending: deadline)
-                timers.schedule(deadline: deadline, rule: rules[i].rule, a: ev.entity)
             }
         }
     }
 
-    mutating func fire(_ t: EngineTimer, emitter: inout Emitter, timers: inout TimerQueue) {
-        guard let i = slot[t.rule], var s = rules[i].seen[t.a] else { return }
-        let due = s.time + rules[i].duration
-        if due > t.deadline {
-            // Seen again since: the silence now ends later.
-            s.pending = due
-            timers.schedule(deadline: due, rule: t.rule, a: t.a)
-        } else {
-            s.pending = .min
-            if !s.firing {
-                s.firing = true
-                emitter.emit(rule: t.rule, key: .entity(t.a), firing: true, time: t.deadline, evidence: [s.ref],
-                             details: [("silent_s", .number(Double(rules[i].duration) / 1000))])
+    mutating func fire(_ t: EngineTimer, slot i: Int, emitter: inout Emitter, timers: inout TimerQueue) {
+        let duration = rules[i].duration
+        rules[i].seen.modify(key(t.a)) { s in
+            let due = s.time + duration
+            if due > t.deadline {
+                // Seen again since: the silence now ends later.
+                s.pending = due
+                timers.schedule(deadline: due, rule: t.rule, a: t.a)
+            } else {
+                s.pending = .min
+                if !s.firing {
+                    s.firing = true
+                    emitter.emit(rule: t.rule, key: .entity(t.a), firing: true, time: t.deadline, evidence: [s.ref],
+                                 details: [("silent_s", .number(Double(duration) / 1000))])
+                }
             }
         }
-        rules[i].seen[t.a] = s
     }
 }

@@ -14,22 +14,18 @@ struct DwellEvaluator {
         var zoneMask: ZoneMask
         var min: Millis
         /// Open visits by entity << 32 | zone.
-        var visits: [UInt64: Visit] = [:]
+        var visits = IntMap<Visit>()
         var generation: UInt32 = 0
     }
     var rules: [Member] = []
-    /// Rule index -> position in `rules`.
-    var slot: [Int32: Int] = [:]
 
     var isEmpty: Bool { rules.isEmpty }
-
-    static func key(_ e: Int32, _ z: Int32) -> UInt64 { UInt64(UInt32(bitPattern: e)) << 32 | UInt64(UInt32(bitPattern: z)) }
 
     mutating func onTransitions(entity: Int32, entered: ArraySlice<Int32>, exited: ArraySlice<Int32>, time: Millis, ref: EventRef,
                                 engine: Engine, emitter: inout Emitter, timers: inout TimerQueue) {
         for i in rules.indices where engine.matches(entity, rules[i].selector) {
             for z in exited where rules[i].zoneMask.contains(z) {
-                if let v = rules[i].visits.removeValue(forKey: Self.key(entity, z)), v.fired {
+                if let v = rules[i].visits.remove(key(entity, z)), v.fired {
                     emitter.emit(rule: rules[i].rule, key: .entityZone(entity, z), firing: false, time: time, evidence: [ref],
                                  details: [("dwell_s", .number(Double(time - v.start) / 1000))])
                 }
@@ -37,18 +33,19 @@ struct DwellEvaluator {
             for z in entered where rules[i].zoneMask.contains(z) {
                 rules[i].generation &+= 1
                 let g = rules[i].generation
-                rules[i].visits[Self.key(entity, z)] = Visit(start: time, ref: ref, generation: g, fired: false)
+                rules[i].visits.insert(key(entity, z), Visit(start: time, ref: ref, generation: g, fired: false))
                 timers.schedule(deadline: time + rules[i].min, rule: rules[i].rule, a: entity, b: z, generation: g)
             }
         }
     }
 
-    mutating func fire(_ t: EngineTimer, emitter: inout Emitter) {
-        guard let i = slot[t.rule] else { return }
-        let k = Self.key(t.a, t.b)
-        guard let v = rules[i].visits[k], v.generation == t.generation, !v.fired else { return }
-        rules[i].visits[k]!.fired = true
-        emitter.emit(rule: t.rule, key: .entityZone(t.a, t.b), firing: true, time: t.deadline, evidence: [v.ref],
-                     details: [("dwell_s", .number(Double(rules[i].min) / 1000))])
+    mutating func fire(_ t: EngineTimer, slot i: Int, emitter: inout Emitter) {
+        let min = rules[i].min
+        rules[i].visits.modify(key(t.a, t.b)) { v in
+            guard v.generation == t.generation, !v.fired else { return }
+            v.fired = true
+            emitter.emit(rule: t.rule, key: .entityZone(t.a, t.b), firing: true, time: t.deadline, evidence: [v.ref],
+                         details: [("dwell_s", .number(Double(min) / 1000))])
+        }
     }
 }

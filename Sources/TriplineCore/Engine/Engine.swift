@@ -93,6 +93,8 @@ public final class Engine {
     var sequence = SequenceEvaluator()
     var absence = AbsenceEvaluator()
     let ruleKinds: [RuleKind]
+    /// Position of each rule inside its kind's evaluator.
+    let ruleSlot: [Int]
     let needsZones: Bool
     var emitter: Emitter
     var zoneScratch: [Int32] = []
@@ -128,6 +130,7 @@ public final class Engine {
         }
         self.emitter = Emitter(rules: rules)
         self.ruleKinds = rules.map(\.kind)
+        var slots = Array(repeating: -1, count: rules.count)
         var geo = GeofenceEvaluator(), spd = SpeedEvaluator(), dw = DwellEvaluator(), ga = GatheringEvaluator()
         var px = ProximityEvaluator(), fq = FrequencyEvaluator(), nv = NoveltyEvaluator(), th = ThresholdEvaluator()
         var sq = SequenceEvaluator(), ab = AbsenceEvaluator()
@@ -145,23 +148,23 @@ public final class Engine {
             case .speed(let v):
                 spd.rules.append(.init(rule: ri, selector: s, maxKmh: v))
             case .dwell(let min):
-                dw.slot[ri] = dw.rules.count
+                slots[i] = dw.rules.count
                 dw.rules.append(.init(rule: ri, selector: s, zoneMask: ZoneMask.build(r.zones, zones: zones), min: min))
                 zonesNeeded = true
             case .gathering(let n, let w):
-                ga.slot[ri] = ga.rules.count
+                slots[i] = ga.rules.count
                 ga.rules.append(.init(rule: ri, selector: s, zoneMask: ZoneMask.build(r.zones, zones: zones), minCount: n, window: w))
                 zonesNeeded = true
             case .proximity(let d, let w, let other):
-                px.slot[ri] = px.rules.count
+                slots[i] = px.rules.count
                 px.rules.append(.init(rule: ri, match: s, other: other.map(sel) ?? s, distance: d, window: w))
             case .frequency(let k, let w, let f):
                 let cf = CompiledFilter(f, symbols: &syms, zones: zones)
                 zonesNeeded = zonesNeeded || cf.needsZones
-                fq.slot[ri] = fq.rules.count
+                slots[i] = fq.rules.count
                 fq.rules.append(.init(rule: ri, selector: s, filter: cf, count: SlidingCount(window: w, threshold: k)))
             case .novelty(let k, let w, let h, let cp):
-                nv.slot[ri] = nv.rules.count
+                slots[i] = nv.rules.count
                 nv.rules.append(.init(rule: ri, selector: s, lookback: h, prefix: cp?.prefix?.map { Array($0.utf8) },
                                       notPrefix: cp?.notPrefix?.map { Array($0.utf8) }, count: SlidingCount(window: w, threshold: k)))
             case .threshold(let metric, let c):
@@ -187,7 +190,7 @@ public final class Engine {
             case .absence(let d, let f):
                 let cf = f.map { CompiledFilter($0, symbols: &syms, zones: zones) }
                 zonesNeeded = zonesNeeded || (cf?.needsZones ?? false)
-                ab.slot[ri] = ab.rules.count
+                slots[i] = ab.rules.count
                 ab.rules.append(.init(rule: ri, selector: s, duration: d, filter: cf))
             }
         }
@@ -203,6 +206,7 @@ public final class Engine {
         self.sequence = sq
         self.absence = ab
         self.needsZones = zonesNeeded
+        self.ruleSlot = slots
         self.selectors = sels
         self.matchTable = MatchTable(stride: max(0, (sels.count - 64 + 63) / 64))
         // Canonical ranks: code point order of ids.
@@ -386,13 +390,14 @@ public final class Engine {
     }
 
     func fire(_ timer: EngineTimer) {
+        let slot = ruleSlot[Int(timer.rule)]
         switch ruleKinds[Int(timer.rule)] {
-        case .dwell: dwell.fire(timer, emitter: &emitter)
-        case .gathering: gathering.fire(timer, engine: self, emitter: &emitter, timers: &timers)
-        case .proximity: proximity.fire(timer, emitter: &emitter, timers: &timers)
-        case .frequency: frequency.fire(timer, emitter: &emitter, timers: &timers)
-        case .novelty: novelty.fire(timer, emitter: &emitter, timers: &timers)
-        case .absence: absence.fire(timer, emitter: &emitter, timers: &timers)
+        case .dwell: dwell.fire(timer, slot: slot, emitter: &emitter)
+        case .gathering: gathering.fire(timer, slot: slot, engine: self, emitter: &emitter, timers: &timers)
+        case .proximity: proximity.fire(timer, slot: slot, emitter: &emitter, timers: &timers)
+        case .frequency: frequency.fire(timer, slot: slot, emitter: &emitter, timers: &timers)
+        case .novelty: novelty.fire(timer, slot: slot, emitter: &emitter, timers: &timers)
+        case .absence: absence.fire(timer, slot: slot, emitter: &emitter, timers: &timers)
         case .enter, .exit, .speed, .threshold, .sequence: break
         }
     }

@@ -1,47 +1,62 @@
-/// `frequency` (spec section 5.5) and `novelty` (5.6) share this sliding count: per entity,
-/// the counted events in (t - W, t]; fires when the count reaches K from below and
+/// The sliding count shared by `frequency` (spec section 5.5) and `novelty` (5.6): per
+/// entity, the counted events in (t - W, t]; fires when the count reaches K from below and
 /// resolves when it falls below K (at the expiry that drops it). Key {entity}.
 struct SlidingCount {
+    struct Track {
+        var refs = TimedRefs()
+        var firing = false
+        /// Deadline of the expiry timer pending (at the oldest event), or .min.
+        var pending: Millis = .min
+    }
     var window: Millis
     var threshold: Int
-    var events: [Int32: TimedRefs] = [:]
-    var firing: Set<Int32> = []
-    /// Entities with an expiry timer pending, and its deadline.
-    var pending: [Int32: Millis] = [:]
+    var tracks = IntMap<Track>()
 
-    /// Counts one event; returns true when the count just reached the threshold.
-    mutating func add(entity: Int32, time: Millis, ref: EventRef, rule: Int32, timers: inout TimerQueue) -> Bool {
-        events[entity, default: TimedRefs()].append(time, ref)
-        if pending[entity] == nil {
-            pending[entity] = time + window
-            timers.schedule(deadline: time + window, rule: rule, a: entity)
-        }
-        let c = events[entity]!.count
-        if c >= threshold && !firing.contains(entity) {
-            firing.insert(entity)
-            return true
-        }
-        return false
+    init(window: Millis, threshold: Int) {
+        self.window = window
+        self.threshold = threshold
     }
 
-    /// Expires events at a timer; returns the count after it when it fell below the threshold.
+    /// Counts one event; returns the evidence and count when the count just reached K.
+    mutating func add(entity: Int32, time: Millis, ref: EventRef, rule: Int32, timers: inout TimerQueue) -> (evidence: [EventRef], count: Int)? {
+        let window = self.window, threshold = self.threshold
+        return tracks.update(key(entity), default: { Track() }) { tr in
+            tr.refs.append(time, ref)
+            if tr.pending == .min {
+                tr.pending = time + window
+                timers.schedule(deadline: time + window, rule: rule, a: entity)
+            }
+            if tr.refs.count >= threshold && !tr.firing {
+                tr.firing = true
+                return (tr.refs.evidence, tr.refs.count)
+            }
+            return nil
+        }
+    }
+
+    /// Expires events at a timer; returns the count after it when it fell below K.
     mutating func expire(entity: Int32, at deadline: Millis, rule: Int32, timers: inout TimerQueue) -> Int? {
-        guard var w = events[entity] else { pending[entity] = nil; return nil }
-        w.expire(window: window, now: deadline)
-        let c = w.count
-        if let oldest = w.oldestTime {
-            events[entity] = w
-            pending[entity] = oldest + window
-            timers.schedule(deadline: oldest + window, rule: rule, a: entity)
-        } else {
-            events[entity] = nil
-            pending[entity] = nil
+        let window = self.window, threshold = self.threshold
+        var drop = false
+        let result: Int?? = tracks.modify(key(entity)) { tr -> Int? in
+            tr.refs.expire(window: window, now: deadline)
+            let c = tr.refs.count
+            var fell: Int? = nil
+            if c < threshold && tr.firing {
+                tr.firing = false
+                fell = c
+            }
+            if let oldest = tr.refs.oldestTime {
+                tr.pending = oldest + window
+                timers.schedule(deadline: oldest + window, rule: rule, a: entity)
+            } else {
+                tr.pending = .min
+                drop = true
+            }
+            return fell
         }
-        if c < threshold && firing.contains(entity) {
-            firing.remove(entity)
-            return c
-        }
-        return nil
+        if drop { tracks.remove(key(entity)) }
+        return result ?? nil
     }
 }
 
@@ -53,22 +68,19 @@ struct FrequencyEvaluator {
         var count: SlidingCount
     }
     var rules: [Member] = []
-    var slot: [Int32: Int] = [:]
 
     var isEmpty: Bool { rules.isEmpty }
 
     mutating func onEvent(_ ev: Event, ref: EventRef, zones: [Int32], engine: Engine, emitter: inout Emitter, timers: inout TimerQueue) {
         for i in rules.indices where rules[i].filter.matches(ev, insideZones: zones) && engine.matches(ev.entity, rules[i].selector) {
-            if rules[i].count.add(entity: ev.entity, time: ev.time, ref: ref, rule: rules[i].rule, timers: &timers) {
-                let w = rules[i].count.events[ev.entity]!
-                emitter.emit(rule: rules[i].rule, key: .entity(ev.entity), firing: true, time: ev.time, evidence: w.evidence,
-                             details: [("count", .number(Double(w.count)))])
+            if let (evidence, c) = rules[i].count.add(entity: ev.entity, time: ev.time, ref: ref, rule: rules[i].rule, timers: &timers) {
+                emitter.emit(rule: rules[i].rule, key: .entity(ev.entity), firing: true, time: ev.time, evidence: evidence,
+                             details: [("count", .number(Double(c)))])
             }
         }
     }
 
-    mutating func fire(_ t: EngineTimer, emitter: inout Emitter, timers: inout TimerQueue) {
-        guard let i = slot[t.rule] else { return }
+    mutating func fire(_ t: EngineTimer, slot i: Int, emitter: inout Emitter, timers: inout TimerQueue) {
         if let c = rules[i].count.expire(entity: t.a, at: t.deadline, rule: t.rule, timers: &timers) {
             emitter.emit(rule: t.rule, key: .entity(t.a), firing: false, time: t.deadline, evidence: [], details: [("count", .number(Double(c)))])
         }
@@ -85,15 +97,14 @@ struct NoveltyEvaluator {
         var prefix: [[UInt8]]?
         var notPrefix: [[UInt8]]?
         /// Last contact time per entity << 32 | counterpart.
-        var lastContact: [UInt64: Millis] = [:]
+        var lastContact = IntMap<Millis>()
         /// Per entity, contacts in processing order, to prune `lastContact` past the lookback.
-        var history: [Int32: [(Millis, Int32)]] = [:]
+        var history = IntMap<[(Millis, Int32)]>()
         var count: SlidingCount
         /// Counterpart name id -> accepted by the prefix filters (cached).
-        var accepted: [Int32: Bool] = [:]
+        var accepted = IntMap<Bool>()
     }
     var rules: [Member] = []
-    var slot: [Int32: Int] = [:]
 
     var isEmpty: Bool { rules.isEmpty }
 
@@ -101,46 +112,44 @@ struct NoveltyEvaluator {
         for i in rules.indices where engine.matches(ev.entity, rules[i].selector) {
             let c = ev.counterpart
             if !accepts(i, c, engine.symbols) { continue }
-            let key = UInt64(UInt32(bitPattern: ev.entity)) << 32 | UInt64(UInt32(bitPattern: c))
             let h = rules[i].lookback
-            // Prune this entity's contacts older than the lookback.
-            if var hist = rules[i].history[ev.entity] {
+            // Prune this entity's contacts older than the lookback, then record this one.
+            var stale: [(Millis, Int32)] = []
+            rules[i].history.update(key(ev.entity), default: { [] }) { hist in
                 var drop = 0
-                while drop < hist.count && hist[drop].0 < ev.time - h {
-                    let k = UInt64(UInt32(bitPattern: ev.entity)) << 32 | UInt64(UInt32(bitPattern: hist[drop].1))
-                    if rules[i].lastContact[k] == hist[drop].0 { rules[i].lastContact[k] = nil }
-                    drop += 1
+                while drop < hist.count && hist[drop].0 < ev.time - h { drop += 1 }
+                if drop > 0 {
+                    stale = Array(hist[0..<drop])
+                    hist.removeFirst(drop)
                 }
-                if drop > 0 { hist.removeFirst(drop) }
-                rules[i].history[ev.entity] = hist
+                hist.append((ev.time, c))
             }
+            for (t, cp) in stale where rules[i].lastContact[key(ev.entity, cp)] == t { rules[i].lastContact.remove(key(ev.entity, cp)) }
+            let k = key(ev.entity, c)
             let isNew: Bool
-            if let last = rules[i].lastContact[key] { isNew = last < ev.time - h } else { isNew = true }
-            rules[i].lastContact[key] = ev.time
-            rules[i].history[ev.entity, default: []].append((ev.time, c))
+            if let last = rules[i].lastContact[k] { isNew = last < ev.time - h } else { isNew = true }
+            rules[i].lastContact.insert(k, ev.time)
             guard isNew else { continue }
-            if rules[i].count.add(entity: ev.entity, time: ev.time, ref: ref, rule: rules[i].rule, timers: &timers) {
-                let w = rules[i].count.events[ev.entity]!
-                emitter.emit(rule: rules[i].rule, key: .entity(ev.entity), firing: true, time: ev.time, evidence: w.evidence,
-                             details: [("count", .number(Double(w.count)))])
+            if let (evidence, n) = rules[i].count.add(entity: ev.entity, time: ev.time, ref: ref, rule: rules[i].rule, timers: &timers) {
+                emitter.emit(rule: rules[i].rule, key: .entity(ev.entity), firing: true, time: ev.time, evidence: evidence,
+                             details: [("count", .number(Double(n)))])
             }
         }
     }
 
     mutating func accepts(_ i: Int, _ c: Int32, _ symbols: Symbols) -> Bool {
         if rules[i].prefix == nil && rules[i].notPrefix == nil { return true }
-        if let a = rules[i].accepted[c] { return a }
+        if let a = rules[i].accepted[key(c)] { return a }
         var bytes: [UInt8] = []
         symbols.names.appendBytes(c, to: &bytes)
         var ok = true
         if let p = rules[i].prefix, !p.contains(where: { bytes.starts(with: $0) }) { ok = false }
         if let p = rules[i].notPrefix, p.contains(where: { bytes.starts(with: $0) }) { ok = false }
-        rules[i].accepted[c] = ok
+        rules[i].accepted.insert(key(c), ok)
         return ok
     }
 
-    mutating func fire(_ t: EngineTimer, emitter: inout Emitter, timers: inout TimerQueue) {
-        guard let i = slot[t.rule] else { return }
+    mutating func fire(_ t: EngineTimer, slot i: Int, emitter: inout Emitter, timers: inout TimerQueue) {
         if let c = rules[i].count.expire(entity: t.a, at: t.deadline, rule: t.rule, timers: &timers) {
             emitter.emit(rule: t.rule, key: .entity(t.a), firing: false, time: t.deadline, evidence: [], details: [("count", .number(Double(c)))])
         }

@@ -7,8 +7,12 @@ struct GatheringEvaluator {
         var time: Millis
         var ref: EventRef
         var sequence: UInt64
-        /// Deadline of the expiry timer pending for this member.
+        /// Deadline of the expiry timer pending for this member, or .min.
         var pending: Millis
+    }
+    struct Crowd {
+        var members = IntMap<Presence>()
+        var firing = false
     }
     struct Member {
         var rule: Int32
@@ -16,12 +20,9 @@ struct GatheringEvaluator {
         var zoneMask: ZoneMask
         var minCount: Int
         var window: Millis
-        /// Per zone, the members in the window.
-        var present: [Int32: [Int32: Presence]] = [:]
-        var firing: Set<Int32> = []
+        var crowds = IntMap<Crowd>()
     }
     var rules: [Member] = []
-    var slot: [Int32: Int] = [:]
     var sequence: UInt64 = 0
 
     var isEmpty: Bool { rules.isEmpty }
@@ -29,53 +30,60 @@ struct GatheringEvaluator {
     mutating func onPosition(_ ev: Event, ref: EventRef, zones: [Int32], engine: Engine, emitter: inout Emitter, timers: inout TimerQueue) {
         guard !zones.isEmpty else { return }
         sequence += 1
+        let seq = sequence
         for i in rules.indices where engine.matches(ev.entity, rules[i].selector) {
+            let rule = rules[i].rule, window = rules[i].window, minCount = rules[i].minCount
             for z in zones where rules[i].zoneMask.contains(z) {
-                var members = rules[i].present[z] ?? [:]
-                let isNew = members[ev.entity] == nil
-                var p = members[ev.entity] ?? Presence(time: ev.time, ref: ref, sequence: sequence, pending: .min)
-                p.time = ev.time
-                p.ref = ref
-                p.sequence = sequence
-                if p.pending == .min {
-                    p.pending = ev.time + rules[i].window
-                    timers.schedule(deadline: p.pending, rule: rules[i].rule, a: ev.entity, b: z)
-                }
-                members[ev.entity] = p
-                rules[i].present[z] = members
-                if isNew && members.count >= rules[i].minCount && !rules[i].firing.contains(z) {
-                    rules[i].firing.insert(z)
-                    emitter.emit(rule: rules[i].rule, key: .zone(z), firing: true, time: ev.time,
-                                 evidence: Array(members.values.sorted { $0.sequence < $1.sequence }.prefix(100).map(\.ref)),
-                                 details: details(members, engine))
+                rules[i].crowds.update(key(z), default: { Crowd() }) { crowd in
+                    let isNew = !crowd.members.contains(key(ev.entity))
+                    crowd.members.update(key(ev.entity), default: { Presence(time: ev.time, ref: ref, sequence: seq, pending: .min) }) { p in
+                        p.time = ev.time
+                        p.ref = ref
+                        p.sequence = seq
+                        if p.pending == .min {
+                            p.pending = ev.time + window
+                            timers.schedule(deadline: p.pending, rule: rule, a: ev.entity, b: z)
+                        }
+                    }
+                    if isNew && crowd.members.count >= minCount && !crowd.firing {
+                        crowd.firing = true
+                        let present = crowd.members.entries
+                        emitter.emit(rule: rule, key: .zone(z), firing: true, time: ev.time,
+                                     evidence: Array(present.map(\.value).sorted { $0.sequence < $1.sequence }.prefix(100).map(\.ref)),
+                                     details: Self.details(present.map { Int32(truncatingIfNeeded: $0.key) }, engine))
+                    }
                 }
             }
         }
     }
 
-    func details(_ members: [Int32: Presence], _ engine: Engine) -> [(String, DetailValue)] {
-        let names = members.keys.map { engine.symbols.entities.string($0) }.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+    static func details(_ members: [Int32], _ engine: Engine) -> [(String, DetailValue)] {
+        let names = members.map { engine.symbols.entities.string($0) }.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
         return [("count", .number(Double(members.count))), ("entities", .strings(names))]
     }
 
-    mutating func fire(_ t: EngineTimer, engine: Engine, emitter: inout Emitter, timers: inout TimerQueue) {
-        guard let i = slot[t.rule], var members = rules[i].present[t.b], var p = members[t.a] else { return }
-        let due = p.time + rules[i].window
-        if due > t.deadline {
-            p.pending = due
-            members[t.a] = p
-            rules[i].present[t.b] = members
-            timers.schedule(deadline: due, rule: t.rule, a: t.a, b: t.b)
-            return
+    mutating func fire(_ t: EngineTimer, slot i: Int, engine: Engine, emitter: inout Emitter, timers: inout TimerQueue) {
+        let window = rules[i].window, minCount = rules[i].minCount
+        var empty = false
+        rules[i].crowds.modify(key(t.b)) { crowd in
+            guard let p = crowd.members[key(t.a)] else { return }
+            let due = p.time + window
+            if due > t.deadline {
+                crowd.members.modify(key(t.a)) { $0.pending = due }
+                timers.schedule(deadline: due, rule: t.rule, a: t.a, b: t.b)
+                return
+            }
+            crowd.members.remove(key(t.a))
+            // Members whose latest inside position leaves the window at this same instant leave
+            // together: the transition reports the zone as it is at that time.
+            for (k, q) in crowd.members.entries where q.time + window <= t.deadline { crowd.members.remove(k) }
+            if crowd.members.count < minCount && crowd.firing {
+                crowd.firing = false
+                emitter.emit(rule: t.rule, key: .zone(t.b), firing: false, time: t.deadline, evidence: [],
+                             details: Self.details(crowd.members.entries.map { Int32(truncatingIfNeeded: $0.key) }, engine))
+            }
+            empty = crowd.members.isEmpty && !crowd.firing
         }
-        members[t.a] = nil
-        // Members whose latest inside position leaves the window at this same instant leave
-        // together: the transition reports the zone as it is at that time.
-        for (e, q) in members where q.time + rules[i].window <= t.deadline { members[e] = nil }
-        rules[i].present[t.b] = members.isEmpty ? nil : members
-        if members.count < rules[i].minCount && rules[i].firing.contains(t.b) {
-            rules[i].firing.remove(t.b)
-            emitter.emit(rule: t.rule, key: .zone(t.b), firing: false, time: t.deadline, evidence: [], details: details(members, engine))
-        }
+        if empty { rules[i].crowds.remove(key(t.b)) }
     }
 }

@@ -17,6 +17,11 @@ struct ProximityEvaluator {
     }
     struct Cell: Hashable {
         var x: Int64, y: Int64, z: Int64
+        /// The three coordinates packed 21 bits each. Cells more than 2^21 apart can share a
+        /// key; that only costs a comparison (distances are always checked exactly).
+        var key: UInt64 {
+            (UInt64(bitPattern: x) & 0x1F_FFFF) << 42 | (UInt64(bitPattern: y) & 0x1F_FFFF) << 21 | (UInt64(bitPattern: z) & 0x1F_FFFF)
+        }
     }
     struct Member {
         var rule: Int32
@@ -24,12 +29,11 @@ struct ProximityEvaluator {
         var other: Int32
         var distance: Double
         var window: Millis
-        var latest: [Int32: Latest] = [:]
-        var grid: [Cell: [Int32]] = [:]
-        var near: [Int32: Set<Int32>] = [:]
+        var latest = IntMap<Latest>()
+        var grid = IntMap<[Int32]>()
+        var near = IntMap<[Int32]>()
     }
     var rules: [Member] = []
-    var slot: [Int32: Int] = [:]
 
     var isEmpty: Bool { rules.isEmpty }
 
@@ -53,82 +57,92 @@ struct ProximityEvaluator {
             let r = rules[i].distance
             let cell = Self.cell(ev.lon, ev.lat, edge: r)
             var pending = Millis.min
-            if let old = rules[i].latest[a] {
+            if let old = rules[i].latest[key(a)] {
                 pending = old.pending
-                if old.cell != cell {
-                    rules[i].grid[old.cell]?.removeAll { $0 == a }
-                    if rules[i].grid[old.cell]?.isEmpty == true { rules[i].grid[old.cell] = nil }
-                    rules[i].grid[cell, default: []].append(a)
+                if old.cell.key != cell.key {
+                    removeFromGrid(i, a, old.cell)
+                    rules[i].grid.update(cell.key, default: { [] }) { $0.append(a) }
                 }
             } else {
-                rules[i].grid[cell, default: []].append(a)
+                rules[i].grid.update(cell.key, default: { [] }) { $0.append(a) }
             }
             if pending == .min {
                 pending = ev.time + rules[i].window
                 timers.schedule(deadline: pending, rule: rules[i].rule, a: a)
             }
-            rules[i].latest[a] = Latest(lon: ev.lon, lat: ev.lat, time: ev.time, ref: ref, cell: cell, pending: pending)
+            rules[i].latest.insert(key(a), Latest(lon: ev.lon, lat: ev.lat, time: ev.time, ref: ref, cell: cell, pending: pending))
             // Pairs that were near: does this position part them?
-            if let partners = rules[i].near[a] {
-                for b in partners.sorted() {
-                    guard let lb = rules[i].latest[b] else { continue }
-                    let d = Haversine.distance(ev.lon, ev.lat, lb.lon, lb.lat)
-                    if d > r {
-                        unlink(i, a, b)
-                        emitter.emit(rule: rules[i].rule, key: Self.pairKey(a, b), firing: false, time: ev.time, evidence: [ref],
-                                     details: [("distance_m", .number(d))])
-                    }
+            let partners = rules[i].near[key(a)] ?? []
+            for b in partners.sorted() {
+                guard let lb = rules[i].latest[key(b)] else { continue }
+                let d = Haversine.distance(ev.lon, ev.lat, lb.lon, lb.lat)
+                if d > r {
+                    unlink(i, a, b)
+                    emitter.emit(rule: rules[i].rule, key: Self.pairKey(a, b), firing: false, time: ev.time, evidence: [ref],
+                                 details: [("distance_m", .number(d))])
                 }
             }
             // New near pairs among the neighbours.
-            var found: [(Int32, Double)] = []
+            let stillNear = rules[i].near[key(a)] ?? []
+            var found: [(Int32, Double, EventRef)] = []
             for dx in -1...1 {
                 for dy in -1...1 {
                     for dz in -1...1 {
-                        guard let list = rules[i].grid[Cell(x: cell.x + Int64(dx), y: cell.y + Int64(dy), z: cell.z + Int64(dz))] else { continue }
-                        for b in list where b != a && !(rules[i].near[a]?.contains(b) ?? false) {
-                            let lb = rules[i].latest[b]!
+                        let c = Cell(x: cell.x + Int64(dx), y: cell.y + Int64(dy), z: cell.z + Int64(dz))
+                        guard let list = rules[i].grid[c.key] else { continue }
+                        for b in list where b != a && !stillNear.contains(b) && !found.contains(where: { $0.0 == b }) {
+                            let lb = rules[i].latest[key(b)]!
                             let d = Haversine.distance(ev.lon, ev.lat, lb.lon, lb.lat)
-                            if d <= r && isPair(rules[i], a, b, engine) { found.append((b, d)) }
+                            if d <= r && isPair(rules[i], a, b, engine) { found.append((b, d, lb.ref)) }
                         }
                     }
                 }
             }
-            for (b, d) in found.sorted(by: { $0.0 < $1.0 }) {
-                rules[i].near[a, default: []].insert(b)
-                rules[i].near[b, default: []].insert(a)
-                let lb = rules[i].latest[b]!
-                emitter.emit(rule: rules[i].rule, key: Self.pairKey(a, b), firing: true, time: ev.time, evidence: [lb.ref, ref],
+            for (b, d, bref) in found.sorted(by: { $0.0 < $1.0 }) {
+                rules[i].near.update(key(a), default: { [] }) { $0.append(b) }
+                rules[i].near.update(key(b), default: { [] }) { $0.append(a) }
+                emitter.emit(rule: rules[i].rule, key: Self.pairKey(a, b), firing: true, time: ev.time, evidence: [bref, ref],
                              details: [("distance_m", .number(d))])
             }
         }
     }
 
+    mutating func removeFromGrid(_ i: Int, _ a: Int32, _ cell: Cell) {
+        var empty = false
+        rules[i].grid.modify(cell.key) { list in
+            list.removeAll { $0 == a }
+            empty = list.isEmpty
+        }
+        if empty { rules[i].grid.remove(cell.key) }
+    }
+
     mutating func unlink(_ i: Int, _ a: Int32, _ b: Int32) {
-        rules[i].near[a]?.remove(b)
-        if rules[i].near[a]?.isEmpty == true { rules[i].near[a] = nil }
-        rules[i].near[b]?.remove(a)
-        if rules[i].near[b]?.isEmpty == true { rules[i].near[b] = nil }
+        for (x, y) in [(a, b), (b, a)] {
+            var empty = false
+            rules[i].near.modify(key(x)) { list in
+                list.removeAll { $0 == y }
+                empty = list.isEmpty
+            }
+            if empty { rules[i].near.remove(key(x)) }
+        }
     }
 
     /// The latest position of `t.a` may have left the window.
-    mutating func fire(_ t: EngineTimer, emitter: inout Emitter, timers: inout TimerQueue) {
-        guard let i = slot[t.rule], var la = rules[i].latest[t.a] else { return }
+    mutating func fire(_ t: EngineTimer, slot i: Int, emitter: inout Emitter, timers: inout TimerQueue) {
+        guard let la = rules[i].latest[key(t.a)] else { return }
         let due = la.time + rules[i].window
         if due > t.deadline {
-            la.pending = due
-            rules[i].latest[t.a] = la
+            rules[i].latest.modify(key(t.a)) { $0.pending = due }
             timers.schedule(deadline: due, rule: t.rule, a: t.a)
             return
         }
-        for b in (rules[i].near[t.a] ?? []).sorted() {
-            let lb = rules[i].latest[b]!
+        for b in (rules[i].near[key(t.a)] ?? []).sorted() {
+            let lb = rules[i].latest[key(b)]!
             unlink(i, t.a, b)
             emitter.emit(rule: t.rule, key: Self.pairKey(t.a, b), firing: false, time: t.deadline, evidence: [],
                          details: [("distance_m", .number(Haversine.distance(la.lon, la.lat, lb.lon, lb.lat)))])
         }
-        rules[i].grid[la.cell]?.removeAll { $0 == t.a }
-        if rules[i].grid[la.cell]?.isEmpty == true { rules[i].grid[la.cell] = nil }
-        rules[i].latest[t.a] = nil
+        removeFromGrid(i, t.a, la.cell)
+        rules[i].latest.remove(key(t.a))
     }
 }

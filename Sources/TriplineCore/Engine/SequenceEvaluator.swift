@@ -21,7 +21,7 @@ struct SequenceEvaluator {
         var steps: [Step]
         var within: Millis
         /// Per entity: partial[i] has completed steps 0...i.
-        var partials: [Int32: [Partial?]] = [:]
+        var partials = IntMap<[Partial?]>()
     }
     var rules: [Member] = []
 
@@ -41,10 +41,9 @@ struct SequenceEvaluator {
             let k = steps.count
             let t = ev.time
             let within = rules[i].within
-            var p = rules[i].partials[ev.entity] ?? Array(repeating: nil, count: k - 1)
+            var p = rules[i].partials.remove(key(ev.entity)) ?? Array(repeating: nil, count: k - 1)
             // Completion: the latest-start partial that has all but the last step.
             if let last = p[k - 2], t - last.start <= within, Self.matches(steps[k - 1], ev, zones: zones, entered: entered, exited: exited) {
-                rules[i].partials[ev.entity] = nil
                 emitter.emit(rule: rules[i].rule, key: .entity(ev.entity), firing: true, time: t, evidence: last.refs + [ref],
                              details: [("span_s", .number(Double(t - last.start) / 1000))])
                 continue
@@ -67,7 +66,7 @@ struct SequenceEvaluator {
                 if let q = p[level], t - q.start > within { p[level] = nil }
                 if p[level] != nil { any = true }
             }
-            rules[i].partials[ev.entity] = any ? p : nil
+            if any { rules[i].partials.insert(key(ev.entity), p) }
         }
     }
 }

@@ -46,8 +46,8 @@ struct ThresholdEvaluator {
         var selector: Int32
         var metric: Int32
         var condition: Condition
-        var firing: Set<Int32> = []
-        var baselines: [Int32: Baseline] = [:]
+        var firing = IntMap<Bool>()
+        var baselines = IntMap<Baseline>()
     }
     var rules: [Member] = []
 
@@ -62,29 +62,30 @@ struct ThresholdEvaluator {
             case .above(let x): holds = v > x
             case .below(let x): holds = v < x
             case .baseline(let window, let factor, let minSamples):
-                var b = rules[i].baselines[ev.entity] ?? Baseline()
-                b.evict(before: ev.time - window)
-                // Readings of this same millisecond are not part of the baseline.
-                var sameSum = 0.0
-                var same = 0
-                var k = b.times.count - 1
-                while k >= b.head && b.times[k] == ev.time { sameSum += b.values[k]; same += 1; k -= 1 }
-                let n = b.times.count - b.head - same
-                b.times.append(ev.time)
-                b.values.append(v)
-                let mean = n > 0 ? (b.sum - sameSum) / Double(n) : 0
-                b.add(v)
-                rules[i].baselines[ev.entity] = b
+                let (n, mean) = rules[i].baselines.update(key(ev.entity), default: { Baseline() }) { b -> (Int, Double) in
+                    b.evict(before: ev.time - window)
+                    // Readings of this same millisecond are not part of the baseline.
+                    var sameSum = 0.0
+                    var same = 0
+                    var k = b.times.count - 1
+                    while k >= b.head && b.times[k] == ev.time { sameSum += b.values[k]; same += 1; k -= 1 }
+                    let n = b.times.count - b.head - same
+                    b.times.append(ev.time)
+                    b.values.append(v)
+                    let mean = n > 0 ? (b.sum - sameSum) / Double(n) : 0
+                    b.add(v)
+                    return (n, mean)
+                }
                 guard n >= minSamples else { continue }   // no baseline: changes nothing
                 holds = v > factor * mean
                 details.append(("baseline", .number(mean)))
             }
-            let isFiring = rules[i].firing.contains(ev.entity)
+            let isFiring = rules[i].firing.contains(key(ev.entity))
             if holds && !isFiring {
-                rules[i].firing.insert(ev.entity)
+                rules[i].firing.insert(key(ev.entity), true)
                 emitter.emit(rule: rules[i].rule, key: .entity(ev.entity), firing: true, time: ev.time, evidence: [ref], details: details)
             } else if !holds && isFiring {
-                rules[i].firing.remove(ev.entity)
+                rules[i].firing.remove(key(ev.entity))
                 emitter.emit(rule: rules[i].rule, key: .entity(ev.entity), firing: false, time: ev.time, evidence: [ref], details: details)
             }
         }
