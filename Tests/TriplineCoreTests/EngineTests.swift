@@ -331,3 +331,21 @@ struct NaiveReference {
         #expect(Dictionary(uniqueKeysWithValues: map.entries.map { ($0.key, $0.value) }) == reference)
     }
 }
+
+@Suite struct ProximityEdgeTests {
+    @Test(arguments: [
+        ((179.9999, 0.0), (-179.9999, 0.0)),      // across the antimeridian
+        ((0.0, 89.9999), (180.0, 89.9999)),       // across the pole
+        ((12.5, -45.0), (12.5003, -45.0)),
+    ])
+    func pairsAreFoundAcrossTheAntimeridianAndThePoles(a: (Double, Double), b: (Double, Double)) {
+        let d = Haversine.distance(a.0, a.1, b.0, b.1)
+        #expect(d < 40)
+        let rules = [Rule(id: "near", purpose: "p", owner: "o", parameters: .proximity(distanceM: 40, within: 60_000, other: nil))]
+        let r = replay(zones: [], rules: rules, lines: [pos("x", 0, a.0, a.1), pos("y", 1000, b.0, b.1)], until: 100_000)
+        #expect(r.alerts.count == 2)
+        #expect(r.alerts.first?.contains("\"firing\"") == true)
+        // Resolved when x's position (time 0) is 60 s old.
+        #expect(r.alerts.last?.contains(#""state":"resolved","time":"1970-01-01T00:01:00.000Z""#) == true)
+    }
+}

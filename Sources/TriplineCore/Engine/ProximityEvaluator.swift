@@ -1,10 +1,11 @@
 import Foundation
 
 /// `proximity` (spec section 5.4): a pair is near when both latest positions are in
-/// (t - W, t] and at most R metres apart. Latest positions live in a grid of cubes of edge R
-/// over the Earth's surface in 3-D (a haversine distance <= R implies a chord <= R, so every
-/// near partner is in one of the 27 cubes around a position): no pair is ever enumerated
-/// beyond its neighbourhood, and there are no special cases at the poles or the antimeridian.
+/// (t - W, t] and at most R metres apart. Latest positions live in a grid of cubes of edge 2R
+/// over the Earth's surface in 3-D: a haversine distance <= R implies a chord <= R, so every
+/// near partner lies in the at most 8 cubes that the box of half-width R around a position
+/// touches. No pair is ever enumerated beyond its neighbourhood, and there are no special
+/// cases at the poles or the antimeridian.
 /// Key {pair}.
 struct ProximityEvaluator {
     struct Latest {
@@ -37,11 +38,23 @@ struct ProximityEvaluator {
 
     var isEmpty: Bool { rules.isEmpty }
 
-    static func cell(_ lon: Double, _ lat: Double, edge: Double) -> Cell {
+    /// The point on the sphere of radius R_earth, in metres.
+    static func xyz(_ lon: Double, _ lat: Double) -> (Double, Double, Double) {
         let phi = lat * (Double.pi / 180), lambda = lon * (Double.pi / 180)
         let r = Haversine.earthRadiusM
-        let x = r * cos(phi) * cos(lambda), y = r * cos(phi) * sin(lambda), z = r * sin(phi)
-        return Cell(x: Int64((x / edge).rounded(.down)), y: Int64((y / edge).rounded(.down)), z: Int64((z / edge).rounded(.down)))
+        return (r * cos(phi) * cos(lambda), r * cos(phi) * sin(lambda), r * sin(phi))
+    }
+
+    static func cell(_ p: (Double, Double, Double), edge: Double) -> Cell {
+        Cell(x: Int64((p.0 / edge).rounded(.down)), y: Int64((p.1 / edge).rounded(.down)), z: Int64((p.2 / edge).rounded(.down)))
+    }
+
+    /// The cells a box of half-width `r` around `p` touches (edge = 2r: at most 2 per axis).
+    /// The box is widened by a millionth so that rounding never loses a neighbour.
+    static func neighbourhood(_ p: (Double, Double, Double), r: Double) -> (ClosedRange<Int64>, ClosedRange<Int64>, ClosedRange<Int64>) {
+        let edge = 2 * r, m = r * (1 + 1e-6)
+        func range(_ v: Double) -> ClosedRange<Int64> { Int64(((v - m) / edge).rounded(.down))...Int64(((v + m) / edge).rounded(.down)) }
+        return (range(p.0), range(p.1), range(p.2))
     }
 
     /// Is (a, b) a pair of this rule: a matches `match` and b `other`, or the reverse?
@@ -55,7 +68,8 @@ struct ProximityEvaluator {
         let a = ev.entity
         for i in rules.indices where engine.matches(a, rules[i].match) || engine.matches(a, rules[i].other) {
             let r = rules[i].distance
-            let cell = Self.cell(ev.lon, ev.lat, edge: r)
+            let p3 = Self.xyz(ev.lon, ev.lat)
+            let cell = Self.cell(p3, edge: 2 * r)
             var pending = Millis.min
             if let old = rules[i].latest[key(a)] {
                 pending = old.pending
@@ -85,10 +99,11 @@ struct ProximityEvaluator {
             // New near pairs among the neighbours.
             let stillNear = rules[i].near[key(a)] ?? []
             var found: [(Int32, Double, EventRef)] = []
-            for dx in -1...1 {
-                for dy in -1...1 {
-                    for dz in -1...1 {
-                        let c = Cell(x: cell.x + Int64(dx), y: cell.y + Int64(dy), z: cell.z + Int64(dz))
+            let (rx, ry, rz) = Self.neighbourhood(p3, r: r)
+            for cx in rx {
+                for cy in ry {
+                    for cz in rz {
+                        let c = Cell(x: cx, y: cy, z: cz)
                         guard let list = rules[i].grid[c.key] else { continue }
                         for b in list where b != a && !stillNear.contains(b) && !found.contains(where: { $0.0 == b }) {
                             let lb = rules[i].latest[key(b)]!
