@@ -8,7 +8,7 @@ let package = Package(
     name: "TriplineBenchmarks",
     platforms: [.macOS(.v14)],
     dependencies: [
-        .package(path: ".."),
+        .package(name: "Tripline", path: ".."),
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.0", traits: ["MallocInterposer"]),
     ],
     targets: [
@@ -16,9 +16,9 @@ let package = Package(
             name: "EngineBenchmarks",
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
-                .product(name: "TriplineCore", package: "main"),
-                .product(name: "TriplineYAML", package: "main"),
-                .product(name: "TriplineTesting", package: "main"),
+                .product(name: "TriplineCore", package: "Tripline"),
+                .product(name: "TriplineYAML", package: "Tripline"),
+                .product(name: "TriplineTesting", package: "Tripline"),
             ],
             path: "Benchmarks/EngineBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
