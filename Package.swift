@@ -22,8 +22,10 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
+        .target(name: "CTriplineSupport"),
         .target(
             name: "TriplineCore",
+            dependencies: ["CTriplineSupport"],
             swiftSettings: strict
         ),
         .target(

@@ -119,10 +119,15 @@ struct Bench: ParsableCommand {
         let scanPer = Double(Bench.now() - t0) / Double(sample)
         print("\("brute-force scan of every zone (sample)".padding(toLength: 44, withPad: " ", startingAt: 0)) \(String(format: "%12.0f", 1e9 / scanPer)) events/s  \(String(format: "%8.1f", scanPer)) ns/event  (index is \(String(format: "%.0f", scanPer / indexNs))x faster)")
         let geofenceOnly = ruleList.filter { $0.kind == .enter || $0.kind == .exit }
+        _ = best("engine, enter/exit only, one event at a time", stage: "geofence1", baseline: indexNs,
+                 setup: { Engine(zones: w.zones, entities: w.entities, rules: geofenceOnly, symbols: symbols) }) { engine in
+            for e in events { engine.ingest(e) }
+            engine.finish()
+        }
         _ = best("engine in-process, enter/exit rules only", stage: "geofence", baseline: indexNs,
                  setup: { Engine(zones: w.zones, entities: w.entities, rules: geofenceOnly, symbols: symbols) }) { engine in
             var out: [Alert] = []
-            for e in events { engine.ingest(e) }
+            engine.ingest(contentsOf: events)
             engine.finish()
             engine.drainAlerts(into: &out)
         }
@@ -131,7 +136,7 @@ struct Bench: ParsableCommand {
         let engineNs = best("engine in-process, all rules", stage: "engine", baseline: indexNs,
                             setup: { Engine(zones: w.zones, entities: w.entities, rules: ruleList, symbols: symbols) }) { engine in
             var out: [Alert] = []
-            for e in events { engine.ingest(e) }
+            engine.ingest(contentsOf: events)
             engine.finish()
             engine.drainAlerts(into: &out)
             engineAlerts = out.count

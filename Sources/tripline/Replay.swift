@@ -86,18 +86,13 @@ struct Replay: ParsableCommand {
         while true {
             let batch = worker.queue.take()
             engine.symbols.apply(batch.symbols)
-            var start = 0
-            for (i, ev) in batch.events.enumerated() {
-                let end = batch.lineEnds[i]
-                if case .late = engine.ingest(ev) {
-                    let raw = batch.lines[start..<end]
-                    if let lateOut {
-                        lateOut.write(Array(raw) + [10])
-                    } else {
-                        CLI.printErr("tripline: late event (before the watermark \(EventTime.format(engine.watermark))) at \(eventsLabel):\(batch.lineNumbers[i]): \(String(decoding: raw, as: UTF8.self))")
-                    }
+            engine.ingest(contentsOf: batch.events) { i in
+                let raw = batch.lines[(i == 0 ? 0 : batch.lineEnds[i - 1])..<batch.lineEnds[i]]
+                if let lateOut {
+                    lateOut.write(Array(raw) + [10])
+                } else {
+                    CLI.printErr("tripline: late event (before the watermark \(EventTime.format(engine.watermark))) at \(eventsLabel):\(batch.lineNumbers[i]): \(String(decoding: raw, as: UTF8.self))")
                 }
-                start = end
             }
             rejected += batch.rejected
             bytesRead = batch.bytesRead

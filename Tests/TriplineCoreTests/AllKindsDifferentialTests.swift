@@ -189,3 +189,35 @@ func firstDifference(_ engine: [String], _ naive: [String]) -> String? {
         #expect(a.alerts.count > 30)
     }
 }
+
+@Suite struct BatchIngestTests {
+    @Test(arguments: [1, 2, 3] as [UInt64])
+    func batchIngestEqualsOneByOneIncludingLateEvents(seed: UInt64) {
+        let rules = AllKindsDifferentialTests.rules
+        var events = MixedStreams.events(seed: seed)
+        // Disorder larger than the lateness, so that some events are late.
+        var rng = SplitMix64(seed: seed)
+        for i in stride(from: 0, to: events.count - 1, by: 7) where rng.next() % 2 == 0 { events.swapAt(i, i + 1) }
+        let lines = events.map(MixedStreams.line)
+        let one = replay(zones: MixedStreams.zones, entities: MixedStreams.entities, rules: rules, lines: lines, lateness: 200, until: events.map(\.time).max()! + 20_000)
+        let engine = Engine(zones: MixedStreams.zones, entities: MixedStreams.entities, rules: rules, options: EngineOptions(allowedLateness: 200))
+        var dec = EventDecoder(file: "t")
+        var decoded: [Event] = []
+        for (i, l) in lines.enumerated() {
+            var s = l
+            if case .success(let ev) = s.withUTF8({ dec.decode($0, line: i + 1, symbols: &engine.symbols) }) { decoded.append(ev) }
+        }
+        var late: [Int] = []
+        engine.ingest(contentsOf: decoded) { late.append($0) }
+        engine.finish(until: events.map(\.time).max()! + 20_000)
+        var alerts: [Alert] = []
+        engine.drainAlerts(into: &alerts)
+        var out: [UInt8] = []
+        for a in alerts { AlertEncoder().append(a, engine: engine, to: &out) }
+        let batch = String(decoding: out, as: UTF8.self).split(separator: "\n").map(String.init)
+        #expect(batch == one.alerts)
+        let expectedLate = one.outcomes.enumerated().compactMap { i, o -> Int? in if case .late = o { return i } else { return nil } }
+        #expect(late == expectedLate)
+        #expect(!late.isEmpty)
+    }
+}

@@ -67,7 +67,7 @@ let benchmarks: @Sendable () -> Void = {
         let engine = Engine(zones: f.workload.zones, entities: f.workload.entities,
                             rules: f.rules.filter { $0.kind == .enter || $0.kind == .exit }, symbols: f.symbols)
         benchmark.startMeasurement()
-        for e in f.events { engine.ingest(e) }
+        engine.ingest(contentsOf: f.events)
         engine.finish()
         benchmark.stopMeasurement()
         var out: [Alert] = []

@@ -1,3 +1,5 @@
+import CTriplineSupport
+
 /// Options of an engine run.
 public struct EngineOptions: Sendable {
     /// Events up to this much older than the largest time seen are still applied in order.
@@ -313,6 +315,24 @@ public final class Engine {
         }
         advanceTimers(to: watermark)
         return .accepted(ref)
+    }
+
+    /// Offers arriving events in order, as `ingest` does one by one, overlapping the memory
+    /// latency of later events' state (their entity record and zone-grid slot) with the work
+    /// on the current one. Calls `late` with the position of each late event in `events`.
+    public func ingest(contentsOf events: [Event], late: (Int) -> Void = { _ in }) {
+        let ahead = 8
+        events.withUnsafeBufferPointer { evs in
+            for i in 0..<evs.count {
+                if i + ahead < evs.count {
+                    let next = evs[i + ahead]
+                    let e = Int(next.entity)
+                    if e < entities.count { entities.withUnsafeBufferPointer { tripline_prefetch($0.baseAddress! + e) } }
+                    if needsZones && next.type == Symbols.positionType { index.prefetch(x: next.lon, y: next.lat) }
+                }
+                if case .late = ingest(evs[i]) { late(i) }
+            }
+        }
     }
 
     /// Ends the input: applies every buffered event, sets the watermark to the largest time,

@@ -1,3 +1,5 @@
+import CTriplineSupport
+
 /// The spatial index of zones: answers "which zones cover this point" exactly (spec
 /// section 1).
 ///
@@ -228,6 +230,16 @@ public struct ZoneIndex: Sendable {
 
     /// Number of zones.
     public var count: Int { shapes.count }
+
+    /// Starts loading the grid slot a lookup of (x, y) will probe first (a hint only).
+    @inline(__always)
+    func prefetch(x: Double, y: Double) {
+        let cx = cell(x, originX), cy = cell(y, originY)
+        guard cx >= 0 && cy >= 0 && !gridKeys.isEmpty else { return }
+        let slot = ZoneIndex.cellHash(ZoneIndex.cellKey(cx, cy)) & gridMask
+        gridKeys.withUnsafeBufferPointer { tripline_prefetch($0.baseAddress! + slot) }
+        gridRuns.withUnsafeBufferPointer { tripline_prefetch($0.baseAddress! + slot) }
+    }
 
     /// Sets `out` to the indices of every zone covering (x, y), ascending, without repeats.
     public func zones(coveringX x: Double, y: Double, into out: inout [Int32]) {

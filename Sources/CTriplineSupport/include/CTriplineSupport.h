@@ -1,0 +1,10 @@
+#ifndef CTRIPLINE_SUPPORT_H
+#define CTRIPLINE_SUPPORT_H
+
+/// Asks the processor to start loading the cache line at `p` (a hint: never faults, never
+/// blocks). Used to overlap the memory latency of the next events' state with the current one.
+static inline void tripline_prefetch(const void *p) {
+    __builtin_prefetch(p, 1, 3);
+}
+
+#endif
