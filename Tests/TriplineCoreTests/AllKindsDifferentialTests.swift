@@ -24,6 +24,7 @@ enum MixedStreams {
       - {id: gathering, kind: gathering, purpose: p, owner: o, severity: low, match: {}, zones: {category: depot}, min_count: 2, window: 4s}
       - {id: crowd, kind: gathering, purpose: p, owner: o, severity: low, match: {}, min_count: 3, window: 6s}
       - {id: near, kind: proximity, purpose: p, owner: o, severity: low, match: {}, distance_m: 150000, within: 5s}
+      - {id: near-trucks, kind: proximity, purpose: p, owner: o, severity: low, match: {kind: truck}, other: {}, distance_m: 150000, within: 2s}
       - {id: near-vessels, kind: proximity, purpose: p, owner: o, severity: low, match: {kind: vessel}, other: {kind: truck}, distance_m: 250000, within: 3s}
       - {id: freq, kind: frequency, purpose: p, owner: o, severity: low, match: {}, count: 3, window: 5s, event: {type: a}}
       - {id: freq-high, kind: frequency, purpose: p, owner: o, severity: low, match: {}, count: 2, window: 7s, event: {type: b, attrs: {tier: high, n: 1}}}

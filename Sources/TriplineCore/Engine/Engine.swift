@@ -159,7 +159,7 @@ public final class Engine {
                 zonesNeeded = true
             case .proximity(let d, let w, let other):
                 slots[i] = px.rules.count
-                px.rules.append(.init(rule: ri, match: s, other: other.map(sel) ?? s, distance: d, window: w))
+                px.add(rule: ri, match: s, other: other.map(sel) ?? s, distance: d, window: w)
             case .frequency(let k, let w, let f):
                 let cf = CompiledFilter(f, symbols: &syms, zones: zones)
                 zonesNeeded = zonesNeeded || cf.needsZones

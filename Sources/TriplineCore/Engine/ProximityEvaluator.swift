@@ -1,11 +1,14 @@
 import Foundation
 
 /// `proximity` (spec section 5.4): a pair is near when both latest positions are in
-/// (t - W, t] and at most R metres apart. Latest positions live in a grid of cubes of edge 2R
-/// over the Earth's surface in 3-D: a haversine distance <= R implies a chord <= R, so every
-/// near partner lies in the at most 8 cubes that the box of half-width R around a position
-/// touches. No pair is ever enumerated beyond its neighbourhood, and there are no special
-/// cases at the poles or the antimeridian.
+/// (t - W, t] and at most R metres apart.
+///
+/// Latest positions live in a grid of cubes of edge 2R over the Earth's surface in 3-D: a
+/// haversine distance <= R implies a chord <= R, so every near partner lies in the at most 8
+/// cubes that the box of half-width R around a position touches. No pair is ever enumerated
+/// beyond its neighbourhood, and there are no special cases at the poles or the antimeridian.
+/// Rules with the same R share one grid (latest positions, kept for the longest of their
+/// windows) and one neighbour search per position; each rule keeps only its near pairs.
 /// Key {pair}.
 struct ProximityEvaluator {
     struct Latest {
@@ -14,6 +17,7 @@ struct ProximityEvaluator {
         var time: Millis
         var ref: EventRef
         var cell: Cell
+        /// Deadline of the grid's expiry timer pending for this entity, or .min.
         var pending: Millis
     }
     struct Cell: Hashable {
@@ -24,19 +28,44 @@ struct ProximityEvaluator {
             (UInt64(bitPattern: x) & 0x1F_FFFF) << 42 | (UInt64(bitPattern: y) & 0x1F_FFFF) << 21 | (UInt64(bitPattern: z) & 0x1F_FFFF)
         }
     }
+    struct Grid {
+        var distance: Double
+        /// The longest window of the grid's rules: a position older than that is dropped.
+        var window: Millis = 0
+        var rules: [Int] = []
+        var latest = IntMap<Latest>()
+        var cells = IntMap<[Int32]>()
+    }
     struct Member {
         var rule: Int32
         var match: Int32
         var other: Int32
-        var distance: Double
         var window: Millis
-        var latest = IntMap<Latest>()
-        var grid = IntMap<[Int32]>()
+        var grid: Int
         var near = IntMap<[Int32]>()
+        /// Entities with near partners have a timer for this rule's window; its deadline.
+        var pending = IntMap<Millis>()
     }
+    var grids: [Grid] = []
     var rules: [Member] = []
 
     var isEmpty: Bool { rules.isEmpty }
+
+    /// Adds a rule, sharing the grid of an earlier rule with the same distance.
+    mutating func add(rule: Int32, match: Int32, other: Int32, distance: Double, window: Millis) {
+        let g: Int
+        if let found = grids.firstIndex(where: { $0.distance == distance }) { g = found } else {
+            g = grids.count
+            grids.append(Grid(distance: distance))
+        }
+        grids[g].rules.append(rules.count)
+        grids[g].window = max(grids[g].window, window)
+        rules.append(Member(rule: rule, match: match, other: other, window: window, grid: g))
+    }
+
+    /// Timers of a grid (dropping old positions) carry b = -2; timers of a rule's window b = -1.
+    static let gridTimer: Int32 = -2
+    static let ruleTimer: Int32 = -1
 
     /// The point on the sphere of radius R_earth, in metres.
     static func xyz(_ lon: Double, _ lat: Double) -> (Double, Double, Double) {
@@ -57,6 +86,10 @@ struct ProximityEvaluator {
         return (range(p.0), range(p.1), range(p.2))
     }
 
+    func relevant(_ m: Member, _ a: Int32, _ engine: Engine) -> Bool {
+        engine.matches(a, m.match) || engine.matches(a, m.other)
+    }
+
     /// Is (a, b) a pair of this rule: a matches `match` and b `other`, or the reverse?
     func isPair(_ m: Member, _ a: Int32, _ b: Int32, _ engine: Engine) -> Bool {
         (engine.matches(a, m.match) && engine.matches(b, m.other)) || (engine.matches(b, m.match) && engine.matches(a, m.other))
@@ -66,98 +99,145 @@ struct ProximityEvaluator {
 
     mutating func onPosition(_ ev: Event, ref: EventRef, engine: Engine, emitter: inout Emitter, timers: inout TimerQueue) {
         let a = ev.entity
-        for i in rules.indices where engine.matches(a, rules[i].match) || engine.matches(a, rules[i].other) {
-            let r = rules[i].distance
-            let p3 = Self.xyz(ev.lon, ev.lat)
-            let cell = Self.cell(p3, edge: 2 * r)
+        var p3: (Double, Double, Double)? = nil
+        for g in grids.indices {
+            guard grids[g].rules.contains(where: { relevant(rules[$0], a, engine) }) else { continue }
+            let r = grids[g].distance
+            let point = p3 ?? Self.xyz(ev.lon, ev.lat)
+            p3 = point
+            let cell = Self.cell(point, edge: 2 * r)
+            // The shared latest position and its cube.
             var pending = Millis.min
-            if let old = rules[i].latest[key(a)] {
+            if let old = grids[g].latest[key(a)] {
                 pending = old.pending
                 if old.cell.key != cell.key {
-                    removeFromGrid(i, a, old.cell)
-                    rules[i].grid.update(cell.key, default: { [] }) { $0.append(a) }
+                    removeFromCell(g, a, old.cell)
+                    grids[g].cells.update(cell.key, default: { [] }) { $0.append(a) }
                 }
             } else {
-                rules[i].grid.update(cell.key, default: { [] }) { $0.append(a) }
+                grids[g].cells.update(cell.key, default: { [] }) { $0.append(a) }
             }
             if pending == .min {
-                pending = ev.time + rules[i].window
-                timers.schedule(deadline: pending, rule: rules[i].rule, a: a)
+                pending = ev.time + grids[g].window
+                timers.schedule(deadline: pending, rule: rules[grids[g].rules[0]].rule, a: a, b: Self.gridTimer)
             }
-            rules[i].latest.insert(key(a), Latest(lon: ev.lon, lat: ev.lat, time: ev.time, ref: ref, cell: cell, pending: pending))
-            // Pairs that were near: does this position part them?
-            let partners = rules[i].near[key(a)] ?? []
-            for b in partners.sorted() {
-                guard let lb = rules[i].latest[key(b)] else { continue }
-                let d = Haversine.distance(ev.lon, ev.lat, lb.lon, lb.lat)
-                if d > r {
-                    unlink(i, a, b)
-                    emitter.emit(rule: rules[i].rule, key: Self.pairKey(a, b), firing: false, time: ev.time, evidence: [ref],
-                                 details: [("distance_m", .number(d))])
-                }
-            }
-            // New near pairs among the neighbours.
-            let stillNear = rules[i].near[key(a)] ?? []
-            var found: [(Int32, Double, EventRef)] = []
-            let (rx, ry, rz) = Self.neighbourhood(p3, r: r)
+            grids[g].latest.insert(key(a), Latest(lon: ev.lon, lat: ev.lat, time: ev.time, ref: ref, cell: cell, pending: pending))
+            // One neighbour search for every rule of the grid.
+            var candidates: [(Int32, Double, Millis, EventRef)] = []
+            let (rx, ry, rz) = Self.neighbourhood(point, r: r)
             for cx in rx {
                 for cy in ry {
                     for cz in rz {
-                        let c = Cell(x: cx, y: cy, z: cz)
-                        guard let list = rules[i].grid[c.key] else { continue }
-                        for b in list where b != a && !stillNear.contains(b) && !found.contains(where: { $0.0 == b }) {
-                            let lb = rules[i].latest[key(b)]!
+                        guard let list = grids[g].cells[Cell(x: cx, y: cy, z: cz).key] else { continue }
+                        for b in list where b != a && !candidates.contains(where: { $0.0 == b }) {
+                            let lb = grids[g].latest[key(b)]!
                             let d = Haversine.distance(ev.lon, ev.lat, lb.lon, lb.lat)
-                            if d <= r && isPair(rules[i], a, b, engine) { found.append((b, d, lb.ref)) }
+                            if d <= r { candidates.append((b, d, lb.time, lb.ref)) }
                         }
                     }
                 }
             }
-            for (b, d, bref) in found.sorted(by: { $0.0 < $1.0 }) {
-                rules[i].near.update(key(a), default: { [] }) { $0.append(b) }
-                rules[i].near.update(key(b), default: { [] }) { $0.append(a) }
-                emitter.emit(rule: rules[i].rule, key: Self.pairKey(a, b), firing: true, time: ev.time, evidence: [bref, ref],
-                             details: [("distance_m", .number(d))])
+            candidates.sort { $0.0 < $1.0 }
+            for ri in grids[g].rules where relevant(rules[ri], a, engine) {
+                let rule = rules[ri].rule, window = rules[ri].window
+                // Pairs that were near: does this position part them?
+                for b in (rules[ri].near[key(a)] ?? []).sorted() {
+                    guard let lb = grids[g].latest[key(b)] else { continue }
+                    let d = Haversine.distance(ev.lon, ev.lat, lb.lon, lb.lat)
+                    if d > r {
+                        unlink(ri, a, b)
+                        emitter.emit(rule: rule, key: Self.pairKey(a, b), firing: false, time: ev.time, evidence: [ref],
+                                     details: [("distance_m", .number(d))])
+                    }
+                }
+                // New near pairs.
+                let stillNear = rules[ri].near[key(a)] ?? []
+                for (b, d, tb, bref) in candidates where tb > ev.time - window && !stillNear.contains(b) && isPair(rules[ri], a, b, engine) {
+                    rules[ri].near.update(key(a), default: { [] }) { $0.append(b) }
+                    rules[ri].near.update(key(b), default: { [] }) { $0.append(a) }
+                    ensureRuleTimer(ri, b, tb, &timers)
+                    emitter.emit(rule: rule, key: Self.pairKey(a, b), firing: true, time: ev.time, evidence: [bref, ref],
+                                 details: [("distance_m", .number(d))])
+                }
+                if rules[ri].near.contains(key(a)) { ensureRuleTimer(ri, a, ev.time, &timers) }
             }
         }
     }
 
-    mutating func removeFromGrid(_ i: Int, _ a: Int32, _ cell: Cell) {
+    /// Makes sure entity `x` (latest position at `t`) has a timer for rule `ri`'s window.
+    mutating func ensureRuleTimer(_ ri: Int, _ x: Int32, _ t: Millis, _ timers: inout TimerQueue) {
+        if rules[ri].pending.contains(key(x)) { return }
+        let d = t + rules[ri].window
+        rules[ri].pending.insert(key(x), d)
+        timers.schedule(deadline: d, rule: rules[ri].rule, a: x, b: Self.ruleTimer)
+    }
+
+    mutating func removeFromCell(_ g: Int, _ a: Int32, _ cell: Cell) {
         var empty = false
-        rules[i].grid.modify(cell.key) { list in
+        grids[g].cells.modify(cell.key) { list in
             list.removeAll { $0 == a }
             empty = list.isEmpty
         }
-        if empty { rules[i].grid.remove(cell.key) }
+        if empty { grids[g].cells.remove(cell.key) }
     }
 
-    mutating func unlink(_ i: Int, _ a: Int32, _ b: Int32) {
+    mutating func unlink(_ ri: Int, _ a: Int32, _ b: Int32) {
         for (x, y) in [(a, b), (b, a)] {
             var empty = false
-            rules[i].near.modify(key(x)) { list in
+            rules[ri].near.modify(key(x)) { list in
                 list.removeAll { $0 == y }
                 empty = list.isEmpty
             }
-            if empty { rules[i].near.remove(key(x)) }
+            if empty { rules[ri].near.remove(key(x)) }
         }
     }
 
-    /// The latest position of `t.a` may have left the window.
-    mutating func fire(_ t: EngineTimer, slot i: Int, emitter: inout Emitter, timers: inout TimerQueue) {
-        guard let la = rules[i].latest[key(t.a)] else { return }
-        let due = la.time + rules[i].window
-        if due > t.deadline {
-            rules[i].latest.modify(key(t.a)) { $0.pending = due }
-            timers.schedule(deadline: due, rule: t.rule, a: t.a)
+    /// Resolves every near pair of `x` in rule `ri`: x's latest position left the window.
+    mutating func expirePairs(_ ri: Int, _ x: Int32, at deadline: Millis, emitter: inout Emitter) {
+        let g = rules[ri].grid
+        guard let lx = grids[g].latest[key(x)] else { return }
+        for b in (rules[ri].near[key(x)] ?? []).sorted() {
+            let lb = grids[g].latest[key(b)]!
+            unlink(ri, x, b)
+            emitter.emit(rule: rules[ri].rule, key: Self.pairKey(x, b), firing: false, time: deadline, evidence: [],
+                         details: [("distance_m", .number(Haversine.distance(lx.lon, lx.lat, lb.lon, lb.lat)))])
+        }
+    }
+
+    mutating func fire(_ t: EngineTimer, slot ri: Int, emitter: inout Emitter, timers: inout TimerQueue) {
+        let g = rules[ri].grid
+        guard let lx = grids[g].latest[key(t.a)] else {
+            rules[ri].pending.remove(key(t.a))
             return
         }
-        for b in (rules[i].near[key(t.a)] ?? []).sorted() {
-            let lb = rules[i].latest[key(b)]!
-            unlink(i, t.a, b)
-            emitter.emit(rule: t.rule, key: Self.pairKey(t.a, b), firing: false, time: t.deadline, evidence: [],
-                         details: [("distance_m", .number(Haversine.distance(la.lon, la.lat, lb.lon, lb.lat)))])
+        if t.b == Self.ruleTimer {
+            let due = lx.time + rules[ri].window
+            if due > t.deadline {
+                if rules[ri].near.contains(key(t.a)) {
+                    rules[ri].pending.insert(key(t.a), due)
+                    timers.schedule(deadline: due, rule: t.rule, a: t.a, b: Self.ruleTimer)
+                } else {
+                    rules[ri].pending.remove(key(t.a))
+                }
+                return
+            }
+            rules[ri].pending.remove(key(t.a))
+            expirePairs(ri, t.a, at: t.deadline, emitter: &emitter)
+            return
         }
-        removeFromGrid(i, t.a, la.cell)
-        rules[i].latest.remove(key(t.a))
+        // The grid's timer: drop the position once it is older than every rule's window,
+        // resolving first whatever pairs the rules' own timers have not resolved yet.
+        let due = lx.time + grids[g].window
+        if due > t.deadline {
+            grids[g].latest.modify(key(t.a)) { $0.pending = due }
+            timers.schedule(deadline: due, rule: t.rule, a: t.a, b: Self.gridTimer)
+            return
+        }
+        for rj in grids[g].rules where rules[rj].near.contains(key(t.a)) {
+            rules[rj].pending.remove(key(t.a))
+            expirePairs(rj, t.a, at: t.deadline, emitter: &emitter)
+        }
+        removeFromCell(g, t.a, lx.cell)
+        grids[g].latest.remove(key(t.a))
     }
 }
