@@ -41,7 +41,10 @@ struct SequenceEvaluator {
             let k = steps.count
             let t = ev.time
             let within = rules[i].within
-            var p = rules[i].partials.remove(key(ev.entity)) ?? Array(repeating: nil, count: k - 1)
+            // Most events of most entities neither extend nor start a match: no state is touched.
+            let has = rules[i].partials.contains(key(ev.entity))
+            if !has && !Self.matches(steps[0], ev, zones: zones, entered: entered, exited: exited) { continue }
+            var p = (has ? rules[i].partials.remove(key(ev.entity)) : nil) ?? Array(repeating: nil, count: k - 1)
             // Completion: the latest-start partial that has all but the last step.
             if let last = p[k - 2], t - last.start <= within, Self.matches(steps[k - 1], ev, zones: zones, entered: entered, exited: exited) {
                 emitter.emit(rule: rules[i].rule, key: .entity(ev.entity), firing: true, time: t, evidence: last.refs + [ref],
