@@ -120,3 +120,28 @@ def test_until_and_stdin(tripline, tmp_path):
     code, out, err = tripline("replay", "--zones", EX / "zones.geojson", "--entities", EX / "entities.ndjson",
                               "--rules", EX / "rules.yaml", "--allowed-lateness", "10m", "--until", "2026-03-02T00:00:00Z", "-", stdin=events)
     assert code == 0 and out.count("\n") == 5
+
+
+def test_the_all_kinds_example_fires_every_kind(tripline):
+    code, out, err = tripline("replay", "--zones", EX / "zones.geojson", "--entities", EX / "entities-all-kinds.ndjson",
+                              "--rules", EX / "rules-all-kinds.yaml", "--until", "2026-03-01T18:00:00Z",
+                              EX / "events-all-kinds.ndjson")
+    assert code == 0, err
+    alerts = [json.loads(l) for l in out.splitlines()]
+    fired = {a["rule"] for a in alerts if a["state"] == "firing"}
+    assert fired == {"hazmat-enters-restricted", "tanker-leaves-port", "vessel-idles-in-anchorage", "hazmat-depot-crowding",
+                     "trucks-too-close", "new-payees-burst", "failed-logins", "meter-over-baseline", "takeover-pattern",
+                     "sensor-silent", "truck-speeding"}
+    dwell = [a for a in alerts if a["rule"] == "vessel-idles-in-anchorage"]
+    # Fires six hours after the vessel's first position in the anchorage, resolves when it leaves.
+    assert [(a["state"], a["time"], a["details"]["dwell_s"]) for a in dwell] == [
+        ("firing", "2026-03-01T14:30:00.000Z", 21600), ("resolved", "2026-03-01T16:00:00.000Z", 27000)]
+    takeover = next(a for a in alerts if a["rule"] == "takeover-pattern")
+    assert takeover["evidence"] == ["acct-1001#3", "acct-1001#4", "acct-1001#5"] and takeover["details"] == {"span_s": 360}
+    # Without --until, timers still fire as later events of other entities move the watermark:
+    # the meter's silence (its last reading at 08:35) is detected at 08:45.
+    code, out2, err = tripline("replay", "--zones", EX / "zones.geojson", "--entities", EX / "entities-all-kinds.ndjson",
+                               "--rules", EX / "rules-all-kinds.yaml", EX / "events-all-kinds.ndjson")
+    assert code == 0
+    silent = [json.loads(l) for l in out2.splitlines() if '"sensor-silent"' in l]
+    assert [(a["state"], a["time"]) for a in silent] == [("firing", "2026-03-01T08:45:00.000Z")]
