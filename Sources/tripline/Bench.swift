@@ -173,6 +173,8 @@ struct Bench: ParsableCommand {
         if let e = lastEngine {
             let st = e.stateBytes
             print("engine state: \(st.perEntity) bytes/entity over \(st.entities) entities (\(st.total) bytes, zone memberships and dedup included)")
+            let rs = e.ruleStateBytes
+            print("rule state after the run: \(rs) bytes (\(rs / max(1, st.entities)) bytes/entity, \(e.rules.count) rules)")
         }
         print("zone hits: \(hits), alerts: \(engineAlerts), checksum \(Int(sink) & 1), scan hits \(scanHits)")
     }

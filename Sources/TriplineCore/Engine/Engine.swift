@@ -539,4 +539,25 @@ public final class Engine {
         total += symbols.entities.memoryBytes + symbols.eventIds.memoryBytes
         return (n == 0 ? 0 : total / n, total, n)
     }
+
+    /// Approximate bytes held by the rule evaluators' per-key state (hash tables, windows,
+    /// pending timers); a lower bound, as small arrays inside values are counted by size.
+    public var ruleStateBytes: Int {
+        var total = timers.count * MemoryLayout<EngineTimer>.stride + emitter.cooldownState.count * 64
+        for r in dwell.rules { total += r.visits.memoryBytes }
+        for r in absence.rules { total += r.seen.memoryBytes }
+        for r in frequency.rules { total += r.count.tracks.memoryBytes + r.count.tracks.entries.reduce(0) { $0 + $1.value.refs.times.capacity * 16 } }
+        for r in novelty.rules {
+            total += r.lastContact.memoryBytes + r.history.memoryBytes + r.count.tracks.memoryBytes
+            total += r.history.entries.reduce(0) { $0 + $1.value.capacity * 16 }
+        }
+        for r in threshold.rules {
+            total += r.firing.memoryBytes + r.baselines.memoryBytes + r.baselines.entries.reduce(0) { $0 + $1.value.times.capacity * 16 }
+        }
+        for r in gathering.rules { total += r.crowds.memoryBytes + r.crowds.entries.reduce(0) { $0 + $1.value.members.memoryBytes } }
+        for g in proximity.grids { total += g.latest.memoryBytes + g.cells.memoryBytes }
+        for r in proximity.rules { total += r.near.memoryBytes + r.pending.memoryBytes }
+        for r in sequence.rules { total += r.partials.memoryBytes }
+        return total
+    }
 }

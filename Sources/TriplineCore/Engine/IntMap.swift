@@ -115,6 +115,9 @@ struct IntMap<Value> {
         for (i, k) in oldKeys.enumerated() where k != Self.emptyKey { insert(k, oldValues[i]!) }
     }
 
+    /// Bytes held by the table itself (not by what values point to).
+    var memoryBytes: Int { keys.capacity * 8 + values.capacity * MemoryLayout<Value?>.stride }
+
     /// The entries, in no particular order.
     var entries: [(key: UInt64, value: Value)] {
         var out: [(UInt64, Value)] = []
