@@ -47,7 +47,9 @@ struct Generate: ParsableCommand {
             let l = try CLI.parseDuration(shuffle, option: "--shuffle")
             bytes = Workload.shuffleByTime(bytes, within: l, seed: workload.seed)
         }
-        FileManager.default.createFile(atPath: out + "/events.ndjson", contents: Data(bytes))
+        guard FileManager.default.createFile(atPath: out + "/events.ndjson", contents: Data(bytes)) else {
+            throw InputError(description: "\(out)/events.ndjson: cannot write the file")
+        }
         print("wrote \(out)/zones.geojson (\(w.zones.count)), entities.ndjson (\(w.entities.count)), events.ndjson (\(workload.events)), rules.yaml")
     }
 }

@@ -158,18 +158,15 @@ struct JSONScanner {
         if i < bytes.count && bytes[i] == 45 { negative = true; i += 1 }
         var mantissa: UInt64 = 0
         var digits = 0
-        var intDigits = 0
         guard i < bytes.count, bytes[i] >= 48, bytes[i] <= 57 else {
             return .failure(.init(start, "invalid number"))
         }
         if bytes[i] == 48 {
             i += 1
-            intDigits = 1
             if i < bytes.count, bytes[i] >= 48, bytes[i] <= 57 { return .failure(.init(start, "numbers may not have leading zeros")) }
         } else {
             while i < bytes.count, bytes[i] >= 48, bytes[i] <= 57 {
                 if digits < 19 { mantissa = mantissa * 10 + UInt64(bytes[i] - 48); digits += 1 } else { digits += 1 }
-                intDigits += 1
                 i += 1
             }
         }

@@ -1,0 +1,36 @@
+/// `speed` (spec section 5.10): implied speed between consecutive positions of an entity,
+/// computed once per position for every speed rule.
+struct SpeedEvaluator {
+    struct Member {
+        var rule: Int32
+        var selector: Int32
+        var maxKmh: Double
+    }
+    var rules: [Member] = []
+
+    var isEmpty: Bool { rules.isEmpty }
+
+    /// The entity's previous position (time == .min when there was none). The engine keeps
+    /// the latest position in the entity's record, shared by every speed rule.
+    struct Previous {
+        var lon: Double, lat: Double, time: Millis, ref: EventRef
+    }
+
+    func onPosition(_ ev: Event, ref: EventRef, previous: Previous, engine: Engine, emitter: inout Emitter) {
+        let prevLon = previous.lon, prevLat = previous.lat, prevTime = previous.time, prevRef = previous.ref
+        guard prevTime != .min else { return }
+        let d = Haversine.distance(prevLon, prevLat, ev.lon, ev.lat)
+        let dt = ev.time - prevTime
+        let kmh: Double
+        if dt == 0 {
+            if d <= 1 { return }
+            kmh = .infinity
+        } else {
+            kmh = d * 3600 / Double(dt)  // (d / 1000 m) / (dt / 3,600,000 ms)
+        }
+        for m in rules where kmh > m.maxKmh && engine.matches(ev.entity, m.selector) {
+            emitter.emit(rule: m.rule, key: .entity(ev.entity), firing: true, time: ev.time, evidence: [prevRef, ref],
+                         details: [("kmh", kmh.isFinite ? .number(kmh) : .null), ("distance_m", .number(d))])
+        }
+    }
+}
