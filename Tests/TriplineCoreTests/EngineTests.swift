@@ -349,3 +349,20 @@ struct NaiveReference {
         #expect(r.alerts.last?.contains(#""state":"resolved","time":"1970-01-01T00:01:00.000Z""#) == true)
     }
 }
+
+@Suite struct ManySelectorsTests {
+    @Test func moreThan64DistinctSelectorsStillMatchTheRightEntities() {
+        let zones = [square("a", "depot", 0, 0, 10, 10)]
+        // 150 rules, each selecting one entity by id: selectors 64 and above live outside the
+        // entity record's inline bits.
+        let rules = (0..<150).map { i in
+            Rule(id: "r\(i)", purpose: "p", owner: "o", match: Selector(ids: ["e\(i)"]), parameters: .enter)
+        }
+        let lines = (0..<150).map { pos("e\($0)", Millis($0), 1, 1) }
+        let r = replay(zones: zones, rules: rules, lines: lines)
+        #expect(r.alerts.count == 150)
+        for (i, a) in r.alerts.enumerated() {
+            #expect(a.contains("\"rule\":\"r\(i)\",\"key\":{\"entity\":\"e\(i)\""), "\(a)")
+        }
+    }
+}
