@@ -35,6 +35,9 @@ struct ProximityEvaluator {
         var rules: [Int] = []
         var latest = IntMap<Latest>()
         var cells = IntMap<[Int32]>()
+        /// How many near pairs (over all the grid's rules) each entity is in; absent = none,
+        /// so that a position with no pair and no neighbour touches no rule's state.
+        var linked = IntMap<Int32>()
     }
     struct Member {
         var rule: Int32
@@ -138,6 +141,7 @@ struct ProximityEvaluator {
                 }
             }
             candidates.sort { $0.0 < $1.0 }
+            if candidates.isEmpty && !grids[g].linked.contains(key(a)) { continue }
             for ri in grids[g].rules where relevant(rules[ri], a, engine) {
                 let rule = rules[ri].rule, window = rules[ri].window
                 // Pairs that were near: does this position part them?
@@ -153,8 +157,7 @@ struct ProximityEvaluator {
                 // New near pairs.
                 let stillNear = rules[ri].near[key(a)] ?? []
                 for (b, d, tb, bref) in candidates where tb > ev.time - window && !stillNear.contains(b) && isPair(rules[ri], a, b, engine) {
-                    rules[ri].near.update(key(a), default: { [] }) { $0.append(b) }
-                    rules[ri].near.update(key(b), default: { [] }) { $0.append(a) }
+                    link(ri, a, b)
                     ensureRuleTimer(ri, b, tb, &timers)
                     emitter.emit(rule: rule, key: Self.pairKey(a, b), firing: true, time: ev.time, evidence: [bref, ref],
                                  details: [("distance_m", .number(d))])
@@ -181,7 +184,20 @@ struct ProximityEvaluator {
         if empty { grids[g].cells.remove(cell.key) }
     }
 
+    mutating func link(_ ri: Int, _ a: Int32, _ b: Int32) {
+        let g = rules[ri].grid
+        for (x, y) in [(a, b), (b, a)] {
+            rules[ri].near.update(key(x), default: { [] }) { $0.append(y) }
+            grids[g].linked.update(key(x), default: { 0 }) { $0 += 1 }
+        }
+    }
+
     mutating func unlink(_ ri: Int, _ a: Int32, _ b: Int32) {
+        let g = rules[ri].grid
+        for x in [a, b] {
+            let left = grids[g].linked.update(key(x), default: { 0 }) { c -> Int32 in c -= 1; return c }
+            if left <= 0 { grids[g].linked.remove(key(x)) }
+        }
         for (x, y) in [(a, b), (b, a)] {
             var empty = false
             rules[ri].near.modify(key(x)) { list in
@@ -233,7 +249,7 @@ struct ProximityEvaluator {
             timers.schedule(deadline: due, rule: t.rule, a: t.a, b: Self.gridTimer)
             return
         }
-        for rj in grids[g].rules where rules[rj].near.contains(key(t.a)) {
+        for rj in grids[g].rules where grids[g].linked.contains(key(t.a)) && rules[rj].near.contains(key(t.a)) {
             rules[rj].pending.remove(key(t.a))
             expirePairs(rj, t.a, at: t.deadline, emitter: &emitter)
         }
