@@ -71,28 +71,12 @@ struct Bench: ParsableCommand {
             var syms = start
             var dec = EventDecoder(file: "bench")
             var count = 0
-            bytes.withUnsafeBufferPointer { p in
-                var s = 0
-                var line = 0
-                for i in 0..<p.count where p[i] == 10 {
-                    line += 1
-                    if case .success = dec.decode(UnsafeBufferPointer(rebasing: p[s..<i]), line: line, symbols: &syms) { count += 1 }
-                    s = i + 1
-                }
-            }
+            dec.decodeLines(bytes, symbols: &syms) { r, _ in if case .success = r { count += 1 } }
             precondition(count == cfg.events)
         }
         do {
             var dec = EventDecoder(file: "bench")
-            bytes.withUnsafeBufferPointer { p in
-                var s = 0
-                var line = 0
-                for i in 0..<p.count where p[i] == 10 {
-                    line += 1
-                    if case .success(let ev) = dec.decode(UnsafeBufferPointer(rebasing: p[s..<i]), line: line, symbols: &symbols) { events.append(ev) }
-                    s = i + 1
-                }
-            }
+            dec.decodeLines(bytes, symbols: &symbols) { r, _ in if case .success(let ev) = r { events.append(ev) } }
         }
         // Baseline: one pass over the decoded events touching each (memory traffic only).
         var sink = 0.0
@@ -148,19 +132,13 @@ struct Bench: ParsableCommand {
             var out: [Alert] = []
             var text: [UInt8] = []
             let enc = AlertEncoder()
-            bytes.withUnsafeBufferPointer { p in
-                var s = 0
-                var line = 0
-                for i in 0..<p.count where p[i] == 10 {
-                    line += 1
-                    if case .success(let ev) = dec.decode(UnsafeBufferPointer(rebasing: p[s..<i]), line: line, symbols: &engine.symbols) { engine.ingest(ev) }
-                    s = i + 1
-                    if line & 0xFFFF == 0 {
-                        engine.drainAlerts(into: &out)
-                        for a in out { enc.append(a, engine: engine, to: &text) }
-                        out.removeAll(keepingCapacity: true)
-                        text.removeAll(keepingCapacity: true)
-                    }
+            dec.decodeLines(bytes, symbols: &engine.symbols) { r, line in
+                if case .success(let ev) = r { engine.ingest(ev) }
+                if line & 0xFFFF == 0 {
+                    engine.drainAlerts(into: &out)
+                    for a in out { enc.append(a, engine: engine, to: &text) }
+                    out.removeAll(keepingCapacity: true)
+                    text.removeAll(keepingCapacity: true)
                 }
             }
             engine.finish()

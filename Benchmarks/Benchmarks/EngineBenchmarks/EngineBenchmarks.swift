@@ -24,14 +24,7 @@ struct Fixture: @unchecked Sendable {
         var decoder = EventDecoder(file: "bench")
         var events: [Event] = []
         events.reserveCapacity(cfg.events)
-        bytes.withUnsafeBufferPointer { p in
-            var s = 0, line = 0
-            for i in 0..<p.count where p[i] == 10 {
-                line += 1
-                if case .success(let ev) = decoder.decode(UnsafeBufferPointer(rebasing: p[s..<i]), line: line, symbols: &symbols) { events.append(ev) }
-                s = i + 1
-            }
-        }
+        decoder.decodeLines(bytes, symbols: &symbols) { r, _ in if case .success(let ev) = r { events.append(ev) } }
         let rules = try! RuleFile.decode(Workload.geofenceRulesYAML, file: "rules").get()
         return Fixture(workload: w, bytes: bytes, events: events, symbols: symbols, rules: rules)
     }()
@@ -81,14 +74,7 @@ let benchmarks: @Sendable () -> Void = {
         var decoder = EventDecoder(file: "bench")
         benchmark.startMeasurement()
         var n = 0
-        f.bytes.withUnsafeBufferPointer { p in
-            var s = 0, line = 0
-            for i in 0..<p.count where p[i] == 10 {
-                line += 1
-                if case .success = decoder.decode(UnsafeBufferPointer(rebasing: p[s..<i]), line: line, symbols: &symbols) { n += 1 }
-                s = i + 1
-            }
-        }
+        decoder.decodeLines(f.bytes, symbols: &symbols) { r, _ in if case .success = r { n += 1 } }
         blackHole(n)
     }
 }

@@ -324,3 +324,19 @@ public struct EventDecoder {
         }
     }
 }
+
+extension EventDecoder {
+    /// Decodes every newline-terminated line of an in-memory NDJSON buffer, in order, handing
+    /// each result and its 1-based line number to `body`.
+    public mutating func decodeLines(_ bytes: [UInt8], symbols: inout Symbols, _ body: (Result<Event, TriplineError>, Int) -> Void) {
+        bytes.withUnsafeBufferPointer { p in
+            var start = 0
+            var line = 0
+            for i in 0..<p.count where p[i] == 10 {
+                line += 1
+                body(decode(UnsafeBufferPointer(rebasing: p[start..<i]), line: line, symbols: &symbols), line)
+                start = i + 1
+            }
+        }
+    }
+}

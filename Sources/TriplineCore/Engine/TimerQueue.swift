@@ -96,7 +96,6 @@ struct PendingEvents {
     var heap = MinHeap<Item>()
 
     var isEmpty: Bool { heap.isEmpty }
-    var count: Int { heap.count }
 
     mutating func push(_ item: Item) { heap.push(item) }
 
