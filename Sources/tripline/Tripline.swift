@@ -4,11 +4,11 @@ import TriplineCore
 import TriplineYAML
 
 @main
-struct Tripline: ParsableCommand {
+struct Tripline: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tripline",
         abstract: "Real-time geofencing and event-pattern alerts, evaluated on event time.",
-        subcommands: [Replay.self, Validate.self, Generate.self, Bench.self]
+        subcommands: [Replay.self, Validate.self, Generate.self, Bench.self, Serve.self, Token.self]
     )
 }
 

@@ -41,7 +41,7 @@ public enum ZoneCodec {
         return r.errors.isEmpty ? .success(zones) : .failure(TriplineErrors(r.errors))
     }
 
-    static func feature(_ f: DocNode, _ p: String, _ r: inout DocReader, _ sensitive: SensitiveTags) -> Zone? {
+    public static func feature(_ f: DocNode, _ p: String, _ r: inout DocReader, _ sensitive: SensitiveTags) -> Zone? {
         guard f.members != nil else { r.fail(f, p, "a feature must be an object, found \(f.typeName)"); return nil }
         guard f["type"]?.stringValue == "Feature" else { r.fail(f, p + "/type", "expected \"type\": \"Feature\""); return nil }
         guard let props = f["properties"], props.members != nil else {

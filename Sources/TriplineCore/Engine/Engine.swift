@@ -352,6 +352,22 @@ public final class Engine {
         syncStats()
     }
 
+    /// A live server's "advance event time to `until`" (an operator's command, or
+    /// `idle_advance`): applies buffered events up to it, moves the watermark there, fires the
+    /// timers due by then and completes every alert group. When `until` is at or after the
+    /// largest time seen this is exactly `finish(until:)`, and later events may still follow
+    /// (those before `until` are late).
+    public func advance(until: Millis) {
+        while let item = pending.pop(upTo: until) {
+            advanceTimers(to: item.event.time)
+            apply(item.event, item.ref)
+        }
+        if until > watermark { watermark = until }
+        advanceTimers(to: watermark)
+        emitter.closeAll()
+        syncStats()
+    }
+
     /// Moves alerts whose time group is complete into `out`, in canonical order
     /// (time, rule id, key, emission order).
     public func drainAlerts(into out: inout [Alert]) {

@@ -1,0 +1,200 @@
+import Foundation
+import Hummingbird
+import TriplineCore
+
+/// Rules, zones and entities: create, read, update, delete. Every change goes through the
+/// engine host, which stores it and rebuilds the engine from the log between batches.
+extension TriplineHTTP {
+    func who(_ t: TokenRecord?) -> String { t.map { $0.name.isEmpty ? $0.id : "\($0.name) (\($0.id))" } ?? "local" }
+
+    // MARK: - Rules
+
+    func ruleJSON(_ v: RuleVersion, watermark: Millis) -> J {
+        var fields: [(String, J)] = [("id", .str(v.rule)), ("version", .int(v.version))]
+        if v.deleted {
+            fields.append(("status", .str("deleted")))
+        } else {
+            var status = "active"
+            var expires: J = .null
+            if case .success(let doc) = JSONDocumentParser.parse(v.json, file: "rule"), let e = doc["expires"]?.stringValue,
+               case .success(let t) = EventTime.parseRFC3339(e) {
+                expires = .time(t)
+                if watermark != .min && t <= watermark { status = "expired" }
+            }
+            fields += [("status", .str(status)), ("expires", expires)]
+        }
+        fields += [("created_at", .time(v.createdAt)), ("created_by", .str(v.createdBy))]
+        if !v.deleted { fields.append(("rule", .raw(v.json))) }
+        return .obj(fields)
+    }
+
+    func watermark() async throws -> Millis { try await host.perform { $0.engine.watermark } }
+
+    var listRules: Handler {
+        { [self] _, _, _ in
+            var latest: [String: RuleVersion] = [:]
+            for v in try store.ruleVersions(nil) { latest[v.rule] = v }
+            let wm = try await watermark()
+            let list = latest.values.filter { !$0.deleted }.sorted { $0.rule < $1.rule }.map { ruleJSON($0, watermark: wm) }
+            return API.json(.obj([("rules", .arr(list))]))
+        }
+    }
+
+    var getRule: Handler {
+        { [self] _, ctx, _ in
+            let id = try param(ctx)
+            guard let v = try store.ruleVersions(id).last else { throw APIError.notFound("no rule \"\(id)\"") }
+            if v.deleted { throw APIError.notFound("rule \"\(id)\" was deleted (version \(v.version)); GET /v1/rules/\(id)/versions lists its history") }
+            return API.json(ruleJSON(v, watermark: try await watermark()))
+        }
+    }
+
+    var ruleVersions: Handler {
+        { [self] _, ctx, _ in
+            let id = try param(ctx)
+            let vs = try store.ruleVersions(id)
+            if vs.isEmpty { throw APIError.notFound("no rule \"\(id)\"") }
+            let wm = try await watermark()
+            return API.json(.obj([("id", .str(id)), ("versions", .arr(vs.map { ruleJSON($0, watermark: wm) }))]))
+        }
+    }
+
+    func saveRules(_ req: Request, pathId: String?, token: TokenRecord?) async throws -> Response {
+        let bytes = try await body(req)
+        let doc = try Submissions.parse(bytes, contentType: req.headers[.contentType], file: "request").get()
+        let rules = try Submissions.rules(doc, file: "request", pathId: pathId, sensitive: settings.options.sensitive).get()
+        let author = who(token)
+        let now = now()
+        let results = try await host.changeCatalog { store, _ -> [J] in
+            var out: [J] = []
+            var versions: [RuleVersion] = []
+            for (rule, json) in rules {
+                let last = try store.ruleVersions(rule.id).last
+                if let last, !last.deleted, last.json == json {
+                    out.append(.obj([("id", .str(rule.id)), ("version", .int(last.version)), ("changed", .bool(false))]))
+                    continue
+                }
+                let v = RuleVersion(rule: rule.id, version: (last?.version ?? 0) + 1, json: json, deleted: false, createdAt: now, createdBy: author)
+                versions.append(v)
+                out.append(.obj([("id", .str(rule.id)), ("version", .int(v.version)), ("changed", .bool(true))]))
+            }
+            try store.appendRuleVersions(versions)
+            return out
+        }
+        return API.json(.obj([("rules", .arr(results))]))
+    }
+
+    var postRules: Handler { { [self] req, _, tok in try await saveRules(req, pathId: nil, token: tok) } }
+    var putRule: Handler { { [self] req, ctx, tok in try await saveRules(req, pathId: try param(ctx), token: tok) } }
+
+    var deleteRule: Handler {
+        { [self] _, ctx, tok in
+            let id = try param(ctx)
+            let author = who(tok)
+            let now = now()
+            let found = try await host.changeCatalog { store, _ -> Bool in
+                guard let last = try store.ruleVersions(id).last, !last.deleted else { return false }
+                try store.appendRuleVersions([RuleVersion(rule: id, version: last.version + 1, json: "", deleted: true, createdAt: now, createdBy: author)])
+                return true
+            }
+            if !found { throw APIError.notFound("no rule \"\(id)\"") }
+            return Response(status: .noContent)
+        }
+    }
+
+    // MARK: - Zones
+
+    var listZones: Handler {
+        { [self] _, _, _ in
+            let items = try store.catalog(.zones)
+            return API.json(.obj([("type", .str("FeatureCollection")), ("features", .arr(items.map { .raw($0.json) }))]))
+        }
+    }
+
+    var getZone: Handler {
+        { [self] _, ctx, _ in
+            let id = try param(ctx)
+            guard let z = try store.catalogItem(.zones, id: id) else { throw APIError.notFound("no zone \"\(id)\"") }
+            return API.json(.raw(z.json))
+        }
+    }
+
+    func saveZones(_ req: Request, pathId: String?) async throws -> Response {
+        let bytes = try await body(req)
+        let doc = try Submissions.parse(bytes, contentType: "application/json", file: "request").get()
+        let zones = try Submissions.zones(doc, file: "request", pathId: pathId, sensitive: settings.options.sensitive).get()
+        let now = now()
+        try await host.changeCatalog { store, _ in
+            try store.putCatalog(.zones, zones.map { CatalogItem(id: $0.0.id, json: $0.1, updatedAt: now) })
+        }
+        return API.json(.obj([("zones", .arr(zones.map { .str($0.0.id) }))]))
+    }
+
+    var postZones: Handler { { [self] req, _, _ in try await saveZones(req, pathId: nil) } }
+    var putZone: Handler { { [self] req, ctx, _ in try await saveZones(req, pathId: try param(ctx)) } }
+
+    var deleteZone: Handler {
+        { [self] _, ctx, _ in
+            let id = try param(ctx)
+            let found = try await host.changeCatalog { store, _ in try store.deleteCatalog(.zones, id: id) }
+            if !found { throw APIError.notFound("no zone \"\(id)\"") }
+            return Response(status: .noContent)
+        }
+    }
+
+    // MARK: - Entities
+
+    var listEntities: Handler {
+        { [self] req, _, _ in
+            let limit = max(1, try intParam(req, "limit", default: 1000, max: 100_000))
+            let after = req.uri.queryParameters.get("after") ?? ""
+            let items = try store.catalog(.entities).filter { $0.id > after }.prefix(limit)
+            let next: J = items.count == limit ? .str(items.last!.id) : .null
+            return API.json(.obj([("entities", .arr(items.map { .raw($0.json) })), ("next", next)]))
+        }
+    }
+
+    var getEntity: Handler {
+        { [self] _, ctx, _ in
+            let id = try param(ctx)
+            guard let e = try store.catalogItem(.entities, id: id) else { throw APIError.notFound("no registered entity \"\(id)\"") }
+            return API.json(.raw(e.json))
+        }
+    }
+
+    func saveEntities(_ req: Request, pathId: String?) async throws -> Response {
+        let bytes = try await body(req)
+        let list = try Submissions.entities(bytes, file: "request", pathId: pathId, sensitive: settings.options.sensitive).get()
+        let now = now()
+        try await host.changeCatalog { store, _ in
+            try store.putCatalog(.entities, list.map { CatalogItem(id: $0.0.id, json: $0.1, updatedAt: now) })
+        }
+        return API.json(.obj([("entities", .int(list.count))]))
+    }
+
+    var postEntities: Handler { { [self] req, _, _ in try await saveEntities(req, pathId: nil) } }
+    var putEntity: Handler { { [self] req, ctx, _ in try await saveEntities(req, pathId: try param(ctx)) } }
+
+    var deleteEntity: Handler {
+        { [self] _, ctx, _ in
+            let id = try param(ctx)
+            let found = try await host.changeCatalog { store, _ in try store.deleteCatalog(.entities, id: id) }
+            if !found { throw APIError.notFound("no registered entity \"\(id)\"") }
+            return Response(status: .noContent)
+        }
+    }
+
+    var timeline: Handler {
+        { [self] req, ctx, _ in
+            let id = try param(ctx)
+            let from = try timeParam(req, "from"), to = try timeParam(req, "to")
+            let limit = max(1, try intParam(req, "limit", default: 1000, max: 10_000))
+            let t = try store.timeline(entity: id, from: from, to: to, limit: limit)
+            return API.json(.obj([
+                ("entity", .str(id)), ("from", from.map { .time($0) } ?? .null), ("to", to.map { .time($0) } ?? .null),
+                ("events", .arr(t.events.map { .obj([("seq", .int($0.seq)), ("event", .raw($0.line))]) })),
+                ("alerts", .arr(t.alerts.map(\.json))),
+            ]))
+        }
+    }
+}

@@ -1,0 +1,394 @@
+import Foundation
+import TriplineCore
+
+/// Settings of a server's engine.
+public struct HostOptions: Sendable {
+    public var allowedLateness: Millis = 0
+    public var sensitive = SensitiveTags()
+    /// Most events in one request.
+    public var maxBatchEvents = 10_000
+    /// Most events waiting for the engine across requests; beyond it, requests get 429.
+    public var queueCapacityEvents = 200_000
+    /// Most events applied and committed in one transaction (group commit).
+    public var groupCommitEvents = 50_000
+    public init() {}
+}
+
+/// The answer to an accepted batch.
+public struct IngestResult: Sendable {
+    public var received = 0
+    public var applied = 0
+    public var duplicates = 0
+    /// Line numbers (1-based, or element indexes for a JSON array) of late events.
+    public var lateLines: [Int] = []
+    public var alerts = 0
+    public var watermark: Millis = .min
+}
+
+public enum IngestError: Error, Sendable {
+    /// Some lines are invalid: nothing of the batch was applied.
+    case invalid([TriplineError])
+    /// The ingest queue is full: retry after the given seconds.
+    case overloaded(retryAfter: Int)
+    /// The store refused the commit: nothing of the batch was acknowledged.
+    case storage(String)
+}
+
+/// One request's events, still as raw lines.
+public struct EventBatchInput: Sendable {
+    /// Each event's JSON text (without newline) and its line number in the request.
+    public var lines: [[UInt8]]
+    public var lineNumbers: [Int]
+    /// How lines are named in errors ("line" for NDJSON, "element" for a JSON array).
+    public var unit: String
+    public var file: String
+    public init(lines: [[UInt8]], lineNumbers: [Int], unit: String, file: String) {
+        self.lines = lines
+        self.lineNumbers = lineNumbers
+        self.unit = unit
+        self.file = file
+    }
+}
+
+/// State touched only on the host thread.
+public final class HostState {
+    public internal(set) var engine: Engine
+    public internal(set) var catalog: Catalog
+    var decoder = EventDecoder(file: "request")
+    var nextAlertId: Int64
+    public internal(set) var rebuiltEvents = 0
+    public internal(set) var rebuildSeconds = 0.0
+    public internal(set) var catalogProblems: [String] = []
+
+    init(engine: Engine, catalog: Catalog, nextAlertId: Int64) {
+        self.engine = engine
+        self.catalog = catalog
+        self.nextAlertId = nextAlertId
+    }
+}
+
+/// Owns the engine on one thread. Requests hand it batches; it decodes them, applies them,
+/// writes the log rows and the alerts they produced in one transaction per group of batches
+/// (group commit), and only then acknowledges them. Catalog changes run on the same thread
+/// between groups and rebuild the engine from the log, so the engine is always what
+/// `tripline replay` of the stored log with the current catalog gives.
+public final class EngineHost: @unchecked Sendable {
+    public let store: any TriplineStore
+    public let options: HostOptions
+    public let metrics: Metrics
+    public let alerts: AlertBroadcaster
+    let wallClock: @Sendable () -> Millis
+
+    enum Job {
+        case ingest(EventBatchInput, CheckedContinuation<IngestResult, any Error>)
+        case advance(Millis, CheckedContinuation<IngestResult, any Error>)
+        case perform((HostState) -> Void)
+    }
+
+    private let condition = NSCondition()
+    private var jobs: [Job] = []
+    private var queuedEvents = 0
+    private var state: HostState!
+    private var thread: Thread?
+
+    public init(store: any TriplineStore, options: HostOptions, metrics: Metrics = Metrics(),
+                wallClock: @escaping @Sendable () -> Millis = { Millis(Date().timeIntervalSince1970 * 1000) }) throws {
+        self.store = store
+        self.options = options
+        self.metrics = metrics
+        self.alerts = AlertBroadcaster()
+        self.wallClock = wallClock
+        let (catalog, problems) = try Catalog.load(store, sensitive: options.sensitive)
+        state = HostState(engine: Self.makeEngine(catalog, options), catalog: catalog, nextAlertId: try store.maxAlertId() + 1)
+        state.catalogProblems = problems
+        try rebuild(state)
+    }
+
+    static func makeEngine(_ c: Catalog, _ o: HostOptions) -> Engine {
+        Engine(zones: c.zones, entities: c.entities, rules: c.rules, options: EngineOptions(allowedLateness: o.allowedLateness),
+               symbols: Symbols(sensitive: o.sensitive))
+    }
+
+    /// Starts the host thread.
+    public func start() {
+        let t = Thread { [self] in run() }
+        t.name = "tripline-engine"
+        t.stackSize = 8 << 20
+        thread = t
+        t.start()
+    }
+
+    // MARK: - Submitting work
+
+    /// Queues a batch; returns once it is committed (or refused).
+    public func ingest(_ batch: EventBatchInput) async throws -> IngestResult {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<IngestResult, any Error>) in
+            condition.lock()
+            if queuedEvents + batch.lines.count > options.queueCapacityEvents && queuedEvents > 0 {
+                condition.unlock()
+                metrics.add(\.overloaded, 1)
+                c.resume(throwing: IngestError.overloaded(retryAfter: 1))
+                return
+            }
+            queuedEvents += batch.lines.count
+            jobs.append(.ingest(batch, c))
+            metrics.set(\.queueDepthEvents, queuedEvents)
+            condition.signal()
+            condition.unlock()
+        }
+    }
+
+    /// Advances event time to `until` (recorded in the log, so a rebuild does the same).
+    public func advance(until: Millis) async throws -> IngestResult {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<IngestResult, any Error>) in
+            enqueue(.advance(until, c))
+        }
+    }
+
+    /// Runs `body` on the host thread with the engine to itself, between groups.
+    public func perform<T: Sendable>(_ body: @escaping @Sendable (HostState) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
+            enqueue(.perform({ s in
+                do { c.resume(returning: try body(s)) } catch { c.resume(throwing: error) }
+            }))
+        }
+    }
+
+    private func enqueue(_ j: Job) {
+        condition.lock()
+        jobs.append(j)
+        condition.signal()
+        condition.unlock()
+    }
+
+    // MARK: - The host thread
+
+    private func run() {
+        while true {
+            condition.lock()
+            while jobs.isEmpty { condition.wait() }
+            let taken = jobs
+            jobs.removeAll()
+            condition.unlock()
+            process(taken)
+        }
+    }
+
+    struct Pending {
+        var rows: [LogRow] = []
+        var alerts: [StoredAlert] = []
+        var waiters: [(CheckedContinuation<IngestResult, any Error>, IngestResult, Int)] = []
+    }
+
+    private func process(_ taken: [Job]) {
+        let s = state!
+        var group = Pending()
+        for job in taken {
+            switch job {
+            case .ingest(let batch, let c):
+                if let r = apply(batch, s, into: &group, continuation: c) {
+                    c.resume(throwing: r)
+                    dequeued(batch.lines.count)
+                }
+                if group.rows.count >= options.groupCommitEvents { commit(&group, s) }
+            case .advance(let t, let c):
+                s.engine.advance(until: t)
+                group.rows.append(LogRow(entity: nil, time: t, line: #"{"advance":\#(t)}"#))
+                collectAlerts(s, into: &group)
+                var res = IngestResult()
+                res.watermark = s.engine.watermark
+                group.waiters.append((c, res, 0))
+            case .perform(let body):
+                commit(&group, s)
+                body(s)
+            }
+        }
+        commit(&group, s)
+    }
+
+    private func dequeued(_ n: Int) {
+        condition.lock()
+        queuedEvents -= n
+        metrics.set(\.queueDepthEvents, queuedEvents)
+        condition.unlock()
+    }
+
+    /// Decodes and applies one batch; returns the error that refuses it, if any.
+    private func apply(_ batch: EventBatchInput, _ s: HostState, into group: inout Pending,
+                       continuation c: CheckedContinuation<IngestResult, any Error>) -> IngestError? {
+        var events: [Event] = []
+        events.reserveCapacity(batch.lines.count)
+        var errors: [TriplineError] = []
+        s.decoder = EventDecoder(file: batch.file)
+        for (i, line) in batch.lines.enumerated() {
+            let r = line.withUnsafeBufferPointer { s.decoder.decode($0, line: batch.lineNumbers[i], symbols: &s.engine.symbols) }
+            switch r {
+            case .success(let e): events.append(e)
+            case .failure(let e): errors.append(e)
+            }
+        }
+        if !errors.isEmpty {
+            metrics.add(\.batchesRefused, 1)
+            return .invalid(errors)
+        }
+        var res = IngestResult()
+        res.received = events.count
+        let before = s.engine.stats
+        for (i, ev) in events.enumerated() {
+            if case .late = s.engine.ingest(ev) { res.lateLines.append(batch.lineNumbers[i]) }
+            group.rows.append(LogRow(entity: s.engine.symbols.entities.string(ev.entity), time: ev.time,
+                                     line: String(decoding: batch.lines[i], as: UTF8.self)))
+        }
+        let after = s.engine.stats
+        res.duplicates = after.duplicates - before.duplicates
+        res.applied = after.applied - before.applied
+        res.watermark = s.engine.watermark
+        res.alerts = collectAlerts(s, into: &group)
+        metrics.add(\.eventsReceived, events.count)
+        metrics.add(\.eventsDuplicate, res.duplicates)
+        metrics.add(\.eventsLate, res.lateLines.count)
+        group.waiters.append((c, res, batch.lines.count))
+        return nil
+    }
+
+    /// Drains the engine's completed alerts into the group as stored alerts.
+    @discardableResult
+    func collectAlerts(_ s: HostState, into group: inout Pending) -> Int {
+        var drained: [Alert] = []
+        s.engine.drainAlerts(into: &drained)
+        if drained.isEmpty { return 0 }
+        let enc = AlertEncoder()
+        let now = wallClock()
+        var buf: [UInt8] = []
+        for a in drained {
+            buf.removeAll(keepingCapacity: true)
+            enc.append(a, engine: s.engine, to: &buf)
+            buf.removeLast()  // newline
+            let e = s.engine
+            var pairA: String?, pairB: String?
+            if a.key.pairA >= 0 {
+                let (x, y) = e.sortedPair(a.key)
+                pairA = e.symbols.entities.string(x)
+                pairB = e.symbols.entities.string(y)
+            }
+            group.alerts.append(StoredAlert(
+                id: s.nextAlertId, rule: e.rules[Int(a.rule)].id, version: s.catalog.versions[Int(a.rule)], firing: a.firing, time: a.time,
+                entity: a.key.entity >= 0 ? e.symbols.entities.string(a.key.entity) : nil,
+                zone: a.key.zone >= 0 ? e.zones[Int(a.key.zone)].id : nil, pairA: pairA, pairB: pairB,
+                line: String(decoding: buf, as: UTF8.self), silence: nil, createdAt: now))
+            s.nextAlertId += 1
+        }
+        return drained.count
+    }
+
+    private func commit(_ group: inout Pending, _ s: HostState) {
+        if group.rows.isEmpty && group.alerts.isEmpty && group.waiters.isEmpty { return }
+        let started = DispatchTime.now().uptimeNanoseconds
+        do {
+            try store.commit(log: group.rows, alerts: group.alerts)
+            metrics.observeCommit(nanoseconds: DispatchTime.now().uptimeNanoseconds - started, rows: group.rows.count)
+            metrics.add(\.alertsEmitted, group.alerts.count)
+            metrics.countAlerts(group.alerts)
+            metrics.setWatermark(s.engine.watermark)
+            alerts.publish(group.alerts)
+            for (c, r, n) in group.waiters {
+                dequeued(n)
+                c.resume(returning: r)
+            }
+        } catch {
+            // Nothing of the group is durable: refuse every batch in it, and put the engine
+            // back to what the store holds.
+            for (c, _, n) in group.waiters {
+                dequeued(n)
+                c.resume(throwing: IngestError.storage("\(error)"))
+            }
+            s.nextAlertId = ((try? store.maxAlertId()) ?? s.nextAlertId - Int64(group.alerts.count)) + 1
+            try? rebuild(s)
+        }
+        group = Pending()
+    }
+
+    // MARK: - Rebuilding
+
+    /// Replaces the engine with one built on the current catalog and replays the whole log
+    /// into it. Alerts it completes were emitted before and are not emitted again.
+    func rebuild(_ s: HostState) throws {
+        let started = Date()
+        let engine = Self.makeEngine(s.catalog, options)
+        var decoder = EventDecoder(file: "log")
+        var count = 0
+        var sink: [Alert] = []
+        try store.forEachLogRow { rows in
+            for r in rows {
+                if r.entity == nil {
+                    engine.advance(until: r.time)
+                } else {
+                    var line = r.line
+                    let res = line.withUTF8 { decoder.decode($0, line: Int(r.seq), symbols: &engine.symbols) }
+                    if case .success(let ev) = res { engine.ingest(ev) }
+                }
+                count += 1
+            }
+            engine.drainAlerts(into: &sink)
+            sink.removeAll(keepingCapacity: true)
+        }
+        engine.drainAlerts(into: &sink)
+        s.engine = engine
+        s.rebuiltEvents = count
+        s.rebuildSeconds = Date().timeIntervalSince(started)
+        metrics.setWatermark(engine.watermark)
+    }
+
+    /// Applies a catalog change: writes it with `persist` (which may refuse it by throwing),
+    /// reloads the catalog and rebuilds the engine from the log.
+    public func changeCatalog<T: Sendable>(_ persist: @escaping @Sendable (any TriplineStore, HostState) throws -> T) async throws -> T {
+        try await perform { [self] s in
+            let result = try persist(store, s)
+            let (catalog, problems) = try Catalog.load(store, sensitive: options.sensitive)
+            s.catalog = catalog
+            s.catalogProblems = problems
+            try rebuild(s)
+            return result
+        }
+    }
+}
+
+/// Fans committed alerts out to live subscribers (SSE, WebSocket). A slow subscriber loses
+/// the oldest buffered alerts (and is told how many), never slowing the engine.
+public final class AlertBroadcaster: @unchecked Sendable {
+    private let lock = NSLock()
+    private var subscribers: [Int: AsyncStream<StoredAlert>.Continuation] = [:]
+    private var next = 0
+
+    public func subscribe() -> (Int, AsyncStream<StoredAlert>) {
+        let (stream, cont) = AsyncStream<StoredAlert>.makeStream(bufferingPolicy: .bufferingNewest(10_000))
+        lock.lock()
+        let id = next
+        next += 1
+        subscribers[id] = cont
+        lock.unlock()
+        cont.onTermination = { [weak self] _ in self?.unsubscribe(id) }
+        return (id, stream)
+    }
+
+    public func unsubscribe(_ id: Int) {
+        lock.lock()
+        let c = subscribers.removeValue(forKey: id)
+        lock.unlock()
+        c?.finish()
+    }
+
+    public var count: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return subscribers.count
+    }
+
+    func publish(_ alerts: [StoredAlert]) {
+        if alerts.isEmpty { return }
+        lock.lock()
+        let subs = Array(subscribers.values)
+        lock.unlock()
+        for s in subs { for a in alerts { s.yield(a) } }
+    }
+}

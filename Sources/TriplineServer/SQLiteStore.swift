@@ -1,0 +1,213 @@
+import Foundation
+import GRDB
+import TriplineCore
+
+/// The embedded default store: one SQLite file in WAL mode, schema by migrations.
+/// `synchronous = FULL` by default, so an acknowledged batch survives a power cut, not only
+/// a killed process; `NORMAL` trades the former for speed (documented in docs/operations.md).
+public final class SQLiteStore: TriplineStore, @unchecked Sendable {
+    public let pool: DatabasePool
+    public let path: String
+
+    public init(directory: String, synchronous: String = "FULL") throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        path = (directory as NSString).appendingPathComponent("tripline.sqlite")
+        var config = Configuration()
+        let sync = synchronous.uppercased() == "NORMAL" ? "NORMAL" : "FULL"
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = \(sync)")
+        }
+        config.busyMode = .timeout(10)
+        pool = try DatabasePool(path: path, configuration: config)
+        try Self.migrator.migrate(pool)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE log(seq INTEGER PRIMARY KEY, entity TEXT, time INTEGER NOT NULL, line TEXT NOT NULL);
+                CREATE INDEX log_entity_time ON log(entity, time);
+                CREATE TABLE alerts(id INTEGER PRIMARY KEY, rule TEXT NOT NULL, version INTEGER NOT NULL, state TEXT NOT NULL,
+                    time INTEGER NOT NULL, entity TEXT, zone TEXT, pair_a TEXT, pair_b TEXT, line TEXT NOT NULL,
+                    silence INTEGER, created_at INTEGER NOT NULL);
+                CREATE INDEX alerts_rule ON alerts(rule, id);
+                CREATE INDEX alerts_entity ON alerts(entity, time);
+                CREATE INDEX alerts_pair ON alerts(pair_a, pair_b);
+                CREATE INDEX alerts_time ON alerts(time);
+                CREATE TABLE rule_versions(rule TEXT NOT NULL, version INTEGER NOT NULL, json TEXT NOT NULL, deleted INTEGER NOT NULL,
+                    created_at INTEGER NOT NULL, created_by TEXT NOT NULL, PRIMARY KEY(rule, version));
+                CREATE TABLE zones(id TEXT PRIMARY KEY, json TEXT NOT NULL, updated_at INTEGER NOT NULL);
+                CREATE TABLE entities(id TEXT PRIMARY KEY, json TEXT NOT NULL, updated_at INTEGER NOT NULL);
+                CREATE TABLE tokens(id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, role TEXT NOT NULL, name TEXT NOT NULL, created_at INTEGER NOT NULL);
+                CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                """)
+        }
+        return m
+    }
+
+    public func commit(log rows: [LogRow], alerts: [StoredAlert]) throws {
+        try pool.write { db in
+            if !rows.isEmpty {
+                let st = try db.cachedStatement(sql: "INSERT INTO log(entity, time, line) VALUES (?, ?, ?)")
+                for r in rows {
+                    st.setUncheckedArguments([r.entity, r.time, r.line])
+                    try st.execute()
+                }
+            }
+            if !alerts.isEmpty {
+                let st = try db.cachedStatement(sql: """
+                    INSERT INTO alerts(id, rule, version, state, time, entity, zone, pair_a, pair_b, line, silence, created_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """)
+                for a in alerts {
+                    st.setUncheckedArguments([a.id, a.rule, a.version, a.firing ? "firing" : "resolved", a.time, a.entity, a.zone,
+                                              a.pairA, a.pairB, a.line, a.silence, a.createdAt])
+                    try st.execute()
+                }
+            }
+        }
+    }
+
+    public func forEachLogRow(_ body: ([LogRow]) throws -> Void) throws {
+        var after: Int64 = 0
+        while true {
+            let chunk: [LogRow] = try pool.read { db in
+                var out: [LogRow] = []
+                out.reserveCapacity(8192)
+                let cursor = try Row.fetchCursor(db, sql: "SELECT seq, entity, time, line FROM log WHERE seq > ? ORDER BY seq LIMIT 8192", arguments: [after])
+                while let row = try cursor.next() {
+                    out.append(LogRow(seq: row[0], entity: row[1], time: row[2], line: row[3]))
+                }
+                return out
+            }
+            if chunk.isEmpty { return }
+            after = chunk.last!.seq
+            try body(chunk)
+        }
+    }
+
+    public func logCount() throws -> Int { try pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM log") ?? 0 } }
+    public func maxAlertId() throws -> Int64 { try pool.read { try Int64.fetchOne($0, sql: "SELECT max(id) FROM alerts") ?? 0 } }
+
+    public func ruleVersions(_ id: String?) throws -> [RuleVersion] {
+        try pool.read { db in
+            let sql = "SELECT rule, version, json, deleted, created_at, created_by FROM rule_versions"
+                + (id == nil ? "" : " WHERE rule = ?") + " ORDER BY rule, version"
+            return try Row.fetchAll(db, sql: sql, arguments: id.map { [$0] } ?? []).map {
+                RuleVersion(rule: $0[0], version: $0[1], json: $0[2], deleted: $0[3], createdAt: $0[4], createdBy: $0[5])
+            }
+        }
+    }
+
+    public func appendRuleVersions(_ versions: [RuleVersion]) throws {
+        try pool.write { db in
+            for v in versions {
+                try db.execute(sql: "INSERT INTO rule_versions(rule, version, json, deleted, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)",
+                               arguments: [v.rule, v.version, v.json, v.deleted, v.createdAt, v.createdBy])
+            }
+        }
+    }
+
+    public func catalog(_ table: CatalogTable) throws -> [CatalogItem] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, json, updated_at FROM \(table.rawValue) ORDER BY id").map {
+                CatalogItem(id: $0[0], json: $0[1], updatedAt: $0[2])
+            }
+        }
+    }
+
+    public func catalogItem(_ table: CatalogTable, id: String) throws -> CatalogItem? {
+        try pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT id, json, updated_at FROM \(table.rawValue) WHERE id = ?", arguments: [id]).map {
+                CatalogItem(id: $0[0], json: $0[1], updatedAt: $0[2])
+            }
+        }
+    }
+
+    public func putCatalog(_ table: CatalogTable, _ items: [CatalogItem]) throws {
+        try pool.write { db in
+            for i in items {
+                try db.execute(sql: "INSERT OR REPLACE INTO \(table.rawValue)(id, json, updated_at) VALUES (?, ?, ?)", arguments: [i.id, i.json, i.updatedAt])
+            }
+        }
+    }
+
+    public func deleteCatalog(_ table: CatalogTable, id: String) throws -> Bool {
+        try pool.write { db in
+            try db.execute(sql: "DELETE FROM \(table.rawValue) WHERE id = ?", arguments: [id])
+            return db.changesCount > 0
+        }
+    }
+
+    static func alert(_ r: Row) -> StoredAlert {
+        StoredAlert(id: r[0], rule: r[1], version: r[2], firing: (r[3] as String) == "firing", time: r[4], entity: r[5], zone: r[6],
+                    pairA: r[7], pairB: r[8], line: r[9], silence: r[10], createdAt: r[11])
+    }
+    static let alertColumns = "id, rule, version, state, time, entity, zone, pair_a, pair_b, line, silence, created_at"
+
+    public func alerts(_ q: AlertQuery) throws -> [StoredAlert] {
+        var conds: [String] = []
+        var args: [any DatabaseValueConvertible] = []
+        if let r = q.rule { conds.append("rule = ?"); args.append(r) }
+        if let s = q.state { conds.append("state = ?"); args.append(s) }
+        if let e = q.entity { conds.append("(entity = ? OR pair_a = ? OR pair_b = ?)"); args += [e, e, e] }
+        if let z = q.zone { conds.append("zone = ?"); args.append(z) }
+        if let f = q.from { conds.append("time >= ?"); args.append(f) }
+        if let t = q.to { conds.append("time <= ?"); args.append(t) }
+        if let a = q.afterId { conds.append("id > ?"); args.append(a) }
+        let sql = "SELECT \(Self.alertColumns) FROM alerts" + (conds.isEmpty ? "" : " WHERE " + conds.joined(separator: " AND "))
+            + " ORDER BY id LIMIT \(max(0, q.limit))"
+        return try pool.read { db in try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args)).map(Self.alert) }
+    }
+
+    public func alert(id: Int64) throws -> StoredAlert? {
+        try pool.read { db in try Row.fetchOne(db, sql: "SELECT \(Self.alertColumns) FROM alerts WHERE id = ?", arguments: [id]).map(Self.alert) }
+    }
+
+    public func timeline(entity: String, from: Millis?, to: Millis?, limit: Int) throws -> (events: [LogRow], alerts: [StoredAlert]) {
+        try pool.read { db in
+            let ev = try Row.fetchAll(db, sql: "SELECT seq, entity, time, line FROM log WHERE entity = ? AND time >= ? AND time <= ? ORDER BY time, seq LIMIT ?",
+                                      arguments: [entity, from ?? Int64.min, to ?? Int64.max, limit]).map {
+                LogRow(seq: $0[0], entity: $0[1], time: $0[2], line: $0[3])
+            }
+            let al = try Row.fetchAll(db, sql: "SELECT \(Self.alertColumns) FROM alerts WHERE (entity = ? OR pair_a = ? OR pair_b = ?) AND time >= ? AND time <= ? ORDER BY id LIMIT ?",
+                                      arguments: [entity, entity, entity, from ?? Int64.min, to ?? Int64.max, limit]).map(Self.alert)
+            return (ev, al)
+        }
+    }
+
+    public func addToken(_ t: TokenRecord) throws {
+        try pool.write { db in
+            try db.execute(sql: "INSERT INTO tokens(id, hash, role, name, created_at) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [t.id, t.hash, t.role.rawValue, t.name, t.createdAt])
+        }
+    }
+
+    static func token(_ r: Row) -> TokenRecord {
+        TokenRecord(id: r[0], hash: r[1], role: Role(rawValue: r[2]) ?? .ingest, name: r[3], createdAt: r[4])
+    }
+
+    public func token(hash: String) throws -> TokenRecord? {
+        try pool.read { db in try Row.fetchOne(db, sql: "SELECT id, hash, role, name, created_at FROM tokens WHERE hash = ?", arguments: [hash]).map(Self.token) }
+    }
+
+    public func tokens() throws -> [TokenRecord] {
+        try pool.read { db in try Row.fetchAll(db, sql: "SELECT id, hash, role, name, created_at FROM tokens ORDER BY created_at, id").map(Self.token) }
+    }
+
+    public func deleteToken(id: String) throws -> Bool {
+        try pool.write { db in
+            try db.execute(sql: "DELETE FROM tokens WHERE id = ?", arguments: [id])
+            return db.changesCount > 0
+        }
+    }
+
+    public func meta(_ key: String) throws -> String? {
+        try pool.read { db in try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [key]) }
+    }
+
+    public func setMeta(_ key: String, _ value: String) throws {
+        try pool.write { db in try db.execute(sql: "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", arguments: [key, value]) }
+    }
+}

@@ -1,0 +1,471 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import TriplineCore
+
+/// How a server is started.
+public struct ServerSettings: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 8080
+    public var options = HostOptions()
+    /// Largest request body accepted, in bytes.
+    public var maxBodyBytes = 16 << 20
+    public init() {}
+}
+
+/// One documented route: method, OpenAPI path and the roles allowed on it (empty: no token).
+public struct RouteSpec: Sendable, Hashable {
+    public var method: String
+    public var path: String
+    public var roles: [Role]
+}
+
+typealias Handler = @Sendable (Request, BasicRequestContext, TokenRecord?) async throws -> Response
+
+/// An error answer: status, a machine-readable code, an explanation, and located items.
+struct APIError: Error {
+    var status: HTTPResponse.Status
+    var code: String
+    var message: String
+    var errors: [J] = []
+    var headers: [(String, String)] = []
+
+    var response: Response {
+        var fields: [(String, J)] = [("error", .str(code)), ("message", .str(message))]
+        if !errors.isEmpty { fields.append(("errors", .arr(errors))) }
+        var r = API.json(.obj(fields), status: status)
+        for (k, v) in headers { r.headers[HTTPField.Name(k)!] = v }
+        return r
+    }
+
+    static func notFound(_ what: String) -> APIError { APIError(status: .notFound, code: "not_found", message: what) }
+    static func badRequest(_ what: String) -> APIError { APIError(status: .badRequest, code: "bad_request", message: what) }
+    static func invalid(_ f: ValidationFailure, what: String, unit: String = "line") -> APIError {
+        APIError(status: .unprocessableContent, code: "invalid_\(what)",
+                 message: "\(f.errors.count) problem(s) in the \(what); nothing was stored. Fix them and send it again.",
+                 errors: f.errors.map { J.error($0, unit: unit) })
+    }
+}
+
+enum API {
+    static func json(_ v: J, status: HTTPResponse.Status = .ok) -> Response {
+        var out: [UInt8] = []
+        v.append(to: &out)
+        out.append(10)
+        return Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: out)))
+    }
+
+    static func text(_ s: String, contentType: String, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: contentType], body: ResponseBody(byteBuffer: ByteBuffer(string: s)))
+    }
+}
+
+/// The HTTP server: routes, authentication, and the answers of each route.
+public final class TriplineHTTP: Sendable {
+    public let host: EngineHost
+    public let settings: ServerSettings
+    let tokenCache = TokenCache()
+
+    public var store: any TriplineStore { host.store }
+
+    public init(host: EngineHost, settings: ServerSettings) {
+        self.host = host
+        self.settings = settings
+    }
+
+    static let read: [Role] = [.operator, .admin, .auditor]
+    static let write: [Role] = [.operator, .admin]
+
+    /// Every route the server answers (the OpenAPI document must list exactly these).
+    public static var routes: [RouteSpec] { table.map { $0.0 } }
+
+    static var table: [(RouteSpec, KeyPath<TriplineHTTP, Handler>)] { [
+        (RouteSpec(method: "GET", path: "/healthz", roles: []), \.healthz),
+        (RouteSpec(method: "GET", path: "/openapi.json", roles: []), \.openapi),
+        (RouteSpec(method: "GET", path: "/metrics", roles: read), \.metricsRoute),
+        (RouteSpec(method: "GET", path: "/v1/status", roles: read), \.status),
+        (RouteSpec(method: "POST", path: "/v1/events", roles: [.ingest, .operator, .admin]), \.postEvents),
+        (RouteSpec(method: "POST", path: "/v1/watermark", roles: write), \.postWatermark),
+        (RouteSpec(method: "GET", path: "/v1/rules", roles: read), \.listRules),
+        (RouteSpec(method: "POST", path: "/v1/rules", roles: write), \.postRules),
+        (RouteSpec(method: "GET", path: "/v1/rules/{id}", roles: read), \.getRule),
+        (RouteSpec(method: "PUT", path: "/v1/rules/{id}", roles: write), \.putRule),
+        (RouteSpec(method: "DELETE", path: "/v1/rules/{id}", roles: write), \.deleteRule),
+        (RouteSpec(method: "GET", path: "/v1/rules/{id}/versions", roles: read), \.ruleVersions),
+        (RouteSpec(method: "GET", path: "/v1/zones", roles: read), \.listZones),
+        (RouteSpec(method: "POST", path: "/v1/zones", roles: write), \.postZones),
+        (RouteSpec(method: "GET", path: "/v1/zones/{id}", roles: read), \.getZone),
+        (RouteSpec(method: "PUT", path: "/v1/zones/{id}", roles: write), \.putZone),
+        (RouteSpec(method: "DELETE", path: "/v1/zones/{id}", roles: write), \.deleteZone),
+        (RouteSpec(method: "GET", path: "/v1/entities", roles: read), \.listEntities),
+        (RouteSpec(method: "POST", path: "/v1/entities", roles: write), \.postEntities),
+        (RouteSpec(method: "GET", path: "/v1/entities/{id}", roles: read), \.getEntity),
+        (RouteSpec(method: "PUT", path: "/v1/entities/{id}", roles: write), \.putEntity),
+        (RouteSpec(method: "DELETE", path: "/v1/entities/{id}", roles: write), \.deleteEntity),
+        (RouteSpec(method: "GET", path: "/v1/entities/{id}/timeline", roles: read), \.timeline),
+        (RouteSpec(method: "GET", path: "/v1/alerts", roles: read), \.listAlerts),
+        (RouteSpec(method: "GET", path: "/v1/alerts/stream", roles: read), \.streamAlerts),
+        (RouteSpec(method: "GET", path: "/v1/alerts/{id}", roles: read), \.getAlert),
+        (RouteSpec(method: "GET", path: "/v1/tokens", roles: [.admin]), \.listTokens),
+        (RouteSpec(method: "POST", path: "/v1/tokens", roles: [.admin]), \.postToken),
+        (RouteSpec(method: "DELETE", path: "/v1/tokens/{id}", roles: [.admin]), \.deleteToken),
+    ] }
+
+    /// Builds the router with every route of `table`, each behind authentication.
+    public func makeRouter() -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        for (spec, kp) in Self.table {
+            let handler = self[keyPath: kp]
+            let hbPath = spec.path.replacingOccurrences(of: "{", with: ":").replacingOccurrences(of: "}", with: "")
+            router.on(RouterPath(hbPath), method: HTTPRequest.Method(rawValue: spec.method)!) { [self] req, ctx in
+                host.metrics.add(\.httpRequests, 1)
+                do {
+                    let token = try authenticate(req, roles: spec.roles, route: spec)
+                    return try await handler(req, ctx, token)
+                } catch let e as APIError {
+                    return e.response
+                } catch let e as ValidationFailure {
+                    return APIError.invalid(e, what: "request").response
+                } catch {
+                    return APIError(status: .internalServerError, code: "internal", message: "\(error)").response
+                }
+            }
+        }
+        return router
+    }
+
+    /// Runs the server until it is stopped; `onRunning` gets the bound port.
+    public func run(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        let app = Application(
+            router: makeRouter(),
+            configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "tripline"),
+            onServerRunning: { ch in await onRunning(ch.localAddress?.port ?? 0) },
+            logger: {
+                var l = Logger(label: "tripline")
+                l.logLevel = .warning
+                return l
+            }()
+        )
+        try await app.runService()
+    }
+
+    // MARK: - Authentication
+
+    func authenticate(_ req: Request, roles: [Role], route: RouteSpec) throws -> TokenRecord? {
+        if roles.isEmpty { return nil }
+        var secret: String?
+        if let h = req.headers[.authorization] {
+            let parts = h.split(separator: " ", maxSplits: 1)
+            guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+                throw APIError(status: .unauthorized, code: "unauthorized", message: "the Authorization header must be 'Bearer <token>'",
+                               headers: [("WWW-Authenticate", "Bearer")])
+            }
+            secret = String(parts[1]).trimmingCharacters(in: .whitespaces)
+        } else if let q = req.uri.queryParameters.get("access_token") {
+            secret = q  // for EventSource, which cannot set headers
+        }
+        guard let secret else {
+            throw APIError(status: .unauthorized, code: "unauthorized",
+                           message: "this route needs an API token: send 'Authorization: Bearer <token>' (create one with 'tripline token create --data DIR --role admin')",
+                           headers: [("WWW-Authenticate", "Bearer")])
+        }
+        let hash = Tokens.hash(secret)
+        guard let tok = try tokenCache.lookup(hash, store: store) else {
+            throw APIError(status: .unauthorized, code: "unauthorized", message: "the API token is not valid (unknown or revoked)",
+                           headers: [("WWW-Authenticate", "Bearer error=\"invalid_token\"")])
+        }
+        guard roles.contains(tok.role) else {
+            throw APIError(status: .forbidden, code: "forbidden",
+                           message: "your token has role '\(tok.role.rawValue)'; \(route.method) \(route.path) needs one of: \(roles.map(\.rawValue).joined(separator: ", "))")
+        }
+        return tok
+    }
+
+    // MARK: - Helpers
+
+    func body(_ req: Request) async throws -> [UInt8] {
+        var buf: ByteBuffer
+        do {
+            buf = try await req.body.collect(upTo: settings.maxBodyBytes)
+        } catch {
+            throw APIError(status: .contentTooLarge, code: "body_too_large",
+                           message: "the request body is larger than \(settings.maxBodyBytes >> 20) MiB; split it into batches of at most \(settings.options.maxBatchEvents) events")
+        }
+        return buf.readBytes(length: buf.readableBytes) ?? []
+    }
+
+    func param(_ ctx: BasicRequestContext, _ name: String = "id") throws -> String {
+        guard let v = ctx.parameters.get(name) else { throw APIError.badRequest("missing path parameter \(name)") }
+        return v
+    }
+
+    func timeParam(_ req: Request, _ name: String) throws -> Millis? {
+        guard let s = req.uri.queryParameters.get(name), !s.isEmpty else { return nil }
+        if let ms = Int64(s), ms >= 0 { return ms }
+        switch EventTime.parseRFC3339(s) {
+        case .success(let t): return t
+        case .failure(.malformed(let why)):
+            throw APIError.badRequest("query parameter '\(name)=\(s)' is neither RFC 3339 nor epoch milliseconds: \(why)")
+        }
+    }
+
+    func intParam(_ req: Request, _ name: String, default d: Int, max m: Int) throws -> Int {
+        guard let s = req.uri.queryParameters.get(name) else { return d }
+        guard let v = Int(s), v >= 0 else { throw APIError.badRequest("query parameter '\(name)' must be a whole number >= 0, got '\(s)'") }
+        return min(v, m)
+    }
+
+    func now() -> Millis { Millis(Date().timeIntervalSince1970 * 1000) }
+
+    // MARK: - Basic routes
+
+    var healthz: Handler {
+        { _, _, _ in API.json(.obj([("status", .str("ok"))])) }
+    }
+
+    var openapi: Handler {
+        { _, _, _ in API.text(OpenAPIDocument.json, contentType: "application/json") }
+    }
+
+    var metricsRoute: Handler {
+        { [self] _, _, _ in
+            API.text(host.metrics.render(now: now(), subscribers: host.alerts.count), contentType: "text/plain; version=0.0.4")
+        }
+    }
+
+    var status: Handler {
+        { [self] _, _, _ in
+            let snap = try await host.perform { s -> J in
+                let e = s.engine
+                return .obj([
+                    ("watermark", .time(e.watermark)), ("max_event_time", .time(e.maxTime)),
+                    ("rules", .int(e.rules.count)), ("zones", .int(e.zones.count)), ("entities_known", .int(e.symbols.entities.count)),
+                    ("events_arrived", .int(e.stats.arrived)), ("events_applied", .int(e.stats.applied)),
+                    ("duplicates", .int(e.stats.duplicates)), ("late", .int(e.stats.late)),
+                    ("rebuild", .obj([("events", .int(s.rebuiltEvents)), ("seconds", .num(s.rebuildSeconds))])),
+                    ("catalog_problems", .arr(s.catalogProblems.map { .str($0) })),
+                    ("expired_rules", .arr(e.expiredRules.map { .obj([("rule", .str(e.rules[Int($0.rule)].id)), ("at", .time($0.at))]) })),
+                ])
+            }
+            return API.json(snap)
+        }
+    }
+
+    // MARK: - Events
+
+    var postEvents: Handler {
+        { [self] req, _, _ in
+            let bytes = try await body(req)
+            let input = try splitEvents(bytes, contentType: req.headers[.contentType])
+            if input.lines.isEmpty { throw APIError.badRequest("the batch holds no event: send NDJSON (one event per line) or a JSON array of events") }
+            if input.lines.count > settings.options.maxBatchEvents {
+                throw APIError(status: .contentTooLarge, code: "batch_too_large",
+                               message: "the batch holds \(input.lines.count) events; send at most \(settings.options.maxBatchEvents) per request")
+            }
+            do {
+                let r = try await host.ingest(input)
+                return API.json(.obj([
+                    ("received", .int(r.received)), ("applied_or_buffered", .int(r.received - r.duplicates - r.lateLines.count)),
+                    ("duplicates", .int(r.duplicates)),
+                    ("late", .obj([("count", .int(r.lateLines.count)), (input.unit + "s", .arr(r.lateLines.map { .int($0) }))])),
+                    ("alerts", .int(r.alerts)), ("watermark", .time(r.watermark)),
+                ]))
+            } catch IngestError.invalid(let errors) {
+                throw APIError(status: .unprocessableContent, code: "invalid_events",
+                               message: "\(errors.count) of \(input.lines.count) \(input.unit)s are invalid; nothing of this batch was applied (batches are all-or-nothing). Fix them and send the whole batch again.",
+                               errors: errors.map { J.error($0, unit: input.unit) })
+            } catch IngestError.overloaded(let after) {
+                throw APIError(status: .tooManyRequests, code: "overloaded",
+                               message: "the ingest queue is full; nothing of this batch was taken. Retry after \(after) s.",
+                               headers: [("Retry-After", String(after))])
+            } catch IngestError.storage(let why) {
+                throw APIError(status: .serviceUnavailable, code: "storage",
+                               message: "the batch could not be committed (\(why)); nothing of it was acknowledged. Retry it.")
+            }
+        }
+    }
+
+    /// Splits a body into event texts: NDJSON lines, or the elements of a JSON array.
+    func splitEvents(_ bytes: [UInt8], contentType: String?) throws -> EventBatchInput {
+        let first = bytes.first { $0 != 32 && $0 != 10 && $0 != 13 && $0 != 9 }
+        if first == UInt8(ascii: "[") {
+            let doc: DocNode
+            switch bytes.withUnsafeBufferPointer({ JSONDocumentParser.parse($0, file: "request") }) {
+            case .success(let d): doc = d
+            case .failure(let e):
+                throw APIError(status: .unprocessableContent, code: "invalid_events", message: "the body starts with '[' but is not a JSON array of events; nothing was applied",
+                               errors: [J.error(e)])
+            }
+            let items = doc.elements ?? []
+            return EventBatchInput(lines: items.map { Array(DocJSON.encode($0).utf8) }, lineNumbers: Array(items.indices), unit: "element", file: "request")
+        }
+        var lines: [[UInt8]] = []
+        var numbers: [Int] = []
+        var start = 0
+        var lineNo = 0
+        while start < bytes.count {
+            var end = start
+            while end < bytes.count && bytes[end] != 10 { end += 1 }
+            lineNo += 1
+            var e = end
+            if e > start && bytes[e - 1] == 13 { e -= 1 }
+            let slice = bytes[start..<e]
+            if !slice.allSatisfy({ $0 == 32 || $0 == 9 }) {
+                lines.append(Array(slice))
+                numbers.append(lineNo)
+            }
+            start = end + 1
+        }
+        return EventBatchInput(lines: lines, lineNumbers: numbers, unit: "line", file: "request")
+    }
+
+    var postWatermark: Handler {
+        { [self] req, _, _ in
+            let bytes = try await body(req)
+            guard case .success(let doc) = JSONDocumentParser.parse(String(decoding: bytes, as: UTF8.self), file: "request"),
+                  let u = doc["until"] else {
+                throw APIError.badRequest("send {\"until\": \"<RFC 3339 time or epoch ms>\"}")
+            }
+            let t: Millis
+            if let s = u.stringValue, case .success(let v) = EventTime.parseRFC3339(s) { t = v }
+            else if let d = u.numberValue, d >= 0, d == d.rounded() { t = Millis(d) }
+            else { throw APIError.badRequest("\"until\" must be an RFC 3339 time or epoch milliseconds") }
+            let r = try await host.advance(until: t)
+            return API.json(.obj([("watermark", .time(r.watermark))]))
+        }
+    }
+
+    // MARK: - Alerts
+
+    var listAlerts: Handler {
+        { [self] req, _, _ in
+            var q = AlertQuery()
+            let p = req.uri.queryParameters
+            q.rule = p.get("rule")
+            if let s = p.get("state") {
+                guard s == "firing" || s == "resolved" else { throw APIError.badRequest("state must be 'firing' or 'resolved', got '\(s)'") }
+                q.state = s
+            }
+            q.entity = p.get("entity")
+            q.zone = p.get("zone")
+            q.from = try timeParam(req, "from")
+            q.to = try timeParam(req, "to")
+            if let a = p.get("after") {
+                guard let v = Int64(a) else { throw APIError.badRequest("'after' must be an alert id (a whole number)") }
+                q.afterId = v
+            }
+            q.limit = max(1, try intParam(req, "limit", default: 100, max: 1000))
+            let rows = try store.alerts(q)
+            let next: J = rows.count == q.limit ? .int(rows.last!.id) : .null
+            return API.json(.obj([("alerts", .arr(rows.map(\.json))), ("next", next)]))
+        }
+    }
+
+    var getAlert: Handler {
+        { [self] _, ctx, _ in
+            guard let id = Int64(try param(ctx)), let a = try store.alert(id: id) else { throw APIError.notFound("no alert with this id") }
+            return API.json(a.json)
+        }
+    }
+
+    var streamAlerts: Handler {
+        { [self] req, _, _ in
+            var q = AlertQuery()
+            q.rule = req.uri.queryParameters.get("rule")
+            q.entity = req.uri.queryParameters.get("entity")
+            q.zone = req.uri.queryParameters.get("zone")
+            var after: Int64?
+            if let h = req.headers[HTTPField.Name("Last-Event-ID")!] { after = Int64(h) }
+            if let a = req.uri.queryParameters.get("after") { after = Int64(a) }
+            // Subscribe first, then catch up from the store, so nothing falls in between.
+            let (_, stream) = host.alerts.subscribe()
+            let store = self.store
+            let filter = q, start = after
+            let body = ResponseBody { writer in
+                try await writer.write(ByteBuffer(string: ": tripline alert stream\nretry: 2000\n\n"))
+                var last = start ?? Int64.max
+                if let start {
+                    var cq = filter
+                    cq.afterId = start
+                    cq.limit = 1000
+                    while true {
+                        let rows = try store.alerts(cq)
+                        for a in rows {
+                            try await writer.write(ByteBuffer(string: "id: \(a.id)\nevent: alert\ndata: \(a.json.text)\n\n"))
+                            last = a.id
+                        }
+                        if rows.count < cq.limit { break }
+                        cq.afterId = rows.last!.id
+                    }
+                }
+                for await a in stream {
+                    if last != .max && a.id <= last { continue }
+                    if !AlertFilter.matches(a, filter) { continue }
+                    try await writer.write(ByteBuffer(string: "id: \(a.id)\nevent: alert\ndata: \(a.json.text)\n\n"))
+                }
+                try await writer.finish(nil)
+            }
+            return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
+        }
+    }
+
+    // MARK: - Tokens
+
+    var listTokens: Handler {
+        { [self] _, _, _ in
+            API.json(.obj([("tokens", .arr(try store.tokens().map {
+                .obj([("id", .str($0.id)), ("role", .str($0.role.rawValue)), ("name", .str($0.name)), ("created_at", .time($0.createdAt))])
+            }))]))
+        }
+    }
+
+    var postToken: Handler {
+        { [self] req, _, _ in
+            let bytes = try await body(req)
+            guard case .success(let doc) = JSONDocumentParser.parse(String(decoding: bytes, as: UTF8.self), file: "request"),
+                  let roleText = doc["role"]?.stringValue else {
+                throw APIError.badRequest("send {\"role\": \"ingest|operator|admin|auditor\", \"name\": \"...\"}")
+            }
+            guard let role = Role(rawValue: roleText) else {
+                throw APIError.badRequest("unknown role '\(roleText)': use one of ingest, operator, admin, auditor")
+            }
+            let (rec, secret) = try Tokens.create(store: store, role: role, name: doc["name"]?.stringValue ?? "", now: now())
+            return API.json(.obj([("id", .str(rec.id)), ("role", .str(role.rawValue)), ("name", .str(rec.name)), ("token", .str(secret)),
+                                  ("note", .str("the token is shown only now; it is stored as a hash"))]), status: .created)
+        }
+    }
+
+    var deleteToken: Handler {
+        { [self] _, ctx, _ in
+            guard try store.deleteToken(id: try param(ctx)) else { throw APIError.notFound("no token with this id") }
+            tokenCache.clear()
+            return Response(status: .noContent)
+        }
+    }
+}
+
+/// Recently seen token hashes, so that a request costs no store read.
+final class TokenCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var cache: [String: TokenRecord] = [:]
+
+    func lookup(_ hash: String, store: any TriplineStore) throws -> TokenRecord? {
+        lock.lock()
+        if let t = cache[hash] { lock.unlock(); return t }
+        lock.unlock()
+        guard let t = try store.token(hash: hash) else { return nil }
+        lock.lock()
+        if cache.count > 10_000 { cache.removeAll() }
+        cache[hash] = t
+        lock.unlock()
+        return t
+    }
+
+    func clear() {
+        lock.lock()
+        cache.removeAll()
+        lock.unlock()
+    }
+}

@@ -1,0 +1,72 @@
+import ArgumentParser
+import Foundation
+import TriplineCore
+import TriplineServer
+
+struct ServerOptions: ParsableArguments {
+    @Option(help: "Data folder (created if missing): the SQLite store lives here.") var data: String
+    @Option(help: "Address to listen on.") var host = "127.0.0.1"
+    @Option(help: "Port to listen on (0: any free port, printed at start).") var port = 8080
+    @Option(name: .customLong("allowed-lateness"), help: "Apply events up to this much out of order (e.g. 5s).") var allowedLateness = "0s"
+    @Option(help: "SQLite synchronous mode: full (an acknowledged batch survives a power cut) or normal (survives a killed process).")
+    var sync = "full"
+    @Option(name: .customLong("sensitive-tag"), help: "Extra tag/attribute key to refuse, beyond the built-in list (repeatable). Once added, a key stays on the list of that data folder.")
+    var sensitiveTags: [String] = []
+
+    /// Opens the store and the engine host (rebuilding the engine from the log).
+    func open() throws -> (SQLiteStore, EngineHost, ServerSettings) {
+        let store = try SQLiteStore(directory: data, synchronous: sync)
+        // The sensitive list of a data folder only grows.
+        var extra = Set((try store.meta("sensitive_extra") ?? "").split(separator: ",").map(String.init))
+        extra.formUnion(sensitiveTags.map { $0.lowercased() })
+        try store.setMeta("sensitive_extra", extra.sorted().joined(separator: ","))
+        var settings = ServerSettings()
+        settings.host = host
+        settings.port = port
+        settings.options.allowedLateness = try CLI.parseDuration(allowedLateness, option: "--allowed-lateness")
+        settings.options.sensitive = SensitiveTags(extra: extra.sorted())
+        let started = Date()
+        let engineHost = try EngineHost(store: store, options: settings.options)
+        let rebuilt = try store.logCount()
+        if rebuilt > 0 {
+            CLI.printErr("tripline: rebuilt the engine from \(rebuilt) logged events in \(String(format: "%.2f", Date().timeIntervalSince(started))) s")
+        }
+        return (store, engineHost, settings)
+    }
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the server: HTTP API on an embedded SQLite store.",
+        discussion: "Every route but /healthz needs an API token; create the first with 'tripline token create --data DIR --role admin'. The API is described at /openapi.json."
+    )
+    @OptionGroup var server: ServerOptions
+
+    func run() async throws {
+        let (_, host, settings) = try server.open()
+        host.start()
+        let http = TriplineHTTP(host: host, settings: settings)
+        let h = settings.host
+        try await http.run { port in
+            FileHandle.standardOutput.write(Data("tripline: serving on http://\(h):\(port) (data in \(server.data))\n".utf8))
+        }
+    }
+}
+
+struct Token: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Manage API tokens.", subcommands: [Create.self])
+
+    struct Create: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create an API token and print it (it is stored only as a hash).")
+        @Option(help: "Data folder of the server.") var data: String
+        @Option(help: "Role: ingest, operator, admin or auditor.") var role: String
+        @Option(help: "A name to recognise the token by.") var name = ""
+
+        func run() throws {
+            guard let r = Role(rawValue: role) else { throw ValidationError("--role must be one of ingest, operator, admin, auditor") }
+            let store = try SQLiteStore(directory: data)
+            let (_, secret) = try Tokens.create(store: store, role: r, name: name, now: Millis(Date().timeIntervalSince1970 * 1000))
+            print(secret)
+        }
+    }
+}
