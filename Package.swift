@@ -73,6 +73,11 @@ let package = Package(
             dependencies: ["TriplineCore", "TriplineYAML", "TriplineTesting"],
             swiftSettings: strict
         ),
+        .testTarget(
+            name: "TriplineServerTests",
+            dependencies: ["TriplineServer", "TriplineCore", "TriplineYAML"],
+            swiftSettings: strict
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

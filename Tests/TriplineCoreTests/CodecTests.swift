@@ -1,5 +1,6 @@
 import Testing
 import TriplineYAML
+import TriplineTesting
 @testable import TriplineCore
 
 @Suite struct TimeAndDurationTests {
@@ -270,5 +271,21 @@ import TriplineYAML
         let text = #"{"type":"FeatureCollection","features":[\#(feature("a", #"{"type":"Polygon","coordinates":[[[179,0],[180.0000000001,0],[180.0000000001,1],[179,1],[179,0]]]}"#))]}"#
         let zones = try ZoneCodec.decode(text, file: "z").get()
         #expect(zones[0].shape.covers(180, 0.5))
+    }
+}
+
+@Suite struct RuleEncoderTests {
+    @Test func encodedRulesDecodeToTheSameRules() throws {
+        var rules = TriplineTesting.Workload.mixedRules(count: 60)
+        rules[3].cooldown = 90_000
+        rules[4].expires = 1_800_000_000_123
+        rules[5].match = Selector(classes: ["truck", "van"], tags: ["cargo": ["hazmat", "fuel"]], ids: ["a\"b", "c"])
+        let text = RuleEncoder.file(rules)
+        let back = try RuleCodec.decodeJSON(text, file: "enc.json").get()
+        #expect(back.count == rules.count)
+        for (a, var b) in zip(rules, back) {
+            b.line = a.line
+            #expect(a == b, "\(a.id)")
+        }
     }
 }

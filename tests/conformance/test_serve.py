@@ -1,0 +1,279 @@
+"""`tripline serve` against `tripline replay`: the same input gives the same alerts, across
+batches, restarts and kill -9; bad requests get clear 4xx answers and the server keeps serving."""
+import json
+import random
+import socket
+import threading
+import urllib.request
+
+import pytest
+
+from conftest import run
+from server import Server, batches, canonical, make_token, wait_until
+
+
+@pytest.fixture(scope="module")
+def workload(tmp_path_factory):
+    """A mixed workload (positions, readings, contacts, custom events) where every event has
+    an id, so that a re-sent batch is recognised as duplicates (spec section 2)."""
+    d = tmp_path_factory.mktemp("workload")
+    code, _, err = run("generate", "--out", d, "--zones", 300, "--entities", 1500, "--events", 30000,
+                       "--reading-share", 0.2, "--contact-share", 0.1, "--custom-share", 0.1, "--id-share", 1.0,
+                       "--mixed-rules", 40, "--seed", 11)
+    assert code == 0, err
+    times = [json.loads(l)["time"] for l in (d / "events.ndjson").read_text().splitlines()]
+    until = max(times) + 3_600_000
+    code, out, err = run("replay", "--zones", d / "zones.geojson", "--entities", d / "entities.ndjson",
+                         "--rules", d / "rules-mixed.json", "--until", until, d / "events.ndjson")
+    assert code == 0, err
+    expected = [json.loads(l) for l in out.splitlines()]
+    assert len(expected) > 500, "the workload should make every kind of rule fire"
+    return {"dir": d, "until": until, "alerts": expected, "events": len(times)}
+
+
+def start(tmp_path, name="data", *extra):
+    data = tmp_path / name
+    token = make_token(data)
+    srv = Server(data, *extra).start()
+    srv.token = token
+    return srv
+
+
+def load_catalog(srv, d):
+    srv.ok("POST", "/v1/zones", (d / "zones.geojson").read_text(), content_type="application/geo+json")
+    srv.ok("POST", "/v1/entities", (d / "entities.ndjson").read_text(), content_type="application/x-ndjson")
+    out = srv.ok("POST", "/v1/rules", (d / "rules-mixed.json").read_text(), content_type="application/json")
+    assert all(r["version"] == 1 for r in out["rules"])
+
+
+def test_serve_gives_the_alerts_of_replay(tmp_path, workload):
+    srv = start(tmp_path)
+    try:
+        load_catalog(srv, workload["dir"])
+        for b in batches(workload["dir"] / "events.ndjson", 1000):
+            r = srv.ok("POST", "/v1/events", "".join(b), content_type="application/x-ndjson")
+            assert r["received"] == len(b) and r["duplicates"] == 0
+        srv.ok("POST", "/v1/watermark", {"until": workload["until"]})
+        got = [canonical(a) for a in srv.all_alerts()]
+        assert got == workload["alerts"]
+        # Every alert names the rule version that produced it.
+        assert {a["rule_version"] for a in srv.all_alerts()} == {1}
+        status = srv.ok("GET", "/v1/status")
+        assert status["events_applied"] == workload["events"]
+    finally:
+        srv.stop()
+
+
+def test_restart_continues_the_alert_stream(tmp_path, workload):
+    """Stop half way, start again on the same data: the rebuilt engine goes on as if nothing happened."""
+    all_batches = batches(workload["dir"] / "events.ndjson", 1000)
+    srv = start(tmp_path)
+    load_catalog(srv, workload["dir"])
+    half = len(all_batches) // 2
+    for b in all_batches[:half]:
+        srv.ok("POST", "/v1/events", "".join(b))
+    srv.stop()
+    srv2 = Server(srv.data).start()
+    srv2.token = srv.token
+    try:
+        for b in all_batches[half:]:
+            srv2.ok("POST", "/v1/events", "".join(b))
+        srv2.ok("POST", "/v1/watermark", {"until": workload["until"]})
+        assert [canonical(a) for a in srv2.all_alerts()] == workload["alerts"]
+    finally:
+        srv2.stop()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_kill_9_mid_stream_loses_and_repeats_nothing(tmp_path, workload, seed):
+    """kill -9 at random moments while batches are in flight; the client re-sends every batch it
+    has no acknowledgement for. Committed events come back as duplicates; the alerts equal the
+    uninterrupted run and every event is applied exactly once."""
+    rng = random.Random(seed)
+    all_batches = batches(workload["dir"] / "events.ndjson", 500)
+    srv = start(tmp_path)
+    load_catalog(srv, workload["dir"])
+    kills = sorted(rng.sample(range(5, len(all_batches) - 5), 3))
+    i = 0
+    resent_duplicates = 0
+    crashes = 0
+    while i < len(all_batches):
+        if kills and i == kills[0]:
+            kills.pop(0)
+            # Kill while this batch is on the wire: its fate is unknown to the client.
+            killer = threading.Timer(rng.uniform(0.0, 0.05), srv.kill9)
+            killer.start()
+            try:
+                srv.request("POST", "/v1/events", "".join(all_batches[i]), timeout=10)
+            except (ConnectionError, socket.timeout, OSError, urllib.error.URLError):
+                pass
+            killer.join()
+            crashes += 1
+            token = srv.token
+            srv = Server(srv.data).start()
+            srv.token = token
+            # Re-send the batch we have no acknowledgement for.
+        status, _, r = srv.request("POST", "/v1/events", "".join(all_batches[i]))
+        assert status == 200, r
+        resent_duplicates += r["duplicates"]
+        i += 1
+    try:
+        assert crashes == 3
+        srv.ok("POST", "/v1/watermark", {"until": workload["until"]})
+        assert [canonical(a) for a in srv.all_alerts()] == workload["alerts"]
+        status = srv.ok("GET", "/v1/status")
+        assert status["events_applied"] == workload["events"], "an acknowledged event was lost or applied twice"
+        assert status["duplicates"] == resent_duplicates
+    finally:
+        srv.stop()
+
+
+def test_rules_change_live_with_versions(tmp_path):
+    srv = start(tmp_path)
+    try:
+        srv.ok("POST", "/v1/zones", {"type": "Feature", "properties": {"id": "yard", "category": "depot"},
+                                     "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]]}})
+        rule = "id: in-yard\nkind: enter\npurpose: test\nowner: qa\nseverity: low\nmatch: {}\nzones: {category: depot}\n"
+        assert srv.ok("POST", "/v1/rules", rule, content_type="application/yaml")["rules"][0]["version"] == 1
+        # The same text again is no new version.
+        assert srv.ok("PUT", "/v1/rules/in-yard", rule, content_type="application/yaml")["rules"][0] == \
+            {"id": "in-yard", "version": 1, "changed": False}
+        srv.ok("POST", "/v1/events", '{"entity":"t1","time":1000,"type":"position","lon":0.5,"lat":0.5}\n'
+                                     '{"entity":"t1","time":2000,"type":"position","lon":5,"lat":5}\n')
+        v2 = rule.replace("severity: low", "severity: high")
+        assert srv.ok("PUT", "/v1/rules/in-yard", v2, content_type="application/yaml")["rules"][0]["version"] == 2
+        srv.ok("POST", "/v1/events", '{"entity":"t2","time":3000,"type":"position","lon":0.5,"lat":0.5}\n'
+                                     '{"entity":"t2","time":4000,"type":"position","lon":5,"lat":5}\n')
+        alerts = srv.all_alerts()
+        assert [(a["key"]["entity"], a["rule_version"]) for a in alerts] == [("t1", 1), ("t2", 2)]
+        versions = srv.ok("GET", "/v1/rules/in-yard/versions")["versions"]
+        assert [v["version"] for v in versions] == [1, 2]
+        assert json.loads(json.dumps(versions[1]["rule"]))["severity"] == "high"
+        assert srv.request("DELETE", "/v1/rules/in-yard")[0] == 204
+        assert srv.request("GET", "/v1/rules/in-yard")[0] == 404
+    finally:
+        srv.stop()
+
+
+def test_live_stream_delivers_new_alerts(tmp_path):
+    srv = start(tmp_path)
+    try:
+        srv.ok("POST", "/v1/zones", {"type": "Feature", "properties": {"id": "yard", "category": "depot"},
+                                     "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]]}})
+        srv.ok("POST", "/v1/rules", {"id": "in-yard", "kind": "enter", "purpose": "p", "owner": "o", "severity": "low",
+                                     "match": {}, "zones": {"category": "depot"}})
+        req = urllib.request.Request(srv.url + "/v1/alerts/stream", headers={"Authorization": "Bearer " + srv.token})
+        resp = urllib.request.urlopen(req, timeout=30)
+        assert resp.headers["Content-Type"].startswith("text/event-stream")
+        got = []
+
+        def reader():
+            for raw in resp:
+                line = raw.decode().rstrip("\n")
+                if line.startswith("data: "):
+                    got.append(json.loads(line[6:]))
+                    return
+        t = threading.Thread(target=reader, daemon=True)
+        t.start()
+        srv.ok("POST", "/v1/events", '{"entity":"t1","time":1000,"type":"position","lon":0.5,"lat":0.5}\n'
+                                     '{"entity":"t1","time":2000,"type":"position","lon":5,"lat":5}\n')
+        assert wait_until(lambda: got, 20)
+        assert got[0]["rule"] == "in-yard" and got[0]["key"] == {"entity": "t1", "zone": "yard"} and got[0]["id"] == 1
+    finally:
+        srv.stop()
+
+
+def post_huge(srv, path, size):
+    """Sends a body of `size` bytes the way a streaming client does, reading the answer as soon
+    as the server gives one (urllib would insist on sending all of it first)."""
+    sock = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    sock.sendall((f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {srv.token}\r\n"
+                  f"Content-Type: application/x-ndjson\r\nContent-Length: {size}\r\n\r\n").encode())
+    chunk = b"x" * (1 << 20)
+    try:
+        for _ in range(size // len(chunk)):
+            sock.sendall(chunk)
+    except (BrokenPipeError, ConnectionResetError, socket.timeout):
+        pass
+    data = b""
+    try:
+        while b"\r\n\r\n" not in data or len(data.split(b"\r\n\r\n", 1)[1]) < 10 or not data.rstrip().endswith(b"}"):
+            part = sock.recv(65536)
+            if not part:
+                break
+            data += part
+    except (ConnectionResetError, socket.timeout):
+        pass
+    sock.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ")[1])
+    return status, json.loads(body.decode().strip().splitlines()[-1])
+
+
+def test_bad_requests_get_clear_answers_and_the_server_keeps_serving(tmp_path):
+    srv = start(tmp_path)
+    try:
+        # No token, a wrong token, a token with the wrong role.
+        s, h, out = srv.request("GET", "/v1/rules", token=None)
+        assert s == 401 and "token" in out["message"] and h.get("WWW-Authenticate", "").startswith("Bearer")
+        s, _, out = srv.request("GET", "/v1/rules", token="tl_nope")
+        assert s == 401 and "not valid" in out["message"]
+        ingest = make_token(srv.data, role="ingest", name="feeder")
+        s, _, out = srv.request("GET", "/v1/rules", token=ingest)
+        assert s == 403 and "ingest" in out["message"] and "operator" in out["message"]
+        # The ingest role may post events.
+        s, _, _ = srv.request("POST", "/v1/events", '{"entity":"a","time":1,"type":"ping"}\n', token=ingest)
+        assert s == 200
+        # Malformed line 3 of 5: the whole batch is refused, with the line named.
+        lines = ['{"entity":"b","time":%d,"type":"ping"}' % t for t in range(10, 15)]
+        lines[2] = '{"entity":"b","time":12,"type":"position","lon":1}'
+        before = srv.ok("GET", "/v1/status")["events_arrived"]
+        s, _, out = srv.request("POST", "/v1/events", "\n".join(lines) + "\n")
+        assert s == 422 and out["error"] == "invalid_events"
+        assert [e["line"] for e in out["errors"]] == [3] and "lat" in out["errors"][0]["message"]
+        assert "nothing of this batch was applied" in out["message"]
+        assert srv.ok("GET", "/v1/status")["events_arrived"] == before
+        # A 50 MB body.
+        s, out = post_huge(srv, "/v1/events", 50 << 20)
+        assert s == 413 and "MiB" in out["message"]
+        # A zone with an open ring.
+        s, _, out = srv.request("POST", "/v1/zones", {"type": "Feature", "properties": {"id": "z", "category": "depot"},
+                                                      "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1]]]}})
+        assert s == 422 and "ring" in json.dumps(out["errors"]) and out["errors"][0]["pointer"].startswith("/geometry")
+        assert srv.ok("GET", "/v1/zones")["features"] == []
+        # A rule without purpose.
+        s, _, out = srv.request("POST", "/v1/rules", "id: r\nkind: enter\nowner: o\nseverity: low\nmatch: {}\n",
+                                content_type="application/yaml")
+        assert s == 422 and "purpose" in out["errors"][0]["message"] and out["errors"][0]["line"] == 1
+        assert srv.ok("GET", "/v1/rules")["rules"] == []
+        # A sensitive tag on an entity.
+        s, _, out = srv.request("POST", "/v1/entities", {"id": "e1", "kind": "truck", "tags": {"religion": "x"}})
+        assert s == 422 and "religion" in out["errors"][0]["message"]
+        # Too many events in one batch.
+        s, _, out = srv.request("POST", "/v1/events", "".join('{"entity":"c","time":%d,"type":"ping"}\n' % t for t in range(10001)))
+        assert s == 413 and "10000" in out["message"]
+        # Still serving.
+        assert srv.request("GET", "/healthz", token=None)[0] == 200
+        assert srv.ok("GET", "/v1/status")["events_arrived"] == before
+    finally:
+        srv.stop()
+
+
+def test_openapi_lists_every_route_and_every_documented_route_answers(tmp_path):
+    srv = start(tmp_path)
+    try:
+        doc = srv.ok("GET", "/openapi.json")
+        assert doc["openapi"].startswith("3.1")
+        for path, ops in doc["paths"].items():
+            for method in ops:
+                if method not in ("get", "post", "put", "delete"):
+                    continue
+                concrete = path.replace("{id}", "x")
+                if concrete.endswith("/stream"):
+                    continue  # checked by the live stream test
+                s, _, out = srv.request(method.upper(), concrete, b"{}" if method in ("post", "put") else None,
+                                        content_type="application/json")
+                assert s not in (404, 405) or (isinstance(out, dict) and out.get("error") == "not_found"), \
+                    f"{method.upper()} {path} is documented but the server does not route it ({s})"
+    finally:
+        srv.stop()
