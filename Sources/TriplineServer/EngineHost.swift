@@ -59,6 +59,8 @@ public final class HostState {
     public internal(set) var rebuiltEvents = 0
     public internal(set) var rebuildSeconds = 0.0
     public internal(set) var catalogProblems: [String] = []
+    public internal(set) var silences: [Silence] = []
+    public internal(set) var receivers: [Receiver] = []
 
     init(engine: Engine, catalog: Catalog, nextAlertId: Int64) {
         self.engine = engine
@@ -101,7 +103,24 @@ public final class EngineHost: @unchecked Sendable {
         let (catalog, problems) = try Catalog.load(store, sensitive: options.sensitive)
         state = HostState(engine: Self.makeEngine(catalog, options), catalog: catalog, nextAlertId: try store.maxAlertId() + 1)
         state.catalogProblems = problems
+        state.silences = try store.silences()
+        state.receivers = try store.receivers()
         try rebuild(state)
+    }
+
+    /// Called after a commit that queued webhook deliveries.
+    public var onDeliveriesQueued: (@Sendable () -> Void)? {
+        get { condition.lock(); defer { condition.unlock() }; return _onDeliveries }
+        set { condition.lock(); _onDeliveries = newValue; condition.unlock() }
+    }
+    private var _onDeliveries: (@Sendable () -> Void)?
+
+    /// Reloads silences and receivers after they changed (no rebuild: they do not touch the engine).
+    public func refreshNotifications() async throws {
+        try await perform { [store] s in
+            s.silences = try store.silences()
+            s.receivers = try store.receivers()
+        }
     }
 
     static func makeEngine(_ c: Catalog, _ o: HostOptions) -> Engine {
@@ -177,6 +196,7 @@ public final class EngineHost: @unchecked Sendable {
     struct Pending {
         var rows: [LogRow] = []
         var alerts: [StoredAlert] = []
+        var deliveries: [Delivery] = []
         var waiters: [(CheckedContinuation<IngestResult, any Error>, IngestResult, Int)] = []
     }
 
@@ -271,26 +291,36 @@ public final class EngineHost: @unchecked Sendable {
                 pairA = e.symbols.entities.string(x)
                 pairB = e.symbols.entities.string(y)
             }
-            group.alerts.append(StoredAlert(
+            var stored = StoredAlert(
                 id: s.nextAlertId, rule: e.rules[Int(a.rule)].id, version: s.catalog.versions[Int(a.rule)], firing: a.firing, time: a.time,
                 entity: a.key.entity >= 0 ? e.symbols.entities.string(a.key.entity) : nil,
                 zone: a.key.zone >= 0 ? e.zones[Int(a.key.zone)].id : nil, pairA: pairA, pairB: pairB,
-                line: String(decoding: buf, as: UTF8.self), silence: nil, createdAt: now))
+                line: String(decoding: buf, as: UTF8.self), silence: nil, createdAt: now)
             s.nextAlertId += 1
+            let severity = e.rules[Int(a.rule)].severity
+            stored.silence = s.silences.first { $0.matches(stored, severity: severity.rawValue, at: now) }?.id
+            if stored.silence == nil {
+                for r in s.receivers where r.minSeverity.flatMap(Severity.init(rawValue:)).map({ severity >= $0 }) ?? true {
+                    group.deliveries.append(Delivery(receiver: r.id, alertId: stored.id, nextAttemptAt: now, updatedAt: now))
+                }
+            }
+            group.alerts.append(stored)
         }
         return drained.count
     }
 
     private func commit(_ group: inout Pending, _ s: HostState) {
         if group.rows.isEmpty && group.alerts.isEmpty && group.waiters.isEmpty { return }
+        let queuedDeliveries = !group.deliveries.isEmpty
         let started = DispatchTime.now().uptimeNanoseconds
         do {
-            try store.commit(log: group.rows, alerts: group.alerts)
+            try store.commit(log: group.rows, alerts: group.alerts, deliveries: group.deliveries)
             metrics.observeCommit(nanoseconds: DispatchTime.now().uptimeNanoseconds - started, rows: group.rows.count)
             metrics.add(\.alertsEmitted, group.alerts.count)
             metrics.countAlerts(group.alerts)
             metrics.setWatermark(s.engine.watermark)
             alerts.publish(group.alerts)
+            if queuedDeliveries { onDeliveriesQueued?() }
             for (c, r, n) in group.waiters {
                 dequeued(n)
                 c.resume(returning: r)

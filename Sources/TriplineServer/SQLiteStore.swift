@@ -43,10 +43,23 @@ public final class SQLiteStore: TriplineStore, @unchecked Sendable {
                 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
                 """)
         }
+        m.registerMigration("v2-silences-feedback-webhooks") { db in
+            try db.execute(sql: """
+                CREATE TABLE silences(id INTEGER PRIMARY KEY, rule TEXT, zone TEXT, entity TEXT, severity TEXT,
+                    starts_at INTEGER NOT NULL, ends_at INTEGER NOT NULL, creator TEXT NOT NULL, comment TEXT NOT NULL, created_at INTEGER NOT NULL);
+                CREATE TABLE feedback(id INTEGER PRIMARY KEY, alert_id INTEGER NOT NULL, verdict TEXT NOT NULL, comment TEXT NOT NULL,
+                    by TEXT NOT NULL, at INTEGER NOT NULL);
+                CREATE INDEX feedback_alert ON feedback(alert_id);
+                CREATE TABLE receivers(id TEXT PRIMARY KEY, url TEXT NOT NULL, secret TEXT NOT NULL, min_severity TEXT, created_at INTEGER NOT NULL);
+                CREATE TABLE deliveries(id INTEGER PRIMARY KEY, receiver TEXT NOT NULL, alert_id INTEGER NOT NULL, attempts INTEGER NOT NULL,
+                    next_attempt_at INTEGER NOT NULL, state TEXT NOT NULL, last_error TEXT, updated_at INTEGER NOT NULL);
+                CREATE INDEX deliveries_due ON deliveries(state, next_attempt_at);
+                """)
+        }
         return m
     }
 
-    public func commit(log rows: [LogRow], alerts: [StoredAlert]) throws {
+    public func commit(log rows: [LogRow], alerts: [StoredAlert], deliveries: [Delivery]) throws {
         try pool.write { db in
             if !rows.isEmpty {
                 let st = try db.cachedStatement(sql: "INSERT INTO log(entity, time, line) VALUES (?, ?, ?)")
@@ -63,6 +76,13 @@ public final class SQLiteStore: TriplineStore, @unchecked Sendable {
                 for a in alerts {
                     st.setUncheckedArguments([a.id, a.rule, a.version, a.firing ? "firing" : "resolved", a.time, a.entity, a.zone,
                                               a.pairA, a.pairB, a.line, a.silence, a.createdAt])
+                    try st.execute()
+                }
+            }
+            if !deliveries.isEmpty {
+                let st = try db.cachedStatement(sql: "INSERT INTO deliveries(receiver, alert_id, attempts, next_attempt_at, state, last_error, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+                for d in deliveries {
+                    st.setUncheckedArguments([d.receiver, d.alertId, d.attempts, d.nextAttemptAt, d.state, d.lastError, d.updatedAt])
                     try st.execute()
                 }
             }
@@ -209,5 +229,114 @@ public final class SQLiteStore: TriplineStore, @unchecked Sendable {
 
     public func setMeta(_ key: String, _ value: String) throws {
         try pool.write { db in try db.execute(sql: "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", arguments: [key, value]) }
+    }
+
+    public func addSilence(_ s: Silence) throws -> Int64 {
+        try pool.write { db in
+            try db.execute(sql: "INSERT INTO silences(rule, zone, entity, severity, starts_at, ends_at, creator, comment, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           arguments: [s.rule, s.zone, s.entity, s.severity, s.startsAt, s.endsAt, s.creator, s.comment, s.createdAt])
+            return db.lastInsertedRowID
+        }
+    }
+
+    public func silences() throws -> [Silence] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, rule, zone, entity, severity, starts_at, ends_at, creator, comment, created_at FROM silences ORDER BY id").map {
+                Silence(id: $0[0], rule: $0[1], zone: $0[2], entity: $0[3], severity: $0[4], startsAt: $0[5], endsAt: $0[6], creator: $0[7], comment: $0[8], createdAt: $0[9])
+            }
+        }
+    }
+
+    public func endSilence(id: Int64, at: Millis) throws -> Bool {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE silences SET ends_at = min(ends_at, ?) WHERE id = ?", arguments: [at, id])
+            return db.changesCount > 0
+        }
+    }
+
+    public func addFeedback(_ f: Feedback) throws -> Int64 {
+        try pool.write { db in
+            try db.execute(sql: "INSERT INTO feedback(alert_id, verdict, comment, by, at) VALUES (?, ?, ?, ?, ?)", arguments: [f.alertId, f.verdict, f.comment, f.by, f.at])
+            return db.lastInsertedRowID
+        }
+    }
+
+    public func feedback(alertId: Int64?) throws -> [Feedback] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, alert_id, verdict, comment, by, at FROM feedback" + (alertId == nil ? "" : " WHERE alert_id = ?") + " ORDER BY id",
+                             arguments: alertId.map { [$0] } ?? []).map {
+                Feedback(id: $0[0], alertId: $0[1], verdict: $0[2], comment: $0[3], by: $0[4], at: $0[5])
+            }
+        }
+    }
+
+    public func addReceiver(_ r: Receiver) throws {
+        try pool.write { db in
+            try db.execute(sql: "INSERT INTO receivers(id, url, secret, min_severity, created_at) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [r.id, r.url, r.secret, r.minSeverity, r.createdAt])
+        }
+    }
+
+    public func receivers() throws -> [Receiver] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, url, secret, min_severity, created_at FROM receivers ORDER BY created_at, id").map {
+                Receiver(id: $0[0], url: $0[1], secret: $0[2], minSeverity: $0[3], createdAt: $0[4])
+            }
+        }
+    }
+
+    public func deleteReceiver(id: String) throws -> Bool {
+        try pool.write { db in
+            try db.execute(sql: "DELETE FROM receivers WHERE id = ?", arguments: [id])
+            let n = db.changesCount
+            try db.execute(sql: "UPDATE deliveries SET state = 'dead', last_error = 'receiver deleted' WHERE receiver = ? AND state = 'pending'", arguments: [id])
+            return n > 0
+        }
+    }
+
+    static let deliveryColumns = "id, receiver, alert_id, attempts, next_attempt_at, state, last_error, updated_at"
+    static func delivery(_ r: Row) -> Delivery {
+        Delivery(id: r[0], receiver: r[1], alertId: r[2], attempts: r[3], nextAttemptAt: r[4], state: r[5], lastError: r[6], updatedAt: r[7])
+    }
+
+    public func dueDeliveries(now: Millis, limit: Int) throws -> [Delivery] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT \(Self.deliveryColumns) FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
+                             arguments: [now, limit]).map(Self.delivery)
+        }
+    }
+
+    public func updateDelivery(_ d: Delivery) throws {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE deliveries SET attempts = ?, next_attempt_at = ?, state = ?, last_error = ?, updated_at = ? WHERE id = ?",
+                           arguments: [d.attempts, d.nextAttemptAt, d.state, d.lastError, d.updatedAt, d.id])
+        }
+    }
+
+    public func deliveries(state: String?, receiver: String?, afterId: Int64, limit: Int) throws -> [Delivery] {
+        var conds = ["id > ?"]
+        var args: [any DatabaseValueConvertible] = [afterId]
+        if let state { conds.append("state = ?"); args.append(state) }
+        if let receiver { conds.append("receiver = ?"); args.append(receiver) }
+        return try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT \(Self.deliveryColumns) FROM deliveries WHERE \(conds.joined(separator: " AND ")) ORDER BY id LIMIT \(limit)",
+                             arguments: StatementArguments(args)).map(Self.delivery)
+        }
+    }
+
+    public func redrive(ids: [Int64]?, now: Millis) throws -> Int {
+        try pool.write { db in
+            var n = 0
+            if let ids {
+                for id in ids {
+                    try db.execute(sql: "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?, updated_at = ? WHERE id = ? AND state = 'dead'", arguments: [now, now, id])
+                    n += db.changesCount
+                }
+            } else {
+                try db.execute(sql: "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?, updated_at = ? WHERE state = 'dead'", arguments: [now, now])
+                n = db.changesCount
+            }
+            return n
+        }
     }
 }

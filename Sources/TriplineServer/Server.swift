@@ -10,6 +10,7 @@ public struct ServerSettings: Sendable {
     public var host = "127.0.0.1"
     public var port = 8080
     public var options = HostOptions()
+    public var webhooks = WebhookSettings()
     /// Largest request body accepted, in bytes.
     public var maxBodyBytes = 16 << 20
     public init() {}
@@ -108,6 +109,16 @@ public final class TriplineHTTP: Sendable {
         (RouteSpec(method: "GET", path: "/v1/alerts", roles: read), \.listAlerts),
         (RouteSpec(method: "GET", path: "/v1/alerts/stream", roles: read), \.streamAlerts),
         (RouteSpec(method: "GET", path: "/v1/alerts/{id}", roles: read), \.getAlert),
+        (RouteSpec(method: "POST", path: "/v1/alerts/{id}/feedback", roles: write), \.postFeedback),
+        (RouteSpec(method: "GET", path: "/v1/alerts/{id}/feedback", roles: read), \.listFeedback),
+        (RouteSpec(method: "GET", path: "/v1/silences", roles: read), \.listSilences),
+        (RouteSpec(method: "POST", path: "/v1/silences", roles: write), \.postSilence),
+        (RouteSpec(method: "DELETE", path: "/v1/silences/{id}", roles: write), \.deleteSilence),
+        (RouteSpec(method: "GET", path: "/v1/webhooks", roles: write), \.listWebhooks),
+        (RouteSpec(method: "POST", path: "/v1/webhooks", roles: write), \.postWebhook),
+        (RouteSpec(method: "DELETE", path: "/v1/webhooks/{id}", roles: write), \.deleteWebhook),
+        (RouteSpec(method: "GET", path: "/v1/webhooks/deliveries", roles: write), \.listDeliveries),
+        (RouteSpec(method: "POST", path: "/v1/webhooks/deliveries/redrive", roles: write), \.redrive),
         (RouteSpec(method: "GET", path: "/v1/tokens", roles: [.admin]), \.listTokens),
         (RouteSpec(method: "POST", path: "/v1/tokens", roles: [.admin]), \.postToken),
         (RouteSpec(method: "DELETE", path: "/v1/tokens/{id}", roles: [.admin]), \.deleteToken),
@@ -136,8 +147,12 @@ public final class TriplineHTTP: Sendable {
         return router
     }
 
-    /// Runs the server until it is stopped; `onRunning` gets the bound port.
+    /// Runs the server (and the webhook dispatcher) until it is stopped; `onRunning` gets the bound port.
     public func run(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        let dispatcher = WebhookDispatcher(store: store, metrics: host.metrics, settings: settings.webhooks)
+        host.onDeliveriesQueued = { dispatcher.notify() }
+        let delivery = Task.detached { await dispatcher.run() }
+        defer { delivery.cancel() }
         let app = Application(
             router: makeRouter(),
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "tripline"),

@@ -66,6 +66,62 @@ public struct TokenRecord: Sendable, Equatable {
     public var createdAt: Millis
 }
 
+/// A silence: alerts matching every given matcher, emitted while it is active (wall clock),
+/// are stored and marked `suppressed_by`, not delivered to webhooks.
+public struct Silence: Sendable, Equatable {
+    public var id: Int64 = 0
+    public var rule: String?
+    public var zone: String?
+    public var entity: String?
+    public var severity: String?
+    public var startsAt: Millis
+    public var endsAt: Millis
+    public var creator: String
+    public var comment: String
+    public var createdAt: Millis
+
+    public func matches(_ a: StoredAlert, severity sev: String, at now: Millis) -> Bool {
+        guard startsAt <= now && now < endsAt else { return false }
+        if let rule, rule != a.rule { return false }
+        if let zone, zone != a.zone { return false }
+        if let entity, entity != a.entity && entity != a.pairA && entity != a.pairB { return false }
+        if let severity, severity != sev { return false }
+        return true
+    }
+}
+
+public struct Feedback: Sendable, Equatable {
+    public var id: Int64 = 0
+    public var alertId: Int64
+    public var verdict: String
+    public var comment: String
+    public var by: String
+    public var at: Millis
+}
+
+/// A webhook receiver. `secret` is the Standard Webhooks `whsec_` secret.
+public struct Receiver: Sendable, Equatable {
+    public var id: String
+    public var url: String
+    public var secret: String
+    /// Only alerts of rules at or above this severity (nil: all).
+    public var minSeverity: String?
+    public var createdAt: Millis
+}
+
+/// One alert to deliver to one receiver (the durable outbox).
+public struct Delivery: Sendable, Equatable {
+    public var id: Int64 = 0
+    public var receiver: String
+    public var alertId: Int64
+    public var attempts = 0
+    public var nextAttemptAt: Millis
+    /// pending, delivered or dead.
+    public var state = "pending"
+    public var lastError: String?
+    public var updatedAt: Millis
+}
+
 /// What an alert query selects. Every field is optional; results are ordered by id.
 public struct AlertQuery: Sendable {
     public var rule: String?
@@ -83,8 +139,8 @@ public struct AlertQuery: Sendable {
 /// happen in one transaction (`commit`), so that a batch is acknowledged only once both
 /// are durable, and a restart can rebuild the engine from the log.
 public protocol TriplineStore: Sendable {
-    /// Appends log rows (assigning their seq) and alerts in one transaction.
-    func commit(log: [LogRow], alerts: [StoredAlert]) throws
+    /// Appends log rows (assigning their seq), alerts and their webhook deliveries in one transaction.
+    func commit(log: [LogRow], alerts: [StoredAlert], deliveries: [Delivery]) throws
     /// Calls `body` with every log row in seq order, in chunks.
     func forEachLogRow(_ body: ([LogRow]) throws -> Void) throws
     func logCount() throws -> Int
@@ -109,6 +165,23 @@ public protocol TriplineStore: Sendable {
 
     func meta(_ key: String) throws -> String?
     func setMeta(_ key: String, _ value: String) throws
+
+    func addSilence(_ s: Silence) throws -> Int64
+    func silences() throws -> [Silence]
+    /// Ends a silence at `at` (the record stays, for the record).
+    func endSilence(id: Int64, at: Millis) throws -> Bool
+
+    func addFeedback(_ f: Feedback) throws -> Int64
+    func feedback(alertId: Int64?) throws -> [Feedback]
+
+    func addReceiver(_ r: Receiver) throws
+    func receivers() throws -> [Receiver]
+    func deleteReceiver(id: String) throws -> Bool
+    func dueDeliveries(now: Millis, limit: Int) throws -> [Delivery]
+    func updateDelivery(_ d: Delivery) throws
+    func deliveries(state: String?, receiver: String?, afterId: Int64, limit: Int) throws -> [Delivery]
+    /// Puts dead deliveries (all, or those of `ids`) back to pending with no attempts.
+    func redrive(ids: [Int64]?, now: Millis) throws -> Int
 }
 
 public enum CatalogTable: String, Sendable { case zones, entities }
@@ -122,6 +195,10 @@ public final class MemoryStore: TriplineStore, @unchecked Sendable {
     private var tables: [CatalogTable: [String: CatalogItem]] = [:]
     private var tokenRows: [TokenRecord] = []
     private var metaRows: [String: String] = [:]
+    private var silenceRows: [Silence] = []
+    private var feedbackRows: [Feedback] = []
+    private var receiverRows: [Receiver] = []
+    private var deliveryRows: [Delivery] = []
 
     public init() {}
 
@@ -131,13 +208,17 @@ public final class MemoryStore: TriplineStore, @unchecked Sendable {
         return try body()
     }
 
-    public func commit(log rows: [LogRow], alerts: [StoredAlert]) throws {
+    public func commit(log rows: [LogRow], alerts: [StoredAlert], deliveries: [Delivery]) throws {
         locked {
             for var r in rows {
                 r.seq = Int64(log.count + 1)
                 log.append(r)
             }
             alertRows += alerts
+            for var d in deliveries {
+                d.id = Int64(deliveryRows.count + 1)
+                deliveryRows.append(d)
+            }
         }
     }
     public func forEachLogRow(_ body: ([LogRow]) throws -> Void) throws {
@@ -188,6 +269,65 @@ public final class MemoryStore: TriplineStore, @unchecked Sendable {
     }
     public func meta(_ key: String) throws -> String? { locked { metaRows[key] } }
     public func setMeta(_ key: String, _ value: String) throws { locked { metaRows[key] = value } }
+
+    public func addSilence(_ s: Silence) throws -> Int64 {
+        locked {
+            var s = s
+            s.id = Int64(silenceRows.count + 1)
+            silenceRows.append(s)
+            return s.id
+        }
+    }
+    public func silences() throws -> [Silence] { locked { silenceRows } }
+    public func endSilence(id: Int64, at: Millis) throws -> Bool {
+        locked {
+            guard let i = silenceRows.firstIndex(where: { $0.id == id }) else { return false }
+            silenceRows[i].endsAt = min(silenceRows[i].endsAt, at)
+            return true
+        }
+    }
+    public func addFeedback(_ f: Feedback) throws -> Int64 {
+        locked {
+            var f = f
+            f.id = Int64(feedbackRows.count + 1)
+            feedbackRows.append(f)
+            return f.id
+        }
+    }
+    public func feedback(alertId: Int64?) throws -> [Feedback] { locked { feedbackRows.filter { alertId == nil || $0.alertId == alertId } } }
+    public func addReceiver(_ r: Receiver) throws { locked { receiverRows.append(r) } }
+    public func receivers() throws -> [Receiver] { locked { receiverRows } }
+    public func deleteReceiver(id: String) throws -> Bool {
+        locked {
+            let n = receiverRows.count
+            receiverRows.removeAll { $0.id == id }
+            return n != receiverRows.count
+        }
+    }
+    public func dueDeliveries(now: Millis, limit: Int) throws -> [Delivery] {
+        locked { Array(deliveryRows.filter { $0.state == "pending" && $0.nextAttemptAt <= now }.prefix(limit)) }
+    }
+    public func updateDelivery(_ d: Delivery) throws {
+        locked { if let i = deliveryRows.firstIndex(where: { $0.id == d.id }) { deliveryRows[i] = d } }
+    }
+    public func deliveries(state: String?, receiver: String?, afterId: Int64, limit: Int) throws -> [Delivery] {
+        locked {
+            Array(deliveryRows.filter { (state == nil || $0.state == state) && (receiver == nil || $0.receiver == receiver) && $0.id > afterId }.prefix(limit))
+        }
+    }
+    public func redrive(ids: [Int64]?, now: Millis) throws -> Int {
+        locked {
+            var n = 0
+            for i in deliveryRows.indices where deliveryRows[i].state == "dead" && (ids == nil || ids!.contains(deliveryRows[i].id)) {
+                deliveryRows[i].state = "pending"
+                deliveryRows[i].attempts = 0
+                deliveryRows[i].nextAttemptAt = now
+                deliveryRows[i].updatedAt = now
+                n += 1
+            }
+            return n
+        }
+    }
 }
 
 /// The alert filter shared by the stores (the SQLite one expresses it in SQL).

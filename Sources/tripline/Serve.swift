@@ -12,6 +12,9 @@ struct ServerOptions: ParsableArguments {
     var sync = "full"
     @Option(name: .customLong("sensitive-tag"), help: "Extra tag/attribute key to refuse, beyond the built-in list (repeatable). Once added, a key stays on the list of that data folder.")
     var sensitiveTags: [String] = []
+    @Option(name: .customLong("webhook-max-attempts"), help: "Delivery attempts before a webhook delivery becomes a dead letter.") var webhookMaxAttempts = 8
+    @Option(name: .customLong("webhook-backoff"), help: "First webhook retry delay; it doubles per attempt up to 5m.") var webhookBackoff = "1s"
+    @Option(name: .customLong("webhook-timeout"), help: "Seconds a receiver has to answer.") var webhookTimeout = 10.0
 
     /// Opens the store and the engine host (rebuilding the engine from the log).
     func open() throws -> (SQLiteStore, EngineHost, ServerSettings) {
@@ -25,6 +28,9 @@ struct ServerOptions: ParsableArguments {
         settings.port = port
         settings.options.allowedLateness = try CLI.parseDuration(allowedLateness, option: "--allowed-lateness")
         settings.options.sensitive = SensitiveTags(extra: extra.sorted())
+        settings.webhooks.maxAttempts = max(1, webhookMaxAttempts)
+        settings.webhooks.backoffMs = try CLI.parseDuration(webhookBackoff, option: "--webhook-backoff")
+        settings.webhooks.timeoutSeconds = webhookTimeout
         let started = Date()
         let engineHost = try EngineHost(store: store, options: settings.options)
         let rebuilt = try store.logCount()

@@ -1,0 +1,195 @@
+import Foundation
+import Hummingbird
+import TriplineCore
+
+/// Silences, feedback and webhook receivers.
+extension TriplineHTTP {
+    func jsonBody(_ req: Request) async throws -> DocNode {
+        let bytes = try await body(req)
+        switch JSONDocumentParser.parse(String(decoding: bytes, as: UTF8.self), file: "request") {
+        case .success(let d):
+            guard d.members != nil else { throw APIError.badRequest("the body must be a JSON object, found \(d.typeName)") }
+            return d
+        case .failure(let e):
+            throw APIError(status: .badRequest, code: "bad_request", message: "the body is not valid JSON", errors: [J.error(e)])
+        }
+    }
+
+    func optionalString(_ doc: DocNode, _ key: String, pointer: String) throws -> String? {
+        guard let n = doc[key] else { return nil }
+        if case .null = n.value { return nil }
+        guard let s = n.stringValue, !s.isEmpty else { throw APIError.badRequest("\(pointer)/\(key) must be a non-empty string") }
+        return s
+    }
+
+    func timeField(_ doc: DocNode, _ key: String) throws -> Millis? {
+        guard let n = doc[key] else { return nil }
+        if let s = n.stringValue {
+            switch EventTime.parseRFC3339(s) {
+            case .success(let t): return t
+            case .failure(.malformed(let why)): throw APIError.badRequest("/\(key) is not an RFC 3339 time: \(why)")
+            }
+        }
+        if let d = n.numberValue, d >= 0, d == d.rounded() { return Millis(d) }
+        throw APIError.badRequest("/\(key) must be an RFC 3339 time or epoch milliseconds")
+    }
+
+    // MARK: - Silences
+
+    func silenceJSON(_ s: Silence, now: Millis) -> J {
+        .obj([("id", .int(s.id)),
+              ("matchers", .obj([("rule", .optStr(s.rule)), ("zone", .optStr(s.zone)), ("entity", .optStr(s.entity)), ("severity", .optStr(s.severity))])),
+              ("starts_at", .time(s.startsAt)), ("ends_at", .time(s.endsAt)), ("active", .bool(s.startsAt <= now && now < s.endsAt)),
+              ("creator", .str(s.creator)), ("comment", .str(s.comment)), ("created_at", .time(s.createdAt))])
+    }
+
+    var listSilences: Handler {
+        { [self] _, _, _ in
+            let now = now()
+            return API.json(.obj([("silences", .arr(try store.silences().map { silenceJSON($0, now: now) }))]))
+        }
+    }
+
+    var postSilence: Handler {
+        { [self] req, _, tok in
+            let doc = try await jsonBody(req)
+            guard let m = doc["matchers"], m.members != nil else {
+                throw APIError.badRequest("a silence needs \"matchers\": {rule, zone, entity, severity} (at least one), \"ends_at\" or \"duration\", and a \"comment\"")
+            }
+            for k in m.members!.map(\.key) where !["rule", "zone", "entity", "severity"].contains(k) {
+                throw APIError.badRequest("/matchers/\(k) is not a matcher; use rule, zone, entity or severity")
+            }
+            let now = now()
+            var s = Silence(rule: try optionalString(m, "rule", pointer: "/matchers"), zone: try optionalString(m, "zone", pointer: "/matchers"),
+                            entity: try optionalString(m, "entity", pointer: "/matchers"), severity: try optionalString(m, "severity", pointer: "/matchers"),
+                            startsAt: try timeField(doc, "starts_at") ?? now, endsAt: 0, creator: who(tok), comment: "", createdAt: now)
+            if s.rule == nil && s.zone == nil && s.entity == nil && s.severity == nil {
+                throw APIError.badRequest("a silence needs at least one matcher (rule, zone, entity or severity); there is no silence of everything")
+            }
+            if let sev = s.severity, Severity(rawValue: sev) == nil {
+                throw APIError.badRequest("/matchers/severity \"\(sev)\" is not one of info, low, medium, high, critical")
+            }
+            if let e = try timeField(doc, "ends_at") {
+                s.endsAt = e
+            } else if let d = doc["duration"]?.stringValue {
+                guard case .success(let ms) = DurationText.parse(d), ms > 0 else { throw APIError.badRequest("/duration must be a duration such as 2h") }
+                s.endsAt = s.startsAt + ms
+            } else {
+                throw APIError.badRequest("a silence needs \"ends_at\" (RFC 3339) or \"duration\" (e.g. 2h)")
+            }
+            guard s.endsAt > s.startsAt else { throw APIError.badRequest("ends_at must be after starts_at") }
+            guard let c = doc["comment"]?.stringValue, !c.trimmingCharacters(in: .whitespaces).isEmpty else {
+                throw APIError.badRequest("a silence needs a \"comment\" saying why")
+            }
+            s.comment = c
+            s.id = try store.addSilence(s)
+            try await host.refreshNotifications()
+            return API.json(silenceJSON(s, now: now), status: .created)
+        }
+    }
+
+    var deleteSilence: Handler {
+        { [self] _, ctx, _ in
+            guard let id = Int64(try param(ctx)), try store.endSilence(id: id, at: now()) else { throw APIError.notFound("no silence with this id") }
+            try await host.refreshNotifications()
+            return Response(status: .noContent)
+        }
+    }
+
+    // MARK: - Feedback
+
+    func feedbackJSON(_ f: Feedback) -> J {
+        .obj([("id", .int(f.id)), ("alert", .int(f.alertId)), ("verdict", .str(f.verdict)), ("comment", .str(f.comment)), ("by", .str(f.by)), ("at", .time(f.at))])
+    }
+
+    var postFeedback: Handler {
+        { [self] req, ctx, tok in
+            guard let id = Int64(try param(ctx)), try store.alert(id: id) != nil else { throw APIError.notFound("no alert with this id") }
+            let doc = try await jsonBody(req)
+            guard let v = doc["verdict"]?.stringValue, v == "useful" || v == "false_positive" else {
+                throw APIError.badRequest("/verdict must be \"useful\" or \"false_positive\"")
+            }
+            var f = Feedback(alertId: id, verdict: v, comment: doc["comment"]?.stringValue ?? "", by: who(tok), at: now())
+            f.id = try store.addFeedback(f)
+            return API.json(feedbackJSON(f), status: .created)
+        }
+    }
+
+    var listFeedback: Handler {
+        { [self] _, ctx, _ in
+            guard let id = Int64(try param(ctx)), try store.alert(id: id) != nil else { throw APIError.notFound("no alert with this id") }
+            return API.json(.obj([("feedback", .arr(try store.feedback(alertId: id).map(feedbackJSON)))]))
+        }
+    }
+
+    // MARK: - Webhooks
+
+    func receiverJSON(_ r: Receiver) -> J {
+        .obj([("id", .str(r.id)), ("url", .str(r.url)), ("min_severity", .optStr(r.minSeverity)), ("created_at", .time(r.createdAt))])
+    }
+
+    var listWebhooks: Handler {
+        { [self] _, _, _ in API.json(.obj([("webhooks", .arr(try store.receivers().map(receiverJSON)))])) }
+    }
+
+    var postWebhook: Handler {
+        { [self] req, _, _ in
+            let doc = try await jsonBody(req)
+            guard let u = doc["url"]?.stringValue, let url = URL(string: u), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
+                throw APIError.badRequest("/url must be an http(s) URL")
+            }
+            let minSev = try optionalString(doc, "min_severity", pointer: "")
+            if let m = minSev, Severity(rawValue: m) == nil { throw APIError.badRequest("/min_severity \"\(m)\" is not one of info, low, medium, high, critical") }
+            let secret = try optionalString(doc, "secret", pointer: "") ?? WebhookSignature.newSecret()
+            let r = Receiver(id: "wh_" + Tokens.randomHex(6), url: u, secret: secret, minSeverity: minSev, createdAt: now())
+            try store.addReceiver(r)
+            try await host.refreshNotifications()
+            guard case .obj(var fields) = receiverJSON(r) else { fatalError() }
+            fields.append(("secret", .str(secret)))
+            fields.append(("note", .str("verify deliveries with this secret (Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature); it is not shown again")))
+            return API.json(.obj(fields), status: .created)
+        }
+    }
+
+    var deleteWebhook: Handler {
+        { [self] _, ctx, _ in
+            guard try store.deleteReceiver(id: try param(ctx)) else { throw APIError.notFound("no webhook receiver with this id") }
+            try await host.refreshNotifications()
+            return Response(status: .noContent)
+        }
+    }
+
+    var listDeliveries: Handler {
+        { [self] req, _, _ in
+            let p = req.uri.queryParameters
+            if let s = p.get("state"), !["pending", "delivered", "dead"].contains(s) {
+                throw APIError.badRequest("state must be pending, delivered or dead")
+            }
+            let after = Int64(p.get("after") ?? "0") ?? 0
+            let limit = max(1, try intParam(req, "limit", default: 100, max: 1000))
+            let rows = try store.deliveries(state: p.get("state"), receiver: p.get("receiver"), afterId: after, limit: limit)
+            let list: [J] = rows.map {
+                .obj([("id", .int($0.id)), ("receiver", .str($0.receiver)), ("alert", .int($0.alertId)), ("webhook_id", .str("alert-\($0.alertId)")),
+                      ("state", .str($0.state)), ("attempts", .int($0.attempts)), ("next_attempt_at", .time($0.nextAttemptAt)),
+                      ("last_error", .optStr($0.lastError)), ("updated_at", .time($0.updatedAt))])
+            }
+            return API.json(.obj([("deliveries", .arr(list)), ("next", rows.count == limit ? .int(rows.last!.id) : .null)]))
+        }
+    }
+
+    var redrive: Handler {
+        { [self] req, _, _ in
+            let doc = try await jsonBody(req)
+            var ids: [Int64]?
+            if let list = doc["ids"]?.elements {
+                ids = try list.map {
+                    guard let d = $0.numberValue, d == d.rounded() else { throw APIError.badRequest("/ids must be a list of delivery ids") }
+                    return Int64(d)
+                }
+            }
+            let n = try store.redrive(ids: ids, now: now())
+            host.onDeliveriesQueued?()
+            return API.json(.obj([("redriven", .int(n))]))
+        }
+    }
+}

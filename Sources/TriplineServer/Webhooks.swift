@@ -1,0 +1,162 @@
+import Crypto
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import TriplineCore
+
+public struct WebhookSettings: Sendable {
+    /// Attempts before a delivery becomes dead (a dead letter, listable and re-drivable).
+    public var maxAttempts = 8
+    /// First retry delay; each further one doubles, up to `maxBackoffMs`, with +-20 % jitter.
+    public var backoffMs: Millis = 1000
+    public var maxBackoffMs: Millis = 300_000
+    /// A receiver that does not answer within this many seconds has failed this attempt.
+    public var timeoutSeconds = 10.0
+    /// Deliveries in flight at once.
+    public var concurrency = 16
+    public init() {}
+}
+
+/// Standard Webhooks signing (https://www.standardwebhooks.com): the secret is `whsec_` +
+/// base64 of the key; the signature is `v1,` + base64(HMAC-SHA256(key, "id.timestamp.body")).
+public enum WebhookSignature {
+    public static func newSecret() -> String {
+        var g = SystemRandomNumberGenerator()
+        return "whsec_" + Data((0..<24).map { _ in UInt8.random(in: 0...255, using: &g) }).base64EncodedString()
+    }
+
+    public static func sign(secret: String, id: String, timestamp: Int64, body: [UInt8]) -> String {
+        let keyText = secret.hasPrefix("whsec_") ? String(secret.dropFirst(6)) : secret
+        let key = SymmetricKey(data: Data(base64Encoded: keyText) ?? Data(keyText.utf8))
+        var msg = Array("\(id).\(timestamp).".utf8)
+        msg += body
+        let mac = HMAC<SHA256>.authenticationCode(for: msg, using: key)
+        return "v1," + Data(mac).base64EncodedString()
+    }
+}
+
+/// Delivers the durable outbox: at least once, with a stable idempotency key per alert
+/// (`webhook-id: alert-<id>`), exponential backoff, and dead letters after `maxAttempts`.
+/// It runs beside the engine and only reads and updates the outbox, so a slow or failing
+/// receiver never slows ingestion.
+public final class WebhookDispatcher: @unchecked Sendable {
+    let store: any TriplineStore
+    let metrics: Metrics
+    let settings: WebhookSettings
+    let session: URLSession
+    private let lock = NSLock()
+    private var woken = false
+
+    public init(store: any TriplineStore, metrics: Metrics, settings: WebhookSettings) {
+        self.store = store
+        self.metrics = metrics
+        self.settings = settings
+        let config = URLSessionConfiguration.ephemeral
+        config.timeoutIntervalForRequest = settings.timeoutSeconds
+        config.timeoutIntervalForResource = settings.timeoutSeconds
+        config.httpMaximumConnectionsPerHost = settings.concurrency
+        session = URLSession(configuration: config)
+    }
+
+    /// New deliveries were committed: look at once instead of at the next poll.
+    public func notify() {
+        lock.lock()
+        woken = true
+        lock.unlock()
+    }
+
+    private func takeWoken() -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        let w = woken
+        woken = false
+        return w
+    }
+
+    static func now() -> Millis { Millis(Date().timeIntervalSince1970 * 1000) }
+
+    public func run() async {
+        while !Task.isCancelled {
+            let due = (try? store.dueDeliveries(now: Self.now(), limit: 256)) ?? []
+            if let depth = try? store.deliveries(state: "pending", receiver: nil, afterId: 0, limit: 100_000).count {
+                metrics.set(\.outboxDepth, depth)
+            }
+            if due.isEmpty {
+                for _ in 0..<5 {
+                    if takeWoken() || Task.isCancelled { break }
+                    try? await Task.sleep(nanoseconds: 50_000_000)
+                }
+                continue
+            }
+            let receivers = Dictionary(((try? store.receivers()) ?? []).map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+            await withTaskGroup(of: Void.self) { group in
+                var running = 0
+                for d in due {
+                    if running >= settings.concurrency {
+                        await group.next()
+                        running -= 1
+                    }
+                    group.addTask { await self.deliver(d, receiver: receivers[d.receiver]) }
+                    running += 1
+                }
+            }
+        }
+    }
+
+    func deliver(_ d: Delivery, receiver: Receiver?) async {
+        var d = d
+        let now = Self.now()
+        guard let receiver, let alert = try? store.alert(id: d.alertId) else {
+            d.state = "dead"
+            d.lastError = receiver == nil ? "receiver deleted" : "alert no longer stored"
+            d.updatedAt = now
+            try? store.updateDelivery(d)
+            return
+        }
+        let body = Array(J.obj([("type", .str(alert.firing ? "alert.firing" : "alert.resolved")), ("timestamp", .time(now)), ("data", alert.json)]).text.utf8)
+        let msgId = "alert-\(alert.id)"
+        let ts = now / 1000
+        guard let url = URL(string: receiver.url) else {
+            d.state = "dead"
+            d.lastError = "invalid URL"
+            try? store.updateDelivery(d)
+            return
+        }
+        var req = URLRequest(url: url, timeoutInterval: settings.timeoutSeconds)
+        req.httpMethod = "POST"
+        req.httpBody = Data(body)
+        req.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        req.setValue(msgId, forHTTPHeaderField: "webhook-id")
+        req.setValue(String(ts), forHTTPHeaderField: "webhook-timestamp")
+        req.setValue(WebhookSignature.sign(secret: receiver.secret, id: msgId, timestamp: ts, body: body), forHTTPHeaderField: "webhook-signature")
+        req.setValue("tripline", forHTTPHeaderField: "User-Agent")
+        d.attempts += 1
+        var failure: String?
+        do {
+            let (_, resp) = try await session.data(for: req)
+            let code = (resp as? HTTPURLResponse)?.statusCode ?? 0
+            if !(200..<300).contains(code) { failure = "HTTP \(code)" }
+        } catch {
+            failure = "\(error.localizedDescription)"
+        }
+        d.updatedAt = Self.now()
+        if let failure {
+            d.lastError = failure
+            metrics.add(\.webhookFailed, 1)
+            if d.attempts >= settings.maxAttempts {
+                d.state = "dead"
+                metrics.add(\.webhookDead, 1)
+            } else {
+                let base = min(settings.maxBackoffMs, settings.backoffMs << min(20, d.attempts - 1))
+                let jitter = Millis(Double(base) * Double.random(in: -0.2...0.2))
+                d.nextAttemptAt = d.updatedAt + base + jitter
+            }
+        } else {
+            d.state = "delivered"
+            d.lastError = nil
+            metrics.add(\.webhookDelivered, 1)
+        }
+        try? store.updateDelivery(d)
+    }
+}
