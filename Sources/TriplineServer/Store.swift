@@ -42,6 +42,14 @@ public struct RuleVersion: Sendable, Equatable {
     public var deleted: Bool
     public var createdAt: Millis
     public var createdBy: String
+    public init(rule: String, version: Int, json: String, deleted: Bool, createdAt: Millis, createdBy: String) {
+        self.rule = rule
+        self.version = version
+        self.json = json
+        self.deleted = deleted
+        self.createdAt = createdAt
+        self.createdBy = createdBy
+    }
 }
 
 /// A zone or an entity as stored: its id and its canonical JSON text.
@@ -49,6 +57,11 @@ public struct CatalogItem: Sendable, Equatable {
     public var id: String
     public var json: String
     public var updatedAt: Millis
+    public init(id: String, json: String, updatedAt: Millis) {
+        self.id = id
+        self.json = json
+        self.updatedAt = updatedAt
+    }
 }
 
 public enum Role: String, Sendable, CaseIterable, Comparable {

@@ -277,3 +277,30 @@ def test_openapi_lists_every_route_and_every_documented_route_answers(tmp_path):
                     f"{method.upper()} {path} is documented but the server does not route it ({s})"
     finally:
         srv.stop()
+
+
+def test_demo_raises_alerts_within_a_minute(tmp_path):
+    import subprocess
+    from conftest import BIN
+    proc = subprocess.Popen([BIN, "demo", "--port", "0", "--data", str(tmp_path / "demo"), "--tick", "0.5"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline()
+        assert "serving on http://" in first, first + proc.stderr.read()
+        port = int(first.split("http://")[1].split(":")[1].strip())
+        token = None
+        for _ in range(6):
+            line = proc.stdout.readline()
+            if "admin token:" in line:
+                token = line.split("admin token:")[1].strip()
+                break
+        assert token and token.startswith("tl_")
+        srv = Server(tmp_path / "demo")
+        srv.port, srv.token = port, token
+        assert wait_until(lambda: len(srv.ok("GET", "/v1/alerts?limit=1000")["alerts"]) > 0, 60)
+        rules = srv.ok("GET", "/v1/rules")["rules"]
+        assert {r["rule"]["kind"] for r in rules} == {"enter", "exit", "dwell", "gathering", "proximity", "frequency",
+                                                       "novelty", "threshold", "sequence", "absence", "speed"}
+    finally:
+        proc.terminate()
+        proc.wait(10)
