@@ -189,11 +189,18 @@ extension TriplineHTTP {
             let id = try param(ctx)
             let from = try timeParam(req, "from"), to = try timeParam(req, "to")
             let limit = max(1, try intParam(req, "limit", default: 1000, max: 10_000))
-            let t = try store.timeline(entity: id, from: from, to: to, limit: limit)
+            let t = try await host.timeline(entity: id, from: from, to: to, limit: limit)
+            var q = AlertQuery()
+            q.entity = id
+            q.from = from
+            q.to = to
+            q.limit = limit
+            let alerts = try store.alerts(q)
             return API.json(.obj([
                 ("entity", .str(id)), ("from", from.map { .time($0) } ?? .null), ("to", to.map { .time($0) } ?? .null),
-                ("events", .arr(t.events.map { .obj([("seq", .int($0.seq)), ("event", .raw($0.line))]) })),
-                ("alerts", .arr(t.alerts.map(\.json))),
+                ("events", .arr(t.events.map { .obj([("seq", .int($0.0)), ("event", .raw($0.1))]) })),
+                ("events_truncated", .bool(t.truncated)),
+                ("alerts", .arr(alerts.map(\.json))),
             ]))
         }
     }

@@ -34,20 +34,42 @@ public enum IngestError: Error, Sendable {
     case storage(String)
 }
 
-/// One request's events, still as raw lines.
+/// One request's events, still as raw text: the body and where each event's text lies.
 public struct EventBatchInput: Sendable {
-    /// Each event's JSON text (without newline) and its line number in the request.
-    public var lines: [[UInt8]]
+    public var bytes: [UInt8]
+    public var starts: [Int]
+    public var ends: [Int]
+    /// Each event's line number in the request (or element index for a JSON array).
     public var lineNumbers: [Int]
     /// How lines are named in errors ("line" for NDJSON, "element" for a JSON array).
     public var unit: String
     public var file: String
-    public init(lines: [[UInt8]], lineNumbers: [Int], unit: String, file: String) {
-        self.lines = lines
+    public var count: Int { starts.count }
+
+    public init(bytes: [UInt8], starts: [Int], ends: [Int], lineNumbers: [Int], unit: String, file: String) {
+        self.bytes = bytes
+        self.starts = starts
+        self.ends = ends
         self.lineNumbers = lineNumbers
         self.unit = unit
         self.file = file
     }
+
+    public init(lines: [[UInt8]], lineNumbers: [Int], unit: String, file: String) {
+        var b: [UInt8] = []
+        var st: [Int] = [], en: [Int] = []
+        for l in lines {
+            st.append(b.count)
+            b += l
+            en.append(b.count)
+        }
+        self.init(bytes: b, starts: st, ends: en, lineNumbers: lineNumbers, unit: unit, file: file)
+    }
+}
+
+struct TimelineEntry {
+    var time: Millis
+    var seq: Int64
 }
 
 /// State touched only on the host thread.
@@ -59,6 +81,10 @@ public final class HostState {
     public internal(set) var rebuiltEvents = 0
     public internal(set) var rebuildSeconds = 0.0
     public internal(set) var catalogProblems: [String] = []
+    /// The next log seq, and per engine entity id the (time, seq) of its logged events: the
+    /// timeline index (16 bytes per event, rebuilt with the engine).
+    var nextSeq: Int64 = 1
+    var timeline: [[TimelineEntry]] = []
     public internal(set) var silences: [Silence] = []
     public internal(set) var receivers: [Receiver] = []
 
@@ -143,13 +169,13 @@ public final class EngineHost: @unchecked Sendable {
     public func ingest(_ batch: EventBatchInput) async throws -> IngestResult {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<IngestResult, any Error>) in
             condition.lock()
-            if queuedEvents + batch.lines.count > options.queueCapacityEvents && queuedEvents > 0 {
+            if queuedEvents + batch.count > options.queueCapacityEvents && queuedEvents > 0 {
                 condition.unlock()
                 metrics.add(\.overloaded, 1)
                 c.resume(throwing: IngestError.overloaded(retryAfter: 1))
                 return
             }
-            queuedEvents += batch.lines.count
+            queuedEvents += batch.count
             jobs.append(.ingest(batch, c))
             metrics.set(\.queueDepthEvents, queuedEvents)
             condition.signal()
@@ -194,7 +220,10 @@ public final class EngineHost: @unchecked Sendable {
     }
 
     struct Pending {
-        var rows: [LogRow] = []
+        var log: [UInt8] = []
+        var logCount = 0
+        var firstSeq: Int64 = 0
+        var maxTime: Millis = .min
         var alerts: [StoredAlert] = []
         var deliveries: [Delivery] = []
         var waiters: [(CheckedContinuation<IngestResult, any Error>, IngestResult, Int)] = []
@@ -208,12 +237,12 @@ public final class EngineHost: @unchecked Sendable {
             case .ingest(let batch, let c):
                 if let r = apply(batch, s, into: &group, continuation: c) {
                     c.resume(throwing: r)
-                    dequeued(batch.lines.count)
+                    dequeued(batch.count)
                 }
-                if group.rows.count >= options.groupCommitEvents { commit(&group, s) }
+                if group.logCount >= options.groupCommitEvents { commit(&group, s) }
             case .advance(let t, let c):
                 s.engine.advance(until: t)
-                group.rows.append(LogRow(entity: nil, time: t, line: #"{"advance":\#(t)}"#))
+                appendLog(&group, s, Array("#advance \(t)".utf8)[...], time: .min)
                 collectAlerts(s, into: &group)
                 var res = IngestResult()
                 res.watermark = s.engine.watermark
@@ -237,14 +266,15 @@ public final class EngineHost: @unchecked Sendable {
     private func apply(_ batch: EventBatchInput, _ s: HostState, into group: inout Pending,
                        continuation c: CheckedContinuation<IngestResult, any Error>) -> IngestError? {
         var events: [Event] = []
-        events.reserveCapacity(batch.lines.count)
+        events.reserveCapacity(batch.count)
         var errors: [TriplineError] = []
         s.decoder = EventDecoder(file: batch.file)
-        for (i, line) in batch.lines.enumerated() {
-            let r = line.withUnsafeBufferPointer { s.decoder.decode($0, line: batch.lineNumbers[i], symbols: &s.engine.symbols) }
-            switch r {
-            case .success(let e): events.append(e)
-            case .failure(let e): errors.append(e)
+        batch.bytes.withUnsafeBufferPointer { p in
+            for i in 0..<batch.count {
+                switch s.decoder.decode(UnsafeBufferPointer(rebasing: p[batch.starts[i]..<batch.ends[i]]), line: batch.lineNumbers[i], symbols: &s.engine.symbols) {
+                case .success(let e): events.append(e)
+                case .failure(let e): errors.append(e)
+                }
             }
         }
         if !errors.isEmpty {
@@ -254,10 +284,11 @@ public final class EngineHost: @unchecked Sendable {
         var res = IngestResult()
         res.received = events.count
         let before = s.engine.stats
+        group.log.reserveCapacity(group.log.count + batch.bytes.count + events.count)
         for (i, ev) in events.enumerated() {
             if case .late = s.engine.ingest(ev) { res.lateLines.append(batch.lineNumbers[i]) }
-            group.rows.append(LogRow(entity: s.engine.symbols.entities.string(ev.entity), time: ev.time,
-                                     line: String(decoding: batch.lines[i], as: UTF8.self)))
+            s.index(entity: ev.entity, time: ev.time, seq: s.nextSeq)
+            appendLog(&group, s, batch.bytes[batch.starts[i]..<batch.ends[i]], time: ev.time)
         }
         let after = s.engine.stats
         res.duplicates = after.duplicates - before.duplicates
@@ -267,8 +298,18 @@ public final class EngineHost: @unchecked Sendable {
         metrics.add(\.eventsReceived, events.count)
         metrics.add(\.eventsDuplicate, res.duplicates)
         metrics.add(\.eventsLate, res.lateLines.count)
-        group.waiters.append((c, res, batch.lines.count))
+        group.waiters.append((c, res, batch.count))
         return nil
+    }
+
+    /// Adds one line to the group's log batch (assigning the next seq).
+    func appendLog(_ group: inout Pending, _ s: HostState, _ line: ArraySlice<UInt8>, time: Millis) {
+        if group.logCount == 0 { group.firstSeq = s.nextSeq }
+        group.log.append(contentsOf: line)
+        group.log.append(10)
+        group.logCount += 1
+        if time > group.maxTime { group.maxTime = time }
+        s.nextSeq += 1
     }
 
     /// Drains the engine's completed alerts into the group as stored alerts.
@@ -310,12 +351,13 @@ public final class EngineHost: @unchecked Sendable {
     }
 
     private func commit(_ group: inout Pending, _ s: HostState) {
-        if group.rows.isEmpty && group.alerts.isEmpty && group.waiters.isEmpty { return }
+        if group.logCount == 0 && group.alerts.isEmpty && group.waiters.isEmpty { return }
         let queuedDeliveries = !group.deliveries.isEmpty
         let started = DispatchTime.now().uptimeNanoseconds
         do {
-            try store.commit(log: group.rows, alerts: group.alerts, deliveries: group.deliveries)
-            metrics.observeCommit(nanoseconds: DispatchTime.now().uptimeNanoseconds - started, rows: group.rows.count)
+            let batch = group.logCount == 0 ? nil : LogBatch(firstSeq: group.firstSeq, count: group.logCount, maxTime: group.maxTime, lines: group.log)
+            try store.commit(log: batch, alerts: group.alerts, deliveries: group.deliveries)
+            metrics.observeCommit(nanoseconds: DispatchTime.now().uptimeNanoseconds - started, rows: group.logCount)
             metrics.add(\.alertsEmitted, group.alerts.count)
             metrics.countAlerts(group.alerts)
             metrics.setWatermark(s.engine.watermark)
@@ -348,25 +390,47 @@ public final class EngineHost: @unchecked Sendable {
         var decoder = EventDecoder(file: "log")
         var count = 0
         var sink: [Alert] = []
-        try store.forEachLogRow { rows in
-            for r in rows {
-                if r.entity == nil {
-                    engine.advance(until: r.time)
-                } else {
-                    var line = r.line
-                    let res = line.withUTF8 { decoder.decode($0, line: Int(r.seq), symbols: &engine.symbols) }
-                    if case .success(let ev) = res { engine.ingest(ev) }
+        var timeline: [[TimelineEntry]] = []
+        var nextSeq: Int64 = try store.nextLogSeq()
+        try store.forEachLogBatch { batch in
+            batch.forEachLine { line, seq in
+                if line.first == UInt8(ascii: "#") {
+                    // "#advance <ms>"
+                    if let t = Millis(String(decoding: line.dropFirst(9), as: UTF8.self)) { engine.advance(until: t) }
+                } else if case .success(let ev) = decoder.decode(line, line: Int(seq), symbols: &engine.symbols) {
+                    engine.ingest(ev)
+                    let e = Int(ev.entity)
+                    if e >= timeline.count { timeline.append(contentsOf: repeatElement([], count: e + 1 - timeline.count)) }
+                    timeline[e].append(TimelineEntry(time: ev.time, seq: seq))
                 }
                 count += 1
             }
+            nextSeq = max(nextSeq, batch.firstSeq + Int64(batch.count))
             engine.drainAlerts(into: &sink)
             sink.removeAll(keepingCapacity: true)
         }
+        s.timeline = timeline
+        s.nextSeq = nextSeq
         engine.drainAlerts(into: &sink)
         s.engine = engine
         s.rebuiltEvents = count
         s.rebuildSeconds = Date().timeIntervalSince(started)
         metrics.setWatermark(engine.watermark)
+    }
+
+    /// The logged events of `entity` with time in [from, to] (at most `limit`, oldest first),
+    /// as (seq, line), and whether more were left out.
+    public func timeline(entity: String, from: Millis?, to: Millis?, limit: Int) async throws -> (events: [(Int64, String)], truncated: Bool) {
+        let seqs: ([Int64], Bool) = try await perform { s in
+            guard let e = s.engine.symbols.entities.lookup(entity), Int(e) < s.timeline.count else { return ([], false) }
+            var out: [Int64] = []
+            var entries = s.timeline[Int(e)].filter { $0.time >= (from ?? .min) && $0.time <= (to ?? .max) }
+            entries.sort { ($0.time, $0.seq) < ($1.time, $1.seq) }
+            for x in entries.prefix(limit) { out.append(x.seq) }
+            return (out, entries.count > limit)
+        }
+        let lines = try store.logLines(seqs.0)
+        return (seqs.0.compactMap { seq in lines[seq].map { (seq, $0) } }, seqs.1)
     }
 
     /// Applies a catalog change: writes it with `persist` (which may refuse it by throwing),
@@ -420,5 +484,15 @@ public final class AlertBroadcaster: @unchecked Sendable {
         let subs = Array(subscribers.values)
         lock.unlock()
         for s in subs { for a in alerts { s.yield(a) } }
+    }
+}
+
+extension HostState {
+    /// Records a logged event in the timeline index.
+    @inline(__always)
+    func index(entity: Int32, time: Millis, seq: Int64) {
+        let e = Int(entity)
+        if e >= timeline.count { timeline.append(contentsOf: repeatElement([], count: max(e + 1, timeline.count * 2) - timeline.count)) }
+        timeline[e].append(TimelineEntry(time: time, seq: seq))
     }
 }

@@ -16,6 +16,9 @@ public final class SQLiteStore: TriplineStore, @unchecked Sendable {
         let sync = synchronous.uppercased() == "NORMAL" ? "NORMAL" : "FULL"
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = \(sync)")
+            // A large page cache and memory-mapped reads: the log's index pages stay in memory.
+            try db.execute(sql: "PRAGMA cache_size = -262144")
+            try db.execute(sql: "PRAGMA mmap_size = 4294967296")
         }
         config.busyMode = .timeout(10)
         pool = try DatabasePool(path: path, configuration: config)
@@ -26,8 +29,7 @@ public final class SQLiteStore: TriplineStore, @unchecked Sendable {
         var m = DatabaseMigrator()
         m.registerMigration("v1") { db in
             try db.execute(sql: """
-                CREATE TABLE log(seq INTEGER PRIMARY KEY, entity TEXT, time INTEGER NOT NULL, line TEXT NOT NULL);
-                CREATE INDEX log_entity_time ON log(entity, time);
+                CREATE TABLE log(first_seq INTEGER PRIMARY KEY, count INTEGER NOT NULL, max_time INTEGER NOT NULL, lines BLOB NOT NULL);
                 CREATE TABLE alerts(id INTEGER PRIMARY KEY, rule TEXT NOT NULL, version INTEGER NOT NULL, state TEXT NOT NULL,
                     time INTEGER NOT NULL, entity TEXT, zone TEXT, pair_a TEXT, pair_b TEXT, line TEXT NOT NULL,
                     silence INTEGER, created_at INTEGER NOT NULL);
@@ -59,14 +61,11 @@ public final class SQLiteStore: TriplineStore, @unchecked Sendable {
         return m
     }
 
-    public func commit(log rows: [LogRow], alerts: [StoredAlert], deliveries: [Delivery]) throws {
+    public func commit(log batch: LogBatch?, alerts: [StoredAlert], deliveries: [Delivery]) throws {
         try pool.write { db in
-            if !rows.isEmpty {
-                let st = try db.cachedStatement(sql: "INSERT INTO log(entity, time, line) VALUES (?, ?, ?)")
-                for r in rows {
-                    st.setUncheckedArguments([r.entity, r.time, r.line])
-                    try st.execute()
-                }
+            if let batch {
+                try db.execute(sql: "INSERT INTO log(first_seq, count, max_time, lines) VALUES (?, ?, ?, ?)",
+                               arguments: [batch.firstSeq, batch.count, batch.maxTime, Data(batch.lines)])
             }
             if !alerts.isEmpty {
                 let st = try db.cachedStatement(sql: """
@@ -89,25 +88,43 @@ public final class SQLiteStore: TriplineStore, @unchecked Sendable {
         }
     }
 
-    public func forEachLogRow(_ body: ([LogRow]) throws -> Void) throws {
+    public func forEachLogBatch(_ body: (LogBatch) throws -> Void) throws {
         var after: Int64 = 0
         while true {
-            let chunk: [LogRow] = try pool.read { db in
-                var out: [LogRow] = []
-                out.reserveCapacity(8192)
-                let cursor = try Row.fetchCursor(db, sql: "SELECT seq, entity, time, line FROM log WHERE seq > ? ORDER BY seq LIMIT 8192", arguments: [after])
-                while let row = try cursor.next() {
-                    out.append(LogRow(seq: row[0], entity: row[1], time: row[2], line: row[3]))
+            let chunk: [LogBatch] = try pool.read { db in
+                try Row.fetchAll(db, sql: "SELECT first_seq, count, max_time, lines FROM log WHERE first_seq > ? ORDER BY first_seq LIMIT 64", arguments: [after]).map {
+                    LogBatch(firstSeq: $0[0], count: $0[1], maxTime: $0[2], lines: [UInt8]($0[3] as Data))
                 }
-                return out
             }
             if chunk.isEmpty { return }
-            after = chunk.last!.seq
-            try body(chunk)
+            after = chunk.last!.firstSeq
+            for b in chunk { try body(b) }
         }
     }
 
-    public func logCount() throws -> Int { try pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM log") ?? 0 } }
+    public func logLines(_ seqs: [Int64]) throws -> [Int64: String] {
+        var out: [Int64: String] = [:]
+        let want = Set(seqs)
+        var byBatch: [Int64: LogBatch] = [:]
+        try pool.read { db in
+            for seq in seqs.sorted() {
+                if byBatch.values.contains(where: { seq >= $0.firstSeq && seq < $0.firstSeq + Int64($0.count) }) { continue }
+                if let row = try Row.fetchOne(db, sql: "SELECT first_seq, count, max_time, lines FROM log WHERE first_seq <= ? ORDER BY first_seq DESC LIMIT 1", arguments: [seq]) {
+                    let b = LogBatch(firstSeq: row[0], count: row[1], maxTime: row[2], lines: [UInt8](row[3] as Data))
+                    byBatch[b.firstSeq] = b
+                }
+            }
+        }
+        for b in byBatch.values {
+            b.forEachLine { line, seq in if want.contains(seq) { out[seq] = String(decoding: line, as: UTF8.self) } }
+        }
+        return out
+    }
+
+    public func logCount() throws -> Int { try pool.read { try Int.fetchOne($0, sql: "SELECT coalesce(sum(count), 0) FROM log") ?? 0 } }
+    public func nextLogSeq() throws -> Int64 {
+        try pool.read { try Int64.fetchOne($0, sql: "SELECT max(first_seq + count) FROM log") ?? 1 }
+    }
     public func maxAlertId() throws -> Int64 { try pool.read { try Int64.fetchOne($0, sql: "SELECT max(id) FROM alerts") ?? 0 } }
 
     public func ruleVersions(_ id: String?) throws -> [RuleVersion] {
@@ -183,18 +200,6 @@ public final class SQLiteStore: TriplineStore, @unchecked Sendable {
 
     public func alert(id: Int64) throws -> StoredAlert? {
         try pool.read { db in try Row.fetchOne(db, sql: "SELECT \(Self.alertColumns) FROM alerts WHERE id = ?", arguments: [id]).map(Self.alert) }
-    }
-
-    public func timeline(entity: String, from: Millis?, to: Millis?, limit: Int) throws -> (events: [LogRow], alerts: [StoredAlert]) {
-        try pool.read { db in
-            let ev = try Row.fetchAll(db, sql: "SELECT seq, entity, time, line FROM log WHERE entity = ? AND time >= ? AND time <= ? ORDER BY time, seq LIMIT ?",
-                                      arguments: [entity, from ?? Int64.min, to ?? Int64.max, limit]).map {
-                LogRow(seq: $0[0], entity: $0[1], time: $0[2], line: $0[3])
-            }
-            let al = try Row.fetchAll(db, sql: "SELECT \(Self.alertColumns) FROM alerts WHERE (entity = ? OR pair_a = ? OR pair_b = ?) AND time >= ? AND time <= ? ORDER BY id LIMIT ?",
-                                      arguments: [entity, entity, entity, from ?? Int64.min, to ?? Int64.max, limit]).map(Self.alert)
-            return (ev, al)
-        }
     }
 
     public func addToken(_ t: TokenRecord) throws {

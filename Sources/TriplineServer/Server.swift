@@ -274,10 +274,10 @@ public final class TriplineHTTP: Sendable {
         { [self] req, _, _ in
             let bytes = try await body(req)
             let input = try splitEvents(bytes, contentType: req.headers[.contentType])
-            if input.lines.isEmpty { throw APIError.badRequest("the batch holds no event: send NDJSON (one event per line) or a JSON array of events") }
-            if input.lines.count > settings.options.maxBatchEvents {
+            if input.count == 0 { throw APIError.badRequest("the batch holds no event: send NDJSON (one event per line) or a JSON array of events") }
+            if input.count > settings.options.maxBatchEvents {
                 throw APIError(status: .contentTooLarge, code: "batch_too_large",
-                               message: "the batch holds \(input.lines.count) events; send at most \(settings.options.maxBatchEvents) per request")
+                               message: "the batch holds \(input.count) events; send at most \(settings.options.maxBatchEvents) per request")
             }
             do {
                 let r = try await host.ingest(input)
@@ -289,7 +289,7 @@ public final class TriplineHTTP: Sendable {
                 ]))
             } catch IngestError.invalid(let errors) {
                 throw APIError(status: .unprocessableContent, code: "invalid_events",
-                               message: "\(errors.count) of \(input.lines.count) \(input.unit)s are invalid; nothing of this batch was applied (batches are all-or-nothing). Fix them and send the whole batch again.",
+                               message: "\(errors.count) of \(input.count) \(input.unit)s are invalid; nothing of this batch was applied (batches are all-or-nothing). Fix them and send the whole batch again.",
                                errors: errors.map { J.error($0, unit: input.unit) })
             } catch IngestError.overloaded(let after) {
                 throw APIError(status: .tooManyRequests, code: "overloaded",
@@ -316,24 +316,27 @@ public final class TriplineHTTP: Sendable {
             let items = doc.elements ?? []
             return EventBatchInput(lines: items.map { Array(DocJSON.encode($0).utf8) }, lineNumbers: Array(items.indices), unit: "element", file: "request")
         }
-        var lines: [[UInt8]] = []
-        var numbers: [Int] = []
+        var starts: [Int] = [], ends: [Int] = [], numbers: [Int] = []
         var start = 0
         var lineNo = 0
-        while start < bytes.count {
-            var end = start
-            while end < bytes.count && bytes[end] != 10 { end += 1 }
-            lineNo += 1
-            var e = end
-            if e > start && bytes[e - 1] == 13 { e -= 1 }
-            let slice = bytes[start..<e]
-            if !slice.allSatisfy({ $0 == 32 || $0 == 9 }) {
-                lines.append(Array(slice))
-                numbers.append(lineNo)
+        bytes.withUnsafeBufferPointer { p in
+            while start < p.count {
+                var end = start
+                while end < p.count && p[end] != 10 { end += 1 }
+                lineNo += 1
+                var e = end
+                if e > start && p[e - 1] == 13 { e -= 1 }
+                var blank = true
+                for k in start..<e where p[k] != 32 && p[k] != 9 { blank = false; break }
+                if !blank {
+                    starts.append(start)
+                    ends.append(e)
+                    numbers.append(lineNo)
+                }
+                start = end + 1
             }
-            start = end + 1
         }
-        return EventBatchInput(lines: lines, lineNumbers: numbers, unit: "line", file: "request")
+        return EventBatchInput(bytes: bytes, starts: starts, ends: ends, lineNumbers: numbers, unit: "line", file: "request")
     }
 
     var postWatermark: Handler {

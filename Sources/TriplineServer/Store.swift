@@ -1,18 +1,34 @@
 import Foundation
 import TriplineCore
 
-/// One line of the event log, in arrival order. `entity == nil` marks a control record
-/// (an operator's "advance event time to T"), which a rebuild replays at the same point.
-public struct LogRow: Sendable, Equatable {
-    public var seq: Int64
-    public var entity: String?
-    public var time: Millis
-    public var line: String
-    public init(seq: Int64 = 0, entity: String?, time: Millis, line: String) {
-        self.seq = seq
-        self.entity = entity
-        self.time = time
-        self.line = line
+/// A run of the event log: consecutive arrivals (every valid event line received, in
+/// arrival order, late and duplicate ones included), stored as one NDJSON blob. Lines starting
+/// with `#` are control records (`#advance <ms>`: an operator's "advance event time"), which a
+/// rebuild replays at the same point. Event `firstSeq + k` is the k-th line.
+public struct LogBatch: Sendable, Equatable {
+    public var firstSeq: Int64
+    public var count: Int
+    public var maxTime: Millis
+    /// Lines, each ending with a newline.
+    public var lines: [UInt8]
+    public init(firstSeq: Int64, count: Int, maxTime: Millis, lines: [UInt8]) {
+        self.firstSeq = firstSeq
+        self.count = count
+        self.maxTime = maxTime
+        self.lines = lines
+    }
+
+    /// Calls `body` with each line (without newline) and its seq.
+    public func forEachLine(_ body: (UnsafeBufferPointer<UInt8>, Int64) throws -> Void) rethrows {
+        try lines.withUnsafeBufferPointer { p in
+            var start = 0
+            var seq = firstSeq
+            for i in 0..<p.count where p[i] == 10 {
+                try body(UnsafeBufferPointer(rebasing: p[start..<i]), seq)
+                seq += 1
+                start = i + 1
+            }
+        }
     }
 }
 
@@ -152,11 +168,15 @@ public struct AlertQuery: Sendable {
 /// happen in one transaction (`commit`), so that a batch is acknowledged only once both
 /// are durable, and a restart can rebuild the engine from the log.
 public protocol TriplineStore: Sendable {
-    /// Appends log rows (assigning their seq), alerts and their webhook deliveries in one transaction.
-    func commit(log: [LogRow], alerts: [StoredAlert], deliveries: [Delivery]) throws
-    /// Calls `body` with every log row in seq order, in chunks.
-    func forEachLogRow(_ body: ([LogRow]) throws -> Void) throws
+    /// Appends a log batch, alerts and their webhook deliveries in one transaction.
+    func commit(log: LogBatch?, alerts: [StoredAlert], deliveries: [Delivery]) throws
+    /// Calls `body` with every log batch in seq order.
+    func forEachLogBatch(_ body: (LogBatch) throws -> Void) throws
+    /// The lines of the given seqs (those still stored).
+    func logLines(_ seqs: [Int64]) throws -> [Int64: String]
+    /// How many log lines are stored, and the next seq.
     func logCount() throws -> Int
+    func nextLogSeq() throws -> Int64
     func maxAlertId() throws -> Int64
 
     func ruleVersions(_ id: String?) throws -> [RuleVersion]
@@ -169,7 +189,6 @@ public protocol TriplineStore: Sendable {
 
     func alerts(_ q: AlertQuery) throws -> [StoredAlert]
     func alert(id: Int64) throws -> StoredAlert?
-    func timeline(entity: String, from: Millis?, to: Millis?, limit: Int) throws -> (events: [LogRow], alerts: [StoredAlert])
 
     func addToken(_ t: TokenRecord) throws
     func token(hash: String) throws -> TokenRecord?
@@ -202,7 +221,7 @@ public enum CatalogTable: String, Sendable { case zones, entities }
 /// The store for tests: everything in memory, same semantics as the SQLite store.
 public final class MemoryStore: TriplineStore, @unchecked Sendable {
     private let lock = NSLock()
-    private var log: [LogRow] = []
+    private var log: [LogBatch] = []
     private var alertRows: [StoredAlert] = []
     private var rules: [RuleVersion] = []
     private var tables: [CatalogTable: [String: CatalogItem]] = [:]
@@ -221,12 +240,9 @@ public final class MemoryStore: TriplineStore, @unchecked Sendable {
         return try body()
     }
 
-    public func commit(log rows: [LogRow], alerts: [StoredAlert], deliveries: [Delivery]) throws {
+    public func commit(log batch: LogBatch?, alerts: [StoredAlert], deliveries: [Delivery]) throws {
         locked {
-            for var r in rows {
-                r.seq = Int64(log.count + 1)
-                log.append(r)
-            }
+            if let batch { log.append(batch) }
             alertRows += alerts
             for var d in deliveries {
                 d.id = Int64(deliveryRows.count + 1)
@@ -234,15 +250,20 @@ public final class MemoryStore: TriplineStore, @unchecked Sendable {
             }
         }
     }
-    public func forEachLogRow(_ body: ([LogRow]) throws -> Void) throws {
-        let copy = locked { log }
-        var i = 0
-        while i < copy.count {
-            try body(Array(copy[i..<min(copy.count, i + 4096)]))
-            i += 4096
-        }
+    public func forEachLogBatch(_ body: (LogBatch) throws -> Void) throws {
+        for b in locked({ log }) { try body(b) }
     }
-    public func logCount() throws -> Int { locked { log.count } }
+    public func logLines(_ seqs: [Int64]) throws -> [Int64: String] {
+        let batches = locked { log }
+        var out: [Int64: String] = [:]
+        let want = Set(seqs)
+        for b in batches {
+            b.forEachLine { line, seq in if want.contains(seq) { out[seq] = String(decoding: line, as: UTF8.self) } }
+        }
+        return out
+    }
+    public func logCount() throws -> Int { locked { log.reduce(0) { $0 + $1.count } } }
+    public func nextLogSeq() throws -> Int64 { locked { log.last.map { $0.firstSeq + Int64($0.count) } ?? 1 } }
     public func maxAlertId() throws -> Int64 { locked { alertRows.last?.id ?? 0 } }
     public func ruleVersions(_ id: String?) throws -> [RuleVersion] { locked { rules.filter { id == nil || $0.rule == id } } }
     public func appendRuleVersions(_ versions: [RuleVersion]) throws { locked { rules += versions } }
@@ -260,16 +281,6 @@ public final class MemoryStore: TriplineStore, @unchecked Sendable {
         locked { Array(alertRows.filter { AlertFilter.matches($0, q) }.prefix(q.limit)) }
     }
     public func alert(id: Int64) throws -> StoredAlert? { locked { alertRows.first { $0.id == id } } }
-    public func timeline(entity: String, from: Millis?, to: Millis?, limit: Int) throws -> (events: [LogRow], alerts: [StoredAlert]) {
-        locked {
-            let ev = log.filter { $0.entity == entity && $0.time >= (from ?? .min) && $0.time <= (to ?? .max) }
-            var q = AlertQuery()
-            q.entity = entity
-            q.from = from
-            q.to = to
-            return (Array(ev.prefix(limit)), Array(alertRows.filter { AlertFilter.matches($0, q) }.prefix(limit)))
-        }
-    }
     public func addToken(_ t: TokenRecord) throws { locked { tokenRows.append(t) } }
     public func token(hash: String) throws -> TokenRecord? { locked { tokenRows.first { $0.hash == hash } } }
     public func tokens() throws -> [TokenRecord] { locked { tokenRows } }

@@ -31,6 +31,11 @@ def workload(tmp_path_factory):
     return {"dir": d, "until": until, "alerts": expected, "events": len(times)}
 
 
+def json_time(rfc3339):
+    from datetime import datetime
+    return int(datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp() * 1000)
+
+
 def start(tmp_path, name="data", *extra):
     data = tmp_path / name
     token = make_token(data)
@@ -80,6 +85,17 @@ def test_restart_continues_the_alert_stream(tmp_path, workload):
             srv2.ok("POST", "/v1/events", "".join(b))
         srv2.ok("POST", "/v1/watermark", {"until": workload["until"]})
         assert [canonical(a) for a in srv2.all_alerts()] == workload["alerts"]
+        # The timeline index is rebuilt too: an entity's events in a range, as received.
+        lines = [json.loads(l) for l in (workload["dir"] / "events.ndjson").read_text().splitlines()]
+        who = lines[len(lines) // 2]["entity"]
+        mine = [l for l in lines if l["entity"] == who]
+        lo, hi = mine[1]["time"], mine[-2]["time"]
+        t = srv2.ok("GET", f"/v1/entities/{who}/timeline?from={lo}&to={hi}")
+        assert [e["event"] for e in t["events"]] == [l for l in mine if lo <= l["time"] <= hi]
+        expected = [a for a in srv2.all_alerts() if who in (a["key"].get("entity"), *a["key"].get("pair", []))]
+        expected = [a for a in expected if lo <= json_time(a["time"]) <= hi]
+        assert t["alerts"] == expected[:1000]
+        assert srv2.ok("GET", f"/v1/entities/{who}/timeline?limit=1")["events_truncated"] is True
     finally:
         srv2.stop()
 
