@@ -65,7 +65,7 @@ extension TriplineHTTP {
         let rules = try Submissions.rules(doc, file: "request", pathId: pathId, sensitive: settings.options.sensitive).get()
         let author = who(token)
         let now = now()
-        let results = try await host.changeCatalog { store, _ -> [J] in
+        let results = try await host.changeCatalog { [audit] store, _ -> [J] in
             var out: [J] = []
             var versions: [RuleVersion] = []
             for (rule, json) in rules {
@@ -79,6 +79,10 @@ extension TriplineHTTP {
                 out.append(.obj([("id", .str(rule.id)), ("version", .int(v.version)), ("changed", .bool(true))]))
             }
             try store.appendRuleVersions(versions)
+            for v in versions {
+                try audit.record(actor: author, action: v.version == 1 ? "rule.create" : "rule.update", target: v.rule,
+                                 detail: .obj([("version", .int(v.version)), ("rule", .raw(v.json))]))
+            }
             return out
         }
         return API.json(.obj([("rules", .arr(results))]))
@@ -92,9 +96,10 @@ extension TriplineHTTP {
             let id = try param(ctx)
             let author = who(tok)
             let now = now()
-            let found = try await host.changeCatalog { store, _ -> Bool in
+            let found = try await host.changeCatalog { [audit] store, _ -> Bool in
                 guard let last = try store.ruleVersions(id).last, !last.deleted else { return false }
                 try store.appendRuleVersions([RuleVersion(rule: id, version: last.version + 1, json: "", deleted: true, createdAt: now, createdBy: author)])
+                try audit.record(actor: author, action: "rule.delete", target: id, detail: .obj([("version", .int(last.version + 1))]))
                 return true
             }
             if !found { throw APIError.notFound("no rule \"\(id)\"") }
@@ -119,24 +124,32 @@ extension TriplineHTTP {
         }
     }
 
-    func saveZones(_ req: Request, pathId: String?) async throws -> Response {
+    func saveZones(_ req: Request, pathId: String?, token: TokenRecord?) async throws -> Response {
         let bytes = try await body(req)
         let doc = try Submissions.parse(bytes, contentType: "application/json", file: "request").get()
         let zones = try Submissions.zones(doc, file: "request", pathId: pathId, sensitive: settings.options.sensitive).get()
         let now = now()
-        try await host.changeCatalog { store, _ in
+        let author = who(token)
+        try await host.changeCatalog { [audit] store, _ in
             try store.putCatalog(.zones, zones.map { CatalogItem(id: $0.0.id, json: $0.1, updatedAt: now) })
+            try audit.record(actor: author, action: "zone.put", target: zones.count == 1 ? zones[0].0.id : "zones",
+                             detail: .obj([("zones", .arr(zones.map { .str($0.0.id) }))]))
         }
         return API.json(.obj([("zones", .arr(zones.map { .str($0.0.id) }))]))
     }
 
-    var postZones: Handler { { [self] req, _, _ in try await saveZones(req, pathId: nil) } }
-    var putZone: Handler { { [self] req, ctx, _ in try await saveZones(req, pathId: try param(ctx)) } }
+    var postZones: Handler { { [self] req, _, tok in try await saveZones(req, pathId: nil, token: tok) } }
+    var putZone: Handler { { [self] req, ctx, tok in try await saveZones(req, pathId: try param(ctx), token: tok) } }
 
     var deleteZone: Handler {
-        { [self] _, ctx, _ in
+        { [self] _, ctx, tok in
             let id = try param(ctx)
-            let found = try await host.changeCatalog { store, _ in try store.deleteCatalog(.zones, id: id) }
+            let author = who(tok)
+            let found = try await host.changeCatalog { [audit] store, _ in
+                let f = try store.deleteCatalog(.zones, id: id)
+                if f { try audit.record(actor: author, action: "zone.delete", target: id) }
+                return f
+            }
             if !found { throw APIError.notFound("no zone \"\(id)\"") }
             return Response(status: .noContent)
         }
@@ -162,30 +175,39 @@ extension TriplineHTTP {
         }
     }
 
-    func saveEntities(_ req: Request, pathId: String?) async throws -> Response {
+    func saveEntities(_ req: Request, pathId: String?, token: TokenRecord?) async throws -> Response {
         let bytes = try await body(req)
         let list = try Submissions.entities(bytes, file: "request", pathId: pathId, sensitive: settings.options.sensitive).get()
         let now = now()
-        try await host.changeCatalog { store, _ in
+        let author = who(token)
+        try await host.changeCatalog { [audit] store, _ in
             try store.putCatalog(.entities, list.map { CatalogItem(id: $0.0.id, json: $0.1, updatedAt: now) })
+            try audit.record(actor: author, action: "entity.put", target: list.count == 1 ? audit.pseudonym(list[0].0.id) : "entities",
+                             detail: .obj([("count", .int(list.count)), ("entities", .arr(list.map { .str(audit.pseudonym($0.0.id)) }))]))
         }
         return API.json(.obj([("entities", .int(list.count))]))
     }
 
-    var postEntities: Handler { { [self] req, _, _ in try await saveEntities(req, pathId: nil) } }
-    var putEntity: Handler { { [self] req, ctx, _ in try await saveEntities(req, pathId: try param(ctx)) } }
+    var postEntities: Handler { { [self] req, _, tok in try await saveEntities(req, pathId: nil, token: tok) } }
+    var putEntity: Handler { { [self] req, ctx, tok in try await saveEntities(req, pathId: try param(ctx), token: tok) } }
 
     var deleteEntity: Handler {
-        { [self] _, ctx, _ in
+        { [self] req, ctx, tok in
             let id = try param(ctx)
-            let found = try await host.changeCatalog { store, _ in try store.deleteCatalog(.entities, id: id) }
+            if req.uri.queryParameters.get("erase") == "true" { return try await erase(id, token: tok) }
+            let author = who(tok)
+            let found = try await host.changeCatalog { [audit] store, _ in
+                let f = try store.deleteCatalog(.entities, id: id)
+                if f { try audit.record(actor: author, action: "entity.delete", target: audit.pseudonym(id)) }
+                return f
+            }
             if !found { throw APIError.notFound("no registered entity \"\(id)\"") }
             return Response(status: .noContent)
         }
     }
 
     var timeline: Handler {
-        { [self] req, ctx, _ in
+        { [self] req, ctx, tok in
             let id = try param(ctx)
             let from = try timeParam(req, "from"), to = try timeParam(req, "to")
             let limit = max(1, try intParam(req, "limit", default: 1000, max: 10_000))
@@ -196,6 +218,9 @@ extension TriplineHTTP {
             q.to = to
             q.limit = limit
             let alerts = try store.alerts(q)
+            try audit.record(actor: who(tok), action: "entity.timeline", target: audit.pseudonym(id),
+                             detail: .obj([("from", from.map { .time($0) } ?? .null), ("to", to.map { .time($0) } ?? .null),
+                                           ("events", .int(t.events.count)), ("alerts", .int(alerts.count))]))
             return API.json(.obj([
                 ("entity", .str(id)), ("from", from.map { .time($0) } ?? .null), ("to", to.map { .time($0) } ?? .null),
                 ("events", .arr(t.events.map { .obj([("seq", .int($0.0)), ("event", .raw($0.1))]) })),
@@ -203,5 +228,59 @@ extension TriplineHTTP {
                 ("alerts", .arr(alerts.map(\.json))),
             ]))
         }
+    }
+}
+
+// MARK: - Export and erasure
+extension TriplineHTTP {
+    /// Everything stored about an entity: registration, events, alerts, their feedback, and
+    /// the audit records that name its pseudonym.
+    var exportEntity: Handler {
+        { [self] _, ctx, tok in
+            let id = try param(ctx)
+            let pseudo = audit.pseudonym(id)
+            let item = try store.catalogItem(.entities, id: id)
+            let t = try await host.timeline(entity: id, from: nil, to: nil, limit: 10_000_000)
+            var q = AlertQuery()
+            q.entity = id
+            q.limit = 10_000_000
+            let alerts = try store.alerts(q)
+            var feedback: [J] = []
+            for a in alerts { feedback += try store.feedback(alertId: a.id).map(feedbackJSON) }
+            var refs: [J] = []
+            try store.forEachAudit { r in if r.target == pseudo || r.detail.contains(pseudo) { refs.append(r.json) } }
+            if item == nil && t.events.isEmpty && alerts.isEmpty { throw APIError.notFound("nothing is stored about \"\(id)\"") }
+            try audit.record(actor: who(tok), action: "entity.export", target: pseudo,
+                             detail: .obj([("events", .int(t.events.count)), ("alerts", .int(alerts.count)), ("audit_records", .int(refs.count))]))
+            return API.json(.obj([
+                ("entity", .str(id)), ("pseudonym", .str(pseudo)), ("registration", item.map { .raw($0.json) } ?? .null),
+                ("events", .arr(t.events.map { .obj([("seq", .int($0.0)), ("event", .raw($0.1))]) })),
+                ("alerts", .arr(alerts.map(\.json))), ("feedback", .arr(feedback)), ("audit_references", .arr(refs)),
+            ]))
+        }
+    }
+
+    /// `DELETE /v1/entities/{id}?erase=true`: removes the entity's events and registration,
+    /// replaces its id in alerts by its pseudonym, records the erasure, and rebuilds.
+    func erase(_ id: String, token: TokenRecord?) async throws -> Response {
+        let pseudo = audit.pseudonym(id)
+        let author = who(token)
+        let result: (Int, Int)? = try await host.changeCatalog { [audit] store, s in
+            var seqs: [Int64] = []
+            if let e = s.engine.symbols.entities.lookup(id), Int(e) < s.timeline.count { seqs = s.timeline[Int(e)].map(\.seq) }
+            var q = AlertQuery()
+            q.entity = id
+            q.limit = 1
+            let registered = try store.catalogItem(.entities, id: id) != nil
+            let hasAlerts = !(try store.alerts(q)).isEmpty
+            if seqs.isEmpty && !registered && !hasAlerts { return nil }
+            let r = try store.eraseEntity(id: id, pseudonym: pseudo, seqs: seqs)
+            try audit.record(actor: author, action: "entity.erase", target: pseudo,
+                             detail: .obj([("events", .int(r.0)), ("alerts_pseudonymised", .int(r.1)), ("registration", .bool(registered))]))
+            return r
+        }
+        guard let result else { throw APIError.notFound("nothing is stored about \"\(id)\"") }
+        try store.compact()
+        return API.json(.obj([("erased_events", .int(result.0)), ("alerts_pseudonymised", .int(result.1)), ("pseudonym", .str(pseudo))]))
     }
 }

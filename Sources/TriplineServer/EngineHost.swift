@@ -85,6 +85,8 @@ public final class HostState {
     /// timeline index (16 bytes per event, rebuilt with the engine).
     var nextSeq: Int64 = 1
     var timeline: [[TimelineEntry]] = []
+    /// Rule versions whose expiry is already in the audit log ("id vN").
+    var expiryAudited: Set<String>?
     public internal(set) var silences: [Silence] = []
     public internal(set) var receivers: [Receiver] = []
 
@@ -106,6 +108,12 @@ public final class EngineHost: @unchecked Sendable {
     public let metrics: Metrics
     public let alerts: AlertBroadcaster
     let wallClock: @Sendable () -> Millis
+    /// Where rule expiry is recorded (set by the HTTP layer).
+    public var audit: AuditLog? {
+        get { condition.lock(); defer { condition.unlock() }; return _audit }
+        set { condition.lock(); _audit = newValue; condition.unlock() }
+    }
+    private var _audit: AuditLog?
 
     enum Job {
         case ingest(EventBatchInput, CheckedContinuation<IngestResult, any Error>)
@@ -362,6 +370,7 @@ public final class EngineHost: @unchecked Sendable {
             metrics.countAlerts(group.alerts)
             metrics.setWatermark(s.engine.watermark)
             alerts.publish(group.alerts)
+            auditExpiries(s)
             if queuedDeliveries { onDeliveriesQueued?() }
             for (c, r, n) in group.waiters {
                 dequeued(n)
@@ -378,6 +387,25 @@ public final class EngineHost: @unchecked Sendable {
             try? rebuild(s)
         }
         group = Pending()
+    }
+
+    /// Records each rule version the watermark has expired, once.
+    func auditExpiries(_ s: HostState) {
+        guard let audit, !s.engine.expiredRules.isEmpty else { return }
+        if s.expiryAudited == nil {
+            var seen = Set<String>()
+            try? store.forEachAudit { r in if r.action == "rule.expire" { seen.insert(r.target + " " + r.detail) } }
+            s.expiryAudited = seen
+        }
+        for (r, at) in s.engine.expiredRules {
+            let id = s.engine.rules[Int(r)].id, version = s.catalog.versions[Int(r)]
+            let detail = J.obj([("version", .int(version)), ("at", .time(at))])
+            let key = id + " " + detail.text
+            if s.expiryAudited!.contains(key) { continue }
+            if (try? audit.record(actor: "engine", action: "rule.expire", target: id, detail: detail)) != nil {
+                s.expiryAudited!.insert(key)
+            }
+        }
     }
 
     // MARK: - Rebuilding

@@ -83,14 +83,16 @@ extension TriplineHTTP {
             }
             s.comment = c
             s.id = try store.addSilence(s)
+            try audit.record(actor: who(tok), action: "silence.create", target: String(s.id), detail: silenceJSON(s, now: now))
             try await host.refreshNotifications()
             return API.json(silenceJSON(s, now: now), status: .created)
         }
     }
 
     var deleteSilence: Handler {
-        { [self] _, ctx, _ in
+        { [self] _, ctx, tok in
             guard let id = Int64(try param(ctx)), try store.endSilence(id: id, at: now()) else { throw APIError.notFound("no silence with this id") }
+            try audit.record(actor: who(tok), action: "silence.end", target: String(id))
             try await host.refreshNotifications()
             return Response(status: .noContent)
         }
@@ -111,6 +113,7 @@ extension TriplineHTTP {
             }
             var f = Feedback(alertId: id, verdict: v, comment: doc["comment"]?.stringValue ?? "", by: who(tok), at: now())
             f.id = try store.addFeedback(f)
+            try audit.record(actor: who(tok), action: "feedback.create", target: "alert \(id)", detail: .obj([("verdict", .str(v)), ("comment", .str(f.comment))]))
             return API.json(feedbackJSON(f), status: .created)
         }
     }
@@ -133,7 +136,7 @@ extension TriplineHTTP {
     }
 
     var postWebhook: Handler {
-        { [self] req, _, _ in
+        { [self] req, _, tok in
             let doc = try await jsonBody(req)
             guard let u = doc["url"]?.stringValue, let url = URL(string: u), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
                 throw APIError.badRequest("/url must be an http(s) URL")
@@ -143,6 +146,7 @@ extension TriplineHTTP {
             let secret = try optionalString(doc, "secret", pointer: "") ?? WebhookSignature.newSecret()
             let r = Receiver(id: "wh_" + Tokens.randomHex(6), url: u, secret: secret, minSeverity: minSev, createdAt: now())
             try store.addReceiver(r)
+            try audit.record(actor: who(tok), action: "webhook.create", target: r.id, detail: .obj([("url", .str(u)), ("min_severity", .optStr(minSev))]))
             try await host.refreshNotifications()
             guard case .obj(var fields) = receiverJSON(r) else { fatalError() }
             fields.append(("secret", .str(secret)))
@@ -152,8 +156,10 @@ extension TriplineHTTP {
     }
 
     var deleteWebhook: Handler {
-        { [self] _, ctx, _ in
-            guard try store.deleteReceiver(id: try param(ctx)) else { throw APIError.notFound("no webhook receiver with this id") }
+        { [self] _, ctx, tok in
+            let id = try param(ctx)
+            guard try store.deleteReceiver(id: id) else { throw APIError.notFound("no webhook receiver with this id") }
+            try audit.record(actor: who(tok), action: "webhook.delete", target: id)
             try await host.refreshNotifications()
             return Response(status: .noContent)
         }

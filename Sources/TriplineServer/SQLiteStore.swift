@@ -18,6 +18,8 @@ public final class SQLiteStore: TriplineStore, @unchecked Sendable {
             try db.execute(sql: "PRAGMA synchronous = \(sync)")
             // A large page cache and memory-mapped reads: the log's index pages stay in memory.
             try db.execute(sql: "PRAGMA cache_size = -262144")
+            // Deleted content is overwritten with zeros, so erasure and retention leave no copy.
+            try db.execute(sql: "PRAGMA secure_delete = ON")
             try db.execute(sql: "PRAGMA mmap_size = 4294967296")
         }
         config.busyMode = .timeout(10)
@@ -56,6 +58,12 @@ public final class SQLiteStore: TriplineStore, @unchecked Sendable {
                 CREATE TABLE deliveries(id INTEGER PRIMARY KEY, receiver TEXT NOT NULL, alert_id INTEGER NOT NULL, attempts INTEGER NOT NULL,
                     next_attempt_at INTEGER NOT NULL, state TEXT NOT NULL, last_error TEXT, updated_at INTEGER NOT NULL);
                 CREATE INDEX deliveries_due ON deliveries(state, next_attempt_at);
+                """)
+        }
+        m.registerMigration("v3-audit") { db in
+            try db.execute(sql: """
+                CREATE TABLE audit(seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+                    target TEXT NOT NULL, detail TEXT NOT NULL, prev TEXT NOT NULL, hash TEXT NOT NULL);
                 """)
         }
         return m
@@ -234,6 +242,118 @@ public final class SQLiteStore: TriplineStore, @unchecked Sendable {
 
     public func setMeta(_ key: String, _ value: String) throws {
         try pool.write { db in try db.execute(sql: "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", arguments: [key, value]) }
+    }
+
+    public func eraseEntity(id: String, pseudonym: String, seqs: [Int64]) throws -> (Int, Int) {
+        let want = Set(seqs)
+        return try pool.write { db in
+            var erased = 0
+            // The batches holding those seqs.
+            var firsts = Set<Int64>()
+            for seq in want {
+                if let f = try Int64.fetchOne(db, sql: "SELECT first_seq FROM log WHERE first_seq <= ? ORDER BY first_seq DESC LIMIT 1", arguments: [seq]) { firsts.insert(f) }
+            }
+            for f in firsts {
+                guard let row = try Row.fetchOne(db, sql: "SELECT first_seq, count, max_time, lines FROM log WHERE first_seq = ?", arguments: [f]) else { continue }
+                let b = LogBatch(firstSeq: row[0], count: row[1], maxTime: row[2], lines: [UInt8](row[3] as Data))
+                var out: [UInt8] = []
+                out.reserveCapacity(b.lines.count)
+                b.forEachLine { line, seq in
+                    if want.contains(seq) { out += Array("#erased".utf8); erased += 1 } else { out += Array(line) }
+                    out.append(10)
+                }
+                try db.execute(sql: "UPDATE log SET lines = ? WHERE first_seq = ?", arguments: [Data(out), f])
+            }
+            var n = 0
+            let pats = Erasure.patterns(id)
+            let rows = try Row.fetchAll(db, sql: "SELECT \(Self.alertColumns) FROM alerts WHERE entity = ? OR pair_a = ? OR pair_b = ? OR instr(line, ?) > 0 OR instr(line, ?) > 0",
+                                        arguments: [id, id, id, pats[0], pats[1]]).map(Self.alert)
+            for a in rows {
+                let (b, changed) = Erasure.rewrite(a, id: id, pseudonym: pseudonym)
+                guard changed else { continue }
+                try db.execute(sql: "UPDATE alerts SET entity = ?, pair_a = ?, pair_b = ?, line = ? WHERE id = ?", arguments: [b.entity, b.pairA, b.pairB, b.line, b.id])
+                n += 1
+            }
+            try db.execute(sql: "DELETE FROM entities WHERE id = ?", arguments: [id])
+            return (erased, n)
+        }
+    }
+
+    public func compact() throws {
+        // Old page versions live in the WAL until a checkpoint copies the new ones over them;
+        // TRUNCATE then empties the WAL file. Readers holding old snapshots can delay it: retry.
+        for _ in 0..<50 {
+            let done: Bool = try pool.writeWithoutTransaction { db in
+                let r = try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+                return (r?[0] as Int?) == 0
+            }
+            if done { return }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+    }
+
+    public func deleteLog(before cutoff: Millis, limit: Int) throws -> Int {
+        try pool.write { db in
+            let n = try Int.fetchOne(db, sql: "SELECT coalesce(sum(count), 0) FROM (SELECT count FROM log WHERE max_time < ? ORDER BY first_seq LIMIT ?)", arguments: [cutoff, limit]) ?? 0
+            try db.execute(sql: "DELETE FROM log WHERE first_seq IN (SELECT first_seq FROM log WHERE max_time < ? ORDER BY first_seq LIMIT ?)", arguments: [cutoff, limit])
+            return n
+        }
+    }
+
+    public func deleteAlerts(createdBefore cutoff: Millis, limit: Int) throws -> Int {
+        try pool.write { db in
+            let ids = try Int64.fetchAll(db, sql: "SELECT id FROM alerts WHERE created_at < ? ORDER BY id LIMIT ?", arguments: [cutoff, limit])
+            guard let last = ids.last else { return 0 }
+            try db.execute(sql: "DELETE FROM deliveries WHERE alert_id <= ? AND alert_id IN (SELECT id FROM alerts WHERE created_at < ?)", arguments: [last, cutoff])
+            try db.execute(sql: "DELETE FROM feedback WHERE alert_id <= ? AND alert_id IN (SELECT id FROM alerts WHERE created_at < ?)", arguments: [last, cutoff])
+            try db.execute(sql: "DELETE FROM alerts WHERE id <= ? AND created_at < ?", arguments: [last, cutoff])
+            return db.changesCount
+        }
+    }
+
+    public func deleteAudit(before cutoff: Millis, limit: Int) throws -> Int {
+        try pool.write { db in
+            let total = try Int.fetchOne(db, sql: "SELECT count(*) FROM audit") ?? 0
+            let seqs = try Int64.fetchAll(db, sql: "SELECT seq FROM audit WHERE at < ? ORDER BY seq LIMIT ?", arguments: [cutoff, min(limit, max(0, total - 1))])
+            guard let last = seqs.last else { return 0 }
+            try db.execute(sql: "DELETE FROM audit WHERE seq <= ?", arguments: [last])
+            let n = db.changesCount
+            if let first = try Row.fetchOne(db, sql: "SELECT seq, prev FROM audit ORDER BY seq LIMIT 1") {
+                try db.execute(sql: "INSERT OR REPLACE INTO meta(key, value) VALUES ('audit_anchor', ?)", arguments: ["\(first[0] as Int64) \(first[1] as String)"])
+            }
+            return n
+        }
+    }
+
+    public func appendAudit(_ r: AuditRecord) throws {
+        try pool.write { db in
+            try db.execute(sql: "INSERT INTO audit(seq, at, actor, action, target, detail, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           arguments: [r.seq, r.at, r.actor, r.action, r.target, r.detail, r.prev, r.hash])
+            try db.execute(sql: "INSERT OR REPLACE INTO meta(key, value) VALUES ('audit_head', ?)", arguments: ["\(r.seq) \(r.hash)"])
+        }
+    }
+
+    static func audit(_ r: Row) -> AuditRecord {
+        AuditRecord(seq: r[0], at: r[1], actor: r[2], action: r[3], target: r[4], detail: r[5], prev: r[6], hash: r[7])
+    }
+
+    public func auditHead() throws -> AuditRecord? {
+        try pool.read { db in try Row.fetchOne(db, sql: "SELECT seq, at, actor, action, target, detail, prev, hash FROM audit ORDER BY seq DESC LIMIT 1").map(Self.audit) }
+    }
+
+    public func auditRecords(afterSeq: Int64, limit: Int) throws -> [AuditRecord] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT seq, at, actor, action, target, detail, prev, hash FROM audit WHERE seq > ? ORDER BY seq LIMIT ?",
+                             arguments: [afterSeq, limit]).map(Self.audit)
+        }
+    }
+
+    /// In stored order (rowid), not by seq: a reordered or inserted row shows as such.
+    public func forEachAudit(_ body: (AuditRecord) throws -> Void) throws {
+        try pool.read { db in
+            let cursor = try Row.fetchCursor(db, sql: "SELECT seq, at, actor, action, target, detail, prev, hash FROM audit ORDER BY rowid")
+            while let r = try cursor.next() { try body(Self.audit(r)) }
+        }
     }
 
     public func addSilence(_ s: Silence) throws -> Int64 {

@@ -11,6 +11,7 @@ public struct ServerSettings: Sendable {
     public var port = 8080
     public var options = HostOptions()
     public var webhooks = WebhookSettings()
+    public var retention = RetentionSettings()
     /// Largest request body accepted, in bytes.
     public var maxBodyBytes = 16 << 20
     public init() {}
@@ -67,13 +68,16 @@ enum API {
 public final class TriplineHTTP: Sendable {
     public let host: EngineHost
     public let settings: ServerSettings
+    public let audit: AuditLog
     let tokenCache = TokenCache()
 
     public var store: any TriplineStore { host.store }
 
-    public init(host: EngineHost, settings: ServerSettings) {
+    public init(host: EngineHost, settings: ServerSettings, audit: AuditLog) {
         self.host = host
         self.settings = settings
+        self.audit = audit
+        host.audit = audit
     }
 
     static let read: [Role] = [.operator, .admin, .auditor]
@@ -106,6 +110,7 @@ public final class TriplineHTTP: Sendable {
         (RouteSpec(method: "PUT", path: "/v1/entities/{id}", roles: write), \.putEntity),
         (RouteSpec(method: "DELETE", path: "/v1/entities/{id}", roles: write), \.deleteEntity),
         (RouteSpec(method: "GET", path: "/v1/entities/{id}/timeline", roles: read), \.timeline),
+        (RouteSpec(method: "GET", path: "/v1/entities/{id}/export", roles: write), \.exportEntity),
         (RouteSpec(method: "GET", path: "/v1/alerts", roles: read), \.listAlerts),
         (RouteSpec(method: "GET", path: "/v1/alerts/stream", roles: read), \.streamAlerts),
         (RouteSpec(method: "GET", path: "/v1/alerts/{id}", roles: read), \.getAlert),
@@ -119,6 +124,8 @@ public final class TriplineHTTP: Sendable {
         (RouteSpec(method: "DELETE", path: "/v1/webhooks/{id}", roles: write), \.deleteWebhook),
         (RouteSpec(method: "GET", path: "/v1/webhooks/deliveries", roles: write), \.listDeliveries),
         (RouteSpec(method: "POST", path: "/v1/webhooks/deliveries/redrive", roles: write), \.redrive),
+        (RouteSpec(method: "GET", path: "/v1/audit", roles: [.auditor, .admin]), \.listAudit),
+        (RouteSpec(method: "GET", path: "/v1/audit/verify", roles: [.auditor, .admin]), \.verifyAudit),
         (RouteSpec(method: "GET", path: "/v1/tokens", roles: [.admin]), \.listTokens),
         (RouteSpec(method: "POST", path: "/v1/tokens", roles: [.admin]), \.postToken),
         (RouteSpec(method: "DELETE", path: "/v1/tokens/{id}", roles: [.admin]), \.deleteToken),
@@ -153,6 +160,9 @@ public final class TriplineHTTP: Sendable {
         host.onDeliveriesQueued = { dispatcher.notify() }
         let delivery = Task.detached { await dispatcher.run() }
         defer { delivery.cancel() }
+        let retention = RetentionService(store: store, settings: settings.retention, clock: { Millis(Date().timeIntervalSince1970 * 1000) }, audit: audit)
+        let retentionTask = Task.detached { await retention.run() }
+        defer { retentionTask.cancel() }
         let app = Application(
             router: makeRouter(),
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "tripline"),
@@ -429,6 +439,26 @@ public final class TriplineHTTP: Sendable {
         }
     }
 
+    // MARK: - Audit
+
+    var listAudit: Handler {
+        { [self] req, _, _ in
+            let after = Int64(req.uri.queryParameters.get("after") ?? "0") ?? 0
+            let limit = max(1, try intParam(req, "limit", default: 100, max: 1000))
+            let rows = try store.auditRecords(afterSeq: after, limit: limit)
+            return API.json(.obj([("records", .arr(rows.map(\.json))), ("next", rows.count == limit ? .int(rows.last!.seq) : .null)]))
+        }
+    }
+
+    var verifyAudit: Handler {
+        { [self] req, _, _ in
+            let v = try AuditLog.verify(store: store, expectHead: req.uri.queryParameters.get("expect_head"))
+            return API.json(.obj([("ok", .bool(v.ok)), ("records", .int(v.records)), ("head", .str(v.head)),
+                                  ("first_bad", v.firstBad.map { .int($0) } ?? .null), ("problem", .optStr(v.problem))]),
+                            status: v.ok ? .ok : .conflict)
+        }
+    }
+
     // MARK: - Tokens
 
     var listTokens: Handler {
@@ -440,7 +470,7 @@ public final class TriplineHTTP: Sendable {
     }
 
     var postToken: Handler {
-        { [self] req, _, _ in
+        { [self] req, _, tok in
             let bytes = try await body(req)
             guard case .success(let doc) = JSONDocumentParser.parse(String(decoding: bytes, as: UTF8.self), file: "request"),
                   let roleText = doc["role"]?.stringValue else {
@@ -450,14 +480,17 @@ public final class TriplineHTTP: Sendable {
                 throw APIError.badRequest("unknown role '\(roleText)': use one of ingest, operator, admin, auditor")
             }
             let (rec, secret) = try Tokens.create(store: store, role: role, name: doc["name"]?.stringValue ?? "", now: now())
+            try audit.record(actor: who(tok), action: "token.create", target: rec.id, detail: .obj([("role", .str(role.rawValue)), ("name", .str(rec.name))]))
             return API.json(.obj([("id", .str(rec.id)), ("role", .str(role.rawValue)), ("name", .str(rec.name)), ("token", .str(secret)),
                                   ("note", .str("the token is shown only now; it is stored as a hash"))]), status: .created)
         }
     }
 
     var deleteToken: Handler {
-        { [self] _, ctx, _ in
-            guard try store.deleteToken(id: try param(ctx)) else { throw APIError.notFound("no token with this id") }
+        { [self] _, ctx, tok in
+            let id = try param(ctx)
+            guard try store.deleteToken(id: id) else { throw APIError.notFound("no token with this id") }
+            try audit.record(actor: who(tok), action: "token.delete", target: id)
             tokenCache.clear()
             return Response(status: .noContent)
         }

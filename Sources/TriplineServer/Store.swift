@@ -198,6 +198,27 @@ public protocol TriplineStore: Sendable {
     func meta(_ key: String) throws -> String?
     func setMeta(_ key: String, _ value: String) throws
 
+    /// Erasure: replaces the given log lines with `#erased`, writes `pseudonym` for `id` in
+    /// every alert that names it (key, pair, details, evidence), and removes its registration,
+    /// in one transaction. Returns (log lines erased, alerts rewritten).
+    func eraseEntity(id: String, pseudonym: String, seqs: [Int64]) throws -> (Int, Int)
+    /// Makes deleted data unrecoverable from the files (checkpoints and truncates the WAL).
+    func compact() throws
+    /// Retention: deletes at most `limit` log batches whose events are all before `cutoff`,
+    /// returns how many lines went.
+    func deleteLog(before cutoff: Millis, limit: Int) throws -> Int
+    /// Deletes at most `limit` alerts created before `cutoff` (and their deliveries and feedback).
+    func deleteAlerts(createdBefore cutoff: Millis, limit: Int) throws -> Int
+    /// Deletes at most `limit` audit records before `cutoff`, keeping the chain verifiable
+    /// from the first kept record (its seq and previous hash become the anchor in meta).
+    func deleteAudit(before cutoff: Millis, limit: Int) throws -> Int
+
+    /// Appends an audit record and records the head (`<seq> <hash>` in meta) in one transaction.
+    func appendAudit(_ r: AuditRecord) throws
+    func auditHead() throws -> AuditRecord?
+    func auditRecords(afterSeq: Int64, limit: Int) throws -> [AuditRecord]
+    func forEachAudit(_ body: (AuditRecord) throws -> Void) throws
+
     func addSilence(_ s: Silence) throws -> Int64
     func silences() throws -> [Silence]
     /// Ends a silence at `at` (the record stays, for the record).
@@ -228,6 +249,7 @@ public final class MemoryStore: TriplineStore, @unchecked Sendable {
     private var tokenRows: [TokenRecord] = []
     private var metaRows: [String: String] = [:]
     private var silenceRows: [Silence] = []
+    private var auditRows: [AuditRecord] = []
     private var feedbackRows: [Feedback] = []
     private var receiverRows: [Receiver] = []
     private var deliveryRows: [Delivery] = []
@@ -294,6 +316,77 @@ public final class MemoryStore: TriplineStore, @unchecked Sendable {
     public func meta(_ key: String) throws -> String? { locked { metaRows[key] } }
     public func setMeta(_ key: String, _ value: String) throws { locked { metaRows[key] = value } }
 
+    public func eraseEntity(id: String, pseudonym: String, seqs: [Int64]) throws -> (Int, Int) {
+        locked {
+            let want = Set(seqs)
+            var erased = 0
+            for i in log.indices {
+                var out: [UInt8] = []
+                log[i].forEachLine { line, seq in
+                    if want.contains(seq) { out += Array("#erased".utf8); erased += 1 } else { out += Array(line) }
+                    out.append(10)
+                }
+                log[i].lines = out
+            }
+            var n = 0
+            for i in alertRows.indices {
+                let (a, changed) = Erasure.rewrite(alertRows[i], id: id, pseudonym: pseudonym)
+                if changed { alertRows[i] = a; n += 1 }
+            }
+            tables[.entities]?.removeValue(forKey: id)
+            return (erased, n)
+        }
+    }
+    public func compact() throws {}
+    public func deleteLog(before cutoff: Millis, limit: Int) throws -> Int {
+        locked {
+            var n = 0, k = 0
+            log.removeAll { b in
+                guard k < limit, b.maxTime < cutoff else { return false }
+                k += 1
+                n += b.count
+                return true
+            }
+            return n
+        }
+    }
+    public func deleteAlerts(createdBefore cutoff: Millis, limit: Int) throws -> Int {
+        locked {
+            var k = 0
+            alertRows.removeAll { a in
+                guard k < limit, a.createdAt < cutoff else { return false }
+                k += 1
+                return true
+            }
+            return k
+        }
+    }
+    public func deleteAudit(before cutoff: Millis, limit: Int) throws -> Int {
+        locked {
+            var k = 0
+            while k < limit, let first = auditRows.first, first.at < cutoff, auditRows.count > 1 {
+                auditRows.removeFirst()
+                k += 1
+            }
+            if k > 0, let first = auditRows.first { metaRows["audit_anchor"] = "\(first.seq) \(first.prev)" }
+            return k
+        }
+    }
+
+    public func appendAudit(_ r: AuditRecord) throws {
+        locked {
+            auditRows.append(r)
+            metaRows["audit_head"] = "\(r.seq) \(r.hash)"
+        }
+    }
+    public func auditHead() throws -> AuditRecord? { locked { auditRows.last } }
+    public func auditRecords(afterSeq: Int64, limit: Int) throws -> [AuditRecord] {
+        locked { Array(auditRows.filter { $0.seq > afterSeq }.prefix(limit)) }
+    }
+    public func forEachAudit(_ body: (AuditRecord) throws -> Void) throws { for r in locked({ auditRows }) { try body(r) } }
+    /// For tamper tests: direct access to the rows.
+    public func withAuditRows(_ body: (inout [AuditRecord]) -> Void) { locked { body(&auditRows) } }
+
     public func addSilence(_ s: Silence) throws -> Int64 {
         locked {
             var s = s
@@ -351,6 +444,35 @@ public final class MemoryStore: TriplineStore, @unchecked Sendable {
             }
             return n
         }
+    }
+}
+
+/// Rewriting an alert for an erased entity, shared by the stores.
+public enum Erasure {
+    static func quoted(_ s: String) -> String {
+        var out: [UInt8] = []
+        JSONText.appendString(s, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// The patterns an alert line names `id` by: the quoted id (key, pair, details) and the
+    /// start of its assigned event ids (`"id#`).
+    public static func patterns(_ id: String) -> [String] {
+        let q = quoted(id)
+        return [q, String(q.dropLast()) + "#"]
+    }
+
+    public static func rewrite(_ a: StoredAlert, id: String, pseudonym: String) -> (StoredAlert, Bool) {
+        var a = a
+        let q = quoted(id), p = quoted(pseudonym)
+        let qa = String(q.dropLast()) + "#", pa = String(p.dropLast()) + "#"
+        let line = a.line.replacingOccurrences(of: q, with: p).replacingOccurrences(of: qa, with: pa)
+        var changed = line != a.line
+        a.line = line
+        if a.entity == id { a.entity = pseudonym; changed = true }
+        if a.pairA == id { a.pairA = pseudonym; changed = true }
+        if a.pairB == id { a.pairB = pseudonym; changed = true }
+        return (a, changed)
     }
 }
 

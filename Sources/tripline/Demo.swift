@@ -29,7 +29,9 @@ struct Demo: AsyncParsableCommand {
         let estate = DemoEstate(trucks: max(4, trucks))
         let (_, token) = try Tokens.create(store: store, role: .admin, name: "demo-admin", now: DemoEstate.now())
         try await estate.load(into: engineHost)
-        let http = TriplineHTTP(host: engineHost, settings: settings)
+        let audit = AuditLog(store: store, secret: try AuditLog.secret(directory: dir), clock: { DemoEstate.now() })
+        try audit.record(actor: "demo", action: "server.start", target: "config", detail: .obj([("demo", .bool(true))]))
+        let http = TriplineHTTP(host: engineHost, settings: settings, audit: audit)
         let h = host
         let tickSeconds = tick
         let sim = Task.detached { await estate.simulate(host: engineHost, tick: tickSeconds) }

@@ -12,12 +12,16 @@ struct ServerOptions: ParsableArguments {
     var sync = "full"
     @Option(name: .customLong("sensitive-tag"), help: "Extra tag/attribute key to refuse, beyond the built-in list (repeatable). Once added, a key stays on the list of that data folder.")
     var sensitiveTags: [String] = []
+    @Option(name: .customLong("retention-events"), help: "Delete events older than this (event time against the clock).") var retentionEvents = "30d"
+    @Option(name: .customLong("retention-alerts"), help: "Delete alerts created longer ago than this.") var retentionAlerts = "365d"
+    @Option(name: .customLong("retention-audit"), help: "Delete audit records older than this (the chain stays verifiable from the first kept one).") var retentionAudit = "730d"
     @Option(name: .customLong("webhook-max-attempts"), help: "Delivery attempts before a webhook delivery becomes a dead letter.") var webhookMaxAttempts = 8
     @Option(name: .customLong("webhook-backoff"), help: "First webhook retry delay; it doubles per attempt up to 5m.") var webhookBackoff = "1s"
     @Option(name: .customLong("webhook-timeout"), help: "Seconds a receiver has to answer.") var webhookTimeout = 10.0
 
-    /// Opens the store and the engine host (rebuilding the engine from the log).
-    func open() throws -> (SQLiteStore, EngineHost, ServerSettings) {
+    /// Opens the store, the audit log and the engine host (rebuilding the engine from the log),
+    /// and records the configuration in force in the audit log.
+    func open() throws -> (SQLiteStore, EngineHost, ServerSettings, AuditLog) {
         let store = try SQLiteStore(directory: data, synchronous: sync)
         // The sensitive list of a data folder only grows.
         var extra = Set((try store.meta("sensitive_extra") ?? "").split(separator: ",").map(String.init))
@@ -31,13 +35,24 @@ struct ServerOptions: ParsableArguments {
         settings.webhooks.maxAttempts = max(1, webhookMaxAttempts)
         settings.webhooks.backoffMs = try CLI.parseDuration(webhookBackoff, option: "--webhook-backoff")
         settings.webhooks.timeoutSeconds = webhookTimeout
+        settings.retention.events = try CLI.parseDuration(retentionEvents, option: "--retention-events")
+        settings.retention.alerts = try CLI.parseDuration(retentionAlerts, option: "--retention-alerts")
+        settings.retention.audit = try CLI.parseDuration(retentionAudit, option: "--retention-audit")
+        let audit = AuditLog(store: store, secret: try AuditLog.secret(directory: data), clock: { Millis(Date().timeIntervalSince1970 * 1000) })
         let started = Date()
         let engineHost = try EngineHost(store: store, options: settings.options)
         let rebuilt = try store.logCount()
         if rebuilt > 0 {
             CLI.printErr("tripline: rebuilt the engine from \(rebuilt) logged events in \(String(format: "%.2f", Date().timeIntervalSince(started))) s")
         }
-        return (store, engineHost, settings)
+        try audit.record(actor: "server", action: "server.start", target: "config", detail: .obj([
+            ("sensitive_tags", .arr(settings.options.sensitive.keys.sorted().map { .str($0) })),
+            ("allowed_lateness_ms", .int(settings.options.allowedLateness)), ("sync", .str(sync)),
+            ("retention_ms", .obj([("events", .int(settings.retention.events)), ("alerts", .int(settings.retention.alerts)), ("audit", .int(settings.retention.audit))])),
+            ("webhooks", .obj([("max_attempts", .int(settings.webhooks.maxAttempts)), ("backoff_ms", .int(settings.webhooks.backoffMs))])),
+            ("rebuilt_events", .int(rebuilt)),
+        ]))
+        return (store, engineHost, settings, audit)
     }
 }
 
@@ -49,12 +64,35 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var server: ServerOptions
 
     func run() async throws {
-        let (_, host, settings) = try server.open()
+        let (_, host, settings, audit) = try server.open()
         host.start()
-        let http = TriplineHTTP(host: host, settings: settings)
+        let http = TriplineHTTP(host: host, settings: settings, audit: audit)
         let h = settings.host
         try await http.run { port in
             FileHandle.standardOutput.write(Data("tripline: serving on http://\(h):\(port) (data in \(server.data))\n".utf8))
+        }
+    }
+}
+
+struct Audit: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "The tamper-evident audit log.", subcommands: [Verify.self])
+
+    struct Verify: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check the audit log's hash chain; exit 1 naming the first bad record if it was modified, deleted, inserted or reordered.")
+        @Option(help: "Data folder of the server.") var data: String
+        @Option(name: .customLong("expect-head"), help: "A head hash recorded earlier (from GET /v1/audit/verify): also check it is still in the chain.")
+        var expectHead: String?
+
+        func run() throws {
+            let store = try SQLiteStore(directory: data)
+            let v = try AuditLog.verify(store: store, expectHead: expectHead)
+            if v.ok {
+                print("audit log OK: \(v.records) records, head \(v.head)")
+            } else {
+                CLI.printErr("audit log BROKEN at record \(v.firstBad ?? 0): \(v.problem ?? "")")
+                throw ExitCode(1)
+            }
         }
     }
 }
@@ -71,7 +109,11 @@ struct Token: ParsableCommand {
         func run() throws {
             guard let r = Role(rawValue: role) else { throw ValidationError("--role must be one of ingest, operator, admin, auditor") }
             let store = try SQLiteStore(directory: data)
-            let (_, secret) = try Tokens.create(store: store, role: r, name: name, now: Millis(Date().timeIntervalSince1970 * 1000))
+            let now = Millis(Date().timeIntervalSince1970 * 1000)
+            let (rec, secret) = try Tokens.create(store: store, role: r, name: name, now: now)
+            let audit = AuditLog(store: store, secret: try AuditLog.secret(directory: data), clock: { Millis(Date().timeIntervalSince1970 * 1000) })
+            try audit.record(actor: "cli (\(ProcessInfo.processInfo.userName))", action: "token.create", target: rec.id,
+                             detail: .obj([("role", .str(r.rawValue)), ("name", .str(name))]))
             print(secret)
         }
     }

@@ -84,3 +84,99 @@ import TriplineYAML
         #expect(alerts.map(\.rule) == ["in-yard"])
     }
 }
+
+@Suite struct OverloadTests {
+    /// With the engine busy (here: not started), batches queue up to the capacity; beyond it
+    /// they are refused at once with `overloaded`, so memory stays bounded under a flood.
+    @Test func fullQueueRefusesAtOnce() async throws {
+        var options = HostOptions()
+        options.queueCapacityEvents = 3
+        let host = try EngineHost(store: MemoryStore(), options: options)
+        let batch = EventBatchInput(lines: [Array(#"{"entity":"a","time":1,"type":"ping"}"#.utf8), Array(#"{"entity":"a","time":2,"type":"ping"}"#.utf8)],
+                                    lineNumbers: [1, 2], unit: "line", file: "t")
+        // The first batch waits in the queue (nobody drains it yet).
+        let first = Task { try await host.ingest(batch) }
+        try await Task.sleep(nanoseconds: 100_000_000)
+        do {
+            _ = try await host.ingest(batch)
+            Issue.record("a batch beyond the queue capacity was taken")
+        } catch IngestError.overloaded(let after) {
+            #expect(after >= 1)
+        }
+        #expect(host.metrics.counters.overloaded == 1)
+        host.start()
+        let r = try await first.value
+        #expect(r.received == 2)
+    }
+}
+
+final class TestClock: @unchecked Sendable {
+    private let lock = NSLock()
+    private var t: Millis
+    init(_ t: Millis) { self.t = t }
+    var now: Millis { lock.lock(); defer { lock.unlock() }; return t }
+    func set(_ v: Millis) { lock.lock(); t = v; lock.unlock() }
+}
+
+@Suite struct RetentionTests {
+    static let day: Millis = 86_400_000
+
+    func batch(_ entity: String, _ times: [Millis]) -> EventBatchInput {
+        EventBatchInput(lines: times.map { Array(#"{"entity":"\#(entity)","time":\#($0),"type":"ping"}"#.utf8) },
+                        lineNumbers: Array(1...times.count), unit: "line", file: "t")
+    }
+
+    /// Events past retention go, newer ones stay, and ingestion carries on meanwhile.
+    @Test func deletesWhatIsPastRetentionWhileIngestionContinues() async throws {
+        let store = MemoryStore()
+        let clock = TestClock(0)
+        let host = try EngineHost(store: store, options: HostOptions(), wallClock: { clock.now })
+        host.start()
+        // One batch per day for 40 days.
+        for d in 0..<40 { _ = try await host.ingest(batch("m", [Millis(d) * Self.day, Millis(d) * Self.day + 1000])) }
+        #expect(try store.logCount() == 80)
+        clock.set(41 * Self.day)
+        var settings = RetentionSettings()
+        settings.chunk = 3
+        let audit = AuditLog(store: store, secret: Array(repeating: 7, count: 32), clock: { clock.now })
+        let retention = RetentionService(store: store, settings: settings, clock: { clock.now }, audit: audit)
+        // Ingest concurrently with the deletion.
+        let feeder = Task {
+            for k in 0..<50 { _ = try await host.ingest(batch("n", [41 * Self.day + Millis(k)])) }
+        }
+        let (events, _, _) = try retention.runOnce()
+        try await feeder.value
+        // Days 0..10 are before 41d - 30d = 11d: 11 days x 2 events.
+        #expect(events == 22)
+        var times: [Millis] = []
+        try store.forEachLogBatch { b in times.append(b.maxTime) }
+        #expect(times.allSatisfy { $0 >= 11 * Self.day })
+        #expect(try store.logCount() == 80 - 22 + 50)
+        let rec = try #require(try store.auditHead())
+        #expect(rec.action == "retention.delete")
+        #expect(try AuditLog.verify(store: store).ok)
+    }
+
+    /// Pruning the oldest audit records keeps the chain verifiable from the first kept one.
+    @Test func auditRetentionKeepsTheChainVerifiable() throws {
+        let store = MemoryStore()
+        let clock = TestClock(0)
+        let audit = AuditLog(store: store, secret: Array(repeating: 1, count: 32), clock: { clock.now })
+        for d in 0..<10 {
+            clock.set(Millis(d) * Self.day)
+            try audit.record(actor: "t", action: "test", target: "\(d)")
+        }
+        clock.set(800 * Self.day)
+        var settings = RetentionSettings()
+        settings.audit = 795 * Self.day
+        let (_, _, pruned) = try RetentionService(store: store, settings: settings, clock: { clock.now }, audit: nil).runOnce()
+        #expect(pruned == 5)
+        let v = try AuditLog.verify(store: store)
+        #expect(v.ok, "\(v.problem ?? "")")
+        #expect(v.records == 5)
+        // Tampering after pruning is still caught.
+        store.withAuditRows { $0[2].actor = "x" }
+        let bad = try AuditLog.verify(store: store)
+        #expect(!bad.ok && bad.firstBad == 8)
+    }
+}

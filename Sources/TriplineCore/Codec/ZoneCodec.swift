@@ -60,6 +60,11 @@ public enum ZoneCodec {
         }
         var tags: [String: String] = [:]
         if let n = props["tags"] { tags = r.stringMap(n, pp + "/tags", what: "zone tags", sensitive: sensitive) ?? [:] }
+        // Other properties are kept as given (GeoJSON tools add their own), so a sensitive
+        // key is refused there too.
+        for m in props.members ?? [] where sensitive.isSensitive(m.key) {
+            r.fail(m.node, pp + "/" + pointerToken(m.key), "property \"\(m.key)\" is a sensitive category and is refused: Tripline does not collect it (spec section 6); remove it", code: .sensitiveTag)
+        }
         guard let geom = f["geometry"], geom.members != nil else {
             r.fail(f, p + "/geometry", "a zone needs a geometry (Polygon, MultiPolygon, or Point with radius_m)", code: .missingField)
             return nil
