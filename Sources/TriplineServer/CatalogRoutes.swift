@@ -62,15 +62,38 @@ extension TriplineHTTP {
     func saveRules(_ req: Request, pathId: String?, token: TokenRecord?) async throws -> Response {
         let bytes = try await body(req)
         let doc = try Submissions.parse(bytes, contentType: req.headers[.contentType], file: "request").get()
-        let rules = try Submissions.rules(doc, file: "request", pathId: pathId, sensitive: settings.options.sensitive).get()
+        var rules = try Submissions.rules(doc, file: "request", pathId: pathId, sensitive: settings.options.sensitive).get()
         let author = who(token)
         let now = now()
+        // Every rule expires: 90 days unless it says otherwise, never beyond the maximum.
+        var problems: [TriplineError] = []
+        var defaulted = Set<String>()
+        for i in rules.indices {
+            if let e = rules[i].0.expires {
+                if e > now + settings.ruleMaxLifetime {
+                    problems.append(TriplineError(.invalidValue, "rule \"\(rules[i].0.id)\": expires \(EventTime.format(e)) is beyond the longest lifetime this server allows (\(DurationText.format(settings.ruleMaxLifetime)) from now, \(EventTime.format(now + settings.ruleMaxLifetime))); choose an earlier date and renew the rule when it runs out",
+                                                  at: SourceLocation(file: "request", pointer: (rules.count > 1 || doc["rules"] != nil ? "/rules/\(i)" : "") + "/expires")))
+                }
+            } else {
+                let e = now + settings.ruleDefaultLifetime
+                rules[i].0.expires = e
+                rules[i].1 = String(rules[i].1.dropLast()) + #","expires":"# + Erasure.quoted(EventTime.format(e)) + "}"
+                defaulted.insert(rules[i].0.id)
+            }
+        }
+        if !problems.isEmpty { throw APIError.invalid(ValidationFailure(problems), what: "rules") }
+        let submitted = rules
+        let defaultedIds = defaulted
         let results = try await host.changeCatalog { [audit] store, _ -> [J] in
             var out: [J] = []
             var versions: [RuleVersion] = []
-            for (rule, json) in rules {
+            for (rule, json) in submitted {
                 let last = try store.ruleVersions(rule.id).last
-                if let last, !last.deleted, last.json == json {
+                // The same text again (with the defaulted expiry) is no change.
+                let same = last.map { l in
+                    l.json == json || (defaultedIds.contains(rule.id) && (Self.expires(l.json) ?? .min) > now && Self.withoutExpires(l.json) == Self.withoutExpires(json))
+                } ?? false
+                if let last, !last.deleted, same {
                     out.append(.obj([("id", .str(rule.id)), ("version", .int(last.version)), ("changed", .bool(false))]))
                     continue
                 }
@@ -86,6 +109,17 @@ extension TriplineHTTP {
             return out
         }
         return API.json(.obj([("rules", .arr(results))]))
+    }
+
+    static func expires(_ json: String) -> Millis? {
+        guard case .success(let d) = JSONDocumentParser.parse(json, file: "rule"), let e = d["expires"]?.stringValue,
+              case .success(let t) = EventTime.parseRFC3339(e) else { return nil }
+        return t
+    }
+
+    static func withoutExpires(_ json: String) -> String {
+        guard case .success(let d) = JSONDocumentParser.parse(json, file: "rule"), case .object(let m) = d.value else { return json }
+        return DocJSON.encode(DocNode(.object(m.filter { $0.key != "expires" }), line: d.line, column: d.column))
     }
 
     var postRules: Handler { { [self] req, _, tok in try await saveRules(req, pathId: nil, token: tok) } }

@@ -12,6 +12,9 @@ public struct ServerSettings: Sendable {
     public var options = HostOptions()
     public var webhooks = WebhookSettings()
     public var retention = RetentionSettings()
+    /// A rule without `expires` gets now + this; a later `expires` than now + `ruleMaxLifetime` is refused.
+    public var ruleDefaultLifetime: Millis = 90 * 86_400_000
+    public var ruleMaxLifetime: Millis = 365 * 86_400_000
     /// Largest request body accepted, in bytes.
     public var maxBodyBytes = 16 << 20
     public init() {}
@@ -99,6 +102,8 @@ public final class TriplineHTTP: Sendable {
         (RouteSpec(method: "PUT", path: "/v1/rules/{id}", roles: write), \.putRule),
         (RouteSpec(method: "DELETE", path: "/v1/rules/{id}", roles: write), \.deleteRule),
         (RouteSpec(method: "GET", path: "/v1/rules/{id}/versions", roles: read), \.ruleVersions),
+        (RouteSpec(method: "GET", path: "/v1/rules/{id}/stats", roles: read), \.ruleStats),
+        (RouteSpec(method: "POST", path: "/v1/rules/backtest", roles: write), \.backtest),
         (RouteSpec(method: "GET", path: "/v1/zones", roles: read), \.listZones),
         (RouteSpec(method: "POST", path: "/v1/zones", roles: write), \.postZones),
         (RouteSpec(method: "GET", path: "/v1/zones/{id}", roles: read), \.getZone),
@@ -114,6 +119,7 @@ public final class TriplineHTTP: Sendable {
         (RouteSpec(method: "GET", path: "/v1/alerts", roles: read), \.listAlerts),
         (RouteSpec(method: "GET", path: "/v1/alerts/stream", roles: read), \.streamAlerts),
         (RouteSpec(method: "GET", path: "/v1/alerts/{id}", roles: read), \.getAlert),
+        (RouteSpec(method: "GET", path: "/v1/alerts/{id}/explain", roles: read), \.explainAlert),
         (RouteSpec(method: "POST", path: "/v1/alerts/{id}/feedback", roles: write), \.postFeedback),
         (RouteSpec(method: "GET", path: "/v1/alerts/{id}/feedback", roles: read), \.listFeedback),
         (RouteSpec(method: "GET", path: "/v1/silences", roles: read), \.listSilences),

@@ -32,6 +32,8 @@ struct Replay: ParsableCommand {
     var rejects: String?
     @Flag(help: "Do not print the summary on stderr.")
     var quiet = false
+    @Flag(help: "Add to each alert an \"explain\" object: the rule, the window, a sentence, and the evidence events as received (keeps every event line in memory).")
+    var explain = false
     @Argument(help: "The events file (NDJSON), or '-' for stdin.")
     var events: String
 
@@ -68,11 +70,18 @@ struct Replay: ParsableCommand {
         var lastProgress = started
         let progress = CLI.stderrIsTerminal && !quiet
         var expiredReported = 0
+        var rawByRef: [UInt64: [UInt8]] = [:]
         func drain() {
             engine.drainAlerts(into: &alerts)
             if alerts.isEmpty { return }
             text.removeAll(keepingCapacity: true)
-            for a in alerts { encoder.append(a, engine: engine, to: &text) }
+            for a in alerts {
+                if explain {
+                    encoder.append(a, engine: engine, to: &text) { out in Self.appendExplanation(a, engine: engine, raw: rawByRef, to: &out) }
+                } else {
+                    encoder.append(a, engine: engine, to: &text)
+                }
+            }
             out.write(text)
             alerts.removeAll(keepingCapacity: true)
         }
@@ -86,13 +95,24 @@ struct Replay: ParsableCommand {
         while true {
             let batch = worker.queue.take()
             engine.symbols.apply(batch.symbols)
-            engine.ingest(contentsOf: batch.events) { i in
+            func reportLate(_ i: Int) {
                 let raw = batch.lines[(i == 0 ? 0 : batch.lineEnds[i - 1])..<batch.lineEnds[i]]
                 if let lateOut {
                     lateOut.write(Array(raw) + [10])
                 } else {
                     CLI.printErr("tripline: late event (before the watermark \(EventTime.format(engine.watermark))) at \(eventsLabel):\(batch.lineNumbers[i]): \(String(decoding: raw, as: UTF8.self))")
                 }
+            }
+            if explain {
+                for (i, ev) in batch.events.enumerated() {
+                    switch engine.ingest(ev) {
+                    case .accepted(let ref): rawByRef[ref.raw] = Array(batch.lines[(i == 0 ? 0 : batch.lineEnds[i - 1])..<batch.lineEnds[i]])
+                    case .late: reportLate(i)
+                    case .duplicate: break
+                    }
+                }
+            } else {
+                engine.ingest(contentsOf: batch.events, late: reportLate)
             }
             rejected += batch.rejected
             bytesRead = batch.bytesRead
@@ -140,6 +160,56 @@ struct Replay: ParsableCommand {
             }
             if s.suppressedByCooldown > 0 { CLI.printErr("  \(s.suppressedByCooldown) transition(s) suppressed by cooldown") }
         }
+    }
+}
+
+extension Replay {
+    /// `,"explain":{...}` for `--explain`: the rule as JSON, the window, a sentence, the evidence events.
+    static func appendExplanation(_ a: Alert, engine: Engine, raw: [UInt64: [UInt8]], to out: inout [UInt8]) {
+        let rule = engine.rules[Int(a.rule)]
+        var numbers: [String: String] = [:]
+        var entities: [String] = []
+        for (k, v) in a.details {
+            switch v {
+            case .null: numbers[k] = "infinite"
+            case .number(let d):
+                var b: [UInt8] = []
+                JSONText.appendNumber(d, to: &b)
+                numbers[k] = String(decoding: b, as: UTF8.self)
+            case .strings(let ss):
+                entities = ss
+                numbers[k] = ss.joined(separator: ", ")
+            }
+        }
+        _ = entities
+        var keyText = ""
+        if a.key.entity >= 0 { keyText = engine.symbols.entities.string(a.key.entity) }
+        if a.key.pairA >= 0 {
+            let (x, y) = engine.sortedPair(a.key)
+            keyText = engine.symbols.entities.string(x) + " and " + engine.symbols.entities.string(y)
+        }
+        if keyText.isEmpty && a.key.zone >= 0 { keyText = "zone " + engine.zones[Int(a.key.zone)].id }
+        let ex = AlertExplanation(rule: rule, firing: a.firing, time: a.time, keyText: keyText, details: numbers)
+        out += Array(#","explain":{"rule":"#.utf8)
+        out += Array(RuleEncoder.encode(rule).utf8)
+        out += Array(#","window":"#.utf8)
+        if let f = ex.windowFrom, let t = ex.windowTo {
+            out += Array(#"{"from_exclusive":""#.utf8)
+            EventTime.append(f, to: &out)
+            out += Array(#"","to":""#.utf8)
+            EventTime.append(t, to: &out)
+            out += Array(#""}"#.utf8)
+        } else {
+            out += Array("null".utf8)
+        }
+        out += Array(#","sentence":"#.utf8)
+        JSONText.appendString(ex.sentence, to: &out)
+        out += Array(#","evidence_events":["#.utf8)
+        for (i, r) in a.evidence.enumerated() {
+            if i > 0 { out.append(44) }
+            if let line = raw[r.raw] { out += line } else { out += Array("null".utf8) }
+        }
+        out += Array("]}".utf8)
     }
 }
 

@@ -1,6 +1,7 @@
 """Accountability as a user (or an attacker with the SQLite file) meets it: the audit chain
 detects tampering, erasure leaves no trace of the id, sensitive tags are refused."""
 import json
+import pathlib
 import shutil
 import sqlite3
 
@@ -168,3 +169,75 @@ def test_sensitive_tags_are_refused_everywhere_and_nothing_is_stored(tmp_path):
         assert s == 422 and "union_member" in out["errors"][0]["message"]
     finally:
         srv3.stop()
+
+
+FREQ = {"id": "logins", "kind": "frequency", "purpose": "brute force", "owner": "fraud", "severity": "medium",
+        "match": {}, "count": 3, "window": "5m", "event": {"type": "login_failed"}}
+
+
+def test_explain_stats_and_backtest(tmp_path):
+    srv = start(tmp_path)
+    try:
+        srv.ok("POST", "/v1/rules", FREQ)
+        ev = ['{"entity":"acct-1","time":%d,"type":"login_failed"%s}' % (t, extra)
+              for t, extra in [(60000, ""), (120000, ',"id":"L-2"'), (180000, ""), (600000, "")]]
+        srv.ok("POST", "/v1/events", "\n".join(ev) + "\n")
+        srv.ok("POST", "/v1/watermark", {"until": 900000})
+        alerts = srv.all_alerts()
+        assert [a["state"] for a in alerts] == ["firing", "resolved", "firing", "resolved"][:len(alerts)] and alerts
+        x = srv.ok("GET", f"/v1/alerts/{alerts[0]['id']}/explain")
+        assert x["rule"]["version"] == 1 and x["rule"]["text"]["count"] == 3
+        assert x["window"] == {"from_exclusive": "1969-12-31T23:58:00.000Z", "to": "1970-01-01T00:03:00.000Z"}
+        assert "3 login_failed events in the 5m up to" in x["explanation"]
+        assert [e["id"] for e in x["evidence"]] == ["acct-1#1", "L-2", "acct-1#3"]
+        assert [json.loads(json.dumps(e["event"]))["time"] for e in x["evidence"]] == [60000, 120000, 180000]
+        # Feedback feeds the rule's stats.
+        srv.ok("POST", f"/v1/alerts/{alerts[0]['id']}/feedback", {"verdict": "useful"})
+        st = srv.ok("GET", "/v1/rules/logins/stats")
+        assert st["firings"] == 1 and st["resolutions"] == 1 and st["precision"] == 1.0
+        assert st["median_seconds_to_first_feedback"] is not None
+        # Backtest a stricter draft over the stored history: it would not have fired.
+        b = srv.ok("POST", "/v1/rules/backtest", {"rule": {**FREQ, "count": 4}, "until": 900000})
+        assert b["count"] == 0 and b["current"]["count"] == 2 and len(b["diff"]["removed"]) == 2 and b["events_scanned"] == 4
+        # A looser one as YAML text, over uploaded events.
+        yaml = "id: logins\nkind: frequency\npurpose: p\nowner: o\nseverity: low\nmatch: {}\ncount: 2\nwindow: 5m\nevent: {type: login_failed}\n"
+        b = srv.ok("POST", "/v1/rules/backtest", {"rule": yaml, "events": "\n".join(ev[:2]) + "\n"})
+        assert b["count"] == 1 and b["events_scanned"] == 2
+        actions = [r["action"] for r in srv.ok("GET", "/v1/audit?limit=1000")["records"]]
+        assert "alert.explain" in actions and actions.count("rule.backtest") == 2
+    finally:
+        srv.stop()
+
+
+def test_rules_expire_by_default_and_can_be_renewed(tmp_path):
+    srv = start(tmp_path)
+    try:
+        out = srv.ok("POST", "/v1/rules", FREQ)
+        rule = srv.ok("GET", "/v1/rules/logins")
+        assert rule["expires"] is not None and rule["status"] == "active"
+        # Posting the same text again is no new version, although the expiry was defaulted.
+        assert srv.ok("POST", "/v1/rules", FREQ)["rules"][0]["changed"] is False
+        s, _, err = srv.request("POST", "/v1/rules", {**FREQ, "id": "forever", "expires": "2099-01-01T00:00:00Z"})
+        assert s == 422 and err["errors"][0]["pointer"] == "/expires" and "longest lifetime" in err["errors"][0]["message"]
+        # A rule that expires in event time: status expired, audited, renewable.
+        srv.ok("PUT", "/v1/rules/logins", {**FREQ, "expires": "1970-01-01T00:10:00Z"})
+        srv.ok("POST", "/v1/events", '{"entity":"a","time":700000,"type":"ping"}\n')
+        assert srv.ok("GET", "/v1/rules/logins")["status"] == "expired"
+        exp = [r for r in srv.ok("GET", "/v1/audit?limit=1000")["records"] if r["action"] == "rule.expire"]
+        assert len(exp) == 1 and exp[0]["target"] == "logins" and exp[0]["detail"]["version"] == 2
+        srv.ok("PUT", "/v1/rules/logins", FREQ)
+        r = srv.ok("GET", "/v1/rules/logins")
+        assert r["status"] == "active" and r["version"] == 3
+    finally:
+        srv.stop()
+
+
+def test_replay_explain(tmp_path):
+    ex = pathlib.Path(__file__).resolve().parents[2] / "examples"
+    code, out, err = run("replay", "--zones", ex / "zones.geojson", "--entities", ex / "entities.ndjson", "--rules", ex / "rules.yaml",
+                         "--allowed-lateness", "10m", "--explain", ex / "events.ndjson")
+    assert code == 0, err
+    alerts = [json.loads(l) for l in out.splitlines()]
+    speed = [a for a in alerts if a["rule"] == "truck-speeding"][0]
+    assert speed["explain"]["rule"]["max_kmh"] > 0 and "km/h" in speed["explain"]["sentence"]
+    assert [e["entity"] for e in speed["explain"]["evidence_events"]] == [speed["key"]["entity"]] * 2

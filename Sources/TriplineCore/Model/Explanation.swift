@@ -1,0 +1,70 @@
+/// Why an alert fired or resolved, in an operator's words: the window it looked at and a
+/// sentence built from the rule's parameters and the alert's numbers (spec section 4-5).
+public struct AlertExplanation: Sendable, Equatable {
+    /// The event-time interval the rule looked at, when it has one: (from, to].
+    public var windowFrom: Millis?
+    public var windowTo: Millis?
+    public var sentence: String
+
+    /// `details` holds the alert's numbers by name (as in the alert line).
+    public init(rule: Rule, firing: Bool, time: Millis, keyText: String, details: [String: String]) {
+        func d(_ ms: Millis) -> String { DurationText.format(ms) }
+        let at = EventTime.format(time)
+        let n = { (k: String) in details[k] ?? "?" }
+        var from: Millis?
+        var s: String
+        switch rule.parameters {
+        case .enter:
+            s = "\(keyText) entered the zone at \(at); enter rules fire on every entry"
+        case .exit:
+            s = "\(keyText) left the zone at \(at); exit rules fire on every exit"
+        case .dwell(let min):
+            from = time - min
+            s = firing ? "\(keyText) stayed inside for \(n("dwell_s")) s, reaching the minimum of \(d(min)) at \(at)"
+                : "\(keyText) left after \(n("dwell_s")) s inside"
+        case .gathering(let c, let w):
+            from = time - w
+            s = firing ? "\(n("count")) matching entities were inside within \(d(w)) up to \(at), at least the \(c) the rule asks for"
+                : "only \(n("count")) matching entities remained inside within \(d(w)) at \(at), fewer than \(c)"
+        case .proximity(let dist, let w, _):
+            from = time - w
+            s = firing ? "\(keyText) were \(n("distance_m")) m apart at \(at), within \(Self.num(dist)) m, both positions at most \(d(w)) old"
+                : "\(keyText) are no longer within \(Self.num(dist)) m (or a position grew older than \(d(w)))"
+        case .frequency(let c, let w, let e):
+            from = time - w
+            s = firing ? "\(n("count")) \(e.type) events in the \(d(w)) up to \(at), reaching the count of \(c)"
+                : "the count of \(e.type) events in the last \(d(w)) fell to \(n("count")), below \(c)"
+        case .novelty(let c, let w, let h, _):
+            from = time - w
+            s = firing ? "\(n("count")) counterparts new within the last \(d(h)) were contacted in the \(d(w)) up to \(at), reaching \(c)"
+                : "new counterparts in the last \(d(w)) fell to \(n("count")), below \(c)"
+        case .threshold(let metric, let cond):
+            switch cond {
+            case .above(let v):
+                s = firing ? "\(metric) read \(n("value")) at \(at), above \(Self.num(v))" : "\(metric) read \(n("value")) at \(at), no longer above \(Self.num(v))"
+            case .below(let v):
+                s = firing ? "\(metric) read \(n("value")) at \(at), below \(Self.num(v))" : "\(metric) read \(n("value")) at \(at), no longer below \(Self.num(v))"
+            case .baseline(let w, let f, _):
+                from = time - w
+                s = firing ? "\(metric) read \(n("value")) at \(at), more than \(Self.num(f)) x the baseline \(n("baseline")) of the previous \(d(w))"
+                    : "\(metric) read \(n("value")) at \(at), back within \(Self.num(f)) x the baseline \(n("baseline"))"
+            }
+        case .sequence(let steps, let within):
+            from = time - within
+            s = "the \(steps.count) steps happened in order within \(n("span_s")) s (at most \(d(within))), the last at \(at)"
+        case .absence(let dur, _):
+            from = firing ? time - dur : nil
+            s = firing ? "\(keyText) was silent for \(d(dur)) up to \(at)" : "\(keyText) was heard again at \(at) after \(n("silent_s")) s of silence"
+        case .speed(let v):
+            s = "\(keyText) moved at \(n("kmh")) km/h (\(n("distance_m")) m) between its last two positions, above \(Self.num(v)) km/h"
+        }
+        windowFrom = from
+        windowTo = from == nil ? nil : time
+        sentence = s
+    }
+
+    static func num(_ d: Double) -> String {
+        d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) : String(d)
+    }
+}
+

@@ -1,0 +1,239 @@
+import Foundation
+import Hummingbird
+import TriplineCore
+
+public struct RuleStats: Sendable {
+    public var firing = 0
+    public var resolved = 0
+    public var useful = 0
+    public var falsePositive = 0
+    /// Per alert with feedback: first feedback time minus alert creation time.
+    public var firstFeedbackDelays: [Millis] = []
+}
+
+extension TriplineStore {
+    public func ruleStats(_ rule: String) throws -> RuleStats {
+        var q = AlertQuery()
+        q.rule = rule
+        q.limit = Int.max
+        var st = RuleStats()
+        var created: [Int64: Millis] = [:]
+        for a in try alerts(q) {
+            if a.firing { st.firing += 1 } else { st.resolved += 1 }
+            created[a.id] = a.createdAt
+        }
+        var first: [Int64: Millis] = [:]
+        for f in try feedback(alertId: nil) where created[f.alertId] != nil {
+            if f.verdict == "useful" { st.useful += 1 } else { st.falsePositive += 1 }
+            first[f.alertId] = min(first[f.alertId] ?? .max, f.at)
+        }
+        st.firstFeedbackDelays = first.map { $0.value - created[$0.key]! }.sorted()
+        return st
+    }
+}
+
+extension EngineHost {
+    /// Finds the logged lines of evidence ids: assigned ids (`<entity>#<n>`) through the
+    /// timeline index, given ids by reading the candidate entities' events.
+    public func resolveEvidence(_ ids: [String], candidates: [String]) async throws -> [String: (Int64, String)] {
+        let plan: ([String: Int64], [Int64]) = try await perform { s in
+            var direct: [String: Int64] = [:]
+            var scan: [Int64] = []
+            for id in ids {
+                if let hash = id.lastIndex(of: "#"), let n = Int(id[id.index(after: hash)...]), n >= 1,
+                   let e = s.engine.symbols.entities.lookup(String(id[..<hash])), Int(e) < s.timeline.count, n <= s.timeline[Int(e)].count {
+                    direct[id] = s.timeline[Int(e)][n - 1].seq
+                }
+            }
+            if direct.count < ids.count {
+                for c in candidates {
+                    if let e = s.engine.symbols.entities.lookup(c), Int(e) < s.timeline.count { scan += s.timeline[Int(e)].map(\.seq) }
+                }
+            }
+            return (direct, scan)
+        }
+        let lines = try store.logLines(Array(plan.0.values) + plan.1)
+        var out: [String: (Int64, String)] = [:]
+        for (id, seq) in plan.0 { if let l = lines[seq] { out[id] = (seq, l) } }
+        let wanted = Set(ids).subtracting(out.keys)
+        if !wanted.isEmpty {
+            for seq in plan.1 {
+                guard let l = lines[seq], case .success(let doc) = JSONDocumentParser.parse(l, file: "log"),
+                      let given = doc["id"]?.stringValue, wanted.contains(given) else { continue }
+                out[given] = (seq, l)
+            }
+        }
+        return out
+    }
+}
+
+extension TriplineHTTP {
+    /// The rule version's text, the evidence events, the numbers and the window of an alert.
+    var explainAlert: Handler {
+        { [self] _, ctx, tok in
+            guard let id = Int64(try param(ctx)), let alert = try store.alert(id: id) else { throw APIError.notFound("no alert with this id") }
+            guard let version = try store.ruleVersions(alert.rule).first(where: { $0.version == alert.version }),
+                  case .success(let ruleDoc) = JSONDocumentParser.parse(version.json, file: "rule") else {
+                throw APIError.notFound("the rule version of this alert is no longer stored")
+            }
+            var reader = DocReader(file: "rule")
+            guard let rule = RuleCodec.decodeRule(ruleDoc, "", &reader, SensitiveTags()) else {
+                throw APIError(status: .internalServerError, code: "internal", message: "the stored rule version does not decode")
+            }
+            let line = try JSONDocumentParser.parse(alert.line, file: "alert").get()
+            let evidence = (line["evidence"]?.elements ?? []).compactMap(\.stringValue)
+            var numbers: [String: String] = [:]
+            var members: [String] = []
+            for m in line["details"]?.members ?? [] {
+                switch m.node.value {
+                case .number(let d, _):
+                    var b: [UInt8] = []
+                    JSONText.appendNumber(d, to: &b)
+                    numbers[m.key] = String(decoding: b, as: UTF8.self)
+                case .array(let a):
+                    members = a.compactMap(\.stringValue)
+                    numbers[m.key] = members.joined(separator: ", ")
+                case .null: numbers[m.key] = "infinite"
+                default: break
+                }
+            }
+            var keyText = ""
+            if let e = alert.entity { keyText = e }
+            if let a = alert.pairA, let b = alert.pairB { keyText = "\(a) and \(b)" }
+            if keyText.isEmpty, let z = alert.zone { keyText = "zone \(z)" }
+            let explanation = AlertExplanation(rule: rule, firing: alert.firing, time: alert.time, keyText: keyText, details: numbers)
+            let candidates = [alert.entity, alert.pairA, alert.pairB].compactMap { $0 } + members
+            let resolved = try await host.resolveEvidence(evidence, candidates: candidates)
+            let events: [J] = evidence.map { eid in
+                if let (seq, l) = resolved[eid] { return .obj([("id", .str(eid)), ("seq", .int(seq)), ("event", .raw(l))]) }
+                return .obj([("id", .str(eid)), ("event", .null), ("note", .str("no longer stored (retention or erasure)"))])
+            }
+            try audit.record(actor: who(tok), action: "alert.explain", target: "alert \(id)", detail: .obj([("evidence_events", .int(resolved.count))]))
+            return API.json(.obj([
+                ("alert", alert.json),
+                ("rule", .obj([("id", .str(alert.rule)), ("version", .int(alert.version)), ("kind", .str(rule.kind.rawValue)), ("text", .raw(version.json))])),
+                ("explanation", .str(explanation.sentence)),
+                ("window", explanation.windowFrom.map { .obj([("from_exclusive", .time($0)), ("to", .time(explanation.windowTo!))]) } ?? .null),
+                ("numbers", line["details"].map { .raw(DocJSON.encode($0)) } ?? .obj([])),
+                ("evidence", .arr(events)),
+            ]))
+        }
+    }
+
+    var ruleStats: Handler {
+        { [self] _, ctx, _ in
+            let id = try param(ctx)
+            guard try store.ruleVersions(id).last != nil else { throw APIError.notFound("no rule \"\(id)\"") }
+            let st = try store.ruleStats(id)
+            let judged = st.useful + st.falsePositive
+            let median: J = st.firstFeedbackDelays.isEmpty ? .null : .num(Double(st.firstFeedbackDelays[st.firstFeedbackDelays.count / 2]) / 1000)
+            return API.json(.obj([
+                ("rule", .str(id)), ("firings", .int(st.firing)), ("resolutions", .int(st.resolved)),
+                ("feedback", .obj([("useful", .int(st.useful)), ("false_positive", .int(st.falsePositive))])),
+                ("precision", judged == 0 ? .null : .num(Double(st.useful) / Double(judged))),
+                ("median_seconds_to_first_feedback", median),
+            ]))
+        }
+    }
+
+    /// Evaluates a draft rule over stored history (or uploaded events) without enabling it,
+    /// and compares with the current version of the rule it would replace.
+    var backtest: Handler {
+        { [self] req, _, tok in
+            let doc = try await jsonBody(req)
+            guard let ruleNode = doc["rule"] else { throw APIError.badRequest("send {\"rule\": <rule object or YAML text>, \"last\": \"24h\" | \"since\": T, \"until\": T, \"events\": \"<NDJSON>\"}") }
+            var node = ruleNode
+            if let text = ruleNode.stringValue {
+                node = try Submissions.parse(Array(text.utf8), contentType: "application/yaml", file: "rule").get()
+            }
+            let draft = try Submissions.rules(node, file: "rule", pathId: nil, sensitive: settings.options.sensitive).get()
+            guard draft.count == 1 else { throw APIError.badRequest("backtest one rule at a time") }
+            let rule = draft[0].0
+            let (catalog, watermark) = try await host.perform { s in (s.catalog, s.engine.watermark) }
+            var since = try timeField(doc, "since")
+            if let last = doc["last"]?.stringValue {
+                guard case .success(let ms) = DurationText.parse(last) else { throw APIError.badRequest("/last must be a duration such as 24h") }
+                since = watermark == .min ? nil : watermark - ms
+            }
+            let until = try timeField(doc, "until")
+            var current: Rule?
+            var currentVersion: Int?
+            if let v = try store.ruleVersions(rule.id).last, !v.deleted, case .success(let cd) = JSONDocumentParser.parse(v.json, file: "rule") {
+                var r = DocReader(file: "rule")
+                current = RuleCodec.decodeRule(cd, "", &r, settings.options.sensitive)
+                currentVersion = v.version
+            }
+            let uploaded = doc["events"]?.stringValue
+            let store = self.store
+            let sensitive = settings.options.sensitive
+            let lateness = settings.options.allowedLateness
+            let from = since, currentRule = current
+            // Run beside the engine, on the events as they were stored (or uploaded).
+            let result = try await Task.detached { () throws -> (Int, [String], [String]?) in
+                func run(_ r: Rule) throws -> (Int, [String]) {
+                    let engine = Engine(zones: catalog.zones, entities: catalog.entities, rules: [r],
+                                        options: EngineOptions(allowedLateness: lateness), symbols: Symbols(sensitive: sensitive))
+                    var decoder = EventDecoder(file: "events")
+                    var n = 0
+                    func feed(_ line: UnsafeBufferPointer<UInt8>, _ k: Int) throws {
+                        if line.isEmpty || line.first == UInt8(ascii: "#") || line.allSatisfy({ $0 == 32 }) { return }
+                        switch decoder.decode(line, line: k, symbols: &engine.symbols) {
+                        case .success(let ev):
+                            if let from, ev.time < from { return }
+                            if let until, ev.time > until { return }
+                            engine.ingest(ev)
+                            n += 1
+                        case .failure(let e):
+                            if uploaded != nil { throw ValidationFailure(e) }
+                        }
+                    }
+                    if let uploaded {
+                        var k = 0
+                        for l in uploaded.split(separator: "\n", omittingEmptySubsequences: false) {
+                            k += 1
+                            var s = String(l)
+                            try s.withUTF8 { try feed($0, k) }
+                        }
+                    } else {
+                        try store.forEachLogBatch { b in try b.forEachLine { l, seq in try feed(l, Int(seq)) } }
+                    }
+                    engine.finish(until: until)
+                    var alerts: [Alert] = []
+                    engine.drainAlerts(into: &alerts)
+                    var out: [String] = []
+                    var buf: [UInt8] = []
+                    let enc = AlertEncoder()
+                    for a in alerts {
+                        buf.removeAll(keepingCapacity: true)
+                        enc.append(a, engine: engine, to: &buf)
+                        out.append(String(decoding: buf.dropLast(), as: UTF8.self))
+                    }
+                    return (n, out)
+                }
+                let (n, d) = try run(rule)
+                let c = try currentRule.map { try run($0).1 }
+                return (n, d, c)
+            }.value
+            let (scanned, drafted, currentAlerts) = result
+            var fields: [(String, J)] = [
+                ("rule", .str(rule.id)), ("events_scanned", .int(scanned)),
+                ("since", since.map { .time($0) } ?? .null), ("until", until.map { .time($0) } ?? .null),
+                ("count", .int(drafted.count)), ("alerts", .arr(drafted.prefix(1000).map { .raw($0) })),
+            ]
+            if let currentAlerts {
+                let a = Set(drafted), b = Set(currentAlerts)
+                fields.append(("current", .obj([("version", .int(currentVersion!)), ("count", .int(currentAlerts.count))])))
+                fields.append(("diff", .obj([
+                    ("added", .arr(drafted.filter { !b.contains($0) }.prefix(200).map { .raw($0) })),
+                    ("removed", .arr(currentAlerts.filter { !a.contains($0) }.prefix(200).map { .raw($0) })),
+                    ("unchanged", .int(drafted.filter { b.contains($0) }.count)),
+                ])))
+            } else {
+                fields.append(("current", .null))
+            }
+            try audit.record(actor: who(tok), action: "rule.backtest", target: rule.id,
+                             detail: .obj([("events", .int(scanned)), ("alerts", .int(drafted.count)), ("uploaded", .bool(uploaded != nil))]))
+            return API.json(.obj(fields))
+        }
+    }
+}
