@@ -363,7 +363,7 @@ public final class EngineHost: @unchecked Sendable {
         let queuedDeliveries = !group.deliveries.isEmpty
         let started = DispatchTime.now().uptimeNanoseconds
         do {
-            let batch = group.logCount == 0 ? nil : LogBatch(firstSeq: group.firstSeq, count: group.logCount, maxTime: group.maxTime, lines: group.log)
+            let batch = group.logCount == 0 ? nil : LogBatch(firstSeq: group.firstSeq, count: group.logCount, maxTime: group.maxTime, storedAt: wallClock(), lines: group.log)
             try store.commit(log: batch, alerts: group.alerts, deliveries: group.deliveries)
             metrics.observeCommit(nanoseconds: DispatchTime.now().uptimeNanoseconds - started, rows: group.logCount)
             metrics.add(\.alertsEmitted, group.alerts.count)

@@ -2,7 +2,8 @@ import Foundation
 import TriplineCore
 
 public struct RetentionSettings: Sendable {
-    /// Events whose time is older than this (against the clock) are deleted.
+    /// Events stored longer ago than this are deleted (counted from when they were received,
+    /// so a backfill of last year's events is kept as long as live ones).
     public var events: Millis = 30 * 86_400_000
     /// Alerts created longer ago than this are deleted (with their deliveries and feedback).
     public var alerts: Millis = 365 * 86_400_000
@@ -36,7 +37,7 @@ public final class RetentionService: @unchecked Sendable {
         let now = clock()
         var ev = 0, al = 0, au = 0
         while true {
-            let n = try store.deleteLog(before: now - settings.events, limit: settings.chunk)
+            let n = try store.deleteLog(storedBefore: now - settings.events, limit: settings.chunk)
             if n == 0 { break }
             ev += n
         }

@@ -31,7 +31,7 @@ public final class SQLiteStore: TriplineStore, @unchecked Sendable {
         var m = DatabaseMigrator()
         m.registerMigration("v1") { db in
             try db.execute(sql: """
-                CREATE TABLE log(first_seq INTEGER PRIMARY KEY, count INTEGER NOT NULL, max_time INTEGER NOT NULL, lines BLOB NOT NULL);
+                CREATE TABLE log(first_seq INTEGER PRIMARY KEY, count INTEGER NOT NULL, max_time INTEGER NOT NULL, stored_at INTEGER NOT NULL, lines BLOB NOT NULL);
                 CREATE TABLE alerts(id INTEGER PRIMARY KEY, rule TEXT NOT NULL, version INTEGER NOT NULL, state TEXT NOT NULL,
                     time INTEGER NOT NULL, entity TEXT, zone TEXT, pair_a TEXT, pair_b TEXT, line TEXT NOT NULL,
                     silence INTEGER, created_at INTEGER NOT NULL);
@@ -72,8 +72,8 @@ public final class SQLiteStore: TriplineStore, @unchecked Sendable {
     public func commit(log batch: LogBatch?, alerts: [StoredAlert], deliveries: [Delivery]) throws {
         try pool.write { db in
             if let batch {
-                try db.execute(sql: "INSERT INTO log(first_seq, count, max_time, lines) VALUES (?, ?, ?, ?)",
-                               arguments: [batch.firstSeq, batch.count, batch.maxTime, Data(batch.lines)])
+                try db.execute(sql: "INSERT INTO log(first_seq, count, max_time, stored_at, lines) VALUES (?, ?, ?, ?, ?)",
+                               arguments: [batch.firstSeq, batch.count, batch.maxTime, batch.storedAt, Data(batch.lines)])
             }
             if !alerts.isEmpty {
                 let st = try db.cachedStatement(sql: """
@@ -100,8 +100,8 @@ public final class SQLiteStore: TriplineStore, @unchecked Sendable {
         var after: Int64 = 0
         while true {
             let chunk: [LogBatch] = try pool.read { db in
-                try Row.fetchAll(db, sql: "SELECT first_seq, count, max_time, lines FROM log WHERE first_seq > ? ORDER BY first_seq LIMIT 64", arguments: [after]).map {
-                    LogBatch(firstSeq: $0[0], count: $0[1], maxTime: $0[2], lines: [UInt8]($0[3] as Data))
+                try Row.fetchAll(db, sql: "SELECT first_seq, count, max_time, stored_at, lines FROM log WHERE first_seq > ? ORDER BY first_seq LIMIT 64", arguments: [after]).map {
+                    LogBatch(firstSeq: $0[0], count: $0[1], maxTime: $0[2], storedAt: $0[3], lines: [UInt8]($0[4] as Data))
                 }
             }
             if chunk.isEmpty { return }
@@ -117,8 +117,8 @@ public final class SQLiteStore: TriplineStore, @unchecked Sendable {
         try pool.read { db in
             for seq in seqs.sorted() {
                 if byBatch.values.contains(where: { seq >= $0.firstSeq && seq < $0.firstSeq + Int64($0.count) }) { continue }
-                if let row = try Row.fetchOne(db, sql: "SELECT first_seq, count, max_time, lines FROM log WHERE first_seq <= ? ORDER BY first_seq DESC LIMIT 1", arguments: [seq]) {
-                    let b = LogBatch(firstSeq: row[0], count: row[1], maxTime: row[2], lines: [UInt8](row[3] as Data))
+                if let row = try Row.fetchOne(db, sql: "SELECT first_seq, count, max_time, stored_at, lines FROM log WHERE first_seq <= ? ORDER BY first_seq DESC LIMIT 1", arguments: [seq]) {
+                    let b = LogBatch(firstSeq: row[0], count: row[1], maxTime: row[2], storedAt: row[3], lines: [UInt8](row[4] as Data))
                     byBatch[b.firstSeq] = b
                 }
             }
@@ -254,8 +254,8 @@ public final class SQLiteStore: TriplineStore, @unchecked Sendable {
                 if let f = try Int64.fetchOne(db, sql: "SELECT first_seq FROM log WHERE first_seq <= ? ORDER BY first_seq DESC LIMIT 1", arguments: [seq]) { firsts.insert(f) }
             }
             for f in firsts {
-                guard let row = try Row.fetchOne(db, sql: "SELECT first_seq, count, max_time, lines FROM log WHERE first_seq = ?", arguments: [f]) else { continue }
-                let b = LogBatch(firstSeq: row[0], count: row[1], maxTime: row[2], lines: [UInt8](row[3] as Data))
+                guard let row = try Row.fetchOne(db, sql: "SELECT first_seq, count, max_time, stored_at, lines FROM log WHERE first_seq = ?", arguments: [f]) else { continue }
+                let b = LogBatch(firstSeq: row[0], count: row[1], maxTime: row[2], storedAt: row[3], lines: [UInt8](row[4] as Data))
                 var out: [UInt8] = []
                 out.reserveCapacity(b.lines.count)
                 b.forEachLine { line, seq in
@@ -292,10 +292,10 @@ public final class SQLiteStore: TriplineStore, @unchecked Sendable {
         }
     }
 
-    public func deleteLog(before cutoff: Millis, limit: Int) throws -> Int {
+    public func deleteLog(storedBefore cutoff: Millis, limit: Int) throws -> Int {
         try pool.write { db in
-            let n = try Int.fetchOne(db, sql: "SELECT coalesce(sum(count), 0) FROM (SELECT count FROM log WHERE max_time < ? ORDER BY first_seq LIMIT ?)", arguments: [cutoff, limit]) ?? 0
-            try db.execute(sql: "DELETE FROM log WHERE first_seq IN (SELECT first_seq FROM log WHERE max_time < ? ORDER BY first_seq LIMIT ?)", arguments: [cutoff, limit])
+            let n = try Int.fetchOne(db, sql: "SELECT coalesce(sum(count), 0) FROM (SELECT count FROM log WHERE stored_at < ? ORDER BY first_seq LIMIT ?)", arguments: [cutoff, limit]) ?? 0
+            try db.execute(sql: "DELETE FROM log WHERE first_seq IN (SELECT first_seq FROM log WHERE stored_at < ? ORDER BY first_seq LIMIT ?)", arguments: [cutoff, limit])
             return n
         }
     }

@@ -9,12 +9,15 @@ public struct LogBatch: Sendable, Equatable {
     public var firstSeq: Int64
     public var count: Int
     public var maxTime: Millis
+    /// When it was committed (wall clock): retention counts from here.
+    public var storedAt: Millis
     /// Lines, each ending with a newline.
     public var lines: [UInt8]
-    public init(firstSeq: Int64, count: Int, maxTime: Millis, lines: [UInt8]) {
+    public init(firstSeq: Int64, count: Int, maxTime: Millis, storedAt: Millis, lines: [UInt8]) {
         self.firstSeq = firstSeq
         self.count = count
         self.maxTime = maxTime
+        self.storedAt = storedAt
         self.lines = lines
     }
 
@@ -204,9 +207,9 @@ public protocol TriplineStore: Sendable {
     func eraseEntity(id: String, pseudonym: String, seqs: [Int64]) throws -> (Int, Int)
     /// Makes deleted data unrecoverable from the files (checkpoints and truncates the WAL).
     func compact() throws
-    /// Retention: deletes at most `limit` log batches whose events are all before `cutoff`,
+    /// Retention: deletes at most `limit` log batches stored before `cutoff` (wall clock),
     /// returns how many lines went.
-    func deleteLog(before cutoff: Millis, limit: Int) throws -> Int
+    func deleteLog(storedBefore cutoff: Millis, limit: Int) throws -> Int
     /// Deletes at most `limit` alerts created before `cutoff` (and their deliveries and feedback).
     func deleteAlerts(createdBefore cutoff: Millis, limit: Int) throws -> Int
     /// Deletes at most `limit` audit records before `cutoff`, keeping the chain verifiable
@@ -338,11 +341,11 @@ public final class MemoryStore: TriplineStore, @unchecked Sendable {
         }
     }
     public func compact() throws {}
-    public func deleteLog(before cutoff: Millis, limit: Int) throws -> Int {
+    public func deleteLog(storedBefore cutoff: Millis, limit: Int) throws -> Int {
         locked {
             var n = 0, k = 0
             log.removeAll { b in
-                guard k < limit, b.maxTime < cutoff else { return false }
+                guard k < limit, b.storedAt < cutoff else { return false }
                 k += 1
                 n += b.count
                 return true

@@ -132,8 +132,11 @@ final class TestClock: @unchecked Sendable {
         let clock = TestClock(0)
         let host = try EngineHost(store: store, options: HostOptions(), wallClock: { clock.now })
         host.start()
-        // One batch per day for 40 days.
-        for d in 0..<40 { _ = try await host.ingest(batch("m", [Millis(d) * Self.day, Millis(d) * Self.day + 1000])) }
+        // One batch per day for 40 days, each received on its day.
+        for d in 0..<40 {
+            clock.set(Millis(d) * Self.day + 5000)
+            _ = try await host.ingest(batch("m", [Millis(d) * Self.day, Millis(d) * Self.day + 1000]))
+        }
         #expect(try store.logCount() == 80)
         clock.set(41 * Self.day)
         var settings = RetentionSettings()
@@ -149,7 +152,7 @@ final class TestClock: @unchecked Sendable {
         // Days 0..10 are before 41d - 30d = 11d: 11 days x 2 events.
         #expect(events == 22)
         var times: [Millis] = []
-        try store.forEachLogBatch { b in times.append(b.maxTime) }
+        try store.forEachLogBatch { b in times.append(b.storedAt) }
         #expect(times.allSatisfy { $0 >= 11 * Self.day })
         #expect(try store.logCount() == 80 - 22 + 50)
         let rec = try #require(try store.auditHead())
