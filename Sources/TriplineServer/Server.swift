@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdWebSocket
 import Logging
 import NIOCore
 import TriplineCore
@@ -87,7 +88,58 @@ public final class TriplineHTTP: Sendable {
     static let write: [Role] = [.operator, .admin]
 
     /// Every route the server answers (the OpenAPI document must list exactly these).
-    public static var routes: [RouteSpec] { table.map { $0.0 } }
+    public static var routes: [RouteSpec] { table.map { $0.0 } + [webSocketRoute] }
+
+    static let webSocketRoute = RouteSpec(method: "GET", path: "/v1/alerts/ws", roles: read)
+
+    /// The WebSocket route: live alerts as text messages (one alert JSON each).
+    public func makeWebSocketRouter() -> Router<BasicWebSocketRequestContext> {
+        let router = Router(context: BasicWebSocketRequestContext.self)
+        let spec = Self.webSocketRoute
+        router.ws(RouterPath(spec.path), shouldUpgrade: { [self] req, _ in
+            // Refused here, the request goes on to the HTTP route of the same path, which
+            // answers 401/403 with the usual explanation.
+            guard (try? authenticate(req, roles: spec.roles, route: spec)) != nil else { return .dontUpgrade }
+            return .upgrade([:])
+        }) { [self] inbound, outbound, context in
+            var q = AlertQuery()
+            let p = context.request.uri.queryParameters
+            q.rule = p.get("rule")
+            q.entity = p.get("entity")
+            q.zone = p.get("zone")
+            let after = p.get("after").flatMap { Int64($0) }
+            let (_, stream) = host.alerts.subscribe()
+            let store = self.store
+            let filter = q
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    // Until the client closes.
+                    for try await _ in inbound {}
+                }
+                group.addTask {
+                    var last = Int64.max
+                    if let after {
+                        var cq = filter
+                        cq.afterId = after
+                        cq.limit = 100_000
+                        for a in try store.alerts(cq) {
+                            try await outbound.writeTextMessage(a.json.text)
+                            last = a.id
+                        }
+                        if last == .max { last = after }
+                    }
+                    for await a in stream {
+                        if last != .max && a.id <= last { continue }
+                        if !AlertFilter.matches(a, filter) { continue }
+                        try await outbound.writeTextMessage(a.json.text)
+                    }
+                }
+                try await group.next()
+                group.cancelAll()
+            }
+        }
+        return router
+    }
 
     static var table: [(RouteSpec, KeyPath<TriplineHTTP, Handler>)] { [
         (RouteSpec(method: "GET", path: "/healthz", roles: []), \.healthz),
@@ -157,6 +209,17 @@ public final class TriplineHTTP: Sendable {
                 }
             }
         }
+        // The same path without an upgrade (or with a refused token): explain.
+        let ws = Self.webSocketRoute
+        router.on(RouterPath(ws.path), method: .get) { [self] req, _ in
+            do {
+                _ = try authenticate(req, roles: ws.roles, route: ws)
+                return APIError(status: .badRequest, code: "websocket_required",
+                                message: "this route is a WebSocket: send an Upgrade: websocket request (or use GET /v1/alerts/stream for Server-Sent Events)").response
+            } catch let e as APIError {
+                return e.response
+            }
+        }
         return router
     }
 
@@ -171,6 +234,7 @@ public final class TriplineHTTP: Sendable {
         defer { retentionTask.cancel() }
         let app = Application(
             router: makeRouter(),
+            server: .http1WebSocketUpgrade(webSocketRouter: makeWebSocketRouter()),
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "tripline"),
             onServerRunning: { ch in await onRunning(ch.localAddress?.port ?? 0) },
             logger: {

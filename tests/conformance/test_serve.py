@@ -320,3 +320,76 @@ def test_demo_raises_alerts_within_a_minute(tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def ws_connect(srv, path, token):
+    """A minimal WebSocket client (RFC 6455): handshake, then read text frames."""
+    import base64
+    import os
+    sock = socket.create_connection(("127.0.0.1", srv.port), timeout=20)
+    key = base64.b64encode(os.urandom(16)).decode()
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
+    sock.sendall((f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{auth}\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        part = sock.recv(4096)
+        if not part:
+            break
+        head += part
+    status = int(head.split(b" ")[1])
+    rest = head.split(b"\r\n\r\n", 1)[1] if b"\r\n\r\n" in head else b""
+    return sock, status, rest
+
+
+def ws_read_text(sock, buf):
+    def need(n):
+        nonlocal buf
+        while len(buf) < n:
+            part = sock.recv(65536)
+            assert part, "connection closed"
+            buf += part
+    need(2)
+    op, ln = buf[0] & 0x0F, buf[1] & 0x7F
+    off = 2
+    if ln == 126:
+        need(4)
+        ln, off = int.from_bytes(buf[2:4], "big"), 4
+    elif ln == 127:
+        need(10)
+        ln, off = int.from_bytes(buf[2:10], "big"), 10
+    need(off + ln)
+    payload, buf = buf[off:off + ln], buf[off + ln:]
+    assert op == 1, f"expected a text frame, got opcode {op}"
+    return payload.decode(), buf
+
+
+def test_websocket_delivers_new_alerts(tmp_path):
+    srv = start(tmp_path)
+    try:
+        srv.ok("POST", "/v1/zones", {"type": "Feature", "properties": {"id": "yard", "category": "depot"},
+                                     "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]]}})
+        srv.ok("POST", "/v1/rules", {"id": "in-yard", "kind": "enter", "purpose": "p", "owner": "o", "severity": "low",
+                                     "match": {}, "zones": {"category": "depot"}})
+        # A refused upgrade is a bare 400; the same GET without upgrade says why.
+        _, status, _ = ws_connect(srv, "/v1/alerts/ws", None)
+        assert status == 400
+        s, _, out = srv.request("GET", "/v1/alerts/ws", token=None)
+        assert s == 401 and "token" in out["message"]
+        s, _, out = srv.request("GET", "/v1/alerts/ws")
+        assert s == 400 and out["error"] == "websocket_required"
+        srv.ok("POST", "/v1/events", '{"entity":"t0","time":500,"type":"position","lon":0.5,"lat":0.5}\n'
+                                     '{"entity":"t0","time":600,"type":"ping"}\n')
+        # after=0: the stored alert first, then live ones.
+        sock, status, buf = ws_connect(srv, "/v1/alerts/ws?after=0", srv.token)
+        assert status == 101
+        text, buf = ws_read_text(sock, buf)
+        assert json.loads(text)["key"]["entity"] == "t0"
+        srv.ok("POST", "/v1/events", '{"entity":"t1","time":1000,"type":"position","lon":0.5,"lat":0.5}\n'
+                                     '{"entity":"t1","time":2000,"type":"position","lon":5,"lat":5}\n')
+        text, buf = ws_read_text(sock, buf)
+        a = json.loads(text)
+        assert a["rule"] == "in-yard" and a["key"] == {"entity": "t1", "zone": "yard"} and a["id"] == 2
+        sock.close()
+    finally:
+        srv.stop()
