@@ -60,6 +60,20 @@ extension TriplineHTTP {
     }
 
     func saveRules(_ req: Request, pathId: String?, token: TokenRecord?) async throws -> Response {
+        // A dry run answers 200 either way: {valid, errors} (a form validating as you type).
+        if req.uri.queryParameters.get("dry_run") == "true" {
+            do {
+                return try await saveRulesChecked(req, pathId: pathId, token: token)
+            } catch let e as APIError where e.status == .unprocessableContent || e.status == .badRequest {
+                return API.json(.obj([("valid", .bool(false)), ("message", .str(e.message)), ("errors", .arr(e.errors))]))
+            } catch let e as ValidationFailure {
+                return API.json(.obj([("valid", .bool(false)), ("message", .str("\(e.errors.count) problem(s)")), ("errors", .arr(e.errors.map { J.error($0) }))]))
+            }
+        }
+        return try await saveRulesChecked(req, pathId: pathId, token: token)
+    }
+
+    func saveRulesChecked(_ req: Request, pathId: String?, token: TokenRecord?) async throws -> Response {
         let bytes = try await body(req)
         let doc = try Submissions.parse(bytes, contentType: req.headers[.contentType], file: "request").get()
         var rules = try Submissions.rules(doc, file: "request", pathId: pathId, sensitive: settings.options.sensitive).get()
@@ -82,6 +96,9 @@ extension TriplineHTTP {
             }
         }
         if !problems.isEmpty { throw APIError.invalid(ValidationFailure(problems), what: "rules") }
+        if req.uri.queryParameters.get("dry_run") == "true" {
+            return API.json(.obj([("valid", .bool(true)), ("rules", .arr(rules.map { .obj([("id", .str($0.0.id)), ("rule", .raw($0.1))]) }))]))
+        }
         let submitted = rules
         let defaultedIds = defaulted
         let results = try await host.changeCatalog { [audit] store, _ -> [J] in

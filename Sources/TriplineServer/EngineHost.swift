@@ -85,6 +85,8 @@ public final class HostState {
     /// timeline index (16 bytes per event, rebuilt with the engine).
     var nextSeq: Int64 = 1
     var timeline: [[TimelineEntry]] = []
+    /// The latest position of each entity (by engine id), for the map.
+    var latest = LatestPositions()
     /// Rule versions whose expiry is already in the audit log ("id vN").
     var expiryAudited: Set<String>?
     public internal(set) var silences: [Silence] = []
@@ -294,7 +296,11 @@ public final class EngineHost: @unchecked Sendable {
         let before = s.engine.stats
         group.log.reserveCapacity(group.log.count + batch.bytes.count + events.count)
         for (i, ev) in events.enumerated() {
-            if case .late = s.engine.ingest(ev) { res.lateLines.append(batch.lineNumbers[i]) }
+            switch s.engine.ingest(ev) {
+            case .late: res.lateLines.append(batch.lineNumbers[i])
+            case .accepted: if ev.type == Symbols.positionType { s.track(ev) }
+            case .duplicate: break
+            }
             s.index(entity: ev.entity, time: ev.time, seq: s.nextSeq)
             appendLog(&group, s, batch.bytes[batch.starts[i]..<batch.ends[i]], time: ev.time)
         }
@@ -419,6 +425,7 @@ public final class EngineHost: @unchecked Sendable {
         var count = 0
         var sink: [Alert] = []
         var timeline: [[TimelineEntry]] = []
+        let latest = LatestPositions()
         var nextSeq: Int64 = try store.nextLogSeq()
         try store.forEachLogBatch { batch in
             batch.forEachLine { line, seq in
@@ -426,7 +433,7 @@ public final class EngineHost: @unchecked Sendable {
                     // "#advance <ms>"
                     if let t = Millis(String(decoding: line.dropFirst(9), as: UTF8.self)) { engine.advance(until: t) }
                 } else if case .success(let ev) = decoder.decode(line, line: Int(seq), symbols: &engine.symbols) {
-                    engine.ingest(ev)
+                    if case .accepted = engine.ingest(ev), ev.type == Symbols.positionType { latest.track(ev) }
                     let e = Int(ev.entity)
                     if e >= timeline.count { timeline.append(contentsOf: repeatElement([], count: e + 1 - timeline.count)) }
                     timeline[e].append(TimelineEntry(time: ev.time, seq: seq))
@@ -438,6 +445,7 @@ public final class EngineHost: @unchecked Sendable {
             sink.removeAll(keepingCapacity: true)
         }
         s.timeline = timeline
+        s.latest = latest
         s.nextSeq = nextSeq
         engine.drainAlerts(into: &sink)
         s.engine = engine
@@ -515,7 +523,43 @@ public final class AlertBroadcaster: @unchecked Sendable {
     }
 }
 
+/// Latest positions by engine entity id (24 bytes per entity).
+final class LatestPositions {
+    var lon: [Double] = []
+    var lat: [Double] = []
+    var time: [Millis] = []
+
+    func track(_ ev: Event) {
+        let e = Int(ev.entity)
+        if e >= time.count {
+            let n = max(e + 1, time.count * 2)
+            lon.append(contentsOf: repeatElement(0, count: n - lon.count))
+            lat.append(contentsOf: repeatElement(0, count: n - lat.count))
+            time.append(contentsOf: repeatElement(.min, count: n - time.count))
+        }
+        if ev.time >= time[e] {
+            lon[e] = ev.lon
+            lat[e] = ev.lat
+            time[e] = ev.time
+        }
+    }
+}
+
 extension HostState {
+    func track(_ ev: Event) { latest.track(ev) }
+
+    /// Entities with a known position: (id, kind, lon, lat, time).
+    public func positions() -> [(String, String, Double, Double, Millis)] {
+        var kinds: [String: String] = [:]
+        for e in catalog.entities { kinds[e.id] = e.kind }
+        var out: [(String, String, Double, Double, Millis)] = []
+        for i in 0..<latest.time.count where latest.time[i] != .min {
+            let id = engine.symbols.entities.string(Int32(i))
+            out.append((id, kinds[id] ?? "unknown", latest.lon[i], latest.lat[i], latest.time[i]))
+        }
+        return out
+    }
+
     /// Records a logged event in the timeline index.
     @inline(__always)
     func index(entity: Int32, time: Millis, seq: Int64) {

@@ -237,3 +237,76 @@ extension TriplineHTTP {
         }
     }
 }
+
+// MARK: - Map and dashboard support
+extension TriplineHTTP {
+    /// Latest positions of every entity seen, compact: one array per entity.
+    var positions: Handler {
+        { [self] _, _, _ in
+            let (list, wm) = try await host.perform { s in (s.positions(), s.engine.watermark) }
+            var out: [UInt8] = Array(#"{"fields":["id","kind","lon","lat","time"],"watermark":"#.utf8)
+            J.time(wm).append(to: &out)
+            out += Array(#","entities":["#.utf8)
+            for (i, p) in list.enumerated() {
+                if i > 0 { out.append(44) }
+                out.append(91)
+                JSONText.appendString(p.0, to: &out)
+                out.append(44)
+                JSONText.appendString(p.1, to: &out)
+                out.append(44)
+                JSONText.appendNumber(p.2, to: &out)
+                out.append(44)
+                JSONText.appendNumber(p.3, to: &out)
+                out.append(44)
+                out += Array(String(p.4).utf8)
+                out.append(93)
+            }
+            out += Array("]}\n".utf8)
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: out)))
+        }
+    }
+
+    /// Who is inside a zone now (by latest position).
+    var zoneInside: Handler {
+        { [self] _, ctx, _ in
+            let id = try param(ctx)
+            let inside: [(String, String, Double, Double, Millis)]? = try await host.perform { s in
+                guard let z = s.engine.zones.first(where: { $0.id == id }) else { return nil }
+                return s.positions().filter { z.shape.covers($0.2, $0.3) }
+            }
+            guard let inside else { throw APIError.notFound("no zone \"\(id)\"") }
+            return API.json(.obj([("zone", .str(id)), ("entities", .arr(inside.map {
+                .obj([("id", .str($0.0)), ("kind", .str($0.1)), ("lon", .num($0.2)), ("lat", .num($0.3)), ("time", .time($0.4))])
+            }))]))
+        }
+    }
+
+    /// The dashboard: static files bundled with the binary (no data in them, so no token).
+    var dashboardIndex: Handler {
+        { _, _, _ in try Self.asset("index.html") }
+    }
+
+    var dashboardAsset: Handler {
+        { _, ctx, _ in
+            guard let name = ctx.parameters.get("file") else { throw APIError.notFound("no such file") }
+            return try Self.asset(name)
+        }
+    }
+
+    static func asset(_ name: String) throws -> Response {
+        guard name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" || $0 == "_" }), !name.hasPrefix("."),
+              let dir = Bundle.module.url(forResource: "dashboard", withExtension: nil),
+              let data = FileManager.default.contents(atPath: dir.appendingPathComponent(name).path) else {
+            throw APIError.notFound("no dashboard file \"\(name)\"")
+        }
+        let type: String
+        switch (name as NSString).pathExtension {
+        case "html": type = "text/html; charset=utf-8"
+        case "js": type = "text/javascript; charset=utf-8"
+        case "css": type = "text/css; charset=utf-8"
+        case "svg": type = "image/svg+xml"
+        default: type = "application/octet-stream"
+        }
+        return Response(status: .ok, headers: [.contentType: type, .cacheControl: "no-cache"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: [UInt8](data))))
+    }
+}

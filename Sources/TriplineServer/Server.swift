@@ -143,6 +143,11 @@ public final class TriplineHTTP: Sendable {
 
     static var table: [(RouteSpec, KeyPath<TriplineHTTP, Handler>)] { [
         (RouteSpec(method: "GET", path: "/healthz", roles: []), \.healthz),
+        (RouteSpec(method: "GET", path: "/", roles: []), \.dashboardIndex),
+        (RouteSpec(method: "GET", path: "/assets/{file}", roles: []), \.dashboardAsset),
+        (RouteSpec(method: "GET", path: "/v1/whoami", roles: Role.allCases), \.whoami),
+        (RouteSpec(method: "GET", path: "/v1/positions", roles: read), \.positions),
+        (RouteSpec(method: "GET", path: "/v1/zones/{id}/inside", roles: read), \.zoneInside),
         (RouteSpec(method: "GET", path: "/openapi.json", roles: []), \.openapi),
         (RouteSpec(method: "GET", path: "/metrics", roles: read), \.metricsRoute),
         (RouteSpec(method: "GET", path: "/v1/status", roles: read), \.status),
@@ -318,6 +323,12 @@ public final class TriplineHTTP: Sendable {
 
     var healthz: Handler {
         { _, _, _ in API.json(.obj([("status", .str("ok"))])) }
+    }
+
+    var whoami: Handler {
+        { _, _, tok in
+            API.json(.obj([("id", .optStr(tok?.id)), ("role", .optStr(tok?.role.rawValue)), ("name", .optStr(tok?.name))]))
+        }
     }
 
     var openapi: Handler {

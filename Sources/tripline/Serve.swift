@@ -15,6 +15,8 @@ struct ServerOptions: ParsableArguments {
     @Option(name: .customLong("retention-events"), help: "Delete events older than this (event time against the clock).") var retentionEvents = "30d"
     @Option(name: .customLong("retention-alerts"), help: "Delete alerts created longer ago than this.") var retentionAlerts = "365d"
     @Option(name: .customLong("retention-audit"), help: "Delete audit records older than this (the chain stays verifiable from the first kept one).") var retentionAudit = "730d"
+    @Option(name: .customLong("rule-default-lifetime"), help: "A rule posted without `expires` expires this long after it is posted.") var ruleDefaultLifetime = "90d"
+    @Option(name: .customLong("rule-max-lifetime"), help: "Refuse rules whose `expires` is further away than this.") var ruleMaxLifetime = "365d"
     @Option(name: .customLong("webhook-max-attempts"), help: "Delivery attempts before a webhook delivery becomes a dead letter.") var webhookMaxAttempts = 8
     @Option(name: .customLong("webhook-backoff"), help: "First webhook retry delay; it doubles per attempt up to 5m.") var webhookBackoff = "1s"
     @Option(name: .customLong("webhook-timeout"), help: "Seconds a receiver has to answer.") var webhookTimeout = 10.0
@@ -35,6 +37,11 @@ struct ServerOptions: ParsableArguments {
         settings.webhooks.maxAttempts = max(1, webhookMaxAttempts)
         settings.webhooks.backoffMs = try CLI.parseDuration(webhookBackoff, option: "--webhook-backoff")
         settings.webhooks.timeoutSeconds = webhookTimeout
+        settings.ruleDefaultLifetime = try CLI.parseDuration(ruleDefaultLifetime, option: "--rule-default-lifetime")
+        settings.ruleMaxLifetime = try CLI.parseDuration(ruleMaxLifetime, option: "--rule-max-lifetime")
+        guard settings.ruleDefaultLifetime <= settings.ruleMaxLifetime else {
+            throw ValidationError("--rule-default-lifetime (\(ruleDefaultLifetime)) must not exceed --rule-max-lifetime (\(ruleMaxLifetime))")
+        }
         settings.retention.events = try CLI.parseDuration(retentionEvents, option: "--retention-events")
         settings.retention.alerts = try CLI.parseDuration(retentionAlerts, option: "--retention-alerts")
         settings.retention.audit = try CLI.parseDuration(retentionAudit, option: "--retention-audit")
@@ -50,6 +57,7 @@ struct ServerOptions: ParsableArguments {
             ("allowed_lateness_ms", .int(settings.options.allowedLateness)), ("sync", .str(sync)),
             ("retention_ms", .obj([("events", .int(settings.retention.events)), ("alerts", .int(settings.retention.alerts)), ("audit", .int(settings.retention.audit))])),
             ("webhooks", .obj([("max_attempts", .int(settings.webhooks.maxAttempts)), ("backoff_ms", .int(settings.webhooks.backoffMs))])),
+            ("rule_lifetime_ms", .obj([("default", .int(settings.ruleDefaultLifetime)), ("max", .int(settings.ruleMaxLifetime))])),
             ("rebuilt_events", .int(rebuilt)),
         ]))
         return (store, engineHost, settings, audit)

@@ -1,0 +1,177 @@
+"""The dashboard in headless Chromium against a real `tripline demo`: sign in, the map,
+a live alert, its explanation, feedback, a rule built in the form, backtested, enabled and
+firing; the audit view. Screenshots go to the folder printed at the start (TRIPLINE_SCREENSHOTS
+or tests/browser/screenshots); any JavaScript console error fails the test."""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "conformance"))
+from conftest import BIN  # noqa: E402
+from server import Server, wait_until  # noqa: E402
+
+selenium = pytest.importorskip("selenium")
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import Select  # noqa: E402
+
+SHOTS = pathlib.Path(os.environ.get("TRIPLINE_SCREENSHOTS", pathlib.Path(__file__).parent / "screenshots"))
+YARD = {"type": "Feature", "properties": {"id": "test-yard", "category": "testyard"},
+        "geometry": {"type": "Polygon", "coordinates": [[[5.0, 52.2], [5.02, 52.2], [5.02, 52.21], [5.0, 52.21], [5.0, 52.2]]]}}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    data = tmp_path_factory.mktemp("demo")
+    proc = subprocess.Popen([BIN, "demo", "--port", "0", "--data", str(data / "d"), "--tick", "1", "--trucks", "40"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = proc.stdout.readline()
+    assert "serving on http://" in first, first + proc.stderr.read()
+    port = int(first.split("http://")[1].split(":")[1].strip())
+    token = None
+    for _ in range(6):
+        line = proc.stdout.readline()
+        if "admin token:" in line:
+            token = line.split("admin token:")[1].strip()
+            break
+    srv = Server(data / "d")
+    srv.port, srv.token = port, token
+    yield srv
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    opts = webdriver.ChromeOptions()
+    for a in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,900", "--disable-gpu"]:
+        opts.add_argument(a)
+    opts.binary_location = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    service = webdriver.ChromeService(executable_path=os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver"))
+    d = webdriver.Chrome(options=opts, service=service)
+    d.implicitly_wait(0)
+    yield d
+    d.quit()
+
+
+def shot(d, name):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    d.save_screenshot(str(SHOTS / f"{name}.png"))
+
+
+def until(d, js, timeout=30):
+    end = time.time() + timeout
+    while time.time() < end:
+        v = d.execute_script(js)
+        if v:
+            return v
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for: {js}")
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+def enter_yard(srv, entity):
+    t = now_ms()
+    srv.ok("POST", "/v1/events", f'{{"entity":"{entity}","time":{t},"type":"position","lon":5.01,"lat":52.205}}\n')
+    # Event time moves on with the demo's own stream; the alert is emitted once time passes it.
+
+
+def console_errors(d):
+    return [e for e in d.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def test_the_dashboard_as_a_new_user_meets_it(demo, browser):
+    print(f"screenshots in {SHOTS}")
+    d, srv = browser, demo
+    srv.ok("POST", "/v1/zones", YARD)
+    srv.ok("POST", "/v1/rules", {"id": "test-yard-entry", "kind": "enter", "purpose": "browser test", "owner": "qa",
+                                 "severity": "high", "match": {}, "zones": {"category": "testyard"}})
+    d.get(f"{srv.url}/")
+    shot(d, "0-signin")
+    d.find_element(By.ID, "token-input").send_keys(srv.token)
+    d.find_element(By.CSS_SELECTOR, "#signin-form button[type=submit]").click()
+    until(d, "return !document.getElementById('nav').hidden")
+    assert "demo-admin" in d.find_element(By.ID, "who").text
+    # Every form control is labelled.
+    unlabelled = d.execute_script("""
+        return [...document.querySelectorAll('input, select, textarea')].filter(e =>
+          !e.getAttribute('aria-label') && !(e.id && document.querySelector(`label[for="${e.id}"]`)) && !e.closest('label')).map(e => e.id || e.name);""")
+    assert unlabelled == []
+
+    # The map: zones and entities drawn.
+    d.get(f"{srv.url}/#/map")
+    until(d, "const m = window.__tripline.map; return m && m.zonesDrawn > 0 && m.entitiesDrawn > 10")
+    shot(d, "1-map")
+    # Keyboard: focus the map and zoom and pan with keys.
+    canvas = d.find_element(By.ID, "map")
+    before = d.execute_script("return window.__tripline.map.frames")
+    canvas.send_keys("+")
+    canvas.send_keys("\ue012")  # arrow left
+    until(d, f"return window.__tripline.map.frames > {before}")
+
+    # A new alert appears live in the inbox.
+    d.get(f"{srv.url}/#/alerts")
+    until(d, "return document.querySelector('#alert-table tbody') !== null")
+    enter_yard(srv, "probe-1")
+    row = until(d, "return [...document.querySelectorAll('#alert-table tbody tr')].find(r => r.textContent.includes('test-yard-entry') && r.textContent.includes('probe-1'))", 60)
+    shot(d, "2-alert-inbox")
+    row.click()
+    until(d, "const e = document.querySelector('#alert-detail .explanation'); return e && e.textContent.includes('probe-1')")
+    assert "entered the zone" in d.find_element(By.CSS_SELECTOR, "#alert-detail .explanation").text
+    shot(d, "3-explanation")
+    d.find_element(By.ID, "fb-useful").click()
+    until(d, "return document.querySelector('#alert-detail .ok') !== null")
+    alert_id = int(row.get_attribute("data-alert"))
+    assert srv.ok("GET", f"/v1/alerts/{alert_id}/feedback")["feedback"][0]["verdict"] == "useful"
+
+    # Build a rule by filling in blanks, backtest it, enable it, see it fire.
+    d.get(f"{srv.url}/#/builder")
+    Select(d.find_element(By.ID, "b-kind")).select_by_value("enter")
+    z = d.find_element(By.ID, "b-zones")
+    z.clear()
+    z.send_keys("testyard")
+    d.find_element(By.ID, "b-id").send_keys("probe-yard-watch")
+    d.find_element(By.ID, "b-purpose").send_keys("Who enters the test yard")
+    # Inline validation names what is missing.
+    until(d, "return document.getElementById('b-errors').textContent.includes('owner')")
+    d.find_element(By.ID, "b-owner").send_keys("qa-desk")
+    until(d, "return document.getElementById('b-errors').textContent === ''")
+    assert "kind: enter" in d.find_element(By.ID, "b-yaml").text
+    d.find_element(By.ID, "b-backtest").click()
+    summary = until(d, "const s = document.getElementById('b-backtest-summary'); return s && s.textContent")
+    assert "would have raised 1 alert" in summary, summary
+    shot(d, "4-builder-backtest")
+    d.find_element(By.ID, "b-enable").click()
+    until(d, "return document.getElementById('b-enabled') !== null")
+    d.get(f"{srv.url}/#/alerts")
+    until(d, "return document.querySelectorAll('#alert-table tbody tr').length > 0")
+    enter_yard(srv, "probe-2")
+    until(d, "return [...document.querySelectorAll('#alert-table tbody tr')].some(r => r.textContent.includes('probe-yard-watch') && r.textContent.includes('probe-2'))", 60)
+    shot(d, "5-new-rule-fired")
+
+    # Rules list and the audit log with its verify button.
+    d.get(f"{srv.url}/#/rules")
+    until(d, "return [...document.querySelectorAll('#rule-table tbody tr')].some(r => r.textContent.includes('probe-yard-watch'))")
+    until(d, "return ![...document.querySelectorAll('#rule-table tbody td')].some(td => td.textContent === '…')")
+    shot(d, "6-rules")
+    d.get(f"{srv.url}/#/audit")
+    until(d, "return document.querySelectorAll('#audit-table tbody tr').length > 3")
+    d.find_element(By.ID, "audit-verify").click()
+    until(d, "return document.getElementById('audit-result').textContent.startsWith('Intact')")
+    shot(d, "7-audit")
+
+    # Signing out forgets the token.
+    d.find_element(By.ID, "signout").click()
+    assert d.execute_script("return sessionStorage.getItem('tripline.token')") is None
+    assert d.find_element(By.ID, "view-signin").is_displayed()
+    errors = console_errors(d)
+    assert errors == [], json.dumps(errors, indent=1)
