@@ -37,7 +37,7 @@ class Receiver:
                     n = outer.attempts[wid] = outer.attempts.get(wid, 0) + 1
                 action = outer.plan(n)
                 if action == "stall":
-                    time.sleep(2.5)
+                    time.sleep(3.5)
                 code = 500 if action == "fail" else 200
                 self.send_response(code)
                 self.send_header("Content-Length", "0")
@@ -68,7 +68,7 @@ def positions(entities, t0):
 def test_webhooks_at_least_once_signed_with_dead_letters_and_silences(tmp_path):
     data = tmp_path / "data"
     token = make_token(data)
-    srv = Server(data, "--webhook-max-attempts", 3, "--webhook-backoff", "100ms", "--webhook-timeout", 1).start()
+    srv = Server(data, "--webhook-max-attempts", 5, "--webhook-backoff", "100ms", "--webhook-timeout", 1.5).start()
     srv.token = token
     # A flaky receiver: 1st attempt fails, 2nd stalls past the timeout, 3rd succeeds.
     flaky = Receiver(lambda n: {1: "fail", 2: "stall"}.get(n, "ok"))
@@ -100,15 +100,15 @@ def test_webhooks_at_least_once_signed_with_dead_letters_and_silences(tmp_path):
         with flaky.lock:
             got = list(flaky.received)
         assert {wid for wid, *_ in got} == delivered_ids
-        assert len(got) >= 3 * 7, "each alert should have been attempted three times"
+        assert len(got) >= 3 * 7, "each alert should have been attempted at least three times"
         for wid, ts, sig, body in got:
             assert verify(a["secret"], wid, ts, sig, body), wid
             payload = json.loads(body)
             assert payload["type"] == "alert.firing" and f"alert-{payload['data']['id']}" == wid
-        # The broken receiver: dead letters after 3 attempts each.
+        # The broken receiver: dead letters after 5 attempts each.
         assert wait_until(lambda: len(srv.ok("GET", f"/v1/webhooks/deliveries?receiver={b['id']}&state=dead")["deliveries"]) == 7, 60)
         dead = srv.ok("GET", f"/v1/webhooks/deliveries?receiver={b['id']}&state=dead")["deliveries"]
-        assert all(d["attempts"] == 3 and d["last_error"] == "HTTP 500" for d in dead)
+        assert all(d["attempts"] == 5 and d["last_error"] == "HTTP 500" for d in dead)
         metrics = srv.ok("GET", "/metrics")
         assert 'tripline_webhook_deliveries_total{outcome="dead"} 7' in metrics
         # Re-drive once it works again.
