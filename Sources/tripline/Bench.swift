@@ -153,7 +153,7 @@ struct Bench: ParsableCommand {
             print("engine state: \(st.perEntity) bytes/entity over \(st.entities) entities (\(st.total) bytes, zone memberships and dedup included)")
             print("timers fired: \(e.stats.timersFired) (\(String(format: "%.2f", Double(e.stats.timersFired) / n)) per event)")
             let rs = e.ruleStateBytes
-            print("rule state after the run: \(rs) bytes (\(rs / max(1, st.entities)) bytes/entity, \(e.rules.count) rules)")
+            print("rule state after the run: \(rs) bytes (\(rs / max(1, st.entities)) bytes/entity, \(e.rules.count) rules, \(e.distinctDefinitions) distinct definitions evaluated)")
         }
         print("zone hits: \(hits), alerts: \(engineAlerts), checksum \(Int(sink) & 1), scan hits \(scanHits)")
     }

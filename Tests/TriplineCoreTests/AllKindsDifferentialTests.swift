@@ -150,6 +150,30 @@ func firstDifference(_ engine: [String], _ naive: [String]) -> String? {
         #expect(expected.count > 30)
     }
 
+    /// Rules with the same definition share one evaluation in the engine; each keeps its own
+    /// id, cooldown and expiry. The naive reference evaluates every copy on its own.
+    @Test(arguments: Array(1...12) as [UInt64])
+    func rulesSharingADefinitionMatchTheNaiveReference(seed: UInt64) {
+        var rules = Self.rules
+        for (k, r) in Self.rules.enumerated() where k % 2 == seed % 2 || r.kind == .proximity || r.kind == .absence {
+            var copy = r
+            copy.id = "copy-" + r.id
+            copy.cooldown = [0, 2000, 5000][k % 3]
+            copy.severity = .critical
+            if k % 4 == 0 { copy.expires = 1_000_000 + Millis(seed % 5) * 4000 }
+            rules.append(copy)
+        }
+        let events = MixedStreams.events(seed: seed)
+        let until = events.last!.time + 20_000
+        var naive = NaiveEngine(zones: MixedStreams.zones, entities: MixedStreams.entities, rules: rules)
+        naive.run(events, until: until)
+        let expected = naive.lines()
+        let r = replay(zones: MixedStreams.zones, entities: MixedStreams.entities, rules: rules, lines: events.map(MixedStreams.line), until: until)
+        #expect(r.engine.distinctDefinitions == Self.rules.count)
+        if let d = firstDifference(r.alerts, expected) { Issue.record(Comment(rawValue: d)) }
+        #expect(expected.contains { $0.contains("copy-") })
+    }
+
     @Test func everyKindFiresAndResolvesSomewhereInTheStreams() {
         var seen = Set<String>()
         for seed in 1...20 as ClosedRange<UInt64> {

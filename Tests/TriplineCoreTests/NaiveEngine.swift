@@ -268,7 +268,7 @@ struct NaiveEngine {
         }
     }
 
-    /// Applies cooldown and renders canonical lines.
+    /// Applies expiry (nothing at or after `expires`) and cooldown, and renders canonical lines.
     func lines() -> [String] {
         var lastFiring: [String: Millis] = [:]
         var suppressedOpen: Set<String> = []
@@ -276,6 +276,7 @@ struct NaiveEngine {
         for o in out {
             let r = rules.first { $0.id == o.rule }!
             let key = "\(o.rule)|\(o.e)|\(o.z)|\(o.pa)|\(o.pb)"
+            if let e = r.expires, o.time >= e { continue }
             if r.cooldown > 0 {
                 if o.firing {
                     if let l = lastFiring[key], o.time < l + r.cooldown { suppressedOpen.insert(key); continue }

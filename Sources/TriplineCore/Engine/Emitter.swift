@@ -24,14 +24,28 @@ struct Emitter {
     var suppressedByCooldown = 0
     var suppressedByExpiry = 0
 
-    init(rules: [Rule]) {
+    /// For each evaluated rule, the rules that share its definition (itself first).
+    var fanout: [[Int32]]
+
+    init(rules: [Rule], fanout: [[Int32]]? = nil) {
         cooldown = rules.map(\.cooldown)
         expires = rules.map { $0.expires ?? .max }
         emittedPerRule = Array(repeating: 0, count: rules.count)
+        self.fanout = fanout ?? rules.indices.map { [Int32($0)] }
     }
 
-    /// Emits a transition of `rule` for `key` at `time`.
+    /// Emits a transition of the evaluated `rule` for `key` at `time`, for every rule that
+    /// shares its definition.
     mutating func emit(rule: Int32, key: AlertKey, firing: Bool, time: Millis, evidence: [EventRef], details: [(String, DetailValue)]) {
+        let members = fanout[Int(rule)]
+        if members.count == 1 {
+            emitOne(rule: rule, key: key, firing: firing, time: time, evidence: evidence, details: details)
+        } else {
+            for m in members { emitOne(rule: m, key: key, firing: firing, time: time, evidence: evidence, details: details) }
+        }
+    }
+
+    mutating func emitOne(rule: Int32, key: AlertKey, firing: Bool, time: Millis, evidence: [EventRef], details: [(String, DetailValue)]) {
         let r = Int(rule)
         if time >= expires[r] {
             suppressedByExpiry += 1

@@ -95,6 +95,8 @@ public final class Engine {
     var sequence = SequenceEvaluator()
     var absence = AbsenceEvaluator()
     let ruleKinds: [RuleKind]
+    /// How many rules are evaluated (rules with the same definition share one evaluation).
+    public let distinctDefinitions: Int
     /// Position of each rule inside its kind's evaluator.
     let ruleSlot: [Int]
     let needsZones: Bool
@@ -130,14 +132,31 @@ public final class Engine {
             selIndex[s] = i
             return i
         }
-        self.emitter = Emitter(rules: rules)
+        // Rules with the same definition (kind parameters, entity and zone selectors) compute
+        // the same transitions: one of them is evaluated and the emitter fans its transitions
+        // out to all of them (each with its own id, cooldown and expiry).
+        struct Definition: Hashable {
+            var parameters: RuleParameters
+            var match: Selector
+            var zones: Selector?
+        }
+        var firstWith: [Definition: Int] = [:]
+        var evaluatedAs = Array(0..<rules.count)
+        var fanout: [[Int32]] = Array(repeating: [], count: rules.count)
+        for (i, r) in rules.enumerated() {
+            let d = Definition(parameters: r.parameters, match: r.match, zones: r.zones)
+            if let j = firstWith[d] { evaluatedAs[i] = j } else { firstWith[d] = i }
+            fanout[evaluatedAs[i]].append(Int32(i))
+        }
+        self.emitter = Emitter(rules: rules, fanout: fanout)
+        self.distinctDefinitions = firstWith.count
         self.ruleKinds = rules.map(\.kind)
         var slots = Array(repeating: -1, count: rules.count)
         var geo = GeofenceEvaluator(), spd = SpeedEvaluator(), dw = DwellEvaluator(), ga = GatheringEvaluator()
         var px = ProximityEvaluator(), fq = FrequencyEvaluator(), nv = NoveltyEvaluator(), th = ThresholdEvaluator()
         var sq = SequenceEvaluator(), ab = AbsenceEvaluator()
         var zonesNeeded = false
-        for (i, r) in rules.enumerated() {
+        for (i, r) in rules.enumerated() where evaluatedAs[i] == i {
             let ri = Int32(i)
             let s = sel(r.match)
             switch r.parameters {
