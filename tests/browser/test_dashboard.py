@@ -132,6 +132,12 @@ def test_the_dashboard_as_a_new_user_meets_it(demo, browser):
     until(d, "return document.querySelector('#alert-detail .ok') !== null")
     alert_id = int(row.get_attribute("data-alert"))
     assert srv.ok("GET", f"/v1/alerts/{alert_id}/feedback")["feedback"][0]["verdict"] == "useful"
+    # A silence made from the alert: rule and entity matchers, a required comment.
+    d.find_element(By.ID, "s-comment").send_keys("probe is being serviced")
+    d.find_element(By.CSS_SELECTOR, "form.silence button[type=submit]").click()
+    until(d, "const r = document.getElementById('s-result'); return r && r.textContent.startsWith('Silence')")
+    sil = srv.ok("GET", "/v1/silences")["silences"][-1]
+    assert sil["matchers"]["rule"] == "test-yard-entry" and sil["matchers"]["entity"] == "probe-1" and sil["active"]
 
     # Build a rule by filling in blanks, backtest it, enable it, see it fire.
     d.get(f"{srv.url}/#/builder")
