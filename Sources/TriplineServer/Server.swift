@@ -18,6 +18,8 @@ public struct ServerSettings: Sendable {
     public var ruleMaxLifetime: Millis = 365 * 86_400_000
     /// Largest request body accepted, in bytes.
     public var maxBodyBytes = 16 << 20
+    /// Event batches read at once (see `TriplineHTTP.inflight`).
+    public var maxBodiesInFlight = 32
     public init() {}
 }
 
@@ -74,6 +76,10 @@ public final class TriplineHTTP: Sendable {
     public let settings: ServerSettings
     public let audit: AuditLog
     let tokenCache = TokenCache()
+    /// Event batches being received at once; beyond `maxBodiesInFlight` a batch is answered
+    /// 429 before its body is read, so a flood of large bodies cannot grow memory without bound
+    /// (at most maxBodiesInFlight x maxBodyBytes are being read, plus the engine's queue).
+    let inflight = InflightCounter()
 
     public var store: any TriplineStore { host.store }
 
@@ -363,6 +369,13 @@ public final class TriplineHTTP: Sendable {
 
     var postEvents: Handler {
         { [self] req, _, _ in
+            guard inflight.enter(limit: settings.maxBodiesInFlight) else {
+                host.metrics.add(\.overloaded, 1)
+                throw APIError(status: .tooManyRequests, code: "overloaded",
+                               message: "\(settings.maxBodiesInFlight) batches are being received already; nothing of this batch was read. Retry after 1 s.",
+                               headers: [("Retry-After", "1")])
+            }
+            defer { inflight.leave() }
             let bytes = try await body(req)
             let input = try splitEvents(bytes, contentType: req.headers[.contentType])
             if input.count == 0 { throw APIError.badRequest("the batch holds no event: send NDJSON (one event per line) or a JSON array of events") }
@@ -575,6 +588,23 @@ public final class TriplineHTTP: Sendable {
             tokenCache.clear()
             return Response(status: .noContent)
         }
+    }
+}
+
+final class InflightCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var n = 0
+    func enter(limit: Int) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        if n >= limit { return false }
+        n += 1
+        return true
+    }
+    func leave() {
+        lock.lock()
+        n -= 1
+        lock.unlock()
     }
 }
 

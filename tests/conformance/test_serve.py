@@ -393,3 +393,34 @@ def test_websocket_delivers_new_alerts(tmp_path):
         sock.close()
     finally:
         srv.stop()
+
+
+def test_a_flood_of_slow_uploads_gets_429_before_bodies_are_read(tmp_path):
+    srv = start(tmp_path)
+    socks = []
+    try:
+        # 32 clients start batches and stall half way through their bodies.
+        for _ in range(32):
+            s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+            s.sendall((f"POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {srv.token}\r\n"
+                       f"Content-Type: application/x-ndjson\r\nContent-Length: 1000000\r\n\r\n").encode() + b" " * 1000)
+            socks.append(s)
+        time_limit = 10
+        import time as _t
+        end = _t.time() + time_limit
+        status = None
+        while _t.time() < end:
+            status, headers, out = srv.request("POST", "/v1/events", '{"entity":"a","time":1,"type":"ping"}\n')
+            if status == 429:
+                break
+            _t.sleep(0.1)
+        assert status == 429 and headers.get("Retry-After") == "1" and "being received" in out["message"]
+    finally:
+        for s in socks:
+            s.close()
+    try:
+        # Once they are gone, batches are taken again.
+        assert wait_until(lambda: srv.request("POST", "/v1/events", '{"entity":"a","time":2,"type":"ping"}\n')[0] == 200, 20)
+        assert srv.request("GET", "/healthz", token=None)[0] == 200
+    finally:
+        srv.stop()
