@@ -126,6 +126,7 @@ public final class EngineHost: @unchecked Sendable {
     private let condition = NSCondition()
     private var jobs: [Job] = []
     private var queuedEvents = 0
+    private var lastIngest: Millis = .min
     private var state: HostState!
     private var thread: Thread?
 
@@ -186,10 +187,33 @@ public final class EngineHost: @unchecked Sendable {
                 return
             }
             queuedEvents += batch.count
+            lastIngest = wallClock()
             jobs.append(.ingest(batch, c))
             metrics.set(\.queueDepthEvents, queuedEvents)
             condition.signal()
             condition.unlock()
+        }
+    }
+
+    /// Wall-clock time of the last batch taken for ingestion (.min before the first).
+    public var lastIngestAt: Millis {
+        condition.lock()
+        defer { condition.unlock() }
+        return lastIngest
+    }
+
+    /// `idle_advance` (spec section 3): when no batch has arrived for `idle`, moves event time
+    /// on to the wall clock minus `idle`, so that timers (absence, dwell, windows) fire on a
+    /// quiet stream. Each step is an ordinary logged advance. Runs until cancelled.
+    public func runIdleAdvance(idle: Millis, clock: @escaping @Sendable () -> Millis = { Millis(Date().timeIntervalSince1970 * 1000) }) async {
+        let step = UInt64(max(500, min(idle / 2, 5000))) * 1_000_000
+        while !Task.isCancelled {
+            try? await Task.sleep(nanoseconds: step)
+            let now = clock()
+            guard now - lastIngestAt >= idle else { continue }
+            let target = now - idle
+            guard let wm = try? await perform({ $0.engine.watermark }), target > wm else { continue }
+            _ = try? await advance(until: target)
         }
     }
 

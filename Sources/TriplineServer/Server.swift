@@ -18,6 +18,9 @@ public struct ServerSettings: Sendable {
     public var ruleMaxLifetime: Millis = 365 * 86_400_000
     /// Largest request body accepted, in bytes.
     public var maxBodyBytes = 16 << 20
+    /// `idle_advance`: when no batch has arrived for this long, event time follows the wall
+    /// clock (minus this much). Off (nil) by default: event time only moves with events.
+    public var idleAdvance: Millis?
     /// Event batches read at once (see `TriplineHTTP.inflight`).
     public var maxBodiesInFlight = 32
     public init() {}
@@ -243,6 +246,8 @@ public final class TriplineHTTP: Sendable {
         let retention = RetentionService(store: store, settings: settings.retention, clock: { Millis(Date().timeIntervalSince1970 * 1000) }, audit: audit)
         let retentionTask = Task.detached { await retention.run() }
         defer { retentionTask.cancel() }
+        let idleTask = settings.idleAdvance.map { idle in Task.detached { [host] in await host.runIdleAdvance(idle: idle) } }
+        defer { idleTask?.cancel() }
         let app = Application(
             router: makeRouter(),
             server: .http1WebSocketUpgrade(webSocketRouter: makeWebSocketRouter()),

@@ -24,6 +24,7 @@ struct Demo: AsyncParsableCommand {
         settings.host = host
         settings.port = port
         settings.options.allowedLateness = 2000
+        settings.idleAdvance = 5000
         let engineHost = try EngineHost(store: store, options: settings.options)
         engineHost.start()
         let estate = DemoEstate(trucks: max(4, trucks))

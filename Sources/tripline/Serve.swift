@@ -12,6 +12,8 @@ struct ServerOptions: ParsableArguments {
     var sync = "full"
     @Option(name: .customLong("sensitive-tag"), help: "Extra tag/attribute key to refuse, beyond the built-in list (repeatable). Once added, a key stays on the list of that data folder.")
     var sensitiveTags: [String] = []
+    @Option(name: .customLong("idle-advance"), help: "When no events arrive for this long (e.g. 30s), move event time on with the wall clock (minus this much), so absence, dwell and windows fire on a quiet stream. Off by default.")
+    var idleAdvance: String?
     @Option(name: .customLong("retention-events"), help: "Delete events older than this (event time against the clock).") var retentionEvents = "30d"
     @Option(name: .customLong("retention-alerts"), help: "Delete alerts created longer ago than this.") var retentionAlerts = "365d"
     @Option(name: .customLong("retention-audit"), help: "Delete audit records older than this (the chain stays verifiable from the first kept one).") var retentionAudit = "730d"
@@ -42,6 +44,7 @@ struct ServerOptions: ParsableArguments {
         guard settings.ruleDefaultLifetime <= settings.ruleMaxLifetime else {
             throw ValidationError("--rule-default-lifetime (\(ruleDefaultLifetime)) must not exceed --rule-max-lifetime (\(ruleMaxLifetime))")
         }
+        settings.idleAdvance = try idleAdvance.map { try CLI.parseDuration($0, option: "--idle-advance") }
         settings.retention.events = try CLI.parseDuration(retentionEvents, option: "--retention-events")
         settings.retention.alerts = try CLI.parseDuration(retentionAlerts, option: "--retention-alerts")
         settings.retention.audit = try CLI.parseDuration(retentionAudit, option: "--retention-audit")
@@ -55,6 +58,7 @@ struct ServerOptions: ParsableArguments {
         try audit.record(actor: "server", action: "server.start", target: "config", detail: .obj([
             ("sensitive_tags", .arr(settings.options.sensitive.keys.sorted().map { .str($0) })),
             ("allowed_lateness_ms", .int(settings.options.allowedLateness)), ("sync", .str(sync)),
+            ("idle_advance_ms", settings.idleAdvance.map { .int($0) } ?? .null),
             ("retention_ms", .obj([("events", .int(settings.retention.events)), ("alerts", .int(settings.retention.alerts)), ("audit", .int(settings.retention.audit))])),
             ("webhooks", .obj([("max_attempts", .int(settings.webhooks.maxAttempts)), ("backoff_ms", .int(settings.webhooks.backoffMs))])),
             ("rule_lifetime_ms", .obj([("default", .int(settings.ruleDefaultLifetime)), ("max", .int(settings.ruleMaxLifetime))])),

@@ -405,7 +405,7 @@ def test_a_flood_of_slow_uploads_gets_429_before_bodies_are_read(tmp_path):
             s.sendall((f"POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {srv.token}\r\n"
                        f"Content-Type: application/x-ndjson\r\nContent-Length: 1000000\r\n\r\n").encode() + b" " * 1000)
             socks.append(s)
-        time_limit = 10
+        time_limit = 30
         import time as _t
         end = _t.time() + time_limit
         status = None
@@ -424,3 +424,35 @@ def test_a_flood_of_slow_uploads_gets_429_before_bodies_are_read(tmp_path):
         assert srv.request("GET", "/healthz", token=None)[0] == 200
     finally:
         srv.stop()
+
+
+def test_idle_advance_fires_absence_on_a_quiet_stream(tmp_path):
+    import time as _t
+    data = tmp_path / "data"
+    token = make_token(data)
+    srv = Server(data, "--idle-advance", "1s").start()
+    srv.token = token
+    try:
+        srv.ok("POST", "/v1/rules", {"id": "silent", "kind": "absence", "purpose": "p", "owner": "o", "severity": "low",
+                                     "match": {}, "for": "2s"})
+        now = int(_t.time() * 1000)
+        srv.ok("POST", "/v1/events", '{"entity":"sensor-1","time":%d,"type":"heartbeat"}\n' % now)
+        # No more events: the wall clock moves event time on, and the silence is noticed.
+        assert wait_until(lambda: any(a["rule"] == "silent" and a["state"] == "firing" for a in srv.all_alerts()), 15)
+        a = [a for a in srv.all_alerts() if a["rule"] == "silent"][0]
+        assert a["key"] == {"entity": "sensor-1"} and a["details"] == {"silent_s": 2}
+    finally:
+        srv.stop()
+    # Without --idle-advance nothing moves event time.
+    data2 = tmp_path / "data2"
+    token2 = make_token(data2)
+    srv2 = Server(data2).start()
+    srv2.token = token2
+    try:
+        srv2.ok("POST", "/v1/rules", {"id": "silent", "kind": "absence", "purpose": "p", "owner": "o", "severity": "low",
+                                      "match": {}, "for": "1s"})
+        srv2.ok("POST", "/v1/events", '{"entity":"sensor-1","time":%d,"type":"heartbeat"}\n' % int(_t.time() * 1000))
+        _t.sleep(3)
+        assert srv2.all_alerts() == []
+    finally:
+        srv2.stop()
