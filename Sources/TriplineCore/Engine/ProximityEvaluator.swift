@@ -19,6 +19,10 @@ struct ProximityEvaluator {
         var cell: Cell
         /// Deadline of the grid's expiry timer pending for this entity, or .min.
         var pending: Millis
+        /// The other entities in the same cube: an intrusive doubly linked list (-1: none), so
+        /// that moving between cubes allocates nothing.
+        var next: Int32 = -1
+        var prev: Int32 = -1
     }
     struct Cell: Hashable {
         var x: Int64, y: Int64, z: Int64
@@ -34,7 +38,8 @@ struct ProximityEvaluator {
         var window: Millis = 0
         var rules: [Int] = []
         var latest = IntMap<Latest>()
-        var cells = IntMap<[Int32]>()
+        /// The first entity of each cube's list.
+        var cells = IntMap<Int32>()
         /// How many near pairs (over all the grid's rules) each entity is in; absent = none,
         /// so that a position with no pair and no neighbour touches no rule's state.
         var linked = IntMap<Int32>()
@@ -51,6 +56,8 @@ struct ProximityEvaluator {
     }
     var grids: [Grid] = []
     var rules: [Member] = []
+    /// Neighbour-search results, reused from position to position.
+    var scratch: [(Int32, Double, Millis, EventRef)] = []
 
     var isEmpty: Bool { rules.isEmpty }
 
@@ -111,36 +118,44 @@ struct ProximityEvaluator {
             let cell = Self.cell(point, edge: 2 * r)
             // The shared latest position and its cube.
             var pending = Millis.min
+            var next: Int32 = -1, prev: Int32 = -1
             if let old = grids[g].latest[key(a)] {
                 pending = old.pending
                 if old.cell.key != cell.key {
-                    removeFromCell(g, a, old.cell)
-                    grids[g].cells.update(cell.key, default: { [] }) { $0.append(a) }
+                    unlinkFromCell(g, a, old)
+                    next = pushFront(g, a, cell)
+                } else {
+                    next = old.next
+                    prev = old.prev
                 }
             } else {
-                grids[g].cells.update(cell.key, default: { [] }) { $0.append(a) }
+                next = pushFront(g, a, cell)
             }
             if pending == .min {
                 pending = ev.time + grids[g].window
                 timers.schedule(deadline: pending, rule: rules[grids[g].rules[0]].rule, a: a, b: Self.gridTimer)
             }
-            grids[g].latest.insert(key(a), Latest(lon: ev.lon, lat: ev.lat, time: ev.time, ref: ref, cell: cell, pending: pending))
+            grids[g].latest.insert(key(a), Latest(lon: ev.lon, lat: ev.lat, time: ev.time, ref: ref, cell: cell, pending: pending, next: next, prev: prev))
             // One neighbour search for every rule of the grid.
-            var candidates: [(Int32, Double, Millis, EventRef)] = []
+            scratch.removeAll(keepingCapacity: true)
             let (rx, ry, rz) = Self.neighbourhood(point, r: r)
             for cx in rx {
                 for cy in ry {
                     for cz in rz {
-                        guard let list = grids[g].cells[Cell(x: cx, y: cy, z: cz).key] else { continue }
-                        for b in list where b != a && !candidates.contains(where: { $0.0 == b }) {
+                        var b = grids[g].cells[Cell(x: cx, y: cy, z: cz).key] ?? -1
+                        while b >= 0 {
                             let lb = grids[g].latest[key(b)]!
-                            let d = Haversine.distance(ev.lon, ev.lat, lb.lon, lb.lat)
-                            if d <= r { candidates.append((b, d, lb.time, lb.ref)) }
+                            if b != a && !scratch.contains(where: { $0.0 == b }) {
+                                let d = Haversine.distance(ev.lon, ev.lat, lb.lon, lb.lat)
+                                if d <= r { scratch.append((b, d, lb.time, lb.ref)) }
+                            }
+                            b = lb.next
                         }
                     }
                 }
             }
-            candidates.sort { $0.0 < $1.0 }
+            scratch.sort { $0.0 < $1.0 }
+            let candidates = scratch
             if candidates.isEmpty && !grids[g].linked.contains(key(a)) { continue }
             for ri in grids[g].rules where relevant(rules[ri], a, engine) {
                 let rule = rules[ri].rule, window = rules[ri].window
@@ -175,13 +190,24 @@ struct ProximityEvaluator {
         timers.schedule(deadline: d, rule: rules[ri].rule, a: x, b: Self.ruleTimer)
     }
 
-    mutating func removeFromCell(_ g: Int, _ a: Int32, _ cell: Cell) {
-        var empty = false
-        grids[g].cells.modify(cell.key) { list in
-            list.removeAll { $0 == a }
-            empty = list.isEmpty
+    /// Puts `a` first in `cell`'s list; returns the entity now after it.
+    mutating func pushFront(_ g: Int, _ a: Int32, _ cell: Cell) -> Int32 {
+        let head = grids[g].cells[cell.key] ?? -1
+        if head >= 0 { grids[g].latest.modify(key(head)) { $0.prev = a } }
+        grids[g].cells.insert(cell.key, a)
+        return head
+    }
+
+    /// Takes `a` (whose record is `la`) out of its cell's list.
+    mutating func unlinkFromCell(_ g: Int, _ a: Int32, _ la: Latest) {
+        if la.prev >= 0 {
+            grids[g].latest.modify(key(la.prev)) { $0.next = la.next }
+        } else if la.next >= 0 {
+            grids[g].cells.insert(la.cell.key, la.next)
+        } else {
+            grids[g].cells.remove(la.cell.key)
         }
-        if empty { grids[g].cells.remove(cell.key) }
+        if la.next >= 0 { grids[g].latest.modify(key(la.next)) { $0.prev = la.prev } }
     }
 
     mutating func link(_ ri: Int, _ a: Int32, _ b: Int32) {
@@ -253,7 +279,7 @@ struct ProximityEvaluator {
             rules[rj].pending.remove(key(t.a))
             expirePairs(rj, t.a, at: t.deadline, emitter: &emitter)
         }
-        removeFromCell(g, t.a, lx.cell)
+        unlinkFromCell(g, t.a, lx)
         grids[g].latest.remove(key(t.a))
     }
 }
