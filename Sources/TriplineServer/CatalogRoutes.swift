@@ -91,7 +91,7 @@ extension TriplineHTTP {
             } else {
                 let e = now + settings.ruleDefaultLifetime
                 rules[i].0.expires = e
-                rules[i].1 = String(rules[i].1.dropLast()) + #","expires":"# + Erasure.quoted(EventTime.format(e)) + "}"
+                rules[i].1 = String(rules[i].1.dropLast()) + #","expires":"# + JSONText.quoted(EventTime.format(e)) + "}"
                 defaulted.insert(rules[i].0.id)
             }
         }

@@ -322,7 +322,7 @@ public final class EngineHost: @unchecked Sendable {
         for (i, ev) in events.enumerated() {
             switch s.engine.ingest(ev) {
             case .late: res.lateLines.append(batch.lineNumbers[i])
-            case .accepted: if ev.type == Symbols.positionType { s.track(ev) }
+            case .accepted: if ev.type == Symbols.positionType { s.latest.track(ev) }
             case .duplicate: break
             }
             s.index(entity: ev.entity, time: ev.time, seq: s.nextSeq)
@@ -570,8 +570,6 @@ final class LatestPositions {
 }
 
 extension HostState {
-    func track(_ ev: Event) { latest.track(ev) }
-
     /// Entities with a known position: (id, kind, lon, lat, time).
     public func positions() -> [(String, String, Double, Double, Millis)] {
         var kinds: [String: String] = [:]

@@ -452,22 +452,16 @@ public final class MemoryStore: TriplineStore, @unchecked Sendable {
 
 /// Rewriting an alert for an erased entity, shared by the stores.
 public enum Erasure {
-    static func quoted(_ s: String) -> String {
-        var out: [UInt8] = []
-        JSONText.appendString(s, to: &out)
-        return String(decoding: out, as: UTF8.self)
-    }
-
     /// The patterns an alert line names `id` by: the quoted id (key, pair, details) and the
     /// start of its assigned event ids (`"id#`).
     public static func patterns(_ id: String) -> [String] {
-        let q = quoted(id)
+        let q = JSONText.quoted(id)
         return [q, String(q.dropLast()) + "#"]
     }
 
     public static func rewrite(_ a: StoredAlert, id: String, pseudonym: String) -> (StoredAlert, Bool) {
         var a = a
-        let q = quoted(id), p = quoted(pseudonym)
+        let q = JSONText.quoted(id), p = JSONText.quoted(pseudonym)
         let qa = String(q.dropLast()) + "#", pa = String(p.dropLast()) + "#"
         let line = a.line.replacingOccurrences(of: q, with: p).replacingOccurrences(of: qa, with: pa)
         var changed = line != a.line

@@ -168,7 +168,6 @@ extension Replay {
     static func appendExplanation(_ a: Alert, engine: Engine, raw: [UInt64: [UInt8]], to out: inout [UInt8]) {
         let rule = engine.rules[Int(a.rule)]
         var numbers: [String: String] = [:]
-        var entities: [String] = []
         for (k, v) in a.details {
             switch v {
             case .null: numbers[k] = "infinite"
@@ -177,11 +176,9 @@ extension Replay {
                 JSONText.appendNumber(d, to: &b)
                 numbers[k] = String(decoding: b, as: UTF8.self)
             case .strings(let ss):
-                entities = ss
                 numbers[k] = ss.joined(separator: ", ")
             }
         }
-        _ = entities
         var keyText = ""
         if a.key.entity >= 0 { keyText = engine.symbols.entities.string(a.key.entity) }
         if a.key.pairA >= 0 {

@@ -96,7 +96,8 @@ import TriplineYAML
                                     lineNumbers: [1, 2], unit: "line", file: "t")
         // The first batch waits in the queue (nobody drains it yet).
         let first = Task { try await host.ingest(batch) }
-        try await Task.sleep(nanoseconds: 100_000_000)
+        // Wait until it is queued (no wall-clock guess: the queue depth says so).
+        while host.metrics.counters.queueDepthEvents < 2 { await Task.yield() }
         do {
             _ = try await host.ingest(batch)
             Issue.record("a batch beyond the queue capacity was taken")

@@ -5,15 +5,13 @@ or tests/browser/screenshots); any JavaScript console error fails the test."""
 import json
 import os
 import pathlib
-import subprocess
 import sys
 import time
 
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "conformance"))
-from conftest import BIN  # noqa: E402
-from server import Server, wait_until  # noqa: E402
+from server import start_demo  # noqa: E402
 
 selenium = pytest.importorskip("selenium")
 from selenium import webdriver  # noqa: E402
@@ -27,20 +25,7 @@ YARD = {"type": "Feature", "properties": {"id": "test-yard", "category": "testya
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    data = tmp_path_factory.mktemp("demo")
-    proc = subprocess.Popen([BIN, "demo", "--port", "0", "--data", str(data / "d"), "--tick", "1", "--trucks", "40"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    first = proc.stdout.readline()
-    assert "serving on http://" in first, first + proc.stderr.read()
-    port = int(first.split("http://")[1].split(":")[1].strip())
-    token = None
-    for _ in range(6):
-        line = proc.stdout.readline()
-        if "admin token:" in line:
-            token = line.split("admin token:")[1].strip()
-            break
-    srv = Server(data / "d")
-    srv.port, srv.token = port, token
+    proc, srv = start_demo(tmp_path_factory.mktemp("demo") / "d", "--tick", "1", "--trucks", "40")
     yield srv
     proc.terminate()
     proc.wait(10)

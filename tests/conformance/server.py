@@ -114,3 +114,28 @@ def wait_until(pred, timeout=30):
             return True
         time.sleep(0.1)
     return False
+
+
+# A 1x1 degree depot at the origin and a rule on entering it, shared by the server tests.
+YARD = {"type": "Feature", "properties": {"id": "yard", "category": "depot"},
+        "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]]}}
+ENTER_YARD = {"id": "in-yard", "kind": "enter", "purpose": "p", "owner": "o", "severity": "low",
+              "match": {}, "zones": {"category": "depot"}}
+
+
+def start_demo(data, *extra):
+    """Starts `tripline demo` on a free port; returns (process, Server with its admin token)."""
+    proc = subprocess.Popen([BIN, "demo", "--port", "0", "--data", str(data), *map(str, extra)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = proc.stdout.readline()
+    assert "serving on http://" in first, first + proc.stderr.read()
+    token = None
+    for _ in range(6):
+        line = proc.stdout.readline()
+        if "admin token:" in line:
+            token = line.split("admin token:")[1].strip()
+            break
+    assert token and token.startswith("tl_")
+    srv = Server(data)
+    srv.port, srv.token = int(first.split("http://")[1].split(":")[1].strip()), token
+    return proc, srv

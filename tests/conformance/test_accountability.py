@@ -212,7 +212,7 @@ def test_explain_stats_and_backtest(tmp_path):
 def test_rules_expire_by_default_and_can_be_renewed(tmp_path):
     srv = start(tmp_path)
     try:
-        out = srv.ok("POST", "/v1/rules", FREQ)
+        srv.ok("POST", "/v1/rules", FREQ)
         rule = srv.ok("GET", "/v1/rules/logins")
         assert rule["expires"] is not None and rule["status"] == "active"
         # Posting the same text again is no new version, although the expiry was defaulted.

@@ -9,7 +9,7 @@ import urllib.request
 import pytest
 
 from conftest import run
-from server import Server, batches, canonical, make_token, wait_until
+from server import ENTER_YARD, YARD, Server, batches, canonical, make_token, start_demo, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -147,8 +147,7 @@ def test_kill_9_mid_stream_loses_and_repeats_nothing(tmp_path, workload, seed):
 def test_rules_change_live_with_versions(tmp_path):
     srv = start(tmp_path)
     try:
-        srv.ok("POST", "/v1/zones", {"type": "Feature", "properties": {"id": "yard", "category": "depot"},
-                                     "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]]}})
+        srv.ok("POST", "/v1/zones", YARD)
         rule = "id: in-yard\nkind: enter\npurpose: test\nowner: qa\nseverity: low\nmatch: {}\nzones: {category: depot}\n"
         assert srv.ok("POST", "/v1/rules", rule, content_type="application/yaml")["rules"][0]["version"] == 1
         # The same text again is no new version.
@@ -174,10 +173,8 @@ def test_rules_change_live_with_versions(tmp_path):
 def test_live_stream_delivers_new_alerts(tmp_path):
     srv = start(tmp_path)
     try:
-        srv.ok("POST", "/v1/zones", {"type": "Feature", "properties": {"id": "yard", "category": "depot"},
-                                     "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]]}})
-        srv.ok("POST", "/v1/rules", {"id": "in-yard", "kind": "enter", "purpose": "p", "owner": "o", "severity": "low",
-                                     "match": {}, "zones": {"category": "depot"}})
+        srv.ok("POST", "/v1/zones", YARD)
+        srv.ok("POST", "/v1/rules", ENTER_YARD)
         req = urllib.request.Request(srv.url + "/v1/alerts/stream", headers={"Authorization": "Bearer " + srv.token})
         resp = urllib.request.urlopen(req, timeout=30)
         assert resp.headers["Content-Type"].startswith("text/event-stream")
@@ -296,23 +293,8 @@ def test_openapi_lists_every_route_and_every_documented_route_answers(tmp_path):
 
 
 def test_demo_raises_alerts_within_a_minute(tmp_path):
-    import subprocess
-    from conftest import BIN
-    proc = subprocess.Popen([BIN, "demo", "--port", "0", "--data", str(tmp_path / "demo"), "--tick", "0.5"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc, srv = start_demo(tmp_path / "demo", "--tick", "0.5")
     try:
-        first = proc.stdout.readline()
-        assert "serving on http://" in first, first + proc.stderr.read()
-        port = int(first.split("http://")[1].split(":")[1].strip())
-        token = None
-        for _ in range(6):
-            line = proc.stdout.readline()
-            if "admin token:" in line:
-                token = line.split("admin token:")[1].strip()
-                break
-        assert token and token.startswith("tl_")
-        srv = Server(tmp_path / "demo")
-        srv.port, srv.token = port, token
         assert wait_until(lambda: len(srv.ok("GET", "/v1/alerts?limit=1000")["alerts"]) > 0, 60)
         rules = srv.ok("GET", "/v1/rules")["rules"]
         assert {r["rule"]["kind"] for r in rules} == {"enter", "exit", "dwell", "gathering", "proximity", "frequency",
@@ -367,10 +349,8 @@ def ws_read_text(sock, buf):
 def test_websocket_delivers_new_alerts(tmp_path):
     srv = start(tmp_path)
     try:
-        srv.ok("POST", "/v1/zones", {"type": "Feature", "properties": {"id": "yard", "category": "depot"},
-                                     "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]]}})
-        srv.ok("POST", "/v1/rules", {"id": "in-yard", "kind": "enter", "purpose": "p", "owner": "o", "severity": "low",
-                                     "match": {}, "zones": {"category": "depot"}})
+        srv.ok("POST", "/v1/zones", YARD)
+        srv.ok("POST", "/v1/rules", ENTER_YARD)
         # A refused upgrade is a bare 400; the same GET without upgrade says why.
         _, status, _ = ws_connect(srv, "/v1/alerts/ws", None)
         assert status == 400

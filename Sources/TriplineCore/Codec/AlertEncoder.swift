@@ -64,6 +64,13 @@ public enum JSONText {
     static let hex: [UInt8] = Array("0123456789abcdef".utf8)
 
     /// Appends a JSON string literal.
+    /// `s` as a JSON string literal (with quotes).
+    public static func quoted(_ s: String) -> String {
+        var out: [UInt8] = []
+        appendString(s, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
     public static func appendString(_ s: String, to out: inout [UInt8]) {
         out.append(34)
         for b in s.utf8 {

@@ -52,11 +52,7 @@ public enum RuleEncoder {
         return obj(f)
     }
 
-    static func str(_ s: String) -> String {
-        var out: [UInt8] = []
-        JSONText.appendString(s, to: &out)
-        return String(decoding: out, as: UTF8.self)
-    }
+    static func str(_ s: String) -> String { JSONText.quoted(s) }
 
     static func num(_ d: Double) -> String {
         var out: [UInt8] = []

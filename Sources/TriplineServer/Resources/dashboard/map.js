@@ -1,6 +1,6 @@
 // The live map: zones and entities on a canvas in Web Mercator, with pan, zoom, an optional
 // tile layer, live alert colouring, entity timelines and "who is inside" for zones.
-import { app, api, el, keyText, fmtTime } from "/assets/app.js";
+import { app, api, el, fmtTime } from "/assets/app.js";
 
 const CATEGORY_COLORS = { depot: "#1f77b4", port: "#2ca02c", restricted: "#d62728", anchorage: "#9467bd", site: "#8c564b" };
 const KIND_COLORS = { truck: "#1f5fbf", vessel: "#008c8c", van: "#7a5cc2", meter: "#8a6d00", account: "#555", sensor: "#aa5500" };
@@ -375,4 +375,3 @@ export class MapView {
   }
 }
 
-export { keyText };
