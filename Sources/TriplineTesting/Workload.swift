@@ -238,7 +238,12 @@ extension Workload {
 extension Workload {
     /// `count` rules cycling through 20 templates that together cover every kind (and the
     /// three threshold conditions), with selectors and parameters varied per copy.
-    public static func mixedRules(count: Int) -> [Rule] {
+    /// `count` rules cycling through 20 templates that cover every kind. Absence durations are
+    /// 30 to 120 minutes (readings: 2 hours), above the default workload's typical gap between
+    /// two events of one entity (100,000 entities at one event per 10 ms: about 17 minutes), as
+    /// an operator would choose them; `shortAbsence` uses 5 to 20 minutes (readings: 10), so
+    /// that almost every gap fires and resolves them (an alert-volume stress test).
+    public static func mixedRules(count: Int, shortAbsence: Bool = false) -> [Rule] {
         let kinds = ["truck", "vessel", "van", "meter", "account"]
         let categories = categories
         var rules: [Rule] = []
@@ -267,8 +272,8 @@ extension Workload {
             case 11: p = .sequence(steps: [.event(EventFilter(type: "login_failed")), .event(EventFilter(type: "password_reset")),
                                            .event(EventFilter(type: "payment", attrs: ["tier": .string("high")]))], within: 1_800_000)
             case 12: p = .sequence(steps: [.enter(zsel), .event(EventFilter(type: "position"))], within: 600_000)
-            case 13: p = .absence(duration: Millis(300_000 * (1 + v % 4)), event: nil)
-            case 14: p = .absence(duration: 600_000, event: EventFilter(type: "reading"))
+            case 13: p = .absence(duration: Millis((shortAbsence ? 300_000 : 1_800_000) * (1 + v % 4)), event: nil)
+            case 14: p = .absence(duration: shortAbsence ? 600_000 : 7_200_000, event: EventFilter(type: "reading"))
             case 15: p = .speed(maxKmh: Double(90 + 10 * (v % 5)))
             case 16: p = .enter; match = Selector(classes: ["truck"], tags: ["cargo": ["hazmat"]]); zones = Selector(classes: ["restricted"])
             case 17: p = .gathering(minCount: 3, window: 1_800_000); match = Selector(classes: ["vessel"]); zones = zsel

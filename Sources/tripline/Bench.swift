@@ -14,6 +14,10 @@ struct Bench: ParsableCommand {
     @Option(help: "Rule file to run (default: the built-in geofence and speed rules).") var rules: String?
     @Option(name: .customLong("generated-rules"), help: "Instead of a file, N generated rules cycling through 20 templates covering every kind.")
     var generatedRules: Int?
+    @Flag(name: .customLong("short-absence"), help: "Generated absence rules of 5-20 minutes, shorter than most entities' gaps: almost every gap fires and resolves them (alert-volume stress).")
+    var shortAbsence = false
+    @Option(help: "With --generated-rules, keep only the rules of these templates (0-19, comma separated), to attribute cost.")
+    var templates: String?
     @Option(help: "Run only these stages (comma separated: parse, index, engine, e2e), e.g. for a profiler.")
     var only: String?
     @Option(name: .customLong("repeat"), help: "Repetitions of each stage; the best is reported.") var repeats: Int = 3
@@ -30,7 +34,13 @@ struct Bench: ParsableCommand {
         let bytes = w.eventsNDJSON()
         let ruleList: [Rule]
         if let n = generatedRules {
-            ruleList = Workload.mixedRules(count: n)
+            let all = Workload.mixedRules(count: n, shortAbsence: shortAbsence)
+            if let templates {
+                let keep = Set(templates.split(separator: ",").compactMap { Int($0) })
+                ruleList = all.enumerated().filter { keep.contains($0.offset % 20) }.map(\.element)
+            } else {
+                ruleList = all
+            }
         } else {
             let ruleText = try rules.map { try CLI.readText($0, what: "rules") } ?? Workload.geofenceRulesYAML
             ruleList = try RuleFile.decode(ruleText, file: rules ?? "<built-in rules>").get()
@@ -119,11 +129,23 @@ struct Bench: ParsableCommand {
         var lastEngine: Engine?
         let engineNs = best("engine in-process, all rules", stage: "engine", baseline: indexNs,
                             setup: { Engine(zones: w.zones, entities: w.entities, rules: ruleList, symbols: symbols) }) { engine in
+            // A consumer takes the alerts as they complete (as replay and serve do, per batch).
             var out: [Alert] = []
-            engine.ingest(contentsOf: events)
+            var count = 0
+            events.withUnsafeBufferPointer { evs in
+                var i = 0
+                while i < evs.count {
+                    let j = min(evs.count, i + 4096)
+                    engine.ingest(contentsOf: evs[i..<j])
+                    engine.drainAlerts(into: &out)
+                    count += out.count
+                    out.removeAll(keepingCapacity: true)
+                    i = j
+                }
+            }
             engine.finish()
             engine.drainAlerts(into: &out)
-            engineAlerts = out.count
+            engineAlerts = count + out.count
             lastEngine = engine
         }
         _ = best("end to end: bytes -> decode -> engine -> NDJSON", stage: "e2e", baseline: engineNs,
@@ -153,6 +175,9 @@ struct Bench: ParsableCommand {
             print("engine state: \(st.perEntity) bytes/entity over \(st.entities) entities (\(st.total) bytes, zone memberships and dedup included)")
             print("timers fired: \(e.stats.timersFired) (\(String(format: "%.2f", Double(e.stats.timersFired) / n)) per event)")
             let rs = e.ruleStateBytes
+            var perKind: [String: Int] = [:]
+            for (r, c) in e.alertsPerRule.enumerated() { perKind[e.rules[r].kind.rawValue, default: 0] += c }
+            print("alerts by kind: " + perKind.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
             print("rule state after the run: \(rs) bytes (\(rs / max(1, st.entities)) bytes/entity, \(e.rules.count) rules, \(e.distinctDefinitions) distinct definitions evaluated)")
         }
         print("zone hits: \(hits), alerts: \(engineAlerts), checksum \(Int(sink) & 1), scan hits \(scanHits)")

@@ -174,6 +174,52 @@ func firstDifference(_ engine: [String], _ naive: [String]) -> String? {
         #expect(expected.contains { $0.contains("copy-") })
     }
 
+    /// Families of rules that the engine evaluates together (level rules of one metric sorted
+    /// by level, baselines sharing a window, absences sharing a filter, novelty rules sharing a
+    /// detector): levels on and between the readings' values, several selectors, factors,
+    /// sample minimums, durations and counts. The naive reference evaluates each on its own.
+    static let familyRules: [Rule] = {
+        var y = "rules:\n"
+        let selectors = ["{}", "{kind: truck}", "{kind: vessel}", "{tags: {cargo: hazmat}}"]
+        var n = 0
+        func add(_ body: String) {
+            y += "  - {id: f\(n), purpose: p, owner: o, severity: low, \(body)}\n"
+            n += 1
+        }
+        for (i, level) in [-1, 0, 1.5, 2, 3, 4.5, 6, 7, 8, 9].enumerated() {
+            add("kind: threshold, match: \(selectors[i % 4]), metric: m, above: \(level)")
+            add("kind: threshold, match: \(selectors[(i + 1) % 4]), metric: m, below: \(level)")
+        }
+        add("kind: threshold, match: {}, metric: other, above: 3")
+        add("kind: threshold, match: {}, metric: other, below: 3, cooldown: 2s")
+        for (i, f) in [0.5, 1, 1.5, 2].enumerated() {
+            add("kind: threshold, match: \(selectors[i % 4]), metric: m, baseline: {window: 6s, factor: \(f), min_samples: \(1 + i % 3)}")
+        }
+        add("kind: threshold, match: {}, metric: m, baseline: {window: 3s, factor: 1.2, min_samples: 1}")
+        for (i, d) in ["1500ms", "2s", "3s", "4s", "4s", "7s"].enumerated() {
+            add("kind: absence, match: \(selectors[i % 4]), for: \(d)")
+            add("kind: absence, match: \(selectors[(i + 2) % 4]), for: \(d), event: {type: a}")
+        }
+        for (i, c) in [1, 2, 2, 3].enumerated() {
+            add("kind: novelty, match: \(selectors[i % 4]), count: \(c), window: \(3 + i)s, lookback: 4s, counterpart: {prefix: [c], not_prefix: [c5]}")
+            add("kind: novelty, match: \(selectors[(i + 1) % 4]), count: \(c + 1), window: 6s, lookback: 8s")
+        }
+        return try! RuleFile.decode(y, file: "families.yaml").get()
+    }()
+
+    @Test(arguments: Array(1...30) as [UInt64])
+    func ruleFamiliesMatchTheNaiveReference(seed: UInt64) {
+        let events = MixedStreams.events(seed: seed, count: 400)
+        let until = events.last!.time + 20_000
+        var naive = NaiveEngine(zones: MixedStreams.zones, entities: MixedStreams.entities, rules: Self.familyRules)
+        naive.run(events, until: until)
+        let expected = naive.lines()
+        let got = replay(zones: MixedStreams.zones, entities: MixedStreams.entities, rules: Self.familyRules,
+                         lines: events.map(MixedStreams.line), until: until).alerts
+        if let d = firstDifference(got, expected) { Issue.record(Comment(rawValue: d)) }
+        #expect(expected.count > 100)
+    }
+
     @Test func everyKindFiresAndResolvesSomewhereInTheStreams() {
         var seen = Set<String>()
         for seed in 1...20 as ClosedRange<UInt64> {

@@ -158,6 +158,57 @@ func pos(_ e: String, _ t: Millis, _ x: Double, _ y: Double, id: String? = nil) 
         while let t = q.pop(upTo: .max) { got.append((t.deadline, t.rule)) }
         #expect(got.map(\.0) == expected.map(\.0) && got.map(\.1) == expected.map(\.1))
     }
+
+    /// The calendar queue against a naive list: random pushes (into the bucket being consumed,
+    /// earlier than it, far ahead, at the extremes) interleaved with pops up to a moving limit.
+    @Test func timerQueueMatchesANaiveListUnderInterleavedPushesAndPops() {
+        for seed in UInt64(1)...40 {
+            var rng = SplitMix64(seed: seed)
+            var q = TimerQueue()
+            var naive: [(deadline: Millis, seq: Int32)] = []
+            var limit: Millis = Millis(rng.next() % 5000) - 2500
+            var seq: Int32 = 0
+            var mismatches = 0
+            for _ in 0..<3000 {
+                let r = rng.next() % 100
+                if r < 55 {
+                    let d: Millis
+                    switch rng.next() % 10 {
+                    case 0: d = limit + Millis(rng.next() % 3)                 // due now or next
+                    case 1: d = limit - Millis(rng.next() % 2000)              // already due (earlier bucket)
+                    case 2: d = limit + Millis(rng.next() % 100_000_000)       // far ahead
+                    case 3: d = rng.next() % 50 == 0 ? .max : limit + 1024     // extremes, bucket edges
+                    default: d = limit + Millis(rng.next() % 5000)
+                    }
+                    q.schedule(deadline: d, rule: seq, a: 0)
+                    naive.append((d, seq))
+                    seq += 1
+                } else {
+                    if rng.next() % 4 == 0 { limit += Millis(rng.next() % 4000) }
+                    let got = q.pop(upTo: limit)
+                    var want: Int? = nil
+                    for (i, t) in naive.enumerated() where t.deadline <= limit {
+                        if let w = want, (naive[w].deadline, naive[w].seq) < (t.deadline, t.seq) { continue }
+                        want = i
+                    }
+                    if let w = want {
+                        if got?.rule != naive[w].seq || got?.deadline != naive[w].deadline { mismatches += 1 }
+                        naive.remove(at: w)
+                    } else if got != nil {
+                        mismatches += 1
+                    }
+                }
+                if q.count != naive.count { mismatches += 1 }
+                if q.nextDeadline != naive.map(\.deadline).min() { mismatches += 1 }
+            }
+            // Drain everything.
+            naive.sort { ($0.deadline, $0.seq) < ($1.deadline, $1.seq) }
+            var rest: [Int32] = []
+            while let t = q.pop(upTo: .max) { rest.append(t.rule) }
+            #expect(rest == naive.map(\.seq), "seed \(seed)")
+            #expect(mismatches == 0, "seed \(seed)")
+        }
+    }
 }
 
 /// A deliberately naive reference for enter, exit and speed: full zone scans, dictionaries,

@@ -189,13 +189,7 @@ public final class Engine {
                 nv.rules.append(.init(rule: ri, selector: s, lookback: h, prefix: cp?.prefix?.map { Array($0.utf8) },
                                       notPrefix: cp?.notPrefix?.map { Array($0.utf8) }, count: SlidingCount(window: w, threshold: k)))
             case .threshold(let metric, let c):
-                let cond: ThresholdEvaluator.Condition
-                switch c {
-                case .above(let x): cond = .above(x)
-                case .below(let x): cond = .below(x)
-                case .baseline(let w, let f, let m): cond = .baseline(window: w, factor: f, minSamples: m)
-                }
-                th.rules.append(.init(rule: ri, selector: s, metric: syms.names.intern(metric), condition: cond))
+                th.add(rule: ri, selector: s, metric: syms.names.intern(metric), condition: c)
             case .sequence(let steps, let within):
                 let compiled: [SequenceEvaluator.Step] = steps.map {
                     switch $0 {
@@ -340,16 +334,22 @@ public final class Engine {
     /// latency of later events' state (their entity record and zone-grid slot) with the work
     /// on the current one. Calls `late` with the position of each late event in `events`.
     public func ingest(contentsOf events: [Event], late: (Int) -> Void = { _ in }) {
+        events.withUnsafeBufferPointer { ingest(contentsOf: $0[...], late: late) }
+    }
+
+    /// `ingest(contentsOf:)` over part of a buffer; `late` gets positions relative to its start.
+    public func ingest(contentsOf evs: Slice<UnsafeBufferPointer<Event>>, late: (Int) -> Void = { _ in }) {
         let ahead = 8
-        events.withUnsafeBufferPointer { evs in
-            for i in 0..<evs.count {
-                if i + ahead < evs.count {
+        let base = evs.startIndex
+        do {
+            for i in evs.indices {
+                if i + ahead < evs.endIndex {
                     let next = evs[i + ahead]
                     let e = Int(next.entity)
                     if e < entities.count { entities.withUnsafeBufferPointer { tripline_prefetch($0.baseAddress! + e) } }
                     if needsZones && next.type == Symbols.positionType { index.prefetch(x: next.lon, y: next.lat) }
                 }
-                if case .late = ingest(evs[i]) { late(i) }
+                if case .late = ingest(evs[i]) { late(i - base) }
             }
         }
     }
@@ -391,10 +391,13 @@ public final class Engine {
     /// (time, rule id, key, emission order).
     public func drainAlerts(into out: inout [Alert]) {
         guard !emitter.completed.isEmpty else { return }
-        var batch = emitter.completed
+        emitter.completed.sort(by: canonicalLess)
+        if out.isEmpty {
+            swap(&out, &emitter.completed)
+        } else {
+            out.append(contentsOf: emitter.completed)
+        }
         emitter.completed.removeAll(keepingCapacity: true)
-        batch.sort(by: canonicalLess)
-        out.append(contentsOf: batch)
     }
 
     func canonicalLess(_ x: Alert, _ y: Alert) -> Bool {
@@ -586,9 +589,8 @@ public final class Engine {
             total += r.lastContact.memoryBytes + r.history.memoryBytes + r.count.tracks.memoryBytes
             total += r.history.entries.reduce(0) { $0 + $1.value.capacity * 16 }
         }
-        for r in threshold.rules {
-            total += r.firing.memoryBytes + r.baselines.memoryBytes + r.baselines.entries.reduce(0) { $0 + $1.value.times.capacity * 16 }
-        }
+        total += threshold.latest.memoryBytes
+        for g in threshold.baselines { total += g.states.memoryBytes + g.states.entries.reduce(0) { $0 + $1.value.window.times.capacity * 16 } }
         for r in gathering.rules { total += r.crowds.memoryBytes + r.crowds.entries.reduce(0) { $0 + $1.value.members.memoryBytes } }
         for g in proximity.grids { total += g.latest.memoryBytes + g.cells.memoryBytes }
         for r in proximity.rules { total += r.near.memoryBytes + r.pending.memoryBytes }

@@ -2,6 +2,13 @@
 /// entity's readings of the metric in [t - B, t), defined with at least M of them, kept as a
 /// running (compensated) sum over a sliding window. Fires on the first reading where the
 /// condition holds and resolves on the first later reading where it does not. Key {entity}.
+///
+/// Rules share work: an `above`/`below` rule is firing exactly when its condition holds for
+/// the entity's latest reading of the metric, so all of them keep one latest value per
+/// (entity, metric), and a reading visits only the rules whose level lies between the
+/// previous value and the new one (levels sorted, two binary searches) — thousands of level
+/// rules on one metric cost what the few that change state cost. `baseline` rules with the
+/// same metric and window share one running window per entity; each rule keeps a firing bit.
 struct ThresholdEvaluator {
     struct Baseline {
         var times: [Millis] = []
@@ -35,58 +42,156 @@ struct ThresholdEvaluator {
                 head = 0
             }
         }
+
+        /// Adds a reading at `time` after evicting those before `time - window`; returns how
+        /// many readings the baseline of `time` has and their mean (readings of this same
+        /// millisecond are not part of it).
+        mutating func record(_ v: Double, at time: Millis, window: Millis) -> (n: Int, mean: Double) {
+            evict(before: time - window)
+            var sameSum = 0.0
+            var same = 0
+            var k = times.count - 1
+            while k >= head && times[k] == time { sameSum += values[k]; same += 1; k -= 1 }
+            let n = times.count - head - same
+            times.append(time)
+            values.append(v)
+            let mean = n > 0 ? (sum - sameSum) / Double(n) : 0
+            add(v)
+            return (n, mean)
+        }
     }
-    enum Condition {
-        case above(Double)
-        case below(Double)
-        case baseline(window: Millis, factor: Double, minSamples: Int)
-    }
-    struct Member {
+
+    /// A rule with a fixed level.
+    struct Level {
         var rule: Int32
         var selector: Int32
-        var metric: Int32
-        var condition: Condition
-        var firing = IntMap<Bool>()
-        var baselines = IntMap<Baseline>()
+        var level: Double
     }
-    var rules: [Member] = []
+    /// The `above` and `below` rules of one metric, each sorted by level.
+    struct LevelGroup {
+        var metric: Int32
+        var above: [Level] = []
+        var below: [Level] = []
+    }
 
-    var isEmpty: Bool { rules.isEmpty }
+    struct BaselineMember {
+        var rule: Int32
+        var selector: Int32
+        var factor: Double
+        var minSamples: Int
+    }
+    struct BaselineState {
+        var window = Baseline()
+        /// One bit per member of the group: firing.
+        var firing: UInt64 = 0
+    }
+    /// `baseline` rules of one metric and window (at most 64; more make another group).
+    struct BaselineGroup {
+        var metric: Int32
+        var window: Millis
+        var members: [BaselineMember] = []
+        var states = IntMap<BaselineState>()
+    }
+
+    var levels: [LevelGroup] = []
+    /// Latest reading per key(entity, metric), for metrics with level rules.
+    var latest = IntMap<Double>()
+    var baselines: [BaselineGroup] = []
+
+    var isEmpty: Bool { levels.isEmpty && baselines.isEmpty }
+
+    mutating func add(rule: Int32, selector: Int32, metric: Int32, condition: ThresholdCondition) {
+        switch condition {
+        case .above(let x), .below(let x):
+            let g = levels.firstIndex { $0.metric == metric } ?? levels.count
+            if g == levels.count { levels.append(LevelGroup(metric: metric)) }
+            let l = Level(rule: rule, selector: selector, level: x)
+            if case .above = condition { levels[g].above.append(l) } else { levels[g].below.append(l) }
+            levels[g].above.sort { $0.level < $1.level }
+            levels[g].below.sort { $0.level < $1.level }
+        case .baseline(let w, let f, let m):
+            let g: Int
+            if let i = baselines.firstIndex(where: { $0.metric == metric && $0.window == w && $0.members.count < 64 }) {
+                g = i
+            } else {
+                g = baselines.count
+                baselines.append(BaselineGroup(metric: metric, window: w))
+            }
+            baselines[g].members.append(BaselineMember(rule: rule, selector: selector, factor: f, minSamples: m))
+        }
+    }
+
+    /// First index in `a` (sorted by level) whose level is >= x (`strict`: > x).
+    @inline(__always)
+    static func lowerBound(_ a: [Level], _ x: Double, strict: Bool) -> Int {
+        var lo = 0, hi = a.count
+        while lo < hi {
+            let m = (lo + hi) >> 1
+            if a[m].level < x || (strict && a[m].level == x) { lo = m + 1 } else { hi = m }
+        }
+        return lo
+    }
 
     mutating func onReading(_ ev: Event, ref: EventRef, engine: Engine, emitter: inout Emitter) {
-        for i in rules.indices where rules[i].metric == ev.metric && engine.matches(ev.entity, rules[i].selector) {
-            let v = ev.value
-            var holds: Bool
-            var details: [(String, DetailValue)] = [("value", .number(v))]
-            switch rules[i].condition {
-            case .above(let x): holds = v > x
-            case .below(let x): holds = v < x
-            case .baseline(let window, let factor, let minSamples):
-                let (n, mean) = rules[i].baselines.update(key(ev.entity), default: { Baseline() }) { b -> (Int, Double) in
-                    b.evict(before: ev.time - window)
-                    // Readings of this same millisecond are not part of the baseline.
-                    var sameSum = 0.0
-                    var same = 0
-                    var k = b.times.count - 1
-                    while k >= b.head && b.times[k] == ev.time { sameSum += b.values[k]; same += 1; k -= 1 }
-                    let n = b.times.count - b.head - same
-                    b.times.append(ev.time)
-                    b.values.append(v)
-                    let mean = n > 0 ? (b.sum - sameSum) / Double(n) : 0
-                    b.add(v)
-                    return (n, mean)
+        let v = ev.value
+        for g in levels.indices where levels[g].metric == ev.metric {
+            let previous = latest.exchange(key(ev.entity, ev.metric), v)
+            let details: [(String, DetailValue)] = [("value", .number(v))]
+            // above X holds when v > X. It changes state for X in [lo, hi) between the previous
+            // and the new value; with no previous reading, for X < v (those now hold).
+            let above = levels[g].above
+            if !above.isEmpty {
+                let lo: Int, hi: Int
+                if let p = previous {
+                    lo = Self.lowerBound(above, Swift.min(p, v), strict: false)
+                    hi = Self.lowerBound(above, Swift.max(p, v), strict: false)
+                } else {
+                    lo = 0
+                    hi = Self.lowerBound(above, v, strict: false)
                 }
-                guard n >= minSamples else { continue }   // no baseline: changes nothing
-                holds = v > factor * mean
-                details.append(("baseline", .number(mean)))
+                for j in lo..<hi where engine.matches(ev.entity, above[j].selector) {
+                    emitter.emit(rule: above[j].rule, key: .entity(ev.entity), firing: v > above[j].level, time: ev.time, evidence: [ref], details: details)
+                }
             }
-            let isFiring = rules[i].firing.contains(key(ev.entity))
-            if holds && !isFiring {
-                rules[i].firing.insert(key(ev.entity), true)
-                emitter.emit(rule: rules[i].rule, key: .entity(ev.entity), firing: true, time: ev.time, evidence: [ref], details: details)
-            } else if !holds && isFiring {
-                rules[i].firing.remove(key(ev.entity))
-                emitter.emit(rule: rules[i].rule, key: .entity(ev.entity), firing: false, time: ev.time, evidence: [ref], details: details)
+            // below X holds when v < X. It changes state for X in (lo, hi]; with no previous
+            // reading, for X > v.
+            let below = levels[g].below
+            if !below.isEmpty {
+                let lo: Int, hi: Int
+                if let p = previous {
+                    lo = Self.lowerBound(below, Swift.min(p, v), strict: true)
+                    hi = Self.lowerBound(below, Swift.max(p, v), strict: true)
+                } else {
+                    lo = Self.lowerBound(below, v, strict: true)
+                    hi = below.count
+                }
+                for j in lo..<hi where engine.matches(ev.entity, below[j].selector) {
+                    emitter.emit(rule: below[j].rule, key: .entity(ev.entity), firing: v < below[j].level, time: ev.time, evidence: [ref], details: details)
+                }
+            }
+        }
+        for g in baselines.indices where baselines[g].metric == ev.metric {
+            var members: UInt64 = 0
+            for (j, m) in baselines[g].members.enumerated() where engine.matches(ev.entity, m.selector) { members |= 1 << UInt64(j) }
+            if members == 0 { continue }
+            let window = baselines[g].window
+            let group = baselines[g].members
+            baselines[g].states.update(key(ev.entity), default: { BaselineState() }) { st in
+                let (n, mean) = st.window.record(v, at: ev.time, window: window)
+                var bits = members
+                while bits != 0 {
+                    let j = bits.trailingZeroBitCount
+                    bits &= bits - 1
+                    let m = group[j]
+                    guard n >= m.minSamples else { continue }   // no baseline: changes nothing
+                    let holds = v > m.factor * mean
+                    let bit: UInt64 = 1 << UInt64(j)
+                    if holds != (st.firing & bit != 0) {
+                        st.firing ^= bit
+                        emitter.emit(rule: m.rule, key: .entity(ev.entity), firing: holds, time: ev.time, evidence: [ref],
+                                     details: [("value", .number(v)), ("baseline", .number(mean))])
+                    }
+                }
             }
         }
     }

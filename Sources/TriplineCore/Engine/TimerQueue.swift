@@ -61,26 +61,101 @@ extension EngineTimer: HeapOrdered {
 }
 
 /// Timers in deadline order; equal deadlines fire in the order they were set.
+///
+/// A calendar queue: timers are appended to the bucket of their deadline (1.024 s of event
+/// time each) and a bucket is sorted once, when the watermark reaches it. Only the bucket ids
+/// are kept in a heap, so a push is an append and a pop reads the next element of a sorted
+/// array, instead of sifting through a heap of millions of timers (one cache miss per level).
+/// Timers pushed into the bucket being consumed (or an earlier one) go to a small heap that
+/// pops merge with the sorted bucket, so the order is exactly (deadline, insertion).
 public struct TimerQueue: Sendable {
-    var heap = MinHeap<EngineTimer>()
+    static let shift: Millis = 10
+
+    /// The bucket being consumed, sorted; `cursor` is its next timer.
+    var current: [EngineTimer] = []
+    var cursor = 0
+    /// Id of the bucket in `current` (.min before the first is taken).
+    var currentBucket: Millis = .min
+    /// Timers pushed at or before `currentBucket` after it was taken.
+    var early = MinHeap<EngineTimer>()
+    /// Later buckets: id -> slot in `pool`; the ids in a heap.
+    var slots: [Millis: Int] = [:]
+    var bucketIds = MinHeap<Millis>()
+    var pool: [[EngineTimer]] = []
+    var freeSlots: [Int] = []
     var nextSequence: UInt64 = 0
+    public private(set) var count = 0
 
     public init() {}
 
-    public var count: Int { heap.count }
-    public var isEmpty: Bool { heap.isEmpty }
-    public var nextDeadline: Millis? { heap.min?.deadline }
+    public var isEmpty: Bool { count == 0 }
+
+    /// The earliest deadline pending.
+    public var nextDeadline: Millis? {
+        var best: Millis? = nil
+        if cursor < current.count { best = current[cursor].deadline }
+        if let e = early.min, best.map({ e.deadline < $0 }) ?? true { best = e.deadline }
+        if best == nil, let b = bucketIds.min, let slot = slots[b] { best = pool[slot].lazy.map(\.deadline).min() }
+        return best
+    }
 
     public mutating func schedule(deadline: Millis, rule: Int32, a: Int32, b: Int32 = -1, generation: UInt32 = 0) {
-        heap.push(EngineTimer(deadline: deadline, sequence: nextSequence, rule: rule, a: a, b: b, generation: generation))
+        let t = EngineTimer(deadline: deadline, sequence: nextSequence, rule: rule, a: a, b: b, generation: generation)
         nextSequence += 1
+        count += 1
+        let bucket = deadline >> Self.shift
+        if bucket <= currentBucket {
+            early.push(t)
+            return
+        }
+        if let slot = slots[bucket] {
+            pool[slot].append(t)
+        } else {
+            let slot: Int
+            if let f = freeSlots.popLast() {
+                slot = f
+            } else {
+                slot = pool.count
+                pool.append([])
+            }
+            pool[slot].append(t)
+            slots[bucket] = slot
+            bucketIds.push(bucket)
+        }
     }
 
     /// Removes and returns the earliest timer if its deadline is <= `limit`.
     public mutating func pop(upTo limit: Millis) -> EngineTimer? {
-        guard let top = heap.min, top.deadline <= limit else { return nil }
-        return heap.popMin()
+        while true {
+            let hasCurrent = cursor < current.count
+            if let e = early.min, !hasCurrent || EngineTimer.heapLess(e, current[cursor]) {
+                guard e.deadline <= limit else { return nil }
+                count -= 1
+                return early.popMin()
+            }
+            if hasCurrent {
+                let t = current[cursor]
+                guard t.deadline <= limit else { return nil }
+                cursor += 1
+                count -= 1
+                return t
+            }
+            // The current bucket and the early heap are empty: take the next bucket if due.
+            guard let b = bucketIds.min, b <= limit >> Self.shift else { return nil }
+            _ = bucketIds.popMin()
+            let slot = slots.removeValue(forKey: b)!
+            current.removeAll(keepingCapacity: true)
+            swap(&current, &pool[slot])
+            freeSlots.append(slot)
+            current.sort(by: EngineTimer.heapLess)
+            cursor = 0
+            currentBucket = b
+        }
     }
+}
+
+extension Millis: HeapOrdered {
+    static func heapLess(_ x: Millis, _ y: Millis) -> Bool { x < y }
 }
 
 /// Events waiting for the watermark, released in (time, arrival) order.
