@@ -205,8 +205,7 @@ public final class Engine {
             case .absence(let d, let f):
                 let cf = f.map { CompiledFilter($0, symbols: &syms, zones: zones) }
                 zonesNeeded = zonesNeeded || (cf?.needsZones ?? false)
-                slots[i] = ab.rules.count
-                ab.rules.append(.init(rule: ri, selector: s, duration: d, filter: cf))
+                slots[i] = ab.add(rule: ri, selector: s, duration: d, filter: f, compiled: cf)
             }
         }
         self.symbols = syms
@@ -583,7 +582,7 @@ public final class Engine {
     public var ruleStateBytes: Int {
         var total = timers.count * MemoryLayout<EngineTimer>.stride + emitter.cooldownState.count * 64
         for r in dwell.rules { total += r.visits.memoryBytes }
-        for r in absence.rules { total += r.seen.memoryBytes }
+        for g in absence.groups { total += g.seen.memoryBytes }
         for r in frequency.rules { total += r.count.tracks.memoryBytes + r.count.tracks.entries.reduce(0) { $0 + $1.value.refs.times.capacity * 16 } }
         for r in novelty.rules {
             total += r.lastContact.memoryBytes + r.history.memoryBytes + r.count.tracks.memoryBytes
