@@ -185,9 +185,7 @@ public final class Engine {
                 slots[i] = fq.rules.count
                 fq.rules.append(.init(rule: ri, selector: s, filter: cf, count: SlidingCount(window: w, threshold: k)))
             case .novelty(let k, let w, let h, let cp):
-                slots[i] = nv.rules.count
-                nv.rules.append(.init(rule: ri, selector: s, lookback: h, prefix: cp?.prefix?.map { Array($0.utf8) },
-                                      notPrefix: cp?.notPrefix?.map { Array($0.utf8) }, count: SlidingCount(window: w, threshold: k)))
+                slots[i] = nv.add(rule: ri, selector: s, count: k, window: w, lookback: h, prefix: cp?.prefix, notPrefix: cp?.notPrefix)
             case .threshold(let metric, let c):
                 th.add(rule: ri, selector: s, metric: syms.names.intern(metric), condition: c)
             case .sequence(let steps, let within):
@@ -584,9 +582,9 @@ public final class Engine {
         for r in dwell.rules { total += r.visits.memoryBytes }
         for g in absence.groups { total += g.seen.memoryBytes }
         for r in frequency.rules { total += r.count.tracks.memoryBytes + r.count.tracks.entries.reduce(0) { $0 + $1.value.refs.times.capacity * 16 } }
-        for r in novelty.rules {
-            total += r.lastContact.memoryBytes + r.history.memoryBytes + r.count.tracks.memoryBytes
-            total += r.history.entries.reduce(0) { $0 + $1.value.capacity * 16 }
+        for d in novelty.detectors {
+            total += d.lastContact.memoryBytes + d.history.memoryBytes + d.history.entries.reduce(0) { $0 + $1.value.times.capacity * 12 }
+            for m in d.members { total += m.count.tracks.memoryBytes + m.count.tracks.entries.reduce(0) { $0 + $1.value.refs.times.capacity * 16 } }
         }
         total += threshold.latest.memoryBytes
         for g in threshold.baselines { total += g.states.memoryBytes + g.states.entries.reduce(0) { $0 + $1.value.window.times.capacity * 16 } }
