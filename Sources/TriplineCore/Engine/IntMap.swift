@@ -1,3 +1,5 @@
+import CTriplineSupport
+
 /// A hash map from 64-bit integer keys (interned ids, packed pairs) to values: open
 /// addressing with linear probing, a multiplicative hash and backward-shift deletion.
 /// Swift's `Dictionary` hashes every key with SipHash; on the per-event path of the
@@ -46,6 +48,12 @@ struct IntMap<Value> {
     }
 
     func contains(_ k: UInt64) -> Bool { find(k) != nil }
+
+    /// Starts loading the slot where `k` would be found (a hint, for events a few ahead).
+    @inline(__always)
+    func prefetch(_ k: UInt64) {
+        slots.withUnsafeBufferPointer { tripline_prefetch($0.baseAddress! + home(k)) }
+    }
 
     /// The slot `k` goes to (it is absent and the table has room).
     @inline(__always)

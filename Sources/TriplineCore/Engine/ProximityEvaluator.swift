@@ -43,6 +43,15 @@ struct ProximityEvaluator {
         /// How many near pairs (over all the grid's rules) each entity is in; absent = none,
         /// so that a position with no pair and no neighbour touches no rule's state.
         var linked = IntMap<Int32>()
+        /// Entities per hashed cube (saturating): most of the 8 cubes around a position are
+        /// empty on a sparse map, and a zero here skips their lookup in `cells` (a cache miss).
+        var occupancy = [UInt8](repeating: 0, count: 1 << ProximityEvaluator.occupancyBits)
+    }
+    static let occupancyBits = 18
+
+    @inline(__always)
+    static func occupancySlot(_ cellKey: UInt64) -> Int {
+        Int(truncatingIfNeeded: (cellKey &* 0xD6E8_FEB8_6659_FD93) >> UInt64(64 - occupancyBits))
     }
     struct Member {
         var rule: Int32
@@ -142,7 +151,9 @@ struct ProximityEvaluator {
             for cx in rx {
                 for cy in ry {
                     for cz in rz {
-                        var b = grids[g].cells[Cell(x: cx, y: cy, z: cz).key] ?? -1
+                        let ck = Cell(x: cx, y: cy, z: cz).key
+                        if grids[g].occupancy[Self.occupancySlot(ck)] == 0 { continue }
+                        var b = grids[g].cells[ck] ?? -1
                         while b >= 0 {
                             let lb = grids[g].latest[key(b)]!
                             if b != a && !scratch.contains(where: { $0.0 == b }) {
@@ -192,9 +203,10 @@ struct ProximityEvaluator {
 
     /// Puts `a` first in `cell`'s list; returns the entity now after it.
     mutating func pushFront(_ g: Int, _ a: Int32, _ cell: Cell) -> Int32 {
-        let head = grids[g].cells[cell.key] ?? -1
+        let head = grids[g].cells.exchange(cell.key, a) ?? -1
         if head >= 0 { grids[g].latest.modify(key(head)) { $0.prev = a } }
-        grids[g].cells.insert(cell.key, a)
+        let o = Self.occupancySlot(cell.key)
+        if grids[g].occupancy[o] < .max { grids[g].occupancy[o] += 1 }
         return head
     }
 
@@ -208,6 +220,9 @@ struct ProximityEvaluator {
             grids[g].cells.remove(la.cell.key)
         }
         if la.next >= 0 { grids[g].latest.modify(key(la.next)) { $0.prev = la.prev } }
+        // A saturated count stays (it only costs lookups).
+        let o = Self.occupancySlot(la.cell.key)
+        if grids[g].occupancy[o] < .max { grids[g].occupancy[o] -= 1 }
     }
 
     mutating func link(_ ri: Int, _ a: Int32, _ b: Int32) {
