@@ -346,11 +346,11 @@ public final class Engine {
                     if e < entities.count { entities.withUnsafeBufferPointer { tripline_prefetch($0.baseAddress! + e) } }
                     if next.type == Symbols.positionType {
                         if needsZones { index.prefetch(x: next.lon, y: next.lat) }
-                        for g in proximity.grids { g.latest.prefetch(key(next.entity)) }
+                        for g in proximity.grids.indices { proximity.grids[g].latest.prefetch(key(next.entity)) }
                     } else if next.type == Symbols.readingType && !threshold.levels.isEmpty {
                         threshold.latest.prefetch(key(next.entity, next.metric))
                     }
-                    for g in absence.groups { g.seen.prefetch(key(next.entity)) }
+                    for g in absence.groups.indices { absence.groups[g].seen.prefetch(key(next.entity)) }
                 }
                 if case .late = ingest(evs[i]) { late(i - base) }
             }
