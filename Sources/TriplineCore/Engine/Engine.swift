@@ -346,7 +346,7 @@ public final class Engine {
                     if e < entities.count { entities.withUnsafeBufferPointer { tripline_prefetch($0.baseAddress! + e) } }
                     if next.type == Symbols.positionType {
                         if needsZones { index.prefetch(x: next.lon, y: next.lat) }
-                        for g in proximity.grids.indices { proximity.grids[g].prefetch(next.entity) }
+                        for g in proximity.grids.indices { proximity.grids[g].latest.prefetch(key(next.entity)) }
                     } else if next.type == Symbols.readingType && !threshold.levels.isEmpty {
                         threshold.latest.prefetch(key(next.entity, next.metric))
                     }
@@ -595,7 +595,7 @@ public final class Engine {
         total += threshold.latest.memoryBytes
         for g in threshold.baselines { total += g.states.memoryBytes + g.states.entries.reduce(0) { $0 + $1.value.window.times.capacity * 16 } }
         for r in gathering.rules { total += r.crowds.memoryBytes + r.crowds.entries.reduce(0) { $0 + $1.value.members.memoryBytes } }
-        for g in proximity.grids { total += g.latest.capacity * MemoryLayout<ProximityEvaluator.Latest>.stride + g.cells.memoryBytes + g.occupancy.count }
+        for g in proximity.grids { total += g.latest.memoryBytes + g.cells.memoryBytes + g.occupancy.count }
         for r in proximity.rules { total += r.near.memoryBytes + r.pending.memoryBytes }
         for r in sequence.rules { total += r.partials.memoryBytes }
         return total

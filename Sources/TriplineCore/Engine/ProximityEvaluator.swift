@@ -1,4 +1,3 @@
-import CTriplineSupport
 import Foundation
 
 /// `proximity` (spec section 5.4): a pair is near when both latest positions are in
@@ -24,10 +23,6 @@ struct ProximityEvaluator {
         /// that moving between cubes allocates nothing.
         var next: Int32 = -1
         var prev: Int32 = -1
-        /// Whether the grid holds a position of this entity.
-        var present = true
-
-        static let none = Latest(lon: 0, lat: 0, time: .min, ref: EventRef(raw: 0), cell: Cell(x: 0, y: 0, z: 0), pending: .min, present: false)
     }
     struct Cell: Hashable {
         var x: Int64, y: Int64, z: Int64
@@ -42,26 +37,7 @@ struct ProximityEvaluator {
         /// The longest window of the grid's rules: a position older than that is dropped.
         var window: Millis = 0
         var rules: [Int] = []
-        /// Latest positions by interned entity id (dense: no hashing, and the slot of an
-        /// event a few ahead can be prefetched).
-        var latest: [Latest] = []
-
-        @inline(__always)
-        func get(_ a: Int32) -> Latest? {
-            let i = Int(a)
-            return i < latest.count && latest[i].present ? latest[i] : nil
-        }
-
-        mutating func set(_ a: Int32, _ l: Latest) {
-            let i = Int(a)
-            if i >= latest.count { latest.append(contentsOf: repeatElement(Latest.none, count: Swift.max(i + 1, latest.count * 2, 1024) - latest.count)) }
-            latest[i] = l
-        }
-
-        func prefetch(_ a: Int32) {
-            let i = Int(a)
-            if i < latest.count { latest.withUnsafeBufferPointer { tripline_prefetch($0.baseAddress! + i) } }
-        }
+        var latest = IntMap<Latest>()
         /// The first entity of each cube's list.
         var cells = IntMap<Int32>()
         /// How many near pairs (over all the grid's rules) each entity is in; absent = none,
@@ -152,7 +128,7 @@ struct ProximityEvaluator {
             // The shared latest position and its cube.
             var pending = Millis.min
             var next: Int32 = -1, prev: Int32 = -1
-            if let old = grids[g].get(a) {
+            if let old = grids[g].latest[key(a)] {
                 pending = old.pending
                 if old.cell.key != cell.key {
                     unlinkFromCell(g, a, old)
@@ -168,7 +144,7 @@ struct ProximityEvaluator {
                 pending = ev.time + grids[g].window
                 timers.schedule(deadline: pending, rule: rules[grids[g].rules[0]].rule, a: a, b: Self.gridTimer)
             }
-            grids[g].set(a, Latest(lon: ev.lon, lat: ev.lat, time: ev.time, ref: ref, cell: cell, pending: pending, next: next, prev: prev))
+            grids[g].latest.insert(key(a), Latest(lon: ev.lon, lat: ev.lat, time: ev.time, ref: ref, cell: cell, pending: pending, next: next, prev: prev))
             // One neighbour search for every rule of the grid.
             scratch.removeAll(keepingCapacity: true)
             let (rx, ry, rz) = Self.neighbourhood(point, r: r)
@@ -179,7 +155,7 @@ struct ProximityEvaluator {
                         if grids[g].occupancy[Self.occupancySlot(ck)] == 0 { continue }
                         var b = grids[g].cells[ck] ?? -1
                         while b >= 0 {
-                            let lb = grids[g].latest[Int(b)]
+                            let lb = grids[g].latest[key(b)]!
                             if b != a && !scratch.contains(where: { $0.0 == b }) {
                                 let d = Haversine.distance(ev.lon, ev.lat, lb.lon, lb.lat)
                                 if d <= r { scratch.append((b, d, lb.time, lb.ref)) }
@@ -196,7 +172,7 @@ struct ProximityEvaluator {
                 let rule = rules[ri].rule, window = rules[ri].window
                 // Pairs that were near: does this position part them?
                 for b in (rules[ri].near[key(a)] ?? []).sorted() {
-                    guard let lb = grids[g].get(b) else { continue }
+                    guard let lb = grids[g].latest[key(b)] else { continue }
                     let d = Haversine.distance(ev.lon, ev.lat, lb.lon, lb.lat)
                     if d > r {
                         unlink(ri, a, b)
@@ -228,7 +204,7 @@ struct ProximityEvaluator {
     /// Puts `a` first in `cell`'s list; returns the entity now after it.
     mutating func pushFront(_ g: Int, _ a: Int32, _ cell: Cell) -> Int32 {
         let head = grids[g].cells.exchange(cell.key, a) ?? -1
-        if head >= 0 { grids[g].latest[Int(head)].prev = a }
+        if head >= 0 { grids[g].latest.modify(key(head)) { $0.prev = a } }
         let o = Self.occupancySlot(cell.key)
         if grids[g].occupancy[o] < .max { grids[g].occupancy[o] += 1 }
         return head
@@ -237,13 +213,13 @@ struct ProximityEvaluator {
     /// Takes `a` (whose record is `la`) out of its cell's list.
     mutating func unlinkFromCell(_ g: Int, _ a: Int32, _ la: Latest) {
         if la.prev >= 0 {
-            grids[g].latest[Int(la.prev)].next = la.next
+            grids[g].latest.modify(key(la.prev)) { $0.next = la.next }
         } else if la.next >= 0 {
             grids[g].cells.insert(la.cell.key, la.next)
         } else {
             grids[g].cells.remove(la.cell.key)
         }
-        if la.next >= 0 { grids[g].latest[Int(la.next)].prev = la.prev }
+        if la.next >= 0 { grids[g].latest.modify(key(la.next)) { $0.prev = la.prev } }
         // A saturated count stays (it only costs lookups).
         let o = Self.occupancySlot(la.cell.key)
         if grids[g].occupancy[o] < .max { grids[g].occupancy[o] -= 1 }
@@ -276,9 +252,9 @@ struct ProximityEvaluator {
     /// Resolves every near pair of `x` in rule `ri`: x's latest position left the window.
     mutating func expirePairs(_ ri: Int, _ x: Int32, at deadline: Millis, emitter: inout Emitter) {
         let g = rules[ri].grid
-        guard let lx = grids[g].get(x) else { return }
+        guard let lx = grids[g].latest[key(x)] else { return }
         for b in (rules[ri].near[key(x)] ?? []).sorted() {
-            let lb = grids[g].latest[Int(b)]
+            let lb = grids[g].latest[key(b)]!
             unlink(ri, x, b)
             emitter.emit(rule: rules[ri].rule, key: Self.pairKey(x, b), firing: false, time: deadline, evidence: [],
                          details: [("distance_m", .number(Haversine.distance(lx.lon, lx.lat, lb.lon, lb.lat)))])
@@ -287,7 +263,7 @@ struct ProximityEvaluator {
 
     mutating func fire(_ t: EngineTimer, slot ri: Int, emitter: inout Emitter, timers: inout TimerQueue) {
         let g = rules[ri].grid
-        guard let lx = grids[g].get(t.a) else {
+        guard let lx = grids[g].latest[key(t.a)] else {
             rules[ri].pending.remove(key(t.a))
             return
         }
@@ -310,7 +286,7 @@ struct ProximityEvaluator {
         // resolving first whatever pairs the rules' own timers have not resolved yet.
         let due = lx.time + grids[g].window
         if due > t.deadline {
-            grids[g].latest[Int(t.a)].pending = due
+            grids[g].latest.modify(key(t.a)) { $0.pending = due }
             timers.schedule(deadline: due, rule: t.rule, a: t.a, b: Self.gridTimer)
             return
         }
@@ -319,6 +295,6 @@ struct ProximityEvaluator {
             expirePairs(rj, t.a, at: t.deadline, emitter: &emitter)
         }
         unlinkFromCell(g, t.a, lx)
-        grids[g].latest[Int(t.a)] = .none
+        grids[g].latest.remove(key(t.a))
     }
 }
