@@ -63,12 +63,14 @@ struct AbsenceEvaluator {
         for g in groups.indices {
             if let f = groups[g].filter, !f.matches(ev, insideZones: zones) { continue }
             let members = groups[g].members
+            // Which rules apply to this entity (bits of its own record: no lookup for entities
+            // that no rule of the group is about).
+            var applies: UInt64 = 0
+            for (j, m) in members.enumerated() where engine.matches(ev.entity, m.selector) { applies |= 1 << UInt64(j) }
+            if applies == 0 { continue }
             let k = key(ev.entity)
-            // First sighting: which rules apply to this entity.
+            // First sighting.
             if !groups[g].seen.contains(k) {
-                var applies: UInt64 = 0
-                for (j, m) in members.enumerated() where engine.matches(ev.entity, m.selector) { applies |= 1 << UInt64(j) }
-                if applies == 0 { continue }
                 let deadline = Self.earliest(members, applies, from: ev.time)
                 groups[g].seen.insert(k, Seen(time: ev.time, ref: ref, members: applies, firing: 0, pending: deadline))
                 timers.schedule(deadline: deadline, rule: members[0].rule, a: ev.entity)

@@ -341,16 +341,17 @@ public final class Engine {
         do {
             for i in evs.indices {
                 if i + ahead < evs.endIndex {
-                    let next = evs[i + ahead]
-                    let e = Int(next.entity)
+                    // Fields read one by one: copying the event would retain its attributes.
+                    let nextEntity = evs[i + ahead].entity, nextType = evs[i + ahead].type
+                    let e = Int(nextEntity)
                     if e < entities.count { entities.withUnsafeBufferPointer { tripline_prefetch($0.baseAddress! + e) } }
-                    if next.type == Symbols.positionType {
-                        if needsZones { index.prefetch(x: next.lon, y: next.lat) }
-                        for g in proximity.grids.indices { proximity.grids[g].latest.prefetch(key(next.entity)) }
-                    } else if next.type == Symbols.readingType && !threshold.levels.isEmpty {
-                        threshold.latest.prefetch(key(next.entity, next.metric))
+                    if nextType == Symbols.positionType {
+                        if needsZones { index.prefetch(x: evs[i + ahead].lon, y: evs[i + ahead].lat) }
+                        for g in proximity.grids.indices { proximity.grids[g].latest.prefetch(key(nextEntity)) }
+                    } else if nextType == Symbols.readingType && !threshold.levels.isEmpty {
+                        threshold.latest.prefetch(key(nextEntity, evs[i + ahead].metric))
                     }
-                    for g in absence.groups.indices { absence.groups[g].seen.prefetch(key(next.entity)) }
+                    for g in absence.groups.indices { absence.groups[g].seen.prefetch(key(nextEntity)) }
                 }
                 if case .late = ingest(evs[i]) { late(i - base) }
             }
