@@ -7,9 +7,11 @@ import Foundation
 /// haversine distance <= R implies a chord <= R, so every near partner lies in the at most 8
 /// cubes that the box of half-width R around a position touches. No pair is ever enumerated
 /// beyond its neighbourhood, and there are no special cases at the poles or the antimeridian.
-/// Rules with the same R share one grid (latest positions, kept for the longest of their
-/// windows) and one neighbour search per position; each rule keeps only its near pairs.
-/// Key {pair}.
+/// Rules with the same R share one grid and one neighbour search per position; each rule
+/// keeps only its near pairs. The grid holds the latest position of every entity its rules
+/// are about (bounded by the entities, like their other per-entity state): a position older
+/// than a rule's window no longer pairs for that rule, and the rule's own timer resolves the
+/// pairs it was in, so no timer has to drop positions from the grid. Key {pair}.
 struct ProximityEvaluator {
     struct Latest {
         var lon: Double
@@ -17,8 +19,6 @@ struct ProximityEvaluator {
         var time: Millis
         var ref: EventRef
         var cell: Cell
-        /// Deadline of the grid's expiry timer pending for this entity, or .min.
-        var pending: Millis
         /// The other entities in the same cube: an intrusive doubly linked list (-1: none), so
         /// that moving between cubes allocates nothing.
         var next: Int32 = -1
@@ -34,8 +34,6 @@ struct ProximityEvaluator {
     }
     struct Grid {
         var distance: Double
-        /// The longest window of the grid's rules: a position older than that is dropped.
-        var window: Millis = 0
         var rules: [Int] = []
         var latest = IntMap<Latest>()
         /// The first entity of each cube's list.
@@ -78,12 +76,10 @@ struct ProximityEvaluator {
             grids.append(Grid(distance: distance))
         }
         grids[g].rules.append(rules.count)
-        grids[g].window = max(grids[g].window, window)
         rules.append(Member(rule: rule, match: match, other: other, window: window, grid: g))
     }
 
-    /// Timers of a grid (dropping old positions) carry b = -2; timers of a rule's window b = -1.
-    static let gridTimer: Int32 = -2
+    /// Timers of a rule's window carry b = -1.
     static let ruleTimer: Int32 = -1
 
     /// The point on the sphere of radius R_earth, in metres.
@@ -126,10 +122,8 @@ struct ProximityEvaluator {
             p3 = point
             let cell = Self.cell(point, edge: 2 * r)
             // The shared latest position and its cube.
-            var pending = Millis.min
             var next: Int32 = -1, prev: Int32 = -1
             if let old = grids[g].latest[key(a)] {
-                pending = old.pending
                 if old.cell.key != cell.key {
                     unlinkFromCell(g, a, old)
                     next = pushFront(g, a, cell)
@@ -140,11 +134,7 @@ struct ProximityEvaluator {
             } else {
                 next = pushFront(g, a, cell)
             }
-            if pending == .min {
-                pending = ev.time + grids[g].window
-                timers.schedule(deadline: pending, rule: rules[grids[g].rules[0]].rule, a: a, b: Self.gridTimer)
-            }
-            grids[g].latest.insert(key(a), Latest(lon: ev.lon, lat: ev.lat, time: ev.time, ref: ref, cell: cell, pending: pending, next: next, prev: prev))
+            grids[g].latest.insert(key(a), Latest(lon: ev.lon, lat: ev.lat, time: ev.time, ref: ref, cell: cell, next: next, prev: prev))
             // One neighbour search for every rule of the grid.
             scratch.removeAll(keepingCapacity: true)
             let (rx, ry, rz) = Self.neighbourhood(point, r: r)
@@ -267,34 +257,17 @@ struct ProximityEvaluator {
             rules[ri].pending.remove(key(t.a))
             return
         }
-        if t.b == Self.ruleTimer {
-            let due = lx.time + rules[ri].window
-            if due > t.deadline {
-                if rules[ri].near.contains(key(t.a)) {
-                    rules[ri].pending.insert(key(t.a), due)
-                    timers.schedule(deadline: due, rule: t.rule, a: t.a, b: Self.ruleTimer)
-                } else {
-                    rules[ri].pending.remove(key(t.a))
-                }
-                return
-            }
-            rules[ri].pending.remove(key(t.a))
-            expirePairs(ri, t.a, at: t.deadline, emitter: &emitter)
-            return
-        }
-        // The grid's timer: drop the position once it is older than every rule's window,
-        // resolving first whatever pairs the rules' own timers have not resolved yet.
-        let due = lx.time + grids[g].window
+        let due = lx.time + rules[ri].window
         if due > t.deadline {
-            grids[g].latest.modify(key(t.a)) { $0.pending = due }
-            timers.schedule(deadline: due, rule: t.rule, a: t.a, b: Self.gridTimer)
+            if rules[ri].near.contains(key(t.a)) {
+                rules[ri].pending.insert(key(t.a), due)
+                timers.schedule(deadline: due, rule: t.rule, a: t.a, b: Self.ruleTimer)
+            } else {
+                rules[ri].pending.remove(key(t.a))
+            }
             return
         }
-        for rj in grids[g].rules where grids[g].linked.contains(key(t.a)) && rules[rj].near.contains(key(t.a)) {
-            rules[rj].pending.remove(key(t.a))
-            expirePairs(rj, t.a, at: t.deadline, emitter: &emitter)
-        }
-        unlinkFromCell(g, t.a, lx)
-        grids[g].latest.remove(key(t.a))
+        rules[ri].pending.remove(key(t.a))
+        expirePairs(ri, t.a, at: t.deadline, emitter: &emitter)
     }
 }
