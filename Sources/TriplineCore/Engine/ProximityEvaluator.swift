@@ -3,9 +3,10 @@ import Foundation
 /// `proximity` (spec section 5.4): a pair is near when both latest positions are in
 /// (t - W, t] and at most R metres apart.
 ///
-/// Latest positions live in a grid of cubes of edge 2R over the Earth's surface in 3-D: a
-/// haversine distance <= R implies a chord <= R, so every near partner lies in the at most 8
-/// cubes that the box of half-width R around a position touches. No pair is ever enumerated
+/// Latest positions live in a grid of cubes of edge 4R over the Earth's surface in 3-D: a
+/// haversine distance <= R implies a chord <= R, so every near partner lies in the cubes that
+/// the box of half-width R around a position touches — at most 2 per axis, 3.4 on average
+/// (an edge of 2R would always touch 8, and a moving entity would change cube twice as often). No pair is ever enumerated
 /// beyond its neighbourhood, and there are no special cases at the poles or the antimeridian.
 /// Rules with the same R share one grid and one neighbour search per position; each rule
 /// keeps only its near pairs. The grid holds the latest position of every entity its rules
@@ -93,10 +94,13 @@ struct ProximityEvaluator {
         Cell(x: Int64((p.0 / edge).rounded(.down)), y: Int64((p.1 / edge).rounded(.down)), z: Int64((p.2 / edge).rounded(.down)))
     }
 
-    /// The cells a box of half-width `r` around `p` touches (edge = 2r: at most 2 per axis).
+    /// Edge of the grid's cubes, in units of the distance.
+    static let edgeFactor = 4.0
+
+    /// The cells a box of half-width `r` around `p` touches (at most 2 per axis).
     /// The box is widened by a millionth so that rounding never loses a neighbour.
     static func neighbourhood(_ p: (Double, Double, Double), r: Double) -> (ClosedRange<Int64>, ClosedRange<Int64>, ClosedRange<Int64>) {
-        let edge = 2 * r, m = r * (1 + 1e-6)
+        let edge = edgeFactor * r, m = r * (1 + 1e-6)
         func range(_ v: Double) -> ClosedRange<Int64> { Int64(((v - m) / edge).rounded(.down))...Int64(((v + m) / edge).rounded(.down)) }
         return (range(p.0), range(p.1), range(p.2))
     }
@@ -120,7 +124,7 @@ struct ProximityEvaluator {
             let r = grids[g].distance
             let point = p3 ?? Self.xyz(ev.lon, ev.lat)
             p3 = point
-            let cell = Self.cell(point, edge: 2 * r)
+            let cell = Self.cell(point, edge: Self.edgeFactor * r)
             // The shared latest position and its cube.
             var next: Int32 = -1, prev: Int32 = -1
             if let old = grids[g].latest[key(a)] {
