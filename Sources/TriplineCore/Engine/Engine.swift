@@ -469,9 +469,10 @@ public final class Engine {
     func apply(_ ev: Event, _ ref: EventRef) {
         stats.applied += 1
         emitter.advance(to: ev.time)
-        enteredScratch.removeAll(keepingCapacity: true)
-        exitedScratch.removeAll(keepingCapacity: true)
-        zoneScratch.removeAll(keepingCapacity: true)
+        // (removeAll on an empty array is not free: skipped.)
+        if !enteredScratch.isEmpty { enteredScratch.removeAll(keepingCapacity: true) }
+        if !exitedScratch.isEmpty { exitedScratch.removeAll(keepingCapacity: true) }
+        if !zoneScratch.isEmpty { zoneScratch.removeAll(keepingCapacity: true) }
         if ev.type == Symbols.positionType {
             if needsZones && updateZones(ev) {
                 geofence.onTransitions(entity: ev.entity, entered: enteredScratch[...], exited: exitedScratch[...], time: ev.time, ref: ref,
@@ -513,7 +514,7 @@ public final class Engine {
         let count = Int(entities[ei].insideCount)
         if count == 0 && zoneScratch.isEmpty { return false }
         // The previous set, from inline storage or the overflow map.
-        prevScratch.removeAll(keepingCapacity: true)
+        if !prevScratch.isEmpty { prevScratch.removeAll(keepingCapacity: true) }
         if count > 3 {
             prevScratch.append(contentsOf: insideOverflow[ev.entity] ?? [])
         } else {
@@ -596,7 +597,7 @@ public final class Engine {
         total += threshold.latest.memoryBytes
         for g in threshold.baselines { total += g.states.memoryBytes + g.states.entries.reduce(0) { $0 + $1.value.window.times.capacity * 16 } }
         for r in gathering.rules { total += r.crowds.memoryBytes + r.crowds.entries.reduce(0) { $0 + $1.value.members.memoryBytes } }
-        for g in proximity.grids { total += g.latest.memoryBytes + g.cells.memoryBytes + g.occupancy.count }
+        for g in proximity.grids { total += g.latest.memoryBytes + g.cells.memoryBytes + g.occupancy.count + g.occupied.count * 8 }
         for r in proximity.rules { total += r.near.memoryBytes + r.pending.memoryBytes }
         for r in sequence.rules { total += r.partials.memoryBytes }
         return total

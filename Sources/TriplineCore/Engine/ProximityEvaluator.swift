@@ -45,8 +45,11 @@ struct ProximityEvaluator {
         /// Entities per hashed cube (saturating): most of the 8 cubes around a position are
         /// empty on a sparse map, and a zero here skips their lookup in `cells` (a cache miss).
         var occupancy = [UInt8](repeating: 0, count: 1 << ProximityEvaluator.occupancyBits)
+        /// One bit per hashed cube: its count is not zero. The neighbour search reads only
+        /// these (64 KB, cache-resident); the counts are touched when an entity changes cube.
+        var occupied = [UInt64](repeating: 0, count: (1 << ProximityEvaluator.occupancyBits) / 64)
     }
-    static let occupancyBits = 18
+    static let occupancyBits = 19
 
     @inline(__always)
     static func occupancySlot(_ cellKey: UInt64) -> Int {
@@ -140,13 +143,14 @@ struct ProximityEvaluator {
             }
             grids[g].latest.insert(key(a), Latest(lon: ev.lon, lat: ev.lat, time: ev.time, ref: ref, cell: cell, next: next, prev: prev))
             // One neighbour search for every rule of the grid.
-            scratch.removeAll(keepingCapacity: true)
+            if !scratch.isEmpty { scratch.removeAll(keepingCapacity: true) }
             let (rx, ry, rz) = Self.neighbourhood(point, r: r)
             for cx in rx {
                 for cy in ry {
                     for cz in rz {
                         let ck = Cell(x: cx, y: cy, z: cz).key
-                        if grids[g].occupancy[Self.occupancySlot(ck)] == 0 { continue }
+                        let o = Self.occupancySlot(ck)
+                        if (grids[g].occupied[o >> 6] >> UInt64(o & 63)) & 1 == 0 { continue }
                         var b = grids[g].cells[ck] ?? -1
                         while b >= 0 {
                             let lb = grids[g].latest[key(b)]!
@@ -200,7 +204,10 @@ struct ProximityEvaluator {
         let head = grids[g].cells.exchange(cell.key, a) ?? -1
         if head >= 0 { grids[g].latest.modify(key(head)) { $0.prev = a } }
         let o = Self.occupancySlot(cell.key)
-        if grids[g].occupancy[o] < .max { grids[g].occupancy[o] += 1 }
+        if grids[g].occupancy[o] < .max {
+            grids[g].occupancy[o] += 1
+            if grids[g].occupancy[o] == 1 { grids[g].occupied[o >> 6] |= 1 << UInt64(o & 63) }
+        }
         return head
     }
 
@@ -216,7 +223,10 @@ struct ProximityEvaluator {
         if la.next >= 0 { grids[g].latest.modify(key(la.next)) { $0.prev = la.prev } }
         // A saturated count stays (it only costs lookups).
         let o = Self.occupancySlot(la.cell.key)
-        if grids[g].occupancy[o] < .max { grids[g].occupancy[o] -= 1 }
+        if grids[g].occupancy[o] < .max {
+            grids[g].occupancy[o] -= 1
+            if grids[g].occupancy[o] == 0 { grids[g].occupied[o >> 6] &= ~(1 << UInt64(o & 63)) }
+        }
     }
 
     mutating func link(_ ri: Int, _ a: Int32, _ b: Int32) {

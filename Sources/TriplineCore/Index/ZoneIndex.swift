@@ -31,6 +31,14 @@ public struct ZoneIndex: Sendable {
     var gridRuns: [UInt64] = []
     var gridMask = 0
     var gridEntries: [Int32] = []
+    /// One bit per cell of the grid's extent (row-major, `gridBitsWidth` cells per row): set
+    /// when the cell has entries. Most positions fall in empty cells; the bits (a few hundred
+    /// KB at most) answer those without probing the hash table. Empty when the extent is too
+    /// large for that.
+    var gridBits: [UInt64] = []
+    var gridBitsWidth: Int64 = 0
+    var gridBitsHeight: Int64 = 0
+    static let maxGridBits: Int64 = 1 << 22
     /// An entry spanning more cells than this in either direction goes to the R-tree.
     static let maxCellsPerSide = 8.0
     /// Per leaf entry: zone index, and the part it tests (>= 0: index into `parts`;
@@ -168,6 +176,20 @@ public struct ZoneIndex: Sendable {
         gridRuns = [UInt64](repeating: 0, count: cap)
         gridMask = cap - 1
         gridEntries = pairs.map(\.1)
+        var maxX: Int64 = -1, maxY: Int64 = -1
+        for (k, _) in pairs {
+            maxX = max(maxX, Int64(k >> 32))
+            maxY = max(maxY, Int64(k & 0xFFFF_FFFF))
+        }
+        if maxX >= 0 && (maxX + 1).multipliedReportingOverflow(by: maxY + 1).overflow == false && (maxX + 1) * (maxY + 1) <= ZoneIndex.maxGridBits {
+            gridBitsWidth = maxX + 1
+            gridBitsHeight = maxY + 1
+            gridBits = [UInt64](repeating: 0, count: Int((gridBitsWidth * gridBitsHeight + 63) / 64))
+            for (k, _) in pairs {
+                let b = Int(Int64(k & 0xFFFF_FFFF) * gridBitsWidth + Int64(k >> 32))
+                gridBits[b >> 6] |= 1 << UInt64(b & 63)
+            }
+        }
         var i = 0
         while i < pairs.count {
             var j = i
@@ -231,11 +253,20 @@ public struct ZoneIndex: Sendable {
     /// Number of zones.
     public var count: Int { shapes.count }
 
+    /// False when the grid cell (cx, cy) (both >= 0) certainly has no entries.
+    @inline(__always)
+    func cellMayHaveEntries(_ cx: Int64, _ cy: Int64) -> Bool {
+        if gridBits.isEmpty { return true }
+        if cx >= gridBitsWidth || cy >= gridBitsHeight { return false }
+        let b = Int(cy * gridBitsWidth + cx)
+        return (gridBits[b >> 6] >> UInt64(b & 63)) & 1 == 1
+    }
+
     /// Starts loading the grid slot a lookup of (x, y) will probe first (a hint only).
     @inline(__always)
     func prefetch(x: Double, y: Double) {
         let cx = cell(x, originX), cy = cell(y, originY)
-        guard cx >= 0 && cy >= 0 && !gridKeys.isEmpty else { return }
+        guard cx >= 0 && cy >= 0 && !gridKeys.isEmpty && cellMayHaveEntries(cx, cy) else { return }
         let slot = ZoneIndex.cellHash(ZoneIndex.cellKey(cx, cy)) & gridMask
         gridKeys.withUnsafeBufferPointer { tripline_prefetch($0.baseAddress! + slot) }
         gridRuns.withUnsafeBufferPointer { tripline_prefetch($0.baseAddress! + slot) }
@@ -243,12 +274,12 @@ public struct ZoneIndex: Sendable {
 
     /// Sets `out` to the indices of every zone covering (x, y), ascending, without repeats.
     public func zones(coveringX x: Double, y: Double, into out: inout [Int32]) {
-        out.removeAll(keepingCapacity: true)
+        if !out.isEmpty { out.removeAll(keepingCapacity: true) }
         guard leafCount > 0 else { return }
         boxes.withUnsafeBufferPointer { bx in
             // The grid: one probe, then the entries of that cell.
             let cx = cell(x, originX), cy = cell(y, originY)
-            if cx >= 0 && cy >= 0 {
+            if cx >= 0 && cy >= 0 && cellMayHaveEntries(cx, cy) {
                 let key = ZoneIndex.cellKey(cx, cy)
                 var slot = ZoneIndex.cellHash(key) & gridMask
                 while true {
