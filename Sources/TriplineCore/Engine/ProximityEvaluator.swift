@@ -24,6 +24,9 @@ struct ProximityEvaluator {
         /// that moving between cubes allocates nothing.
         var next: Int32 = -1
         var prev: Int32 = -1
+        /// How many near pairs (over all the grid's rules) this entity is in, so that a
+        /// position with no pair and no neighbour touches no rule's state.
+        var linked: Int32 = 0
     }
     struct Cell: Hashable {
         var x: Int64, y: Int64, z: Int64
@@ -39,9 +42,6 @@ struct ProximityEvaluator {
         var latest = IntMap<Latest>()
         /// The first entity of each cube's list.
         var cells = IntMap<Int32>()
-        /// How many near pairs (over all the grid's rules) each entity is in; absent = none,
-        /// so that a position with no pair and no neighbour touches no rule's state.
-        var linked = IntMap<Int32>()
         /// Entities per hashed cube (saturating): most of the 8 cubes around a position are
         /// empty on a sparse map, and a zero here skips their lookup in `cells` (a cache miss).
         var occupancy = [UInt8](repeating: 0, count: 1 << ProximityEvaluator.occupancyBits)
@@ -129,8 +129,9 @@ struct ProximityEvaluator {
             p3 = point
             let cell = Self.cell(point, edge: Self.edgeFactor * r)
             // The shared latest position and its cube.
-            var next: Int32 = -1, prev: Int32 = -1
+            var next: Int32 = -1, prev: Int32 = -1, linked: Int32 = 0
             if let old = grids[g].latest[key(a)] {
+                linked = old.linked
                 if old.cell.key != cell.key {
                     unlinkFromCell(g, a, old)
                     next = pushFront(g, a, cell)
@@ -141,7 +142,7 @@ struct ProximityEvaluator {
             } else {
                 next = pushFront(g, a, cell)
             }
-            grids[g].latest.insert(key(a), Latest(lon: ev.lon, lat: ev.lat, time: ev.time, ref: ref, cell: cell, next: next, prev: prev))
+            grids[g].latest.insert(key(a), Latest(lon: ev.lon, lat: ev.lat, time: ev.time, ref: ref, cell: cell, next: next, prev: prev, linked: linked))
             // One neighbour search for every rule of the grid.
             if !scratch.isEmpty { scratch.removeAll(keepingCapacity: true) }
             let (rx, ry, rz) = Self.neighbourhood(point, r: r)
@@ -165,7 +166,7 @@ struct ProximityEvaluator {
             }
             scratch.sort { $0.0 < $1.0 }
             let candidates = scratch
-            if candidates.isEmpty && !grids[g].linked.contains(key(a)) { continue }
+            if candidates.isEmpty && linked == 0 { continue }
             for ri in grids[g].rules where relevant(rules[ri], a, engine) {
                 let rule = rules[ri].rule, window = rules[ri].window
                 // Pairs that were near: does this position part them?
@@ -233,15 +234,14 @@ struct ProximityEvaluator {
         let g = rules[ri].grid
         for (x, y) in [(a, b), (b, a)] {
             rules[ri].near.update(key(x), default: { [] }) { $0.append(y) }
-            grids[g].linked.update(key(x), default: { 0 }) { $0 += 1 }
+            grids[g].latest.modify(key(x)) { $0.linked += 1 }
         }
     }
 
     mutating func unlink(_ ri: Int, _ a: Int32, _ b: Int32) {
         let g = rules[ri].grid
         for x in [a, b] {
-            let left = grids[g].linked.update(key(x), default: { 0 }) { c -> Int32 in c -= 1; return c }
-            if left <= 0 { grids[g].linked.remove(key(x)) }
+            grids[g].latest.modify(key(x)) { $0.linked -= 1 }
         }
         for (x, y) in [(a, b), (b, a)] {
             var empty = false
