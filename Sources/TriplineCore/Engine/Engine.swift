@@ -469,20 +469,31 @@ public final class Engine {
     func apply(_ ev: Event, _ ref: EventRef) {
         stats.applied += 1
         emitter.advance(to: ev.time)
+        // The scratch arrays move into locals for the event (and back after): an array stored
+        // in the engine (a class) is retained and released each time it is passed on.
+        var zones: [Int32] = [], entered: [Int32] = [], exited: [Int32] = []
+        swap(&zones, &zoneScratch)
+        swap(&entered, &enteredScratch)
+        swap(&exited, &exitedScratch)
+        defer {
+            swap(&zones, &zoneScratch)
+            swap(&entered, &enteredScratch)
+            swap(&exited, &exitedScratch)
+        }
         // (removeAll on an empty array is not free: skipped.)
-        if !enteredScratch.isEmpty { enteredScratch.removeAll(keepingCapacity: true) }
-        if !exitedScratch.isEmpty { exitedScratch.removeAll(keepingCapacity: true) }
-        if !zoneScratch.isEmpty { zoneScratch.removeAll(keepingCapacity: true) }
+        if !entered.isEmpty { entered.removeAll(keepingCapacity: true) }
+        if !exited.isEmpty { exited.removeAll(keepingCapacity: true) }
+        if !zones.isEmpty { zones.removeAll(keepingCapacity: true) }
         if ev.type == Symbols.positionType {
-            if needsZones && updateZones(ev) {
-                geofence.onTransitions(entity: ev.entity, entered: enteredScratch[...], exited: exitedScratch[...], time: ev.time, ref: ref,
+            if needsZones && updateZones(ev, zones: &zones, entered: &entered, exited: &exited) {
+                geofence.onTransitions(entity: ev.entity, entered: entered[...], exited: exited[...], time: ev.time, ref: ref,
                                        engine: self, emitter: &emitter)
                 if !dwell.isEmpty {
-                    dwell.onTransitions(entity: ev.entity, entered: enteredScratch[...], exited: exitedScratch[...], time: ev.time, ref: ref,
+                    dwell.onTransitions(entity: ev.entity, entered: entered[...], exited: exited[...], time: ev.time, ref: ref,
                                         engine: self, emitter: &emitter, timers: &timers)
                 }
             }
-            if !gathering.isEmpty { gathering.onPosition(ev, ref: ref, zones: zoneScratch, engine: self, emitter: &emitter, timers: &timers) }
+            if !gathering.isEmpty { gathering.onPosition(ev, ref: ref, zones: zones, engine: self, emitter: &emitter, timers: &timers) }
             if !proximity.isEmpty { proximity.onPosition(ev, ref: ref, engine: self, emitter: &emitter, timers: &timers) }
             if !speed.isEmpty {
                 let ei = Int(ev.entity)
@@ -498,17 +509,17 @@ public final class Engine {
         } else if ev.type == Symbols.contactType {
             if !novelty.isEmpty { novelty.onContact(ev, ref: ref, engine: self, emitter: &emitter, timers: &timers) }
         }
-        if !frequency.isEmpty { frequency.onEvent(ev, ref: ref, zones: zoneScratch, engine: self, emitter: &emitter, timers: &timers) }
-        if !absence.isEmpty { absence.onEvent(ev, ref: ref, zones: zoneScratch, engine: self, emitter: &emitter, timers: &timers) }
+        if !frequency.isEmpty { frequency.onEvent(ev, ref: ref, zones: zones, engine: self, emitter: &emitter, timers: &timers) }
+        if !absence.isEmpty { absence.onEvent(ev, ref: ref, zones: zones, engine: self, emitter: &emitter, timers: &timers) }
         if !sequence.isEmpty {
-            sequence.onEvent(ev, ref: ref, order: stats.applied, zones: zoneScratch, entered: enteredScratch, exited: exitedScratch,
+            sequence.onEvent(ev, ref: ref, order: stats.applied, zones: zones, entered: entered, exited: exited,
                              engine: self, emitter: &emitter)
         }
     }
 
     /// Looks the position up in the zone index (into `zoneScratch`) and, when the entity's
     /// set of zones changed, fills `enteredScratch` and `exitedScratch`. Returns whether it changed.
-    func updateZones(_ ev: Event) -> Bool {
+    func updateZones(_ ev: Event, zones zoneScratch: inout [Int32], entered enteredScratch: inout [Int32], exited exitedScratch: inout [Int32]) -> Bool {
         index.zones(coveringX: ev.lon, y: ev.lat, into: &zoneScratch)
         let ei = Int(ev.entity)
         let count = Int(entities[ei].insideCount)
