@@ -27,8 +27,13 @@ public struct ZoneIndex: Sendable {
     /// `gridEntries`.
     var cellSize = 1.0
     var originX = 0.0, originY = 0.0
-    var gridKeys: [UInt64] = []
-    var gridRuns: [UInt64] = []
+    /// Slots of the table: a cell key (.max: empty) and its run (start << 32 | count), side
+    /// by side so that a probe costs one cache line.
+    var gridSlots: [GridSlot] = []
+    struct GridSlot {
+        var key: UInt64
+        var run: UInt64
+    }
     var gridMask = 0
     var gridEntries: [Int32] = []
     /// One bit per cell of the grid's extent (row-major, `gridBitsWidth` cells per row): set
@@ -172,8 +177,7 @@ public struct ZoneIndex: Sendable {
         pairs.sort { $0.0 < $1.0 || ($0.0 == $1.0 && $0.1 < $1.1) }
         var cap = 16
         while cap < pairs.count * 2 { cap <<= 1 }
-        gridKeys = [UInt64](repeating: .max, count: cap)
-        gridRuns = [UInt64](repeating: 0, count: cap)
+        gridSlots = [GridSlot](repeating: GridSlot(key: .max, run: 0), count: cap)
         gridMask = cap - 1
         gridEntries = pairs.map(\.1)
         var maxX: Int64 = -1, maxY: Int64 = -1
@@ -195,9 +199,8 @@ public struct ZoneIndex: Sendable {
             var j = i
             while j < pairs.count && pairs[j].0 == pairs[i].0 { j += 1 }
             var slot = ZoneIndex.cellHash(pairs[i].0) & gridMask
-            while gridKeys[slot] != .max { slot = (slot + 1) & gridMask }
-            gridKeys[slot] = pairs[i].0
-            gridRuns[slot] = UInt64(i) << 32 | UInt64(j - i)
+            while gridSlots[slot].key != .max { slot = (slot + 1) & gridMask }
+            gridSlots[slot] = GridSlot(key: pairs[i].0, run: UInt64(i) << 32 | UInt64(j - i))
             i = j
         }
     }
@@ -266,10 +269,9 @@ public struct ZoneIndex: Sendable {
     @inline(__always)
     func prefetch(x: Double, y: Double) {
         let cx = cell(x, originX), cy = cell(y, originY)
-        guard cx >= 0 && cy >= 0 && !gridKeys.isEmpty && cellMayHaveEntries(cx, cy) else { return }
+        guard cx >= 0 && cy >= 0 && !gridSlots.isEmpty && cellMayHaveEntries(cx, cy) else { return }
         let slot = ZoneIndex.cellHash(ZoneIndex.cellKey(cx, cy)) & gridMask
-        gridKeys.withUnsafeBufferPointer { tripline_prefetch($0.baseAddress! + slot) }
-        gridRuns.withUnsafeBufferPointer { tripline_prefetch($0.baseAddress! + slot) }
+        gridSlots.withUnsafeBufferPointer { tripline_prefetch($0.baseAddress! + slot) }
     }
 
     /// Sets `out` to the indices of every zone covering (x, y), ascending, without repeats.
@@ -283,9 +285,9 @@ public struct ZoneIndex: Sendable {
                 let key = ZoneIndex.cellKey(cx, cy)
                 var slot = ZoneIndex.cellHash(key) & gridMask
                 while true {
-                    let k = gridKeys[slot]
+                    let k = gridSlots[slot].key
                     if k == key {
-                        let run = gridRuns[slot]
+                        let run = gridSlots[slot].run
                         let start = Int(run >> 32), count = Int(run & 0xFFFF_FFFF)
                         gridEntries.withUnsafeBufferPointer { ge in
                             for i in start..<(start + count) {
