@@ -1,3 +1,4 @@
+import CTriplineSupport
 import Foundation
 
 /// `proximity` (spec section 5.4): a pair is near when both latest positions are in
@@ -90,7 +91,10 @@ struct ProximityEvaluator {
     static func xyz(_ lon: Double, _ lat: Double) -> (Double, Double, Double) {
         let phi = lat * (Double.pi / 180), lambda = lon * (Double.pi / 180)
         let r = Haversine.earthRadiusM
-        return (r * cos(phi) * cos(lambda), r * cos(phi) * sin(lambda), r * sin(phi))
+        var sp = 0.0, cp = 0.0, sl = 0.0, cl = 0.0
+        tripline_sincos(phi, &sp, &cp)
+        tripline_sincos(lambda, &sl, &cl)
+        return (r * cp * cl, r * cp * sl, r * sp)
     }
 
     static func cell(_ p: (Double, Double, Double), edge: Double) -> Cell {
