@@ -38,19 +38,21 @@ struct CompiledFilter {
 }
 
 /// A first-in first-out queue of timestamped event references (a sliding window),
-/// amortised O(1) at both ends.
+/// amortised O(1) at both ends; times and references side by side (one allocation).
 struct TimedRefs {
-    var times: [Millis] = []
-    var refs: [EventRef] = []
+    struct Entry {
+        var time: Millis
+        var ref: EventRef
+    }
+    var entries: [Entry] = []
     var head = 0
 
-    var count: Int { times.count - head }
-    var isEmpty: Bool { head == times.count }
-    var oldestTime: Millis? { head < times.count ? times[head] : nil }
+    var count: Int { entries.count - head }
+    var isEmpty: Bool { head == entries.count }
+    var oldestTime: Millis? { head < entries.count ? entries[head].time : nil }
 
     mutating func append(_ t: Millis, _ r: EventRef) {
-        times.append(t)
-        refs.append(r)
+        entries.append(Entry(time: t, ref: r))
     }
 
     /// Drops entries with time + window <= `now` (they have left (now - window, now]).
@@ -58,23 +60,21 @@ struct TimedRefs {
     @discardableResult
     mutating func expire(window: Millis, now: Millis) -> Int {
         var dropped = 0
-        while head < times.count && times[head] + window <= now {
+        while head < entries.count && entries[head].time + window <= now {
             head += 1
             dropped += 1
         }
-        if head > 64 && head * 2 > times.count {
-            times.removeFirst(head)
-            refs.removeFirst(head)
+        if head > 64 && head * 2 > entries.count {
+            entries.removeFirst(head)
             head = 0
         }
-        if head == times.count && head > 0 {
-            times.removeAll(keepingCapacity: true)
-            refs.removeAll(keepingCapacity: true)
+        if head == entries.count && head > 0 {
+            entries.removeAll(keepingCapacity: true)
             head = 0
         }
         return dropped
     }
 
     /// The first 100 references still held, in processing order.
-    var evidence: [EventRef] { Array(refs[head..<min(refs.count, head + 100)]) }
+    var evidence: [EventRef] { entries[head..<min(entries.count, head + 100)].map(\.ref) }
 }

@@ -395,7 +395,14 @@ public final class Engine {
     /// (time, rule id, key, emission order).
     public func drainAlerts(into out: inout [Alert]) {
         guard !emitter.completed.isEmpty else { return }
-        emitter.completed.sort(by: canonicalLess)
+        // Time and rule decide almost every comparison: those with local copies (no access to
+        // the engine's properties), the rest of the canonical order only on ties.
+        let rank = ruleRank
+        emitter.completed.sort { x, y in
+            if x.time != y.time { return x.time < y.time }
+            if x.rule != y.rule { return rank[Int(x.rule)] < rank[Int(y.rule)] }
+            return canonicalLess(x, y)
+        }
         if out.isEmpty {
             swap(&out, &emitter.completed)
         } else {
@@ -600,10 +607,10 @@ public final class Engine {
         var total = timers.count * MemoryLayout<EngineTimer>.stride + emitter.cooldownState.count * 64
         for r in dwell.rules { total += r.visits.memoryBytes }
         for g in absence.groups { total += g.seen.memoryBytes }
-        for r in frequency.rules { total += r.count.tracks.memoryBytes + r.count.tracks.entries.reduce(0) { $0 + $1.value.refs.times.capacity * 16 } }
+        for r in frequency.rules { total += r.count.tracks.memoryBytes + r.count.tracks.entries.reduce(0) { $0 + $1.value.refs.entries.capacity * MemoryLayout<TimedRefs.Entry>.stride } }
         for d in novelty.detectors {
             total += d.lastContact.memoryBytes + d.history.memoryBytes + d.history.entries.reduce(0) { $0 + $1.value.times.capacity * 12 }
-            for m in d.members { total += m.count.tracks.memoryBytes + m.count.tracks.entries.reduce(0) { $0 + $1.value.refs.times.capacity * 16 } }
+            for m in d.members { total += m.count.tracks.memoryBytes + m.count.tracks.entries.reduce(0) { $0 + $1.value.refs.entries.capacity * MemoryLayout<TimedRefs.Entry>.stride } }
         }
         total += threshold.latest.memoryBytes
         for g in threshold.baselines { total += g.states.memoryBytes + g.states.entries.reduce(0) { $0 + $1.value.window.times.capacity * 16 } }
