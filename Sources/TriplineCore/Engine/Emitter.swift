@@ -14,10 +14,11 @@ struct Emitter {
     var cooldown: [Millis]
     var expires: [Millis]
     var cooldownState: [CooldownKey: CooldownState] = [:]
-    /// Alerts whose time group is complete.
-    var completed: [Alert] = []
-    /// Alerts of the current time.
-    var group: [Alert] = []
+    /// Alerts emitted and not yet taken: those before `groupStart` have a complete time
+    /// group; from `groupStart` on, the alerts of the current time (`groupTime`). One array,
+    /// so an alert is not copied from a group array to a completed one.
+    var alerts: [Alert] = []
+    var groupStart = 0
     var groupTime: Millis = .min
     var sequence: UInt64 = 0
     var emittedPerRule: [Int]
@@ -67,26 +68,33 @@ struct Emitter {
             }
         }
         if time != groupTime {
-            completed.append(contentsOf: group)
-            group.removeAll(keepingCapacity: true)
+            groupStart = alerts.count
             groupTime = time
         }
         emittedPerRule[r] += 1
-        group.append(Alert(rule: rule, key: key, firing: firing, time: time, evidence: evidence.count > 100 ? Array(evidence.prefix(100)) : evidence,
+        alerts.append(Alert(rule: rule, key: key, firing: firing, time: time, evidence: evidence.count > 100 ? Array(evidence.prefix(100)) : evidence,
                            details: details, sequence: sequence))
         sequence += 1
     }
 
     /// Closes the current group when time has moved past it.
     mutating func advance(to time: Millis) {
-        if time > groupTime && !group.isEmpty {
-            completed.append(contentsOf: group)
-            group.removeAll(keepingCapacity: true)
-        }
+        if time > groupTime { groupStart = alerts.count }
     }
 
     mutating func closeAll() {
-        completed.append(contentsOf: group)
-        group.removeAll(keepingCapacity: true)
+        groupStart = alerts.count
+    }
+
+    /// Moves the alerts of complete time groups into `out` (appended, in emission order).
+    mutating func takeCompleted(into out: inout [Alert]) {
+        guard groupStart > 0 else { return }
+        if groupStart == alerts.count && out.isEmpty {
+            swap(&out, &alerts)
+        } else {
+            out.append(contentsOf: alerts[..<groupStart])
+            alerts.removeSubrange(..<groupStart)
+        }
+        groupStart = 0
     }
 }

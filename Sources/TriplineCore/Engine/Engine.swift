@@ -394,21 +394,17 @@ public final class Engine {
     /// Moves alerts whose time group is complete into `out`, in canonical order
     /// (time, rule id, key, emission order).
     public func drainAlerts(into out: inout [Alert]) {
-        guard !emitter.completed.isEmpty else { return }
+        let start = out.count
+        emitter.takeCompleted(into: &out)
+        guard out.count > start + 1 else { return }
         // Time and rule decide almost every comparison: those with local copies (no access to
         // the engine's properties), the rest of the canonical order only on ties.
         let rank = ruleRank
-        emitter.completed.sort { x, y in
+        out[start...].sort { x, y in
             if x.time != y.time { return x.time < y.time }
             if x.rule != y.rule { return rank[Int(x.rule)] < rank[Int(y.rule)] }
             return canonicalLess(x, y)
         }
-        if out.isEmpty {
-            swap(&out, &emitter.completed)
-        } else {
-            out.append(contentsOf: emitter.completed)
-        }
-        emitter.completed.removeAll(keepingCapacity: true)
     }
 
     func canonicalLess(_ x: Alert, _ y: Alert) -> Bool {
