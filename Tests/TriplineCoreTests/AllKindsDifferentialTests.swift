@@ -175,8 +175,8 @@ func firstDifference(_ engine: [String], _ naive: [String]) -> String? {
     }
 
     /// Families of rules that the engine evaluates together (level rules of one metric sorted
-    /// by level, baselines sharing a window, absences sharing a filter, novelty rules sharing a
-    /// detector): levels on and between the readings' values, several selectors, factors,
+    /// by level, baselines sharing a window, absences sharing a filter, frequency rules sharing
+    /// a filter and window, novelty rules sharing a detector): levels on and between the readings' values, several selectors, factors,
     /// sample minimums, durations and counts. The naive reference evaluates each on its own.
     static let familyRules: [Rule] = {
         var y = "rules:\n"
@@ -199,6 +199,12 @@ func firstDifference(_ engine: [String], _ naive: [String]) -> String? {
         for (i, d) in ["1500ms", "2s", "3s", "4s", "4s", "7s"].enumerated() {
             add("kind: absence, match: \(selectors[i % 4]), for: \(d)")
             add("kind: absence, match: \(selectors[(i + 2) % 4]), for: \(d), event: {type: a}")
+        }
+        for (i, c) in [1, 2, 3, 3, 4].enumerated() {
+            add("kind: frequency, match: \(selectors[i % 4]), count: \(c), window: 5s, event: {type: a}")
+        }
+        for (i, c) in [2, 3].enumerated() {
+            add("kind: frequency, match: \(selectors[(i + 1) % 4]), count: \(c), window: 4s, event: {type: position, zones: {category: depot}}")
         }
         for (i, c) in [1, 2, 2, 3].enumerated() {
             add("kind: novelty, match: \(selectors[i % 4]), count: \(c), window: \(3 + i)s, lookback: 4s, counterpart: {prefix: [c], not_prefix: [c5]}")

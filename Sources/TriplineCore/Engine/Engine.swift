@@ -182,8 +182,7 @@ public final class Engine {
             case .frequency(let k, let w, let f):
                 let cf = CompiledFilter(f, symbols: &syms, zones: zones)
                 zonesNeeded = zonesNeeded || cf.needsZones
-                slots[i] = fq.rules.count
-                fq.rules.append(.init(rule: ri, selector: s, filter: cf, count: SlidingCount(window: w, threshold: k)))
+                slots[i] = fq.add(rule: ri, selector: s, count: k, window: w, filter: f, compiled: cf)
             case .novelty(let k, let w, let h, let cp):
                 slots[i] = nv.add(rule: ri, selector: s, count: k, window: w, lookback: h, prefix: cp?.prefix, notPrefix: cp?.notPrefix)
             case .threshold(let metric, let c):
@@ -603,7 +602,7 @@ public final class Engine {
         var total = timers.count * MemoryLayout<EngineTimer>.stride + emitter.cooldownState.count * 64
         for r in dwell.rules { total += r.visits.memoryBytes }
         for g in absence.groups { total += g.seen.memoryBytes }
-        for r in frequency.rules { total += r.count.tracks.memoryBytes + r.count.tracks.entries.reduce(0) { $0 + $1.value.refs.entries.capacity * MemoryLayout<TimedRefs.Entry>.stride } }
+        for g in frequency.groups { total += g.tracks.memoryBytes + g.tracks.entries.reduce(0) { $0 + $1.value.refs.entries.capacity * MemoryLayout<TimedRefs.Entry>.stride } }
         for d in novelty.detectors {
             total += d.lastContact.memoryBytes + d.history.memoryBytes + d.history.entries.reduce(0) { $0 + $1.value.times.capacity * 12 }
             for m in d.members { total += m.count.tracks.memoryBytes + m.count.tracks.entries.reduce(0) { $0 + $1.value.refs.entries.capacity * MemoryLayout<TimedRefs.Entry>.stride } }

@@ -60,30 +60,103 @@ struct SlidingCount {
     }
 }
 
+/// `frequency` (spec section 5.5). Rules with the same event filter and window count the
+/// same events, so they share one sliding window per entity and one expiry timer chain; each
+/// rule keeps its threshold and a firing bit. A count moves by one per event, so each rule's
+/// threshold is crossed exactly when it would be crossed by a window of its own.
 struct FrequencyEvaluator {
     struct Member {
         var rule: Int32
         var selector: Int32
-        var filter: CompiledFilter
-        var count: SlidingCount
+        var threshold: Int
     }
-    var rules: [Member] = []
+    struct Track {
+        var refs = TimedRefs()
+        /// The group's rules that apply to this entity, and those firing.
+        var members: UInt64 = 0
+        var firing: UInt64 = 0
+        /// Deadline of the expiry timer pending (at the oldest event), or .min.
+        var pending: Millis = .min
+    }
+    /// Rules sharing one filter and window (at most 64 per group).
+    struct Group {
+        var filterKey: EventFilter
+        var filter: CompiledFilter
+        var window: Millis
+        var members: [Member] = []
+        var tracks = IntMap<Track>()
+    }
+    var groups: [Group] = []
 
-    var isEmpty: Bool { rules.isEmpty }
+    var isEmpty: Bool { groups.isEmpty }
+
+    /// Adds a rule; returns its group.
+    mutating func add(rule: Int32, selector: Int32, count: Int, window: Millis, filter: EventFilter, compiled: CompiledFilter) -> Int {
+        let g: Int
+        if let i = groups.firstIndex(where: { $0.filterKey == filter && $0.window == window && $0.members.count < 64 }) {
+            g = i
+        } else {
+            g = groups.count
+            groups.append(Group(filterKey: filter, filter: compiled, window: window))
+        }
+        groups[g].members.append(Member(rule: rule, selector: selector, threshold: count))
+        return g
+    }
 
     mutating func onEvent(_ ev: Event, ref: EventRef, zones: [Int32], engine: Engine, emitter: inout Emitter, timers: inout TimerQueue) {
-        for i in rules.indices where rules[i].filter.matches(ev, insideZones: zones) && engine.matches(ev.entity, rules[i].selector) {
-            if let (evidence, c) = rules[i].count.add(entity: ev.entity, time: ev.time, ref: ref, rule: rules[i].rule, timers: &timers) {
-                emitter.emit(rule: rules[i].rule, key: .entity(ev.entity), firing: true, time: ev.time, evidence: evidence,
-                             details: [("count", .number(Double(c)))])
+        for g in groups.indices where groups[g].filter.matches(ev, insideZones: zones) {
+            let members = groups[g].members
+            var applies: UInt64 = 0
+            for (j, m) in members.enumerated() where engine.matches(ev.entity, m.selector) { applies |= 1 << UInt64(j) }
+            if applies == 0 { continue }
+            let window = groups[g].window
+            groups[g].tracks.update(key(ev.entity), default: { Track() }) { tr in
+                tr.members = applies
+                tr.refs.append(ev.time, ref)
+                if tr.pending == .min {
+                    tr.pending = ev.time + window
+                    timers.schedule(deadline: ev.time + window, rule: members[0].rule, a: ev.entity)
+                }
+                let c = tr.refs.count
+                var bits = applies & ~tr.firing
+                var evidence: [EventRef]? = nil
+                while bits != 0 {
+                    let j = bits.trailingZeroBitCount
+                    bits &= bits - 1
+                    guard c >= members[j].threshold else { continue }
+                    tr.firing |= 1 << UInt64(j)
+                    if evidence == nil { evidence = tr.refs.evidence }
+                    emitter.emit(rule: members[j].rule, key: .entity(ev.entity), firing: true, time: ev.time, evidence: evidence!,
+                                 details: [("count", .number(Double(c)))])
+                }
             }
         }
     }
 
-    mutating func fire(_ t: EngineTimer, slot i: Int, emitter: inout Emitter, timers: inout TimerQueue) {
-        if let c = rules[i].count.expire(entity: t.a, at: t.deadline, rule: t.rule, timers: &timers) {
-            emitter.emit(rule: t.rule, key: .entity(t.a), firing: false, time: t.deadline, evidence: [], details: [("count", .number(Double(c)))])
+    mutating func fire(_ t: EngineTimer, slot g: Int, emitter: inout Emitter, timers: inout TimerQueue) {
+        let members = groups[g].members
+        let window = groups[g].window
+        var drop = false
+        groups[g].tracks.modify(key(t.a)) { tr in
+            tr.refs.expire(window: window, now: t.deadline)
+            let c = tr.refs.count
+            var bits = tr.firing
+            while bits != 0 {
+                let j = bits.trailingZeroBitCount
+                bits &= bits - 1
+                guard c < members[j].threshold else { continue }
+                tr.firing &= ~(1 << UInt64(j))
+                emitter.emit(rule: members[j].rule, key: .entity(t.a), firing: false, time: t.deadline, evidence: [], details: [("count", .number(Double(c)))])
+            }
+            if let oldest = tr.refs.oldestTime {
+                tr.pending = oldest + window
+                timers.schedule(deadline: oldest + window, rule: t.rule, a: t.a)
+            } else {
+                tr.pending = .min
+                drop = true
+            }
         }
+        if drop { groups[g].tracks.remove(key(t.a)) }
     }
 }
 
