@@ -72,8 +72,7 @@ struct FrequencyEvaluator {
     }
     struct Track {
         var refs = TimedRefs()
-        /// The group's rules that apply to this entity, and those firing.
-        var members: UInt64 = 0
+        /// The group's rules firing for this entity.
         var firing: UInt64 = 0
         /// Deadline of the expiry timer pending (at the oldest event), or .min.
         var pending: Millis = .min
@@ -111,7 +110,6 @@ struct FrequencyEvaluator {
             if applies == 0 { continue }
             let window = groups[g].window
             groups[g].tracks.update(key(ev.entity), default: { Track() }) { tr in
-                tr.members = applies
                 tr.refs.append(ev.time, ref)
                 if tr.pending == .min {
                     tr.pending = ev.time + window

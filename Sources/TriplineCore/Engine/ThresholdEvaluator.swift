@@ -132,43 +132,27 @@ struct ThresholdEvaluator {
         return lo
     }
 
+    /// Emits the transitions of the level rules `a` (sorted by level) when the entity's reading
+    /// goes from `p` to `v`. `above` X holds when v > X, so it changes for X in [min, max);
+    /// `below` X holds when v < X, so it changes for X in (min, max].
+    static func emitChanges(_ a: [Level], from p: Double, to v: Double, above: Bool, ev: Event, ref: EventRef, engine: Engine, emitter: inout Emitter) {
+        if a.isEmpty || p == v { return }
+        let lo = lowerBound(a, Swift.min(p, v), strict: !above), hi = lowerBound(a, Swift.max(p, v), strict: !above)
+        if lo >= hi { return }
+        let details: [(String, DetailValue)] = [("value", .number(v))]
+        for j in lo..<hi where engine.matches(ev.entity, a[j].selector) {
+            emitter.emit(rule: a[j].rule, key: .entity(ev.entity), firing: above ? v > a[j].level : v < a[j].level, time: ev.time, evidence: [ref], details: details)
+        }
+    }
+
     mutating func onReading(_ ev: Event, ref: EventRef, engine: Engine, emitter: inout Emitter) {
         let v = ev.value
         for g in levels.indices where levels[g].metric == ev.metric {
             let previous = latest.exchange(key(ev.entity, ev.metric), v)
-            let details: [(String, DetailValue)] = [("value", .number(v))]
-            // above X holds when v > X. It changes state for X in [lo, hi) between the previous
-            // and the new value; with no previous reading, for X < v (those now hold).
-            let above = levels[g].above
-            if !above.isEmpty {
-                let lo: Int, hi: Int
-                if let p = previous {
-                    lo = Self.lowerBound(above, Swift.min(p, v), strict: false)
-                    hi = Self.lowerBound(above, Swift.max(p, v), strict: false)
-                } else {
-                    lo = 0
-                    hi = Self.lowerBound(above, v, strict: false)
-                }
-                for j in lo..<hi where engine.matches(ev.entity, above[j].selector) {
-                    emitter.emit(rule: above[j].rule, key: .entity(ev.entity), firing: v > above[j].level, time: ev.time, evidence: [ref], details: details)
-                }
-            }
-            // below X holds when v < X. It changes state for X in (lo, hi]; with no previous
-            // reading, for X > v.
-            let below = levels[g].below
-            if !below.isEmpty {
-                let lo: Int, hi: Int
-                if let p = previous {
-                    lo = Self.lowerBound(below, Swift.min(p, v), strict: true)
-                    hi = Self.lowerBound(below, Swift.max(p, v), strict: true)
-                } else {
-                    lo = Self.lowerBound(below, v, strict: true)
-                    hi = below.count
-                }
-                for j in lo..<hi where engine.matches(ev.entity, below[j].selector) {
-                    emitter.emit(rule: below[j].rule, key: .entity(ev.entity), firing: v < below[j].level, time: ev.time, evidence: [ref], details: details)
-                }
-            }
+            // With no previous reading nothing was firing: as if it had been -inf for `above`
+            // and +inf for `below`.
+            Self.emitChanges(levels[g].above, from: previous ?? -.infinity, to: v, above: true, ev: ev, ref: ref, engine: engine, emitter: &emitter)
+            Self.emitChanges(levels[g].below, from: previous ?? .infinity, to: v, above: false, ev: ev, ref: ref, engine: engine, emitter: &emitter)
         }
         for g in baselines.indices where baselines[g].metric == ev.metric {
             var members: UInt64 = 0
