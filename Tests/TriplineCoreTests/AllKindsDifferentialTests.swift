@@ -266,6 +266,43 @@ func firstDifference(_ engine: [String], _ naive: [String]) -> String? {
     }
 }
 
+@Suite struct ProximityOccupancyTests {
+    /// The proximity grid's occupied-cube bits are rebuilt from the cubes when stale bits pile
+    /// up; with no slack they are rebuilt at almost every new cube, and the alerts must still
+    /// be the naive reference's.
+    @Test(arguments: Array(1...10) as [UInt64])
+    func rebuildingTheOccupiedBitsChangesNoAlert(seed: UInt64) {
+        // Distances of about one step of the streams' half-degree grid: cubes of edge 4R are
+        // then about two steps wide and many near pairs lie in different cubes.
+        let rules = AllKindsDifferentialTests.rules.filter { $0.kind == .proximity }.map { r -> Rule in
+            var r = r
+            if case .proximity(let d, let w, let o) = r.parameters { r.parameters = .proximity(distanceM: d * 0.4, within: w, other: o) }
+            return r
+        }
+        let events = MixedStreams.events(seed: seed)
+        let until = events.last!.time + 20_000
+        var naive = NaiveEngine(zones: MixedStreams.zones, entities: MixedStreams.entities, rules: rules)
+        naive.run(events, until: until)
+        let expected = naive.lines()
+        let engine = Engine(zones: MixedStreams.zones, entities: MixedStreams.entities, rules: rules)
+        for g in engine.proximity.grids.indices { engine.proximity.grids[g].occupancySlack = 0 }
+        var dec = EventDecoder(file: "t")
+        for (i, l) in events.map(MixedStreams.line).enumerated() {
+            var s = l
+            if case .success(let ev) = s.withUTF8({ dec.decode($0, line: i + 1, symbols: &engine.symbols) }) { engine.ingest(ev) }
+        }
+        engine.finish(until: until)
+        var alerts: [Alert] = []
+        engine.drainAlerts(into: &alerts)
+        var out: [UInt8] = []
+        for a in alerts { AlertEncoder().append(a, engine: engine, to: &out) }
+        let got = String(decoding: out, as: UTF8.self).split(separator: "\n").map(String.init)
+        #expect(got == expected)
+        #expect(expected.count > 10)
+        #expect(engine.proximity.grids.contains { $0.occupiedBits > 0 })
+    }
+}
+
 @Suite struct BatchIngestTests {
     @Test(arguments: [1, 2, 3] as [UInt64])
     func batchIngestEqualsOneByOneIncludingLateEvents(seed: UInt64) {

@@ -352,6 +352,11 @@ public final class Engine {
                     }
                     for g in absence.groups.indices { absence.groups[g].seen.prefetch(key(nextEntity)) }
                 }
+                // The zone grid's slot for event i + 8 was requested 4 events ago: its cell's
+                // entries can be requested now.
+                if needsZones && i + ahead / 2 < evs.endIndex && evs[i + ahead / 2].type == Symbols.positionType {
+                    index.prefetchRun(x: evs[i + ahead / 2].lon, y: evs[i + ahead / 2].lat)
+                }
                 if case .late = ingest(evs[i]) { late(i - base) }
             }
         }
@@ -610,7 +615,7 @@ public final class Engine {
         total += threshold.latest.memoryBytes
         for g in threshold.baselines { total += g.states.memoryBytes + g.states.entries.reduce(0) { $0 + $1.value.window.times.capacity * 16 } }
         for r in gathering.rules { total += r.crowds.memoryBytes + r.crowds.entries.reduce(0) { $0 + $1.value.members.memoryBytes } }
-        for g in proximity.grids { total += g.latest.memoryBytes + g.cells.memoryBytes + g.occupancy.count + g.occupied.count * 8 }
+        for g in proximity.grids { total += g.latest.memoryBytes + g.cells.memoryBytes + g.occupied.count * 8 }
         for r in proximity.rules { total += r.near.memoryBytes + r.pending.memoryBytes }
         for r in sequence.rules { total += r.partials.memoryBytes }
         return total

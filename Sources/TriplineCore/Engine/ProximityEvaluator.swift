@@ -43,18 +43,57 @@ struct ProximityEvaluator {
         var latest = IntMap<Latest>()
         /// The first entity of each cube's list.
         var cells = IntMap<Int32>()
-        /// Entities per hashed cube (saturating): most of the 8 cubes around a position are
-        /// empty on a sparse map, and a zero here skips their lookup in `cells` (a cache miss).
-        var occupancy = [UInt8](repeating: 0, count: 1 << ProximityEvaluator.occupancyBits)
-        /// One bit per hashed cube: its count is not zero. The neighbour search reads only
-        /// these (64 KB, cache-resident); the counts are touched when an entity changes cube.
-        var occupied = [UInt64](repeating: 0, count: (1 << ProximityEvaluator.occupancyBits) / 64)
+        /// Occupied cubes, one bit each, blocked so that the few cubes around a position
+        /// usually share one word: a word covers a 4 x 4 x 4 block of cubes (its bit: the
+        /// cube's place in the block), blocks are hashed to words. Most cubes around a position
+        /// are empty on a sparse map, and a clear bit skips their lookup in `cells` (a cache
+        /// miss). Bits are set when a cube gains its first entity and never cleared one by
+        /// one (that would need a count per bit); a bit of a cube that emptied only costs a
+        /// lookup, and when set bits reach twice the occupied cubes the words are rebuilt
+        /// from `cells`.
+        var occupied = [UInt64](repeating: 0, count: 1 << ProximityEvaluator.occupancyWordBits)
+        var occupiedBits = 0
+        /// Set bits allowed beyond twice the occupied cubes before a rebuild (tests lower it).
+        var occupancySlack = 1024
     }
-    static let occupancyBits = 19
+    static let occupancyWordBits = 15
 
+    /// The word and bit of a cube (from its packed key: 21 bits per coordinate, the low two
+    /// of each giving the place in the block).
     @inline(__always)
-    static func occupancySlot(_ cellKey: UInt64) -> Int {
-        Int(truncatingIfNeeded: (cellKey &* 0xD6E8_FEB8_6659_FD93) >> UInt64(64 - occupancyBits))
+    static func occupancySlot(_ cellKey: UInt64) -> (word: Int, bit: UInt64) {
+        let local = (cellKey & 3) | ((cellKey >> 21) & 3) << 2 | ((cellKey >> 42) & 3) << 4
+        let block = cellKey & ~(UInt64(3) | UInt64(3) << 21 | UInt64(3) << 42)
+        return (Int(truncatingIfNeeded: (block &* 0xD6E8_FEB8_6659_FD93) >> UInt64(64 - occupancyWordBits)), local)
+    }
+
+    /// Marks a cube occupied (it just gained an entity).
+    mutating func markOccupied(_ g: Int, _ cellKey: UInt64) {
+        let (w, b) = Self.occupancySlot(cellKey)
+        let word = grids[g].occupied[w]
+        if (word >> b) & 1 == 1 { return }
+        grids[g].occupied[w] = word | 1 << b
+        grids[g].occupiedBits += 1
+        if grids[g].occupiedBits > 2 * grids[g].cells.count + grids[g].occupancySlack { rebuildOccupancy(g) }
+    }
+
+    /// Sets exactly the bits of the occupied cubes.
+    mutating func rebuildOccupancy(_ g: Int) {
+        for w in grids[g].occupied.indices { grids[g].occupied[w] = 0 }
+        var n = 0
+        for slot in grids[g].cells.slots where slot.key != IntMap<Int32>.emptyKey {
+            let (w, b) = Self.occupancySlot(slot.key)
+            if (grids[g].occupied[w] >> b) & 1 == 0 { n += 1 }
+            grids[g].occupied[w] |= 1 << b
+        }
+        grids[g].occupiedBits = n
+    }
+
+    /// Might cube `cellKey` have entities? (False: certainly not.)
+    @inline(__always)
+    func mayBeOccupied(_ g: Int, _ cellKey: UInt64) -> Bool {
+        let (w, b) = Self.occupancySlot(cellKey)
+        return (grids[g].occupied[w] >> b) & 1 == 1
     }
     struct Member {
         var rule: Int32
@@ -154,9 +193,24 @@ struct ProximityEvaluator {
                 for cy in ry {
                     for cz in rz {
                         let ck = Cell(x: cx, y: cy, z: cz).key
-                        let o = Self.occupancySlot(ck)
-                        if (grids[g].occupied[o >> 6] >> UInt64(o & 63)) & 1 == 0 { continue }
-                        var b = grids[g].cells[ck] ?? -1
+                        // The entity's own cube: its list is walked from the entity both ways
+                        // (no lookup of the cube, nor of the entity's own record).
+                        var b: Int32
+                        if ck == cell.key {
+                            b = prev
+                            while b >= 0 {
+                                let lb = grids[g].latest[key(b)]!
+                                if !scratch.contains(where: { $0.0 == b }) {
+                                    let d = Haversine.distance(ev.lon, ev.lat, lb.lon, lb.lat)
+                                    if d <= r { scratch.append((b, d, lb.time, lb.ref)) }
+                                }
+                                b = lb.prev
+                            }
+                            b = next
+                        } else {
+                            if !mayBeOccupied(g, ck) { continue }
+                            b = grids[g].cells[ck] ?? -1
+                        }
                         while b >= 0 {
                             let lb = grids[g].latest[key(b)]!
                             if b != a && !scratch.contains(where: { $0.0 == b }) {
@@ -207,12 +261,7 @@ struct ProximityEvaluator {
     /// Puts `a` first in `cell`'s list; returns the entity now after it.
     mutating func pushFront(_ g: Int, _ a: Int32, _ cell: Cell) -> Int32 {
         let head = grids[g].cells.exchange(cell.key, a) ?? -1
-        if head >= 0 { grids[g].latest.modify(key(head)) { $0.prev = a } }
-        let o = Self.occupancySlot(cell.key)
-        if grids[g].occupancy[o] < .max {
-            grids[g].occupancy[o] += 1
-            if grids[g].occupancy[o] == 1 { grids[g].occupied[o >> 6] |= 1 << UInt64(o & 63) }
-        }
+        if head >= 0 { grids[g].latest.modify(key(head)) { $0.prev = a } } else { markOccupied(g, cell.key) }
         return head
     }
 
@@ -226,12 +275,6 @@ struct ProximityEvaluator {
             grids[g].cells.remove(la.cell.key)
         }
         if la.next >= 0 { grids[g].latest.modify(key(la.next)) { $0.prev = la.prev } }
-        // A saturated count stays (it only costs lookups).
-        let o = Self.occupancySlot(la.cell.key)
-        if grids[g].occupancy[o] < .max {
-            grids[g].occupancy[o] -= 1
-            if grids[g].occupancy[o] == 0 { grids[g].occupied[o >> 6] &= ~(1 << UInt64(o & 63)) }
-        }
     }
 
     mutating func link(_ ri: Int, _ a: Int32, _ b: Int32) {

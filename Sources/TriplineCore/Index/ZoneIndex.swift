@@ -35,7 +35,16 @@ public struct ZoneIndex: Sendable {
         var run: UInt64
     }
     var gridMask = 0
-    var gridEntries: [Int32] = []
+    /// The entries of each cell, runs one after another, each with its box, zone and part
+    /// inline: scanning a cell reads consecutive memory instead of chasing an index into
+    /// `boxes` (one cache miss per candidate).
+    var gridEntries: [GridEntry] = []
+    struct GridEntry {
+        var minX: Double, minY: Double, maxX: Double, maxY: Double
+        var zone: Int32
+        /// As `entryPart`: >= 0 a polygon part, < 0 circle number -1 - c.
+        var part: Int32
+    }
     /// One bit per cell of the grid's extent (row-major, `gridBitsWidth` cells per row): set
     /// when the cell has entries. Most positions fall in empty cells; the bits (a few hundred
     /// KB at most) answer those without probing the hash table. Empty when the extent is too
@@ -179,7 +188,11 @@ public struct ZoneIndex: Sendable {
         while cap < pairs.count * 2 { cap <<= 1 }
         gridSlots = [GridSlot](repeating: GridSlot(key: .max, run: 0), count: cap)
         gridMask = cap - 1
-        gridEntries = pairs.map(\.1)
+        gridEntries = pairs.map { _, e in
+            let i = Int(e)
+            return GridEntry(minX: boxes[4 * i], minY: boxes[4 * i + 1], maxX: boxes[4 * i + 2], maxY: boxes[4 * i + 3],
+                             zone: entryZone[i], part: entryPart[i])
+        }
         var maxX: Int64 = -1, maxY: Int64 = -1
         for (k, _) in pairs {
             maxX = max(maxX, Int64(k >> 32))
@@ -274,6 +287,24 @@ public struct ZoneIndex: Sendable {
         gridSlots.withUnsafeBufferPointer { tripline_prefetch($0.baseAddress! + slot) }
     }
 
+    /// Second stage of `prefetch`, a few events later: reads the (by then loaded) slot and
+    /// starts loading the cell's first entries.
+    @inline(__always)
+    func prefetchRun(x: Double, y: Double) {
+        let cx = cell(x, originX), cy = cell(y, originY)
+        guard cx >= 0 && cy >= 0 && !gridSlots.isEmpty && cellMayHaveEntries(cx, cy) else { return }
+        let key = ZoneIndex.cellKey(cx, cy)
+        let slot = ZoneIndex.cellHash(key) & gridMask
+        gridSlots.withUnsafeBufferPointer { gs in
+            guard gs[slot].key == key else { return }
+            let start = Int(gs[slot].run >> 32)
+            gridEntries.withUnsafeBufferPointer { ge in
+                tripline_prefetch(ge.baseAddress! + start)
+                if gs[slot].run & 0xFFFF_FFFF > 1 { tripline_prefetch(ge.baseAddress! + start + 1) }
+            }
+        }
+    }
+
     /// Sets `out` to the indices of every zone covering (x, y), ascending, without repeats.
     public func zones(coveringX x: Double, y: Double, into out: inout [Int32]) {
         if !out.isEmpty { out.removeAll(keepingCapacity: true) }
@@ -290,10 +321,14 @@ public struct ZoneIndex: Sendable {
                         let run = gridSlots[slot].run
                         let start = Int(run >> 32), count = Int(run & 0xFFFF_FFFF)
                         gridEntries.withUnsafeBufferPointer { ge in
-                            for i in start..<(start + count) {
-                                let e = Int(ge[i])
-                                let b = 4 * e
-                                if x >= bx[b] && x <= bx[b + 2] && y >= bx[b + 1] && y <= bx[b + 3] { testEntry(e, x, y, &out) }
+                            for i in start..<(start + count) where x >= ge[i].minX && x <= ge[i].maxX && y >= ge[i].minY && y <= ge[i].maxY {
+                                let p = Int(ge[i].part)
+                                if p < 0 {
+                                    let c = -1 - p
+                                    if Haversine.distance(circles[3 * c], circles[3 * c + 1], x, y) <= circles[3 * c + 2] { out.append(ge[i].zone) }
+                                } else if partCovers(p, x, y, minX: ge[i].minX, minY: ge[i].minY, maxX: ge[i].maxX, maxY: ge[i].maxY) {
+                                    out.append(ge[i].zone)
+                                }
                             }
                         }
                         break
@@ -353,12 +388,18 @@ public struct ZoneIndex: Sendable {
         if partCovers(p, x, y) { out.append(entryZone[entry]) }
     }
 
+    /// Does polygon part `p` cover (x, y)?
     func partCovers(_ p: Int, _ x: Double, _ y: Double) -> Bool {
-        let (first, n) = parts[p]
-        // The raster answers most points without looking at an edge.
-        let rb0 = 4 * Int(first)
+        let rb0 = 4 * Int(parts[p].0)
         let minX = ringBoxes[rb0], minY = ringBoxes[rb0 + 1], maxX = ringBoxes[rb0 + 2], maxY = ringBoxes[rb0 + 3]
         if x < minX || x > maxX || y < minY || y > maxY { return false }
+        return partCovers(p, x, y, minX: minX, minY: minY, maxX: maxX, maxY: maxY)
+    }
+
+    /// Does polygon part `p`, whose box (its shell's) is given and contains (x, y), cover it?
+    /// The raster answers most points without looking at the part's rings.
+    @inline(__always)
+    func partCovers(_ p: Int, _ x: Double, _ y: Double, minX: Double, minY: Double, maxX: Double, maxY: Double) -> Bool {
         let g = Double(ZoneIndex.grid)
         let u = (x - minX) / (maxX - minX) * g, v = (y - minY) / (maxY - minY) * g
         if u.isFinite && v.isFinite {
@@ -367,6 +408,11 @@ public struct ZoneIndex: Sendable {
             let cell = (raster[p * 8 + (i >> 5)] >> UInt64((i & 31) * 2)) & 3
             if cell != 2 { return cell == 1 }
         }
+        return partCoversByRings(p, x, y)
+    }
+
+    func partCoversByRings(_ p: Int, _ x: Double, _ y: Double) -> Bool {
+        let (first, n) = parts[p]
         return coords.withUnsafeBufferPointer { c in
             ringBoxes.withUnsafeBufferPointer { rb in
                 for r in Int(first)..<Int(first + n) {
