@@ -179,6 +179,8 @@ struct Bench: ParsableCommand {
             for (r, c) in e.alertsPerRule.enumerated() { perKind[e.rules[r].kind.rawValue, default: 0] += c }
             print("alerts by kind: " + perKind.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
             print("rule state after the run: \(rs) bytes (\(rs / max(1, st.entities)) bytes/entity, \(e.rules.count) rules, \(e.distinctDefinitions) distinct definitions evaluated)")
+            let n = max(1, st.entities)
+            print("rule state by kind (bytes/entity): " + e.ruleStateByKind.filter { $0.bytes > 0 }.map { "\($0.kind) \($0.bytes / n)" }.joined(separator: ", "))
         }
         print("zone hits: \(hits), alerts: \(engineAlerts), checksum \(Int(sink) & 1), scan hits \(scanHits)")
     }

@@ -229,7 +229,11 @@ public final class Engine {
         }
         self.zoneRank = ranks(zones.map(\.id))
         self.ruleRank = ranks(rules.map(\.id))
-        defer { if self.symbols.entities.count > 0 { reserveEntities(self.symbols.entities.count) } }
+        // Known entities get their state (selector bits) now, not on their first event.
+        defer {
+            if self.symbols.entities.count > 0 { reserveEntities(self.symbols.entities.count) }
+            for i in self.registry.indices where self.registry[i] != nil { createEntity(i) }
+        }
         self.expiryQueue = rules.enumerated().compactMap { i, r in r.expires.map { ($0, Int32(i)) } }.sorted { $0.0 > $1.0 }
     }
 
@@ -451,7 +455,7 @@ public final class Engine {
             expiryQueue.removeLast()
             expiredRules.append((last.1, last.0))
         }
-        while let timer = timers.pop(upTo: t) {
+        while timers.lowerBound <= t, let timer = timers.pop(upTo: t) {
             stats.timersFired += 1
             emitter.advance(to: timer.deadline)
             fire(timer)
@@ -603,21 +607,27 @@ public final class Engine {
 
     /// Approximate bytes held by the rule evaluators' per-key state (hash tables, windows,
     /// pending timers); a lower bound, as small arrays inside values are counted by size.
-    public var ruleStateBytes: Int {
-        var total = timers.count * MemoryLayout<EngineTimer>.stride + emitter.cooldownState.count * 64
-        for r in dwell.rules { total += r.visits.memoryBytes }
-        for g in absence.groups { total += g.seen.memoryBytes }
-        for g in frequency.groups { total += g.tracks.memoryBytes + g.tracks.entries.reduce(0) { $0 + $1.value.refs.entries.capacity * MemoryLayout<TimedRefs.Entry>.stride } }
+    public var ruleStateBytes: Int { ruleStateByKind.reduce(0) { $0 + $1.bytes } }
+
+    /// `ruleStateBytes` by rule kind (and the timer queue and cooldown state), largest first.
+    public var ruleStateByKind: [(kind: String, bytes: Int)] {
+        var parts: [(String, Int)] = []
+        parts.append(("timers", timers.count * MemoryLayout<EngineTimer>.stride))
+        parts.append(("cooldown", emitter.cooldownState.count * 64))
+        parts.append(("dwell", dwell.rules.reduce(0) { $0 + $1.visits.memoryBytes }))
+        parts.append(("absence", absence.groups.reduce(0) { $0 + $1.seen.memoryBytes }))
+        parts.append(("frequency", frequency.groups.reduce(0) { $0 + $1.tracks.memoryBytes + $1.tracks.entries.reduce(0) { $0 + $1.value.refs.entries.capacity * MemoryLayout<TimedRefs.Entry>.stride } }))
+        var nv = 0
         for d in novelty.detectors {
-            total += d.lastContact.memoryBytes + d.history.memoryBytes + d.history.entries.reduce(0) { $0 + $1.value.times.capacity * 12 }
-            for m in d.members { total += m.count.tracks.memoryBytes + m.count.tracks.entries.reduce(0) { $0 + $1.value.refs.entries.capacity * MemoryLayout<TimedRefs.Entry>.stride } }
+            nv += d.lastContact.memoryBytes + d.history.memoryBytes + d.history.entries.reduce(0) { $0 + $1.value.times.capacity * 12 }
+            for m in d.members { nv += m.count.tracks.memoryBytes + m.count.tracks.entries.reduce(0) { $0 + $1.value.refs.entries.capacity * MemoryLayout<TimedRefs.Entry>.stride } }
         }
-        total += threshold.latest.memoryBytes
-        for g in threshold.baselines { total += g.states.memoryBytes + g.states.entries.reduce(0) { $0 + $1.value.window.times.capacity * 16 } }
-        for r in gathering.rules { total += r.crowds.memoryBytes + r.crowds.entries.reduce(0) { $0 + $1.value.members.memoryBytes } }
-        for g in proximity.grids { total += g.latest.memoryBytes + g.cells.memoryBytes + g.occupied.count * 8 }
-        for r in proximity.rules { total += r.near.memoryBytes + r.pending.memoryBytes }
-        for r in sequence.rules { total += r.partials.memoryBytes }
-        return total
+        parts.append(("novelty", nv))
+        parts.append(("threshold", threshold.latest.memoryBytes + threshold.baselines.reduce(0) { $0 + $1.states.memoryBytes + $1.states.entries.reduce(0) { $0 + $1.value.window.times.capacity * 16 } }))
+        parts.append(("gathering", gathering.rules.reduce(0) { $0 + $1.crowds.memoryBytes + $1.crowds.entries.reduce(0) { $0 + $1.value.members.memoryBytes } }))
+        parts.append(("proximity", proximity.grids.reduce(0) { $0 + $1.latest.memoryBytes + $1.cells.memoryBytes + $1.occupied.count * 8 }
+                      + proximity.rules.reduce(0) { $0 + $1.near.memoryBytes + $1.pending.memoryBytes }))
+        parts.append(("sequence", sequence.rules.reduce(0) { $0 + $1.partials.memoryBytes }))
+        return parts.sorted { $0.1 > $1.1 }.map { (kind: $0.0, bytes: $0.1) }
     }
 }

@@ -20,7 +20,9 @@ struct ProximityEvaluator {
         var lat: Double
         var time: Millis
         var ref: EventRef
-        var cell: Cell
+        /// The packed key of its cube (`Cell.key`): with it the record is 52 bytes and a
+        /// table slot exactly one cache line.
+        var cellKey: UInt64
         /// The other entities in the same cube: an intrusive doubly linked list (-1: none), so
         /// that moving between cubes allocates nothing.
         var next: Int32 = -1
@@ -175,7 +177,7 @@ struct ProximityEvaluator {
             var next: Int32 = -1, prev: Int32 = -1, linked: Int32 = 0
             if let old = grids[g].latest[key(a)] {
                 linked = old.linked
-                if old.cell.key != cell.key {
+                if old.cellKey != cell.key {
                     unlinkFromCell(g, a, old)
                     next = pushFront(g, a, cell)
                 } else {
@@ -185,7 +187,7 @@ struct ProximityEvaluator {
             } else {
                 next = pushFront(g, a, cell)
             }
-            grids[g].latest.insert(key(a), Latest(lon: ev.lon, lat: ev.lat, time: ev.time, ref: ref, cell: cell, next: next, prev: prev, linked: linked))
+            grids[g].latest.insert(key(a), Latest(lon: ev.lon, lat: ev.lat, time: ev.time, ref: ref, cellKey: cell.key, next: next, prev: prev, linked: linked))
             // One neighbour search for every rule of the grid.
             if !scratch.isEmpty { scratch.removeAll(keepingCapacity: true) }
             let (rx, ry, rz) = Self.neighbourhood(point, r: r)
@@ -270,9 +272,9 @@ struct ProximityEvaluator {
         if la.prev >= 0 {
             grids[g].latest.modify(key(la.prev)) { $0.next = la.next }
         } else if la.next >= 0 {
-            grids[g].cells.insert(la.cell.key, la.next)
+            grids[g].cells.insert(la.cellKey, la.next)
         } else {
-            grids[g].cells.remove(la.cell.key)
+            grids[g].cells.remove(la.cellKey)
         }
         if la.next >= 0 { grids[g].latest.modify(key(la.next)) { $0.prev = la.prev } }
     }

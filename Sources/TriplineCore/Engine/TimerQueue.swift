@@ -85,6 +85,13 @@ public struct TimerQueue: Sendable {
     var freeSlots: [Int] = []
     var nextSequence: UInt64 = 0
     public private(set) var count = 0
+    /// No pending timer is due before this (.max: none pending); lets the engine skip `pop`
+    /// on the many events that come before the next deadline.
+    public private(set) var lowerBound: Millis = .max
+    /// The last buckets appended to and their slots (direct-mapped by bucket id), so that a
+    /// schedule into a bucket seen recently skips the dictionary.
+    var recentBucket = [Millis](repeating: .min, count: 8)
+    var recentSlot = [Int](repeating: 0, count: 8)
 
     public init() {}
 
@@ -103,13 +110,19 @@ public struct TimerQueue: Sendable {
         let t = EngineTimer(deadline: deadline, sequence: nextSequence, rule: rule, a: a, b: b, generation: generation)
         nextSequence += 1
         count += 1
+        if deadline < lowerBound { lowerBound = deadline }
         let bucket = deadline >> Self.shift
         if bucket <= currentBucket {
             early.push(t)
             return
         }
-        if let slot = slots[bucket] {
+        let r = Int(truncatingIfNeeded: bucket) & 7
+        if recentBucket[r] == bucket {
+            pool[recentSlot[r]].append(t)
+        } else if let slot = slots[bucket] {
             pool[slot].append(t)
+            recentBucket[r] = bucket
+            recentSlot[r] = slot
         } else {
             let slot: Int
             if let f = freeSlots.popLast() {
@@ -121,7 +134,19 @@ public struct TimerQueue: Sendable {
             pool[slot].append(t)
             slots[bucket] = slot
             bucketIds.push(bucket)
+            recentBucket[r] = bucket
+            recentSlot[r] = slot
         }
+    }
+
+    /// Sets `lowerBound` to the earliest pending deadline, or the start of the earliest
+    /// pending bucket.
+    mutating func resetLowerBound() {
+        var b = Millis.max
+        if cursor < current.count { b = current[cursor].deadline }
+        if let e = early.min, e.deadline < b { b = e.deadline }
+        if let id = bucketIds.min, id << Self.shift < b { b = id << Self.shift }
+        lowerBound = b
     }
 
     /// Removes and returns the earliest timer if its deadline is <= `limit`.
@@ -129,21 +154,22 @@ public struct TimerQueue: Sendable {
         while true {
             let hasCurrent = cursor < current.count
             if let e = early.min, !hasCurrent || EngineTimer.heapLess(e, current[cursor]) {
-                guard e.deadline <= limit else { return nil }
+                guard e.deadline <= limit else { resetLowerBound(); return nil }
                 count -= 1
                 return early.popMin()
             }
             if hasCurrent {
                 let t = current[cursor]
-                guard t.deadline <= limit else { return nil }
+                guard t.deadline <= limit else { resetLowerBound(); return nil }
                 cursor += 1
                 count -= 1
                 return t
             }
             // The current bucket and the early heap are empty: take the next bucket if due.
-            guard let b = bucketIds.min, b <= limit >> Self.shift else { return nil }
+            guard let b = bucketIds.min, b <= limit >> Self.shift else { resetLowerBound(); return nil }
             _ = bucketIds.popMin()
             let slot = slots.removeValue(forKey: b)!
+            if recentBucket[Int(truncatingIfNeeded: b) & 7] == b { recentBucket[Int(truncatingIfNeeded: b) & 7] = .min }
             current.removeAll(keepingCapacity: true)
             swap(&current, &pool[slot])
             freeSlots.append(slot)
