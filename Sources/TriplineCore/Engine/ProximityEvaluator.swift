@@ -9,8 +9,9 @@ import Foundation
 /// the box of half-width R around a position touches — at most 2 per axis, 3.4 on average
 /// (an edge of 2R would always touch 8, and a moving entity would change cube twice as often). No pair is ever enumerated
 /// beyond its neighbourhood, and there are no special cases at the poles or the antimeridian.
-/// Rules with the same R share one grid and one neighbour search per position; each rule
-/// keeps only its near pairs. The grid holds the latest position of every entity its rules
+/// Rules whose R are within a factor of 4 of each other share one grid (R: the largest of
+/// them) and one neighbour search per position; each rule keeps only the pairs within its
+/// own R. The grid holds the latest position of every entity its rules
 /// are about (bounded by the entities, like their other per-entity state): a position older
 /// than a rule's window no longer pairs for that rule, and the rule's own timer resolves the
 /// pairs it was in, so no timer has to drop positions from the grid. Key {pair}.
@@ -40,7 +41,9 @@ struct ProximityEvaluator {
         }
     }
     struct Grid {
+        /// The largest distance of its rules (the search radius), and the smallest.
         var distance: Double
+        var minDistance: Double
         var rules: [Int] = []
         var latest = IntMap<Latest>()
         /// The first entity of each cube's list.
@@ -101,6 +104,7 @@ struct ProximityEvaluator {
         var rule: Int32
         var match: Int32
         var other: Int32
+        var distance: Double
         var window: Millis
         var grid: Int
         var near = IntMap<[Int32]>()
@@ -114,16 +118,26 @@ struct ProximityEvaluator {
 
     var isEmpty: Bool { rules.isEmpty }
 
-    /// Adds a rule, sharing the grid of an earlier rule with the same distance.
+    /// Adds a rule. Rules whose distances are within a factor of `gridSpan` of each other
+    /// share one grid, searched with the largest of them (each rule then keeps the pairs
+    /// within its own distance): one latest record and one neighbour search per position
+    /// instead of one per distance, at the price of a few more candidates for the smaller ones.
     mutating func add(rule: Int32, match: Int32, other: Int32, distance: Double, window: Millis) {
         let g: Int
-        if let found = grids.firstIndex(where: { $0.distance == distance }) { g = found } else {
+        if let found = grids.firstIndex(where: { Swift.max($0.distance, distance) <= Self.gridSpan * Swift.min($0.minDistance, distance) }) {
+            g = found
+            grids[g].distance = Swift.max(grids[g].distance, distance)
+            grids[g].minDistance = Swift.min(grids[g].minDistance, distance)
+        } else {
             g = grids.count
-            grids.append(Grid(distance: distance))
+            grids.append(Grid(distance: distance, minDistance: distance))
         }
         grids[g].rules.append(rules.count)
-        rules.append(Member(rule: rule, match: match, other: other, window: window, grid: g))
+        rules.append(Member(rule: rule, match: match, other: other, distance: distance, window: window, grid: g))
     }
+
+    /// Largest ratio between the distances of rules sharing a grid.
+    static let gridSpan = 4.0
 
     /// Timers of a rule's window carry b = -1.
     static let ruleTimer: Int32 = -1
@@ -228,12 +242,12 @@ struct ProximityEvaluator {
             let candidates = scratch
             if candidates.isEmpty && linked == 0 { continue }
             for ri in grids[g].rules where relevant(rules[ri], a, engine) {
-                let rule = rules[ri].rule, window = rules[ri].window
+                let rule = rules[ri].rule, window = rules[ri].window, maxD = rules[ri].distance
                 // Pairs that were near: does this position part them?
                 for b in (rules[ri].near[key(a)] ?? []).sorted() {
                     guard let lb = grids[g].latest[key(b)] else { continue }
                     let d = Haversine.distance(ev.lon, ev.lat, lb.lon, lb.lat)
-                    if d > r {
+                    if d > maxD {
                         unlink(ri, a, b)
                         emitter.emit(rule: rule, key: Self.pairKey(a, b), firing: false, time: ev.time, evidence: [ref],
                                      details: [("distance_m", .number(d))])
@@ -241,7 +255,7 @@ struct ProximityEvaluator {
                 }
                 // New near pairs.
                 let stillNear = rules[ri].near[key(a)] ?? []
-                for (b, d, tb, bref) in candidates where tb > ev.time - window && !stillNear.contains(b) && isPair(rules[ri], a, b, engine) {
+                for (b, d, tb, bref) in candidates where d <= maxD && tb > ev.time - window && !stillNear.contains(b) && isPair(rules[ri], a, b, engine) {
                     link(ri, a, b)
                     ensureRuleTimer(ri, b, tb, &timers)
                     emitter.emit(rule: rule, key: Self.pairKey(a, b), firing: true, time: ev.time, evidence: [bref, ref],
