@@ -89,8 +89,14 @@ struct Emitter {
     /// Moves the alerts of complete time groups into `out` (appended, in emission order).
     mutating func takeCompleted(into out: inout [Alert]) {
         guard groupStart > 0 else { return }
-        if groupStart == alerts.count && out.isEmpty {
+        if out.isEmpty {
+            // Hand over the whole array and move the incomplete group (one time, usually a
+            // few alerts) back: no alert of the complete groups is copied.
             swap(&out, &alerts)
+            if groupStart < out.count {
+                alerts.append(contentsOf: out[groupStart...])
+                out.removeSubrange(groupStart...)
+            }
         } else {
             out.append(contentsOf: alerts[..<groupStart])
             alerts.removeSubrange(..<groupStart)

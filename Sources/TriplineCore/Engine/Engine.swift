@@ -408,11 +408,35 @@ public final class Engine {
         // Time and rule decide almost every comparison: those with local copies (no access to
         // the engine's properties), the rest of the canonical order only on ties.
         let rank = ruleRank
-        out[start...].sort { x, y in
+        let less = { (x: Alert, y: Alert) -> Bool in
             if x.time != y.time { return x.time < y.time }
             if x.rule != y.rule { return rank[Int(x.rule)] < rank[Int(y.rule)] }
-            return canonicalLess(x, y)
+            return self.canonicalLess(x, y)
         }
+        // The emitter emits in time order (events and timers are applied in time order), so
+        // only each time's alerts need sorting; were it ever not so, everything is sorted.
+        let inOrder = out.withUnsafeMutableBufferPointer { buf -> Bool in
+            var i = start
+            while i < buf.count {
+                let t = buf[i].time
+                var j = i + 1
+                while j < buf.count && buf[j].time == t { j += 1 }
+                if j < buf.count && buf[j].time < t { return false }
+                if j - i > 16 {
+                    buf[i..<j].sort(by: less)
+                } else if j - i > 1 {
+                    // Insertion sort: most groups are a handful of alerts, often in order.
+                    for k in (i + 1)..<j where less(buf[k], buf[k - 1]) {
+                        let x = buf[k]
+                        var m = k
+                        while m > i && less(x, buf[m - 1]) { buf.swapAt(m, m - 1); m -= 1 }
+                    }
+                }
+                i = j
+            }
+            return true
+        }
+        if !inOrder { out[start...].sort(by: less) }
     }
 
     func canonicalLess(_ x: Alert, _ y: Alert) -> Bool {

@@ -243,25 +243,32 @@ struct ProximityEvaluator {
             if candidates.isEmpty && linked == 0 { continue }
             for ri in grids[g].rules where relevant(rules[ri], a, engine) {
                 let rule = rules[ri].rule, window = rules[ri].window, maxD = rules[ri].distance
-                // Pairs that were near: does this position part them?
-                for b in (rules[ri].near[key(a)] ?? []).sorted() {
-                    guard let lb = grids[g].latest[key(b)] else { continue }
-                    let d = Haversine.distance(ev.lon, ev.lat, lb.lon, lb.lat)
-                    if d > maxD {
-                        unlink(ri, a, b)
-                        emitter.emit(rule: rule, key: Self.pairKey(a, b), firing: false, time: ev.time, evidence: [ref],
-                                     details: [("distance_m", .number(d))])
+                // Pairs that were near: does this position part them? (`linked` counts a's
+                // pairs over the grid's rules when the position came: zero means this rule
+                // has none, and its tables need no lookup.)
+                var stillNear: [Int32] = []
+                if linked > 0 {
+                    for b in (rules[ri].near[key(a)] ?? []).sorted() {
+                        guard let lb = grids[g].latest[key(b)] else { continue }
+                        let d = Haversine.distance(ev.lon, ev.lat, lb.lon, lb.lat)
+                        if d > maxD {
+                            unlink(ri, a, b)
+                            emitter.emit(rule: rule, key: Self.pairKey(a, b), firing: false, time: ev.time, evidence: [ref],
+                                         details: [("distance_m", .number(d))])
+                        }
                     }
+                    stillNear = rules[ri].near[key(a)] ?? []
                 }
                 // New near pairs.
-                let stillNear = rules[ri].near[key(a)] ?? []
+                var paired = !stillNear.isEmpty
                 for (b, d, tb, bref) in candidates where d <= maxD && tb > ev.time - window && !stillNear.contains(b) && isPair(rules[ri], a, b, engine) {
                     link(ri, a, b)
+                    paired = true
                     ensureRuleTimer(ri, b, tb, &timers)
                     emitter.emit(rule: rule, key: Self.pairKey(a, b), firing: true, time: ev.time, evidence: [bref, ref],
                                  details: [("distance_m", .number(d))])
                 }
-                if rules[ri].near.contains(key(a)) { ensureRuleTimer(ri, a, ev.time, &timers) }
+                if paired { ensureRuleTimer(ri, a, ev.time, &timers) }
             }
         }
     }
