@@ -379,8 +379,10 @@ def test_a_flood_of_slow_uploads_gets_429_before_bodies_are_read(tmp_path):
     srv = start(tmp_path)
     socks = []
     try:
-        # 32 clients start batches and stall half way through their bodies.
-        for _ in range(32):
+        # 40 clients start batches and stall half way through their bodies: 32 are being
+        # received, the rest refused. (With exactly 32, a check below can overtake the last
+        # of them, take its place and finish, leaving 31 in flight for good.)
+        for _ in range(40):
             s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
             s.sendall((f"POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {srv.token}\r\n"
                        f"Content-Type: application/x-ndjson\r\nContent-Length: 1000000\r\n\r\n").encode() + b" " * 1000)
