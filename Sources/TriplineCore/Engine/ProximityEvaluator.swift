@@ -204,37 +204,34 @@ struct ProximityEvaluator {
             grids[g].latest.insert(key(a), Latest(lon: ev.lon, lat: ev.lat, time: ev.time, ref: ref, cellKey: cell.key, next: next, prev: prev, linked: linked))
             // One neighbour search for every rule of the grid.
             if !scratch.isEmpty { scratch.removeAll(keepingCapacity: true) }
+            /// Takes entity b as a candidate when within r (once, though cubes whose keys
+            /// collide share a list); returns its record, to walk on.
+            func visit(_ b: Int32) -> Latest {
+                let lb = grids[g].latest[key(b)]!
+                if !scratch.contains(where: { $0.0 == b }) {
+                    let d = Haversine.distance(ev.lon, ev.lat, lb.lon, lb.lat)
+                    if d <= r { scratch.append((b, d, lb.time, lb.ref)) }
+                }
+                return lb
+            }
             let (rx, ry, rz) = Self.neighbourhood(point, r: r)
             for cx in rx {
                 for cy in ry {
                     for cz in rz {
                         let ck = Cell(x: cx, y: cy, z: cz).key
-                        // The entity's own cube: its list is walked from the entity both ways
-                        // (no lookup of the cube, nor of the entity's own record).
                         var b: Int32
                         if ck == cell.key {
+                            // The entity's own cube: its list is walked from the entity both
+                            // ways (no lookup of the cube, nor of the entity's own record).
                             b = prev
-                            while b >= 0 {
-                                let lb = grids[g].latest[key(b)]!
-                                if !scratch.contains(where: { $0.0 == b }) {
-                                    let d = Haversine.distance(ev.lon, ev.lat, lb.lon, lb.lat)
-                                    if d <= r { scratch.append((b, d, lb.time, lb.ref)) }
-                                }
-                                b = lb.prev
-                            }
+                            while b >= 0 { b = visit(b).prev }
                             b = next
                         } else {
+                            // Another cube's list never holds the entity itself.
                             if !mayBeOccupied(g, ck) { continue }
                             b = grids[g].cells[ck] ?? -1
                         }
-                        while b >= 0 {
-                            let lb = grids[g].latest[key(b)]!
-                            if b != a && !scratch.contains(where: { $0.0 == b }) {
-                                let d = Haversine.distance(ev.lon, ev.lat, lb.lon, lb.lat)
-                                if d <= r { scratch.append((b, d, lb.time, lb.ref)) }
-                            }
-                            b = lb.next
-                        }
+                        while b >= 0 { b = visit(b).next }
                     }
                 }
             }

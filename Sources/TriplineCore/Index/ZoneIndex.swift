@@ -278,12 +278,20 @@ public struct ZoneIndex: Sendable {
         return (gridBits[b >> 6] >> UInt64(b & 63)) & 1 == 1
     }
 
+    /// The key of the grid cell of (x, y) and the slot where its probe starts; nil when the
+    /// cell certainly has no entries.
+    @inline(__always)
+    func gridProbe(_ x: Double, _ y: Double) -> (key: UInt64, slot: Int)? {
+        let cx = cell(x, originX), cy = cell(y, originY)
+        guard cx >= 0 && cy >= 0 && !gridSlots.isEmpty && cellMayHaveEntries(cx, cy) else { return nil }
+        let key = ZoneIndex.cellKey(cx, cy)
+        return (key, ZoneIndex.cellHash(key) & gridMask)
+    }
+
     /// Starts loading the grid slot a lookup of (x, y) will probe first (a hint only).
     @inline(__always)
     func prefetch(x: Double, y: Double) {
-        let cx = cell(x, originX), cy = cell(y, originY)
-        guard cx >= 0 && cy >= 0 && !gridSlots.isEmpty && cellMayHaveEntries(cx, cy) else { return }
-        let slot = ZoneIndex.cellHash(ZoneIndex.cellKey(cx, cy)) & gridMask
+        guard let (_, slot) = gridProbe(x, y) else { return }
         gridSlots.withUnsafeBufferPointer { tripline_prefetch($0.baseAddress! + slot) }
     }
 
@@ -291,10 +299,7 @@ public struct ZoneIndex: Sendable {
     /// starts loading the cell's first entries.
     @inline(__always)
     func prefetchRun(x: Double, y: Double) {
-        let cx = cell(x, originX), cy = cell(y, originY)
-        guard cx >= 0 && cy >= 0 && !gridSlots.isEmpty && cellMayHaveEntries(cx, cy) else { return }
-        let key = ZoneIndex.cellKey(cx, cy)
-        let slot = ZoneIndex.cellHash(key) & gridMask
+        guard let (key, slot) = gridProbe(x, y) else { return }
         gridSlots.withUnsafeBufferPointer { gs in
             guard gs[slot].key == key else { return }
             let start = Int(gs[slot].run >> 32)
@@ -311,10 +316,8 @@ public struct ZoneIndex: Sendable {
         guard leafCount > 0 else { return }
         boxes.withUnsafeBufferPointer { bx in
             // The grid: one probe, then the entries of that cell.
-            let cx = cell(x, originX), cy = cell(y, originY)
-            if cx >= 0 && cy >= 0 && cellMayHaveEntries(cx, cy) {
-                let key = ZoneIndex.cellKey(cx, cy)
-                var slot = ZoneIndex.cellHash(key) & gridMask
+            if let (key, home) = gridProbe(x, y) {
+                var slot = home
                 while true {
                     let k = gridSlots[slot].key
                     if k == key {
@@ -322,11 +325,7 @@ public struct ZoneIndex: Sendable {
                         let start = Int(run >> 32), count = Int(run & 0xFFFF_FFFF)
                         gridEntries.withUnsafeBufferPointer { ge in
                             for i in start..<(start + count) where x >= ge[i].minX && x <= ge[i].maxX && y >= ge[i].minY && y <= ge[i].maxY {
-                                let p = Int(ge[i].part)
-                                if p < 0 {
-                                    let c = -1 - p
-                                    if Haversine.distance(circles[3 * c], circles[3 * c + 1], x, y) <= circles[3 * c + 2] { out.append(ge[i].zone) }
-                                } else if partCovers(p, x, y, minX: ge[i].minX, minY: ge[i].minY, maxX: ge[i].maxX, maxY: ge[i].maxY) {
+                                if entryCovers(ge[i].part, x, y, minX: ge[i].minX, minY: ge[i].minY, maxX: ge[i].maxX, maxY: ge[i].maxY) {
                                     out.append(ge[i].zone)
                                 }
                             }
@@ -377,23 +376,24 @@ public struct ZoneIndex: Sendable {
         }
     }
 
+    /// Tests R-tree leaf entry `entry`, whose box holds (x, y).
     @inline(__always)
     func testEntry(_ entry: Int, _ x: Double, _ y: Double, _ out: inout [Int32]) {
-        let p = Int(entryPart[entry])
-        if p < 0 {
-            let c = -1 - p
-            if Haversine.distance(circles[3 * c], circles[3 * c + 1], x, y) <= circles[3 * c + 2] { out.append(entryZone[entry]) }
-            return
+        let b = 4 * entry
+        if entryCovers(entryPart[entry], x, y, minX: boxes[b], minY: boxes[b + 1], maxX: boxes[b + 2], maxY: boxes[b + 3]) {
+            out.append(entryZone[entry])
         }
-        if partCovers(p, x, y) { out.append(entryZone[entry]) }
     }
 
-    /// Does polygon part `p` cover (x, y)?
-    func partCovers(_ p: Int, _ x: Double, _ y: Double) -> Bool {
-        let rb0 = 4 * Int(parts[p].0)
-        let minX = ringBoxes[rb0], minY = ringBoxes[rb0 + 1], maxX = ringBoxes[rb0 + 2], maxY = ringBoxes[rb0 + 3]
-        if x < minX || x > maxX || y < minY || y > maxY { return false }
-        return partCovers(p, x, y, minX: minX, minY: minY, maxX: maxX, maxY: maxY)
+    /// Does the entry testing `part` (as `entryPart`: a polygon part, or < 0 a circle), whose
+    /// box (for a part: its shell's) holds (x, y), cover the point?
+    @inline(__always)
+    func entryCovers(_ part: Int32, _ x: Double, _ y: Double, minX: Double, minY: Double, maxX: Double, maxY: Double) -> Bool {
+        if part < 0 {
+            let c = -1 - Int(part)
+            return Haversine.distance(circles[3 * c], circles[3 * c + 1], x, y) <= circles[3 * c + 2]
+        }
+        return partCovers(Int(part), x, y, minX: minX, minY: minY, maxX: maxX, maxY: maxY)
     }
 
     /// Does polygon part `p`, whose box (its shell's) is given and contains (x, y), cover it?
