@@ -50,7 +50,11 @@ public struct ValidationFailure: Error, Sendable {
 public enum Submissions {
     /// Parses a body as JSON, or as YAML when the content type says so or it does not look like JSON.
     public static func parse(_ body: [UInt8], contentType: String?, file: String) -> Result<DocNode, ValidationFailure> {
-        let text = String(decoding: body, as: UTF8.self)
+        let text: String
+        switch UTF8Text.decode(body, file: file) {
+        case .success(let t): text = t
+        case .failure(let e): return .failure(ValidationFailure(e))
+        }
         let ct = (contentType ?? "").lowercased()
         let firstByte = body.first { $0 != 32 && $0 != 10 && $0 != 13 && $0 != 9 }
         if ct.contains("yaml") || (!ct.contains("json") && firstByte != UInt8(ascii: "{") && firstByte != UInt8(ascii: "[")) {

@@ -11,6 +11,9 @@ public struct HostOptions: Sendable {
     public var queueCapacityEvents = 200_000
     /// Most events applied and committed in one transaction (group commit).
     public var groupCommitEvents = 50_000
+    /// Events later than the wall clock plus this are refused (422), so that one event with a
+    /// bad clock cannot move event time forward for good; nil accepts any time in range.
+    public var maxFuture: Millis? = 3_600_000
     public init() {}
 }
 
@@ -303,10 +306,18 @@ public final class EngineHost: @unchecked Sendable {
         events.reserveCapacity(batch.count)
         var errors: [TriplineError] = []
         s.decoder = EventDecoder(file: batch.file)
+        let latestAllowed = options.maxFuture.map { TimeBounds.add(wallClock(), $0) } ?? .max
         batch.bytes.withUnsafeBufferPointer { p in
             for i in 0..<batch.count {
                 switch s.decoder.decode(UnsafeBufferPointer(rebasing: p[batch.starts[i]..<batch.ends[i]]), line: batch.lineNumbers[i], symbols: &s.engine.symbols) {
-                case .success(let e): events.append(e)
+                case .success(let e):
+                    if e.time > latestAllowed {
+                        errors.append(TriplineError(.invalidValue,
+                            "time \(EventTime.format(e.time)) is more than \(DurationText.format(options.maxFuture ?? 0)) ahead of this server's clock (\(EventTime.format(wallClock()))); check the sender's clock, or start the server with a larger --max-future",
+                            at: SourceLocation(file: batch.file, line: batch.lineNumbers[i], pointer: "/time")))
+                    } else {
+                        events.append(e)
+                    }
                 case .failure(let e): errors.append(e)
                 }
             }
@@ -455,7 +466,9 @@ public final class EngineHost: @unchecked Sendable {
             batch.forEachLine { line, seq in
                 if line.first == UInt8(ascii: "#") {
                     // "#advance <ms>"
-                    if let t = Millis(String(decoding: line.dropFirst(9), as: UTF8.self)) { engine.advance(until: t) }
+                    // An advance beyond the time bounds (logged by a version before them) is skipped,
+                    // as such an event is: it would make every later event late.
+                    if let t = Millis(String(decoding: line.dropFirst(9), as: UTF8.self)), t <= TimeBounds.maxTime { engine.advance(until: t) }
                 } else if case .success(let ev) = decoder.decode(line, line: Int(seq), symbols: &engine.symbols) {
                     if case .accepted = engine.ingest(ev), ev.type == Symbols.positionType { latest.track(ev) }
                     let e = Int(ev.entity)
@@ -517,6 +530,11 @@ public final class AlertBroadcaster: @unchecked Sendable {
     public func subscribe() -> (Int, AsyncStream<StoredAlert>) {
         let (stream, cont) = AsyncStream<StoredAlert>.makeStream(bufferingPolicy: .bufferingNewest(10_000))
         lock.lock()
+        if closed {
+            lock.unlock()
+            cont.finish()
+            return (-1, stream)
+        }
         let id = next
         next += 1
         subscribers[id] = cont
@@ -536,6 +554,38 @@ public final class AlertBroadcaster: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return subscribers.count
+    }
+
+    /// Ends every subscription (at shutdown): their streams finish.
+    public func finishAll() {
+        lock.lock()
+        closed = true
+        let subs = subscribers
+        subscribers.removeAll()
+        lock.unlock()
+        for c in subs.values { c.finish() }
+    }
+    private var closed = false
+
+    /// The alerts of `stream`, with a nil every `every` (a heartbeat). Ends when `stream` ends.
+    public static func withHeartbeat(_ stream: AsyncStream<StoredAlert>, every: Duration) -> AsyncStream<StoredAlert?> {
+        let (out, cont) = AsyncStream<StoredAlert?>.makeStream(bufferingPolicy: .bufferingNewest(10_000))
+        let forward = Task {
+            for await a in stream { cont.yield(a) }
+            cont.finish()
+        }
+        let beat = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: every)
+                if Task.isCancelled { break }
+                cont.yield(nil)
+            }
+        }
+        cont.onTermination = { _ in
+            forward.cancel()
+            beat.cancel()
+        }
+        return out
     }
 
     func publish(_ alerts: [StoredAlert]) {

@@ -152,7 +152,7 @@ extension TriplineHTTP {
             let (catalog, watermark) = try await host.perform { s in (s.catalog, s.engine.watermark) }
             var since = try timeField(doc, "since")
             if let last = doc["last"]?.stringValue {
-                guard case .success(let ms) = DurationText.parse(last) else { throw APIError.badRequest("/last must be a duration such as 24h") }
+                guard case .success(let ms) = DurationText.parse(last) else { throw APIError.badRequest("/last must be a duration such as 24h, at most 36525d") }
                 since = watermark == .min ? nil : watermark - ms
             }
             let until = try timeField(doc, "until")

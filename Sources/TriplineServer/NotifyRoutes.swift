@@ -6,7 +6,12 @@ import TriplineCore
 extension TriplineHTTP {
     func jsonBody(_ req: Request) async throws -> DocNode {
         let bytes = try await body(req)
-        switch JSONDocumentParser.parse(String(decoding: bytes, as: UTF8.self), file: "request") {
+        let text: String
+        switch UTF8Text.decode(bytes, file: "request") {
+        case .success(let t): text = t
+        case .failure(let e): throw ValidationFailure(e)
+        }
+        switch JSONDocumentParser.parse(text, file: "request") {
         case .success(let d):
             guard d.members != nil else { throw APIError.badRequest("the body must be a JSON object, found \(d.typeName)") }
             return d
@@ -30,8 +35,8 @@ extension TriplineHTTP {
             case .failure(.malformed(let why)): throw APIError.badRequest("/\(key) is not an RFC 3339 time: \(why)")
             }
         }
-        if let d = n.numberValue, d >= 0, d == d.rounded() { return Millis(d) }
-        throw APIError.badRequest("/\(key) must be an RFC 3339 time or epoch milliseconds")
+        if let d = n.numberValue, let t = EventTime.fromNumber(d) { return t }
+        throw APIError.badRequest("/\(key) must be an RFC 3339 time or whole epoch milliseconds from 0 to \(TimeBounds.maxTime) (year 9999)")
     }
 
     // MARK: - Silences
@@ -72,8 +77,12 @@ extension TriplineHTTP {
             if let e = try timeField(doc, "ends_at") {
                 s.endsAt = e
             } else if let d = doc["duration"]?.stringValue {
-                guard case .success(let ms) = DurationText.parse(d), ms > 0 else { throw APIError.badRequest("/duration must be a duration such as 2h") }
-                s.endsAt = s.startsAt + ms
+                switch DurationText.parse(d) {
+                case .failure(let e): throw APIError.badRequest("/duration: \(e.message)")
+                case .success(let ms):
+                    guard ms > 0 else { throw APIError.badRequest("/duration must be longer than 0, such as 2h") }
+                    s.endsAt = s.startsAt + ms
+                }
             } else {
                 throw APIError.badRequest("a silence needs \"ends_at\" (RFC 3339) or \"duration\" (e.g. 2h)")
             }
@@ -188,8 +197,10 @@ extension TriplineHTTP {
             let doc = try await jsonBody(req)
             var ids: [Int64]?
             if let list = doc["ids"]?.elements {
-                ids = try list.map {
-                    guard let d = $0.numberValue, d == d.rounded() else { throw APIError.badRequest("/ids must be a list of delivery ids") }
+                ids = try list.enumerated().map { i, n in
+                    guard let d = n.numberValue, d.isFinite, d == d.rounded(), d >= 1, d <= 9_007_199_254_740_991 else {
+                        throw APIError.badRequest("/ids/\(i) must be a delivery id (a whole number >= 1)")
+                    }
                     return Int64(d)
                 }
             }

@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdWebSocket
 import Logging
 import NIOCore
+import ServiceLifecycle
 import TriplineCore
 
 /// How a server is started.
@@ -23,6 +24,13 @@ public struct ServerSettings: Sendable {
     public var idleAdvance: Millis?
     /// Event batches read at once (see `TriplineHTTP.inflight`).
     public var maxBodiesInFlight = 32
+    /// Header timeout, idle timeout and connection cap (docs/security.md).
+    public var limits = ConnectionLimits()
+    /// An SSE comment (`:`) or a WebSocket ping this often on every stream, so that a peer that
+    /// has gone is noticed and its subscription removed even when no alert matches its filter.
+    public var heartbeat: Duration = .seconds(15)
+    /// SIGTERM ends streams at once; whatever is still running after this long is cancelled.
+    public var shutdownTimeout: Duration = .seconds(10)
     public init() {}
 }
 
@@ -83,6 +91,8 @@ public final class TriplineHTTP: Sendable {
     /// 429 before its body is read, so a flood of large bodies cannot grow memory without bound
     /// (at most maxBodiesInFlight x maxBodyBytes are being read, plus the engine's queue).
     let inflight = InflightCounter()
+    /// Open connections (the connection cap).
+    let connections = ConnectionCounter()
 
     public var store: any TriplineStore { host.store }
 
@@ -108,7 +118,7 @@ public final class TriplineHTTP: Sendable {
         router.ws(RouterPath(spec.path), shouldUpgrade: { [self] req, _ in
             // Refused here, the request goes on to the HTTP route of the same path, which
             // answers 401/403 with the usual explanation.
-            guard (try? authenticate(req, roles: spec.roles, route: spec)) != nil else { return .dontUpgrade }
+            guard (try? authenticate(req, roles: spec.roles, route: spec)) != nil, (try? checkQuery(req, spec)) != nil else { return .dontUpgrade }
             return .upgrade([:])
         }) { [self] inbound, outbound, context in
             var q = AlertQuery()
@@ -203,16 +213,30 @@ public final class TriplineHTTP: Sendable {
         (RouteSpec(method: "DELETE", path: "/v1/tokens/{id}", roles: [.admin]), \.deleteToken),
     ] }
 
+    /// Refuses a query parameter the route does not document (a guess such as `cursor` for
+    /// `after` would otherwise be ignored, and a client would page for ever).
+    func checkQuery(_ req: Request, _ spec: RouteSpec) throws {
+        let accepted = OpenAPIDocument.queryParameters[spec.method + " " + spec.path] ?? []
+        for (name, _) in req.uri.queryParameters where !accepted.contains(String(name)) {
+            let list = accepted.isEmpty ? "it takes no query parameters" : "it accepts: " + accepted.sorted().joined(separator: ", ")
+            throw APIError(status: .badRequest, code: "unknown_parameter",
+                           message: "unknown query parameter '\(name)' for \(spec.method) \(spec.path); \(list)")
+        }
+    }
+
     /// Builds the router with every route of `table`, each behind authentication.
     public func makeRouter() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
+        var methodsByPath: [String: [String]] = [:]
         for (spec, kp) in Self.table {
             let handler = self[keyPath: kp]
             let hbPath = spec.path.replacingOccurrences(of: "{", with: ":").replacingOccurrences(of: "}", with: "")
+            methodsByPath[hbPath, default: []].append(spec.method)
             router.on(RouterPath(hbPath), method: HTTPRequest.Method(rawValue: spec.method)!) { [self] req, ctx in
                 host.metrics.add(\.httpRequests, 1)
                 do {
                     let token = try authenticate(req, roles: spec.roles, route: spec)
+                    try checkQuery(req, spec)
                     return try await handler(req, ctx, token)
                 } catch let e as APIError {
                     return e.response
@@ -223,11 +247,23 @@ public final class TriplineHTTP: Sendable {
                 }
             }
         }
+        // Other methods on a known path (TRACE among them): 405 naming the allowed ones.
+        methodsByPath[Self.webSocketRoute.path, default: []].append("GET")
+        for (path, methods) in methodsByPath {
+            let allow = Set(methods).sorted().joined(separator: ", ")
+            for m in ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE"] where !methods.contains(m) {
+                router.on(RouterPath(path), method: HTTPRequest.Method(rawValue: m)!) { _, _ in
+                    APIError(status: .methodNotAllowed, code: "method_not_allowed", message: "\(m) is not allowed here; this path takes \(allow)",
+                             headers: [("Allow", allow)]).response
+                }
+            }
+        }
         // The same path without an upgrade (or with a refused token): explain.
         let ws = Self.webSocketRoute
         router.on(RouterPath(ws.path), method: .get) { [self] req, _ in
             do {
                 _ = try authenticate(req, roles: ws.roles, route: ws)
+                try checkQuery(req, ws)
                 return APIError(status: .badRequest, code: "websocket_required",
                                 message: "this route is a WebSocket: send an Upgrade: websocket request (or use GET /v1/alerts/stream for Server-Sent Events)").response
             } catch let e as APIError {
@@ -248,18 +284,30 @@ public final class TriplineHTTP: Sendable {
         defer { retentionTask.cancel() }
         let idleTask = settings.idleAdvance.map { idle in Task.detached { [host] in await host.runIdleAdvance(idle: idle) } }
         defer { idleTask?.cancel() }
+        var logger = Logger(label: "tripline")
+        logger.logLevel = .warning
         let app = Application(
             router: makeRouter(),
-            server: .http1WebSocketUpgrade(webSocketRouter: makeWebSocketRouter()),
+            server: .guardedWebSocket(webSocketRouter: makeWebSocketRouter(), limits: settings.limits, counter: connections,
+                                      pingEvery: settings.heartbeat),
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "tripline"),
             onServerRunning: { ch in await onRunning(ch.localAddress?.port ?? 0) },
-            logger: {
-                var l = Logger(label: "tripline")
-                l.logLevel = .warning
-                return l
-            }()
+            logger: logger
         )
-        try await app.runService()
+        var config = ServiceGroupConfiguration(services: [.init(service: app), .init(service: StreamCloser(alerts: host.alerts))],
+                                               gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        config.maximumGracefulShutdownDuration = settings.shutdownTimeout
+        try await ServiceGroup(configuration: config).run()
+    }
+
+    /// Ends every live alert stream when a graceful shutdown begins (services shut down in
+    /// reverse order, so this runs before the HTTP server waits for its requests to finish).
+    struct StreamCloser: Service {
+        let alerts: AlertBroadcaster
+        func run() async throws {
+            try? await gracefulShutdown()
+            alerts.finishAll()
+        }
     }
 
     // MARK: - Authentication
@@ -274,8 +322,9 @@ public final class TriplineHTTP: Sendable {
                                headers: [("WWW-Authenticate", "Bearer")])
             }
             secret = String(parts[1]).trimmingCharacters(in: .whitespaces)
-        } else if let q = req.uri.queryParameters.get("access_token") {
-            secret = q  // for EventSource, which cannot set headers
+        } else if let q = req.uri.queryParameters.get("access_token"),
+                  OpenAPIDocument.queryParameters[route.method + " " + route.path]?.contains("access_token") == true {
+            secret = q  // only on the streams: EventSource and a browser WebSocket cannot set headers
         }
         guard let secret else {
             throw APIError(status: .unauthorized, code: "unauthorized",
@@ -314,8 +363,7 @@ public final class TriplineHTTP: Sendable {
 
     func timeParam(_ req: Request, _ name: String) throws -> Millis? {
         guard let s = req.uri.queryParameters.get(name), !s.isEmpty else { return nil }
-        if let ms = Int64(s), ms >= 0 { return ms }
-        switch EventTime.parseRFC3339(s) {
+        switch EventTime.parseText(s) {
         case .success(let t): return t
         case .failure(.malformed(let why)):
             throw APIError.badRequest("query parameter '\(name)=\(s)' is neither RFC 3339 nor epoch milliseconds: \(why)")
@@ -365,6 +413,10 @@ public final class TriplineHTTP: Sendable {
                     ("catalog_problems", .arr(s.catalogProblems.map { .str($0) })),
                     ("expired_rules", .arr(e.expiredRules.map { .obj([("rule", .str(e.rules[Int($0.rule)].id)), ("at", .time($0.at))]) })),
                 ])
+            }
+            if case .obj(var fields) = snap {
+                fields += [("stream_subscribers", .int(host.alerts.count)), ("connections", .int(connections.count))]
+                return API.json(.obj(fields))
             }
             return API.json(snap)
         }
@@ -456,9 +508,13 @@ public final class TriplineHTTP: Sendable {
                 throw APIError.badRequest("send {\"until\": \"<RFC 3339 time or epoch ms>\"}")
             }
             let t: Millis
-            if let s = u.stringValue, case .success(let v) = EventTime.parseRFC3339(s) { t = v }
-            else if let d = u.numberValue, d >= 0, d == d.rounded() { t = Millis(d) }
-            else { throw APIError.badRequest("\"until\" must be an RFC 3339 time or epoch milliseconds") }
+            if let s = u.stringValue {
+                switch EventTime.parseRFC3339(s) {
+                case .success(let v): t = v
+                case .failure(.malformed(let why)): throw APIError.badRequest("/until \"\(s)\" is not an RFC 3339 time: \(why)")
+                }
+            } else if let d = u.numberValue, let v = EventTime.fromNumber(d) { t = v }
+            else { throw APIError.badRequest("/until must be an RFC 3339 time or whole epoch milliseconds from 0 to \(TimeBounds.maxTime) (year 9999)") }
             let r = try await host.advance(until: t)
             return API.json(.obj([("watermark", .time(r.watermark))]))
         }
@@ -509,7 +565,7 @@ public final class TriplineHTTP: Sendable {
             // Subscribe first, then catch up from the store, so nothing falls in between.
             let (_, stream) = host.alerts.subscribe()
             let store = self.store
-            let filter = q, start = after
+            let filter = q, start = after, heartbeat = settings.heartbeat
             let body = ResponseBody { writer in
                 try await writer.write(ByteBuffer(string: ": tripline alert stream\nretry: 2000\n\n"))
                 var last = start ?? Int64.max
@@ -527,7 +583,13 @@ public final class TriplineHTTP: Sendable {
                         cq.afterId = rows.last!.id
                     }
                 }
-                for await a in stream {
+                // Alerts and heartbeats in one sequence: a heartbeat write to a peer that has gone
+                // fails, which ends this body and the subscription with it.
+                for await item in AlertBroadcaster.withHeartbeat(stream, every: heartbeat) {
+                    guard let a = item else {
+                        try await writer.write(ByteBuffer(string: ":\n\n"))
+                        continue
+                    }
                     if last != .max && a.id <= last { continue }
                     if !AlertFilter.matches(a, filter) { continue }
                     try await writer.write(ByteBuffer(string: "id: \(a.id)\nevent: alert\ndata: \(a.json.text)\n\n"))

@@ -19,6 +19,12 @@ struct Demo: AsyncParsableCommand {
 
     func run() async throws {
         let dir = data ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("tripline-demo-\(Tokens.randomHex(4))")
+        do {
+            ServerOptions.lock = try DataFolderLock(directory: dir)
+        } catch let e as DataFolderLock.Held {
+            CLI.printErr("tripline: \(e)")
+            throw ExitCode(1)
+        }
         let store = try SQLiteStore(directory: dir, synchronous: "NORMAL")
         var settings = ServerSettings()
         settings.host = host

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import NIOCore
 import TriplineCore
 import TriplineServer
 
@@ -22,10 +23,25 @@ struct ServerOptions: ParsableArguments {
     @Option(name: .customLong("webhook-max-attempts"), help: "Delivery attempts before a webhook delivery becomes a dead letter.") var webhookMaxAttempts = 8
     @Option(name: .customLong("webhook-backoff"), help: "First webhook retry delay; it doubles per attempt up to 5m.") var webhookBackoff = "1s"
     @Option(name: .customLong("webhook-timeout"), help: "Seconds a receiver has to answer.") var webhookTimeout = 10.0
+    @Option(name: .customLong("max-future"), help: "Refuse events whose time is later than the server's clock plus this (422), so one bad clock cannot move event time on for good; 'off' accepts any time up to year 9999.")
+    var maxFuture = "1h"
+    @Option(name: .customLong("header-timeout"), help: "A request's line and headers must arrive within this long (else 408 and close).") var headerTimeout = "10s"
+    @Option(name: .customLong("idle-timeout"), help: "Close a connection with no request in progress after this long.") var idleTimeout = "60s"
+    @Option(name: .customLong("max-connections"), help: "Open connections at most (streams included); one more gets 503.") var maxConnections = 1024
+    @Option(help: "Send an SSE comment and a WebSocket ping on every live stream this often, to find peers that have gone.") var heartbeat = "15s"
+
+    /// The data folder's lock, held until the process ends.
+    nonisolated(unsafe) static var lock: DataFolderLock?
 
     /// Opens the store, the audit log and the engine host (rebuilding the engine from the log),
     /// and records the configuration in force in the audit log.
     func open() throws -> (SQLiteStore, EngineHost, ServerSettings, AuditLog) {
+        do {
+            Self.lock = try DataFolderLock(directory: data)
+        } catch let e as DataFolderLock.Held {
+            CLI.printErr("tripline: \(e)")
+            throw ExitCode(1)
+        }
         let store = try SQLiteStore(directory: data, synchronous: sync)
         // The sensitive list of a data folder only grows.
         var extra = Set((try store.meta("sensitive_extra") ?? "").split(separator: ",").map(String.init))
@@ -44,6 +60,17 @@ struct ServerOptions: ParsableArguments {
         guard settings.ruleDefaultLifetime <= settings.ruleMaxLifetime else {
             throw ValidationError("--rule-default-lifetime (\(ruleDefaultLifetime)) must not exceed --rule-max-lifetime (\(ruleMaxLifetime))")
         }
+        func amount(_ s: String, _ option: String) throws -> TimeAmount {
+            let ms = try CLI.parseDuration(s, option: option)
+            guard ms > 0 else { throw ValidationError("\(option) must be longer than 0") }
+            return .milliseconds(ms)
+        }
+        settings.limits.headerTimeout = try amount(headerTimeout, "--header-timeout")
+        settings.limits.idleTimeout = try amount(idleTimeout, "--idle-timeout")
+        guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
+        settings.limits.maxConnections = maxConnections
+        settings.heartbeat = .milliseconds(try amount(heartbeat, "--heartbeat").nanoseconds / 1_000_000)
+        settings.options.maxFuture = maxFuture == "off" ? nil : try CLI.parseDuration(maxFuture, option: "--max-future")
         settings.idleAdvance = try idleAdvance.map { try CLI.parseDuration($0, option: "--idle-advance") }
         settings.retention.events = try CLI.parseDuration(retentionEvents, option: "--retention-events")
         settings.retention.alerts = try CLI.parseDuration(retentionAlerts, option: "--retention-alerts")
@@ -59,6 +86,7 @@ struct ServerOptions: ParsableArguments {
             ("sensitive_tags", .arr(settings.options.sensitive.keys.sorted().map { .str($0) })),
             ("allowed_lateness_ms", .int(settings.options.allowedLateness)), ("sync", .str(sync)),
             ("idle_advance_ms", settings.idleAdvance.map { .int($0) } ?? .null),
+            ("max_future_ms", settings.options.maxFuture.map { .int($0) } ?? .null),
             ("retention_ms", .obj([("events", .int(settings.retention.events)), ("alerts", .int(settings.retention.alerts)), ("audit", .int(settings.retention.audit))])),
             ("webhooks", .obj([("max_attempts", .int(settings.webhooks.maxAttempts)), ("backoff_ms", .int(settings.webhooks.backoffMs))])),
             ("rule_lifetime_ms", .obj([("default", .int(settings.ruleDefaultLifetime)), ("max", .int(settings.ruleMaxLifetime))])),

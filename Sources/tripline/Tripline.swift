@@ -28,10 +28,10 @@ enum CLI {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw InputError(description: "\(path): cannot read the \(what) file (does it exist and is it readable?)")
         }
-        guard let s = String(data: data, encoding: .utf8) else {
-            throw InputError(description: "\(path): the \(what) file is not valid UTF-8")
+        switch UTF8Text.decode([UInt8](data), file: path) {
+        case .success(let s): return s
+        case .failure(let e): throw InputError(description: "\(e.description) (the \(what) file)")
         }
-        return s
     }
 
     /// Loads zones, entities and rules, collecting the errors of all three files.
@@ -60,8 +60,7 @@ enum CLI {
     }
 
     static func parseTime(_ s: String, option: String) throws -> Millis {
-        if let ms = Int64(s), ms >= 0 { return ms }
-        switch EventTime.parseRFC3339(s) {
+        switch EventTime.parseText(s) {
         case .success(let t): return t
         case .failure(.malformed(let why)):
             throw ValidationError("\(option) '\(s)' is neither RFC 3339 nor epoch milliseconds: \(why)")

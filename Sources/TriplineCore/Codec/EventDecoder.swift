@@ -1,6 +1,21 @@
 /// The hot-path NDJSON event decoder: one line of bytes to an `Event`, without Foundation's
 /// JSONDecoder and without a `String` per field. Every error names the line, the JSON pointer
 /// and what to do.
+/// Size limits of an event's fields, in UTF-8 bytes (docs/security.md). They bound what one
+/// event can make the engine and the store keep.
+public enum EventLimits {
+    /// `entity`, `id` and `counterpart`.
+    public static let idBytes = 256
+    /// `type` and `metric`.
+    public static let nameBytes = 128
+    /// Keys in `attrs`.
+    public static let attrCount = 32
+    /// An `attrs` key.
+    public static let attrKeyBytes = 128
+    /// An `attrs` string value.
+    public static let attrValueBytes = 1024
+}
+
 public struct EventDecoder {
     public let file: String
     var scanner = JSONScanner(UnsafeBufferPointer(start: nil, count: 0))
@@ -135,6 +150,11 @@ public struct EventDecoder {
                     if !esc && range.0 == range.1 {
                         return .failure(error(line, "/" + f.name, "\"\(f.name)\" must not be empty", column: valueStart + 1))
                     }
+                    let limit = (f == .type || f == .metric) ? EventLimits.nameBytes : EventLimits.idBytes
+                    let length = esc ? scanner.scratch.count : range.1 - range.0
+                    if length > limit {
+                        return .failure(error(line, "/" + f.name, "\"\(f.name)\" is \(length) bytes long; at most \(limit) are accepted", column: valueStart + 1))
+                    }
                     switch f {
                     case .entity: entity = range; entityEsc = esc
                     case .id: id = range; idEsc = esc
@@ -157,10 +177,10 @@ public struct EventDecoder {
                         switch scanner.scanNumber() {
                         case .failure(let e): return .failure(syntax(e))
                         case .success(let (v, isInt)):
-                            guard isInt, v >= 0, v <= 9_007_199_254_740_991 else {
-                                return .failure(error(line, "/time", "time \(v) must be a whole number of epoch milliseconds >= 0, or an RFC 3339 string", column: valueStart + 1))
+                            guard isInt, let t = EventTime.fromNumber(v) else {
+                                return .failure(error(line, "/time", "time \(v) must be a whole number of epoch milliseconds from 0 to \(TimeBounds.maxTime) (year 9999), or an RFC 3339 string", column: valueStart + 1))
                             }
-                            time = Millis(v)
+                            time = t
                         }
                     }
                 case .lon, .lat, .value:
@@ -258,6 +278,10 @@ public struct EventDecoder {
         return .success(ev)
     }
 
+    func tooLong(_ line: Int, _ at: Int) -> TriplineError {
+        error(line, "/attrs", "an attrs key is longer than \(EventLimits.attrKeyBytes) bytes, the most accepted", column: at + 1)
+    }
+
     mutating func decodeAttrs(_ line: Int, _ attrs: inout [Attr], _ symbols: inout Symbols) -> Result<Void, TriplineError> {
         let start = scanner.i
         guard scanner.peek() == 123 else {
@@ -271,9 +295,16 @@ public struct EventDecoder {
             scanner.skipWhitespace()
             let keyAt = scanner.i
             let key: Int32
+            if attrs.count >= EventLimits.attrCount {
+                return .failure(error(line, "/attrs", "attrs has more than \(EventLimits.attrCount) keys; at most \(EventLimits.attrCount) are accepted", column: keyAt + 1))
+            }
             switch scanner.scanString() {
-            case .success(.raw(let a, let b)): key = symbols.names.intern(UnsafeBufferPointer(rebasing: scanner.bytes[a..<b]))
-            case .success(.unescaped): key = scanner.scratch.withUnsafeBufferPointer { symbols.names.intern($0) }
+            case .success(.raw(let a, let b)):
+                if b - a > EventLimits.attrKeyBytes { return .failure(tooLong(line, keyAt)) }
+                key = symbols.names.intern(UnsafeBufferPointer(rebasing: scanner.bytes[a..<b]))
+            case .success(.unescaped):
+                if scanner.scratch.count > EventLimits.attrKeyBytes { return .failure(tooLong(line, keyAt)) }
+                key = scanner.scratch.withUnsafeBufferPointer { symbols.names.intern($0) }
             case .failure(let e): return .failure(error(line, "/attrs", "invalid JSON: \(e.message)", column: e.offset + 1, code: .syntax))
             }
             let keyName = symbols.names.string(key)
@@ -294,8 +325,12 @@ public struct EventDecoder {
             switch scanner.peek() {
             case 34:
                 switch scanner.scanString() {
-                case .success(.raw(let a, let b)): attrs.append(Attr(key: key, value: .string(symbols.names.intern(UnsafeBufferPointer(rebasing: scanner.bytes[a..<b])))))
-                case .success(.unescaped): attrs.append(Attr(key: key, value: .string(scanner.scratch.withUnsafeBufferPointer { symbols.names.intern($0) })))
+                case .success(.raw(let a, let b)):
+                    if b - a > EventLimits.attrValueBytes { return .failure(error(line, pointer, "attribute \"\(keyName)\" is longer than \(EventLimits.attrValueBytes) bytes, the most accepted", column: vAt + 1)) }
+                    attrs.append(Attr(key: key, value: .string(symbols.names.intern(UnsafeBufferPointer(rebasing: scanner.bytes[a..<b])))))
+                case .success(.unescaped):
+                    if scanner.scratch.count > EventLimits.attrValueBytes { return .failure(error(line, pointer, "attribute \"\(keyName)\" is longer than \(EventLimits.attrValueBytes) bytes, the most accepted", column: vAt + 1)) }
+                    attrs.append(Attr(key: key, value: .string(scanner.scratch.withUnsafeBufferPointer { symbols.names.intern($0) })))
                 case .failure(let e): return .failure(error(line, pointer, "invalid JSON: \(e.message)", column: e.offset + 1, code: .syntax))
                 }
             case 116, 102:

@@ -1,6 +1,37 @@
 /// Event time: milliseconds since the Unix epoch (UTC).
 public typealias Millis = Int64
 
+/// The bounds every time and duration lies in (spec v1.2). Every time that enters Tripline
+/// (an event's `time`, `--until`, a watermark command, `expires`, a silence's start or end, a
+/// query parameter) passes through `EventTime.parseRFC3339`, `EventTime.fromNumber` or
+/// `EventTime.parseText`, and every duration through `DurationText.parse`; each refuses a value
+/// outside these bounds. So every time is in [0, maxTime] and every duration in
+/// [0, maxDuration], and any sum of a time and a few durations stays below 2^49: no arithmetic
+/// of the engine, the server or the CLI on these values can overflow an Int64.
+public enum TimeBounds {
+    /// 1970-01-01T00:00:00.000Z.
+    public static let minTime: Millis = 0
+    /// 9999-12-31T23:59:59.999Z.
+    public static let maxTime: Millis = 253_402_300_799_999
+    /// 100 years of 365.25 days: 36,525 days.
+    public static let maxDuration: Millis = 36_525 * 86_400_000
+    /// The text used in messages for the time range.
+    public static let rangeText = "1970-01-01T00:00:00.000Z to 9999-12-31T23:59:59.999Z (epoch ms 0 to 253402300799999)"
+
+    /// A time that is certainly in range: clamps (used where a time is derived from the wall
+    /// clock or from a sum of bounded values, never to accept input).
+    @inline(__always)
+    public static func clamp(_ t: Millis) -> Millis { t < minTime ? minTime : (t > maxTime ? maxTime : t) }
+
+    /// `t + d` saturating at the ends of Int64: for derived values only (deadlines of bounded
+    /// times and durations never come near the ends).
+    @inline(__always)
+    public static func add(_ t: Millis, _ d: Millis) -> Millis {
+        let (s, o) = t.addingReportingOverflow(d)
+        return o ? (d > 0 ? .max : .min) : s
+    }
+}
+
 /// Parsing and formatting of event times (spec section 2 and 4).
 public enum EventTime {
     /// Days from 1970-01-01 to the given proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -110,7 +141,29 @@ public enum EventTime {
         guard i == n else { return .failure(.malformed("unexpected text after the offset")) }
         let days = daysFromCivil(y, mo, d)
         let secs = days * 86400 + h * 3600 + mi * 60 + s - offsetMin * 60
-        return .success(secs * 1000 + ms)
+        let t = secs * 1000 + ms
+        guard t >= TimeBounds.minTime && t <= TimeBounds.maxTime else {
+            return .failure(.malformed("out of range: times lie in \(TimeBounds.rangeText)"))
+        }
+        return .success(t)
+    }
+
+    /// A JSON number as epoch milliseconds: whole and within the time bounds, or nil. Never
+    /// traps, whatever the double (1e300, -0, NaN, 2^64).
+    public static func fromNumber(_ d: Double) -> Millis? {
+        guard d.isFinite, d == d.rounded(), d >= Double(TimeBounds.minTime), d <= Double(TimeBounds.maxTime) else { return nil }
+        return Millis(d)
+    }
+
+    /// Text that is either epoch milliseconds (digits only) or RFC 3339, within the time bounds.
+    public static func parseText(_ s: String) -> Result<Millis, ParseFailure> {
+        if !s.isEmpty, s.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) {
+            guard s.utf8.count <= 15, let v = Millis(s), v <= TimeBounds.maxTime else {
+                return .failure(.malformed("epoch milliseconds out of range: times lie in \(TimeBounds.rangeText)"))
+            }
+            return .success(v)
+        }
+        return parseRFC3339(s)
     }
 
     /// Parses RFC 3339 from a String.
@@ -170,7 +223,7 @@ public enum DurationText {
             while i < bytes.count, bytes[i] >= 48, bytes[i] <= 57 {
                 let (m, o1) = v.multipliedReportingOverflow(by: 10)
                 let (a, o2) = m.addingReportingOverflow(Millis(bytes[i] - 48))
-                if o1 || o2 { return .failure(TriplineError(.invalidValue, "duration '\(text)' is too large")) }
+                if o1 || o2 { return .failure(TriplineError(.invalidValue, "duration '\(text)' is longer than 100 years (36525d), the longest Tripline accepts")) }
                 v = a
                 nd += 1
                 i += 1
@@ -193,8 +246,11 @@ public enum DurationText {
             lastRank = rank
             let (p, o) = v.multipliedReportingOverflow(by: units[rank].1)
             let (s, o2) = total.addingReportingOverflow(p)
-            if o || o2 { return .failure(TriplineError(.invalidValue, "duration '\(text)' is too large")) }
+            if o || o2 { return .failure(TriplineError(.invalidValue, "duration '\(text)' is longer than 100 years (36525d), the longest Tripline accepts")) }
             total = s
+            if total > TimeBounds.maxDuration {
+                return .failure(TriplineError(.invalidValue, "duration '\(text)' is longer than 100 years (36525d), the longest Tripline accepts"))
+            }
         }
         return .success(total)
     }

@@ -78,3 +78,58 @@ public func pointerToken(_ s: String) -> String {
     if !s.utf8.contains(where: { $0 == 126 || $0 == 47 }) { return s }
     return s.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1")
 }
+
+/// UTF-8 validation with a location: text input that is not UTF-8 is refused, never turned
+/// into U+FFFD silently.
+public enum UTF8Text {
+    /// The 1-based line and column (in bytes) and the byte offset of the first byte that is not
+    /// part of a well-formed UTF-8 sequence (overlong forms, surrogates and code points beyond
+    /// U+10FFFF are ill-formed), or nil when all of `bytes` is UTF-8.
+    public static func firstInvalid<C: Collection>(_ bytes: C) -> (line: Int, column: Int, offset: Int)? where C.Element == UInt8 {
+        var line = 1, col = 1, offset = 0
+        var it = bytes.makeIterator()
+        var pending: [UInt8] = []
+        func next() -> UInt8? {
+            if !pending.isEmpty { return pending.removeFirst() }
+            return it.next()
+        }
+        while let b = next() {
+            let start = offset
+            if b < 0x80 {
+                offset += 1
+                if b == 10 { line += 1; col = 1 } else { col += 1 }
+                continue
+            }
+            var need = 0
+            var lo: UInt8 = 0x80, hi: UInt8 = 0xBF
+            switch b {
+            case 0xC2...0xDF: need = 1
+            case 0xE0: need = 2; lo = 0xA0
+            case 0xE1...0xEC, 0xEE, 0xEF: need = 2
+            case 0xED: need = 2; hi = 0x9F
+            case 0xF0: need = 3; lo = 0x90
+            case 0xF1...0xF3: need = 3
+            case 0xF4: need = 3; hi = 0x8F
+            default: return (line, col, start)
+            }
+            offset += 1
+            for k in 0..<need {
+                guard let c = next() else { return (line, col, start) }
+                let okRange = k == 0 ? (lo...hi) : (0x80...0xBF)
+                guard okRange.contains(c) else { return (line, col, start) }
+                offset += 1
+            }
+            col += 1 + need
+        }
+        return nil
+    }
+
+    /// The bytes as a String, or an error naming where the first invalid byte is.
+    public static func decode(_ bytes: [UInt8], file: String) -> Result<String, TriplineError> {
+        if let bad = firstInvalid(bytes) {
+            return .failure(TriplineError(.syntax, "the text is not valid UTF-8 (first bad byte at offset \(bad.offset)); send UTF-8",
+                                          at: SourceLocation(file: file, line: bad.line, column: bad.column)))
+        }
+        return .success(String(decoding: bytes, as: UTF8.self))
+    }
+}
