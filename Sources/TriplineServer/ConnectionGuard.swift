@@ -2,8 +2,10 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdCore
+import HummingbirdTLS
 import HummingbirdWebSocket
 import Logging
+import NIOSSL
 import NIOConcurrencyHelpers
 import NIOCore
 
@@ -190,6 +192,25 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
     }
 }
 
+/// A certificate chain and private key in PEM files, for `serve --tls-cert/--tls-key`.
+public struct TLSFiles: Sendable {
+    public var certificate: String
+    public var key: String
+    public init(certificate: String, key: String) {
+        self.certificate = certificate
+        self.key = key
+    }
+
+    /// The server's TLS configuration (TLS 1.2 or later, NIO's default ciphers).
+    public func configuration() throws -> TLSConfiguration {
+        let chain = try NIOSSLCertificate.fromPEMFile(certificate).map { NIOSSLCertificateSource.certificate($0) }
+        let key = try NIOSSLPrivateKey(file: key, format: .pem)
+        var c = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
+        c.minimumTLSVersion = .tlsv12
+        return c
+    }
+}
+
 /// The HTTP/1.1 + WebSocket server channel with the guard in front.
 struct GuardedChannel<Base: ServerChildChannel>: ServerChildChannel {
     typealias Value = Base.Value
@@ -199,7 +220,9 @@ struct GuardedChannel<Base: ServerChildChannel>: ServerChildChannel {
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         do {
-            try channel.pipeline.syncOperations.addHandler(ConnectionGuardHandler(limits: limits, counter: counter), position: .first)
+            // Last so far: after the TLS handler when there is one (the guard reads plain
+            // HTTP), before the HTTP handlers the base adds next.
+            try channel.pipeline.syncOperations.addHandler(ConnectionGuardHandler(limits: limits, counter: counter), position: .last)
         } catch {
             return channel.eventLoop.makeFailedFuture(error)
         }
@@ -214,15 +237,17 @@ struct GuardedChannel<Base: ServerChildChannel>: ServerChildChannel {
 extension HTTPServerBuilder {
     /// HTTP/1.1 with WebSocket upgrade, an idle timeout, WebSocket pings, and the connection guard.
     static func guardedWebSocket<WS: HTTPResponderBuilder>(webSocketRouter: WS, limits: ConnectionLimits, counter: ConnectionCounter,
-                                                        pingEvery: Duration) -> HTTPServerBuilder
+                                                        pingEvery: Duration, tls: TLSConfiguration?) -> HTTPServerBuilder
     where WS.Responder.Context: WebSocketRequestContext {
         let wsResponder = webSocketRouter.buildResponder()
         let config = HTTP1WebSocketUpgradeChannel.Configuration(
             http1: .init(idleTimeout: limits.idleTimeout),
             ws: .init(autoPing: .enabled(timePeriod: pingEvery)))
         return HTTPServerBuilder { responder in
-            GuardedChannel(base: HTTP1WebSocketUpgradeChannel(responder: responder, webSocketResponder: wsResponder, configuration: config),
-                           limits: limits, counter: counter)
+            let guarded = GuardedChannel(base: HTTP1WebSocketUpgradeChannel(responder: responder, webSocketResponder: wsResponder, configuration: config),
+                                         limits: limits, counter: counter)
+            guard let tls else { return guarded }
+            return try TLSChannel(guarded, tlsConfiguration: tls)
         }
     }
 }

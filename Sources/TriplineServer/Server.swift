@@ -31,6 +31,8 @@ public struct ServerSettings: Sendable {
     public var heartbeat: Duration = .seconds(15)
     /// SIGTERM ends streams at once; whatever is still running after this long is cancelled.
     public var shutdownTimeout: Duration = .seconds(10)
+    /// Serve HTTPS with this certificate and key (nil: plain HTTP).
+    public var tls: TLSFiles?
     public init() {}
 }
 
@@ -289,7 +291,7 @@ public final class TriplineHTTP: Sendable {
         let app = Application(
             router: makeRouter(),
             server: .guardedWebSocket(webSocketRouter: makeWebSocketRouter(), limits: settings.limits, counter: connections,
-                                      pingEvery: settings.heartbeat),
+                                      pingEvery: settings.heartbeat, tls: try settings.tls?.configuration()),
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "tripline"),
             onServerRunning: { ch in await onRunning(ch.localAddress?.port ?? 0) },
             logger: logger

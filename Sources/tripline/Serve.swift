@@ -28,6 +28,8 @@ struct ServerOptions: ParsableArguments {
     @Option(name: .customLong("header-timeout"), help: "A request's line and headers must arrive within this long (else 408 and close).") var headerTimeout = "10s"
     @Option(name: .customLong("idle-timeout"), help: "Close a connection with no request in progress after this long.") var idleTimeout = "60s"
     @Option(name: .customLong("max-connections"), help: "Open connections at most (streams included); one more gets 503.") var maxConnections = 1024
+    @Option(name: .customLong("tls-cert"), help: "Serve HTTPS: the certificate chain (PEM). Needs --tls-key.") var tlsCert: String?
+    @Option(name: .customLong("tls-key"), help: "Serve HTTPS: the private key (PEM) of --tls-cert.") var tlsKey: String?
     @Option(help: "Send an SSE comment and a WebSocket ping on every live stream this often, to find peers that have gone.") var heartbeat = "15s"
 
     /// The data folder's lock, held until the process ends.
@@ -70,6 +72,15 @@ struct ServerOptions: ParsableArguments {
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
         settings.limits.maxConnections = maxConnections
         settings.heartbeat = .milliseconds(try amount(heartbeat, "--heartbeat").nanoseconds / 1_000_000)
+        switch (tlsCert, tlsKey) {
+        case (let c?, let k?):
+            settings.tls = TLSFiles(certificate: c, key: k)
+            do { _ = try settings.tls!.configuration() } catch {
+                throw ValidationError("--tls-cert/--tls-key: cannot load the certificate or key (\(error)); give PEM files")
+            }
+        case (nil, nil): break
+        default: throw ValidationError("--tls-cert and --tls-key go together")
+        }
         settings.options.maxFuture = maxFuture == "off" ? nil : try CLI.parseDuration(maxFuture, option: "--max-future")
         settings.idleAdvance = try idleAdvance.map { try CLI.parseDuration($0, option: "--idle-advance") }
         settings.retention.events = try CLI.parseDuration(retentionEvents, option: "--retention-events")
@@ -108,8 +119,9 @@ struct Serve: AsyncParsableCommand {
         host.start()
         let http = TriplineHTTP(host: host, settings: settings, audit: audit)
         let h = settings.host
+        let scheme = settings.tls == nil ? "http" : "https"
         try await http.run { port in
-            FileHandle.standardOutput.write(Data("tripline: serving on http://\(h):\(port) (data in \(server.data))\n".utf8))
+            FileHandle.standardOutput.write(Data("tripline: serving on \(scheme)://\(h):\(port) (data in \(server.data))\n".utf8))
         }
     }
 }

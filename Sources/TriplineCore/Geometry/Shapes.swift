@@ -157,8 +157,10 @@ public enum Haversine {
         let dLambda = (lon2 - lon1) * (Double.pi / 180)
         let s1 = sin((phi2 - phi1) / 2)
         let s2 = sin(dLambda / 2)
-        let a = s1 * s1 + cos(phi1) * cos(phi2) * s2 * s2
-        return 2 * earthRadiusM * asin(min(1, a.squareRoot()))
+        // Spec v1.2 fixes the association: (s1*s1) + ((cos1*cos2) * (s2*s2)), then (2R) * asin.
+        // Swift contracts no multiply-add, so this is the spec's rounding to the bit.
+        let a = (s1 * s1) + ((cos(phi1) * cos(phi2)) * (s2 * s2))
+        return (2 * earthRadiusM) * asin(min(1, a.squareRoot()))
     }
 
     /// Conservative lon/lat boxes covering a circle, with a safety margin for rounding.
