@@ -459,8 +459,12 @@ public final class TriplineHTTP: Sendable {
                                message: "the ingest queue is full; nothing of this batch was taken. Retry after \(after) s.",
                                headers: [("Retry-After", String(after))])
             } catch IngestError.storage(let why) {
-                throw APIError(status: .serviceUnavailable, code: "storage",
-                               message: "the batch could not be committed (\(why)); nothing of it was acknowledged. Retry it.")
+                // A full disk is 507 (the client can do nothing but wait); any other store
+                // failure 503. Either way nothing of the batch was acknowledged or kept.
+                let full = why.contains("SQLITE_FULL") || why.lowercased().contains("disk is full") || why.contains("ENOSPC")
+                throw APIError(status: full ? HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage") : .serviceUnavailable, code: full ? "disk_full" : "storage",
+                               message: "the batch could not be committed (\(why)); nothing of it was acknowledged. Retry it\(full ? " when the server has disk space again" : "").",
+                               headers: [("Retry-After", "5")])
             }
         }
     }

@@ -457,3 +457,51 @@ def test_tls_with_a_self_signed_certificate(tmp_path):
 def test_tls_options_must_go_together(tmp_path):
     code, _, err = run("serve", "--data", tmp_path / "d", "--port", "0", "--tls-cert", tmp_path / "nope.pem")
     assert code != 0 and "--tls-key" in err
+
+
+# Disk full: refuse without acknowledging, recover when space returns.
+
+def test_disk_full_refuses_batches_and_recovers(tmp_path):
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)]).returncode != 0:
+        pytest.skip("needs root to mount a small tmpfs")
+    try:
+        data = mnt / "data"
+        token = make_token(data)
+        srv = Server(data).start()
+        srv.token = token
+        acked, refused, i = 0, 0, 0
+        pad = "x" * 900
+        while refused == 0 and i < 400:
+            lines = "".join(json.dumps({"entity": f"e{i % 50}", "id": f"b{i}-{k}", "time": 1000 * i + k, "type": "x",
+                                        "attrs": {"pad": pad}}) + "\n" for k in range(100))
+            status, hdrs, out = srv.request("POST", "/v1/events", lines, content_type="application/x-ndjson")
+            if status == 200:
+                acked += 100
+            else:
+                assert status in (503, 507), out
+                assert "Retry-After" in hdrs, hdrs
+                refused += 1
+            i += 1
+        assert refused == 1, "the small disk never filled"
+        alive(srv)
+        # Still full: refused again, the server lives.
+        status, _, _ = srv.request("POST", "/v1/events", json.dumps({"entity": "z", "time": 10**9, "type": "x", "attrs": {"pad": pad * 3}}) + "\n",
+                                   content_type="application/x-ndjson")
+        alive(srv)
+        if status == 200:
+            acked += 1
+        assert subprocess.run(["mount", "-o", "remount,size=64m", str(mnt)]).returncode == 0
+        r = srv.ok("POST", "/v1/events", json.dumps({"entity": "after", "time": 2 * 10**9, "type": "x"}) + "\n",
+                   content_type="application/x-ndjson")
+        acked += 1
+        assert r["received"] == 1
+        srv.kill9()
+        srv2 = Server(data).start()
+        srv2.token = token
+        st = srv2.ok("GET", "/v1/status")
+        assert st["events_arrived"] == acked, (st, acked)
+        srv2.stop()
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)])
