@@ -466,10 +466,12 @@ def test_disk_full_refuses_batches_and_recovers(tmp_path):
     mnt.mkdir()
     if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)]).returncode != 0:
         pytest.skip("needs root to mount a small tmpfs")
+    servers = []
     try:
         data = mnt / "data"
         token = make_token(data)
         srv = Server(data).start()
+        servers.append(srv)
         srv.token = token
         acked, refused, i = 0, 0, 0
         pad = "x" * 900
@@ -499,9 +501,11 @@ def test_disk_full_refuses_batches_and_recovers(tmp_path):
         assert r["received"] == 1
         srv.kill9()
         srv2 = Server(data).start()
+        servers.append(srv2)
         srv2.token = token
         st = srv2.ok("GET", "/v1/status")
         assert st["events_arrived"] == acked, (st, acked)
-        srv2.stop()
     finally:
+        for x in servers:
+            x.stop()
         subprocess.run(["umount", "-l", str(mnt)])
