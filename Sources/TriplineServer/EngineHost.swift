@@ -351,6 +351,16 @@ public final class EngineHost: @unchecked Sendable {
         return nil
     }
 
+    /// The time of a logged `#advance <ms>` line, or nil for any other line. An advance beyond
+    /// the time bounds (logged by a version before them) is nil, as such an event is refused:
+    /// it would make every later event late.
+    public static func advanceTime(_ line: UnsafeBufferPointer<UInt8>) -> Millis? {
+        let prefix = Array("#advance ".utf8)
+        guard line.count > prefix.count, line.starts(with: prefix) else { return nil }
+        guard let t = Millis(String(decoding: line.dropFirst(prefix.count), as: UTF8.self)), t >= 0, t <= TimeBounds.maxTime else { return nil }
+        return t
+    }
+
     /// Adds one line to the group's log batch (assigning the next seq).
     func appendLog(_ group: inout Pending, _ s: HostState, _ line: ArraySlice<UInt8>, time: Millis) {
         if group.logCount == 0 { group.firstSeq = s.nextSeq }
@@ -465,10 +475,7 @@ public final class EngineHost: @unchecked Sendable {
         try store.forEachLogBatch { batch in
             batch.forEachLine { line, seq in
                 if line.first == UInt8(ascii: "#") {
-                    // "#advance <ms>"
-                    // An advance beyond the time bounds (logged by a version before them) is skipped,
-                    // as such an event is: it would make every later event late.
-                    if let t = Millis(String(decoding: line.dropFirst(9), as: UTF8.self)), t <= TimeBounds.maxTime { engine.advance(until: t) }
+                    if let t = Self.advanceTime(line) { engine.advance(until: t) }
                 } else if case .success(let ev) = decoder.decode(line, line: Int(seq), symbols: &engine.symbols) {
                     if case .accepted = engine.ingest(ev), ev.type == Symbols.positionType { latest.track(ev) }
                     let e = Int(ev.entity)

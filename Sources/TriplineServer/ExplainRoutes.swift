@@ -176,6 +176,13 @@ extension TriplineHTTP {
                     var decoder = EventDecoder(file: "events")
                     var n = 0
                     func feed(_ line: UnsafeBufferPointer<UInt8>, _ k: Int) throws {
+                        if uploaded == nil, let t = EngineHost.advanceTime(line) {
+                            // A logged watermark advance (operator or idle advance): the live
+                            // engine's timers fired there, so the backtest's fire there too.
+                            if let from, t < from { return }
+                            engine.advance(until: until.map { min($0, t) } ?? t)
+                            return
+                        }
                         if line.isEmpty || line.first == UInt8(ascii: "#") || line.allSatisfy({ $0 == 32 }) { return }
                         switch decoder.decode(line, line: k, symbols: &engine.symbols) {
                         case .success(let ev):
