@@ -14,6 +14,8 @@ public struct HostOptions: Sendable {
     /// Events later than the wall clock plus this are refused (422), so that one event with a
     /// bad clock cannot move event time forward for good; nil accepts any time in range.
     public var maxFuture: Millis? = 3_600_000
+    /// How long an accepted event id is remembered for duplicate detection (spec v1.2).
+    public var dedupWindow: Millis = 86_400_000
     public init() {}
 }
 
@@ -164,7 +166,7 @@ public final class EngineHost: @unchecked Sendable {
     }
 
     static func makeEngine(_ c: Catalog, _ o: HostOptions) -> Engine {
-        Engine(zones: c.zones, entities: c.entities, rules: c.rules, options: EngineOptions(allowedLateness: o.allowedLateness),
+        Engine(zones: c.zones, entities: c.entities, rules: c.rules, options: EngineOptions(allowedLateness: o.allowedLateness, dedupWindow: o.dedupWindow),
                symbols: Symbols(sensitive: o.sensitive))
     }
 
@@ -290,6 +292,8 @@ public final class EngineHost: @unchecked Sendable {
             }
         }
         commit(&group, s)
+        // Between groups no decoded event waits: ids nothing holds any more can go.
+        s.engine.compactIds()
     }
 
     private func dequeued(_ n: Int) {
@@ -487,6 +491,7 @@ public final class EngineHost: @unchecked Sendable {
             nextSeq = max(nextSeq, batch.firstSeq + Int64(batch.count))
             engine.drainAlerts(into: &sink)
             sink.removeAll(keepingCapacity: true)
+            engine.compactIds()
         }
         s.timeline = timeline
         s.latest = latest

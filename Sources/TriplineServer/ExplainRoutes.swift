@@ -167,12 +167,13 @@ extension TriplineHTTP {
             let store = self.store
             let sensitive = settings.options.sensitive
             let lateness = settings.options.allowedLateness
+            let dedupWindow = settings.options.dedupWindow
             let from = since, currentRule = current
             // Run beside the engine, on the events as they were stored (or uploaded).
             let result = try await Task.detached { () throws -> (Int, [String], [String]?) in
                 func run(_ r: Rule) throws -> (Int, [String]) {
                     let engine = Engine(zones: catalog.zones, entities: catalog.entities, rules: [r],
-                                        options: EngineOptions(allowedLateness: lateness), symbols: Symbols(sensitive: sensitive))
+                                        options: EngineOptions(allowedLateness: lateness, dedupWindow: dedupWindow), symbols: Symbols(sensitive: sensitive))
                     var decoder = EventDecoder(file: "events")
                     var n = 0
                     func feed(_ line: UnsafeBufferPointer<UInt8>, _ k: Int) throws {

@@ -20,6 +20,8 @@ struct Replay: ParsableCommand {
     )
 
     @OptionGroup var inputs: InputFiles
+    @Option(name: .customLong("dedup-window"), help: "Remember an accepted event id for duplicate detection until the watermark passes its time plus this (0: until the watermark passes its time).")
+    var dedupWindow = "24h"
     @Option(name: .customLong("allowed-lateness"), help: "Apply events up to this much out of order (e.g. 5s).")
     var allowedLateness: String = "0s"
     @Option(help: "Advance event time to this instant at the end, firing timers due by then.")
@@ -40,6 +42,7 @@ struct Replay: ParsableCommand {
     func run() throws {
         let sensitive = SensitiveTags(extra: inputs.sensitiveTags)
         let lateness = try CLI.parseDuration(allowedLateness, option: "--allowed-lateness")
+        let dedup = try CLI.parseDuration(dedupWindow, option: "--dedup-window")
         let untilTime = try until.map { try CLI.parseTime($0, option: "--until") }
         let loaded = CLI.loadInputs(zones: inputs.zones, entities: inputs.entities, rules: inputs.rules, sensitive: sensitive)
         if !loaded.errors.isEmpty {
@@ -49,7 +52,7 @@ struct Replay: ParsableCommand {
         }
         if inputs.rules == nil { CLI.printErr("tripline: no --rules given: events are checked and counted, no alert can fire") }
         let engine = Engine(zones: loaded.zones, entities: loaded.entities, rules: loaded.rules,
-                            options: EngineOptions(allowedLateness: lateness), symbols: Symbols(sensitive: sensitive))
+                            options: EngineOptions(allowedLateness: lateness, dedupWindow: dedup), symbols: Symbols(sensitive: sensitive))
         let out = try Output(path: output)
         let lateOut = try late.map { try Output(path: $0) }
         let rejectsOut = try rejects.map { try Output(path: $0) }
@@ -94,7 +97,16 @@ struct Replay: ParsableCommand {
         }
         while true {
             let batch = worker.queue.take()
-            engine.symbols.apply(batch.symbols)
+            // Entity ids and names agree with the decoder's (same order); event ids are the
+            // decoder's per batch and are interned here, where the dedup window frees them.
+            engine.symbols.entities.apply(batch.symbols.0)
+            engine.symbols.names.apply(batch.symbols.2)
+            let idMap = engine.symbols.eventIds.internAll(batch.symbols.1)
+            if !idMap.isEmpty {
+                for i in batch.events.indices where batch.events[i].givenId >= 0 {
+                    batch.events[i].givenId = idMap[Int(batch.events[i].givenId)]
+                }
+            }
             func reportLate(_ i: Int) {
                 let raw = batch.lines[(i == 0 ? 0 : batch.lineEnds[i - 1])..<batch.lineEnds[i]]
                 if let lateOut {
@@ -117,6 +129,7 @@ struct Replay: ParsableCommand {
             rejected += batch.rejected
             bytesRead = batch.bytesRead
             drain()
+            if !explain { engine.compactIds() }
             reportExpiry()
             if progress {
                 let now = Date()
@@ -276,6 +289,8 @@ final class DecodeWorker: @unchecked Sendable {
         var batch = EventBatch()
         func ship(last: Bool) {
             batch.symbols = symbols.delta(since: counts)
+            // Event ids start afresh in every batch: the engine interns them itself.
+            symbols.eventIds = Interner(capacity: 1 << 10)
             counts = symbols.counts
             batch.bytesRead = reader.bytesRead
             batch.last = last

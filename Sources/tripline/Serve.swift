@@ -25,6 +25,8 @@ struct ServerOptions: ParsableArguments {
     @Option(name: .customLong("webhook-timeout"), help: "Seconds a receiver has to answer.") var webhookTimeout = 10.0
     @Option(name: .customLong("max-future"), help: "Refuse events whose time is later than the server's clock plus this (422), so one bad clock cannot move event time on for good; 'off' accepts any time up to year 9999.")
     var maxFuture = "1h"
+    @Option(name: .customLong("dedup-window"), help: "Remember an accepted event id for duplicate detection until the watermark passes its time plus this (0: until the watermark passes its time).")
+    var dedupWindow = "24h"
     @Option(name: .customLong("header-timeout"), help: "A request's line and headers must arrive within this long (else 408 and close).") var headerTimeout = "10s"
     @Option(name: .customLong("idle-timeout"), help: "Close a connection with no request in progress after this long.") var idleTimeout = "60s"
     @Option(name: .customLong("max-connections"), help: "Open connections at most (streams included); one more gets 503.") var maxConnections = 1024
@@ -81,6 +83,7 @@ struct ServerOptions: ParsableArguments {
         case (nil, nil): break
         default: throw ValidationError("--tls-cert and --tls-key go together")
         }
+        settings.options.dedupWindow = try CLI.parseDuration(dedupWindow, option: "--dedup-window")
         settings.options.maxFuture = maxFuture == "off" ? nil : try CLI.parseDuration(maxFuture, option: "--max-future")
         settings.idleAdvance = try idleAdvance.map { try CLI.parseDuration($0, option: "--idle-advance") }
         settings.retention.events = try CLI.parseDuration(retentionEvents, option: "--retention-events")
@@ -98,6 +101,7 @@ struct ServerOptions: ParsableArguments {
             ("allowed_lateness_ms", .int(settings.options.allowedLateness)), ("sync", .str(sync)),
             ("idle_advance_ms", settings.idleAdvance.map { .int($0) } ?? .null),
             ("max_future_ms", settings.options.maxFuture.map { .int($0) } ?? .null),
+            ("dedup_window_ms", .int(settings.options.dedupWindow)),
             ("retention_ms", .obj([("events", .int(settings.retention.events)), ("alerts", .int(settings.retention.alerts)), ("audit", .int(settings.retention.audit))])),
             ("webhooks", .obj([("max_attempts", .int(settings.webhooks.maxAttempts)), ("backoff_ms", .int(settings.webhooks.backoffMs))])),
             ("rule_lifetime_ms", .obj([("default", .int(settings.ruleDefaultLifetime)), ("max", .int(settings.ruleMaxLifetime))])),

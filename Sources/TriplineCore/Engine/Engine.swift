@@ -4,7 +4,13 @@ import CTriplineSupport
 public struct EngineOptions: Sendable {
     /// Events up to this much older than the largest time seen are still applied in order.
     public var allowedLateness: Millis = 0
-    public init(allowedLateness: Millis = 0) { self.allowedLateness = allowedLateness }
+    /// How long an accepted event id is remembered for duplicate detection (spec v1.2): an id
+    /// accepted with event time s is remembered while the watermark is at most s + this.
+    public var dedupWindow: Millis = 86_400_000
+    public init(allowedLateness: Millis = 0, dedupWindow: Millis = 86_400_000) {
+        self.allowedLateness = allowedLateness
+        self.dedupWindow = dedupWindow
+    }
 }
 
 /// What became of one arriving event.
@@ -61,17 +67,30 @@ public final class Engine {
         var lastLat = 0.0
         var lastTime: Millis = .min
         var lastRef = EventRef(raw: 0)
-        /// Arrival numbers that were not accepted with an assigned id (given ids, late, duplicates).
-        var notAssigned: [UInt32] = []
+        /// The entity's recent arrivals, oldest first, the last one being arrival `arrivals`:
+        /// for each, its event time when it was accepted under its assigned id, else
+        /// -1 - time. Records from `logHead` on are current; older ones are forgotten (their
+        /// time + dedup window is below the watermark). Only ids inside the window are kept.
+        var arrivalLog: [Int64] = []
+        var logHead: UInt32 = 0
     }
     var entities: [EntityState] = []
     /// Selectors beyond the first 64, per entity (empty when there are at most 64).
     var matchTable: MatchTable
     var insideOverflow: [Int32: [Int32]] = [:]
-    /// Accepted given ids: entity << 32 | id index.
-    var acceptedGiven = Set<UInt64>()
-    /// Per entity, the n of accepted given ids spelled like assigned ones (`<entity>#<n>`).
-    var givenAssignedForm: [Int32: Set<UInt32>] = [:]
+    /// Accepted given ids inside the dedup window: entity << 32 | id index -> the event time
+    /// they were accepted with. An entry whose time + window is below the watermark is
+    /// forgotten (treated as absent at once, removed when `idQueue` reaches it).
+    var idMemory = IntMap<Millis>()
+    /// The accepted given ids in acceptance order, for removing them once forgotten.
+    var idQueue = IdQueue()
+    /// Per entity, the n of accepted given ids spelled like assigned ones (`<entity>#<n>`),
+    /// with the time they were accepted with.
+    var givenAssignedForm: [Int32: [UInt32: Millis]] = [:]
+    /// Where the sweep of silent entities' arrival logs goes on.
+    var sweepCursor = 0
+    /// Live event ids after the last collection (`compactIds`).
+    var liveIdsAfterCollection = 0
 
     // Time.
     public private(set) var maxTime: Millis = .min
@@ -279,38 +298,43 @@ public final class Engine {
         let ei = Int(e)
         entities[ei].arrivals += 1
         let n = entities[ei].arrivals
-        // Duplicate detection.
+        // Duplicate detection (spec section 2, with v1.2's dedup window).
+        let window = options.dedupWindow
+        trimArrivals(ei)
         let ref: EventRef
         var duplicate = false
         var assignedForm: UInt32? = nil
         if ev.givenId >= 0 {
             ref = .given(ev.givenId)
-            let key = UInt64(UInt32(bitPattern: e)) << 32 | UInt64(UInt32(bitPattern: ev.givenId))
-            if acceptedGiven.contains(key) {
+            if let s = idMemory[key(e, ev.givenId)], s + window >= watermark {
                 duplicate = true
             } else if let k = assignedNumber(ev.givenId, entity: e) {
                 assignedForm = k
-                // Collides with an earlier arrival accepted under its assigned id?
-                if k < n && !binaryContains(entities[ei].notAssigned, k) { duplicate = true }
+                // Collides with an earlier arrival accepted under its assigned id, still remembered?
+                if k < n && assignedRemembered(ei, k) { duplicate = true }
             }
         } else {
             ref = .assigned(entity: e, n: n)
-            if !givenAssignedForm.isEmpty, let set = givenAssignedForm[e], set.contains(n) { duplicate = true }
+            if !givenAssignedForm.isEmpty, let s = givenAssignedForm[e]?[n], s + window >= watermark { duplicate = true }
         }
         if duplicate {
             stats.duplicates += 1
-            entities[ei].notAssigned.append(n)
+            entities[ei].arrivalLog.append(-1 - ev.time)
             return .duplicate(ref)
         }
         if ev.time < watermark {
             stats.late += 1
-            entities[ei].notAssigned.append(n)
+            entities[ei].arrivalLog.append(-1 - ev.time)
             return .late(ref)
         }
         if ev.givenId >= 0 {
-            entities[ei].notAssigned.append(n)
-            acceptedGiven.insert(UInt64(UInt32(bitPattern: e)) << 32 | UInt64(UInt32(bitPattern: ev.givenId)))
-            if let k = assignedForm { givenAssignedForm[e, default: []].insert(k) }
+            entities[ei].arrivalLog.append(-1 - ev.time)
+            let k = key(e, ev.givenId)
+            idMemory[k] = ev.time
+            idQueue.push(key: k, time: ev.time, assignedForm: assignedForm ?? .max)
+            if let a = assignedForm { givenAssignedForm[e, default: [:]][a] = ev.time }
+        } else {
+            entities[ei].arrivalLog.append(ev.time)
         }
         if ev.time > maxTime { maxTime = ev.time }
         let newWatermark = maxTime &- options.allowedLateness
@@ -321,7 +345,10 @@ public final class Engine {
             pending.push(.init(event: ev, ref: ref, arrival: arrivalSequence))
             arrivalSequence += 1
         }
-        if newWatermark > watermark { watermark = newWatermark }
+        if newWatermark > watermark {
+            watermark = newWatermark
+            forgetIds()
+        }
         while let item = pending.pop(upTo: watermark) {
             advanceTimers(to: item.event.time)
             apply(item.event, item.ref)
@@ -379,6 +406,7 @@ public final class Engine {
             watermark = until
             advanceTimers(to: until)
         }
+        forgetIds()
         emitter.closeAll()
         syncStats()
     }
@@ -395,6 +423,7 @@ public final class Engine {
         }
         if until > watermark { watermark = until }
         advanceTimers(to: watermark)
+        forgetIds()
         emitter.closeAll()
         syncStats()
     }
@@ -598,21 +627,19 @@ public final class Engine {
     /// If a given id is spelled `<entity>#<n>` for this entity (the form of assigned ids),
     /// returns n.
     func assignedNumber(_ id: Int32, entity: Int32) -> UInt32? {
-        let idText = symbols.eventIds.string(id)
-        let entityText = symbols.entities.string(entity)
-        guard idText.utf8.count > entityText.utf8.count + 1, idText.hasPrefix(entityText + "#") else { return nil }
-        let digits = idText.utf8.dropFirst(entityText.utf8.count + 1)
-        guard digits.first != 48, digits.allSatisfy({ $0 >= 48 && $0 <= 57 }), digits.count <= 10 else { return nil }
-        return UInt32(String(decoding: digits, as: UTF8.self))
-    }
-
-    func binaryContains(_ a: [UInt32], _ k: UInt32) -> Bool {
-        var lo = 0, hi = a.count
-        while lo < hi {
-            let m = (lo + hi) / 2
-            if a[m] < k { lo = m + 1 } else { hi = m }
+        let ids = symbols.eventIds, names = symbols.entities
+        let si = Int(ids.starts[Int(id)]), ei = Int(ids.ends[Int(id)])
+        let sn = Int(names.starts[Int(entity)]), en = Int(names.ends[Int(entity)])
+        let nameLength = en - sn, digits = ei - si - nameLength - 1
+        guard digits >= 1, digits <= 10, ids.arena[si + nameLength] == 35, ids.arena[si + nameLength + 1] != 48 else { return nil }
+        for k in 0..<nameLength where ids.arena[si + k] != names.arena[sn + k] { return nil }
+        var v: UInt64 = 0
+        for k in (si + nameLength + 1)..<ei {
+            let c = ids.arena[k]
+            guard c >= 48 && c <= 57 else { return nil }
+            v = v * 10 + UInt64(c - 48)
         }
-        return lo < a.count && a[lo] == k
+        return v <= UInt64(UInt32.max) ? UInt32(v) : nil
     }
 
     // MARK: - Introspection
@@ -622,9 +649,9 @@ public final class Engine {
         let n = entities.filter(\.ready).count
         var total = entities.capacity * MemoryLayout<EntityState>.stride
         total += matchTable.bits.capacity * 8
-        for e in entities where !e.notAssigned.isEmpty { total += 32 + e.notAssigned.capacity * 4 }
+        for e in entities where !e.arrivalLog.isEmpty { total += 32 + e.arrivalLog.capacity * 8 }
         for (_, v) in insideOverflow { total += 48 + v.capacity * 4 }
-        total += acceptedGiven.capacity * 8
+        total += idMemory.memoryBytes + idQueue.memoryBytes
         total += symbols.entities.memoryBytes + symbols.eventIds.memoryBytes
         return (n == 0 ? 0 : total / n, total, n)
     }

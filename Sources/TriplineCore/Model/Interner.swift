@@ -8,6 +8,9 @@ public struct Interner: Sendable {
     /// Slots: 0 = empty, else (upper 32 bits of the hash) << 32 | (id + 1).
     var table: [UInt64]
     var mask: Int
+    /// Ids released by `retain(_:)`, reused by `intern` (an interner that is never told to
+    /// release anything keeps this empty and hands out ids 0, 1, 2, ...).
+    var free: [Int32] = []
 
     public init(capacity: Int = 1024) {
         var cap = 16
@@ -16,8 +19,11 @@ public struct Interner: Sendable {
         mask = cap - 1
     }
 
-    /// Number of distinct strings.
+    /// Number of ids handed out (live or released): every id is below it.
     public var count: Int { starts.count }
+
+    /// Number of strings held.
+    public var liveCount: Int { starts.count - free.count }
 
     
     static func hash(_ p: UnsafeBufferPointer<UInt8>) -> UInt64 {
@@ -81,21 +87,71 @@ public struct Interner: Sendable {
             if e >> 32 == tag && equal(Int(id), p) { return id }
             slot = (slot + 1) & mask
         }
-        let id = Int32(starts.count)
-        starts.append(Int32(arena.count))
-        arena.append(contentsOf: p)
-        ends.append(Int32(arena.count))
-        hashes.append(h)
+        let id: Int32
+        if let reused = free.popLast() {
+            id = reused
+            starts[Int(id)] = Int32(arena.count)
+            arena.append(contentsOf: p)
+            ends[Int(id)] = Int32(arena.count)
+            hashes[Int(id)] = h
+        } else {
+            id = Int32(starts.count)
+            starts.append(Int32(arena.count))
+            arena.append(contentsOf: p)
+            ends.append(Int32(arena.count))
+            hashes.append(h)
+        }
         table[slot] = tag << 32 | UInt64(id + 1)
-        if starts.count * 2 > table.count { grow() }
+        if liveCount * 2 > table.count { grow() }
         return id
+    }
+
+    /// Keeps the strings whose ids are marked in `live` (indexed by id; ids at or beyond its
+    /// end count as live) and releases the others: their ids go to the free list for reuse,
+    /// their bytes are dropped and the arena is compacted. Live ids keep their numbers.
+    public mutating func retain(_ live: [Bool]) {
+        var isFree = [Bool](repeating: false, count: starts.count)
+        for f in free { isFree[Int(f)] = true }
+        var newArena: [UInt8] = []
+        newArena.reserveCapacity(arena.count / 2)
+        var newFree: [Int32] = []
+        var liveIds = 0
+        for id in 0..<starts.count {
+            if isFree[id] || (id < live.count && !live[id]) {
+                newFree.append(Int32(id))
+                starts[id] = 0
+                ends[id] = 0
+                continue
+            }
+            let s = Int(starts[id]), e = Int(ends[id])
+            starts[id] = Int32(newArena.count)
+            newArena.append(contentsOf: arena[s..<e])
+            ends[id] = Int32(newArena.count)
+            liveIds += 1
+        }
+        arena = newArena
+        // Lowest ids reused first (popLast takes from the end).
+        free = newFree.reversed()
+        var cap = 16
+        while cap < max(16, liveIds * 2) { cap <<= 1 }
+        table = Array(repeating: 0, count: cap)
+        mask = cap - 1
+        var released = [Bool](repeating: false, count: starts.count)
+        for f in free { released[Int(f)] = true }
+        for id in 0..<starts.count where !released[id] {
+            var slot = Int(truncatingIfNeeded: hashes[id]) & mask
+            while table[slot] != 0 { slot = (slot + 1) & mask }
+            table[slot] = (hashes[id] >> 32) << 32 | UInt64(id + 1)
+        }
     }
 
     mutating func grow() {
         let cap = table.count * 2
         table = Array(repeating: 0, count: cap)
         mask = cap - 1
-        for id in 0..<starts.count {
+        var released = [Bool](repeating: false, count: free.isEmpty ? 0 : starts.count)
+        for f in free { released[Int(f)] = true }
+        for id in 0..<starts.count where free.isEmpty || !released[id] {
             var slot = Int(truncatingIfNeeded: hashes[id]) & mask
             while table[slot] != 0 { slot = (slot + 1) & mask }
             table[slot] = (hashes[id] >> 32) << 32 | UInt64(id + 1)
@@ -134,7 +190,7 @@ public struct Interner: Sendable {
     }
 
     /// Approximate bytes held.
-    public var memoryBytes: Int { arena.capacity + starts.capacity * 8 + hashes.capacity * 8 + table.capacity * 8 }
+    public var memoryBytes: Int { arena.capacity + starts.capacity * 8 + hashes.capacity * 8 + table.capacity * 8 + free.capacity * 4 }
 }
 
 /// Strings added to an interner after some id, to replay them in the same order into
@@ -172,6 +228,23 @@ extension Interner {
                 start = end
             }
         }
+    }
+}
+
+extension Interner {
+    /// Interns every string of a delta (from another interner) and returns the ids they got
+    /// here, by their index in the delta: for strings whose ids need not agree across threads.
+    public mutating func internAll(_ d: InternerDelta) -> [Int32] {
+        var out: [Int32] = []
+        out.reserveCapacity(d.ends.count)
+        d.bytes.withUnsafeBufferPointer { b in
+            var start = 0
+            for end in d.ends {
+                out.append(intern(UnsafeBufferPointer(rebasing: b[start..<end])))
+                start = end
+            }
+        }
+        return out
     }
 }
 
