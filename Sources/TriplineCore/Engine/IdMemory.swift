@@ -166,3 +166,12 @@ extension Engine {
         }
     }
 }
+
+extension Engine {
+    /// The id memory at this moment: given ids remembered for duplicate detection, given-id
+    /// strings held, and the bytes of both (the interner, the map and its queue).
+    public var idMemoryStats: (remembered: Int, interned: Int, bytes: Int) {
+        (idMemory.count, symbols.eventIds.liveCount,
+         symbols.eventIds.memoryBytes + idMemory.memoryBytes + idQueue.memoryBytes)
+    }
+}
