@@ -92,7 +92,10 @@ extension TriplineHTTP {
             }
             s.comment = c
             s.id = try store.addSilence(s)
-            try audit.record(actor: who(tok), action: "silence.create", target: String(s.id), detail: silenceJSON(s, now: now))
+            // Entities are named by pseudonym in the audit log (it is never rewritten).
+            var named = s
+            named.entity = s.entity.map(audit.pseudonym)
+            try audit.record(actor: who(tok), action: "silence.create", target: String(s.id), detail: silenceJSON(named, now: now))
             try await host.refreshNotifications()
             return API.json(silenceJSON(s, now: now), status: .created)
         }

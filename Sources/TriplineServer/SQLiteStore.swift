@@ -248,26 +248,34 @@ public final class SQLiteStore: TriplineStore, @unchecked Sendable {
         let want = Set(seqs)
         return try pool.write { db in
             var erased = 0
-            // The batches holding those seqs.
-            var firsts = Set<Int64>()
-            for seq in want {
-                if let f = try Int64.fetchOne(db, sql: "SELECT first_seq FROM log WHERE first_seq <= ? ORDER BY first_seq DESC LIMIT 1", arguments: [seq]) { firsts.insert(f) }
-            }
+            // Every log batch: the entity's own lines become `#erased`; in the others' lines
+            // every string naming the id as a token gets the pseudonym (counterparts, attrs).
+            var firsts: [Int64] = []
+            let cursor = try Int64.fetchCursor(db, sql: "SELECT first_seq FROM log ORDER BY first_seq")
+            while let f = try cursor.next() { firsts.append(f) }
             for f in firsts {
                 guard let row = try Row.fetchOne(db, sql: "SELECT first_seq, count, max_time, stored_at, lines FROM log WHERE first_seq = ?", arguments: [f]) else { continue }
                 let b = LogBatch(firstSeq: row[0], count: row[1], maxTime: row[2], storedAt: row[3], lines: [UInt8](row[4] as Data))
                 var out: [UInt8] = []
                 out.reserveCapacity(b.lines.count)
+                var changed = false
                 b.forEachLine { line, seq in
-                    if want.contains(seq) { out += Array("#erased".utf8); erased += 1 } else { out += Array(line) }
+                    if want.contains(seq) {
+                        out += Array("#erased".utf8)
+                        erased += 1
+                        changed = true
+                    } else {
+                        let l = Array(line)
+                        if let r = Erasure.rewriteJSON(l[...], id: id, pseudonym: pseudonym) { out += r; changed = true } else { out += l }
+                    }
                     out.append(10)
                 }
-                try db.execute(sql: "UPDATE log SET lines = ? WHERE first_seq = ?", arguments: [Data(out), f])
+                if changed { try db.execute(sql: "UPDATE log SET lines = ? WHERE first_seq = ?", arguments: [Data(out), f]) }
             }
             var n = 0
-            let pats = Erasure.patterns(id)
-            let rows = try Row.fetchAll(db, sql: "SELECT \(Self.alertColumns) FROM alerts WHERE entity = ? OR pair_a = ? OR pair_b = ? OR instr(line, ?) > 0 OR instr(line, ?) > 0",
-                                        arguments: [id, id, id, pats[0], pats[1]]).map(Self.alert)
+            let inner = String(JSONText.quoted(id).dropFirst().dropLast())
+            let rows = try Row.fetchAll(db, sql: "SELECT \(Self.alertColumns) FROM alerts WHERE instr(line, ?) > 0 OR instr(line, ?) > 0 OR instr(entity, ?) > 0 OR instr(pair_a, ?) > 0 OR instr(pair_b, ?) > 0",
+                                        arguments: [id, inner, id, id, id]).map(Self.alert)
             for a in rows {
                 let (b, changed) = Erasure.rewrite(a, id: id, pseudonym: pseudonym)
                 guard changed else { continue }
@@ -275,6 +283,33 @@ public final class SQLiteStore: TriplineStore, @unchecked Sendable {
                 n += 1
             }
             try db.execute(sql: "DELETE FROM entities WHERE id = ?", arguments: [id])
+            // The catalog and rule versions of others, silences, feedback, token names.
+            func text(_ s: String) -> String { Erasure.rewrite(s, id: id, pseudonym: pseudonym) ?? s }
+            for table in ["zones", "entities"] {
+                for row in try Row.fetchAll(db, sql: "SELECT id, json FROM \(table) WHERE instr(json, ?) > 0 OR instr(json, ?) > 0 OR instr(id, ?) > 0", arguments: [id, inner, id]) {
+                    let k: String = row[0], json: String = row[1]
+                    let j = Erasure.rewriteJSON(json, id: id, pseudonym: pseudonym) ?? json
+                    try db.execute(sql: "UPDATE \(table) SET id = ?, json = ? WHERE id = ?", arguments: [text(k), j, k])
+                }
+            }
+            for row in try Row.fetchAll(db, sql: "SELECT rule, version, json FROM rule_versions WHERE instr(json, ?) > 0 OR instr(json, ?) > 0", arguments: [id, inner]) {
+                let r: String = row[0], v: Int = row[1], json: String = row[2]
+                if let j = Erasure.rewriteJSON(json, id: id, pseudonym: pseudonym) {
+                    try db.execute(sql: "UPDATE rule_versions SET json = ? WHERE rule = ? AND version = ?", arguments: [j, r, v])
+                }
+            }
+            for row in try Row.fetchAll(db, sql: "SELECT id, entity, comment FROM silences WHERE instr(entity, ?) > 0 OR instr(comment, ?) > 0", arguments: [id, id]) {
+                let k: Int64 = row[0], e: String? = row[1], c: String = row[2]
+                try db.execute(sql: "UPDATE silences SET entity = ?, comment = ? WHERE id = ?", arguments: [e.map(text), text(c), k])
+            }
+            for row in try Row.fetchAll(db, sql: "SELECT id, comment FROM feedback WHERE instr(comment, ?) > 0", arguments: [id]) {
+                let k: Int64 = row[0], c: String = row[1]
+                try db.execute(sql: "UPDATE feedback SET comment = ? WHERE id = ?", arguments: [text(c), k])
+            }
+            for row in try Row.fetchAll(db, sql: "SELECT id, name FROM tokens WHERE instr(name, ?) > 0", arguments: [id]) {
+                let k: String = row[0], c: String = row[1]
+                try db.execute(sql: "UPDATE tokens SET name = ? WHERE id = ?", arguments: [text(c), k])
+            }
             return (erased, n)
         }
     }

@@ -326,7 +326,12 @@ public final class MemoryStore: TriplineStore, @unchecked Sendable {
             for i in log.indices {
                 var out: [UInt8] = []
                 log[i].forEachLine { line, seq in
-                    if want.contains(seq) { out += Array("#erased".utf8); erased += 1 } else { out += Array(line) }
+                    if want.contains(seq) {
+                        out += Array("#erased".utf8); erased += 1
+                    } else {
+                        let l = Array(line)
+                        out += Erasure.rewriteJSON(l[...], id: id, pseudonym: pseudonym) ?? l
+                    }
                     out.append(10)
                 }
                 log[i].lines = out
@@ -337,6 +342,23 @@ public final class MemoryStore: TriplineStore, @unchecked Sendable {
                 if changed { alertRows[i] = a; n += 1 }
             }
             tables[.entities]?.removeValue(forKey: id)
+            func text(_ s: String) -> String { Erasure.rewrite(s, id: id, pseudonym: pseudonym) ?? s }
+            for t in Array(tables.keys) {
+                var moved: [String: CatalogItem] = [:]
+                for (k, var item) in tables[t]! {
+                    if let j = Erasure.rewriteJSON(item.json, id: id, pseudonym: pseudonym) { item.json = j }
+                    moved[text(k)] = item
+                }
+                tables[t] = moved
+            }
+            for i in rules.indices {
+                if let j = Erasure.rewriteJSON(rules[i].json, id: id, pseudonym: pseudonym) { rules[i].json = j }
+            }
+            for i in silenceRows.indices {
+                silenceRows[i].entity = silenceRows[i].entity.map(text)
+                silenceRows[i].comment = text(silenceRows[i].comment)
+            }
+            for i in feedbackRows.indices { feedbackRows[i].comment = text(feedbackRows[i].comment) }
             return (erased, n)
         }
     }
@@ -451,24 +473,101 @@ public final class MemoryStore: TriplineStore, @unchecked Sendable {
 }
 
 /// Rewriting an alert for an erased entity, shared by the stores.
+/// Erasure of an entity id from everything stored about other entities: every string (JSON
+/// keys and values of log lines, alert lines, catalog items, rule versions; text columns)
+/// that holds the id as a token — the whole string, or a part delimited on both sides by the
+/// string's ends or by ASCII characters other than letters and digits — gets the pseudonym in
+/// its place. So `"internal:account-2"` becomes `"internal:<pseudonym>"` and the assigned
+/// event id `account-2#7` becomes `<pseudonym>#7`, while `account-20` and `subaccount-2` are
+/// left alone (a letter, digit or non-ASCII byte next to the id makes it part of a longer
+/// word). The same id always gets the same pseudonym, so another account's rules still see one
+/// counterpart.
 public enum Erasure {
-    /// The patterns an alert line names `id` by: the quoted id (key, pair, details) and the
-    /// start of its assigned event ids (`"id#`).
-    public static func patterns(_ id: String) -> [String] {
-        let q = JSONText.quoted(id)
-        return [q, String(q.dropLast()) + "#"]
+    @inline(__always) static func isWordByte(_ b: UInt8) -> Bool {
+        (b >= 48 && b <= 57) || (b >= 65 && b <= 90) || (b >= 97 && b <= 122) || b >= 128
     }
 
+    /// `s` with every token occurrence of `id` replaced, or nil when there is none.
+    public static func rewrite(_ s: String, id: String, pseudonym: String) -> String? {
+        let hay = Array(s.utf8), needle = Array(id.utf8)
+        guard let out = rewrite(bytes: hay, needle, Array(pseudonym.utf8)) else { return nil }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func rewrite(bytes hay: [UInt8], _ needle: [UInt8], _ replacement: [UInt8]) -> [UInt8]? {
+        let n = needle.count
+        guard n > 0, hay.count >= n else { return nil }
+        var out: [UInt8] = []
+        var i = 0, copied = 0, changed = false
+        while i + n <= hay.count {
+            if hay[i] == needle[0], hay[i..<(i + n)].elementsEqual(needle),
+               i == 0 || !isWordByte(hay[i - 1]), i + n == hay.count || !isWordByte(hay[i + n]) {
+                if !changed { out.reserveCapacity(hay.count + replacement.count); changed = true }
+                out += hay[copied..<i]
+                out += replacement
+                i += n
+                copied = i
+            } else {
+                i += 1
+            }
+        }
+        guard changed else { return nil }
+        out += hay[copied...]
+        return out
+    }
+
+    /// A JSON text (one document or one NDJSON line) with the token rewrite applied to every
+    /// string in it, keys included; strings re-encoded only where they changed. Nil when
+    /// nothing changed. Escaped forms (`\u0061ccount-2`) are decoded before matching.
+    public static func rewriteJSON(_ text: ArraySlice<UInt8>, id: String, pseudonym: String) -> [UInt8]? {
+        let needle = Array(id.utf8), replacement = Array(pseudonym.utf8)
+        var out: [UInt8] = []
+        var changed = false
+        var copied = text.startIndex
+        var i = text.startIndex
+        while i < text.endIndex {
+            guard text[i] == 34 else { i += 1; continue }
+            // A string from i to its closing quote.
+            var j = i + 1
+            var escaped = false
+            while j < text.endIndex && text[j] != 34 {
+                if text[j] == 92 { escaped = true; j += 1 }
+                j += 1
+            }
+            guard j < text.endIndex else { break }
+            let raw = text[(i + 1)..<j]
+            let decoded: [UInt8]
+            if escaped {
+                guard let d = try? JSONSerialization.jsonObject(with: Data(text[i...j]), options: [.fragmentsAllowed]) as? String else { i = j + 1; continue }
+                decoded = Array(d.utf8)
+            } else {
+                decoded = Array(raw)
+            }
+            if let r = rewrite(bytes: decoded, needle, replacement) {
+                if !changed { out.reserveCapacity(text.count + 64); changed = true }
+                out += text[copied..<i]
+                JSONText.appendString(String(decoding: r, as: UTF8.self), to: &out)
+                copied = j + 1
+            }
+            i = j + 1
+        }
+        guard changed else { return nil }
+        out += text[copied...]
+        return out
+    }
+
+    public static func rewriteJSON(_ text: String, id: String, pseudonym: String) -> String? {
+        rewriteJSON(Array(text.utf8)[...], id: id, pseudonym: pseudonym).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// An alert with its line and key columns rewritten; whether anything changed.
     public static func rewrite(_ a: StoredAlert, id: String, pseudonym: String) -> (StoredAlert, Bool) {
         var a = a
-        let q = JSONText.quoted(id), p = JSONText.quoted(pseudonym)
-        let qa = String(q.dropLast()) + "#", pa = String(p.dropLast()) + "#"
-        let line = a.line.replacingOccurrences(of: q, with: p).replacingOccurrences(of: qa, with: pa)
-        var changed = line != a.line
-        a.line = line
-        if a.entity == id { a.entity = pseudonym; changed = true }
-        if a.pairA == id { a.pairA = pseudonym; changed = true }
-        if a.pairB == id { a.pairB = pseudonym; changed = true }
+        var changed = false
+        if let l = rewriteJSON(a.line, id: id, pseudonym: pseudonym) { a.line = l; changed = true }
+        if let e = a.entity, let r = rewrite(e, id: id, pseudonym: pseudonym) { a.entity = r; changed = true }
+        if let e = a.pairA, let r = rewrite(e, id: id, pseudonym: pseudonym) { a.pairA = r; changed = true }
+        if let e = a.pairB, let r = rewrite(e, id: id, pseudonym: pseudonym) { a.pairB = r; changed = true }
         return (a, changed)
     }
 }

@@ -264,3 +264,88 @@ def test_a_backtest_of_the_current_rule_equals_the_stored_alerts(tmp_path):
         assert b["diff"]["added"] == [] and b["diff"]["removed"] == []
     finally:
         srv.stop()
+
+
+def token_hits(data: bytes, ident: str):
+    """Occurrences of ident as a token (not inside a longer word) in raw bytes."""
+    import re
+    word = rb"[A-Za-z0-9\x80-\xff]"
+    return re.findall(rb"(?<!" + word + rb")" + re.escape(ident.encode()) + rb"(?!" + word + rb")", data)
+
+
+def test_erasure_reaches_other_entities_events_and_keeps_counterparts_consistent(tmp_path):
+    """Accounts that pay each other: after account-2 is erased, no file of the data folder
+    names it (raw or JSON-escaped), other accounts' counterparts and attrs carry its
+    pseudonym, account-20 is left alone, and the rebuilt engine gives what a replay of the
+    rewritten log gives."""
+    srv = start(tmp_path)
+    novelty = {"id": "new-payees", "kind": "novelty", "purpose": "p", "owner": "o", "severity": "low",
+               "match": {"kind": "account"}, "count": 2, "window": "1h", "lookback": "7d"}
+    freq = {"id": "pays", "kind": "frequency", "purpose": "p", "owner": "o", "severity": "low",
+            "match": {"kind": "account"}, "count": 2, "window": "1h", "event": {"type": "contact"}}
+    rules = {"rules": [novelty, freq]}
+    try:
+        srv.ok("POST", "/v1/rules", rules)
+        srv.ok("POST", "/v1/entities", [
+            {"id": "account-1", "kind": "account", "tags": {"parent": "account-2"}},
+            {"id": "account-2", "kind": "account"},
+            {"id": "account-20", "kind": "account"},
+        ])
+        before = [
+            {"entity": "account-1", "time": 1000, "type": "contact", "counterpart": "internal:account-2", "attrs": {"memo": "refund to account-2/x"}},
+            {"entity": "account-2", "time": 2000, "type": "contact", "counterpart": "account-1"},
+            {"entity": "account-20", "time": 3000, "type": "contact", "counterpart": "account-2"},
+            {"entity": "account-20", "time": 4000, "type": "contact", "counterpart": "account-20"},
+            {"entity": "account-1", "time": 5000, "type": "contact", "counterpart": "acc\\u006funt-2"},
+            {"entity": "account-2", "time": 6000, "type": "contact", "counterpart": "account-20"},
+            {"entity": "clock", "time": 6500, "type": "ping"},   # completes the alerts of 6000
+        ]
+        body = "".join(json.dumps(e).replace("\\\\u006f", "\\u006f") + "\n" for e in before)
+        srv.ok("POST", "/v1/events", body)
+        out = srv.ok("DELETE", "/v1/entities/account-2?erase=true")
+        pseudo = out["pseudonym"]
+        assert out["erased_events"] == 2
+        after = [
+            {"entity": "account-1", "time": 7000, "type": "contact", "counterpart": "internal:" + pseudo},
+            {"entity": "account-1", "time": 8000, "type": "contact", "counterpart": "fresh-payee"},
+            {"entity": "account-20", "time": 9000, "type": "contact", "counterpart": pseudo},
+            {"entity": "account-20", "time": 10000, "type": "contact", "counterpart": "another"},
+        ]
+        srv.ok("POST", "/v1/events", "".join(json.dumps(e) + "\n" for e in after))
+        srv.ok("POST", "/v1/watermark", {"until": 20000})
+        served = [canonical(a) for a in srv.all_alerts()]
+        assert any(a["key"]["entity"] == pseudo for a in served), "account-2's own alerts stay, pseudonymised"
+        # The rewritten log, as stored.
+        con = sqlite3.connect(srv.data / "tripline.sqlite")
+        lines = []
+        for (blob,) in con.execute("SELECT lines FROM log ORDER BY first_seq"):
+            lines += [l for l in bytes(blob).decode().split("\n") if l]
+        con.close()
+        assert any(f'"internal:{pseudo}"' in l for l in lines)
+        assert any(f"refund to {pseudo}/x" in l for l in lines)
+        assert sum(l.startswith("#erased") for l in lines) == 2
+    finally:
+        srv.stop()
+    # No file names account-2 as a token, raw or escaped; account-20 is still there.
+    seen20 = 0
+    for f in sorted(srv.data.iterdir()):
+        raw = f.read_bytes()
+        assert not token_hits(raw, "account-2"), f"{f.name} still holds account-2"
+        assert b"acc\\u006funt-2" not in raw, f"{f.name} holds an escaped account-2"
+        seen20 += len(token_hits(raw, "account-20"))
+    assert seen20 > 0, "account-20 must be left alone"
+    # A replay of the rewritten log (and what came after) gives the alerts of the others.
+    ev = tmp_path / "rewritten.ndjson"
+    ev.write_text("".join(l + "\n" for l in lines if not l.startswith("#")))
+    rf = tmp_path / "rules.json"
+    rf.write_text(json.dumps(rules))
+    ents = tmp_path / "entities.ndjson"
+    ents.write_text("".join(json.dumps(e) + "\n" for e in [
+        {"id": "account-1", "kind": "account", "tags": {"parent": pseudo}}, {"id": "account-20", "kind": "account"}]))
+    code, stdout, err = run("replay", "--entities", ents, "--rules", rf, "--until", 20000, ev)
+    assert code == 0, err
+    replayed = [json.loads(l) for l in stdout.splitlines()]
+    others = [a for a in served if a["key"]["entity"] != pseudo]
+    key = lambda a: json.dumps(a, sort_keys=True)
+    assert sorted(map(key, others)) == sorted(map(key, replayed))
+    assert others, "the other accounts' rules fired"
