@@ -53,7 +53,7 @@ struct BenchIds: ParsableCommand {
                 lastMark = now; lastCount = i
                 let s = engine.stateBytes
                 let m = engine.idMemoryStats
-                print(String(format: "%8d  %10@  %14d  %12d  %8d  %12d  %7.1f  %8.0f", i, DurationText.format(t) as NSString, m.remembered,
+                print(String(format: "%8ld  %10@  %14ld  %12ld  %10ld  %12ld  %7.1f  %8.0f", i, DurationText.format(t) as NSString, m.remembered,
                              m.interned, m.bytes, s.total, Double(Self.rssBytes()) / 1_048_576, rateNow))
             }
         }
