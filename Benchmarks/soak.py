@@ -32,7 +32,8 @@ def main():
     ap.add_argument("--rate", type=int, default=50_000, help="events per second")
     ap.add_argument("--bin", default=str(ROOT / ".build-release" / "release" / "tripline"))
     ap.add_argument("--out", default=str(ROOT / "Benchmarks" / "soak"))
-    ap.add_argument("--dedup-window", default="5m")
+    ap.add_argument("--dedup-window", default="30s")
+    ap.add_argument("--drain-minutes", type=int, default=10, help="how long the healthy receiver gets to drain the outbox")
     args = ap.parse_args()
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -171,17 +172,18 @@ def main():
     end = t0 + args.minutes * 60
     with open(out / "soak.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["seconds", "rss_mib", "fds", "events_acked", "alerts", "batches_refused"])
+        w.writerow(["seconds", "rss_mib", "rss_anon_mib", "rss_file_mib", "fds", "events_acked", "alerts", "batches_refused"])
         while time.time() < end:
             time.sleep(10)
             status = (pathlib.Path(f"/proc/{proc.pid}/status")).read_text()
-            rss = int([l for l in status.splitlines() if l.startswith("VmRSS:")][0].split()[1]) / 1024
+            kib = {l.split(":")[0]: int(l.split()[1]) for l in status.splitlines() if l.startswith(("VmRSS:", "RssAnon:", "RssFile:"))}
+            rss, anon, filed = kib["VmRSS"] / 1024, kib["RssAnon"] / 1024, kib["RssFile"] / 1024
             fds = len(os.listdir(f"/proc/{proc.pid}/fd"))
             s, b = call("GET", "/v1/alerts?limit=1&state=firing")
             st = json.loads(call("GET", "/v1/status")[1])
             metrics = call("GET", "/metrics")[1].decode()
             alerts = sum(float(l.split()[-1]) for l in metrics.splitlines() if l.startswith("tripline_alerts_emitted_total"))
-            row = [round(time.time() - t0), round(rss, 1), fds, acked[0], int(alerts), refused[0]]
+            row = [round(time.time() - t0), round(rss, 1), round(anon, 1), round(filed, 1), fds, acked[0], int(alerts), refused[0]]
             rows.append(row)
             w.writerow(row)
             f.flush()
@@ -192,7 +194,7 @@ def main():
     # Drain: the receiver turns healthy; every delivery must finish.
     state["healthy"] = True
     drained = False
-    for _ in range(120):
+    for _ in range(args.drain_minutes * 12):
         s, b = call("GET", "/v1/webhooks/deliveries?state=pending&limit=1")
         if json.loads(b)["deliveries"] == []:
             drained = True
@@ -211,7 +213,8 @@ def main():
                "alerts_emitted": int(stored), "deliveries_drained": drained, "dead_deliveries": dead,
                "sqlite_alerts_deliveries_delivered": con_rows, "receiver_ok_posts": state["received"],
                "rss_first_last_mib": [rows[0][1], rows[-1][1]] if rows else None,
-               "fds_first_last": [rows[0][2], rows[-1][2]] if rows else None}
+               "rss_anon_first_last_mib": [rows[0][2], rows[-1][2]] if rows else None,
+               "fds_first_last": [rows[0][4], rows[-1][4]] if rows else None}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
     try:
@@ -220,8 +223,9 @@ def main():
         import matplotlib.pyplot as plt
         fig, ax = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
         xs = [r[0] / 60 for r in rows]
-        ax[0].plot(xs, [r[1] for r in rows]); ax[0].set_ylabel("RSS (MiB)"); ax[0].set_ylim(bottom=0)
-        ax[1].plot(xs, [r[2] for r in rows]); ax[1].set_ylabel("open descriptors"); ax[1].set_ylim(bottom=0)
+        ax[0].plot(xs, [r[1] for r in rows], label="RSS"); ax[0].plot(xs, [r[2] for r in rows], label="anonymous")
+        ax[0].set_ylabel("MiB"); ax[0].set_ylim(bottom=0); ax[0].legend()
+        ax[1].plot(xs, [r[4] for r in rows]); ax[1].set_ylabel("open descriptors"); ax[1].set_ylim(bottom=0)
         ax[1].set_xlabel("minutes")
         fig.suptitle(f"tripline serve soak: {args.rate} events/s target, given ids, 20 rules, flaky webhook, SSE churn")
         fig.savefig(out / "soak.png", dpi=90)
