@@ -106,12 +106,13 @@ extension Engine {
     }
 
     /// Entities that have gone silent keep their arrival records until they are next seen;
-    /// this trims a few of them at each watermark step, so the records of the whole estate
-    /// stay within the window.
+    /// this trims two of them at each watermark step (round robin), so the records of the
+    /// whole estate stay within the window plus one sweep, at a cost per event that does not
+    /// grow with the estate.
     func sweepArrivalLogs() {
         let n = entities.count
         if n == 0 { return }
-        for _ in 0..<min(n, 64) {
+        for _ in 0..<min(n, 2) {
             if sweepCursor >= n { sweepCursor = 0 }
             if entities[sweepCursor].ready { trimArrivals(sweepCursor) }
             sweepCursor += 1
