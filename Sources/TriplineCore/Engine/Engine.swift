@@ -67,12 +67,9 @@ public final class Engine {
         var lastLat = 0.0
         var lastTime: Millis = .min
         var lastRef = EventRef(raw: 0)
-        /// The entity's recent arrivals, oldest first, the last one being arrival `arrivals`:
-        /// for each, its event time when it was accepted under its assigned id, else
-        /// -1 - time. Records from `logHead` on are current; older ones are forgotten (their
-        /// time + dedup window is below the watermark). Only ids inside the window are kept.
-        var arrivalLog: [Int64] = []
-        var logHead: UInt32 = 0
+        /// Where the entity's latest arrival is in `arrivalRing` (-1: none); each record
+        /// links to the entity's previous one.
+        var lastArrival: Int64 = -1
     }
     var entities: [EntityState] = []
     /// Selectors beyond the first 64, per entity (empty when there are at most 64).
@@ -87,8 +84,8 @@ public final class Engine {
     /// Per entity, the n of accepted given ids spelled like assigned ones (`<entity>#<n>`),
     /// with the time they were accepted with.
     var givenAssignedForm: [Int32: [UInt32: Millis]] = [:]
-    /// Where the sweep of silent entities' arrival logs goes on.
-    var sweepCursor = 0
+    /// Every arrival inside the dedup window, of all entities, in arrival order.
+    var arrivalRing = ArrivalRing()
     /// Live event ids after the last collection (`compactIds`).
     var liveIdsAfterCollection = 0
 
@@ -300,7 +297,6 @@ public final class Engine {
         let n = entities[ei].arrivals
         // Duplicate detection (spec section 2, with v1.2's dedup window).
         let window = options.dedupWindow
-        trimArrivals(ei)
         let ref: EventRef
         var duplicate = false
         var assignedForm: UInt32? = nil
@@ -319,22 +315,22 @@ public final class Engine {
         }
         if duplicate {
             stats.duplicates += 1
-            entities[ei].arrivalLog.append(-1 - ev.time)
+            logArrival(ei, -1 - ev.time)
             return .duplicate(ref)
         }
         if ev.time < watermark {
             stats.late += 1
-            entities[ei].arrivalLog.append(-1 - ev.time)
+            logArrival(ei, -1 - ev.time)
             return .late(ref)
         }
         if ev.givenId >= 0 {
-            entities[ei].arrivalLog.append(-1 - ev.time)
+            logArrival(ei, -1 - ev.time)
             let k = key(e, ev.givenId)
             idMemory[k] = ev.time
             idQueue.push(key: k, time: ev.time, assignedForm: assignedForm ?? .max)
             if let a = assignedForm { givenAssignedForm[e, default: [:]][a] = ev.time }
         } else {
-            entities[ei].arrivalLog.append(ev.time)
+            logArrival(ei, ev.time)
         }
         if ev.time > maxTime { maxTime = ev.time }
         let newWatermark = maxTime &- options.allowedLateness
@@ -649,7 +645,7 @@ public final class Engine {
         let n = entities.filter(\.ready).count
         var total = entities.capacity * MemoryLayout<EntityState>.stride
         total += matchTable.bits.capacity * 8
-        for e in entities where !e.arrivalLog.isEmpty { total += 32 + e.arrivalLog.capacity * 8 }
+        total += arrivalRing.memoryBytes
         for (_, v) in insideOverflow { total += 48 + v.capacity * 4 }
         total += idMemory.memoryBytes + idQueue.memoryBytes
         total += symbols.entities.memoryBytes + symbols.eventIds.memoryBytes

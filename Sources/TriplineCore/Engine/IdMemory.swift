@@ -5,12 +5,65 @@
 ///   look-up that finds a time older than the window treats the id as forgotten, so the
 ///   window is exact whatever the order of removal. `IdQueue` lists them in acceptance order
 ///   and removes them from the map once forgotten.
-/// - Assigned ids (`<entity>#<n>`) are implied by the arrival count; each entity keeps the
-///   times of its arrivals inside the window (`EntityState.arrivalLog`), so that a given id
-///   spelled `<entity>#<k>` is a duplicate exactly when arrival k was accepted under its
-///   assigned id and is still remembered.
+/// - Assigned ids (`<entity>#<n>`) are implied by the arrival count; the times of the
+///   arrivals inside the window are kept in one ring in arrival order (`ArrivalRing`, each
+///   record linked to the same entity's previous one), so that a given id spelled
+///   `<entity>#<k>` is a duplicate exactly when arrival k was accepted under its assigned id
+///   and is still remembered. One sequential append per event; the rare look-up walks the
+///   entity's links back from its latest arrival.
 /// - The strings of given ids live in `Symbols.eventIds`; `compactIds()` releases those that
 ///   are neither remembered nor referenced by any rule's state or a buffered event or alert.
+/// The arrivals of all entities inside the dedup window, in arrival order: per record, the
+/// event time (or -1 - time when not accepted under its assigned id) and the ring position of
+/// the same entity's previous arrival. Records are dropped from the front once their time +
+/// window is below the watermark; a record behind a later-timed one waits for it (at most the
+/// allowed lateness), which a look-up's exact time check makes harmless.
+struct ArrivalRing {
+    struct Record {
+        var time: Int64
+        var previous: Int64
+    }
+    var records: [Record] = []
+    /// Ring position of records[0].
+    var base: Int64 = 0
+    var head = 0
+
+    var memoryBytes: Int { records.capacity * MemoryLayout<Record>.stride }
+
+    @inline(__always)
+    mutating func push(_ time: Int64, previous: Int64) -> Int64 {
+        records.append(Record(time: time, previous: previous))
+        return base + Int64(records.count - 1)
+    }
+
+    /// The record at ring position g, if still held.
+    func record(_ g: Int64) -> Record? {
+        guard g >= 0 else { return nil }
+        let i = g - base
+        guard i >= Int64(head), i < Int64(records.count) else { return nil }
+        return records[Int(i)]
+    }
+
+    mutating func trim(window: Millis, watermark: Millis) {
+        let count = records.count
+        if head == count { return }
+        var h = head
+        records.withUnsafeBufferPointer { r in
+            while h < count && Engine.recordTime(r[h].time) + window < watermark { h += 1 }
+        }
+        head = h
+        if head == count {
+            base += Int64(count)
+            records.removeAll(keepingCapacity: count <= 65_536)
+            head = 0
+        } else if head > 65_536 && head * 2 > count {
+            records.removeFirst(head)
+            base += Int64(head)
+            head = 0
+        }
+    }
+}
+
 struct IdQueue {
     var keys: [UInt64] = []
     var times: [Millis] = []
@@ -64,58 +117,31 @@ extension Engine {
             idQueue.head += 1
         }
         idQueue.compactIfNeeded()
-        sweepArrivalLogs()
+        arrivalRing.trim(window: window, watermark: watermark)
     }
 
     @inline(__always)
     static func recordTime(_ r: Int64) -> Millis { r >= 0 ? r : -1 - r }
 
-    /// Drops the entity's oldest arrival records that the watermark has moved past.
+    /// Records the current arrival of entity `ei`: its time, or -1 - time when it was not
+    /// accepted under its assigned id (given id, late, duplicate).
     @inline(__always)
-    func trimArrivals(_ ei: Int) {
-        let window = options.dedupWindow
-        var head = Int(entities[ei].logHead)
-        let count = entities[ei].arrivalLog.count
-        if head == count { return }
-        let w = watermark
-        entities[ei].arrivalLog.withUnsafeBufferPointer { log in
-            while head < count && Self.recordTime(log[head]) + window < w { head += 1 }
-        }
-        if head == count {
-            entities[ei].arrivalLog.removeAll(keepingCapacity: count <= 16)
-            head = 0
-        } else if head > 16 && head * 2 > count {
-            entities[ei].arrivalLog.removeFirst(head)
-            head = 0
-        }
-        entities[ei].logHead = UInt32(head)
+    func logArrival(_ ei: Int, _ record: Int64) {
+        entities[ei].lastArrival = arrivalRing.push(record, previous: entities[ei].lastArrival)
     }
 
-    /// Is arrival k of the entity (k below its latest arrival) accepted under its assigned id
-    /// and still remembered? Call after `trimArrivals`, before the current arrival is logged.
+    /// Is arrival k of the entity (k below its current arrival, which is not logged yet)
+    /// accepted under its assigned id and still remembered?
     func assignedRemembered(_ ei: Int, _ k: UInt32) -> Bool {
-        let head = Int(entities[ei].logHead)
-        let log = entities[ei].arrivalLog
-        let held = log.count - head
-        // The log holds arrivals (n - held) ... (n - 1), n being the current one.
-        let first = Int(entities[ei].arrivals) - held
-        let i = Int(k) - first
-        guard i >= 0, i < held else { return false }
-        let r = log[head + i]
-        return r >= 0 && r + options.dedupWindow >= watermark
-    }
-
-    /// Entities that have gone silent keep their arrival records until they are next seen;
-    /// this trims two of them at each watermark step (round robin), so the records of the
-    /// whole estate stay within the window plus one sweep, at a cost per event that does not
-    /// grow with the estate.
-    func sweepArrivalLogs() {
-        let n = entities.count
-        if n == 0 { return }
-        for _ in 0..<min(n, 2) {
-            if sweepCursor >= n { sweepCursor = 0 }
-            if entities[sweepCursor].ready { trimArrivals(sweepCursor) }
-            sweepCursor += 1
+        // The latest logged arrival is number arrivals - 1; walk back to k.
+        var steps = Int(entities[ei].arrivals) - 1 - Int(k)
+        var g = entities[ei].lastArrival
+        guard steps >= 0 else { return false }
+        while true {
+            guard let r = arrivalRing.record(g) else { return false }   // trimmed: forgotten
+            if steps == 0 { return r.time >= 0 && r.time + options.dedupWindow >= watermark }
+            g = r.previous
+            steps -= 1
         }
     }
 
