@@ -89,10 +89,8 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     return 0
 }
 
-/// SwiftPM links an executable's entry as `FuzzEngine_main`: hand the arguments to libFuzzer.
+/// SwiftPM links an executable's entry as `FuzzEngine_main`: libFuzzer takes over from there.
 @_cdecl("FuzzEngine_main")
 public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> CInt {
-    var c = argc
-    var v: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = argv
-    return LLVMFuzzerRunDriver(&c, &v) { data, size in data.map { fuzz($0, size) } ?? 0 }
+    tripline_fuzz_run(argc, argv) { data, size in data.map { fuzz($0, size) } ?? 0 }
 }

@@ -18,11 +18,6 @@ public enum TimeBounds {
     /// The text used in messages for the time range.
     public static let rangeText = "1970-01-01T00:00:00.000Z to 9999-12-31T23:59:59.999Z (epoch ms 0 to 253402300799999)"
 
-    /// A time that is certainly in range: clamps (used where a time is derived from the wall
-    /// clock or from a sum of bounded values, never to accept input).
-    @inline(__always)
-    public static func clamp(_ t: Millis) -> Millis { t < minTime ? minTime : (t > maxTime ? maxTime : t) }
-
     /// `t + d` saturating at the ends of Int64: for derived values only (deadlines of bounded
     /// times and durations never come near the ends).
     @inline(__always)

@@ -257,10 +257,4 @@ extension Symbols {
         (entities.delta(from: counts.0), eventIds.delta(from: counts.1), names.delta(from: counts.2))
     }
 
-    /// Replays a delta from another `Symbols` that started equal to this one.
-    public mutating func apply(_ d: (InternerDelta, InternerDelta, InternerDelta)) {
-        entities.apply(d.0)
-        eventIds.apply(d.1)
-        names.apply(d.2)
-    }
 }
