@@ -90,6 +90,8 @@ public final class HostState {
     /// timeline index (16 bytes per event, rebuilt with the engine).
     var nextSeq: Int64 = 1
     var timeline: [[TimelineEntry]] = []
+    /// Entries in `timeline`: the events the log still holds (retention trims both).
+    public internal(set) var timelineEntries = 0
     /// The latest position of each entity (by engine id), for the map.
     var latest = LatestPositions()
     /// Rule versions whose expiry is already in the audit log ("id vN").
@@ -494,6 +496,7 @@ public final class EngineHost: @unchecked Sendable {
             engine.compactIds()
         }
         s.timeline = timeline
+        s.timelineEntries = timeline.reduce(0) { $0 + $1.count }
         s.latest = latest
         s.nextSeq = nextSeq
         engine.drainAlerts(into: &sink)
@@ -516,6 +519,16 @@ public final class EngineHost: @unchecked Sendable {
         }
         let lines = try store.logLines(seqs.0)
         return (seqs.0.compactMap { seq in lines[seq].map { (seq, $0) } }, seqs.1)
+    }
+
+    /// After retention deleted log batches: drops their timeline entries (on the host thread,
+    /// where the log is appended, so the first stored seq cannot move meanwhile). Returns how
+    /// many entries went.
+    @discardableResult
+    public func trimTimeline() async throws -> Int {
+        try await perform { [store] s in
+            s.trimTimeline(before: try store.firstLogSeq() ?? s.nextSeq)
+        }
     }
 
     /// Applies a catalog change: writes it with `persist` (which may refuse it by throwing),
@@ -650,5 +663,24 @@ extension HostState {
         let e = Int(entity)
         if e >= timeline.count { timeline.append(contentsOf: repeatElement([], count: max(e + 1, timeline.count * 2) - timeline.count)) }
         timeline[e].append(TimelineEntry(time: time, seq: seq))
+        timelineEntries += 1
+    }
+
+    /// Drops the timeline entries of log lines below `first` (deleted by retention). Each
+    /// entity's entries are in seq order, so this cuts a prefix; a trimmed list is copied into a
+    /// fresh buffer, so the memory of deleted events is returned, not kept as spare capacity.
+    func trimTimeline(before first: Int64) -> Int {
+        var dropped = 0
+        for e in timeline.indices where !timeline[e].isEmpty && timeline[e][0].seq < first {
+            var lo = 0, hi = timeline[e].count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if timeline[e][mid].seq < first { lo = mid + 1 } else { hi = mid }
+            }
+            dropped += lo
+            timeline[e] = lo == timeline[e].count ? [] : Array(timeline[e][lo...])
+        }
+        timelineEntries -= dropped
+        return dropped
     }
 }

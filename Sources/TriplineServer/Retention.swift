@@ -61,9 +61,12 @@ public final class RetentionService: @unchecked Sendable {
         return (ev, al, au)
     }
 
+    /// Called after a pass that deleted events (the server trims its timeline index).
+    public var onEventsDeleted: (@Sendable () async -> Void)?
+
     public func run() async {
         while !Task.isCancelled {
-            _ = try? runOnce()
+            if let r = try? runOnce(), r.events > 0 { await onEventsDeleted?() }
             try? await Task.sleep(nanoseconds: UInt64(settings.intervalSeconds * 1e9))
         }
     }

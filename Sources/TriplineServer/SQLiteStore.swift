@@ -133,6 +133,9 @@ public final class SQLiteStore: TriplineStore, @unchecked Sendable {
     public func nextLogSeq() throws -> Int64 {
         try pool.read { try Int64.fetchOne($0, sql: "SELECT max(first_seq + count) FROM log") ?? 1 }
     }
+    public func firstLogSeq() throws -> Int64? {
+        try pool.read { try Int64.fetchOne($0, sql: "SELECT min(first_seq) FROM log") }
+    }
     public func maxAlertId() throws -> Int64 { try pool.read { try Int64.fetchOne($0, sql: "SELECT max(id) FROM alerts") ?? 0 } }
 
     public func ruleVersions(_ id: String?) throws -> [RuleVersion] {
@@ -482,6 +485,10 @@ public final class SQLiteStore: TriplineStore, @unchecked Sendable {
             try Row.fetchAll(db, sql: "SELECT \(Self.deliveryColumns) FROM deliveries WHERE \(conds.joined(separator: " AND ")) ORDER BY id LIMIT \(limit)",
                              arguments: StatementArguments(args)).map(Self.delivery)
         }
+    }
+
+    public func pendingDeliveryCount() throws -> Int {
+        try pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM deliveries WHERE state = 'pending'") ?? 0 }
     }
 
     public func redrive(ids: [Int64]?, now: Millis) throws -> Int {

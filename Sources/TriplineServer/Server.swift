@@ -282,6 +282,7 @@ public final class TriplineHTTP: Sendable {
         let delivery = Task.detached { await dispatcher.run() }
         defer { delivery.cancel() }
         let retention = RetentionService(store: store, settings: settings.retention, clock: { Millis(Date().timeIntervalSince1970 * 1000) }, audit: audit)
+        retention.onEventsDeleted = { [host] in _ = try? await host.trimTimeline() }
         let retentionTask = Task.detached { await retention.run() }
         defer { retentionTask.cancel() }
         let idleTask = settings.idleAdvance.map { idle in Task.detached { [host] in await host.runIdleAdvance(idle: idle) } }
@@ -412,6 +413,7 @@ public final class TriplineHTTP: Sendable {
                     ("events_arrived", .int(e.stats.arrived)), ("events_applied", .int(e.stats.applied)),
                     ("duplicates", .int(e.stats.duplicates)), ("late", .int(e.stats.late)),
                     ("rebuild", .obj([("events", .int(s.rebuiltEvents)), ("seconds", .num(s.rebuildSeconds))])),
+                    ("timeline_entries", .int(s.timelineEntries)),
                     ("catalog_problems", .arr(s.catalogProblems.map { .str($0) })),
                     ("expired_rules", .arr(e.expiredRules.map { .obj([("rule", .str(e.rules[Int($0.rule)].id)), ("at", .time($0.at))]) })),
                 ])

@@ -180,6 +180,8 @@ public protocol TriplineStore: Sendable {
     /// How many log lines are stored, and the next seq.
     func logCount() throws -> Int
     func nextLogSeq() throws -> Int64
+    /// The seq of the first stored log line (nil when the log is empty).
+    func firstLogSeq() throws -> Int64?
     func maxAlertId() throws -> Int64
 
     func ruleVersions(_ id: String?) throws -> [RuleVersion]
@@ -236,6 +238,8 @@ public protocol TriplineStore: Sendable {
     func dueDeliveries(now: Millis, limit: Int) throws -> [Delivery]
     func updateDelivery(_ d: Delivery) throws
     func deliveries(state: String?, receiver: String?, afterId: Int64, limit: Int) throws -> [Delivery]
+    /// How many deliveries wait in the outbox (state pending).
+    func pendingDeliveryCount() throws -> Int
     /// Puts dead deliveries (all, or those of `ids`) back to pending with no attempts.
     func redrive(ids: [Int64]?, now: Millis) throws -> Int
 }
@@ -289,6 +293,7 @@ public final class MemoryStore: TriplineStore, @unchecked Sendable {
     }
     public func logCount() throws -> Int { locked { log.reduce(0) { $0 + $1.count } } }
     public func nextLogSeq() throws -> Int64 { locked { log.last.map { $0.firstSeq + Int64($0.count) } ?? 1 } }
+    public func firstLogSeq() throws -> Int64? { locked { log.first?.firstSeq } }
     public func maxAlertId() throws -> Int64 { locked { alertRows.last?.id ?? 0 } }
     public func ruleVersions(_ id: String?) throws -> [RuleVersion] { locked { rules.filter { id == nil || $0.rule == id } } }
     public func appendRuleVersions(_ versions: [RuleVersion]) throws { locked { rules += versions } }
@@ -457,6 +462,7 @@ public final class MemoryStore: TriplineStore, @unchecked Sendable {
             Array(deliveryRows.filter { (state == nil || $0.state == state) && (receiver == nil || $0.receiver == receiver) && $0.id > afterId }.prefix(limit))
         }
     }
+    public func pendingDeliveryCount() throws -> Int { locked { deliveryRows.reduce(0) { $0 + ($1.state == "pending" ? 1 : 0) } } }
     public func redrive(ids: [Int64]?, now: Millis) throws -> Int {
         locked {
             var n = 0

@@ -15,9 +15,10 @@ struct ServerOptions: ParsableArguments {
     var sensitiveTags: [String] = []
     @Option(name: .customLong("idle-advance"), help: "When no events arrive for this long (e.g. 30s), move event time on with the wall clock (minus this much), so absence, dwell and windows fire on a quiet stream. Off by default.")
     var idleAdvance: String?
-    @Option(name: .customLong("retention-events"), help: "Delete events older than this (event time against the clock).") var retentionEvents = "30d"
+    @Option(name: .customLong("retention-events"), help: "Delete events stored longer ago than this (wall clock).") var retentionEvents = "30d"
     @Option(name: .customLong("retention-alerts"), help: "Delete alerts created longer ago than this.") var retentionAlerts = "365d"
     @Option(name: .customLong("retention-audit"), help: "Delete audit records older than this (the chain stays verifiable from the first kept one).") var retentionAudit = "730d"
+    @Option(name: .customLong("retention-interval"), help: "How often retention looks for data past its period.") var retentionInterval = "60s"
     @Option(name: .customLong("rule-default-lifetime"), help: "A rule posted without `expires` expires this long after it is posted.") var ruleDefaultLifetime = "90d"
     @Option(name: .customLong("rule-max-lifetime"), help: "Refuse rules whose `expires` is further away than this.") var ruleMaxLifetime = "365d"
     @Option(name: .customLong("webhook-max-attempts"), help: "Delivery attempts before a webhook delivery becomes a dead letter.") var webhookMaxAttempts = 8
@@ -89,6 +90,9 @@ struct ServerOptions: ParsableArguments {
         settings.retention.events = try CLI.parseDuration(retentionEvents, option: "--retention-events")
         settings.retention.alerts = try CLI.parseDuration(retentionAlerts, option: "--retention-alerts")
         settings.retention.audit = try CLI.parseDuration(retentionAudit, option: "--retention-audit")
+        let every = try CLI.parseDuration(retentionInterval, option: "--retention-interval")
+        guard every >= 1000 else { throw ValidationError("--retention-interval: at least 1s (got \(retentionInterval))") }
+        settings.retention.intervalSeconds = Double(every) / 1000
         let audit = AuditLog(store: store, secret: try AuditLog.secret(directory: data), clock: { Millis(Date().timeIntervalSince1970 * 1000) })
         let started = Date()
         let engineHost = try EngineHost(store: store, options: settings.options)

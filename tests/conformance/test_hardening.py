@@ -509,3 +509,36 @@ def test_disk_full_refuses_batches_and_recovers(tmp_path):
         for x in servers:
             x.stop()
         subprocess.run(["umount", "-l", str(mnt)])
+
+
+def test_retention_trims_the_timeline_index(tmp_path):
+    """Defect 7: the timeline index (16 bytes per stored event) grew with every event ever
+    received, retention or not. Now the retention pass that deletes log batches drops their
+    index entries too, so the index holds what the log holds."""
+    srv = start(tmp_path, "--retention-events", "2s", "--retention-interval", "1s")
+    try:
+        now = int(time.time() * 1000)
+        old = "".join(json.dumps({"entity": f"t{i % 7}", "time": now - 60_000 + i, "type": "ping"}) + "\n" for i in range(700))
+        srv.ok("POST", "/v1/events", old, content_type="application/x-ndjson")
+        assert srv.ok("GET", "/v1/status")["timeline_entries"] == 700
+        # Retention looks every second and deletes what was stored more than 2 s ago.
+        wait_until(lambda: srv.ok("GET", "/v1/status")["timeline_entries"] == 0, timeout=15)
+        new = "".join(json.dumps({"entity": f"t{i % 7}", "time": now + i, "type": "ping"}) + "\n" for i in range(70))
+        srv.ok("POST", "/v1/events", new, content_type="application/x-ndjson")
+        st = srv.ok("GET", "/v1/status")
+        assert st["timeline_entries"] == 70, st
+        t = srv.ok("GET", "/v1/entities/t3/timeline")
+        assert [e["event"]["time"] for e in t["events"]] == [now + i for i in range(70) if i % 7 == 3]
+        wait_until(lambda: srv.ok("GET", "/v1/status")["timeline_entries"] == 0, timeout=15)
+        assert srv.ok("GET", "/v1/entities/t3/timeline")["events"] == []
+        alive(srv)
+    finally:
+        srv.stop()
+
+
+def test_retention_interval_is_checked(tmp_path):
+    data = tmp_path / "d"
+    make_token(data)
+    p = subprocess.run([BIN, "serve", "--data", str(data), "--port", "0", "--retention-interval", "10ms"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0 and "--retention-interval" in p.stderr, p.stderr
