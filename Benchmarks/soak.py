@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
 """Soak: a steady event load on `tripline serve` (release build) with given ids, 20 rules of
-every kind, a flaky webhook receiver and SSE clients that connect and drop. Every 10 s it
-records the server's RSS, open descriptors, events acknowledged and alerts stored; at the end
-it checks that no alert was lost (every stored alert has a delivery to the receiver) or stuck
-(all deliveries finish once the receiver is healthy), and plots RSS and descriptors.
+every kind, a flaky webhook receiver and SSE clients that connect and drop. The load comes
+from `tripline load --rate` (synthesized in Swift, moving entities on continuous tracks), so
+the loader does not need the CPU the server runs on. Events are kept for --retention (the
+log, and the timeline index with it, stop growing once it is reached). Every 10 s it records
+the server's RSS (total and anonymous), open descriptors, timeline entries, events
+acknowledged and alerts emitted; at the end it checks that no alert was lost (every emitted
+alert is stored and has exactly one delivery to the receiver) or stuck (every delivery ends
+delivered once the receiver is healthy), and plots RSS and descriptors.
 
     python3 Benchmarks/soak.py --minutes 30 --rate 50000 --out Benchmarks/soak
 Everything runs on loopback and stops by itself."""
@@ -33,20 +37,23 @@ def main():
     ap.add_argument("--bin", default=str(ROOT / ".build-release" / "release" / "tripline"))
     ap.add_argument("--out", default=str(ROOT / "Benchmarks" / "soak"))
     ap.add_argument("--dedup-window", default="30s")
+    ap.add_argument("--retention", default="5m", help="--retention-events of the server")
+    ap.add_argument("--entities", type=int, default=20000)
     ap.add_argument("--drain-minutes", type=int, default=10, help="how long the healthy receiver gets to drain the outbox")
     args = ap.parse_args()
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     work = pathlib.Path(tempfile.mkdtemp(prefix="tripline-soak-"))
     gen = work / "gen"
-    subprocess.run([args.bin, "generate", "--out", str(gen), "--zones", "500", "--entities", "10000", "--events", "10",
+    subprocess.run([args.bin, "generate", "--out", str(gen), "--zones", "500", "--entities", str(args.entities), "--events", "10",
                     "--mixed-rules", "20", "--seed", "5"], check=True, capture_output=True)
     data = work / "data"
     token = subprocess.run([args.bin, "token", "create", "--data", str(data), "--role", "admin"], check=True,
                            capture_output=True, text=True).stdout.strip()
 
     # The flaky receiver: 30% 500s, 10% slow, until told to be healthy.
-    state = {"healthy": False, "received": 0}
+    state = {"healthy": False, "received": 0, "ids": {}}
+    hook_lock = threading.Lock()
 
     class Hook(http.server.BaseHTTPRequestHandler):
         def do_POST(self):
@@ -56,7 +63,11 @@ def main():
                 self.send_response(500); self.end_headers(); return
             if not state["healthy"] and r < 0.4:
                 time.sleep(0.5)
-            state["received"] += 1
+            with hook_lock:
+                state["received"] += 1
+                # webhook-id is "alert-<id>": the same alert delivered twice counts twice.
+                msg = self.headers.get("webhook-id", "")
+                state["ids"][msg] = state["ids"].get(msg, 0) + 1
             self.send_response(200); self.end_headers()
 
         def log_message(self, *a):
@@ -66,7 +77,8 @@ def main():
     threading.Thread(target=hook.serve_forever, daemon=True).start()
 
     proc = subprocess.Popen([args.bin, "serve", "--data", str(data), "--port", "0", "--sync", "normal",
-                             "--dedup-window", args.dedup_window, "--webhook-backoff", "1s", "--webhook-max-attempts", "50"],
+                             "--dedup-window", args.dedup_window, "--webhook-backoff", "1s", "--webhook-max-attempts", "50",
+                             "--retention-events", args.retention, "--retention-interval", "10s"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     port = int(proc.stdout.readline().split("http://")[1].split(":")[1].split(" ")[0])
     hdr = {"Authorization": "Bearer " + token}
@@ -87,60 +99,33 @@ def main():
     assert s == 201, b
 
     stop = threading.Event()
-    acked = [0]
-    refused = [0]
-    lock = threading.Lock()
-    seq = [0]
     entities = [json.loads(l)["id"] for l in (gen / "entities.ndjson").read_text().splitlines() if l.strip()]
+    xs, ys = [], []
 
-    def loader(worker, share):
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        rng = random.Random(worker)
-        batch = 1000
-        interval = batch / share
-        next_at = time.time()
-        while not stop.is_set():
-            now_ms = int(time.time() * 1000)
-            lines = []
-            with lock:
-                base = seq[0]
-                seq[0] += batch
-            for k in range(batch):
-                e = entities[rng.randrange(len(entities))]
-                r = rng.random()
-                i = base + k
-                if r < 0.6:
-                    lines.append('{"entity":"%s","id":"s%d","time":%d,"type":"position","lon":%.5f,"lat":%.5f}'
-                                 % (e, i, now_ms, rng.uniform(3.0, 6.0), rng.uniform(50.5, 53.5)))
-                elif r < 0.8:
-                    lines.append('{"entity":"%s","id":"s%d","time":%d,"type":"reading","metric":"temp","value":%.1f}'
-                                 % (e, i, now_ms, rng.uniform(0, 100)))
-                elif r < 0.9:
-                    lines.append('{"entity":"%s","id":"s%d","time":%d,"type":"contact","counterpart":"c%d"}'
-                                 % (e, i, now_ms, rng.randrange(500)))
-                else:
-                    lines.append('{"entity":"%s","id":"s%d","time":%d,"type":"login_failed","attrs":{"tier":"%s"}}'
-                                 % (e, i, now_ms, rng.choice(["high", "low"])))
-            body = "\n".join(lines) + "\n"
-            try:
-                c.request("POST", "/v1/events", body=body, headers={**hdr, "Content-Type": "application/x-ndjson"})
-                r = c.getresponse()
-                r.read()
-                if r.status == 200:
-                    with lock:
-                        acked[0] += batch
-                else:
-                    with lock:
-                        refused[0] += 1
-            except (OSError, http.client.HTTPException):
-                c.close()
-                c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-            next_at += interval
-            delay = next_at - time.time()
-            if delay > 0:
-                time.sleep(delay)
-            elif delay < -5:
-                next_at = time.time()
+    def walk(c):
+        if isinstance(c[0], (int, float)):
+            xs.append(c[0]); ys.append(c[1])
+        else:
+            for x in c:
+                walk(x)
+    for f in json.loads((gen / "zones.geojson").read_text())["features"]:
+        walk(f["geometry"]["coordinates"])
+    region = f"{min(xs)},{min(ys)},{max(xs)},{max(ys)}"
+    progress = {"acked": 0, "refused": 0}
+    loader = subprocess.Popen([args.bin, "load", "--url", f"http://127.0.0.1:{port}", "--token", token, "--rate", str(args.rate),
+                               "--duration", f"{int(args.minutes * 60)}s", "--entities", str(gen / "entities.ndjson"),
+                               f"--region={region}", "--connections", "4", "--batch", "1000"],
+                              stdout=subprocess.PIPE, text=True)
+
+    def follow():
+        for line in loader.stdout:
+            if line.startswith("progress"):
+                _, _, a, r = line.split()
+                progress["acked"], progress["refused"] = int(a), int(r)
+            else:
+                print(line.strip(), flush=True)
+                progress["summary"] = line.strip()
+    threading.Thread(target=follow, daemon=True).start()
 
     def sse_client(worker):
         rng = random.Random(1000 + worker)
@@ -162,8 +147,7 @@ def main():
             except OSError:
                 time.sleep(0.5)
 
-    threads = [threading.Thread(target=loader, args=(w, args.rate / 4), daemon=True) for w in range(4)]
-    threads += [threading.Thread(target=sse_client, args=(w,), daemon=True) for w in range(8)]
+    threads = [threading.Thread(target=sse_client, args=(w,), daemon=True) for w in range(8)]
     for t in threads:
         t.start()
 
@@ -172,7 +156,7 @@ def main():
     end = t0 + args.minutes * 60
     with open(out / "soak.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["seconds", "rss_mib", "rss_anon_mib", "rss_file_mib", "fds", "events_acked", "alerts", "batches_refused"])
+        w.writerow(["seconds", "rss_mib", "rss_anon_mib", "rss_file_mib", "fds", "events_acked", "alerts", "batches_refused", "timeline_entries"])
         while time.time() < end:
             time.sleep(10)
             status = (pathlib.Path(f"/proc/{proc.pid}/status")).read_text()
@@ -183,11 +167,13 @@ def main():
             st = json.loads(call("GET", "/v1/status")[1])
             metrics = call("GET", "/metrics")[1].decode()
             alerts = sum(float(l.split()[-1]) for l in metrics.splitlines() if l.startswith("tripline_alerts_emitted_total"))
-            row = [round(time.time() - t0), round(rss, 1), round(anon, 1), round(filed, 1), fds, acked[0], int(alerts), refused[0]]
+            row = [round(time.time() - t0), round(rss, 1), round(anon, 1), round(filed, 1), fds, progress["acked"], int(alerts),
+                   progress["refused"], st["timeline_entries"]]
             rows.append(row)
             w.writerow(row)
             f.flush()
             print(*row, flush=True)
+    loader.wait(120)
     stop.set()
     for t in threads:
         t.join(30)
@@ -206,12 +192,22 @@ def main():
     stored = sum(float(l.split()[-1]) for l in metrics.splitlines() if l.startswith("tripline_alerts_emitted_total"))
     proc.send_signal(signal.SIGTERM)
     proc.wait(30)
-    con_rows = subprocess.run(["sqlite3", str(data / "tripline.sqlite"),
-                               "SELECT (SELECT count(*) FROM alerts), (SELECT count(*) FROM deliveries), (SELECT count(*) FROM deliveries WHERE state = 'delivered')"],
-                              capture_output=True, text=True).stdout.strip()
-    summary = {"minutes": args.minutes, "rate_target": args.rate, "events_acked": acked[0], "batches_refused": refused[0],
-               "alerts_emitted": int(stored), "deliveries_drained": drained, "dead_deliveries": dead,
-               "sqlite_alerts_deliveries_delivered": con_rows, "receiver_ok_posts": state["received"],
+    import sqlite3
+    db = sqlite3.connect(str(data / "tripline.sqlite"))
+    alert_ids = {f"alert-{r[0]}" for r in db.execute("SELECT id FROM alerts")}
+    deliveries = dict(db.execute("SELECT state, count(*) FROM deliveries GROUP BY state").fetchall())
+    per_alert = db.execute("SELECT count(*) FROM (SELECT alert_id FROM deliveries GROUP BY alert_id HAVING count(*) != 1)").fetchone()[0]
+    db.close()
+    got = state["ids"]
+    summary = {"minutes": args.minutes, "rate_target": args.rate, "events_acked": progress["acked"],
+               "batches_refused": progress["refused"], "loader": progress.get("summary"),
+               "alerts_emitted": int(stored), "alerts_stored": len(alert_ids),
+               "deliveries_by_state": deliveries, "alerts_without_exactly_one_delivery": per_alert,
+               "deliveries_drained": drained, "dead_deliveries": dead,
+               "alerts_never_received": len(alert_ids - got.keys()), "received_unknown": len(got.keys() - alert_ids),
+               "received_more_than_once": sum(1 for v in got.values() if v > 1),
+               "receiver_ok_posts": state["received"],
+               "timeline_entries_first_last": [rows[0][8], rows[-1][8]] if rows else None,
                "rss_first_last_mib": [rows[0][1], rows[-1][1]] if rows else None,
                "rss_anon_first_last_mib": [rows[0][2], rows[-1][2]] if rows else None,
                "fds_first_last": [rows[0][4], rows[-1][4]] if rows else None}

@@ -15,9 +15,16 @@ struct Load: AsyncParsableCommand {
     @Option(help: "API token with the ingest role (or operator/admin).") var token: String
     @Option(help: "Events per batch.") var batch = 1000
     @Option(help: "Concurrent connections.") var connections = 4
-    @Argument(help: "The events file (NDJSON).") var events: String
+    @Option(help: "Instead of a file: synthesize a steady stream of this many events/s, stamped with the wall clock (needs --entities and --region).") var rate: Int?
+    @Option(help: "With --rate: how long to send, e.g. 30m.") var duration = "60s"
+    @Option(help: "With --rate: the registered entities (NDJSON, as `generate` writes them).") var entities: String?
+    @Option(help: "With --rate: where the entities move, minLon,minLat,maxLon,maxLat.") var region: String?
+    @Option(help: "With --rate: the random seed of tracks and event mix.") var seed = 1
+    @Argument(help: "The events file (NDJSON).") var events: String?
 
     func run() async throws {
+        if let rate { return try await steady(rate: rate) }
+        guard let events else { throw ValidationError("give an events file, or --rate for a synthesized stream") }
         guard let data = FileManager.default.contents(atPath: events) else { throw ValidationError("cannot read \(events)") }
         let bytes = [UInt8](data)
         var bodies: [Data] = []
