@@ -28,7 +28,7 @@ extension TriplineHTTP {
         return .obj(fields)
     }
 
-    func watermark() async throws -> Millis { try await host.perform { $0.engine.watermark } }
+    func watermark() async throws -> Millis { try await host.perform { $0.pipeline.watermark } }
 
     var listRules: Handler {
         { [self] _, _, _ in
@@ -318,7 +318,7 @@ extension TriplineHTTP {
         let author = who(token)
         let result: (Int, Int)? = try await host.changeCatalog { [audit] store, s in
             var seqs: [Int64] = []
-            if let e = s.engine.symbols.entities.lookup(id), Int(e) < s.timeline.count { seqs = s.timeline[Int(e)].map(\.seq) }
+            if let e = s.pipeline.entityNumber(id), Int(e) < s.timeline.count { seqs = s.timeline[Int(e)].map(\.seq) }
             var q = AlertQuery()
             q.entity = id
             q.limit = 1

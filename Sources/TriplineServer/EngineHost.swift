@@ -39,38 +39,8 @@ public enum IngestError: Error, Sendable {
     case storage(String)
 }
 
-/// One request's events, still as raw text: the body and where each event's text lies.
-public struct EventBatchInput: Sendable {
-    public var bytes: [UInt8]
-    public var starts: [Int]
-    public var ends: [Int]
-    /// Each event's line number in the request (or element index for a JSON array).
-    public var lineNumbers: [Int]
-    /// How lines are named in errors ("line" for NDJSON, "element" for a JSON array).
-    public var unit: String
-    public var file: String
-    public var count: Int { starts.count }
-
-    public init(bytes: [UInt8], starts: [Int], ends: [Int], lineNumbers: [Int], unit: String, file: String) {
-        self.bytes = bytes
-        self.starts = starts
-        self.ends = ends
-        self.lineNumbers = lineNumbers
-        self.unit = unit
-        self.file = file
-    }
-
-    public init(lines: [[UInt8]], lineNumbers: [Int], unit: String, file: String) {
-        var b: [UInt8] = []
-        var st: [Int] = [], en: [Int] = []
-        for l in lines {
-            st.append(b.count)
-            b += l
-            en.append(b.count)
-        }
-        self.init(bytes: b, starts: st, ends: en, lineNumbers: lineNumbers, unit: unit, file: file)
-    }
-}
+/// One request's events, still as raw text (NDJSON lines or JSON-array elements).
+public typealias EventBatchInput = EventTexts
 
 struct TimelineEntry {
     var time: Millis
@@ -79,9 +49,8 @@ struct TimelineEntry {
 
 /// State touched only on the host thread.
 public final class HostState {
-    public internal(set) var engine: Engine
+    public internal(set) var pipeline: Pipeline
     public internal(set) var catalog: Catalog
-    var decoder = EventDecoder(file: "request")
     var nextAlertId: Int64
     public internal(set) var rebuiltEvents = 0
     public internal(set) var rebuildSeconds = 0.0
@@ -99,8 +68,8 @@ public final class HostState {
     public internal(set) var silences: [Silence] = []
     public internal(set) var receivers: [Receiver] = []
 
-    init(engine: Engine, catalog: Catalog, nextAlertId: Int64) {
-        self.engine = engine
+    init(pipeline: Pipeline, catalog: Catalog, nextAlertId: Int64) {
+        self.pipeline = pipeline
         self.catalog = catalog
         self.nextAlertId = nextAlertId
     }
@@ -145,7 +114,7 @@ public final class EngineHost: @unchecked Sendable {
         self.alerts = AlertBroadcaster()
         self.wallClock = wallClock
         let (catalog, problems) = try Catalog.load(store, sensitive: options.sensitive)
-        state = HostState(engine: Self.makeEngine(catalog, options), catalog: catalog, nextAlertId: try store.maxAlertId() + 1)
+        state = HostState(pipeline: Self.makePipeline(catalog, options), catalog: catalog, nextAlertId: try store.maxAlertId() + 1)
         state.catalogProblems = problems
         state.silences = try store.silences()
         state.receivers = try store.receivers()
@@ -167,9 +136,9 @@ public final class EngineHost: @unchecked Sendable {
         }
     }
 
-    static func makeEngine(_ c: Catalog, _ o: HostOptions) -> Engine {
-        Engine(zones: c.zones, entities: c.entities, rules: c.rules, options: EngineOptions(allowedLateness: o.allowedLateness, dedupWindow: o.dedupWindow),
-               symbols: Symbols(sensitive: o.sensitive))
+    static func makePipeline(_ c: Catalog, _ o: HostOptions) -> Pipeline {
+        Pipeline(zones: c.zones, entities: c.entities, rules: c.rules,
+                 options: PipelineOptions(allowedLateness: o.allowedLateness, dedupWindow: o.dedupWindow, sensitive: o.sensitive))
     }
 
     /// Starts the host thread.
@@ -219,7 +188,7 @@ public final class EngineHost: @unchecked Sendable {
             let now = clock()
             guard now - lastIngestAt >= idle else { continue }
             let target = now - idle
-            guard let wm = try? await perform({ $0.engine.watermark }), target > wm else { continue }
+            guard let wm = try? await perform({ $0.pipeline.watermark }), target > wm else { continue }
             _ = try? await advance(until: target)
         }
     }
@@ -282,11 +251,11 @@ public final class EngineHost: @unchecked Sendable {
                 }
                 if group.logCount >= options.groupCommitEvents { commit(&group, s) }
             case .advance(let t, let c):
-                s.engine.advance(until: t)
-                appendLog(&group, s, Array("#advance \(t)".utf8)[...], time: .min)
+                s.pipeline.advance(until: t)
+                appendLog(&group, s, LogRecord.advance(t)[...], time: .min)
                 collectAlerts(s, into: &group)
                 var res = IngestResult()
-                res.watermark = s.engine.watermark
+                res.watermark = s.pipeline.watermark
                 group.waiters.append((c, res, 0))
             case .perform(let body):
                 commit(&group, s)
@@ -295,7 +264,7 @@ public final class EngineHost: @unchecked Sendable {
         }
         commit(&group, s)
         // Between groups no decoded event waits: ids nothing holds any more can go.
-        s.engine.compactIds()
+        s.pipeline.compactIds()
     }
 
     private func dequeued(_ n: Int) {
@@ -308,63 +277,42 @@ public final class EngineHost: @unchecked Sendable {
     /// Decodes and applies one batch; returns the error that refuses it, if any.
     private func apply(_ batch: EventBatchInput, _ s: HostState, into group: inout Pending,
                        continuation c: CheckedContinuation<IngestResult, any Error>) -> IngestError? {
-        var events: [Event] = []
-        events.reserveCapacity(batch.count)
-        var errors: [TriplineError] = []
-        s.decoder = EventDecoder(file: batch.file)
         let latestAllowed = options.maxFuture.map { TimeBounds.add(wallClock(), $0) } ?? .max
-        batch.bytes.withUnsafeBufferPointer { p in
-            for i in 0..<batch.count {
-                switch s.decoder.decode(UnsafeBufferPointer(rebasing: p[batch.starts[i]..<batch.ends[i]]), line: batch.lineNumbers[i], symbols: &s.engine.symbols) {
-                case .success(let e):
-                    if e.time > latestAllowed {
-                        errors.append(TriplineError(.invalidValue,
-                            "time \(EventTime.format(e.time)) is more than \(DurationText.format(options.maxFuture ?? 0)) ahead of this server's clock (\(EventTime.format(wallClock()))); check the sender's clock, or start the server with a larger --max-future",
-                            at: SourceLocation(file: batch.file, line: batch.lineNumbers[i], pointer: "/time")))
-                    } else {
-                        events.append(e)
-                    }
-                case .failure(let e): errors.append(e)
-                }
-            }
-        }
-        if !errors.isEmpty {
+        let events: [Event]
+        switch s.pipeline.decode(batch, check: { [options, wallClock] e, i in
+            guard e.time > latestAllowed else { return nil }
+            return TriplineError(.invalidValue,
+                "time \(EventTime.format(e.time)) is more than \(DurationText.format(options.maxFuture ?? 0)) ahead of this server's clock (\(EventTime.format(wallClock()))); check the sender's clock, or start the server with a larger --max-future",
+                at: SourceLocation(file: batch.file, line: batch.numbers[i], pointer: "/time"))
+        }) {
+        case .success(let evs): events = evs
+        case .failure(let invalid):
             metrics.add(\.batchesRefused, 1)
-            return .invalid(errors)
+            return .invalid(invalid.errors)
         }
         var res = IngestResult()
         res.received = events.count
-        let before = s.engine.stats
+        let before = s.pipeline.stats
         group.log.reserveCapacity(group.log.count + batch.bytes.count + events.count)
         for (i, ev) in events.enumerated() {
-            switch s.engine.ingest(ev) {
-            case .late: res.lateLines.append(batch.lineNumbers[i])
+            switch s.pipeline.ingest(ev) {
+            case .late: res.lateLines.append(batch.numbers[i])
             case .accepted: if ev.type == Symbols.positionType { s.latest.track(ev) }
             case .duplicate: break
             }
             s.index(entity: ev.entity, time: ev.time, seq: s.nextSeq)
             appendLog(&group, s, batch.bytes[batch.starts[i]..<batch.ends[i]], time: ev.time)
         }
-        let after = s.engine.stats
+        let after = s.pipeline.stats
         res.duplicates = after.duplicates - before.duplicates
         res.applied = after.applied - before.applied
-        res.watermark = s.engine.watermark
+        res.watermark = s.pipeline.watermark
         res.alerts = collectAlerts(s, into: &group)
         metrics.add(\.eventsReceived, events.count)
         metrics.add(\.eventsDuplicate, res.duplicates)
         metrics.add(\.eventsLate, res.lateLines.count)
         group.waiters.append((c, res, batch.count))
         return nil
-    }
-
-    /// The time of a logged `#advance <ms>` line, or nil for any other line. An advance beyond
-    /// the time bounds (logged by a version before them) is nil, as such an event is refused:
-    /// it would make every later event late.
-    public static func advanceTime(_ line: UnsafeBufferPointer<UInt8>) -> Millis? {
-        let prefix = Array("#advance ".utf8)
-        guard line.count > prefix.count, line.starts(with: prefix) else { return nil }
-        guard let t = Millis(String(decoding: line.dropFirst(prefix.count), as: UTF8.self)), t >= 0, t <= TimeBounds.maxTime else { return nil }
-        return t
     }
 
     /// Adds one line to the group's log batch (assigning the next seq).
@@ -380,33 +328,18 @@ public final class EngineHost: @unchecked Sendable {
     /// Drains the engine's completed alerts into the group as stored alerts.
     @discardableResult
     func collectAlerts(_ s: HostState, into group: inout Pending) -> Int {
-        var drained: [Alert] = []
-        s.engine.drainAlerts(into: &drained)
+        var drained: [NamedAlert] = []
+        s.pipeline.drainAlerts(into: &drained)
         if drained.isEmpty { return 0 }
-        let enc = AlertEncoder()
         let now = wallClock()
-        var buf: [UInt8] = []
         for a in drained {
-            buf.removeAll(keepingCapacity: true)
-            enc.append(a, engine: s.engine, to: &buf)
-            buf.removeLast()  // newline
-            let e = s.engine
-            var pairA: String?, pairB: String?
-            if a.key.pairA >= 0 {
-                let (x, y) = e.sortedPair(a.key)
-                pairA = e.symbols.entities.string(x)
-                pairB = e.symbols.entities.string(y)
-            }
             var stored = StoredAlert(
-                id: s.nextAlertId, rule: e.rules[Int(a.rule)].id, version: s.catalog.versions[Int(a.rule)], firing: a.firing, time: a.time,
-                entity: a.key.entity >= 0 ? e.symbols.entities.string(a.key.entity) : nil,
-                zone: a.key.zone >= 0 ? e.zones[Int(a.key.zone)].id : nil, pairA: pairA, pairB: pairB,
-                line: String(decoding: buf, as: UTF8.self), silence: nil, createdAt: now)
+                id: s.nextAlertId, rule: a.rule, version: s.catalog.versions[a.ruleIndex], firing: a.firing, time: a.time,
+                entity: a.entity, zone: a.zone, pairA: a.pairA, pairB: a.pairB, line: a.line, silence: nil, createdAt: now)
             s.nextAlertId += 1
-            let severity = e.rules[Int(a.rule)].severity
-            stored.silence = s.silences.first { $0.matches(stored, severity: severity.rawValue, at: now) }?.id
+            stored.silence = s.silences.first { $0.matches(stored, severity: a.severity.rawValue, at: now) }?.id
             if stored.silence == nil {
-                for r in s.receivers where r.minSeverity.flatMap(Severity.init(rawValue:)).map({ severity >= $0 }) ?? true {
+                for r in s.receivers where r.minSeverity.flatMap(Severity.init(rawValue:)).map({ a.severity >= $0 }) ?? true {
                     group.deliveries.append(Delivery(receiver: r.id, alertId: stored.id, nextAttemptAt: now, updatedAt: now))
                 }
             }
@@ -425,7 +358,7 @@ public final class EngineHost: @unchecked Sendable {
             metrics.observeCommit(nanoseconds: DispatchTime.now().uptimeNanoseconds - started, rows: group.logCount)
             metrics.add(\.alertsEmitted, group.alerts.count)
             metrics.countAlerts(group.alerts)
-            metrics.setWatermark(s.engine.watermark)
+            metrics.setWatermark(s.pipeline.watermark)
             alerts.publish(group.alerts)
             auditExpiries(s)
             if queuedDeliveries { onDeliveriesQueued?() }
@@ -448,14 +381,15 @@ public final class EngineHost: @unchecked Sendable {
 
     /// Records each rule version the watermark has expired, once.
     func auditExpiries(_ s: HostState) {
-        guard let audit, !s.engine.expiredRules.isEmpty else { return }
+        let expired = s.pipeline.expiredRules
+        guard let audit, !expired.isEmpty else { return }
         if s.expiryAudited == nil {
             var seen = Set<String>()
             try? store.forEachAudit { r in if r.action == "rule.expire" { seen.insert(r.target + " " + r.detail) } }
             s.expiryAudited = seen
         }
-        for (r, at) in s.engine.expiredRules {
-            let id = s.engine.rules[Int(r)].id, version = s.catalog.versions[Int(r)]
+        for (r, at) in expired {
+            let id = s.pipeline.rules[r].id, version = s.catalog.versions[r]
             let detail = J.obj([("version", .int(version)), ("at", .time(at))])
             let key = id + " " + detail.text
             if s.expiryAudited!.contains(key) { continue }
@@ -471,19 +405,15 @@ public final class EngineHost: @unchecked Sendable {
     /// into it. Alerts it completes were emitted before and are not emitted again.
     func rebuild(_ s: HostState) throws {
         let started = Date()
-        let engine = Self.makeEngine(s.catalog, options)
-        var decoder = EventDecoder(file: "log")
+        let pipeline = Self.makePipeline(s.catalog, options)
         var count = 0
-        var sink: [Alert] = []
         var timeline: [[TimelineEntry]] = []
         let latest = LatestPositions()
         var nextSeq: Int64 = try store.nextLogSeq()
         try store.forEachLogBatch { batch in
             batch.forEachLine { line, seq in
-                if line.first == UInt8(ascii: "#") {
-                    if let t = Self.advanceTime(line) { engine.advance(until: t) }
-                } else if case .success(let ev) = decoder.decode(line, line: Int(seq), symbols: &engine.symbols) {
-                    if case .accepted = engine.ingest(ev), ev.type == Symbols.positionType { latest.track(ev) }
+                if let (ev, outcome) = pipeline.replay(logLine: line, number: Int(seq)) {
+                    if case .accepted = outcome, ev.type == Symbols.positionType { latest.track(ev) }
                     let e = Int(ev.entity)
                     if e >= timeline.count { timeline.append(contentsOf: repeatElement([], count: e + 1 - timeline.count)) }
                     timeline[e].append(TimelineEntry(time: ev.time, seq: seq))
@@ -491,26 +421,26 @@ public final class EngineHost: @unchecked Sendable {
                 count += 1
             }
             nextSeq = max(nextSeq, batch.firstSeq + Int64(batch.count))
-            engine.drainAlerts(into: &sink)
-            sink.removeAll(keepingCapacity: true)
-            engine.compactIds()
+            // Alerts a rebuild completes were emitted before.
+            pipeline.discardAlerts()
+            pipeline.compactIds()
         }
         s.timeline = timeline
         s.timelineEntries = timeline.reduce(0) { $0 + $1.count }
         s.latest = latest
         s.nextSeq = nextSeq
-        engine.drainAlerts(into: &sink)
-        s.engine = engine
+        pipeline.discardAlerts()
+        s.pipeline = pipeline
         s.rebuiltEvents = count
         s.rebuildSeconds = Date().timeIntervalSince(started)
-        metrics.setWatermark(engine.watermark)
+        metrics.setWatermark(pipeline.watermark)
     }
 
     /// The logged events of `entity` with time in [from, to] (at most `limit`, oldest first),
     /// as (seq, line), and whether more were left out.
     public func timeline(entity: String, from: Millis?, to: Millis?, limit: Int) async throws -> (events: [(Int64, String)], truncated: Bool) {
         let seqs: ([Int64], Bool) = try await perform { s in
-            guard let e = s.engine.symbols.entities.lookup(entity), Int(e) < s.timeline.count else { return ([], false) }
+            guard let e = s.pipeline.entityNumber(entity), Int(e) < s.timeline.count else { return ([], false) }
             var out: [Int64] = []
             var entries = s.timeline[Int(e)].filter { $0.time >= (from ?? .min) && $0.time <= (to ?? .max) }
             entries.sort { ($0.time, $0.seq) < ($1.time, $1.seq) }
@@ -651,7 +581,7 @@ extension HostState {
         for e in catalog.entities { kinds[e.id] = e.kind }
         var out: [(String, String, Double, Double, Millis)] = []
         for i in 0..<latest.time.count where latest.time[i] != .min {
-            let id = engine.symbols.entities.string(Int32(i))
+            let id = pipeline.entityName(Int32(i))
             out.append((id, kinds[id] ?? "unknown", latest.lon[i], latest.lat[i], latest.time[i]))
         }
         return out

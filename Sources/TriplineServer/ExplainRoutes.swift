@@ -41,13 +41,13 @@ extension EngineHost {
             var scan: [Int64] = []
             for id in ids {
                 if let hash = id.lastIndex(of: "#"), let n = Int(id[id.index(after: hash)...]), n >= 1,
-                   let e = s.engine.symbols.entities.lookup(String(id[..<hash])), Int(e) < s.timeline.count, n <= s.timeline[Int(e)].count {
+                   let e = s.pipeline.entityNumber(String(id[..<hash])), Int(e) < s.timeline.count, n <= s.timeline[Int(e)].count {
                     direct[id] = s.timeline[Int(e)][n - 1].seq
                 }
             }
             if direct.count < ids.count {
                 for c in candidates {
-                    if let e = s.engine.symbols.entities.lookup(c), Int(e) < s.timeline.count { scan += s.timeline[Int(e)].map(\.seq) }
+                    if let e = s.pipeline.entityNumber(c), Int(e) < s.timeline.count { scan += s.timeline[Int(e)].map(\.seq) }
                 }
             }
             return (direct, scan)
@@ -149,7 +149,7 @@ extension TriplineHTTP {
             let draft = try Submissions.rules(node, file: "rule", pathId: nil, sensitive: settings.options.sensitive).get()
             guard draft.count == 1 else { throw APIError.badRequest("backtest one rule at a time") }
             let rule = draft[0].0
-            let (catalog, watermark) = try await host.perform { s in (s.catalog, s.engine.watermark) }
+            let (catalog, watermark) = try await host.perform { s in (s.catalog, s.pipeline.watermark) }
             var since = try timeField(doc, "since")
             if let last = doc["last"]?.stringValue {
                 guard case .success(let ms) = DurationText.parse(last) else { throw APIError.badRequest("/last must be a duration such as 24h, at most 36525d") }
@@ -172,51 +172,48 @@ extension TriplineHTTP {
             // Run beside the engine, on the events as they were stored (or uploaded).
             let result = try await Task.detached { () throws -> (Int, [String], [String]?) in
                 func run(_ r: Rule) throws -> (Int, [String]) {
-                    let engine = Engine(zones: catalog.zones, entities: catalog.entities, rules: [r],
-                                        options: EngineOptions(allowedLateness: lateness, dedupWindow: dedupWindow), symbols: Symbols(sensitive: sensitive))
-                    var decoder = EventDecoder(file: "events")
+                    let pipeline = Pipeline(zones: catalog.zones, entities: catalog.entities, rules: [r],
+                                            options: PipelineOptions(allowedLateness: lateness, dedupWindow: dedupWindow, sensitive: sensitive))
                     var n = 0
-                    func feed(_ line: UnsafeBufferPointer<UInt8>, _ k: Int) throws {
-                        if uploaded == nil, let t = EngineHost.advanceTime(line) {
-                            // A logged watermark advance (operator or idle advance): the live
-                            // engine's timers fired there, so the backtest's fire there too.
-                            if let from, t < from { return }
-                            engine.advance(until: until.map { min($0, t) } ?? t)
-                            return
-                        }
-                        if line.isEmpty || line.first == UInt8(ascii: "#") || line.allSatisfy({ $0 == 32 }) { return }
-                        switch decoder.decode(line, line: k, symbols: &engine.symbols) {
-                        case .success(let ev):
-                            if let from, ev.time < from { return }
-                            if let until, ev.time > until { return }
-                            engine.ingest(ev)
-                            n += 1
-                        case .failure(let e):
-                            if uploaded != nil { throw ValidationFailure(e) }
-                        }
+                    func take(_ ev: Event) {
+                        if let from, ev.time < from { return }
+                        if let until, ev.time > until { return }
+                        pipeline.ingest(ev)
+                        n += 1
                     }
                     if let uploaded {
+                        // Uploaded NDJSON: every line must be an event (records and blank lines aside).
                         var k = 0
                         for l in uploaded.split(separator: "\n", omittingEmptySubsequences: false) {
                             k += 1
                             var s = String(l)
-                            try s.withUTF8 { try feed($0, k) }
+                            try s.withUTF8 { line in
+                                if line.isEmpty || LogRecord.isRecord(line) || line.allSatisfy({ $0 == 32 }) { return }
+                                switch pipeline.decode(line, number: k) {
+                                case .success(let ev): take(ev)
+                                case .failure(let e): throw ValidationFailure(e)
+                                }
+                            }
                         }
                     } else {
-                        try store.forEachLogBatch { b in try b.forEachLine { l, seq in try feed(l, Int(seq)) } }
+                        try store.forEachLogBatch { b in
+                            b.forEachLine { line, seq in
+                                switch pipeline.read(logLine: line, number: Int(seq)) {
+                                case .event(let ev): take(ev)
+                                case .advance(let t):
+                                    // A logged watermark advance (operator or idle advance): the
+                                    // live engine's timers fired there, so the backtest's fire there too.
+                                    if let from, t < from { return }
+                                    pipeline.advance(until: until.map { min($0, t) } ?? t)
+                                case .skip: break
+                                }
+                            }
+                        }
                     }
-                    engine.finish(until: until)
-                    var alerts: [Alert] = []
-                    engine.drainAlerts(into: &alerts)
-                    var out: [String] = []
-                    var buf: [UInt8] = []
-                    let enc = AlertEncoder()
-                    for a in alerts {
-                        buf.removeAll(keepingCapacity: true)
-                        enc.append(a, engine: engine, to: &buf)
-                        out.append(String(decoding: buf.dropLast(), as: UTF8.self))
-                    }
-                    return (n, out)
+                    pipeline.finish(until: until)
+                    var alerts: [NamedAlert] = []
+                    pipeline.drainAlerts(into: &alerts)
+                    return (n, alerts.map(\.line))
                 }
                 let (n, d) = try run(rule)
                 let c = try currentRule.map { try run($0).1 }
@@ -251,7 +248,7 @@ extension TriplineHTTP {
     /// Latest positions of every entity seen, compact: one array per entity.
     var positions: Handler {
         { [self] _, _, _ in
-            let (list, wm) = try await host.perform { s in (s.positions(), s.engine.watermark) }
+            let (list, wm) = try await host.perform { s in (s.positions(), s.pipeline.watermark) }
             var out: [UInt8] = Array(#"{"fields":["id","kind","lon","lat","time"],"watermark":"#.utf8)
             J.time(wm).append(to: &out)
             out += Array(#","entities":["#.utf8)
@@ -279,7 +276,7 @@ extension TriplineHTTP {
         { [self] _, ctx, _ in
             let id = try param(ctx)
             let inside: [(String, String, Double, Double, Millis)]? = try await host.perform { s in
-                guard let z = s.engine.zones.first(where: { $0.id == id }) else { return nil }
+                guard let z = s.pipeline.zones.first(where: { $0.id == id }) else { return nil }
                 return s.positions().filter { z.shape.covers($0.2, $0.3) }
             }
             guard let inside else { throw APIError.notFound("no zone \"\(id)\"") }

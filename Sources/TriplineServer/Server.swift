@@ -406,16 +406,17 @@ public final class TriplineHTTP: Sendable {
     var status: Handler {
         { [self] _, _, _ in
             let snap = try await host.perform { s -> J in
-                let e = s.engine
+                let e = s.pipeline
+                let st = e.stats
                 return .obj([
                     ("watermark", .time(e.watermark)), ("max_event_time", .time(e.maxTime)),
-                    ("rules", .int(e.rules.count)), ("zones", .int(e.zones.count)), ("entities_known", .int(e.symbols.entities.count)),
-                    ("events_arrived", .int(e.stats.arrived)), ("events_applied", .int(e.stats.applied)),
-                    ("duplicates", .int(e.stats.duplicates)), ("late", .int(e.stats.late)),
+                    ("rules", .int(e.rules.count)), ("zones", .int(e.zones.count)), ("entities_known", .int(e.entityCount)),
+                    ("events_arrived", .int(st.arrived)), ("events_applied", .int(st.applied)),
+                    ("duplicates", .int(st.duplicates)), ("late", .int(st.late)),
                     ("rebuild", .obj([("events", .int(s.rebuiltEvents)), ("seconds", .num(s.rebuildSeconds))])),
                     ("timeline_entries", .int(s.timelineEntries)),
                     ("catalog_problems", .arr(s.catalogProblems.map { .str($0) })),
-                    ("expired_rules", .arr(e.expiredRules.map { .obj([("rule", .str(e.rules[Int($0.rule)].id)), ("at", .time($0.at))]) })),
+                    ("expired_rules", .arr(e.expiredRules.map { .obj([("rule", .str(e.rules[$0.rule].id)), ("at", .time($0.at))]) })),
                 ])
             }
             if case .obj(var fields) = snap {
@@ -471,41 +472,15 @@ public final class TriplineHTTP: Sendable {
         }
     }
 
-    /// Splits a body into event texts: NDJSON lines, or the elements of a JSON array.
+    /// Splits a body into event texts: NDJSON lines, or the elements of a JSON array (scanned
+    /// in place).
     func splitEvents(_ bytes: [UInt8], contentType: String?) throws -> EventBatchInput {
-        let first = bytes.first { $0 != 32 && $0 != 10 && $0 != 13 && $0 != 9 }
-        if first == UInt8(ascii: "[") {
-            let doc: DocNode
-            switch bytes.withUnsafeBufferPointer({ JSONDocumentParser.parse($0, file: "request") }) {
-            case .success(let d): doc = d
-            case .failure(let e):
-                throw APIError(status: .unprocessableContent, code: "invalid_events", message: "the body starts with '[' but is not a JSON array of events; nothing was applied",
-                               errors: [J.error(e)])
-            }
-            let items = doc.elements ?? []
-            return EventBatchInput(lines: items.map { Array(DocJSON.encode($0).utf8) }, lineNumbers: Array(items.indices), unit: "element", file: "request")
+        switch EventTexts.split(bytes, file: "request") {
+        case .success(let texts): return texts
+        case .failure(let e):
+            throw APIError(status: .unprocessableContent, code: "invalid_events", message: "the body starts with '[' but is not a JSON array of events; nothing was applied",
+                           errors: [J.error(e)])
         }
-        var starts: [Int] = [], ends: [Int] = [], numbers: [Int] = []
-        var start = 0
-        var lineNo = 0
-        bytes.withUnsafeBufferPointer { p in
-            while start < p.count {
-                var end = start
-                while end < p.count && p[end] != 10 { end += 1 }
-                lineNo += 1
-                var e = end
-                if e > start && p[e - 1] == 13 { e -= 1 }
-                var blank = true
-                for k in start..<e where p[k] != 32 && p[k] != 9 { blank = false; break }
-                if !blank {
-                    starts.append(start)
-                    ends.append(e)
-                    numbers.append(lineNo)
-                }
-                start = end + 1
-            }
-        }
-        return EventBatchInput(bytes: bytes, starts: starts, ends: ends, lineNumbers: numbers, unit: "line", file: "request")
     }
 
     var postWatermark: Handler {

@@ -114,61 +114,51 @@ struct Bench: ParsableCommand {
         print("\("brute-force scan of every zone (sample)".padding(toLength: 44, withPad: " ", startingAt: 0)) \(String(format: "%12.0f", 1e9 / scanPer)) events/s  \(String(format: "%8.1f", scanPer)) ns/event  (index is \(String(format: "%.0f", scanPer / indexNs))x faster)")
         let geofenceOnly = ruleList.filter { $0.kind == .enter || $0.kind == .exit }
         _ = best("engine, enter/exit only, one event at a time", stage: "geofence1", baseline: indexNs,
-                 setup: { Engine(zones: w.zones, entities: w.entities, rules: geofenceOnly, symbols: symbols) }) { engine in
+                 setup: { Pipeline(zones: w.zones, entities: w.entities, rules: geofenceOnly, symbols: symbols) }) { engine in
             for e in events { engine.ingest(e) }
             engine.finish()
         }
         _ = best("engine in-process, enter/exit rules only", stage: "geofence", baseline: indexNs,
-                 setup: { Engine(zones: w.zones, entities: w.entities, rules: geofenceOnly, symbols: symbols) }) { engine in
-            var out: [Alert] = []
+                 setup: { Pipeline(zones: w.zones, entities: w.entities, rules: geofenceOnly, symbols: symbols) }) { engine in
             engine.ingest(contentsOf: events)
             engine.finish()
-            engine.drainAlerts(into: &out)
+            engine.discardAlerts()
         }
         var engineAlerts = 0
-        var lastEngine: Engine?
+        var lastEngine: Pipeline?
         let engineNs = best("engine in-process, all rules", stage: "engine", baseline: indexNs,
-                            setup: { Engine(zones: w.zones, entities: w.entities, rules: ruleList, symbols: symbols) }) { engine in
+                            setup: { Pipeline(zones: w.zones, entities: w.entities, rules: ruleList, symbols: symbols) }) { engine in
             // A consumer takes the alerts as they complete (as replay and serve do, per batch).
-            var out: [Alert] = []
             var count = 0
             events.withUnsafeBufferPointer { evs in
                 var i = 0
                 while i < evs.count {
                     let j = min(evs.count, i + 4096)
                     engine.ingest(contentsOf: evs[i..<j])
-                    engine.drainAlerts(into: &out)
-                    count += out.count
-                    out.removeAll(keepingCapacity: true)
+                    count += engine.discardAlerts()
                     i = j
                 }
             }
             engine.finish()
-            engine.drainAlerts(into: &out)
-            engineAlerts = count + out.count
+            engineAlerts = count + engine.discardAlerts()
             lastEngine = engine
         }
         _ = best("end to end: bytes -> decode -> engine -> NDJSON", stage: "e2e", baseline: engineNs,
-                 setup: { Engine(zones: w.zones, entities: w.entities, rules: ruleList) }) { engine in
-            var dec = EventDecoder(file: "bench")
-            var out: [Alert] = []
+                 setup: { Pipeline(zones: w.zones, entities: w.entities, rules: ruleList) }) { engine in
             var text: [UInt8] = []
-            let enc = AlertEncoder()
-            dec.decodeLines(bytes, symbols: &engine.symbols) { r, line in
+            engine.decodeLines(bytes) { r, line in
                 if case .success(let ev) = r { engine.ingest(ev) }
                 if line & 0xFFFF == 0 {
-                    engine.drainAlerts(into: &out)
-                    for a in out { enc.append(a, engine: engine, to: &text) }
-                    out.removeAll(keepingCapacity: true)
+                    _ = engine.drainAlertLines(into: &text)
                     text.removeAll(keepingCapacity: true)
                 }
             }
             engine.finish()
-            engine.drainAlerts(into: &out)
+            _ = engine.drainAlertLines(into: &text)
         }
         _ = parseNs
         let setupStart = Bench.now()
-        _ = Engine(zones: w.zones, entities: w.entities, rules: ruleList)
+        _ = Pipeline(zones: w.zones, entities: w.entities, rules: ruleList)
         print("setup (zone index, rules, \(cfg.entities) registered entities): \(String(format: "%.1f", Double(Bench.now() - setupStart) / 1e6)) ms, not counted above")
         if let e = lastEngine {
             let st = e.stateBytes

@@ -24,11 +24,9 @@ struct BenchIds: ParsableCommand {
     func run() throws {
         let window = try CLI.parseDuration(dedupWindow, option: "--dedup-window")
         let zone = Zone(id: "z", category: "c", shape: .polygons([Polygon(shell: Ring(points: [(0, 0), (1, 0), (1, 1), (0, 1), (0, 0)]), holes: [])]))
-        let engine = Engine(zones: [zone], entities: [], rules: [Rule(id: "in", purpose: "p", owner: "o", parameters: .enter)],
-                            options: EngineOptions(dedupWindow: window))
-        var decoder = EventDecoder(file: "bench")
+        let engine = Pipeline(zones: [zone], entities: [], rules: [Rule(id: "in", purpose: "p", owner: "o", parameters: .enter)],
+                              options: PipelineOptions(dedupWindow: window))
         let marks = Set(checkpoints.split(separator: ",").compactMap { Int($0) })
-        var alerts: [Alert] = []
         var line: [UInt8] = []
         line.reserveCapacity(160)
         let started = DispatchTime.now().uptimeNanoseconds
@@ -39,12 +37,11 @@ struct BenchIds: ParsableCommand {
             let t = Millis(i) * 1000 / Millis(rate)
             let x = (i % 7 == 0) ? "0.5" : "2.5"
             line += Array("{\"entity\":\"e\(i % entities)\",\"id\":\"ev-\(i)\",\"time\":\(t),\"type\":\"position\",\"lon\":\(x),\"lat\":0.5}".utf8)
-            let r = line.withUnsafeBufferPointer { decoder.decode($0, line: i, symbols: &engine.symbols) }
+            let r = line.withUnsafeBufferPointer { engine.decode($0, number: i) }
             guard case .success(let ev) = r else { throw ValidationError("bad generated line") }
             engine.ingest(ev)
             if i % 4096 == 0 {
-                engine.drainAlerts(into: &alerts)
-                alerts.removeAll(keepingCapacity: true)
+                engine.discardAlerts()
                 engine.compactIds()
             }
             if marks.contains(i) {

@@ -221,7 +221,7 @@ final class DemoEstate: @unchecked Sendable {
         var n = 0
         while !Task.isCancelled {
             let lines = events(at: Self.now(), tick: n)
-            let batch = EventBatchInput(lines: lines.map { Array($0.utf8) }, lineNumbers: Array(0..<lines.count).map { $0 + 1 }, unit: "line", file: "demo")
+            let batch = EventBatchInput(lines: lines.map { Array($0.utf8) }, numbers: Array(0..<lines.count).map { $0 + 1 }, unit: "line", file: "demo")
             if !lines.isEmpty { _ = try? await host.ingest(batch) }
             n += 1
             try? await Task.sleep(nanoseconds: UInt64(tick * 1e9))

@@ -51,20 +51,18 @@ struct Replay: ParsableCommand {
             throw ExitCode(2)
         }
         if inputs.rules == nil { CLI.printErr("tripline: no --rules given: events are checked and counted, no alert can fire") }
-        let engine = Engine(zones: loaded.zones, entities: loaded.entities, rules: loaded.rules,
-                            options: EngineOptions(allowedLateness: lateness, dedupWindow: dedup), symbols: Symbols(sensitive: sensitive))
+        let pipeline = Pipeline(zones: loaded.zones, entities: loaded.entities, rules: loaded.rules,
+                                options: PipelineOptions(allowedLateness: lateness, dedupWindow: dedup, sensitive: sensitive))
         let out = try Output(path: output)
         let lateOut = try late.map { try Output(path: $0) }
         let rejectsOut = try rejects.map { try Output(path: $0) }
         // Two threads: one reads and decodes lines into batches (with the names it interned),
-        // the other (this one) applies them to the engine and writes alerts.
+        // the other (this one) applies them to the pipeline and writes alerts.
         let eventsLabel = events == "-" ? "<stdin>" : events
-        let worker = try DecodeWorker(path: events, symbols: engine.symbols, rejects: rejectsOut)
+        let worker = try DecodeWorker(path: events, decoder: pipeline.makeBatchDecoder(file: eventsLabel), rejects: rejectsOut)
         let thread = Thread { worker.run() }
         thread.stackSize = 8 << 20
         thread.start()
-        let encoder = AlertEncoder()
-        var alerts: [Alert] = []
         var text: [UInt8] = []
         var failure: TriplineError?
         var rejected = 0
@@ -75,68 +73,51 @@ struct Replay: ParsableCommand {
         var expiredReported = 0
         var rawByRef: [UInt64: [UInt8]] = [:]
         func drain() {
-            engine.drainAlerts(into: &alerts)
-            if alerts.isEmpty { return }
             text.removeAll(keepingCapacity: true)
-            for a in alerts {
-                if explain {
-                    encoder.append(a, engine: engine, to: &text) { out in Self.appendExplanation(a, engine: engine, raw: rawByRef, to: &out) }
-                } else {
-                    encoder.append(a, engine: engine, to: &text)
-                }
-            }
-            out.write(text)
-            alerts.removeAll(keepingCapacity: true)
+            let n = explain ? pipeline.drainAlertLines(into: &text, evidence: { rawByRef[$0.raw] }) : pipeline.drainAlertLines(into: &text)
+            if n > 0 { out.write(text) }
         }
         func reportExpiry() {
-            while expiredReported < engine.expiredRules.count {
-                let (r, at) = engine.expiredRules[expiredReported]
-                CLI.printErr("tripline: rule \"\(engine.rules[Int(r)].id)\" expired at \(EventTime.format(at)); it emits nothing from then on")
+            let expired = pipeline.expiredRules
+            while expiredReported < expired.count {
+                let (r, at) = expired[expiredReported]
+                CLI.printErr("tripline: rule \"\(pipeline.rules[r].id)\" expired at \(EventTime.format(at)); it emits nothing from then on")
                 expiredReported += 1
             }
         }
         while true {
             let batch = worker.queue.take()
-            // Entity ids and names agree with the decoder's (same order); event ids are the
-            // decoder's per batch and are interned here, where the dedup window frees them.
-            engine.symbols.entities.apply(batch.symbols.0)
-            engine.symbols.names.apply(batch.symbols.2)
-            let idMap = engine.symbols.eventIds.internAll(batch.symbols.1)
-            if !idMap.isEmpty {
-                for i in batch.events.indices where batch.events[i].givenId >= 0 {
-                    batch.events[i].givenId = idMap[Int(batch.events[i].givenId)]
-                }
-            }
             func reportLate(_ i: Int) {
                 let raw = batch.lines[(i == 0 ? 0 : batch.lineEnds[i - 1])..<batch.lineEnds[i]]
                 if let lateOut {
                     lateOut.write(Array(raw) + [10])
                 } else {
-                    CLI.printErr("tripline: late event (before the watermark \(EventTime.format(engine.watermark))) at \(eventsLabel):\(batch.lineNumbers[i]): \(String(decoding: raw, as: UTF8.self))")
+                    CLI.printErr("tripline: late event (before the watermark \(EventTime.format(pipeline.watermark))) at \(eventsLabel):\(batch.lineNumbers[i]): \(String(decoding: raw, as: UTF8.self))")
                 }
             }
             if explain {
-                for (i, ev) in batch.events.enumerated() {
-                    switch engine.ingest(ev) {
+                pipeline.adopt(batch.decoded)
+                for (i, ev) in batch.decoded.events.enumerated() {
+                    switch pipeline.ingest(ev) {
                     case .accepted(let ref): rawByRef[ref.raw] = Array(batch.lines[(i == 0 ? 0 : batch.lineEnds[i - 1])..<batch.lineEnds[i]])
                     case .late: reportLate(i)
                     case .duplicate: break
                     }
                 }
             } else {
-                engine.ingest(contentsOf: batch.events, late: reportLate)
+                pipeline.ingest(batch.decoded, late: reportLate)
             }
             rejected += batch.rejected
             bytesRead = batch.bytesRead
             drain()
-            if !explain { engine.compactIds() }
+            if !explain { pipeline.compactIds() }
             reportExpiry()
             if progress {
                 let now = Date()
                 if now.timeIntervalSince(lastProgress) > 0.5 {
                     lastProgress = now
                     let el = now.timeIntervalSince(started)
-                    FileHandle.standardError.write("\r\(engine.stats.arrived) events, \(Int(Double(engine.stats.arrived) / el)) events/s, \(bytesRead >> 20) MiB   ".data(using: .utf8)!)
+                    FileHandle.standardError.write("\r\(pipeline.stats.arrived) events, \(Int(Double(pipeline.stats.arrived) / el)) events/s, \(bytesRead >> 20) MiB   ".data(using: .utf8)!)
                 }
             }
             if let f = batch.failure { failure = f }
@@ -145,7 +126,7 @@ struct Replay: ParsableCommand {
         worker.reader.close()
         if progress { FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8)!) }
         if let failure {
-            engine.finish(until: nil)
+            pipeline.finish(until: nil)
             drain()
             out.close()
             lateOut?.close()
@@ -154,7 +135,7 @@ struct Replay: ParsableCommand {
             CLI.printErr("tripline: stopped at the invalid line above (pass --rejects FILE to set invalid lines aside and go on); alerts up to that line were written")
             throw ExitCode(2)
         }
-        engine.finish(until: untilTime)
+        pipeline.finish(until: untilTime)
         drain()
         reportExpiry()
         out.close()
@@ -162,13 +143,13 @@ struct Replay: ParsableCommand {
         rejectsOut?.close()
         let elapsed = Date().timeIntervalSince(started)
         if !quiet {
-            let s = engine.stats
+            let s = pipeline.stats
             var summary = "tripline: \(s.arrived) events (\(s.applied) applied, \(s.duplicates) duplicate, \(s.late) late"
             if rejectsOut != nil { summary += ", \(rejected) rejected" }
             summary += ") in \(String(format: "%.2f", elapsed)) s, \(Int(Double(s.arrived) / max(elapsed, 1e-9))) events/s, \(bytesRead) bytes"
             CLI.printErr(summary)
-            let per = engine.alertsPerRule
-            for (i, r) in engine.rules.enumerated() {
+            let per = pipeline.alertsPerRule
+            for (i, r) in pipeline.rules.enumerated() {
                 CLI.printErr("  rule \(r.id): \(per[i]) alert(s)")
             }
             if s.suppressedByCooldown > 0 { CLI.printErr("  \(s.suppressedByCooldown) transition(s) suppressed by cooldown") }
@@ -176,68 +157,19 @@ struct Replay: ParsableCommand {
     }
 }
 
-extension Replay {
-    /// `,"explain":{...}` for `--explain`: the rule as JSON, the window, a sentence, the evidence events.
-    static func appendExplanation(_ a: Alert, engine: Engine, raw: [UInt64: [UInt8]], to out: inout [UInt8]) {
-        let rule = engine.rules[Int(a.rule)]
-        var numbers: [String: String] = [:]
-        for (k, v) in a.details {
-            switch v {
-            case .null: numbers[k] = "infinite"
-            case .number(let d):
-                var b: [UInt8] = []
-                JSONText.appendNumber(d, to: &b)
-                numbers[k] = String(decoding: b, as: UTF8.self)
-            case .strings(let ss):
-                numbers[k] = ss.joined(separator: ", ")
-            }
-        }
-        var keyText = ""
-        if a.key.entity >= 0 { keyText = engine.symbols.entities.string(a.key.entity) }
-        if a.key.pairA >= 0 {
-            let (x, y) = engine.sortedPair(a.key)
-            keyText = engine.symbols.entities.string(x) + " and " + engine.symbols.entities.string(y)
-        }
-        if keyText.isEmpty && a.key.zone >= 0 { keyText = "zone " + engine.zones[Int(a.key.zone)].id }
-        let ex = AlertExplanation(rule: rule, firing: a.firing, time: a.time, keyText: keyText, details: numbers)
-        out += Array(#","explain":{"rule":"#.utf8)
-        out += Array(RuleEncoder.encode(rule).utf8)
-        out += Array(#","window":"#.utf8)
-        if let f = ex.windowFrom, let t = ex.windowTo {
-            out += Array(#"{"from_exclusive":""#.utf8)
-            EventTime.append(f, to: &out)
-            out += Array(#"","to":""#.utf8)
-            EventTime.append(t, to: &out)
-            out += Array(#""}"#.utf8)
-        } else {
-            out += Array("null".utf8)
-        }
-        out += Array(#","sentence":"#.utf8)
-        JSONText.appendString(ex.sentence, to: &out)
-        out += Array(#","evidence_events":["#.utf8)
-        for (i, r) in a.evidence.enumerated() {
-            if i > 0 { out.append(44) }
-            if let line = raw[r.raw] { out += line } else { out += Array("null".utf8) }
-        }
-        out += Array("]}".utf8)
-    }
-}
-
-/// Events decoded by the reading thread, with the names it interned meanwhile.
+/// Events decoded by the reading thread, with their raw lines (for the late-events output).
 final class EventBatch: @unchecked Sendable {
-    var events: [Event] = []
-    /// The raw lines, back to back (for the late-events output), and where each ends.
+    let decoded = DecodedBatch(capacity: DecodeWorker.batchSize)
+    /// The raw lines, back to back, and where each ends.
     var lines: [UInt8] = []
     var lineEnds: [Int] = []
     var lineNumbers: [Int] = []
-    var symbols = (InternerDelta(firstId: 0, bytes: [], ends: []), InternerDelta(firstId: 0, bytes: [], ends: []), InternerDelta(firstId: 0, bytes: [], ends: []))
     var failure: TriplineError?
     var rejected = 0
     var bytesRead = 0
     var last = false
 
     init() {
-        events.reserveCapacity(DecodeWorker.batchSize)
         lineEnds.reserveCapacity(DecodeWorker.batchSize)
         lineNumbers.reserveCapacity(DecodeWorker.batchSize)
     }
@@ -267,31 +199,25 @@ final class BatchQueue: @unchecked Sendable {
     }
 }
 
-/// Reads and decodes event lines on its own thread. It interns names into its own copy of
-/// the engine's symbols and ships what it added with each batch, so ids agree.
+/// Reads and decodes event lines on its own thread, with the pipeline's batch decoder (its
+/// own copy of the names, shipped with each batch).
 final class DecodeWorker: @unchecked Sendable {
     static let batchSize = 8192
     let reader: LineReader
-    var decoder: EventDecoder
-    var symbols: Symbols
+    var decoder: BatchDecoder
     let rejects: Output?
     let queue = BatchQueue()
 
-    init(path: String, symbols: Symbols, rejects: Output?) throws {
+    init(path: String, decoder: BatchDecoder, rejects: Output?) throws {
         reader = try LineReader(path: path)
-        decoder = EventDecoder(file: path == "-" ? "<stdin>" : path)
-        self.symbols = symbols
+        self.decoder = decoder
         self.rejects = rejects
     }
 
     func run() {
-        var counts = symbols.counts
         var batch = EventBatch()
         func ship(last: Bool) {
-            batch.symbols = symbols.delta(since: counts)
-            // Event ids start afresh in every batch: the engine interns them itself.
-            symbols.eventIds = Interner(capacity: 1 << 10)
-            counts = symbols.counts
+            decoder.seal(batch.decoded)
             batch.bytesRead = reader.bytesRead
             batch.last = last
             queue.put(batch)
@@ -299,13 +225,13 @@ final class DecodeWorker: @unchecked Sendable {
         }
         reader.forEachLine { bytes, lineNo in
             if bytes.allSatisfy({ $0 == 32 || $0 == 9 }) { return true }
-            switch decoder.decode(bytes, line: lineNo, symbols: &symbols) {
+            switch decoder.decode(bytes, number: lineNo) {
             case .success(let ev):
-                batch.events.append(ev)
+                batch.decoded.events.append(ev)
                 batch.lines.append(contentsOf: bytes)
                 batch.lineEnds.append(batch.lines.count)
                 batch.lineNumbers.append(lineNo)
-                if batch.events.count >= DecodeWorker.batchSize { ship(last: false) }
+                if batch.decoded.events.count >= DecodeWorker.batchSize { ship(last: false) }
                 return true
             case .failure(let e):
                 if let rejects {

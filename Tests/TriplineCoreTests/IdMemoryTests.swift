@@ -129,7 +129,7 @@ import TriplineYAML
             if i % 4096 == 0 { engine.compactIds() }
         }
         engine.compactIds(force: true)
-        #expect(engine.idMemory.count <= 1001)
+        #expect(engine.time.idMemory.count <= 1001)
         #expect(engine.symbols.eventIds.liveCount <= 1001 + 100)
         #expect(engine.symbols.eventIds.count <= 2 * 65_536 + 4096 + 1001)
         // And an id of the last second is still a duplicate.

@@ -30,7 +30,7 @@ import TriplineYAML
     static let rule = #"{"id":"in-yard","kind":"dwell","purpose":"p","owner":"o","severity":"low","match":{},"zones":{"category":"depot"},"min":"10s"}"#
 
     func lines(_ s: [String]) -> EventBatchInput {
-        EventBatchInput(lines: s.map { Array($0.utf8) }, lineNumbers: Array(1...s.count), unit: "line", file: "t")
+        EventBatchInput(lines: s.map { Array($0.utf8) }, numbers: Array(1...s.count), unit: "line", file: "t")
     }
 
     func setUp(_ store: MemoryStore) async throws -> EngineHost {
@@ -93,7 +93,7 @@ import TriplineYAML
         options.queueCapacityEvents = 3
         let host = try EngineHost(store: MemoryStore(), options: options)
         let batch = EventBatchInput(lines: [Array(#"{"entity":"a","time":1,"type":"ping"}"#.utf8), Array(#"{"entity":"a","time":2,"type":"ping"}"#.utf8)],
-                                    lineNumbers: [1, 2], unit: "line", file: "t")
+                                    numbers: [1, 2], unit: "line", file: "t")
         // The first batch waits in the queue (nobody drains it yet).
         let first = Task { try await host.ingest(batch) }
         // Wait until it is queued (no wall-clock guess: the queue depth says so).
@@ -124,7 +124,7 @@ final class TestClock: @unchecked Sendable {
 
     func batch(_ entity: String, _ times: [Millis]) -> EventBatchInput {
         EventBatchInput(lines: times.map { Array(#"{"entity":"\#(entity)","time":\#($0),"type":"ping"}"#.utf8) },
-                        lineNumbers: Array(1...times.count), unit: "line", file: "t")
+                        numbers: Array(1...times.count), unit: "line", file: "t")
     }
 
     /// Events past retention go, newer ones stay, and ingestion carries on meanwhile.

@@ -59,14 +59,14 @@ struct AbsenceEvaluator {
         return best
     }
 
-    mutating func onEvent(_ ev: Event, ref: EventRef, zones: [Int32], engine: Engine, emitter: inout Emitter, timers: inout TimerQueue) {
+    mutating func onEvent(_ ev: Event, ref: EventRef, zones: [Int32], matching: some EntityMatching, emitter: inout Emitter, timers: inout TimerQueue) {
         for g in groups.indices {
             if let f = groups[g].filter, !f.matches(ev, insideZones: zones) { continue }
             let members = groups[g].members
             // Which rules apply to this entity (bits of its own record: no lookup for entities
             // that no rule of the group is about).
             var applies: UInt64 = 0
-            for (j, m) in members.enumerated() where engine.matches(ev.entity, m.selector) { applies |= 1 << UInt64(j) }
+            for (j, m) in members.enumerated() where matching.matches(ev.entity, m.selector) { applies |= 1 << UInt64(j) }
             if applies == 0 { continue }
             let k = key(ev.entity)
             // First sighting.
@@ -102,7 +102,7 @@ struct AbsenceEvaluator {
         }
     }
 
-    mutating func fire(_ t: EngineTimer, slot g: Int, emitter: inout Emitter, timers: inout TimerQueue) {
+    mutating func fire(_ t: EngineTimer, slot g: Int, matching: some EntityMatching, emitter: inout Emitter, timers: inout TimerQueue) {
         let members = groups[g].members
         groups[g].seen.modify(key(t.a)) { s in
             // Superseded by an earlier timer (which moved `pending` on).

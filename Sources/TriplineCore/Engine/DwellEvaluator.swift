@@ -22,8 +22,8 @@ struct DwellEvaluator {
     var isEmpty: Bool { rules.isEmpty }
 
     mutating func onTransitions(entity: Int32, entered: ArraySlice<Int32>, exited: ArraySlice<Int32>, time: Millis, ref: EventRef,
-                                engine: Engine, emitter: inout Emitter, timers: inout TimerQueue) {
-        for i in rules.indices where engine.matches(entity, rules[i].selector) {
+                                matching: some EntityMatching, emitter: inout Emitter, timers: inout TimerQueue) {
+        for i in rules.indices where matching.matches(entity, rules[i].selector) {
             for z in exited where rules[i].zoneMask.contains(z) {
                 if let v = rules[i].visits.remove(key(entity, z)), v.fired {
                     emitter.emit(rule: rules[i].rule, key: .entityZone(entity, z), firing: false, time: time, evidence: [ref],
@@ -39,7 +39,7 @@ struct DwellEvaluator {
         }
     }
 
-    mutating func fire(_ t: EngineTimer, slot i: Int, emitter: inout Emitter) {
+    mutating func fire(_ t: EngineTimer, slot i: Int, matching: some EntityMatching, emitter: inout Emitter, timers: inout TimerQueue) {
         let min = rules[i].min
         rules[i].visits.modify(key(t.a, t.b)) { v in
             guard v.generation == t.generation, !v.fired else { return }

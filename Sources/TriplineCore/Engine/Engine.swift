@@ -7,9 +7,12 @@ public struct EngineOptions: Sendable {
     /// How long an accepted event id is remembered for duplicate detection (spec v1.2): an id
     /// accepted with event time s is remembered while the watermark is at most s + this.
     public var dedupWindow: Millis = 86_400_000
-    public init(allowedLateness: Millis = 0, dedupWindow: Millis = 86_400_000) {
+    /// The watermark moves only by `advance(until:)` (stamped upstream), never by the events.
+    public var externalWatermark = false
+    public init(allowedLateness: Millis = 0, dedupWindow: Millis = 86_400_000, externalWatermark: Bool = false) {
         self.allowedLateness = allowedLateness
         self.dedupWindow = dedupWindow
+        self.externalWatermark = externalWatermark
     }
 }
 
@@ -34,10 +37,12 @@ public struct EngineStats: Sendable {
     public var suppressedByExpiry = 0
 }
 
-/// The deterministic engine shared by every mode (spec sections 2-5): interned ids,
-/// event ids and duplicate detection, the event-time watermark with buffering, timers in
-/// deadline order, and one evaluator per rule kind. It never reads a clock or a file.
-public final class Engine {
+/// The deterministic engine shared by every mode (spec sections 2-5). It runs a `RulePlan`
+/// (the compiled rules) with per-entity state indexed by interned ids, the `TimeCore`
+/// (duplicates, watermark, buffering, timers, expiry) and one evaluator per rule kind, and
+/// hands completed alerts out in canonical order. It never reads a clock or a file. Hosts
+/// drive it through `Pipeline`.
+public final class Engine: EntityMatching {
     public var symbols: Symbols
     public let zones: [Zone]
     public let rules: [Rule]
@@ -54,7 +59,6 @@ public final class Engine {
     /// Per-entity state, indexed by interned entity id: everything a position touches in one
     /// record, so that an event costs one cache miss for its entity, not one per array.
     struct EntityState {
-        var arrivals: UInt32 = 0
         var ready = false
         /// How many zones the latest position is inside: up to 3 inline (sorted), more in
         /// `insideOverflow`.
@@ -67,49 +71,32 @@ public final class Engine {
         var lastLat = 0.0
         var lastTime: Millis = .min
         var lastRef = EventRef(raw: 0)
-        /// Where the entity's latest arrival is in `arrivalRing` (-1: none); each record
-        /// links to the entity's previous one.
-        var lastArrival: Int64 = -1
     }
     var entities: [EntityState] = []
     /// Selectors beyond the first 64, per entity (empty when there are at most 64).
     var matchTable: MatchTable
     var insideOverflow: [Int32: [Int32]] = [:]
-    /// Accepted given ids inside the dedup window: entity << 32 | id index -> the event time
-    /// they were accepted with. An entry whose time + window is below the watermark is
-    /// forgotten (treated as absent at once, removed when `idQueue` reaches it).
-    var idMemory = IntMap<Millis>()
-    /// The accepted given ids in acceptance order, for removing them once forgotten.
-    var idQueue = IdQueue()
-    /// Per entity, the n of accepted given ids spelled like assigned ones (`<entity>#<n>`),
-    /// with the time they were accepted with.
-    var givenAssignedForm: [Int32: [UInt32: Millis]] = [:]
-    /// Every arrival inside the dedup window, of all entities, in arrival order.
-    var arrivalRing = ArrivalRing()
     /// Live event ids after the last collection (`compactIds`).
     var liveIdsAfterCollection = 0
 
-    // Time.
-    public private(set) var maxTime: Millis = .min
-    public private(set) var watermark: Millis = .min
-    var pending = PendingEvents()
-    var arrivalSequence: UInt64 = 0
-    var timers = TimerQueue()
-    var expiryQueue: [(Millis, Int32)]
+    /// Duplicates, watermark, buffered events, timers and rule expiry.
+    var time: TimeCore
+    public var maxTime: Millis { time.maxTime }
+    public var watermark: Millis { time.watermark }
     /// Rules whose `expires` the watermark has reached, in the order it happened.
-    public private(set) var expiredRules: [(rule: Int32, at: Millis)] = []
+    public var expiredRules: [(rule: Int32, at: Millis)] { time.expired }
 
     // Evaluators, one per kind.
-    var geofence = GeofenceEvaluator()
-    var speed = SpeedEvaluator()
-    var dwell = DwellEvaluator()
-    var gathering = GatheringEvaluator()
-    var proximity = ProximityEvaluator()
-    var frequency = FrequencyEvaluator()
-    var novelty = NoveltyEvaluator()
-    var threshold = ThresholdEvaluator()
-    var sequence = SequenceEvaluator()
-    var absence = AbsenceEvaluator()
+    var geofence: GeofenceEvaluator
+    var speed: SpeedEvaluator
+    var dwell: DwellEvaluator
+    var gathering: GatheringEvaluator
+    var proximity: ProximityEvaluator
+    var frequency: FrequencyEvaluator
+    var novelty: NoveltyEvaluator
+    var threshold: ThresholdEvaluator
+    var sequence: SequenceEvaluator
+    var absence: AbsenceEvaluator
     let ruleKinds: [RuleKind]
     /// How many rules are evaluated (rules with the same definition share one evaluation).
     public let distinctDefinitions: Int
@@ -122,7 +109,18 @@ public final class Engine {
     var prevScratch: [Int32] = []
     var exitedScratch: [Int32] = []
 
-    public private(set) var stats = EngineStats()
+    var applied = 0
+    public var stats: EngineStats {
+        var s = EngineStats()
+        s.arrived = time.arrived
+        s.applied = applied
+        s.duplicates = time.duplicates
+        s.late = time.late
+        s.timersFired = time.timersFired
+        s.suppressedByCooldown = emitter.suppressedByCooldown
+        s.suppressedByExpiry = emitter.suppressedByExpiry
+        return s
+    }
 
     public init(zones: [Zone], entities: [EntityInfo], rules: [Rule], options: EngineOptions = EngineOptions(), symbols: Symbols = Symbols()) {
         // Known entities are interned up front: their state is then allocated once.
@@ -138,119 +136,32 @@ public final class Engine {
         self.rules = rules
         self.options = options
         self.index = ZoneIndex(shapes: zones.map(\.shape))
-        // Distinct entity selectors.
-        var sels: [Selector] = []
-        var selIndex: [Selector: Int32] = [:]
-        func sel(_ s: Selector) -> Int32 {
-            if let i = selIndex[s] { return i }
-            let i = Int32(sels.count)
-            sels.append(s)
-            selIndex[s] = i
-            return i
-        }
-        // Rules with the same definition (kind parameters, entity and zone selectors) compute
-        // the same transitions: one of them is evaluated and the emitter fans its transitions
-        // out to all of them (each with its own id, cooldown and expiry).
-        struct Definition: Hashable {
-            var parameters: RuleParameters
-            var match: Selector
-            var zones: Selector?
-        }
-        var firstWith: [Definition: Int] = [:]
-        var evaluatedAs = Array(0..<rules.count)
-        var fanout: [[Int32]] = Array(repeating: [], count: rules.count)
-        for (i, r) in rules.enumerated() {
-            let d = Definition(parameters: r.parameters, match: r.match, zones: r.zones)
-            if let j = firstWith[d] { evaluatedAs[i] = j } else { firstWith[d] = i }
-            fanout[evaluatedAs[i]].append(Int32(i))
-        }
-        self.emitter = Emitter(rules: rules, fanout: fanout)
-        self.distinctDefinitions = firstWith.count
-        self.ruleKinds = rules.map(\.kind)
-        var slots = Array(repeating: -1, count: rules.count)
-        var geo = GeofenceEvaluator(), spd = SpeedEvaluator(), dw = DwellEvaluator(), ga = GatheringEvaluator()
-        var px = ProximityEvaluator(), fq = FrequencyEvaluator(), nv = NoveltyEvaluator(), th = ThresholdEvaluator()
-        var sq = SequenceEvaluator(), ab = AbsenceEvaluator()
-        var zonesNeeded = false
-        for (i, r) in rules.enumerated() where evaluatedAs[i] == i {
-            let ri = Int32(i)
-            let s = sel(r.match)
-            switch r.parameters {
-            case .enter:
-                geo.enterRules.append(.init(rule: ri, selector: s, zoneMask: ZoneMask.build(r.zones, zones: zones)))
-                zonesNeeded = true
-            case .exit:
-                geo.exitRules.append(.init(rule: ri, selector: s, zoneMask: ZoneMask.build(r.zones, zones: zones)))
-                zonesNeeded = true
-            case .speed(let v):
-                spd.rules.append(.init(rule: ri, selector: s, maxKmh: v))
-            case .dwell(let min):
-                slots[i] = dw.rules.count
-                dw.rules.append(.init(rule: ri, selector: s, zoneMask: ZoneMask.build(r.zones, zones: zones), min: min))
-                zonesNeeded = true
-            case .gathering(let n, let w):
-                slots[i] = ga.rules.count
-                ga.rules.append(.init(rule: ri, selector: s, zoneMask: ZoneMask.build(r.zones, zones: zones), minCount: n, window: w))
-                zonesNeeded = true
-            case .proximity(let d, let w, let other):
-                slots[i] = px.rules.count
-                px.add(rule: ri, match: s, other: other.map(sel) ?? s, distance: d, window: w)
-            case .frequency(let k, let w, let f):
-                let cf = CompiledFilter(f, symbols: &syms, zones: zones)
-                zonesNeeded = zonesNeeded || cf.needsZones
-                slots[i] = fq.add(rule: ri, selector: s, count: k, window: w, filter: f, compiled: cf)
-            case .novelty(let k, let w, let h, let cp):
-                slots[i] = nv.add(rule: ri, selector: s, count: k, window: w, lookback: h, prefix: cp?.prefix, notPrefix: cp?.notPrefix)
-            case .threshold(let metric, let c):
-                th.add(rule: ri, selector: s, metric: syms.names.intern(metric), condition: c)
-            case .sequence(let steps, let within):
-                let compiled: [SequenceEvaluator.Step] = steps.map {
-                    switch $0 {
-                    case .enter(let z): zonesNeeded = true; return .enter(ZoneMask.build(z, zones: zones))
-                    case .exit(let z): zonesNeeded = true; return .exit(ZoneMask.build(z, zones: zones))
-                    case .event(let f):
-                        let cf = CompiledFilter(f, symbols: &syms, zones: zones)
-                        zonesNeeded = zonesNeeded || cf.needsZones
-                        return .event(cf)
-                    }
-                }
-                sq.rules.append(.init(rule: ri, selector: s, steps: compiled, within: within))
-            case .absence(let d, let f):
-                let cf = f.map { CompiledFilter($0, symbols: &syms, zones: zones) }
-                zonesNeeded = zonesNeeded || (cf?.needsZones ?? false)
-                slots[i] = ab.add(rule: ri, selector: s, duration: d, filter: f, compiled: cf)
-            }
-        }
+        let plan = RulePlan(rules: rules, zones: zones, symbols: &syms)
+        self.emitter = Emitter(rules: rules, fanout: plan.fanout)
+        self.distinctDefinitions = plan.distinctDefinitions
+        self.ruleKinds = plan.ruleKinds
+        self.geofence = plan.geofence
+        self.speed = plan.speed
+        self.dwell = plan.dwell
+        self.gathering = plan.gathering
+        self.proximity = plan.proximity
+        self.frequency = plan.frequency
+        self.novelty = plan.novelty
+        self.threshold = plan.threshold
+        self.sequence = plan.sequence
+        self.absence = plan.absence
+        self.needsZones = plan.needsZones
+        self.ruleSlot = plan.ruleSlot
+        self.selectors = plan.selectors
+        self.zoneRank = plan.zoneRank
+        self.ruleRank = plan.ruleRank
         self.symbols = syms
-        self.geofence = geo
-        self.speed = spd
-        self.dwell = dw
-        self.gathering = ga
-        self.proximity = px
-        self.frequency = fq
-        self.novelty = nv
-        self.threshold = th
-        self.sequence = sq
-        self.absence = ab
-        self.needsZones = zonesNeeded
-        self.ruleSlot = slots
-        self.selectors = sels
-        self.matchTable = MatchTable(stride: max(0, (sels.count - 64 + 63) / 64))
-        // Canonical ranks: code point order of ids.
-        func ranks(_ ids: [String]) -> [Int32] {
-            let order = ids.indices.sorted { Array(ids[$0].utf8).lexicographicallyPrecedes(Array(ids[$1].utf8)) }
-            var rank = Array(repeating: Int32(0), count: ids.count)
-            for (k, i) in order.enumerated() { rank[i] = Int32(k) }
-            return rank
-        }
-        self.zoneRank = ranks(zones.map(\.id))
-        self.ruleRank = ranks(rules.map(\.id))
+        self.matchTable = MatchTable(stride: max(0, (plan.selectors.count - 64 + 63) / 64))
+        self.time = TimeCore(allowedLateness: options.allowedLateness, window: options.dedupWindow,
+                             external: options.externalWatermark, expiries: plan.expiries)
         // Known entities get their state (selector bits) now, not on their first event.
-        defer {
-            if self.symbols.entities.count > 0 { reserveEntities(self.symbols.entities.count) }
-            for i in self.registry.indices where self.registry[i] != nil { createEntity(i) }
-        }
-        self.expiryQueue = rules.enumerated().compactMap { i, r in r.expires.map { ($0, Int32(i)) } }.sorted { $0.0 > $1.0 }
+        if self.symbols.entities.count > 0 { reserveEntities(self.symbols.entities.count) }
+        for i in self.registry.indices where self.registry[i] != nil { createEntity(i) }
     }
 
     func reserveEntities(_ n: Int) {
@@ -286,76 +197,40 @@ public final class Engine {
         return matchTable.matches(e, s - 64)
     }
 
-    /// Offers one arriving event to the engine (spec sections 2 and 3).
+    /// Offers one arriving event to the engine (spec sections 2 and 3): the time core decides
+    /// whether it is a duplicate, late, applied now or buffered; then every event the
+    /// watermark has reached is applied in time order, each after the timers due by its time.
     @discardableResult
     public func ingest(_ ev: Event) -> IngestOutcome {
-        stats.arrived += 1
-        let e = ev.entity
-        ensureEntity(e)
-        let ei = Int(e)
-        entities[ei].arrivals += 1
-        let n = entities[ei].arrivals
-        // Duplicate detection (spec section 2, with v1.2's dedup window).
-        let window = options.dedupWindow
-        let ref: EventRef
-        var duplicate = false
-        var assignedForm: UInt32? = nil
-        if ev.givenId >= 0 {
-            ref = .given(ev.givenId)
-            if let s = idMemory[key(e, ev.givenId)], s + window >= watermark {
-                duplicate = true
-            } else if let k = assignedNumber(ev.givenId, entity: e) {
-                assignedForm = k
-                // Collides with an earlier arrival accepted under its assigned id, still remembered?
-                if k < n && assignedRemembered(ei, k) { duplicate = true }
-            }
-        } else {
-            ref = .assigned(entity: e, n: n)
-            if !givenAssignedForm.isEmpty, let s = givenAssignedForm[e]?[n], s + window >= watermark { duplicate = true }
-        }
-        if duplicate {
-            stats.duplicates += 1
-            logArrival(ei, -1 - ev.time)
-            return .duplicate(ref)
-        }
-        if ev.time < watermark {
-            stats.late += 1
-            logArrival(ei, -1 - ev.time)
-            return .late(ref)
-        }
-        if ev.givenId >= 0 {
-            logArrival(ei, -1 - ev.time)
-            let k = key(e, ev.givenId)
-            idMemory[k] = ev.time
-            idQueue.push(key: k, time: ev.time, assignedForm: assignedForm ?? .max)
-            if let a = assignedForm { givenAssignedForm[e, default: [:]][a] = ev.time }
-        } else {
-            logArrival(ei, ev.time)
-        }
-        if ev.time > maxTime { maxTime = ev.time }
-        let newWatermark = maxTime &- options.allowedLateness
-        if pending.isEmpty && ev.time <= newWatermark {
+        ensureEntity(ev.entity)
+        switch time.offer(ev, assignedForm: { id, e in self.assignedNumber(id, entity: e) }) {
+        case .duplicate(let ref): return .duplicate(ref)
+        case .late(let ref): return .late(ref)
+        case .applyNow(let ref):
             advanceTimers(to: ev.time)
             apply(ev, ref)
-        } else {
-            pending.push(.init(event: ev, ref: ref, arrival: arrivalSequence))
-            arrivalSequence += 1
+            applyReady()
+            return .accepted(ref)
+        case .buffered(let ref):
+            applyReady()
+            return .accepted(ref)
         }
-        if newWatermark > watermark {
-            watermark = newWatermark
-            forgetIds()
-        }
-        while let item = pending.pop(upTo: watermark) {
+    }
+
+    /// Applies the buffered events the watermark has reached, then fires the timers due by it.
+    @inline(__always)
+    func applyReady() {
+        while let item = time.nextReady() {
             advanceTimers(to: item.event.time)
             apply(item.event, item.ref)
         }
-        advanceTimers(to: watermark)
-        return .accepted(ref)
+        advanceTimers(to: time.watermark)
     }
 
     /// Offers arriving events in order, as `ingest` does one by one, overlapping the memory
-    /// latency of later events' state (their entity record and zone-grid slot) with the work
-    /// on the current one. Calls `late` with the position of each late event in `events`.
+    /// latency of later events' state (their entity record and zone-grid slot, and what each
+    /// evaluator will touch) with the work on the current one. Calls `late` with the position
+    /// of each late event in `events`.
     public func ingest(contentsOf events: [Event], late: (Int) -> Void = { _ in }) {
         events.withUnsafeBufferPointer { ingest(contentsOf: $0[...], late: late) }
     }
@@ -364,64 +239,66 @@ public final class Engine {
     public func ingest(contentsOf evs: Slice<UnsafeBufferPointer<Event>>, late: (Int) -> Void = { _ in }) {
         let ahead = 8
         let base = evs.startIndex
-        do {
-            for i in evs.indices {
-                if i + ahead < evs.endIndex {
-                    // Fields read one by one: copying the event would retain its attributes.
-                    let nextEntity = evs[i + ahead].entity, nextType = evs[i + ahead].type
-                    let e = Int(nextEntity)
-                    if e < entities.count { entities.withUnsafeBufferPointer { tripline_prefetch($0.baseAddress! + e) } }
-                    if nextType == Symbols.positionType {
-                        if needsZones { index.prefetch(x: evs[i + ahead].lon, y: evs[i + ahead].lat) }
-                        for g in proximity.grids.indices { proximity.grids[g].latest.prefetch(key(nextEntity)) }
-                    } else if nextType == Symbols.readingType && !threshold.levels.isEmpty {
-                        threshold.latest.prefetch(key(nextEntity, evs[i + ahead].metric))
-                    }
-                    for g in absence.groups.indices { absence.groups[g].seen.prefetch(key(nextEntity)) }
-                }
-                // The zone grid's slot for event i + 8 was requested 4 events ago: its cell's
-                // entries can be requested now.
-                if needsZones && i + ahead / 2 < evs.endIndex && evs[i + ahead / 2].type == Symbols.positionType {
-                    index.prefetchRun(x: evs[i + ahead / 2].lon, y: evs[i + ahead / 2].lat)
-                }
-                if case .late = ingest(evs[i]) { late(i - base) }
+        let prefetchProximity = !proximity.isEmpty, prefetchThreshold = !threshold.isEmpty, prefetchAbsence = !absence.isEmpty
+        for i in evs.indices {
+            if i + ahead < evs.endIndex {
+                // Fields read one by one: copying the event would retain its attributes.
+                let nextEntity = evs[i + ahead].entity, nextType = evs[i + ahead].type
+                let e = Int(nextEntity)
+                if e < entities.count { entities.withUnsafeBufferPointer { tripline_prefetch($0.baseAddress! + e) } }
+                if e < time.arrivals.count { time.arrivals.withUnsafeBufferPointer { tripline_prefetch($0.baseAddress! + e) } }
+                if nextType == Symbols.positionType && needsZones { index.prefetch(x: evs[i + ahead].lon, y: evs[i + ahead].lat) }
+                if prefetchProximity { proximity.prefetch(entity: nextEntity, type: nextType, metric: -1) }
+                if prefetchThreshold { threshold.prefetch(entity: nextEntity, type: nextType, metric: evs[i + ahead].metric) }
+                if prefetchAbsence { absence.prefetch(entity: nextEntity, type: nextType, metric: -1) }
             }
+            // The zone grid's slot for event i + 8 was requested 4 events ago: its cell's
+            // entries can be requested now.
+            if needsZones && i + ahead / 2 < evs.endIndex && evs[i + ahead / 2].type == Symbols.positionType {
+                index.prefetchRun(x: evs[i + ahead / 2].lon, y: evs[i + ahead / 2].lat)
+            }
+            if case .late = ingest(evs[i]) { late(i - base) }
         }
     }
 
     /// Ends the input: applies every buffered event, sets the watermark to the largest time,
     /// and, with `until` later than that, advances it to `until` firing due timers.
     public func finish(until: Millis? = nil) {
-        while let item = pending.pop(upTo: .max) {
+        while let item = time.nextBuffered(upTo: .max) {
             advanceTimers(to: item.event.time)
             apply(item.event, item.ref)
         }
-        if maxTime > watermark { watermark = maxTime }
-        advanceTimers(to: watermark)
-        if let until, until > watermark {
-            watermark = until
+        time.finishInput()
+        advanceTimers(to: time.watermark)
+        if let until, until > time.watermark {
+            time.moveWatermark(to: until)
             advanceTimers(to: until)
         }
-        forgetIds()
         emitter.closeAll()
-        syncStats()
     }
 
-    /// A live server's "advance event time to `until`" (an operator's command, or
-    /// `idle_advance`): applies buffered events up to it, moves the watermark there, fires the
-    /// timers due by then and completes every alert group. When `until` is at or after the
-    /// largest time seen this is exactly `finish(until:)`, and later events may still follow
-    /// (those before `until` are late).
+    /// The watermark stamped upstream reached `t` (a worker with an outside watermark): the
+    /// buffered events up to `t` are applied and the timers due by `t` fire, exactly as when
+    /// the events' own watermark reaches `t`. Alerts at `t` itself stay open: events at `t`
+    /// may still come.
+    public func moveWatermark(to t: Millis) {
+        time.moveWatermark(to: t)
+        applyReady()
+    }
+
+    /// A live server's "advance event time to `until`" (an operator's command, idle advance,
+    /// or a watermark stamped upstream): applies buffered events up to it, moves the
+    /// watermark there, fires the timers due by then and completes every alert group. When
+    /// `until` is at or after the largest time seen this is exactly `finish(until:)`, and later
+    /// events may still follow (those before `until` are late).
     public func advance(until: Millis) {
-        while let item = pending.pop(upTo: until) {
+        while let item = time.nextBuffered(upTo: until) {
             advanceTimers(to: item.event.time)
             apply(item.event, item.ref)
         }
-        if until > watermark { watermark = until }
-        advanceTimers(to: watermark)
-        forgetIds()
+        time.moveWatermark(to: until)
+        advanceTimers(to: time.watermark)
         emitter.closeAll()
-        syncStats()
     }
 
     /// Moves alerts whose time group is complete into `out`, in canonical order
@@ -487,25 +364,17 @@ public final class Engine {
         return symbols.entities.codePointLess(k.pairB, k.pairA) ? (k.pairB, k.pairA) : (k.pairA, k.pairB)
     }
 
-    func syncStats() {
-        stats.suppressedByCooldown = emitter.suppressedByCooldown
-        stats.suppressedByExpiry = emitter.suppressedByExpiry
-    }
-
     /// Alerts emitted so far per rule (after cooldown and expiry).
     public var alertsPerRule: [Int] { emitter.emittedPerRule }
 
     // MARK: - Time
 
-    /// Fires every timer with deadline <= `t`, in deadline order, and reports rule expiry.
+    /// Fires every timer with deadline <= `t`, in deadline order, and records rule expiry.
+    @inline(__always)
     func advanceTimers(to t: Millis) {
         emitter.advance(to: t)
-        while let last = expiryQueue.last, last.0 <= t {
-            expiryQueue.removeLast()
-            expiredRules.append((last.1, last.0))
-        }
-        while timers.lowerBound <= t, let timer = timers.pop(upTo: t) {
-            stats.timersFired += 1
+        time.reach(t)
+        while let timer = time.nextTimer(upTo: t) {
             emitter.advance(to: timer.deadline)
             fire(timer)
         }
@@ -514,12 +383,12 @@ public final class Engine {
     func fire(_ timer: EngineTimer) {
         let slot = ruleSlot[Int(timer.rule)]
         switch ruleKinds[Int(timer.rule)] {
-        case .dwell: dwell.fire(timer, slot: slot, emitter: &emitter)
-        case .gathering: gathering.fire(timer, slot: slot, engine: self, emitter: &emitter, timers: &timers)
-        case .proximity: proximity.fire(timer, slot: slot, emitter: &emitter, timers: &timers)
-        case .frequency: frequency.fire(timer, slot: slot, emitter: &emitter, timers: &timers)
-        case .novelty: novelty.fire(timer, slot: slot, emitter: &emitter, timers: &timers)
-        case .absence: absence.fire(timer, slot: slot, emitter: &emitter, timers: &timers)
+        case .dwell: dwell.fire(timer, slot: slot, matching: self, emitter: &emitter, timers: &time.timers)
+        case .gathering: gathering.fire(timer, slot: slot, matching: self, emitter: &emitter, timers: &time.timers)
+        case .proximity: proximity.fire(timer, slot: slot, matching: self, emitter: &emitter, timers: &time.timers)
+        case .frequency: frequency.fire(timer, slot: slot, matching: self, emitter: &emitter, timers: &time.timers)
+        case .novelty: novelty.fire(timer, slot: slot, matching: self, emitter: &emitter, timers: &time.timers)
+        case .absence: absence.fire(timer, slot: slot, matching: self, emitter: &emitter, timers: &time.timers)
         case .enter, .exit, .speed, .threshold, .sequence: break
         }
     }
@@ -527,7 +396,7 @@ public final class Engine {
     // MARK: - Applying events
 
     func apply(_ ev: Event, _ ref: EventRef) {
-        stats.applied += 1
+        applied += 1
         emitter.advance(to: ev.time)
         // The scratch arrays move into locals for the event (and back after): an array stored
         // in the engine (a class) is retained and released each time it is passed on.
@@ -547,14 +416,14 @@ public final class Engine {
         if ev.type == Symbols.positionType {
             if needsZones && updateZones(ev, zones: &zones, entered: &entered, exited: &exited) {
                 geofence.onTransitions(entity: ev.entity, entered: entered[...], exited: exited[...], time: ev.time, ref: ref,
-                                       engine: self, emitter: &emitter)
+                                       matching: self, emitter: &emitter)
                 if !dwell.isEmpty {
                     dwell.onTransitions(entity: ev.entity, entered: entered[...], exited: exited[...], time: ev.time, ref: ref,
-                                        engine: self, emitter: &emitter, timers: &timers)
+                                        matching: self, emitter: &emitter, timers: &time.timers)
                 }
             }
-            if !gathering.isEmpty { gathering.onPosition(ev, ref: ref, zones: zones, engine: self, emitter: &emitter, timers: &timers) }
-            if !proximity.isEmpty { proximity.onPosition(ev, ref: ref, engine: self, emitter: &emitter, timers: &timers) }
+            if !gathering.isEmpty { gathering.onPosition(ev, ref: ref, zones: zones, matching: self, emitter: &emitter, timers: &time.timers) }
+            if !proximity.isEmpty { proximity.onPosition(ev, ref: ref, matching: self, emitter: &emitter, timers: &time.timers) }
             if !speed.isEmpty {
                 let ei = Int(ev.entity)
                 let prev = SpeedEvaluator.Previous(lon: entities[ei].lastLon, lat: entities[ei].lastLat, time: entities[ei].lastTime, ref: entities[ei].lastRef)
@@ -562,18 +431,18 @@ public final class Engine {
                 entities[ei].lastLat = ev.lat
                 entities[ei].lastTime = ev.time
                 entities[ei].lastRef = ref
-                speed.onPosition(ev, ref: ref, previous: prev, engine: self, emitter: &emitter)
+                speed.onPosition(ev, ref: ref, previous: prev, matching: self, emitter: &emitter)
             }
         } else if ev.type == Symbols.readingType {
-            if !threshold.isEmpty { threshold.onReading(ev, ref: ref, engine: self, emitter: &emitter) }
+            if !threshold.isEmpty { threshold.onReading(ev, ref: ref, matching: self, emitter: &emitter) }
         } else if ev.type == Symbols.contactType {
-            if !novelty.isEmpty { novelty.onContact(ev, ref: ref, engine: self, emitter: &emitter, timers: &timers) }
+            if !novelty.isEmpty { novelty.onContact(ev, ref: ref, matching: self, emitter: &emitter, timers: &time.timers) }
         }
-        if !frequency.isEmpty { frequency.onEvent(ev, ref: ref, zones: zones, engine: self, emitter: &emitter, timers: &timers) }
-        if !absence.isEmpty { absence.onEvent(ev, ref: ref, zones: zones, engine: self, emitter: &emitter, timers: &timers) }
+        if !frequency.isEmpty { frequency.onEvent(ev, ref: ref, zones: zones, matching: self, emitter: &emitter, timers: &time.timers) }
+        if !absence.isEmpty { absence.onEvent(ev, ref: ref, zones: zones, matching: self, emitter: &emitter, timers: &time.timers) }
         if !sequence.isEmpty {
-            sequence.onEvent(ev, ref: ref, order: stats.applied, zones: zones, entered: entered, exited: exited,
-                             engine: self, emitter: &emitter)
+            sequence.onEvent(ev, ref: ref, order: applied, zones: zones, entered: entered, exited: exited,
+                             matching: self, emitter: &emitter)
         }
     }
 
@@ -645,9 +514,8 @@ public final class Engine {
         let n = entities.filter(\.ready).count
         var total = entities.capacity * MemoryLayout<EntityState>.stride
         total += matchTable.bits.capacity * 8
-        total += arrivalRing.memoryBytes
         for (_, v) in insideOverflow { total += 48 + v.capacity * 4 }
-        total += idMemory.memoryBytes + idQueue.memoryBytes
+        total += time.memoryBytes
         total += symbols.entities.memoryBytes + symbols.eventIds.memoryBytes
         return (n == 0 ? 0 : total / n, total, n)
     }
@@ -658,23 +526,13 @@ public final class Engine {
 
     /// `ruleStateBytes` by rule kind (and the timer queue and cooldown state), largest first.
     public var ruleStateByKind: [(kind: String, bytes: Int)] {
-        var parts: [(String, Int)] = []
-        parts.append(("timers", timers.count * MemoryLayout<EngineTimer>.stride))
-        parts.append(("cooldown", emitter.cooldownState.count * 64))
-        parts.append(("dwell", dwell.rules.reduce(0) { $0 + $1.visits.memoryBytes }))
-        parts.append(("absence", absence.groups.reduce(0) { $0 + $1.seen.memoryBytes }))
-        parts.append(("frequency", frequency.groups.reduce(0) { $0 + $1.tracks.memoryBytes + $1.tracks.entries.reduce(0) { $0 + $1.value.refs.entries.capacity * MemoryLayout<TimedRefs.Entry>.stride } }))
-        var nv = 0
-        for d in novelty.detectors {
-            nv += d.lastContact.memoryBytes + d.history.memoryBytes + d.history.entries.reduce(0) { $0 + $1.value.times.capacity * 12 }
-            for m in d.members { nv += m.count.tracks.memoryBytes + m.count.tracks.entries.reduce(0) { $0 + $1.value.refs.entries.capacity * MemoryLayout<TimedRefs.Entry>.stride } }
-        }
-        parts.append(("novelty", nv))
-        parts.append(("threshold", threshold.latest.memoryBytes + threshold.baselines.reduce(0) { $0 + $1.states.memoryBytes + $1.states.entries.reduce(0) { $0 + $1.value.window.times.capacity * 16 } }))
-        parts.append(("gathering", gathering.rules.reduce(0) { $0 + $1.crowds.memoryBytes + $1.crowds.entries.reduce(0) { $0 + $1.value.members.memoryBytes } }))
-        parts.append(("proximity", proximity.grids.reduce(0) { $0 + $1.latest.memoryBytes + $1.cells.memoryBytes + $1.occupied.count * 8 }
-                      + proximity.rules.reduce(0) { $0 + $1.near.memoryBytes + $1.pending.memoryBytes }))
-        parts.append(("sequence", sequence.rules.reduce(0) { $0 + $1.partials.memoryBytes }))
+        let parts: [(String, Int)] = [
+            ("timers", time.timers.count * MemoryLayout<EngineTimer>.stride),
+            ("cooldown", emitter.cooldownState.count * 64),
+            ("dwell", dwell.stateBytes), ("absence", absence.stateBytes), ("frequency", frequency.stateBytes),
+            ("novelty", novelty.stateBytes), ("threshold", threshold.stateBytes), ("gathering", gathering.stateBytes),
+            ("proximity", proximity.stateBytes), ("sequence", sequence.stateBytes),
+        ]
         return parts.sorted { $0.1 > $1.1 }.map { (kind: $0.0, bytes: $0.1) }
     }
 }

@@ -102,11 +102,11 @@ struct FrequencyEvaluator {
         return g
     }
 
-    mutating func onEvent(_ ev: Event, ref: EventRef, zones: [Int32], engine: Engine, emitter: inout Emitter, timers: inout TimerQueue) {
+    mutating func onEvent(_ ev: Event, ref: EventRef, zones: [Int32], matching: some EntityMatching, emitter: inout Emitter, timers: inout TimerQueue) {
         for g in groups.indices where groups[g].filter.matches(ev, insideZones: zones) {
             let members = groups[g].members
             var applies: UInt64 = 0
-            for (j, m) in members.enumerated() where engine.matches(ev.entity, m.selector) { applies |= 1 << UInt64(j) }
+            for (j, m) in members.enumerated() where matching.matches(ev.entity, m.selector) { applies |= 1 << UInt64(j) }
             if applies == 0 { continue }
             let window = groups[g].window
             groups[g].tracks.update(key(ev.entity), default: { Track() }) { tr in
@@ -131,7 +131,7 @@ struct FrequencyEvaluator {
         }
     }
 
-    mutating func fire(_ t: EngineTimer, slot g: Int, emitter: inout Emitter, timers: inout TimerQueue) {
+    mutating func fire(_ t: EngineTimer, slot g: Int, matching: some EntityMatching, emitter: inout Emitter, timers: inout TimerQueue) {
         let members = groups[g].members
         let window = groups[g].window
         var drop = false

@@ -27,11 +27,11 @@ struct GatheringEvaluator {
 
     var isEmpty: Bool { rules.isEmpty }
 
-    mutating func onPosition(_ ev: Event, ref: EventRef, zones: [Int32], engine: Engine, emitter: inout Emitter, timers: inout TimerQueue) {
+    mutating func onPosition(_ ev: Event, ref: EventRef, zones: [Int32], matching: some EntityMatching, emitter: inout Emitter, timers: inout TimerQueue) {
         guard !zones.isEmpty else { return }
         sequence += 1
         let seq = sequence
-        for i in rules.indices where engine.matches(ev.entity, rules[i].selector) {
+        for i in rules.indices where matching.matches(ev.entity, rules[i].selector) {
             let rule = rules[i].rule, window = rules[i].window, minCount = rules[i].minCount
             for z in zones where rules[i].zoneMask.contains(z) {
                 rules[i].crowds.update(key(z), default: { Crowd() }) { crowd in
@@ -50,19 +50,19 @@ struct GatheringEvaluator {
                         let present = crowd.members.entries
                         emitter.emit(rule: rule, key: .zone(z), firing: true, time: ev.time,
                                      evidence: Array(present.map(\.value).sorted { $0.sequence < $1.sequence }.prefix(100).map(\.ref)),
-                                     details: Self.details(present.map { Int32(truncatingIfNeeded: $0.key) }, engine))
+                                     details: Self.details(present.map { Int32(truncatingIfNeeded: $0.key) }, matching))
                     }
                 }
             }
         }
     }
 
-    static func details(_ members: [Int32], _ engine: Engine) -> [(String, DetailValue)] {
-        let names = members.map { engine.symbols.entities.string($0) }.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+    static func details(_ members: [Int32], _ matching: some EntityMatching) -> [(String, DetailValue)] {
+        let names = members.map { matching.symbols.entities.string($0) }.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
         return [("count", .number(Double(members.count))), ("entities", .strings(names))]
     }
 
-    mutating func fire(_ t: EngineTimer, slot i: Int, engine: Engine, emitter: inout Emitter, timers: inout TimerQueue) {
+    mutating func fire(_ t: EngineTimer, slot i: Int, matching: some EntityMatching, emitter: inout Emitter, timers: inout TimerQueue) {
         let window = rules[i].window, minCount = rules[i].minCount
         var empty = false
         rules[i].crowds.modify(key(t.b)) { crowd in
@@ -80,7 +80,7 @@ struct GatheringEvaluator {
             if crowd.members.count < minCount && crowd.firing {
                 crowd.firing = false
                 emitter.emit(rule: t.rule, key: .zone(t.b), firing: false, time: t.deadline, evidence: [],
-                             details: Self.details(crowd.members.entries.map { Int32(truncatingIfNeeded: $0.key) }, engine))
+                             details: Self.details(crowd.members.entries.map { Int32(truncatingIfNeeded: $0.key) }, matching))
             }
             empty = crowd.members.isEmpty && !crowd.firing
         }

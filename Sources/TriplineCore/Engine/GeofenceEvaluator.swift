@@ -14,16 +14,16 @@ struct GeofenceEvaluator {
 
     /// A position moved `entity` into `entered` and out of `exited` (both sorted zone ids).
     func onTransitions(entity: Int32, entered: ArraySlice<Int32>, exited: ArraySlice<Int32>, time: Millis, ref: EventRef,
-                       engine: Engine, emitter: inout Emitter) {
+                       matching: some EntityMatching, emitter: inout Emitter) {
         if !entered.isEmpty {
-            for m in enterRules where engine.matches(entity, m.selector) {
+            for m in enterRules where matching.matches(entity, m.selector) {
                 for z in entered where m.zoneMask.contains(z) {
                     emitter.emit(rule: m.rule, key: .entityZone(entity, z), firing: true, time: time, evidence: [ref], details: [])
                 }
             }
         }
         if !exited.isEmpty {
-            for m in exitRules where engine.matches(entity, m.selector) {
+            for m in exitRules where matching.matches(entity, m.selector) {
                 for z in exited where m.zoneMask.contains(z) {
                     emitter.emit(rule: m.rule, key: .entityZone(entity, z), firing: true, time: time, evidence: [ref], details: [])
                 }

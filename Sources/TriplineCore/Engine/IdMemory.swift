@@ -1,7 +1,7 @@
 /// Bounded id memory (spec v1.2, `dedup_window`): an id accepted with event time s is
 /// remembered while the watermark is at most s + window, and the engine keeps only those ids.
 ///
-/// - Given ids: `Engine.idMemory` maps (entity, id) to the time they were accepted with; a
+/// - Given ids: `TimeCore.idMemory` maps (entity, id) to the time they were accepted with; a
 ///   look-up that finds a time older than the window treats the id as forgotten, so the
 ///   window is exact whatever the order of removal. `IdQueue` lists them in acceptance order
 ///   and removes them from the map once forgotten.
@@ -49,7 +49,7 @@ struct ArrivalRing {
         if head == count { return }
         var h = head
         records.withUnsafeBufferPointer { r in
-            while h < count && Engine.recordTime(r[h].time) + window < watermark { h += 1 }
+            while h < count && TimeCore.recordTime(r[h].time) + window < watermark { h += 1 }
         }
         head = h
         if head == count {
@@ -96,55 +96,6 @@ struct IdQueue {
 }
 
 extension Engine {
-    /// Removes the given ids the watermark has moved past (time + window < watermark) from
-    /// the front of the queue. An id whose entry was refreshed by a later acceptance stays.
-    func forgetIds() {
-        let window = options.dedupWindow
-        while !idQueue.isEmpty {
-            let h = idQueue.head
-            let t = idQueue.times[h]
-            if t + window >= watermark { break }
-            let k = idQueue.keys[h]
-            if idMemory[k] == t { idMemory[k] = nil }
-            let a = idQueue.assigned[h]
-            if a != .max {
-                let e = Int32(bitPattern: UInt32(truncatingIfNeeded: k >> 32))
-                if givenAssignedForm[e]?[a] == t {
-                    givenAssignedForm[e]![a] = nil
-                    if givenAssignedForm[e]!.isEmpty { givenAssignedForm[e] = nil }
-                }
-            }
-            idQueue.head += 1
-        }
-        idQueue.compactIfNeeded()
-        arrivalRing.trim(window: window, watermark: watermark)
-    }
-
-    @inline(__always)
-    static func recordTime(_ r: Int64) -> Millis { r >= 0 ? r : -1 - r }
-
-    /// Records the current arrival of entity `ei`: its time, or -1 - time when it was not
-    /// accepted under its assigned id (given id, late, duplicate).
-    @inline(__always)
-    func logArrival(_ ei: Int, _ record: Int64) {
-        entities[ei].lastArrival = arrivalRing.push(record, previous: entities[ei].lastArrival)
-    }
-
-    /// Is arrival k of the entity (k below its current arrival, which is not logged yet)
-    /// accepted under its assigned id and still remembered?
-    func assignedRemembered(_ ei: Int, _ k: UInt32) -> Bool {
-        // The latest logged arrival is number arrivals - 1; walk back to k.
-        var steps = Int(entities[ei].arrivals) - 1 - Int(k)
-        var g = entities[ei].lastArrival
-        guard steps >= 0 else { return false }
-        while true {
-            guard let r = arrivalRing.record(g) else { return false }   // trimmed: forgotten
-            if steps == 0 { return r.time >= 0 && r.time + options.dedupWindow >= watermark }
-            g = r.previous
-            steps -= 1
-        }
-    }
-
     /// Releases the strings of given event ids that nothing holds any more: not remembered
     /// for duplicate detection, not referenced by a rule's state, a buffered event or an alert
     /// not yet drained. Call between batches (never while events whose ids were interned are
@@ -163,34 +114,20 @@ extension Engine {
         return before - liveIdsAfterCollection
     }
 
-    /// Every given id the engine holds, once or more.
+    /// Every given id the engine holds, once or more: remembered or buffered (the time core),
+    /// an entity's latest position, an alert not yet drained, or a rule's state.
     func forEachGivenId(_ mark: (Int32) -> Void) {
         @inline(__always) func ref(_ r: EventRef) { if r.isGiven { mark(r.givenIndex) } }
-        func refs(_ t: TimedRefs) { for i in t.head..<t.entries.count { ref(t.entries[i].ref) } }
-        for s in idMemory.slots where s.key != IntMap<Millis>.emptyKey { mark(Int32(bitPattern: UInt32(truncatingIfNeeded: s.key))) }
-        for item in pending.heap.items {
-            ref(item.ref)
-            if item.event.givenId >= 0 { mark(item.event.givenId) }
-        }
+        time.forEachGivenId(mark)
         for e in entities where e.ready { ref(e.lastRef) }
         for a in emitter.alerts { for r in a.evidence { ref(r) } }
-        for g in absence.groups { for s in g.seen.slots where s.key != IntMap<AbsenceEvaluator.Seen>.emptyKey { ref(s.value!.ref) } }
-        for m in dwell.rules { for s in m.visits.slots where s.key != IntMap<DwellEvaluator.Visit>.emptyKey { ref(s.value!.ref) } }
-        for m in gathering.rules {
-            for c in m.crowds.slots where c.key != IntMap<GatheringEvaluator.Crowd>.emptyKey {
-                for p in c.value!.members.slots where p.key != IntMap<GatheringEvaluator.Presence>.emptyKey { ref(p.value!.ref) }
-            }
-        }
-        for g in proximity.grids { for s in g.latest.slots where s.key != IntMap<ProximityEvaluator.Latest>.emptyKey { ref(s.value!.ref) } }
-        for g in frequency.groups { for s in g.tracks.slots where s.key != IntMap<FrequencyEvaluator.Track>.emptyKey { refs(s.value!.refs) } }
-        for d in novelty.detectors {
-            for m in d.members { for s in m.count.tracks.slots where s.key != IntMap<SlidingCount.Track>.emptyKey { refs(s.value!.refs) } }
-        }
-        for m in sequence.rules {
-            for s in m.partials.slots where s.key != IntMap<[SequenceEvaluator.Partial?]>.emptyKey {
-                for p in s.value! { if let p { for r in p.refs { ref(r) } } }
-            }
-        }
+        absence.forEachRef(ref)
+        dwell.forEachRef(ref)
+        gathering.forEachRef(ref)
+        proximity.forEachRef(ref)
+        frequency.forEachRef(ref)
+        novelty.forEachRef(ref)
+        sequence.forEachRef(ref)
     }
 }
 
@@ -198,7 +135,7 @@ extension Engine {
     /// The id memory at this moment: given ids remembered for duplicate detection, given-id
     /// strings held, and the bytes of both (the interner, the map and its queue).
     public var idMemoryStats: (remembered: Int, interned: Int, bytes: Int) {
-        (idMemory.count, symbols.eventIds.liveCount,
-         symbols.eventIds.memoryBytes + idMemory.memoryBytes + idQueue.memoryBytes)
+        (time.idMemory.count, symbols.eventIds.liveCount,
+         symbols.eventIds.memoryBytes + time.idMemory.memoryBytes + time.idQueue.memoryBytes)
     }
 }

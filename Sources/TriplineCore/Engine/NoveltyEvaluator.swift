@@ -47,12 +47,12 @@ struct NoveltyEvaluator {
         return d << 16 | (detectors[d].members.count - 1)
     }
 
-    mutating func onContact(_ ev: Event, ref: EventRef, engine: Engine, emitter: inout Emitter, timers: inout TimerQueue) {
+    mutating func onContact(_ ev: Event, ref: EventRef, matching: some EntityMatching, emitter: inout Emitter, timers: inout TimerQueue) {
         let c = ev.counterpart
         for d in detectors.indices {
             var applies: UInt64 = 0
-            for (j, m) in detectors[d].members.enumerated() where engine.matches(ev.entity, m.selector) { applies |= 1 << UInt64(j) }
-            if applies == 0 || !accepts(d, c, engine.symbols) { continue }
+            for (j, m) in detectors[d].members.enumerated() where matching.matches(ev.entity, m.selector) { applies |= 1 << UInt64(j) }
+            if applies == 0 || !accepts(d, c, matching.symbols) { continue }
             let h = detectors[d].lookback
             // Prune this entity's contacts older than the lookback, then record this one.
             stale.removeAll(keepingCapacity: true)
@@ -100,7 +100,7 @@ struct NoveltyEvaluator {
         return ok
     }
 
-    mutating func fire(_ t: EngineTimer, slot: Int, emitter: inout Emitter, timers: inout TimerQueue) {
+    mutating func fire(_ t: EngineTimer, slot: Int, matching: some EntityMatching, emitter: inout Emitter, timers: inout TimerQueue) {
         let d = slot >> 16, j = slot & 0xFFFF
         if let c = detectors[d].members[j].count.expire(entity: t.a, at: t.deadline, rule: t.rule, timers: &timers) {
             emitter.emit(rule: t.rule, key: .entity(t.a), firing: false, time: t.deadline, evidence: [], details: [("count", .number(Double(c)))])

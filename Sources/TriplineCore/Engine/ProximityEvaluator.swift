@@ -167,22 +167,22 @@ struct ProximityEvaluator {
         return (range(p.0), range(p.1), range(p.2))
     }
 
-    func relevant(_ m: Member, _ a: Int32, _ engine: Engine) -> Bool {
-        engine.matches(a, m.match) || engine.matches(a, m.other)
+    func relevant(_ m: Member, _ a: Int32, _ matching: some EntityMatching) -> Bool {
+        matching.matches(a, m.match) || matching.matches(a, m.other)
     }
 
     /// Is (a, b) a pair of this rule: a matches `match` and b `other`, or the reverse?
-    func isPair(_ m: Member, _ a: Int32, _ b: Int32, _ engine: Engine) -> Bool {
-        (engine.matches(a, m.match) && engine.matches(b, m.other)) || (engine.matches(b, m.match) && engine.matches(a, m.other))
+    func isPair(_ m: Member, _ a: Int32, _ b: Int32, _ matching: some EntityMatching) -> Bool {
+        (matching.matches(a, m.match) && matching.matches(b, m.other)) || (matching.matches(b, m.match) && matching.matches(a, m.other))
     }
 
     static func pairKey(_ a: Int32, _ b: Int32) -> AlertKey { AlertKey(pairA: min(a, b), pairB: max(a, b)) }
 
-    mutating func onPosition(_ ev: Event, ref: EventRef, engine: Engine, emitter: inout Emitter, timers: inout TimerQueue) {
+    mutating func onPosition(_ ev: Event, ref: EventRef, matching: some EntityMatching, emitter: inout Emitter, timers: inout TimerQueue) {
         let a = ev.entity
         var p3: (Double, Double, Double)? = nil
         for g in grids.indices {
-            guard grids[g].rules.contains(where: { relevant(rules[$0], a, engine) }) else { continue }
+            guard grids[g].rules.contains(where: { relevant(rules[$0], a, matching) }) else { continue }
             let r = grids[g].distance
             let point = p3 ?? Self.xyz(ev.lon, ev.lat)
             p3 = point
@@ -238,7 +238,7 @@ struct ProximityEvaluator {
             scratch.sort { $0.0 < $1.0 }
             let candidates = scratch
             if candidates.isEmpty && linked == 0 { continue }
-            for ri in grids[g].rules where relevant(rules[ri], a, engine) {
+            for ri in grids[g].rules where relevant(rules[ri], a, matching) {
                 let rule = rules[ri].rule, window = rules[ri].window, maxD = rules[ri].distance
                 // Pairs that were near: does this position part them? (`linked` counts a's
                 // pairs over the grid's rules when the position came: zero means this rule
@@ -258,7 +258,7 @@ struct ProximityEvaluator {
                 }
                 // New near pairs.
                 var paired = !stillNear.isEmpty
-                for (b, d, tb, bref) in candidates where d <= maxD && tb > ev.time - window && !stillNear.contains(b) && isPair(rules[ri], a, b, engine) {
+                for (b, d, tb, bref) in candidates where d <= maxD && tb > ev.time - window && !stillNear.contains(b) && isPair(rules[ri], a, b, matching) {
                     link(ri, a, b)
                     paired = true
                     ensureRuleTimer(ri, b, tb, &timers)
@@ -332,7 +332,7 @@ struct ProximityEvaluator {
         }
     }
 
-    mutating func fire(_ t: EngineTimer, slot ri: Int, emitter: inout Emitter, timers: inout TimerQueue) {
+    mutating func fire(_ t: EngineTimer, slot ri: Int, matching: some EntityMatching, emitter: inout Emitter, timers: inout TimerQueue) {
         let g = rules[ri].grid
         guard let lx = grids[g].latest[key(t.a)] else {
             rules[ri].pending.remove(key(t.a))

@@ -35,8 +35,8 @@ struct SequenceEvaluator {
         }
     }
 
-    mutating func onEvent(_ ev: Event, ref: EventRef, order: Int, zones: [Int32], entered: [Int32], exited: [Int32], engine: Engine, emitter: inout Emitter) {
-        for i in rules.indices where engine.matches(ev.entity, rules[i].selector) {
+    mutating func onEvent(_ ev: Event, ref: EventRef, order: Int, zones: [Int32], entered: [Int32], exited: [Int32], matching: some EntityMatching, emitter: inout Emitter) {
+        for i in rules.indices where matching.matches(ev.entity, rules[i].selector) {
             let k = rules[i].steps.count
             // Most events of most entities neither extend nor start a match: no state is touched.
             let has = rules[i].partials.contains(key(ev.entity))

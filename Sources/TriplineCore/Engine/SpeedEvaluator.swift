@@ -16,7 +16,7 @@ struct SpeedEvaluator {
         var lon: Double, lat: Double, time: Millis, ref: EventRef
     }
 
-    func onPosition(_ ev: Event, ref: EventRef, previous: Previous, engine: Engine, emitter: inout Emitter) {
+    func onPosition(_ ev: Event, ref: EventRef, previous: Previous, matching: some EntityMatching, emitter: inout Emitter) {
         let prevLon = previous.lon, prevLat = previous.lat, prevTime = previous.time, prevRef = previous.ref
         guard prevTime != .min else { return }
         let d = Haversine.distance(prevLon, prevLat, ev.lon, ev.lat)
@@ -28,7 +28,7 @@ struct SpeedEvaluator {
         } else {
             kmh = d * 3600 / Double(dt)  // (d / 1000 m) / (dt / 3,600,000 ms)
         }
-        for m in rules where kmh > m.maxKmh && engine.matches(ev.entity, m.selector) {
+        for m in rules where kmh > m.maxKmh && matching.matches(ev.entity, m.selector) {
             emitter.emit(rule: m.rule, key: .entity(ev.entity), firing: true, time: ev.time, evidence: [prevRef, ref],
                          details: [("kmh", kmh.isFinite ? .number(kmh) : .null), ("distance_m", .number(d))])
         }

@@ -135,28 +135,28 @@ struct ThresholdEvaluator {
     /// Emits the transitions of the level rules `a` (sorted by level) when the entity's reading
     /// goes from `p` to `v`. `above` X holds when v > X, so it changes for X in [min, max);
     /// `below` X holds when v < X, so it changes for X in (min, max].
-    static func emitChanges(_ a: [Level], from p: Double, to v: Double, above: Bool, ev: Event, ref: EventRef, engine: Engine, emitter: inout Emitter) {
+    static func emitChanges(_ a: [Level], from p: Double, to v: Double, above: Bool, ev: Event, ref: EventRef, matching: some EntityMatching, emitter: inout Emitter) {
         if a.isEmpty || p == v { return }
         let lo = lowerBound(a, Swift.min(p, v), strict: !above), hi = lowerBound(a, Swift.max(p, v), strict: !above)
         if lo >= hi { return }
         let details: [(String, DetailValue)] = [("value", .number(v))]
-        for j in lo..<hi where engine.matches(ev.entity, a[j].selector) {
+        for j in lo..<hi where matching.matches(ev.entity, a[j].selector) {
             emitter.emit(rule: a[j].rule, key: .entity(ev.entity), firing: above ? v > a[j].level : v < a[j].level, time: ev.time, evidence: [ref], details: details)
         }
     }
 
-    mutating func onReading(_ ev: Event, ref: EventRef, engine: Engine, emitter: inout Emitter) {
+    mutating func onReading(_ ev: Event, ref: EventRef, matching: some EntityMatching, emitter: inout Emitter) {
         let v = ev.value
         for g in levels.indices where levels[g].metric == ev.metric {
             let previous = latest.exchange(key(ev.entity, ev.metric), v)
             // With no previous reading nothing was firing: as if it had been -inf for `above`
             // and +inf for `below`.
-            Self.emitChanges(levels[g].above, from: previous ?? -.infinity, to: v, above: true, ev: ev, ref: ref, engine: engine, emitter: &emitter)
-            Self.emitChanges(levels[g].below, from: previous ?? .infinity, to: v, above: false, ev: ev, ref: ref, engine: engine, emitter: &emitter)
+            Self.emitChanges(levels[g].above, from: previous ?? -.infinity, to: v, above: true, ev: ev, ref: ref, matching: matching, emitter: &emitter)
+            Self.emitChanges(levels[g].below, from: previous ?? .infinity, to: v, above: false, ev: ev, ref: ref, matching: matching, emitter: &emitter)
         }
         for g in baselines.indices where baselines[g].metric == ev.metric {
             var members: UInt64 = 0
-            for (j, m) in baselines[g].members.enumerated() where engine.matches(ev.entity, m.selector) { members |= 1 << UInt64(j) }
+            for (j, m) in baselines[g].members.enumerated() where matching.matches(ev.entity, m.selector) { members |= 1 << UInt64(j) }
             if members == 0 { continue }
             let window = baselines[g].window
             let group = baselines[g].members

@@ -63,6 +63,26 @@ public struct AlertExplanation: Sendable, Equatable {
         sentence = s
     }
 
+    /// From an alert's parts as its line names them: the key (entity, zone, pair) and the
+    /// details (numbers, null for infinite, lists of names).
+    public init(rule: Rule, firing: Bool, time: Millis, entity: String?, zone: String?, pair: (String, String)?, details: [(String, DetailValue)]) {
+        var keyText = entity ?? ""
+        if let (a, b) = pair { keyText = "\(a) and \(b)" }
+        if keyText.isEmpty, let zone { keyText = "zone " + zone }
+        var numbers: [String: String] = [:]
+        for (k, v) in details {
+            switch v {
+            case .null: numbers[k] = "infinite"
+            case .number(let d):
+                var b: [UInt8] = []
+                JSONText.appendNumber(d, to: &b)
+                numbers[k] = String(decoding: b, as: UTF8.self)
+            case .strings(let ss): numbers[k] = ss.joined(separator: ", ")
+            }
+        }
+        self.init(rule: rule, firing: firing, time: time, keyText: keyText, details: numbers)
+    }
+
     static func num(_ d: Double) -> String {
         d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) : String(d)
     }

@@ -1,0 +1,128 @@
+/// The rule compiler: turns a catalog's rules into what the engine runs, once. Rules with the
+/// same definition share one evaluation (the emitter fans its transitions out to each, with
+/// its own id, cooldown and expiry); entity selectors are numbered so that each entity's
+/// matches are bits; each rule goes to its kind's evaluator, and zone selectors become zone
+/// masks.
+struct RulePlan {
+    let rules: [Rule]
+    /// The distinct entity selectors; evaluators refer to them by number.
+    let selectors: [Selector]
+    let ruleKinds: [RuleKind]
+    /// Position of each rule inside its kind's evaluator (-1 for kinds without timers).
+    let ruleSlot: [Int]
+    /// Does any rule look at zones (so positions are looked up in the zone index)?
+    let needsZones: Bool
+    /// For each evaluated rule, the rules that share its definition (itself first).
+    let fanout: [[Int32]]
+    let distinctDefinitions: Int
+    /// Canonical ranks (code point order of ids) of zones and rules.
+    let zoneRank: [Int32]
+    let ruleRank: [Int32]
+    /// Rule expiries: (expires, rule).
+    let expiries: [(Millis, Int32)]
+
+    var geofence = GeofenceEvaluator()
+    var speed = SpeedEvaluator()
+    var dwell = DwellEvaluator()
+    var gathering = GatheringEvaluator()
+    var proximity = ProximityEvaluator()
+    var frequency = FrequencyEvaluator()
+    var novelty = NoveltyEvaluator()
+    var threshold = ThresholdEvaluator()
+    var sequence = SequenceEvaluator()
+    var absence = AbsenceEvaluator()
+
+    /// Compiles `rules` over `zones`; names the rules mention (metrics, event types,
+    /// attribute values) are interned into `symbols`.
+    init(rules: [Rule], zones: [Zone], symbols syms: inout Symbols) {
+        self.rules = rules
+        var sels: [Selector] = []
+        var selIndex: [Selector: Int32] = [:]
+        func sel(_ s: Selector) -> Int32 {
+            if let i = selIndex[s] { return i }
+            let i = Int32(sels.count)
+            sels.append(s)
+            selIndex[s] = i
+            return i
+        }
+        struct Definition: Hashable {
+            var parameters: RuleParameters
+            var match: Selector
+            var zones: Selector?
+        }
+        var firstWith: [Definition: Int] = [:]
+        var evaluatedAs = Array(0..<rules.count)
+        var fanout: [[Int32]] = Array(repeating: [], count: rules.count)
+        for (i, r) in rules.enumerated() {
+            let d = Definition(parameters: r.parameters, match: r.match, zones: r.zones)
+            if let j = firstWith[d] { evaluatedAs[i] = j } else { firstWith[d] = i }
+            fanout[evaluatedAs[i]].append(Int32(i))
+        }
+        self.fanout = fanout
+        self.distinctDefinitions = firstWith.count
+        self.ruleKinds = rules.map(\.kind)
+        var slots = Array(repeating: -1, count: rules.count)
+        var zonesNeeded = false
+        for (i, r) in rules.enumerated() where evaluatedAs[i] == i {
+            let ri = Int32(i)
+            let s = sel(r.match)
+            switch r.parameters {
+            case .enter:
+                geofence.enterRules.append(.init(rule: ri, selector: s, zoneMask: ZoneMask.build(r.zones, zones: zones)))
+                zonesNeeded = true
+            case .exit:
+                geofence.exitRules.append(.init(rule: ri, selector: s, zoneMask: ZoneMask.build(r.zones, zones: zones)))
+                zonesNeeded = true
+            case .speed(let v):
+                speed.rules.append(.init(rule: ri, selector: s, maxKmh: v))
+            case .dwell(let min):
+                slots[i] = dwell.rules.count
+                dwell.rules.append(.init(rule: ri, selector: s, zoneMask: ZoneMask.build(r.zones, zones: zones), min: min))
+                zonesNeeded = true
+            case .gathering(let n, let w):
+                slots[i] = gathering.rules.count
+                gathering.rules.append(.init(rule: ri, selector: s, zoneMask: ZoneMask.build(r.zones, zones: zones), minCount: n, window: w))
+                zonesNeeded = true
+            case .proximity(let d, let w, let other):
+                slots[i] = proximity.rules.count
+                proximity.add(rule: ri, match: s, other: other.map(sel) ?? s, distance: d, window: w)
+            case .frequency(let k, let w, let f):
+                let cf = CompiledFilter(f, symbols: &syms, zones: zones)
+                zonesNeeded = zonesNeeded || cf.needsZones
+                slots[i] = frequency.add(rule: ri, selector: s, count: k, window: w, filter: f, compiled: cf)
+            case .novelty(let k, let w, let h, let cp):
+                slots[i] = novelty.add(rule: ri, selector: s, count: k, window: w, lookback: h, prefix: cp?.prefix, notPrefix: cp?.notPrefix)
+            case .threshold(let metric, let c):
+                threshold.add(rule: ri, selector: s, metric: syms.names.intern(metric), condition: c)
+            case .sequence(let steps, let within):
+                let compiled: [SequenceEvaluator.Step] = steps.map {
+                    switch $0 {
+                    case .enter(let z): zonesNeeded = true; return .enter(ZoneMask.build(z, zones: zones))
+                    case .exit(let z): zonesNeeded = true; return .exit(ZoneMask.build(z, zones: zones))
+                    case .event(let f):
+                        let cf = CompiledFilter(f, symbols: &syms, zones: zones)
+                        zonesNeeded = zonesNeeded || cf.needsZones
+                        return .event(cf)
+                    }
+                }
+                sequence.rules.append(.init(rule: ri, selector: s, steps: compiled, within: within))
+            case .absence(let d, let f):
+                let cf = f.map { CompiledFilter($0, symbols: &syms, zones: zones) }
+                zonesNeeded = zonesNeeded || (cf?.needsZones ?? false)
+                slots[i] = absence.add(rule: ri, selector: s, duration: d, filter: f, compiled: cf)
+            }
+        }
+        self.needsZones = zonesNeeded
+        self.ruleSlot = slots
+        self.selectors = sels
+        func ranks(_ ids: [String]) -> [Int32] {
+            let order = ids.indices.sorted { Array(ids[$0].utf8).lexicographicallyPrecedes(Array(ids[$1].utf8)) }
+            var rank = Array(repeating: Int32(0), count: ids.count)
+            for (k, i) in order.enumerated() { rank[i] = Int32(k) }
+            return rank
+        }
+        self.zoneRank = ranks(zones.map(\.id))
+        self.ruleRank = ranks(rules.map(\.id))
+        self.expiries = rules.enumerated().compactMap { i, r in r.expires.map { ($0, Int32(i)) } }
+    }
+}

@@ -1,0 +1,351 @@
+/// Where event time comes from.
+public enum WatermarkSource: Sendable, Equatable {
+    /// From the events: the largest time seen minus the allowed lateness (spec section 3).
+    case events
+    /// Only from `advance(until:)`: a worker whose watermark is stamped upstream (a cluster
+    /// partition). Events wait in the buffer until an advance reaches their time.
+    case external
+}
+
+/// Options of a pipeline.
+public struct PipelineOptions: Sendable {
+    public var allowedLateness: Millis = 0
+    public var dedupWindow: Millis = 86_400_000
+    public var sensitive = SensitiveTags()
+    public var watermark: WatermarkSource = .events
+    /// Run only these rules (by id) of the catalog; nil runs all of them.
+    public var rules: Set<String>?
+    public init(allowedLateness: Millis = 0, dedupWindow: Millis = 86_400_000, sensitive: SensitiveTags = SensitiveTags(),
+                watermark: WatermarkSource = .events, rules: Set<String>? = nil) {
+        self.allowedLateness = allowedLateness
+        self.dedupWindow = dedupWindow
+        self.sensitive = sensitive
+        self.watermark = watermark
+        self.rules = rules
+    }
+}
+
+/// An alert with its names resolved and its canonical line (spec section 4).
+public struct NamedAlert: Sendable {
+    /// The rule's position in the pipeline's rules.
+    public var ruleIndex: Int
+    public var rule: String
+    public var severity: Severity
+    public var firing: Bool
+    public var time: Millis
+    public var entity: String?
+    public var zone: String?
+    /// The pair, sorted by id.
+    public var pairA: String?
+    public var pairB: String?
+    /// The canonical NDJSON line, without its newline.
+    public var line: String
+}
+
+/// One line of a stored log, read.
+public enum LogEntry {
+    case event(Event)
+    /// Event time moved on to this instant (`#advance`).
+    case advance(Millis)
+    /// Another record, a blank line, or an event that no longer decodes (erased): skipped.
+    case skip
+}
+
+/// The one path from bytes to named alerts that every mode drives (`replay`, the server's
+/// ingest and rebuild, backtest, the bench): decoding (NDJSON lines and JSON-array elements,
+/// interning names), the engine (duplicates, watermark, timers, evaluators), the log-record
+/// format, and the naming and encoding of alerts. Callers see names and texts, never the
+/// engine's interned ids.
+public final class Pipeline {
+    let engine: Engine
+    var decoder = EventDecoder(file: "events")
+    let encoder = AlertEncoder()
+    var drained: [Alert] = []
+    public let options: PipelineOptions
+
+    /// `symbols`: names interned beforehand (events decoded with them keep their numbers; the
+    /// bench decodes once and runs many pipelines); by default none.
+    public init(zones: [Zone], entities: [EntityInfo], rules: [Rule], options: PipelineOptions = PipelineOptions(), symbols: Symbols? = nil) {
+        self.options = options
+        let run = options.rules.map { only in rules.filter { only.contains($0.id) } } ?? rules
+        engine = Engine(zones: zones, entities: entities, rules: run,
+                        options: EngineOptions(allowedLateness: options.allowedLateness, dedupWindow: options.dedupWindow,
+                                               externalWatermark: options.watermark == .external),
+                        symbols: symbols ?? Symbols(sensitive: options.sensitive))
+    }
+
+    // MARK: - The catalog it runs
+
+    public var rules: [Rule] { engine.rules }
+    public var zones: [Zone] { engine.zones }
+    /// Rules evaluated once for all rules with the same definition.
+    public var distinctDefinitions: Int { engine.distinctDefinitions }
+
+    // MARK: - Decoding
+
+    /// Decodes one event text, interning its names.
+    @inline(__always)
+    public func decode(_ text: UnsafeBufferPointer<UInt8>, number: Int) -> Result<Event, TriplineError> {
+        decoder.decode(text, line: number, symbols: &engine.symbols)
+    }
+
+    /// Decodes a whole batch, all or nothing: the events, or every error (each located by
+    /// the batch's file and the event's number). `check` may refuse a decoded event.
+    public func decode(_ texts: EventTexts, check: (Event, Int) -> TriplineError? = { _, _ in nil }) -> Result<[Event], InvalidEvents> {
+        decoder = EventDecoder(file: texts.file)
+        var events: [Event] = []
+        events.reserveCapacity(texts.count)
+        var errors: [TriplineError] = []
+        texts.bytes.withUnsafeBufferPointer { p in
+            for i in 0..<texts.count {
+                switch decoder.decode(UnsafeBufferPointer(rebasing: p[texts.starts[i]..<texts.ends[i]]), line: texts.numbers[i], symbols: &engine.symbols) {
+                case .success(let e):
+                    if let refused = check(e, i) { errors.append(refused) } else { events.append(e) }
+                case .failure(let e): errors.append(e)
+                }
+            }
+        }
+        return errors.isEmpty ? .success(events) : .failure(InvalidEvents(errors: errors))
+    }
+
+    /// A decoder for another thread: it interns into its own copy of the names and ships what
+    /// it added with each batch (`BatchDecoder.take`), which `ingest(_:late:)` applies here.
+    public func makeBatchDecoder(file: String) -> BatchDecoder { BatchDecoder(symbols: engine.symbols, file: file) }
+
+    // MARK: - Events and time
+
+    @discardableResult
+    public func ingest(_ ev: Event) -> IngestOutcome { engine.ingest(ev) }
+
+    /// Offers events in order; `late` gets the position of each late one.
+    public func ingest(contentsOf events: [Event], late: (Int) -> Void = { _ in }) {
+        engine.ingest(contentsOf: events, late: late)
+    }
+
+    /// `ingest(contentsOf:)` over part of a buffer; `late` gets positions relative to its start.
+    public func ingest(contentsOf events: Slice<UnsafeBufferPointer<Event>>, late: (Int) -> Void = { _ in }) {
+        engine.ingest(contentsOf: events, late: late)
+    }
+
+    /// Decodes NDJSON text line by line (blank lines skipped), giving each result and its
+    /// 1-based line number.
+    public func decodeLines(_ bytes: [UInt8], _ body: (Result<Event, TriplineError>, Int) -> Void) {
+        decoder.decodeLines(bytes, symbols: &engine.symbols, body)
+    }
+
+    /// Offers a batch decoded on another thread (see `makeBatchDecoder`): first the names it
+    /// interned, then its events.
+    public func ingest(_ batch: DecodedBatch, late: (Int) -> Void = { _ in }) {
+        adopt(batch)
+        engine.ingest(contentsOf: batch.events, late: late)
+    }
+
+    /// Takes in the names a batch decoded elsewhere interned; its events' given ids become
+    /// this pipeline's (they are interned here, where the dedup window frees them).
+    public func adopt(_ batch: DecodedBatch) {
+        engine.symbols.entities.apply(batch.names.entities)
+        engine.symbols.names.apply(batch.names.names)
+        let idMap = engine.symbols.eventIds.internAll(batch.names.eventIds)
+        if !idMap.isEmpty {
+            for i in batch.events.indices where batch.events[i].givenId >= 0 {
+                batch.events[i].givenId = idMap[Int(batch.events[i].givenId)]
+            }
+        }
+    }
+
+    /// Moves event time to `until` (an operator's advance, or idle advance): applies buffered
+    /// events up to it, fires the timers due and completes every alert group up to it.
+    public func advance(until: Millis) { engine.advance(until: until) }
+
+    /// The watermark stamped upstream reached `t` (`WatermarkSource.external`): events up to
+    /// `t` are applied and timers due by `t` fire, as when the events' own watermark reaches
+    /// it; alerts at `t` stay open, since events at `t` may still come. Unlike `advance`, it
+    /// completes only what is before `t`.
+    public func watermarkReached(_ t: Millis) { engine.moveWatermark(to: t) }
+
+    /// Ends the input: applies everything buffered and, with `until`, advances to it.
+    public func finish(until: Millis? = nil) { engine.finish(until: until) }
+
+    public var watermark: Millis { engine.watermark }
+    public var maxTime: Millis { engine.maxTime }
+    public var stats: EngineStats { engine.stats }
+    /// Alerts emitted so far per rule (after cooldown and expiry), by rule position.
+    public var alertsPerRule: [Int] { engine.alertsPerRule }
+    /// Rules whose expiry the watermark has reached: (rule position, when).
+    public var expiredRules: [(rule: Int, at: Millis)] { engine.expiredRules.map { (Int($0.rule), $0.at) } }
+
+    /// Releases event ids nothing holds any more (call between batches).
+    public func compactIds() { engine.compactIds() }
+
+    // MARK: - Entities
+
+    /// How many entity names are known.
+    public var entityCount: Int { engine.symbols.entities.count }
+    /// The number of a known entity name (the `entity` of decoded events), or nil.
+    public func entityNumber(_ id: String) -> Int32? { engine.symbols.entities.lookup(id) }
+    /// The name of an entity number.
+    public func entityName(_ n: Int32) -> String { engine.symbols.entities.string(n) }
+
+    // MARK: - The log
+
+    /// Reads one stored log line: an event (decoded, names interned), an advance, or a line
+    /// to skip.
+    public func read(logLine line: UnsafeBufferPointer<UInt8>, number: Int) -> LogEntry {
+        if LogRecord.isRecord(line) { return LogRecord.advanceTime(line).map { .advance($0) } ?? .skip }
+        if case .success(let ev) = decoder.decode(line, line: number, symbols: &engine.symbols) { return .event(ev) }
+        return .skip
+    }
+
+    /// Applies one stored log line as the live server did; returns the event and its outcome
+    /// when it was one.
+    @discardableResult
+    public func replay(logLine line: UnsafeBufferPointer<UInt8>, number: Int) -> (Event, IngestOutcome)? {
+        switch read(logLine: line, number: number) {
+        case .event(let ev): return (ev, engine.ingest(ev))
+        case .advance(let t): engine.advance(until: t); return nil
+        case .skip: return nil
+        }
+    }
+
+    // MARK: - Alerts
+
+    /// Drops the completed alerts (a rebuild's: they were emitted before); returns how many.
+    @discardableResult
+    public func discardAlerts() -> Int {
+        engine.drainAlerts(into: &drained)
+        let n = drained.count
+        drained.removeAll(keepingCapacity: true)
+        return n
+    }
+
+    /// Completed alerts in canonical order, named.
+    public func drainAlerts(into out: inout [NamedAlert]) {
+        engine.drainAlerts(into: &drained)
+        if drained.isEmpty { return }
+        var buf: [UInt8] = []
+        for a in drained {
+            buf.removeAll(keepingCapacity: true)
+            encoder.append(a, engine: engine, to: &buf)
+            buf.removeLast()  // newline
+            var pairA: String?, pairB: String?
+            if a.key.pairA >= 0 {
+                let (x, y) = engine.sortedPair(a.key)
+                pairA = engine.symbols.entities.string(x)
+                pairB = engine.symbols.entities.string(y)
+            }
+            let rule = engine.rules[Int(a.rule)]
+            out.append(NamedAlert(ruleIndex: Int(a.rule), rule: rule.id, severity: rule.severity, firing: a.firing, time: a.time,
+                                  entity: a.key.entity >= 0 ? engine.symbols.entities.string(a.key.entity) : nil,
+                                  zone: a.key.zone >= 0 ? engine.zones[Int(a.key.zone)].id : nil, pairA: pairA, pairB: pairB,
+                                  line: String(decoding: buf, as: UTF8.self)))
+        }
+        drained.removeAll(keepingCapacity: true)
+    }
+
+    /// Completed alerts in canonical order as NDJSON lines appended to `out` (the fast path
+    /// of `replay`). With `evidence`, each line also gets an `explain` object whose evidence
+    /// events are the texts `evidence` returns for their refs (nil: `null`).
+    public func drainAlertLines(into out: inout [UInt8], evidence: ((EventRef) -> [UInt8]?)? = nil) -> Int {
+        engine.drainAlerts(into: &drained)
+        let n = drained.count
+        for a in drained {
+            if let evidence {
+                encoder.append(a, engine: engine, to: &out) { o in self.appendExplanation(a, evidence: evidence, to: &o) }
+            } else {
+                encoder.append(a, engine: engine, to: &out)
+            }
+        }
+        drained.removeAll(keepingCapacity: true)
+        return n
+    }
+
+    /// `,"explain":{...}`: the rule as JSON, the window, a sentence, the evidence events.
+    func appendExplanation(_ a: Alert, evidence: (EventRef) -> [UInt8]?, to out: inout [UInt8]) {
+        let rule = engine.rules[Int(a.rule)]
+        var pair: (String, String)?
+        if a.key.pairA >= 0 {
+            let (x, y) = engine.sortedPair(a.key)
+            pair = (engine.symbols.entities.string(x), engine.symbols.entities.string(y))
+        }
+        let ex = AlertExplanation(rule: rule, firing: a.firing, time: a.time,
+                                  entity: a.key.entity >= 0 ? engine.symbols.entities.string(a.key.entity) : nil,
+                                  zone: a.key.zone >= 0 ? engine.zones[Int(a.key.zone)].id : nil, pair: pair, details: a.details)
+        out += Array(#","explain":{"rule":"#.utf8)
+        out += Array(RuleEncoder.encode(rule).utf8)
+        out += Array(#","window":"#.utf8)
+        if let f = ex.windowFrom, let t = ex.windowTo {
+            out += Array(#"{"from_exclusive":""#.utf8)
+            EventTime.append(f, to: &out)
+            out += Array(#"","to":""#.utf8)
+            EventTime.append(t, to: &out)
+            out += Array(#""}"#.utf8)
+        } else {
+            out += Array("null".utf8)
+        }
+        out += Array(#","sentence":"#.utf8)
+        JSONText.appendString(ex.sentence, to: &out)
+        out += Array(#","evidence_events":["#.utf8)
+        for (i, r) in a.evidence.enumerated() {
+            if i > 0 { out.append(44) }
+            if let line = evidence(r) { out += line } else { out += Array("null".utf8) }
+        }
+        out += Array("]}".utf8)
+    }
+
+    // MARK: - Introspection
+
+    /// Approximate bytes of engine state per entity seen.
+    public var stateBytes: (perEntity: Int, total: Int, entities: Int) { engine.stateBytes }
+    /// Approximate bytes of rule state by kind, largest first.
+    public var ruleStateByKind: [(kind: String, bytes: Int)] { engine.ruleStateByKind }
+    public var ruleStateBytes: Int { engine.ruleStateBytes }
+    public var idMemoryStats: (remembered: Int, interned: Int, bytes: Int) { engine.idMemoryStats }
+}
+
+/// The events of a batch that do not decode (or that a check refused), each located.
+public struct InvalidEvents: Error, Sendable {
+    public var errors: [TriplineError]
+}
+
+/// Names a `BatchDecoder` interned, shipped with its batch.
+public struct InternedNames: Sendable {
+    public var entities: InternerDelta
+    public var eventIds: InternerDelta
+    public var names: InternerDelta
+}
+
+/// Events decoded on another thread, with the names interned meanwhile.
+public final class DecodedBatch: @unchecked Sendable {
+    public var events: [Event] = []
+    public var names = InternedNames(entities: InternerDelta(firstId: 0, bytes: [], ends: []),
+                                     eventIds: InternerDelta(firstId: 0, bytes: [], ends: []),
+                                     names: InternerDelta(firstId: 0, bytes: [], ends: []))
+    public init(capacity: Int = 0) { events.reserveCapacity(capacity) }
+}
+
+/// Decodes events on a thread of its own into its own copy of a pipeline's names (see
+/// `Pipeline.makeBatchDecoder`). Event ids start afresh in every batch: the pipeline interns
+/// them itself.
+public struct BatchDecoder {
+    var symbols: Symbols
+    var counts: (Int, Int, Int)
+    var decoder: EventDecoder
+
+    init(symbols: Symbols, file: String) {
+        self.symbols = symbols
+        self.counts = symbols.counts
+        self.decoder = EventDecoder(file: file)
+    }
+
+    public mutating func decode(_ text: UnsafeBufferPointer<UInt8>, number: Int) -> Result<Event, TriplineError> {
+        decoder.decode(text, line: number, symbols: &symbols)
+    }
+
+    /// Hands the names interned since the last call to `batch`.
+    public mutating func seal(_ batch: DecodedBatch) {
+        let d = symbols.delta(since: counts)
+        batch.names = InternedNames(entities: d.0, eventIds: d.1, names: d.2)
+        symbols.eventIds = Interner(capacity: 1 << 10)
+        counts = symbols.counts
+    }
+}
