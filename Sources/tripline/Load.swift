@@ -15,6 +15,7 @@ struct Load: AsyncParsableCommand {
     @Option(help: "API token with the ingest role (or operator/admin).") var token: String
     @Option(help: "Events per batch.") var batch = 1000
     @Option(help: "Concurrent connections.") var connections = 4
+    @Flag(name: .customLong("json-array"), help: "Send each batch as one JSON array of events instead of NDJSON lines.") var jsonArray = false
     @Option(help: "Instead of a file: synthesize a steady stream of this many events/s, stamped with the wall clock (needs --entities and --region).") var rate: Int?
     @Option(help: "With --rate: how long to send, e.g. 30m.") var duration = "60s"
     @Option(help: "With --rate: the registered entities (NDJSON, as `generate` writes them).") var entities: String?
@@ -40,12 +41,27 @@ struct Load: AsyncParsableCommand {
             }
         }
         if start < bytes.count { bodies.append(Data(bytes[start...])) }
+        if jsonArray {
+            // "[" + the batch's lines joined by "," + "]" (blank lines dropped).
+            bodies = bodies.map { body in
+                var out = Data("[".utf8)
+                var first = true
+                for line in body.split(separator: 10) where !line.allSatisfy({ $0 == 32 || $0 == 13 }) {
+                    if !first { out.append(44) }
+                    out.append(contentsOf: line)
+                    first = false
+                }
+                out.append(93)
+                return out
+            }
+        }
         guard let u = URL(string: url), let host = u.host, let port = u.port else { throw ValidationError("--url must be like http://127.0.0.1:8080") }
         let queue = WorkQueue(bodies)
         let began = Date()
         let results = LatencySink()
         var threads: [Thread] = []
         let done = DispatchGroup()
+        let contentType = jsonArray ? "application/json" : "application/x-ndjson"
         for _ in 0..<connections {
             done.enter()
             let t = Thread { [token] in
@@ -56,7 +72,7 @@ struct Load: AsyncParsableCommand {
                     while let body = queue.next() {
                         while true {
                             let t0 = DispatchTime.now().uptimeNanoseconds
-                            let (code, answer) = try conn.post(path: "/v1/events", token: token, body: body)
+                            let (code, answer) = try conn.post(path: "/v1/events", token: token, body: body, contentType: contentType)
                             if code == 429 { usleep(50_000); continue }
                             guard code == 200 else { throw ValidationError("server answered \(code): \(answer)") }
                             lat.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
@@ -112,8 +128,8 @@ final class RawHTTPConnection {
 
     deinit { close(fd) }
 
-    func post(path: String, token: String, body: Data) throws -> (Int, String) {
-        var req = Array("POST \(path) HTTP/1.1\r\nHost: \(host)\r\nAuthorization: Bearer \(token)\r\nContent-Type: application/x-ndjson\r\nContent-Length: \(body.count)\r\n\r\n".utf8)
+    func post(path: String, token: String, body: Data, contentType: String = "application/x-ndjson") throws -> (Int, String) {
+        var req = Array("POST \(path) HTTP/1.1\r\nHost: \(host)\r\nAuthorization: Bearer \(token)\r\nContent-Type: \(contentType)\r\nContent-Length: \(body.count)\r\n\r\n".utf8)
         req += body
         var off = 0
         while off < req.count {

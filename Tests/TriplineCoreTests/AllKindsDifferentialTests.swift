@@ -311,7 +311,7 @@ func firstDifference(_ engine: [String], _ naive: [String]) -> String? {
         naive.run(events, until: until)
         let expected = naive.lines()
         let engine = Engine(zones: MixedStreams.zones, entities: MixedStreams.entities, rules: rules)
-        for g in engine.proximity.grids.indices { engine.proximity.grids[g].occupancySlack = 0 }
+        for g in engine.kinds.proximity.grids.indices { engine.kinds.proximity.grids[g].occupancySlack = 0 }
         var dec = EventDecoder(file: "t")
         for (i, l) in events.map(MixedStreams.line).enumerated() {
             var s = l
@@ -325,7 +325,7 @@ func firstDifference(_ engine: [String], _ naive: [String]) -> String? {
         let got = String(decoding: out, as: UTF8.self).split(separator: "\n").map(String.init)
         #expect(got == expected)
         #expect(expected.count > 10)
-        #expect(engine.proximity.grids.contains { $0.occupiedBits > 0 })
+        #expect(engine.kinds.proximity.grids.contains { $0.occupiedBits > 0 })
     }
 }
 

@@ -50,10 +50,12 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     }
     let zone = #"{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"id": "z", "category": "c"}, "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]]}}, {"type": "Feature", "properties": {"id": "c", "category": "c", "radius_m": 1000000}, "geometry": {"type": "Point", "coordinates": [180, 89]}}]}"#
     guard case .success(let zones) = ZoneCodec.decode(zone, file: "zones") else { preconditionFailure("zones") }
-    let engine = Engine(zones: zones, entities: [], rules: rules, options: EngineOptions(allowedLateness: Millis(b.byte()) * 1000))
-    var decoder = EventDecoder(file: "fuzz")
+    // The pipeline every mode drives; one input in four runs it with an outside watermark.
+    let external = b.byte() % 4 == 0
+    let engine = Pipeline(zones: zones, entities: [], rules: rules,
+                          options: PipelineOptions(allowedLateness: Millis(b.byte()) * 1000, watermark: external ? .external : .events))
     var t: Millis = 0
-    var alerts: [Alert] = []
+    var alerts: [NamedAlert] = []
     while !b.done {
         let sel = b.byte()
         switch sel % 4 {
@@ -73,15 +75,19 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         default: line = "{\"entity\": \"\(entity)\", \"time\": \(t), \"type\": \"x\"}"
         }
         var s = line
-        let r = s.withUTF8 { decoder.decode($0, line: 1, symbols: &engine.symbols) }
+        let r = s.withUTF8 { engine.decode($0, number: 1) }
         guard case .success(let ev) = r else { preconditionFailure("generated event refused: \(line) \(r)") }
         engine.ingest(ev)
-        if b.byte() % 16 == 0 { engine.advance(until: min(TimeBounds.maxTime, t + Millis(b.byte()) * 60_000)) }
+        let step = b.byte()
+        if step % 16 == 0 { engine.advance(until: min(TimeBounds.maxTime, t + Millis(b.byte()) * 60_000)) }
+        if external && step % 4 == 1 { engine.watermarkReached(t) }
+        engine.drainAlerts(into: &alerts)
     }
     engine.finish(until: TimeBounds.maxTime)
     engine.drainAlerts(into: &alerts)
     for a in alerts {
         precondition(a.time >= 0 && a.time <= TimeBounds.maxTime, "alert time out of range")
+        precondition(a.line.hasPrefix("{\"rule\":"), "alert line")
         guard case .success(let back) = EventTime.parseRFC3339(EventTime.format(a.time)), back == a.time else {
             preconditionFailure("alert time does not round-trip")
         }

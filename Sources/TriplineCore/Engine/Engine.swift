@@ -86,17 +86,8 @@ public final class Engine: EntityMatching {
     /// Rules whose `expires` the watermark has reached, in the order it happened.
     public var expiredRules: [(rule: Int32, at: Millis)] { time.expired }
 
-    // Evaluators, one per kind.
-    var geofence: GeofenceEvaluator
-    var speed: SpeedEvaluator
-    var dwell: DwellEvaluator
-    var gathering: GatheringEvaluator
-    var proximity: ProximityEvaluator
-    var frequency: FrequencyEvaluator
-    var novelty: NoveltyEvaluator
-    var threshold: ThresholdEvaluator
-    var sequence: SequenceEvaluator
-    var absence: AbsenceEvaluator
+    /// One evaluator per rule kind.
+    var kinds: Evaluators
     let ruleKinds: [RuleKind]
     /// How many rules are evaluated (rules with the same definition share one evaluation).
     public let distinctDefinitions: Int
@@ -140,16 +131,7 @@ public final class Engine: EntityMatching {
         self.emitter = Emitter(rules: rules, fanout: plan.fanout)
         self.distinctDefinitions = plan.distinctDefinitions
         self.ruleKinds = plan.ruleKinds
-        self.geofence = plan.geofence
-        self.speed = plan.speed
-        self.dwell = plan.dwell
-        self.gathering = plan.gathering
-        self.proximity = plan.proximity
-        self.frequency = plan.frequency
-        self.novelty = plan.novelty
-        self.threshold = plan.threshold
-        self.sequence = plan.sequence
-        self.absence = plan.absence
+        self.kinds = plan.evaluators
         self.needsZones = plan.needsZones
         self.ruleSlot = plan.ruleSlot
         self.selectors = plan.selectors
@@ -239,7 +221,7 @@ public final class Engine: EntityMatching {
     public func ingest(contentsOf evs: Slice<UnsafeBufferPointer<Event>>, late: (Int) -> Void = { _ in }) {
         let ahead = 8
         let base = evs.startIndex
-        let prefetchProximity = !proximity.isEmpty, prefetchThreshold = !threshold.isEmpty, prefetchAbsence = !absence.isEmpty
+        let prefetchProximity = !kinds.proximity.isEmpty, prefetchThreshold = !kinds.threshold.isEmpty, prefetchAbsence = !kinds.absence.isEmpty
         for i in evs.indices {
             if i + ahead < evs.endIndex {
                 // Fields read one by one: copying the event would retain its attributes.
@@ -248,9 +230,9 @@ public final class Engine: EntityMatching {
                 if e < entities.count { entities.withUnsafeBufferPointer { tripline_prefetch($0.baseAddress! + e) } }
                 if e < time.arrivals.count { time.arrivals.withUnsafeBufferPointer { tripline_prefetch($0.baseAddress! + e) } }
                 if nextType == Symbols.positionType && needsZones { index.prefetch(x: evs[i + ahead].lon, y: evs[i + ahead].lat) }
-                if prefetchProximity { proximity.prefetch(entity: nextEntity, type: nextType, metric: -1) }
-                if prefetchThreshold { threshold.prefetch(entity: nextEntity, type: nextType, metric: evs[i + ahead].metric) }
-                if prefetchAbsence { absence.prefetch(entity: nextEntity, type: nextType, metric: -1) }
+                if prefetchProximity { kinds.proximity.prefetch(entity: nextEntity, type: nextType, metric: -1) }
+                if prefetchThreshold { kinds.threshold.prefetch(entity: nextEntity, type: nextType, metric: evs[i + ahead].metric) }
+                if prefetchAbsence { kinds.absence.prefetch(entity: nextEntity, type: nextType, metric: -1) }
             }
             // The zone grid's slot for event i + 8 was requested 4 events ago: its cell's
             // entries can be requested now.
@@ -383,12 +365,12 @@ public final class Engine: EntityMatching {
     func fire(_ timer: EngineTimer) {
         let slot = ruleSlot[Int(timer.rule)]
         switch ruleKinds[Int(timer.rule)] {
-        case .dwell: dwell.fire(timer, slot: slot, matching: self, emitter: &emitter, timers: &time.timers)
-        case .gathering: gathering.fire(timer, slot: slot, matching: self, emitter: &emitter, timers: &time.timers)
-        case .proximity: proximity.fire(timer, slot: slot, matching: self, emitter: &emitter, timers: &time.timers)
-        case .frequency: frequency.fire(timer, slot: slot, matching: self, emitter: &emitter, timers: &time.timers)
-        case .novelty: novelty.fire(timer, slot: slot, matching: self, emitter: &emitter, timers: &time.timers)
-        case .absence: absence.fire(timer, slot: slot, matching: self, emitter: &emitter, timers: &time.timers)
+        case .dwell: kinds.dwell.fire(timer, slot: slot, matching: self, emitter: &emitter, timers: &time.timers)
+        case .gathering: kinds.gathering.fire(timer, slot: slot, matching: self, emitter: &emitter, timers: &time.timers)
+        case .proximity: kinds.proximity.fire(timer, slot: slot, matching: self, emitter: &emitter, timers: &time.timers)
+        case .frequency: kinds.frequency.fire(timer, slot: slot, matching: self, emitter: &emitter, timers: &time.timers)
+        case .novelty: kinds.novelty.fire(timer, slot: slot, matching: self, emitter: &emitter, timers: &time.timers)
+        case .absence: kinds.absence.fire(timer, slot: slot, matching: self, emitter: &emitter, timers: &time.timers)
         case .enter, .exit, .speed, .threshold, .sequence: break
         }
     }
@@ -415,33 +397,33 @@ public final class Engine: EntityMatching {
         if !zones.isEmpty { zones.removeAll(keepingCapacity: true) }
         if ev.type == Symbols.positionType {
             if needsZones && updateZones(ev, zones: &zones, entered: &entered, exited: &exited) {
-                geofence.onTransitions(entity: ev.entity, entered: entered[...], exited: exited[...], time: ev.time, ref: ref,
+                kinds.geofence.onTransitions(entity: ev.entity, entered: entered[...], exited: exited[...], time: ev.time, ref: ref,
                                        matching: self, emitter: &emitter)
-                if !dwell.isEmpty {
-                    dwell.onTransitions(entity: ev.entity, entered: entered[...], exited: exited[...], time: ev.time, ref: ref,
+                if !kinds.dwell.isEmpty {
+                    kinds.dwell.onTransitions(entity: ev.entity, entered: entered[...], exited: exited[...], time: ev.time, ref: ref,
                                         matching: self, emitter: &emitter, timers: &time.timers)
                 }
             }
-            if !gathering.isEmpty { gathering.onPosition(ev, ref: ref, zones: zones, matching: self, emitter: &emitter, timers: &time.timers) }
-            if !proximity.isEmpty { proximity.onPosition(ev, ref: ref, matching: self, emitter: &emitter, timers: &time.timers) }
-            if !speed.isEmpty {
+            if !kinds.gathering.isEmpty { kinds.gathering.onPosition(ev, ref: ref, zones: zones, matching: self, emitter: &emitter, timers: &time.timers) }
+            if !kinds.proximity.isEmpty { kinds.proximity.onPosition(ev, ref: ref, matching: self, emitter: &emitter, timers: &time.timers) }
+            if !kinds.speed.isEmpty {
                 let ei = Int(ev.entity)
                 let prev = SpeedEvaluator.Previous(lon: entities[ei].lastLon, lat: entities[ei].lastLat, time: entities[ei].lastTime, ref: entities[ei].lastRef)
                 entities[ei].lastLon = ev.lon
                 entities[ei].lastLat = ev.lat
                 entities[ei].lastTime = ev.time
                 entities[ei].lastRef = ref
-                speed.onPosition(ev, ref: ref, previous: prev, matching: self, emitter: &emitter)
+                kinds.speed.onPosition(ev, ref: ref, previous: prev, matching: self, emitter: &emitter)
             }
         } else if ev.type == Symbols.readingType {
-            if !threshold.isEmpty { threshold.onReading(ev, ref: ref, matching: self, emitter: &emitter) }
+            if !kinds.threshold.isEmpty { kinds.threshold.onReading(ev, ref: ref, matching: self, emitter: &emitter) }
         } else if ev.type == Symbols.contactType {
-            if !novelty.isEmpty { novelty.onContact(ev, ref: ref, matching: self, emitter: &emitter, timers: &time.timers) }
+            if !kinds.novelty.isEmpty { kinds.novelty.onContact(ev, ref: ref, matching: self, emitter: &emitter, timers: &time.timers) }
         }
-        if !frequency.isEmpty { frequency.onEvent(ev, ref: ref, zones: zones, matching: self, emitter: &emitter, timers: &time.timers) }
-        if !absence.isEmpty { absence.onEvent(ev, ref: ref, zones: zones, matching: self, emitter: &emitter, timers: &time.timers) }
-        if !sequence.isEmpty {
-            sequence.onEvent(ev, ref: ref, order: applied, zones: zones, entered: entered, exited: exited,
+        if !kinds.frequency.isEmpty { kinds.frequency.onEvent(ev, ref: ref, zones: zones, matching: self, emitter: &emitter, timers: &time.timers) }
+        if !kinds.absence.isEmpty { kinds.absence.onEvent(ev, ref: ref, zones: zones, matching: self, emitter: &emitter, timers: &time.timers) }
+        if !kinds.sequence.isEmpty {
+            kinds.sequence.onEvent(ev, ref: ref, order: applied, zones: zones, entered: entered, exited: exited,
                              matching: self, emitter: &emitter)
         }
     }
@@ -529,9 +511,9 @@ public final class Engine: EntityMatching {
         let parts: [(String, Int)] = [
             ("timers", time.timers.count * MemoryLayout<EngineTimer>.stride),
             ("cooldown", emitter.cooldownState.count * 64),
-            ("dwell", dwell.stateBytes), ("absence", absence.stateBytes), ("frequency", frequency.stateBytes),
-            ("novelty", novelty.stateBytes), ("threshold", threshold.stateBytes), ("gathering", gathering.stateBytes),
-            ("proximity", proximity.stateBytes), ("sequence", sequence.stateBytes),
+            ("dwell", kinds.dwell.stateBytes), ("absence", kinds.absence.stateBytes), ("frequency", kinds.frequency.stateBytes),
+            ("novelty", kinds.novelty.stateBytes), ("threshold", kinds.threshold.stateBytes), ("gathering", kinds.gathering.stateBytes),
+            ("proximity", kinds.proximity.stateBytes), ("sequence", kinds.sequence.stateBytes),
         ]
         return parts.sorted { $0.1 > $1.1 }.map { (kind: $0.0, bytes: $0.1) }
     }

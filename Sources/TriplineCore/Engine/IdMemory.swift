@@ -121,13 +121,13 @@ extension Engine {
         time.forEachGivenId(mark)
         for e in entities where e.ready { ref(e.lastRef) }
         for a in emitter.alerts { for r in a.evidence { ref(r) } }
-        absence.forEachRef(ref)
-        dwell.forEachRef(ref)
-        gathering.forEachRef(ref)
-        proximity.forEachRef(ref)
-        frequency.forEachRef(ref)
-        novelty.forEachRef(ref)
-        sequence.forEachRef(ref)
+        kinds.absence.forEachRef(ref)
+        kinds.dwell.forEachRef(ref)
+        kinds.gathering.forEachRef(ref)
+        kinds.proximity.forEachRef(ref)
+        kinds.frequency.forEachRef(ref)
+        kinds.novelty.forEachRef(ref)
+        kinds.sequence.forEachRef(ref)
     }
 }
 

@@ -21,16 +21,8 @@ struct RulePlan {
     /// Rule expiries: (expires, rule).
     let expiries: [(Millis, Int32)]
 
-    var geofence = GeofenceEvaluator()
-    var speed = SpeedEvaluator()
-    var dwell = DwellEvaluator()
-    var gathering = GatheringEvaluator()
-    var proximity = ProximityEvaluator()
-    var frequency = FrequencyEvaluator()
-    var novelty = NoveltyEvaluator()
-    var threshold = ThresholdEvaluator()
-    var sequence = SequenceEvaluator()
-    var absence = AbsenceEvaluator()
+    /// The evaluators with their rules and empty state.
+    var evaluators = Evaluators()
 
     /// Compiles `rules` over `zones`; names the rules mention (metrics, event types,
     /// attribute values) are interned into `symbols`.
@@ -68,32 +60,32 @@ struct RulePlan {
             let s = sel(r.match)
             switch r.parameters {
             case .enter:
-                geofence.enterRules.append(.init(rule: ri, selector: s, zoneMask: ZoneMask.build(r.zones, zones: zones)))
+                evaluators.geofence.enterRules.append(.init(rule: ri, selector: s, zoneMask: ZoneMask.build(r.zones, zones: zones)))
                 zonesNeeded = true
             case .exit:
-                geofence.exitRules.append(.init(rule: ri, selector: s, zoneMask: ZoneMask.build(r.zones, zones: zones)))
+                evaluators.geofence.exitRules.append(.init(rule: ri, selector: s, zoneMask: ZoneMask.build(r.zones, zones: zones)))
                 zonesNeeded = true
             case .speed(let v):
-                speed.rules.append(.init(rule: ri, selector: s, maxKmh: v))
+                evaluators.speed.rules.append(.init(rule: ri, selector: s, maxKmh: v))
             case .dwell(let min):
-                slots[i] = dwell.rules.count
-                dwell.rules.append(.init(rule: ri, selector: s, zoneMask: ZoneMask.build(r.zones, zones: zones), min: min))
+                slots[i] = evaluators.dwell.rules.count
+                evaluators.dwell.rules.append(.init(rule: ri, selector: s, zoneMask: ZoneMask.build(r.zones, zones: zones), min: min))
                 zonesNeeded = true
             case .gathering(let n, let w):
-                slots[i] = gathering.rules.count
-                gathering.rules.append(.init(rule: ri, selector: s, zoneMask: ZoneMask.build(r.zones, zones: zones), minCount: n, window: w))
+                slots[i] = evaluators.gathering.rules.count
+                evaluators.gathering.rules.append(.init(rule: ri, selector: s, zoneMask: ZoneMask.build(r.zones, zones: zones), minCount: n, window: w))
                 zonesNeeded = true
             case .proximity(let d, let w, let other):
-                slots[i] = proximity.rules.count
-                proximity.add(rule: ri, match: s, other: other.map(sel) ?? s, distance: d, window: w)
+                slots[i] = evaluators.proximity.rules.count
+                evaluators.proximity.add(rule: ri, match: s, other: other.map(sel) ?? s, distance: d, window: w)
             case .frequency(let k, let w, let f):
                 let cf = CompiledFilter(f, symbols: &syms, zones: zones)
                 zonesNeeded = zonesNeeded || cf.needsZones
-                slots[i] = frequency.add(rule: ri, selector: s, count: k, window: w, filter: f, compiled: cf)
+                slots[i] = evaluators.frequency.add(rule: ri, selector: s, count: k, window: w, filter: f, compiled: cf)
             case .novelty(let k, let w, let h, let cp):
-                slots[i] = novelty.add(rule: ri, selector: s, count: k, window: w, lookback: h, prefix: cp?.prefix, notPrefix: cp?.notPrefix)
+                slots[i] = evaluators.novelty.add(rule: ri, selector: s, count: k, window: w, lookback: h, prefix: cp?.prefix, notPrefix: cp?.notPrefix)
             case .threshold(let metric, let c):
-                threshold.add(rule: ri, selector: s, metric: syms.names.intern(metric), condition: c)
+                evaluators.threshold.add(rule: ri, selector: s, metric: syms.names.intern(metric), condition: c)
             case .sequence(let steps, let within):
                 let compiled: [SequenceEvaluator.Step] = steps.map {
                     switch $0 {
@@ -105,11 +97,11 @@ struct RulePlan {
                         return .event(cf)
                     }
                 }
-                sequence.rules.append(.init(rule: ri, selector: s, steps: compiled, within: within))
+                evaluators.sequence.rules.append(.init(rule: ri, selector: s, steps: compiled, within: within))
             case .absence(let d, let f):
                 let cf = f.map { CompiledFilter($0, symbols: &syms, zones: zones) }
                 zonesNeeded = zonesNeeded || (cf?.needsZones ?? false)
-                slots[i] = absence.add(rule: ri, selector: s, duration: d, filter: f, compiled: cf)
+                slots[i] = evaluators.absence.add(rule: ri, selector: s, duration: d, filter: f, compiled: cf)
             }
         }
         self.needsZones = zonesNeeded
@@ -125,4 +117,18 @@ struct RulePlan {
         self.ruleRank = ranks(rules.map(\.id))
         self.expiries = rules.enumerated().compactMap { i, r in r.expires.map { ($0, Int32(i)) } }
     }
+}
+
+/// One evaluator per rule kind (spec section 5), each with the rules of its kind.
+struct Evaluators {
+    var geofence = GeofenceEvaluator()
+    var speed = SpeedEvaluator()
+    var dwell = DwellEvaluator()
+    var gathering = GatheringEvaluator()
+    var proximity = ProximityEvaluator()
+    var frequency = FrequencyEvaluator()
+    var novelty = NoveltyEvaluator()
+    var threshold = ThresholdEvaluator()
+    var sequence = SequenceEvaluator()
+    var absence = AbsenceEvaluator()
 }
