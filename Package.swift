@@ -29,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.29.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.0"),
     ],
     targets: [
         .target(name: "CTriplineSupport"),
@@ -48,13 +49,36 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "TriplineStore",
+            dependencies: ["TriplineCore"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "TriplineSQLite",
+            dependencies: ["TriplineCore", "TriplineStore", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "TriplinePostgres",
+            dependencies: [
+                "TriplineCore",
+                "TriplineStore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "TriplineServer",
             dependencies: [
                 "TriplineCore",
+                "TriplineStore",
                 "TriplineYAML",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
-                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
@@ -74,6 +98,9 @@ let package = Package(
                 "TriplineCore",
                 "TriplineYAML",
                 "TriplineTesting",
+                "TriplineStore",
+                "TriplineSQLite",
+                "TriplinePostgres",
                 "TriplineServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -87,7 +114,12 @@ let package = Package(
         ),
         .testTarget(
             name: "TriplineServerTests",
-            dependencies: ["TriplineServer", "TriplineCore", "TriplineYAML"],
+            dependencies: ["TriplineServer", "TriplineStore", "TriplineCore", "TriplineYAML"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "TriplineStoreTests",
+            dependencies: ["TriplineStore", "TriplineSQLite", "TriplinePostgres", "TriplineCore"],
             swiftSettings: strict
         ),
     ],

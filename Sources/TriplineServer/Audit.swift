@@ -1,21 +1,9 @@
 import Crypto
 import Foundation
 import TriplineCore
+import TriplineStore
 
-/// One record of the audit log. `hash` = SHA-256 over the previous record's hash and this
-/// record's canonical encoding, so any modified, deleted, inserted or reordered record breaks
-/// the chain from there on.
-public struct AuditRecord: Sendable, Equatable {
-    public var seq: Int64
-    public var at: Millis
-    public var actor: String
-    public var action: String
-    public var target: String
-    /// A JSON object (compact) with what the action did or returned (counts, versions).
-    public var detail: String
-    public var prev: String
-    public var hash: String
-
+extension AuditRecord {
     /// The canonical encoding: a JSON array of the fields in a fixed order.
     public var canonical: String {
         J.arr([.int(seq), .int(at), .str(actor), .str(action), .str(target), .str(detail)]).text

@@ -1,5 +1,6 @@
 import Foundation
 import TriplineCore
+import TriplineStore
 import TriplineYAML
 
 /// Writes a document tree back as compact JSON (members in document order). Rules, zones and

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import TriplineCore
+import TriplineStore
 
 /// Rules, zones and entities: create, read, update, delete. Every change goes through the
 /// engine host, which stores it and rebuilds the engine from the log between batches.

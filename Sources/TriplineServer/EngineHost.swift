@@ -1,5 +1,6 @@
 import Foundation
 import TriplineCore
+import TriplineStore
 
 /// Settings of a server's engine.
 public struct HostOptions: Sendable {

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import TriplineCore
+import TriplineStore
 
 public struct RuleStats: Sendable {
     public var firing = 0
@@ -11,7 +12,7 @@ public struct RuleStats: Sendable {
     public var firstFeedbackDelays: [Millis] = []
 }
 
-extension TriplineStore {
+extension AlertStore {
     public func ruleStats(_ rule: String) throws -> RuleStats {
         var q = AlertQuery()
         q.rule = rule

@@ -1,5 +1,6 @@
 import Foundation
 import TriplineCore
+import TriplineStore
 
 /// A small JSON value for API answers, written with members in the given order.
 public indirect enum J: Sendable {

@@ -1,5 +1,6 @@
 import Foundation
 import TriplineCore
+import TriplineStore
 
 /// The server's counters and gauges, rendered in the Prometheus text format at `/metrics`.
 public final class Metrics: @unchecked Sendable {

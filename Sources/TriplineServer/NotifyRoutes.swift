@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import TriplineCore
+import TriplineStore
 
 /// Silences, feedback and webhook receivers.
 extension TriplineHTTP {

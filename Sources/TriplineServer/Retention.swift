@@ -1,5 +1,6 @@
 import Foundation
 import TriplineCore
+import TriplineStore
 
 public struct RetentionSettings: Sendable {
     /// Events stored longer ago than this are deleted (counted from when they were received,

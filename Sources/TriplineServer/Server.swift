@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 import TriplineCore
+import TriplineStore
 
 /// How a server is started.
 public struct ServerSettings: Sendable {

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import TriplineCore
+import TriplineStore
 
 /// API tokens: random secrets shown once, stored only as SHA-256 hashes.
 public enum Tokens {

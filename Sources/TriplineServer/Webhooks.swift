@@ -4,6 +4,7 @@ import Foundation
 import FoundationNetworking
 #endif
 import TriplineCore
+import TriplineStore
 
 public struct WebhookSettings: Sendable {
     /// Attempts before a delivery becomes dead (a dead letter, listable and re-drivable).

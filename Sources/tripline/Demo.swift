@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import TriplineCore
+import TriplineSQLite
+import TriplineStore
 import TriplineServer
 import TriplineTesting
 

@@ -2,10 +2,15 @@ import ArgumentParser
 import Foundation
 import NIOCore
 import TriplineCore
+import TriplinePostgres
+import TriplineSQLite
+import TriplineStore
 import TriplineServer
 
 struct ServerOptions: ParsableArguments {
-    @Option(help: "Data folder (created if missing): the SQLite store lives here.") var data: String
+    @Option(help: "Data folder (created if missing): the SQLite store (unless --store names another), the audit key and the folder lock.") var data: String
+    @Option(help: "Where to keep events, alerts and the catalog: omitted for SQLite in --data, or postgres://user[:password]@host[:port]/database for PostgreSQL (an existing database; the schema is created and migrated).")
+    var store: String?
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port to listen on (0: any free port, printed at start).") var port = 8080
     @Option(name: .customLong("allowed-lateness"), help: "Apply events up to this much out of order (e.g. 5s).") var allowedLateness = "0s"
@@ -40,14 +45,22 @@ struct ServerOptions: ParsableArguments {
 
     /// Opens the store, the audit log and the engine host (rebuilding the engine from the log),
     /// and records the configuration in force in the audit log.
-    func open() throws -> (SQLiteStore, EngineHost, ServerSettings, AuditLog) {
+    func open() throws -> (any TriplineStore, EngineHost, ServerSettings, AuditLog) {
         do {
             Self.lock = try DataFolderLock(directory: data)
         } catch let e as DataFolderLock.Held {
             CLI.printErr("tripline: \(e)")
             throw ExitCode(1)
         }
-        let store = try SQLiteStore(directory: data, synchronous: sync)
+        let store = try StoreOption.open(store, data: data, sync: sync)
+        if let pg = store as? PostgresStore {
+            do {
+                try pg.takeActiveLock(holder: "PID \(getpid()) on \(ProcessInfo.processInfo.hostName) since \(Date())")
+            } catch let e as PostgresStore.Held {
+                CLI.printErr("tripline: \(e)")
+                throw ExitCode(1)
+            }
+        }
         // The sensitive list of a data folder only grows.
         var extra = Set((try store.meta("sensitive_extra") ?? "").split(separator: ",").map(String.init))
         extra.formUnion(sensitiveTags.map { $0.lowercased() })
@@ -103,6 +116,7 @@ struct ServerOptions: ParsableArguments {
         try audit.record(actor: "server", action: "server.start", target: "config", detail: .obj([
             ("sensitive_tags", .arr(settings.options.sensitive.keys.sorted().map { .str($0) })),
             ("allowed_lateness_ms", .int(settings.options.allowedLateness)), ("sync", .str(sync)),
+            ("store", .str(self.store.map { PostgresStore.redacted($0) } ?? "sqlite")),
             ("idle_advance_ms", settings.idleAdvance.map { .int($0) } ?? .null),
             ("max_future_ms", settings.options.maxFuture.map { .int($0) } ?? .null),
             ("dedup_window_ms", .int(settings.options.dedupWindow)),
@@ -129,7 +143,8 @@ struct Serve: AsyncParsableCommand {
         let h = settings.host
         let scheme = settings.tls == nil ? "http" : "https"
         try await http.run { port in
-            FileHandle.standardOutput.write(Data("tripline: serving on \(scheme)://\(h):\(port) (data in \(server.data))\n".utf8))
+            let where_ = server.store.map { "store \(PostgresStore.redacted($0))" } ?? "data in \(server.data)"
+            FileHandle.standardOutput.write(Data("tripline: serving on \(scheme)://\(h):\(port) (\(where_))\n".utf8))
         }
     }
 }
@@ -141,11 +156,12 @@ struct Audit: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Check the audit log's hash chain; exit 1 naming the first bad record if it was modified, deleted, inserted or reordered.")
         @Option(help: "Data folder of the server.") var data: String
+        @Option(help: "The server's --store, when it is not SQLite in --data.") var store: String?
         @Option(name: .customLong("expect-head"), help: "A head hash recorded earlier (from GET /v1/audit/verify): also check it is still in the chain.")
         var expectHead: String?
 
         func run() throws {
-            let store = try SQLiteStore(directory: data)
+            let store = try StoreOption.open(store, data: data, sync: "full")
             let v = try AuditLog.verify(store: store, expectHead: expectHead)
             if v.ok {
                 print("audit log OK: \(v.records) records, head \(v.head)")
@@ -163,18 +179,35 @@ struct Token: ParsableCommand {
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create an API token and print it (it is stored only as a hash).")
         @Option(help: "Data folder of the server.") var data: String
+        @Option(help: "The server's --store, when it is not SQLite in --data.") var store: String?
         @Option(help: "Role: ingest, operator, admin or auditor.") var role: String
         @Option(help: "A name to recognise the token by.") var name = ""
 
         func run() throws {
             guard let r = Role(rawValue: role) else { throw ValidationError("--role must be one of ingest, operator, admin, auditor") }
-            let store = try SQLiteStore(directory: data)
+            let store = try StoreOption.open(store, data: data, sync: "full")
             let now = Millis(Date().timeIntervalSince1970 * 1000)
             let (rec, secret) = try Tokens.create(store: store, role: r, name: name, now: now)
             let audit = AuditLog(store: store, secret: try AuditLog.secret(directory: data), clock: { Millis(Date().timeIntervalSince1970 * 1000) })
             try audit.record(actor: "cli (\(ProcessInfo.processInfo.userName))", action: "token.create", target: rec.id,
                              detail: .obj([("role", .str(r.rawValue)), ("name", .str(name))]))
             print(secret)
+        }
+    }
+}
+
+/// `--store`: SQLite in the data folder (the default) or a PostgreSQL URL.
+enum StoreOption {
+    static func open(_ store: String?, data: String, sync: String) throws -> any TriplineStore {
+        guard let store else { return try SQLiteStore(directory: data, synchronous: sync) }
+        guard store.hasPrefix("postgres://") || store.hasPrefix("postgresql://") else {
+            throw ValidationError("--store: give a postgres://user@host:port/database URL, or leave it out for SQLite in --data (got \(PostgresStore.redacted(store)))")
+        }
+        do {
+            return try PostgresStore(url: store)
+        } catch {
+            CLI.printErr("tripline: \(error)")
+            throw ExitCode(1)
         }
     }
 }

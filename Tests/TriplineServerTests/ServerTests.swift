@@ -3,6 +3,7 @@ import Testing
 import TriplineCore
 import TriplineYAML
 @testable import TriplineServer
+import TriplineStore
 
 @Suite struct OpenAPITests {
     /// Every route the server answers is documented with the same roles, and every documented

@@ -7,11 +7,11 @@ import time
 import urllib.error
 import urllib.request
 
-from conftest import BIN
+from conftest import BIN, with_store
 
 
 def make_token(data, role="admin", name="test"):
-    p = subprocess.run([BIN, "token", "create", "--data", str(data), "--role", role, "--name", name],
+    p = subprocess.run([BIN, *with_store(["token", "create", "--data", str(data), "--role", role, "--name", name])],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     return p.stdout.strip()
@@ -26,7 +26,7 @@ class Server:
         self.token = None
 
     def start(self):
-        self.proc = subprocess.Popen([BIN, "serve", "--data", str(self.data), "--port", "0", *self.extra],
+        self.proc = subprocess.Popen([BIN, *with_store(["serve", "--data", str(self.data), "--port", "0", *self.extra])],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         if "serving on" not in line:

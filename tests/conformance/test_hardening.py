@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import BIN, run
+from conftest import BIN, run, with_store
 from server import ENTER_YARD, YARD, Server, make_token, wait_until
 
 HUGE = ["1e300", "18446744073709551616", "-1", "1.5", "9007199254740993", "253402300800000"]
@@ -259,7 +259,7 @@ def test_sigterm_stops_the_server_with_streams_open_or_gone(tmp_path):
 def test_a_second_server_on_the_same_folder_exits_naming_the_first(tmp_path):
     srv = start(tmp_path)
     try:
-        p = subprocess.run([BIN, "serve", "--data", str(srv.data), "--port", "0"], capture_output=True, text=True, timeout=60)
+        p = subprocess.run([BIN, *with_store(["serve", "--data", str(srv.data), "--port", "0"])], capture_output=True, text=True, timeout=60)
         assert p.returncode == 1, p.stderr
         assert f"PID {srv.proc.pid}" in p.stderr, p.stderr
         alive(srv)
@@ -429,7 +429,7 @@ def test_tls_with_a_self_signed_certificate(tmp_path):
     assert p.returncode == 0, p.stderr
     data = tmp_path / "data"
     token = make_token(data)
-    proc = subprocess.Popen([BIN, "serve", "--data", str(data), "--port", "0", "--tls-cert", str(cert), "--tls-key", str(key)],
+    proc = subprocess.Popen([BIN, *with_store(["serve", "--data", str(data), "--port", "0", "--tls-cert", str(cert), "--tls-key", str(key)])],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
@@ -539,6 +539,6 @@ def test_retention_trims_the_timeline_index(tmp_path):
 def test_retention_interval_is_checked(tmp_path):
     data = tmp_path / "d"
     make_token(data)
-    p = subprocess.run([BIN, "serve", "--data", str(data), "--port", "0", "--retention-interval", "10ms"],
+    p = subprocess.run([BIN, *with_store(["serve", "--data", str(data), "--port", "0", "--retention-interval", "10ms"])],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode != 0 and "--retention-interval" in p.stderr, p.stderr

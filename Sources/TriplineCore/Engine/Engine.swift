@@ -71,6 +71,8 @@ public final class Engine: EntityMatching {
         var lastLat = 0.0
         var lastTime: Millis = .min
         var lastRef = EventRef(raw: 0)
+        /// Arrival count and latest arrival, for the time core's id memory.
+        var arrivals = TimeCore.Arrivals()
     }
     var entities: [EntityState] = []
     /// Selectors beyond the first 64, per entity (empty when there are at most 64).
@@ -185,7 +187,7 @@ public final class Engine: EntityMatching {
     @discardableResult
     public func ingest(_ ev: Event) -> IngestOutcome {
         ensureEntity(ev.entity)
-        switch time.offer(ev, assignedForm: { id, e in self.assignedNumber(id, entity: e) }) {
+        switch time.offer(ev, arrivals: &entities[Int(ev.entity)].arrivals, assignedForm: { id, e in self.assignedNumber(id, entity: e) }) {
         case .duplicate(let ref): return .duplicate(ref)
         case .late(let ref): return .late(ref)
         case .applyNow(let ref):
@@ -228,7 +230,6 @@ public final class Engine: EntityMatching {
                 let nextEntity = evs[i + ahead].entity, nextType = evs[i + ahead].type
                 let e = Int(nextEntity)
                 if e < entities.count { entities.withUnsafeBufferPointer { tripline_prefetch($0.baseAddress! + e) } }
-                if e < time.arrivals.count { time.arrivals.withUnsafeBufferPointer { tripline_prefetch($0.baseAddress! + e) } }
                 if nextType == Symbols.positionType && needsZones { index.prefetch(x: evs[i + ahead].lon, y: evs[i + ahead].lat) }
                 if prefetchProximity { kinds.proximity.prefetch(entity: nextEntity, type: nextType, metric: -1) }
                 if prefetchThreshold { kinds.threshold.prefetch(entity: nextEntity, type: nextType, metric: evs[i + ahead].metric) }

@@ -61,6 +61,7 @@ extension GatheringEvaluator: RuleEvaluator {
 }
 
 extension ProximityEvaluator: RuleEvaluator {
+    @inline(__always)
     func prefetch(entity: Int32, type: Int32, metric: Int32) {
         guard type == Symbols.positionType else { return }
         for g in grids.indices { grids[g].latest.prefetch(key(entity)) }
@@ -100,6 +101,7 @@ extension NoveltyEvaluator: RuleEvaluator {
 }
 
 extension ThresholdEvaluator: RuleEvaluator {
+    @inline(__always)
     func prefetch(entity: Int32, type: Int32, metric: Int32) {
         if type == Symbols.readingType && !levels.isEmpty { latest.prefetch(key(entity, metric)) }
     }
@@ -120,6 +122,7 @@ extension SequenceEvaluator: RuleEvaluator {
 }
 
 extension AbsenceEvaluator: RuleEvaluator {
+    @inline(__always)
     func prefetch(entity: Int32, type: Int32, metric: Int32) {
         for g in groups.indices { groups[g].seen.prefetch(key(entity)) }
     }

@@ -45,6 +45,7 @@ struct TimeCore {
     /// Rules whose expiry the watermark has reached, in the order it happened.
     private(set) var expired: [(rule: Int32, at: Millis)] = []
 
+    /// Per-entity records for `offer(_:assignedForm:)` only (the engine keeps its own).
     var arrivals: [Arrivals] = []
     /// Accepted given ids inside the window: entity << 32 | id index -> the event time they
     /// were accepted with. An entry whose time + window is below the watermark is forgotten
@@ -75,16 +76,26 @@ struct TimeCore {
         UInt64(UInt32(bitPattern: entity)) << 32 | UInt64(UInt32(bitPattern: id))
     }
 
-    /// An event arrives (spec sections 2 and 3). `assignedForm` tells, for a given id, the n
-    /// when it is spelled `<entity>#<n>` (the form of assigned ids), else nil.
-    @inline(__always)
+    /// An event arrives (spec sections 2 and 3), for a caller that keeps no per-entity
+    /// records of its own (tests, tools): the time core keeps the entity's `Arrivals`.
     mutating func offer(_ ev: Event, assignedForm: (Int32, Int32) -> UInt32?) -> Offer {
+        let ei = Int(ev.entity)
+        if ei >= arrivals.count { arrivals.append(contentsOf: repeatElement(Arrivals(), count: max(ei + 1, arrivals.count + arrivals.count / 2, 1024) - arrivals.count)) }
+        var a = arrivals[ei]
+        defer { arrivals[ei] = a }
+        return offer(ev, arrivals: &a, assignedForm: assignedForm)
+    }
+
+    /// An event arrives (spec sections 2 and 3). `arrivals` is the entity's record, which the
+    /// engine keeps in its per-entity state (one cache line per event instead of two).
+    /// `assignedForm` tells, for a given id, the n when it is spelled `<entity>#<n>` (the form
+    /// of assigned ids), else nil.
+    @inline(__always)
+    mutating func offer(_ ev: Event, arrivals a: inout Arrivals, assignedForm: (Int32, Int32) -> UInt32?) -> Offer {
         arrived += 1
         let e = ev.entity
-        let ei = Int(e)
-        if ei >= arrivals.count { arrivals.append(contentsOf: repeatElement(Arrivals(), count: max(ei + 1, arrivals.count + arrivals.count / 2, 1024) - arrivals.count)) }
-        arrivals[ei].count += 1
-        let n = arrivals[ei].count
+        a.count += 1
+        let n = a.count
         let ref: EventRef
         var duplicate = false
         var assigned: UInt32? = nil
@@ -95,7 +106,7 @@ struct TimeCore {
             } else if let k = assignedForm(ev.givenId, e) {
                 assigned = k
                 // Collides with an earlier arrival accepted under its assigned id, still remembered?
-                if k < n && assignedRemembered(ei, k) { duplicate = true }
+                if k < n && assignedRemembered(a, k) { duplicate = true }
             }
         } else {
             ref = .assigned(entity: e, n: n)
@@ -103,22 +114,22 @@ struct TimeCore {
         }
         if duplicate {
             duplicates += 1
-            logArrival(ei, -1 - ev.time)
+            logArrival(&a, -1 - ev.time)
             return .duplicate(ref)
         }
         if ev.time < watermark {
             late += 1
-            logArrival(ei, -1 - ev.time)
+            logArrival(&a, -1 - ev.time)
             return .late(ref)
         }
         if ev.givenId >= 0 {
-            logArrival(ei, -1 - ev.time)
+            logArrival(&a, -1 - ev.time)
             let k = Self.key(e, ev.givenId)
             idMemory[k] = ev.time
             idQueue.push(key: k, time: ev.time, assignedForm: assigned ?? .max)
             if let a = assigned { givenAssignedForm[e, default: [:]][a] = ev.time }
         } else {
-            logArrival(ei, ev.time)
+            logArrival(&a, ev.time)
         }
         if ev.time > maxTime { maxTime = ev.time }
         let newWatermark = external ? watermark : maxTime &- allowedLateness
@@ -207,16 +218,16 @@ struct TimeCore {
     /// Records the current arrival of entity `ei`: its time, or -1 - time when it was not
     /// accepted under its assigned id (given id, late, duplicate).
     @inline(__always)
-    mutating func logArrival(_ ei: Int, _ record: Int64) {
-        arrivals[ei].last = arrivalRing.push(record, previous: arrivals[ei].last)
+    mutating func logArrival(_ a: inout Arrivals, _ record: Int64) {
+        a.last = arrivalRing.push(record, previous: a.last)
     }
 
     /// Is arrival k of the entity (k below its current arrival, which is not logged yet)
     /// accepted under its assigned id and still remembered?
-    func assignedRemembered(_ ei: Int, _ k: UInt32) -> Bool {
+    func assignedRemembered(_ a: Arrivals, _ k: UInt32) -> Bool {
         // The latest logged arrival is number count - 1; walk back to k.
-        var steps = Int(arrivals[ei].count) - 1 - Int(k)
-        var g = arrivals[ei].last
+        var steps = Int(a.count) - 1 - Int(k)
+        var g = a.last
         guard steps >= 0 else { return false }
         while true {
             guard let r = arrivalRing.record(g) else { return false }   // trimmed: forgotten

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import TriplineCore
+import TriplineStore
 
 /// The embedded default store: one SQLite file in WAL mode, schema by migrations.
 /// `synchronous = FULL` by default, so an acknowledged batch survives a power cut, not only

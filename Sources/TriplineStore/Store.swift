@@ -51,6 +51,21 @@ public struct StoredAlert: Sendable, Equatable {
     /// Silence that matched it at emission (the alert is stored and delivered as suppressed).
     public var silence: Int64?
     public var createdAt: Millis
+    public init(id: Int64, rule: String, version: Int, firing: Bool, time: Millis, entity: String?, zone: String?,
+                pairA: String?, pairB: String?, line: String, silence: Int64?, createdAt: Millis) {
+        self.id = id
+        self.rule = rule
+        self.version = version
+        self.firing = firing
+        self.time = time
+        self.entity = entity
+        self.zone = zone
+        self.pairA = pairA
+        self.pairB = pairB
+        self.line = line
+        self.silence = silence
+        self.createdAt = createdAt
+    }
 }
 
 /// One version of a rule: its canonical JSON text, or a deletion marker.
@@ -96,6 +111,13 @@ public struct TokenRecord: Sendable, Equatable {
     public var role: Role
     public var name: String
     public var createdAt: Millis
+    public init(id: String, hash: String, role: Role, name: String, createdAt: Millis) {
+        self.id = id
+        self.hash = hash
+        self.role = role
+        self.name = name
+        self.createdAt = createdAt
+    }
 }
 
 /// A silence: alerts matching every given matcher, emitted while it is active (wall clock),
@@ -111,6 +133,20 @@ public struct Silence: Sendable, Equatable {
     public var creator: String
     public var comment: String
     public var createdAt: Millis
+
+    public init(id: Int64 = 0, rule: String?, zone: String?, entity: String?, severity: String?, startsAt: Millis, endsAt: Millis,
+                creator: String, comment: String, createdAt: Millis) {
+        self.id = id
+        self.rule = rule
+        self.zone = zone
+        self.entity = entity
+        self.severity = severity
+        self.startsAt = startsAt
+        self.endsAt = endsAt
+        self.creator = creator
+        self.comment = comment
+        self.createdAt = createdAt
+    }
 
     public func matches(_ a: StoredAlert, severity sev: String, at now: Millis) -> Bool {
         guard startsAt <= now && now < endsAt else { return false }
@@ -129,6 +165,14 @@ public struct Feedback: Sendable, Equatable {
     public var comment: String
     public var by: String
     public var at: Millis
+    public init(id: Int64 = 0, alertId: Int64, verdict: String, comment: String, by: String, at: Millis) {
+        self.id = id
+        self.alertId = alertId
+        self.verdict = verdict
+        self.comment = comment
+        self.by = by
+        self.at = at
+    }
 }
 
 /// A webhook receiver. `secret` is the Standard Webhooks `whsec_` secret.
@@ -139,6 +183,13 @@ public struct Receiver: Sendable, Equatable {
     /// Only alerts of rules at or above this severity (nil: all).
     public var minSeverity: String?
     public var createdAt: Millis
+    public init(id: String, url: String, secret: String, minSeverity: String?, createdAt: Millis) {
+        self.id = id
+        self.url = url
+        self.secret = secret
+        self.minSeverity = minSeverity
+        self.createdAt = createdAt
+    }
 }
 
 /// One alert to deliver to one receiver (the durable outbox).
@@ -152,6 +203,17 @@ public struct Delivery: Sendable, Equatable {
     public var state = "pending"
     public var lastError: String?
     public var updatedAt: Millis
+    public init(id: Int64 = 0, receiver: String, alertId: Int64, attempts: Int = 0, nextAttemptAt: Millis, state: String = "pending",
+                lastError: String? = nil, updatedAt: Millis) {
+        self.id = id
+        self.receiver = receiver
+        self.alertId = alertId
+        self.attempts = attempts
+        self.nextAttemptAt = nextAttemptAt
+        self.state = state
+        self.lastError = lastError
+        self.updatedAt = updatedAt
+    }
 }
 
 /// What an alert query selects. Every field is optional; results are ordered by id.
@@ -167,10 +229,10 @@ public struct AlertQuery: Sendable {
     public init() {}
 }
 
-/// Everything the server keeps. Writes of the event log and of the alerts it produced
-/// happen in one transaction (`commit`), so that a batch is acknowledged only once both
-/// are durable, and a restart can rebuild the engine from the log.
-public protocol TriplineStore: Sendable {
+/// The event log and what is written with it. Writes of the log and of the alerts it
+/// produced happen in one transaction (`commit`), so that a batch is acknowledged only once
+/// both are durable, and a restart can rebuild the engine from the log.
+public protocol EventLogStore: Sendable {
     /// Appends a log batch, alerts and their webhook deliveries in one transaction.
     func commit(log: LogBatch?, alerts: [StoredAlert], deliveries: [Delivery]) throws
     /// Calls `body` with every log batch in seq order.
@@ -182,56 +244,65 @@ public protocol TriplineStore: Sendable {
     func nextLogSeq() throws -> Int64
     /// The seq of the first stored log line (nil when the log is empty).
     func firstLogSeq() throws -> Int64?
-    func maxAlertId() throws -> Int64
+    /// Retention: deletes at most `limit` log batches stored before `cutoff` (wall clock),
+    /// returns how many lines went.
+    func deleteLog(storedBefore cutoff: Millis, limit: Int) throws -> Int
+    /// Erasure: replaces the given log lines with `#erased`, writes `pseudonym` for `id` in
+    /// every alert that names it (key, pair, details, evidence), in every other stored text that
+    /// holds it as a token, and removes its registration, in one transaction. Returns (log lines
+    /// erased, alerts rewritten).
+    func eraseEntity(id: String, pseudonym: String, seqs: [Int64]) throws -> (Int, Int)
+    /// Makes deleted data unrecoverable from the files (SQLite: checkpoints and truncates the
+    /// WAL; PostgreSQL: vacuums the tables erasure and retention touch).
+    func compact() throws
+}
 
+/// Stored alerts and operators' feedback on them.
+public protocol AlertStore: Sendable {
+    func maxAlertId() throws -> Int64
+    func alerts(_ q: AlertQuery) throws -> [StoredAlert]
+    func alert(id: Int64) throws -> StoredAlert?
+    /// Deletes at most `limit` alerts created before `cutoff` (and their deliveries and feedback).
+    func deleteAlerts(createdBefore cutoff: Millis, limit: Int) throws -> Int
+    func addFeedback(_ f: Feedback) throws -> Int64
+    func feedback(alertId: Int64?) throws -> [Feedback]
+}
+
+/// Rules (every version), zones, entities, and the server's own settings (meta).
+public protocol CatalogStore: Sendable {
     func ruleVersions(_ id: String?) throws -> [RuleVersion]
     func appendRuleVersions(_ versions: [RuleVersion]) throws
-
     func catalog(_ table: CatalogTable) throws -> [CatalogItem]
     func catalogItem(_ table: CatalogTable, id: String) throws -> CatalogItem?
     func putCatalog(_ table: CatalogTable, _ items: [CatalogItem]) throws
     func deleteCatalog(_ table: CatalogTable, id: String) throws -> Bool
+    func meta(_ key: String) throws -> String?
+    func setMeta(_ key: String, _ value: String) throws
+}
 
-    func alerts(_ q: AlertQuery) throws -> [StoredAlert]
-    func alert(id: Int64) throws -> StoredAlert?
-
+/// API tokens and the hash-chained audit log.
+public protocol AccessStore: Sendable {
     func addToken(_ t: TokenRecord) throws
     func token(hash: String) throws -> TokenRecord?
     func tokens() throws -> [TokenRecord]
     func deleteToken(id: String) throws -> Bool
-
-    func meta(_ key: String) throws -> String?
-    func setMeta(_ key: String, _ value: String) throws
-
-    /// Erasure: replaces the given log lines with `#erased`, writes `pseudonym` for `id` in
-    /// every alert that names it (key, pair, details, evidence), and removes its registration,
-    /// in one transaction. Returns (log lines erased, alerts rewritten).
-    func eraseEntity(id: String, pseudonym: String, seqs: [Int64]) throws -> (Int, Int)
-    /// Makes deleted data unrecoverable from the files (checkpoints and truncates the WAL).
-    func compact() throws
-    /// Retention: deletes at most `limit` log batches stored before `cutoff` (wall clock),
-    /// returns how many lines went.
-    func deleteLog(storedBefore cutoff: Millis, limit: Int) throws -> Int
-    /// Deletes at most `limit` alerts created before `cutoff` (and their deliveries and feedback).
-    func deleteAlerts(createdBefore cutoff: Millis, limit: Int) throws -> Int
-    /// Deletes at most `limit` audit records before `cutoff`, keeping the chain verifiable
-    /// from the first kept record (its seq and previous hash become the anchor in meta).
-    func deleteAudit(before cutoff: Millis, limit: Int) throws -> Int
-
     /// Appends an audit record and records the head (`<seq> <hash>` in meta) in one transaction.
     func appendAudit(_ r: AuditRecord) throws
     func auditHead() throws -> AuditRecord?
     func auditRecords(afterSeq: Int64, limit: Int) throws -> [AuditRecord]
+    /// In stored order (not by seq): a reordered or inserted record shows as such.
     func forEachAudit(_ body: (AuditRecord) throws -> Void) throws
+    /// Deletes at most `limit` audit records before `cutoff`, keeping the chain verifiable
+    /// from the first kept record (its seq and previous hash become the anchor in meta).
+    func deleteAudit(before cutoff: Millis, limit: Int) throws -> Int
+}
 
+/// Silences, webhook receivers and the durable outbox of deliveries.
+public protocol NotificationStore: Sendable {
     func addSilence(_ s: Silence) throws -> Int64
     func silences() throws -> [Silence]
     /// Ends a silence at `at` (the record stays, for the record).
     func endSilence(id: Int64, at: Millis) throws -> Bool
-
-    func addFeedback(_ f: Feedback) throws -> Int64
-    func feedback(alertId: Int64?) throws -> [Feedback]
-
     func addReceiver(_ r: Receiver) throws
     func receivers() throws -> [Receiver]
     func deleteReceiver(id: String) throws -> Bool
@@ -242,6 +313,41 @@ public protocol TriplineStore: Sendable {
     func pendingDeliveryCount() throws -> Int
     /// Puts dead deliveries (all, or those of `ids`) back to pending with no attempts.
     func redrive(ids: [Int64]?, now: Millis) throws -> Int
+}
+
+/// Everything the server keeps: one store implements every concern (SQLite, PostgreSQL, or
+/// memory for tests), so that a batch's log, alerts and deliveries share one transaction.
+public typealias TriplineStore = EventLogStore & AlertStore & CatalogStore & AccessStore & NotificationStore
+
+/// One record of the audit log. `hash` = SHA-256 over the previous record's hash and this
+/// record's canonical encoding (the server computes both), so any modified, deleted, inserted
+/// or reordered record breaks the chain from there on.
+public struct AuditRecord: Sendable, Equatable {
+    public var seq: Int64
+    public var at: Millis
+    public var actor: String
+    public var action: String
+    public var target: String
+    /// A JSON object (compact) with what the action did or returned (counts, versions).
+    public var detail: String
+    public var prev: String
+    public var hash: String
+    public init(seq: Int64, at: Millis, actor: String, action: String, target: String, detail: String, prev: String, hash: String) {
+        self.seq = seq
+        self.at = at
+        self.actor = actor
+        self.action = action
+        self.target = target
+        self.detail = detail
+        self.prev = prev
+        self.hash = hash
+    }
+}
+
+/// A write the store refused because it would repeat a key (the transaction is rolled back).
+public struct StoreConflict: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }
 
 public enum CatalogTable: String, Sendable { case zones, entities }
@@ -270,7 +376,11 @@ public final class MemoryStore: TriplineStore, @unchecked Sendable {
     }
 
     public func commit(log batch: LogBatch?, alerts: [StoredAlert], deliveries: [Delivery]) throws {
-        locked {
+        try locked {
+            // All or nothing, as a database transaction: a repeated alert id refuses the batch.
+            var ids = Set(alertRows.map(\.id))
+            for a in alerts where !ids.insert(a.id).inserted { throw StoreConflict("alert id \(a.id) is already stored") }
+            if let b = batch, let last = log.last, b.firstSeq < last.firstSeq + Int64(last.count) { throw StoreConflict("log seq \(b.firstSeq) is already stored") }
             if let batch { log.append(batch) }
             alertRows += alerts
             for var d in deliveries {
@@ -295,8 +405,16 @@ public final class MemoryStore: TriplineStore, @unchecked Sendable {
     public func nextLogSeq() throws -> Int64 { locked { log.last.map { $0.firstSeq + Int64($0.count) } ?? 1 } }
     public func firstLogSeq() throws -> Int64? { locked { log.first?.firstSeq } }
     public func maxAlertId() throws -> Int64 { locked { alertRows.last?.id ?? 0 } }
-    public func ruleVersions(_ id: String?) throws -> [RuleVersion] { locked { rules.filter { id == nil || $0.rule == id } } }
-    public func appendRuleVersions(_ versions: [RuleVersion]) throws { locked { rules += versions } }
+    public func ruleVersions(_ id: String?) throws -> [RuleVersion] {
+        locked { rules.filter { id == nil || $0.rule == id }.sorted { Array($0.rule.utf8).lexicographicallyPrecedes(Array($1.rule.utf8)) || ($0.rule == $1.rule && $0.version < $1.version) } }
+    }
+    public func appendRuleVersions(_ versions: [RuleVersion]) throws {
+        try locked {
+            var seen = Set(rules.map { "\($0.rule)\u{0}\($0.version)" })
+            for v in versions where !seen.insert("\(v.rule)\u{0}\(v.version)").inserted { throw StoreConflict("rule \(v.rule) version \(v.version) is already stored") }
+            rules += versions
+        }
+    }
     public func catalog(_ table: CatalogTable) throws -> [CatalogItem] {
         locked { (tables[table] ?? [:]).values.sorted { $0.id < $1.id } }
     }
@@ -383,11 +501,15 @@ public final class MemoryStore: TriplineStore, @unchecked Sendable {
     public func deleteAlerts(createdBefore cutoff: Millis, limit: Int) throws -> Int {
         locked {
             var k = 0
+            var gone = Set<Int64>()
             alertRows.removeAll { a in
                 guard k < limit, a.createdAt < cutoff else { return false }
                 k += 1
+                gone.insert(a.id)
                 return true
             }
+            deliveryRows.removeAll { gone.contains($0.alertId) }
+            feedbackRows.removeAll { gone.contains($0.alertId) }
             return k
         }
     }
@@ -448,11 +570,18 @@ public final class MemoryStore: TriplineStore, @unchecked Sendable {
         locked {
             let n = receiverRows.count
             receiverRows.removeAll { $0.id == id }
+            for i in deliveryRows.indices where deliveryRows[i].receiver == id && deliveryRows[i].state == "pending" {
+                deliveryRows[i].state = "dead"
+                deliveryRows[i].lastError = "receiver deleted"
+            }
             return n != receiverRows.count
         }
     }
     public func dueDeliveries(now: Millis, limit: Int) throws -> [Delivery] {
-        locked { Array(deliveryRows.filter { $0.state == "pending" && $0.nextAttemptAt <= now }.prefix(limit)) }
+        locked {
+            Array(deliveryRows.filter { $0.state == "pending" && $0.nextAttemptAt <= now }
+                .sorted { ($0.nextAttemptAt, $0.id) < ($1.nextAttemptAt, $1.id) }.prefix(limit))
+        }
     }
     public func updateDelivery(_ d: Delivery) throws {
         locked { if let i = deliveryRows.firstIndex(where: { $0.id == d.id }) { deliveryRows[i] = d } }
