@@ -472,9 +472,13 @@ public final class PostgresStore: TriplineStore, @unchecked Sendable {
     /// rewrites the tables the erasure and retention touch, so deleted text is not left in them.
     public func compact() throws {
         try withConnection { conn in
-            for t in ["log", "alerts", "entities", "zones", "rule_versions", "silences", "feedback", "tokens", "deliveries", "audit"] {
+            for t in ["log", "alerts", "entities", "zones", "rule_versions", "silences", "feedback", "tokens", "deliveries", "audit", "meta"] {
                 _ = try conn.query(PostgresQuery(unsafeSQL: "VACUUM (FULL) \(t)"), logger: logger).wait()
             }
+            // The files VACUUM FULL replaced are unlinked at the next checkpoint; ask for it
+            // now when the role may (superuser or pg_checkpoint), else it comes on its own
+            // (checkpoint_timeout).
+            _ = try? conn.query("CHECKPOINT", logger: logger).wait()
         }
     }
 

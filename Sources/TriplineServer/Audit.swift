@@ -44,6 +44,7 @@ public final class AuditLog: @unchecked Sendable {
     /// The secret of a data folder: `DIR/pseudonym.key` (32 random bytes, created once, mode 0600).
     public static func secret(directory: String) throws -> [UInt8] {
         let path = (directory as NSString).appendingPathComponent("pseudonym.key")
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         if let d = FileManager.default.contents(atPath: path), d.count == 32 { return [UInt8](d) }
         var g = SystemRandomNumberGenerator()
         let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &g) }

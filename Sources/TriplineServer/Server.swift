@@ -220,6 +220,9 @@ public final class TriplineHTTP: Sendable {
     /// `after` would otherwise be ignored, and a client would page for ever).
     func checkQuery(_ req: Request, _ spec: RouteSpec) throws {
         let accepted = OpenAPIDocument.queryParameters[spec.method + " " + spec.path] ?? []
+        for (name, value) in req.uri.queryParameters where value.utf8.contains(0) || name.utf8.contains(0) {
+            throw APIError.badRequest("query parameter '\(name)' holds U+0000 (NUL), which no id or name may contain")
+        }
         for (name, _) in req.uri.queryParameters where !accepted.contains(String(name)) {
             let list = accepted.isEmpty ? "it takes no query parameters" : "it accepts: " + accepted.sorted().joined(separator: ", ")
             throw APIError(status: .badRequest, code: "unknown_parameter",
@@ -362,6 +365,7 @@ public final class TriplineHTTP: Sendable {
 
     func param(_ ctx: BasicRequestContext, _ name: String = "id") throws -> String {
         guard let v = ctx.parameters.get(name) else { throw APIError.badRequest("missing path parameter \(name)") }
+        if v.utf8.contains(0) || v.contains("%00") { throw APIError.badRequest("path parameter \(name) holds U+0000 (NUL), which no id or name may contain") }
         return v
     }
 
@@ -466,6 +470,7 @@ public final class TriplineHTTP: Sendable {
                 // A full disk is 507 (the client can do nothing but wait); any other store
                 // failure 503. Either way nothing of the batch was acknowledged or kept.
                 let full = why.contains("SQLITE_FULL") || why.lowercased().contains("disk is full") || why.contains("ENOSPC")
+                    || why.contains("SQLSTATE 53100")
                 throw APIError(status: full ? HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage") : .serviceUnavailable, code: full ? "disk_full" : "storage",
                                message: "the batch could not be committed (\(why)); nothing of it was acknowledged. Retry it\(full ? " when the server has disk space again" : "").",
                                headers: [("Retry-After", "5")])

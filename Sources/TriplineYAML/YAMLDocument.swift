@@ -39,6 +39,9 @@ public enum YAMLDocument {
         let column = node.mark?.column ?? 0
         switch node {
         case .scalar(let s):
+            if s.string.utf8.contains(0) {
+                errors.append(TriplineError(.syntax, "U+0000 (NUL) is not allowed in text: no id or name needs it, and PostgreSQL cannot store it", at: SourceLocation(file: file, line: line, column: column, pointer: pointer)))
+            }
             return DocNode(scalar(s), line: line, column: column)
         case .sequence(let seq):
             var items: [DocNode] = []
@@ -56,6 +59,10 @@ public enum YAMLDocument {
                 }
                 let key = ks.string
                 let p = pointer + "/" + pointerToken(key)
+                if key.utf8.contains(0) {
+                    errors.append(TriplineError(.syntax, "U+0000 (NUL) is not allowed in text: no id or name needs it, and PostgreSQL cannot store it", at: SourceLocation(file: file, line: k.mark?.line ?? line, column: k.mark?.column ?? 0, pointer: p)))
+                    continue
+                }
                 if !seen.insert(key).inserted {
                     errors.append(TriplineError(.syntax, "duplicate key \"\(key)\"", at: SourceLocation(file: file, line: k.mark?.line ?? line, column: k.mark?.column ?? 0, pointer: p)))
                     continue

@@ -1,5 +1,6 @@
-"""Accountability as a user (or an attacker with the SQLite file) meets it: the audit chain
-detects tampering, erasure leaves no trace of the id, sensitive tags are refused."""
+"""Accountability as a user (or an attacker with the store: the SQLite file, or the
+PostgreSQL database) meets it: the audit chain detects tampering, erasure leaves no trace of
+the id, sensitive tags are refused."""
 import json
 import pathlib
 import shutil
@@ -7,7 +8,7 @@ import sqlite3
 
 import pytest
 
-from conftest import run
+from conftest import PG, copy_store, log_lines, run, store_exec, store_files, store_rows
 from server import Server, canonical, make_token
 
 ZONE = {"type": "Feature", "properties": {"id": "yard", "category": "depot"},
@@ -66,28 +67,33 @@ def test_tampering_is_detected_and_named(tmp_path, tamper, first_bad, words):
     code, msg = verify(data)
     assert code == 0 and "OK" in msg
     copy = tmp_path / "tampered"
-    shutil.copytree(data, copy)
-    db = sqlite3.connect(copy / "tripline.sqlite")
-    rows = db.execute("SELECT seq, at, actor, action, target, detail, prev, hash FROM audit ORDER BY seq").fetchall()
+    copy_store(data, copy)
+    rows = store_rows(copy, "SELECT seq, at, actor, action, target, detail, prev, hash FROM audit ORDER BY seq")
+    rows = [(int(r[0]), int(r[1]), *r[2:]) for r in rows]
     last = rows[-1][0]
+    cols = "at=?, actor=?, action=?, target=?, detail=?, prev=?, hash=?"
     if tamper == "modify":
-        db.execute("UPDATE audit SET actor = 'someone-else' WHERE seq = 3")
+        sql = [("UPDATE audit SET actor = 'someone-else' WHERE seq = 3", ())]
     elif tamper == "delete":
-        db.execute("DELETE FROM audit WHERE seq = 3")
+        sql = [("DELETE FROM audit WHERE seq = 3", ())]
     elif tamper == "insert":
-        # Make room at 3 and put a forged record there.
-        db.execute("UPDATE audit SET seq = seq + 1000 WHERE seq >= 3")
-        db.execute("UPDATE audit SET seq = seq - 999 WHERE seq >= 1003")
+        # Make room at 3 and put a forged record there (on PostgreSQL also in the stored
+        # order, the pos column, as a careful forger would).
         r = rows[2]
-        db.execute("INSERT INTO audit VALUES (3, ?, 'forger', 'rule.delete', 'in-yard', '{}', ?, ?)", (r[1], r[6], r[7]))
+        if PG:
+            sql = [("UPDATE audit SET seq = seq + 1000, pos = pos + 1000 WHERE seq >= 3", ()),
+                   ("UPDATE audit SET seq = seq - 999, pos = pos - 999 WHERE seq >= 1003", ()),
+                   ("INSERT INTO audit(pos, seq, at, actor, action, target, detail, prev, hash) VALUES ((SELECT pos FROM audit WHERE seq = 4) - 1, 3, ?, 'forger', 'rule.delete', 'in-yard', '{}', ?, ?)", (r[1], r[6], r[7]))]
+        else:
+            sql = [("UPDATE audit SET seq = seq + 1000 WHERE seq >= 3", ()),
+                   ("UPDATE audit SET seq = seq - 999 WHERE seq >= 1003", ()),
+                   ("INSERT INTO audit(seq, at, actor, action, target, detail, prev, hash) VALUES (3, ?, 'forger', 'rule.delete', 'in-yard', '{}', ?, ?)", (r[1], r[6], r[7]))]
     elif tamper == "swap":
         a, b = rows[2], rows[3]
-        db.execute("UPDATE audit SET at=?, actor=?, action=?, target=?, detail=?, prev=?, hash=? WHERE seq = 3", b[1:])
-        db.execute("UPDATE audit SET at=?, actor=?, action=?, target=?, detail=?, prev=?, hash=? WHERE seq = 4", a[1:])
+        sql = [(f"UPDATE audit SET {cols} WHERE seq = 3", tuple(b[1:])), (f"UPDATE audit SET {cols} WHERE seq = 4", tuple(a[1:]))]
     elif tamper == "truncate":
-        db.execute("DELETE FROM audit WHERE seq = ?", (last,))
-    db.commit()
-    db.close()
+        sql = [("DELETE FROM audit WHERE seq = ?", (last,))]
+    store_exec(copy, sql)
     code, msg = verify(copy)
     assert code == 1, msg
     assert words in msg, msg
@@ -136,7 +142,7 @@ def test_erasure_leaves_no_trace_and_the_chain_still_verifies(tmp_path):
         srv.stop()
     # No occurrence anywhere in the data folder, in any file, in any encoding we write.
     needle = secret_id.encode()
-    for f in srv.data.iterdir():
+    for f in store_files(srv.data):
         assert needle not in f.read_bytes(), f"{f.name} still holds the erased id"
     assert verify(srv.data)[0] == 0
 
@@ -316,11 +322,7 @@ def test_erasure_reaches_other_entities_events_and_keeps_counterparts_consistent
         served = [canonical(a) for a in srv.all_alerts()]
         assert any(a["key"]["entity"] == pseudo for a in served), "account-2's own alerts stay, pseudonymised"
         # The rewritten log, as stored.
-        con = sqlite3.connect(srv.data / "tripline.sqlite")
-        lines = []
-        for (blob,) in con.execute("SELECT lines FROM log ORDER BY first_seq"):
-            lines += [l for l in bytes(blob).decode().split("\n") if l]
-        con.close()
+        lines = log_lines(srv.data)
         assert any(f'"internal:{pseudo}"' in l for l in lines)
         assert any(f"refund to {pseudo}/x" in l for l in lines)
         assert sum(l.startswith("#erased") for l in lines) == 2
@@ -328,7 +330,7 @@ def test_erasure_reaches_other_entities_events_and_keeps_counterparts_consistent
         srv.stop()
     # No file names account-2 as a token, raw or escaped; account-20 is still there.
     seen20 = 0
-    for f in sorted(srv.data.iterdir()):
+    for f in store_files(srv.data):
         raw = f.read_bytes()
         assert not token_hits(raw, "account-2"), f"{f.name} still holds account-2"
         assert b"acc\\u006funt-2" not in raw, f"{f.name} holds an escaped account-2"

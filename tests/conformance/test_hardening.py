@@ -1,7 +1,9 @@
 """Hardening (issue 19): no request can kill or poison the server. Each test names the defect
 it guards; each was written against the server before the fix."""
+import base64
 import json
 import os
+import pathlib
 import signal
 import socket
 import subprocess
@@ -9,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import BIN, run, with_store
+from conftest import BIN, PG, db_name, psql, run, store_url, with_store
 from server import ENTER_YARD, YARD, Server, make_token, wait_until
 
 HUGE = ["1e300", "18446744073709551616", "-1", "1.5", "9007199254740993", "253402300800000"]
@@ -464,11 +466,25 @@ def test_tls_options_must_go_together(tmp_path):
 def test_disk_full_refuses_batches_and_recovers(tmp_path):
     mnt = tmp_path / "small"
     mnt.mkdir()
+    if PG:
+        # Somewhere the postgres system user can reach (pytest's folders are private to root).
+        import tempfile
+        mnt = pathlib.Path(tempfile.mkdtemp(prefix="tripline-small-"))
+        os.chmod(mnt, 0o755)
     if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)]).returncode != 0:
         pytest.skip("needs root to mount a small tmpfs")
     servers = []
+    space = None
     try:
         data = mnt / "data"
+        if PG:
+            # PostgreSQL: the database's tables live in a tablespace on the small disk.
+            pgdir = mnt / "pg"
+            pgdir.mkdir()
+            subprocess.run(["chown", "postgres:", str(pgdir)], check=True)
+            space = "small_" + db_name(data)[2:12]
+            psql(f"CREATE TABLESPACE {space} LOCATION '{pgdir}'")
+            store_url(data, tablespace=space)
         token = make_token(data)
         srv = Server(data).start()
         servers.append(srv)
@@ -476,8 +492,9 @@ def test_disk_full_refuses_batches_and_recovers(tmp_path):
         acked, refused, i = 0, 0, 0
         pad = "x" * 900
         while refused == 0 and i < 400:
+            # Random text: PostgreSQL compresses stored values, and a repeated pad would never fill the disk.
             lines = "".join(json.dumps({"entity": f"e{i % 50}", "id": f"b{i}-{k}", "time": 1000 * i + k, "type": "x",
-                                        "attrs": {"pad": pad}}) + "\n" for k in range(100))
+                                        "attrs": {"pad": base64.b64encode(os.urandom(675)).decode()}}) + "\n" for k in range(100))
             status, hdrs, out = srv.request("POST", "/v1/events", lines, content_type="application/x-ndjson")
             if status == 200:
                 acked += 100
@@ -508,6 +525,9 @@ def test_disk_full_refuses_batches_and_recovers(tmp_path):
     finally:
         for x in servers:
             x.stop()
+        if space:
+            psql(f"DROP DATABASE IF EXISTS {db_name(data)} WITH (FORCE)")
+            psql(f"DROP TABLESPACE IF EXISTS {space}")
         subprocess.run(["umount", "-l", str(mnt)])
 
 

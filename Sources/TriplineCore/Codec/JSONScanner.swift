@@ -98,6 +98,7 @@ struct JSONScanner {
                     } else if u >= 0xDC00 && u < 0xE000 {
                         return .failure(.init(i, "unpaired UTF-16 surrogate in \\u escape"))
                     }
+                    if scalar == 0 { return .failure(.init(i - 6, "\\u0000 (NUL) is not allowed in text: no id or name needs it, and PostgreSQL cannot store it")) }
                     appendUTF8(scalar)
                 default:
                     return .failure(.init(i - 1, "invalid escape '\\\(Character(UnicodeScalar(e)))'"))
