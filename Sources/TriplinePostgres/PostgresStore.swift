@@ -183,6 +183,24 @@ public final class PostgresStore: TriplineStore, @unchecked Sendable {
                 if !body.isEmpty { try exec(body) }
             }
         }
+        /// Multi-row INSERTs of `rows` (`bind` appends a row's `columns` values), as few
+        /// statements as PostgreSQL's 65,535 parameters allow.
+        func insert<Row>(into table: String, columns: Int, _ rows: [Row], bind: (Row, inout PostgresBindings) -> Void) throws {
+            let perStatement = 60_000 / columns
+            var i = 0
+            while i < rows.count {
+                let part = rows[i..<min(rows.count, i + perStatement)]
+                var binds = PostgresBindings(capacity: part.count * columns)
+                var sql = "INSERT INTO \(table) VALUES "
+                for (n, row) in part.enumerated() {
+                    if n > 0 { sql += "," }
+                    sql += "(" + (1...columns).map { "$\(n * columns + $0)" }.joined(separator: ",") + ")"
+                    bind(row, &binds)
+                }
+                try run(PostgresQuery(unsafeSQL: sql, binds: binds))
+                i += part.count
+            }
+        }
         /// Rows affected by an INSERT, UPDATE or DELETE.
         func changes(_ q: PostgresQuery) throws -> Int { try run(q).metadata.rows ?? 0 }
     }
@@ -289,40 +307,14 @@ public final class PostgresStore: TriplineStore, @unchecked Sendable {
                 buf.writeBytes(b.lines)
                 try tx.run("INSERT INTO log(first_seq, count, max_time, stored_at, lines) VALUES (\(b.firstSeq), \(Int64(b.count)), \(b.maxTime), \(b.storedAt), \(buf))")
             }
-            // Multi-row inserts: at most 4,000 rows per statement (12 parameters a row, under
-            // PostgreSQL's 65,535 parameters).
-            var i = 0
-            while i < alerts.count {
-                let part = alerts[i..<min(alerts.count, i + 4000)]
-                var binds = PostgresBindings(capacity: part.count * 12)
-                var sql = "INSERT INTO alerts(id, rule, version, state, time, entity, zone, pair_a, pair_b, line, silence, created_at) VALUES "
-                var n = 0
-                for a in part {
-                    if n > 0 { sql += "," }
-                    sql += "(" + (1...12).map { "$\(n * 12 + $0)" }.joined(separator: ",") + ")"
-                    binds.append(a.id); binds.append(a.rule); binds.append(Int64(a.version)); binds.append(a.firing ? "firing" : "resolved")
-                    binds.append(a.time); binds.append(a.entity); binds.append(a.zone); binds.append(a.pairA); binds.append(a.pairB)
-                    binds.append(a.line); binds.append(a.silence); binds.append(a.createdAt)
-                    n += 1
-                }
-                try tx.run(PostgresQuery(unsafeSQL: sql, binds: binds))
-                i += part.count
+            try tx.insert(into: "alerts(id, rule, version, state, time, entity, zone, pair_a, pair_b, line, silence, created_at)", columns: 12, alerts) { a, b in
+                b.append(a.id); b.append(a.rule); b.append(Int64(a.version)); b.append(a.firing ? "firing" : "resolved")
+                b.append(a.time); b.append(a.entity); b.append(a.zone); b.append(a.pairA); b.append(a.pairB)
+                b.append(a.line); b.append(a.silence); b.append(a.createdAt)
             }
-            i = 0
-            while i < deliveries.count {
-                let part = deliveries[i..<min(deliveries.count, i + 6000)]
-                var binds = PostgresBindings(capacity: part.count * 7)
-                var sql = "INSERT INTO deliveries(receiver, alert_id, attempts, next_attempt_at, state, last_error, updated_at) VALUES "
-                var n = 0
-                for d in part {
-                    if n > 0 { sql += "," }
-                    sql += "(" + (1...7).map { "$\(n * 7 + $0)" }.joined(separator: ",") + ")"
-                    binds.append(d.receiver); binds.append(d.alertId); binds.append(Int64(d.attempts)); binds.append(d.nextAttemptAt)
-                    binds.append(d.state); binds.append(d.lastError); binds.append(d.updatedAt)
-                    n += 1
-                }
-                try tx.run(PostgresQuery(unsafeSQL: sql, binds: binds))
-                i += part.count
+            try tx.insert(into: "deliveries(receiver, alert_id, attempts, next_attempt_at, state, last_error, updated_at)", columns: 7, deliveries) { d, b in
+                b.append(d.receiver); b.append(d.alertId); b.append(Int64(d.attempts)); b.append(d.nextAttemptAt)
+                b.append(d.state); b.append(d.lastError); b.append(d.updatedAt)
             }
         }
     }
@@ -391,26 +383,11 @@ public final class PostgresStore: TriplineStore, @unchecked Sendable {
             for f in firsts {
                 var batch: LogBatch?
                 for r in try tx.run("SELECT first_seq, count, max_time, stored_at, lines FROM log WHERE first_seq = \(f)") { batch = try Self.batch(r) }
-                guard let b = batch else { continue }
-                var out: [UInt8] = []
-                out.reserveCapacity(b.lines.count)
-                var changed = false
-                b.forEachLine { line, seq in
-                    if want.contains(seq) {
-                        out += Array("#erased".utf8)
-                        erased += 1
-                        changed = true
-                    } else {
-                        let l = Array(line)
-                        if let r = Erasure.rewriteJSON(l[...], id: id, pseudonym: pseudonym) { out += r; changed = true } else { out += l }
-                    }
-                    out.append(10)
-                }
-                if changed {
-                    var buf = ByteBuffer()
-                    buf.writeBytes(out)
-                    try tx.run("UPDATE log SET lines = \(buf) WHERE first_seq = \(f)")
-                }
+                guard let b = batch, let (lines, n) = Erasure.rewrite(b, erasing: want, id: id, pseudonym: pseudonym) else { continue }
+                var buf = ByteBuffer()
+                buf.writeBytes(lines)
+                try tx.run("UPDATE log SET lines = \(buf) WHERE first_seq = \(f)")
+                erased += n
             }
             var n = 0
             let inner = String(JSONText.quoted(id).dropFirst().dropLast())

@@ -260,21 +260,10 @@ public final class SQLiteStore: TriplineStore, @unchecked Sendable {
             for f in firsts {
                 guard let row = try Row.fetchOne(db, sql: "SELECT first_seq, count, max_time, stored_at, lines FROM log WHERE first_seq = ?", arguments: [f]) else { continue }
                 let b = LogBatch(firstSeq: row[0], count: row[1], maxTime: row[2], storedAt: row[3], lines: [UInt8](row[4] as Data))
-                var out: [UInt8] = []
-                out.reserveCapacity(b.lines.count)
-                var changed = false
-                b.forEachLine { line, seq in
-                    if want.contains(seq) {
-                        out += Array("#erased".utf8)
-                        erased += 1
-                        changed = true
-                    } else {
-                        let l = Array(line)
-                        if let r = Erasure.rewriteJSON(l[...], id: id, pseudonym: pseudonym) { out += r; changed = true } else { out += l }
-                    }
-                    out.append(10)
+                if let (lines, n) = Erasure.rewrite(b, erasing: want, id: id, pseudonym: pseudonym) {
+                    try db.execute(sql: "UPDATE log SET lines = ? WHERE first_seq = ?", arguments: [Data(lines), f])
+                    erased += n
                 }
-                if changed { try db.execute(sql: "UPDATE log SET lines = ? WHERE first_seq = ?", arguments: [Data(out), f]) }
             }
             var n = 0
             let inner = String(JSONText.quoted(id).dropFirst().dropLast())

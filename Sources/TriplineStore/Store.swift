@@ -447,17 +447,10 @@ public final class MemoryStore: TriplineStore, @unchecked Sendable {
             let want = Set(seqs)
             var erased = 0
             for i in log.indices {
-                var out: [UInt8] = []
-                log[i].forEachLine { line, seq in
-                    if want.contains(seq) {
-                        out += Array("#erased".utf8); erased += 1
-                    } else {
-                        let l = Array(line)
-                        out += Erasure.rewriteJSON(l[...], id: id, pseudonym: pseudonym) ?? l
-                    }
-                    out.append(10)
+                if let (lines, n) = Erasure.rewrite(log[i], erasing: want, id: id, pseudonym: pseudonym) {
+                    log[i].lines = lines
+                    erased += n
                 }
-                log[i].lines = out
             }
             var n = 0
             for i in alertRows.indices {
@@ -620,6 +613,28 @@ public final class MemoryStore: TriplineStore, @unchecked Sendable {
 public enum Erasure {
     @inline(__always) static func isWordByte(_ b: UInt8) -> Bool {
         (b >= 48 && b <= 57) || (b >= 65 && b <= 90) || (b >= 97 && b <= 122) || b >= 128
+    }
+
+    /// A log batch after erasing `id`: the lines of `erasing` (the entity's own) become
+    /// `#erased`, and in every other line each string naming the id as a token gets the
+    /// pseudonym. Returns the new lines and how many were erased, or nil when nothing changed.
+    public static func rewrite(_ b: LogBatch, erasing: Set<Int64>, id: String, pseudonym: String) -> ([UInt8], Int)? {
+        var out: [UInt8] = []
+        out.reserveCapacity(b.lines.count)
+        var changed = false
+        var erased = 0
+        b.forEachLine { line, seq in
+            if erasing.contains(seq) {
+                out += Array("#erased".utf8)
+                erased += 1
+                changed = true
+            } else {
+                let l = Array(line)
+                if let r = rewriteJSON(l[...], id: id, pseudonym: pseudonym) { out += r; changed = true } else { out += l }
+            }
+            out.append(10)
+        }
+        return changed ? (out, erased) : nil
     }
 
     /// `s` with every token occurrence of `id` replaced, or nil when there is none.
