@@ -41,6 +41,30 @@ public final class AuditLog: @unchecked Sendable {
         self.clock = clock
     }
 
+    /// The key's fingerprint (not the key): HMAC of a fixed text, 16 hex digits.
+    public var keyID: String { Tokens.hex(Data(HMAC<SHA256>.authenticationCode(for: Array("tripline pseudonym key id".utf8), using: key)).prefix(8)) }
+
+    /// The store's record of which key its pseudonyms were made with differs from this one.
+    public struct KeyMismatch: Error, CustomStringConvertible {
+        public var stored: String
+        public var found: String
+        public var description: String {
+            "the pseudonym key in the data folder (id \(found)) is not the one this store's pseudonyms and audit names were made with (id \(stored)): with another key, erased entities and audit records would get other pseudonyms. Put the original pseudonym.key back in the data folder (a standby server needs a copy of the active one's)"
+        }
+    }
+
+    /// Opens the audit log of a data folder and its store, and checks that the folder's key
+    /// is the one the store was used with (recorded in meta on first use).
+    public static func open(store: any TriplineStore, directory: String, clock: @escaping @Sendable () -> Millis) throws -> AuditLog {
+        let log = AuditLog(store: store, secret: try secret(directory: directory), clock: clock)
+        if let stored = try store.meta("pseudonym_key_id") {
+            guard stored == log.keyID else { throw KeyMismatch(stored: stored, found: log.keyID) }
+        } else {
+            try store.setMeta("pseudonym_key_id", log.keyID)
+        }
+        return log
+    }
+
     /// The secret of a data folder: `DIR/pseudonym.key` (32 random bytes, created once, mode 0600).
     public static func secret(directory: String) throws -> [UInt8] {
         let path = (directory as NSString).appendingPathComponent("pseudonym.key")

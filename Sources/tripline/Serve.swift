@@ -106,7 +106,7 @@ struct ServerOptions: ParsableArguments {
         let every = try CLI.parseDuration(retentionInterval, option: "--retention-interval")
         guard every >= 1000 else { throw ValidationError("--retention-interval: at least 1s (got \(retentionInterval))") }
         settings.retention.intervalSeconds = Double(every) / 1000
-        let audit = AuditLog(store: store, secret: try AuditLog.secret(directory: data), clock: { Millis(Date().timeIntervalSince1970 * 1000) })
+        let audit = try CLI.openAudit(store: store, directory: data)
         let started = Date()
         let engineHost = try EngineHost(store: store, options: settings.options)
         let rebuilt = try store.logCount()
@@ -188,7 +188,7 @@ struct Token: ParsableCommand {
             let store = try StoreOption.open(store, data: data, sync: "full")
             let now = Millis(Date().timeIntervalSince1970 * 1000)
             let (rec, secret) = try Tokens.create(store: store, role: r, name: name, now: now)
-            let audit = AuditLog(store: store, secret: try AuditLog.secret(directory: data), clock: { Millis(Date().timeIntervalSince1970 * 1000) })
+            let audit = try CLI.openAudit(store: store, directory: data)
             try audit.record(actor: "cli (\(ProcessInfo.processInfo.userName))", action: "token.create", target: rec.id,
                              detail: .obj([("role", .str(r.rawValue)), ("name", .str(name))]))
             print(secret)
@@ -207,6 +207,18 @@ enum StoreOption {
             return try PostgresStore(url: store)
         } catch {
             CLI.printErr("tripline: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+extension CLI {
+    /// The audit log of a data folder, or exit 1 when the folder's key is not the store's.
+    static func openAudit(store: any TriplineStore, directory: String) throws -> AuditLog {
+        do {
+            return try AuditLog.open(store: store, directory: directory, clock: { Millis(Date().timeIntervalSince1970 * 1000) })
+        } catch let e as AuditLog.KeyMismatch {
+            CLI.printErr("tripline: \(e)")
             throw ExitCode(1)
         }
     }

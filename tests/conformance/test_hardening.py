@@ -274,6 +274,26 @@ def test_a_second_server_on_the_same_folder_exits_naming_the_first(tmp_path):
     srv3.stop()
 
 
+def test_a_lost_pseudonym_key_is_not_silently_replaced(tmp_path):
+    """The data folder's pseudonym.key makes erased entities' and audit records' pseudonyms.
+    Were it lost and silently made anew, the same entity would get another pseudonym; the
+    server refuses to start instead, and starts again once the key is back."""
+    srv = start(tmp_path)
+    srv.ok("POST", "/v1/entities", {"id": "truck-1", "kind": "truck"})
+    srv.stop()
+    key = srv.data / "pseudonym.key"
+    saved = key.read_bytes()
+    key.unlink()
+    p = subprocess.run([BIN, *with_store(["serve", "--data", str(srv.data), "--port", "0"])], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1, p.stderr
+    assert "pseudonym key" in p.stderr and "pseudonym.key" in p.stderr, p.stderr
+    key.write_bytes(saved)
+    srv2 = Server(srv.data).start()
+    srv2.token = srv.token
+    alive(srv2)
+    srv2.stop()
+
+
 # Defect 6: no idle or header timeouts.
 
 def read_all(s, timeout):
