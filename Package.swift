@@ -119,7 +119,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TriplineStoreTests",
-            dependencies: ["TriplineStore", "TriplineSQLite", "TriplinePostgres", "TriplineCore"],
+            dependencies: ["TriplineStore", "TriplineSQLite", "TriplinePostgres", "TriplineCore", "TriplineTesting"],
             swiftSettings: strict
         ),
     ],

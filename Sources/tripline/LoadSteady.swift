@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 #if canImport(Glibc)
 import Glibc
+import TriplineTesting
 #endif
 
 /// `tripline load --rate N`: a steady synthesized stream for soaks. Every entity moves on its
@@ -39,7 +40,7 @@ extension Load {
             done.enter()
             let t = Thread { [token, batch] in
                 defer { done.leave() }
-                var rng = SplitMix(seed: UInt64(seed) &* 1000 &+ UInt64(w))
+                var rng = SplitMix64(seed: UInt64(seed) &* 1000 &+ UInt64(w))
                 var conn: RawHTTPConnection? = nil
                 let interval = Double(batch) / perConnection
                 var nextAt = Date().timeIntervalSince1970 + interval * Double(w) / Double(connections)
@@ -121,16 +122,8 @@ final class SteadyStats: @unchecked Sendable {
     var snapshot: (Int, Int) { lock.lock(); defer { lock.unlock() }; return (a, r) }
 }
 
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+extension SplitMix64 {
+    /// A uniform double in [0, 1).
     mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
 }
 
@@ -141,7 +134,7 @@ struct Tracks: Sendable {
     static let length = 20_000.0
 
     init(count: Int, box: [Double], seed: UInt64) {
-        var rng = SplitMix(seed: seed)
+        var rng = SplitMix64(seed: seed)
         for _ in 0..<count {
             let lat = box[1] + (box[3] - box[1]) * rng.unit()
             let heading = 2 * Double.pi * rng.unit()

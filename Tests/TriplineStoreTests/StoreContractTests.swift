@@ -4,6 +4,7 @@ import TriplineCore
 import TriplinePostgres
 import TriplineSQLite
 import TriplineStore
+import TriplineTesting
 
 /// One suite, every store: the in-memory store, SQLite, and PostgreSQL when
 /// `TRIPLINE_TEST_POSTGRES` names a server (`bash scripts/pg start` prints one; scripts/test
@@ -105,7 +106,7 @@ func batch(_ first: Int64, _ lines: [String], storedAt: Millis = 1000) -> LogBat
     func alertQueriesMatchTheNaiveFilter(kind: StoreKind) throws {
         let f = try Fixture(kind)
         let s = f.store
-        var rng = SplitMix(seed: 42)
+        var rng = SplitMix64(seed: 42)
         let rules = ["r1", "r2", "speed"], ents = ["a", "b", "c", "d"], zones = ["yard", "port"]
         var all: [StoredAlert] = []
         for id in 1...300 {
@@ -275,15 +276,3 @@ func batch(_ first: Int64, _ lines: [String], storedAt: Millis = 1000) -> LogBat
     }
 }
 
-/// A small deterministic generator for the tests.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
