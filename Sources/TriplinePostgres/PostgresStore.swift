@@ -235,12 +235,6 @@ public final class PostgresStore: TriplineStore, @unchecked Sendable {
         try setMeta("active_holder", holder)
     }
 
-    /// Is the active lock still held (its session alive)?
-    public var holdsActiveLock: Bool {
-        guard let c = activeConnection, !c.isClosed else { return false }
-        return (try? c.query("SELECT 1", logger: logger).wait()) != nil
-    }
-
     // MARK: schema
 
     /// Versioned migrations, applied in order, each once, under a transaction-scoped advisory
@@ -278,8 +272,6 @@ public final class PostgresStore: TriplineStore, @unchecked Sendable {
             """),
     ]
 
-    /// The schema version this build writes (the last migration's name).
-    public static var schemaVersion: String { migrations.last!.0 }
 
     func migrate() throws {
         try transaction { tx in
