@@ -18,7 +18,7 @@ import TriplineStore
 ///
 /// Ingest is one multi-row statement per table inside the group commit's transaction: the log
 /// batch is one row (its lines in one `bytea`), alerts and deliveries are multi-row inserts.
-public final class PostgresStore: TriplineStore, @unchecked Sendable {
+public final class PostgresStore: TriplineStore, SharedStore, @unchecked Sendable {
     public let url: String
     let configuration: PostgresConnection.Configuration
     let group: MultiThreadedEventLoopGroup
@@ -43,6 +43,7 @@ public final class PostgresStore: TriplineStore, @unchecked Sendable {
     }
 
     deinit {
+        closing = true
         if let c = activeConnection { let closing: EventLoopFuture<Void> = c.close(); _ = try? closing.wait() }
         for c in idle { let closing: EventLoopFuture<Void> = c.close(); _ = try? closing.wait() }
         try? group.syncShutdownGracefully()
@@ -205,34 +206,93 @@ public final class PostgresStore: TriplineStore, @unchecked Sendable {
         func changes(_ q: PostgresQuery) throws -> Int { try run(q).metadata.rows ?? 0 }
     }
 
-    // MARK: the active server's lock
+    // MARK: the active server's lease
 
     /// The connection holding the session advisory lock of the active server (nil: not held).
     private var activeConnection: PostgresConnection?
+    /// Once this server is active: its holder text, checked by every log commit (fencing).
+    private var fence: String?
     static let activeLockKey: Int64 = 7311504
+    /// Serialises audit appends of every server on the database.
+    static let auditLockKey: Int64 = 7311505
+
+    /// Called (once, on the store's loop) when the connection holding the active lease closes
+    /// while the store is open: PostgreSQL released the lease, and a standby may take it.
+    public var onActiveLeaseLost: (@Sendable () -> Void)? {
+        get { cond.lock(); defer { cond.unlock() }; return _onLeaseLost }
+        set { cond.lock(); _onLeaseLost = newValue; cond.unlock() }
+    }
+    private var _onLeaseLost: (@Sendable () -> Void)?
+    private var closing = false
 
     /// Another server holds the database.
     public struct Held: Error, CustomStringConvertible {
         public var holder: String?
         public var description: String {
-            "the database is in use: another tripline server (\(holder ?? "holder unknown")) is active on it; stop it first, or give this server another database"
+            "the database is in use: another tripline server (\(holder ?? "holder unknown")) is active on it; stop it first, give this server another database, or start it with --standby to take over when it stops"
         }
     }
 
-    /// Takes the active server's lock: a session advisory lock on a connection of its own,
-    /// which PostgreSQL releases when that session ends (the process exits, is killed, or
-    /// loses its connection), so a dead server never keeps the next one out. Throws `Held`
-    /// naming the holder (`pid N on HOST since T`, recorded in meta when it took the lock).
-    public func takeActiveLock(holder: String) throws {
+    /// Takes the active server's lease or throws `Held` naming the holder.
+    public func takeActiveLock(holder: String, url: String? = nil) throws {
+        guard try tryTakeActive(holder: holder, url: url) else { throw Held(holder: try meta("active_holder")) }
+    }
+
+    /// The lease is a session advisory lock on a connection of its own, which PostgreSQL
+    /// releases when that session ends (the process exits, is killed, or loses its
+    /// connection), so a dead server never keeps the next one out. Taking it records the
+    /// holder in meta with an UPDATE, which waits for a commit of the previous holder still in
+    /// flight (each commit reads that row FOR SHARE): such a commit is either in the log
+    /// before the new holder rebuilds from it, or fails.
+    public func tryTakeActive(holder: String, url: String?) throws -> Bool {
         let conn = try PostgresConnection.connect(on: group.next(), configuration: configuration, id: -1, logger: logger).wait()
-        let got = try conn.query("SELECT pg_try_advisory_lock(\(Self.activeLockKey))", logger: logger).wait().first!.decode(Bool.self)
+        let got: Bool
+        do {
+            got = try conn.query("SELECT pg_try_advisory_lock(\(Self.activeLockKey))", logger: logger).wait().first!.decode(Bool.self)
+        } catch {
+            let closing: EventLoopFuture<Void> = conn.close()
+            _ = try? closing.wait()
+            throw error
+        }
         guard got else {
             let closing: EventLoopFuture<Void> = conn.close()
             _ = try? closing.wait()
-            throw Held(holder: try meta("active_holder"))
+            return false
         }
+        try transaction { tx in
+            try tx.run("INSERT INTO meta(key, value) VALUES ('active_holder', \(holder)) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            try tx.run("INSERT INTO meta(key, value) VALUES ('active_url', \(url ?? "")) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+        }
+        cond.lock()
         activeConnection = conn
-        try setMeta("active_holder", holder)
+        fence = holder
+        cond.unlock()
+        conn.closeFuture.whenComplete { [weak self] _ in
+            guard let self else { return }
+            self.cond.lock()
+            let notify = !self.closing && self.activeConnection === conn
+            let f = self._onLeaseLost
+            self.cond.unlock()
+            if notify { f?() }
+        }
+        return true
+    }
+
+    public func activeServer() throws -> (holder: String?, url: String?) {
+        let url = try meta("active_url")
+        return (try meta("active_holder"), url?.isEmpty == false ? url : nil)
+    }
+
+    public func setActiveURL(_ url: String) throws { try setMeta("active_url", url) }
+
+    /// In a commit's transaction: this server is still the recorded active one (fencing).
+    func checkFence(_ tx: Tx) throws {
+        cond.lock()
+        let f = fence
+        cond.unlock()
+        guard let f else { return }
+        let now = try tx.run("SELECT value FROM meta WHERE key = 'active_holder' FOR SHARE").first.map { try $0.decode(String.self) }
+        guard now == f else { throw LostActiveLease(activeNow: now) }
     }
 
     // MARK: schema
@@ -294,6 +354,7 @@ public final class PostgresStore: TriplineStore, @unchecked Sendable {
 
     public func commit(log batch: LogBatch?, alerts: [StoredAlert], deliveries: [Delivery]) throws {
         try transaction { tx in
+            try checkFence(tx)
             if let b = batch {
                 var buf = ByteBuffer()
                 buf.writeBytes(b.lines)
@@ -606,10 +667,16 @@ public final class PostgresStore: TriplineStore, @unchecked Sendable {
         try (run("DELETE FROM tokens WHERE id = \(id)").metadata.rows ?? 0) > 0
     }
 
-    public func appendAudit(_ r: AuditRecord) throws {
+    @discardableResult
+    public func appendAudit(_ make: (_ head: AuditRecord?) throws -> AuditRecord) throws -> AuditRecord {
         try transaction { tx in
+            // Appends from every server on this database (the active and its standbys) queue here.
+            try tx.exec("SELECT pg_advisory_xact_lock(\(Self.auditLockKey))")
+            let head = try tx.run("SELECT seq, at, actor, action, target, detail, prev, hash FROM audit ORDER BY seq DESC LIMIT 1").first.map(Self.audit)
+            let r = try make(head)
             try tx.run("INSERT INTO audit(seq, at, actor, action, target, detail, prev, hash) VALUES (\(r.seq), \(r.at), \(r.actor), \(r.action), \(r.target), \(r.detail), \(r.prev), \(r.hash))")
             try tx.run("INSERT INTO meta(key, value) VALUES ('audit_head', \("\(r.seq) \(r.hash)")) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            return r
         }
     }
 

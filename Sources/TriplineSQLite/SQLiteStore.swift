@@ -353,11 +353,15 @@ public final class SQLiteStore: TriplineStore, @unchecked Sendable {
         }
     }
 
-    public func appendAudit(_ r: AuditRecord) throws {
+    @discardableResult
+    public func appendAudit(_ make: (_ head: AuditRecord?) throws -> AuditRecord) throws -> AuditRecord {
         try pool.write { db in
+            let head = try Row.fetchOne(db, sql: "SELECT seq, at, actor, action, target, detail, prev, hash FROM audit ORDER BY seq DESC LIMIT 1").map(Self.audit)
+            let r = try make(head)
             try db.execute(sql: "INSERT INTO audit(seq, at, actor, action, target, detail, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                            arguments: [r.seq, r.at, r.actor, r.action, r.target, r.detail, r.prev, r.hash])
             try db.execute(sql: "INSERT OR REPLACE INTO meta(key, value) VALUES ('audit_head', ?)", arguments: ["\(r.seq) \(r.hash)"])
+            return r
         }
     }
 

@@ -89,12 +89,13 @@ public final class AuditLog: @unchecked Sendable {
     public func record(actor: String, action: String, target: String, detail: J = .obj([])) throws -> AuditRecord {
         lock.lock()
         defer { lock.unlock() }
-        let head = try store.auditHead()
-        var r = AuditRecord(seq: (head?.seq ?? 0) + 1, at: clock(), actor: actor, action: action, target: target,
-                            detail: detail.text, prev: head?.hash ?? AuditRecord.genesis, hash: "")
-        r.hash = AuditRecord.chainHash(prev: r.prev, canonical: r.canonical)
-        try store.appendAudit(r)
-        return r
+        let at = clock(), text = detail.text
+        return try store.appendAudit { head in
+            var r = AuditRecord(seq: (head?.seq ?? 0) + 1, at: at, actor: actor, action: action, target: target,
+                                detail: text, prev: head?.hash ?? AuditRecord.genesis, hash: "")
+            r.hash = AuditRecord.chainHash(prev: r.prev, canonical: r.canonical)
+            return r
+        }
     }
 
     /// Walks the whole chain. With `expectHead` (a head hash recorded elsewhere earlier),

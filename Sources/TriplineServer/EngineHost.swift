@@ -107,20 +107,38 @@ public final class EngineHost: @unchecked Sendable {
     private var state: HostState!
     private var thread: Thread?
 
+    /// Loads the catalog and rebuilds the engine from the log, unless `standby`: a standby
+    /// server's host holds no engine until `activate()` (when it takes over).
     public init(store: any TriplineStore, options: HostOptions, metrics: Metrics = Metrics(),
-                wallClock: @escaping @Sendable () -> Millis = { Millis(Date().timeIntervalSince1970 * 1000) }) throws {
+                wallClock: @escaping @Sendable () -> Millis = { Millis(Date().timeIntervalSince1970 * 1000) },
+                standby: Bool = false) throws {
         self.store = store
         self.options = options
         self.metrics = metrics
         self.alerts = AlertBroadcaster()
         self.wallClock = wallClock
-        let (catalog, problems) = try Catalog.load(store, sensitive: options.sensitive)
-        state = HostState(pipeline: Self.makePipeline(catalog, options), catalog: catalog, nextAlertId: try store.maxAlertId() + 1)
-        state.catalogProblems = problems
-        state.silences = try store.silences()
-        state.receivers = try store.receivers()
-        try rebuild(state)
+        if !standby { try activate() }
     }
+
+    /// Loads the catalog, silences and receivers and rebuilds the engine from the log (a
+    /// standby taking over; call before `start()`).
+    public func activate() throws {
+        let (catalog, problems) = try Catalog.load(store, sensitive: options.sensitive)
+        let s = HostState(pipeline: Self.makePipeline(catalog, options), catalog: catalog, nextAlertId: try store.maxAlertId() + 1)
+        s.catalogProblems = problems
+        s.silences = try store.silences()
+        s.receivers = try store.receivers()
+        try rebuild(s)
+        state = s
+    }
+
+    /// Called when a commit finds another server active on the shared store (fencing): the
+    /// batches of that group were refused, and this server must stop acting as the active one.
+    public var onLostLease: (@Sendable (LostActiveLease) -> Void)? {
+        get { condition.lock(); defer { condition.unlock() }; return _onLostLease }
+        set { condition.lock(); _onLostLease = newValue; condition.unlock() }
+    }
+    private var _onLostLease: (@Sendable (LostActiveLease) -> Void)?
 
     /// Called after a commit that queued webhook deliveries.
     public var onDeliveriesQueued: (@Sendable () -> Void)? {
@@ -367,6 +385,14 @@ public final class EngineHost: @unchecked Sendable {
                 dequeued(n)
                 c.resume(returning: r)
             }
+        } catch let lost as LostActiveLease {
+            // Another server is active now: nothing of the group was stored, and this engine
+            // must not write again.
+            for (c, _, n) in group.waiters {
+                dequeued(n)
+                c.resume(throwing: IngestError.storage("\(lost)"))
+            }
+            onLostLease?(lost)
         } catch {
             // Nothing of the group is durable: refuse every batch in it, and put the engine
             // back to what the store holds.

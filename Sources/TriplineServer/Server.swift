@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdWebSocket
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import ServiceLifecycle
 import TriplineCore
@@ -34,7 +35,24 @@ public struct ServerSettings: Sendable {
     public var shutdownTimeout: Duration = .seconds(10)
     /// Serve HTTPS with this certificate and key (nil: plain HTTP).
     public var tls: TLSFiles?
+    /// The URL other servers' clients are sent to while this one is active (nil: the scheme,
+    /// host and bound port it listens on).
+    public var advertise: String?
+    /// Who this server is, as recorded when it holds the active lease (`PID n on HOST since T`).
+    public var holder = "PID \(getpid()) on \(ProcessInfo.processInfo.hostName) since \(Date())"
+    /// A standby looks for the active lease this often.
+    public var takeoverPoll: Duration = .milliseconds(200)
     public init() {}
+}
+
+/// Whether this server runs the engine. A standby (on a shared store) answers the routes that
+/// only read the store, answers every other route 503 naming the active server, and takes
+/// over when the active server's lease comes free.
+public enum ServerRole: String, Sendable {
+    case active
+    case standby
+    /// Took the lease and is rebuilding the engine from the log.
+    case takingOver = "taking_over"
 }
 
 /// One documented route: method, OpenAPI path and the roles allowed on it (empty: no token).
@@ -42,6 +60,14 @@ public struct RouteSpec: Sendable, Hashable {
     public var method: String
     public var path: String
     public var roles: [Role]
+    /// A standby server answers it too (it reads only the store, never the engine).
+    public var standby: Bool = false
+    public init(method: String, path: String, roles: [Role], standby: Bool = false) {
+        self.method = method
+        self.path = path
+        self.roles = roles
+        self.standby = standby
+    }
 }
 
 typealias Handler = @Sendable (Request, BasicRequestContext, TokenRecord?) async throws -> Response
@@ -53,10 +79,13 @@ struct APIError: Error {
     var message: String
     var errors: [J] = []
     var headers: [(String, String)] = []
+    /// More fields of the answer (after `error` and `message`).
+    var extra: [(String, J)] = []
 
     var response: Response {
         var fields: [(String, J)] = [("error", .str(code)), ("message", .str(message))]
         if !errors.isEmpty { fields.append(("errors", .arr(errors))) }
+        fields += extra
         var r = API.json(.obj(fields), status: status)
         for (k, v) in headers { r.headers[HTTPField.Name(k)!] = v }
         return r
@@ -96,14 +125,40 @@ public final class TriplineHTTP: Sendable {
     let inflight = InflightCounter()
     /// Open connections (the connection cap).
     let connections = ConnectionCounter()
+    /// The store servers share (PostgreSQL), for the active lease; nil for a store of one server.
+    public let shared: (any SharedStore)?
+    let roleBox: NIOLockedValueBox<ServerRole>
+    /// This server's advertised URL, once its port is bound.
+    let advertised = NIOLockedValueBox<String?>(nil)
 
     public var store: any TriplineStore { host.store }
+    public var role: ServerRole { roleBox.withLockedValue { $0 } }
 
-    public init(host: EngineHost, settings: ServerSettings, audit: AuditLog) {
+    /// `standby`: the host holds no engine yet (`EngineHost(..., standby: true)`), and `shared`
+    /// is the store whose lease this server waits for.
+    public init(host: EngineHost, settings: ServerSettings, audit: AuditLog, shared: (any SharedStore)? = nil, standby: Bool = false) {
         self.host = host
         self.settings = settings
         self.audit = audit
+        self.shared = shared
+        self.roleBox = NIOLockedValueBox(standby ? .standby : .active)
         host.audit = audit
+    }
+
+    /// The 503 of a route a standby does not serve: names the active server (`active` in the
+    /// body and the `Tripline-Active` header) and says to retry.
+    func standbyRefusal(_ spec: RouteSpec) -> APIError {
+        let active = (try? shared?.activeServer())
+        let url = active?.url
+        let taking = role == .takingOver
+        var message = taking
+            ? "this server is taking over as the active server (rebuilding from the log); retry in a moment"
+            : "this server is a standby: \(spec.method) \(spec.path) needs the engine, which runs on the active server"
+        if !taking { message += url.map { "; send it to \($0)" } ?? "; no active server is recorded (retry in a moment)" }
+        var headers = [("Retry-After", "1")]
+        if let url, !taking { headers.append(("Tripline-Active", url)) }
+        return APIError(status: .serviceUnavailable, code: taking ? "taking_over" : "standby", message: message, headers: headers,
+                        extra: [("role", .str(role.rawValue)), ("active", taking ? .null : .optStr(url))])
     }
 
     static let read: [Role] = [.operator, .admin, .auditor]
@@ -121,7 +176,8 @@ public final class TriplineHTTP: Sendable {
         router.ws(RouterPath(spec.path), shouldUpgrade: { [self] req, _ in
             // Refused here, the request goes on to the HTTP route of the same path, which
             // answers 401/403 with the usual explanation.
-            guard (try? authenticate(req, roles: spec.roles, route: spec)) != nil, (try? checkQuery(req, spec)) != nil else { return .dontUpgrade }
+            guard (try? authenticate(req, roles: spec.roles, route: spec)) != nil, (try? checkQuery(req, spec)) != nil,
+                  role == .active else { return .dontUpgrade }
             return .upgrade([:])
         }) { [self] inbound, outbound, context in
             var q = AlertQuery()
@@ -164,14 +220,14 @@ public final class TriplineHTTP: Sendable {
     }
 
     static var table: [(RouteSpec, KeyPath<TriplineHTTP, Handler>)] { [
-        (RouteSpec(method: "GET", path: "/healthz", roles: []), \.healthz),
-        (RouteSpec(method: "GET", path: "/", roles: []), \.dashboardIndex),
-        (RouteSpec(method: "GET", path: "/assets/{file}", roles: []), \.dashboardAsset),
-        (RouteSpec(method: "GET", path: "/v1/whoami", roles: Role.allCases), \.whoami),
+        (RouteSpec(method: "GET", path: "/healthz", roles: [], standby: true), \.healthz),
+        (RouteSpec(method: "GET", path: "/", roles: [], standby: true), \.dashboardIndex),
+        (RouteSpec(method: "GET", path: "/assets/{file}", roles: [], standby: true), \.dashboardAsset),
+        (RouteSpec(method: "GET", path: "/v1/whoami", roles: Role.allCases, standby: true), \.whoami),
         (RouteSpec(method: "GET", path: "/v1/positions", roles: read), \.positions),
         (RouteSpec(method: "GET", path: "/v1/zones/{id}/inside", roles: read), \.zoneInside),
-        (RouteSpec(method: "GET", path: "/openapi.json", roles: []), \.openapi),
-        (RouteSpec(method: "GET", path: "/metrics", roles: read), \.metricsRoute),
+        (RouteSpec(method: "GET", path: "/openapi.json", roles: [], standby: true), \.openapi),
+        (RouteSpec(method: "GET", path: "/metrics", roles: read, standby: true), \.metricsRoute),
         (RouteSpec(method: "GET", path: "/v1/status", roles: read), \.status),
         (RouteSpec(method: "POST", path: "/v1/events", roles: [.ingest, .operator, .admin]), \.postEvents),
         (RouteSpec(method: "POST", path: "/v1/watermark", roles: write), \.postWatermark),
@@ -183,35 +239,35 @@ public final class TriplineHTTP: Sendable {
         (RouteSpec(method: "GET", path: "/v1/rules/{id}/versions", roles: read), \.ruleVersions),
         (RouteSpec(method: "GET", path: "/v1/rules/{id}/stats", roles: read), \.ruleStats),
         (RouteSpec(method: "POST", path: "/v1/rules/backtest", roles: write), \.backtest),
-        (RouteSpec(method: "GET", path: "/v1/zones", roles: read), \.listZones),
+        (RouteSpec(method: "GET", path: "/v1/zones", roles: read, standby: true), \.listZones),
         (RouteSpec(method: "POST", path: "/v1/zones", roles: write), \.postZones),
-        (RouteSpec(method: "GET", path: "/v1/zones/{id}", roles: read), \.getZone),
+        (RouteSpec(method: "GET", path: "/v1/zones/{id}", roles: read, standby: true), \.getZone),
         (RouteSpec(method: "PUT", path: "/v1/zones/{id}", roles: write), \.putZone),
         (RouteSpec(method: "DELETE", path: "/v1/zones/{id}", roles: write), \.deleteZone),
-        (RouteSpec(method: "GET", path: "/v1/entities", roles: read), \.listEntities),
+        (RouteSpec(method: "GET", path: "/v1/entities", roles: read, standby: true), \.listEntities),
         (RouteSpec(method: "POST", path: "/v1/entities", roles: write), \.postEntities),
-        (RouteSpec(method: "GET", path: "/v1/entities/{id}", roles: read), \.getEntity),
+        (RouteSpec(method: "GET", path: "/v1/entities/{id}", roles: read, standby: true), \.getEntity),
         (RouteSpec(method: "PUT", path: "/v1/entities/{id}", roles: write), \.putEntity),
         (RouteSpec(method: "DELETE", path: "/v1/entities/{id}", roles: write), \.deleteEntity),
         (RouteSpec(method: "GET", path: "/v1/entities/{id}/timeline", roles: read), \.timeline),
         (RouteSpec(method: "GET", path: "/v1/entities/{id}/export", roles: write), \.exportEntity),
-        (RouteSpec(method: "GET", path: "/v1/alerts", roles: read), \.listAlerts),
+        (RouteSpec(method: "GET", path: "/v1/alerts", roles: read, standby: true), \.listAlerts),
         (RouteSpec(method: "GET", path: "/v1/alerts/stream", roles: read), \.streamAlerts),
-        (RouteSpec(method: "GET", path: "/v1/alerts/{id}", roles: read), \.getAlert),
+        (RouteSpec(method: "GET", path: "/v1/alerts/{id}", roles: read, standby: true), \.getAlert),
         (RouteSpec(method: "GET", path: "/v1/alerts/{id}/explain", roles: read), \.explainAlert),
         (RouteSpec(method: "POST", path: "/v1/alerts/{id}/feedback", roles: write), \.postFeedback),
-        (RouteSpec(method: "GET", path: "/v1/alerts/{id}/feedback", roles: read), \.listFeedback),
-        (RouteSpec(method: "GET", path: "/v1/silences", roles: read), \.listSilences),
+        (RouteSpec(method: "GET", path: "/v1/alerts/{id}/feedback", roles: read, standby: true), \.listFeedback),
+        (RouteSpec(method: "GET", path: "/v1/silences", roles: read, standby: true), \.listSilences),
         (RouteSpec(method: "POST", path: "/v1/silences", roles: write), \.postSilence),
         (RouteSpec(method: "DELETE", path: "/v1/silences/{id}", roles: write), \.deleteSilence),
-        (RouteSpec(method: "GET", path: "/v1/webhooks", roles: write), \.listWebhooks),
+        (RouteSpec(method: "GET", path: "/v1/webhooks", roles: write, standby: true), \.listWebhooks),
         (RouteSpec(method: "POST", path: "/v1/webhooks", roles: write), \.postWebhook),
         (RouteSpec(method: "DELETE", path: "/v1/webhooks/{id}", roles: write), \.deleteWebhook),
-        (RouteSpec(method: "GET", path: "/v1/webhooks/deliveries", roles: write), \.listDeliveries),
+        (RouteSpec(method: "GET", path: "/v1/webhooks/deliveries", roles: write, standby: true), \.listDeliveries),
         (RouteSpec(method: "POST", path: "/v1/webhooks/deliveries/redrive", roles: write), \.redrive),
-        (RouteSpec(method: "GET", path: "/v1/audit", roles: [.auditor, .admin]), \.listAudit),
-        (RouteSpec(method: "GET", path: "/v1/audit/verify", roles: [.auditor, .admin]), \.verifyAudit),
-        (RouteSpec(method: "GET", path: "/v1/tokens", roles: [.admin]), \.listTokens),
+        (RouteSpec(method: "GET", path: "/v1/audit", roles: [.auditor, .admin], standby: true), \.listAudit),
+        (RouteSpec(method: "GET", path: "/v1/audit/verify", roles: [.auditor, .admin], standby: true), \.verifyAudit),
+        (RouteSpec(method: "GET", path: "/v1/tokens", roles: [.admin], standby: true), \.listTokens),
         (RouteSpec(method: "POST", path: "/v1/tokens", roles: [.admin]), \.postToken),
         (RouteSpec(method: "DELETE", path: "/v1/tokens/{id}", roles: [.admin]), \.deleteToken),
     ] }
@@ -243,6 +299,7 @@ public final class TriplineHTTP: Sendable {
                 do {
                     let token = try authenticate(req, roles: spec.roles, route: spec)
                     try checkQuery(req, spec)
+                    if !spec.standby && role != .active { throw standbyRefusal(spec) }
                     return try await handler(req, ctx, token)
                 } catch let e as APIError {
                     return e.response
@@ -270,6 +327,7 @@ public final class TriplineHTTP: Sendable {
             do {
                 _ = try authenticate(req, roles: ws.roles, route: ws)
                 try checkQuery(req, ws)
+                if role != .active { throw standbyRefusal(ws) }
                 return APIError(status: .badRequest, code: "websocket_required",
                                 message: "this route is a WebSocket: send an Upgrade: websocket request (or use GET /v1/alerts/stream for Server-Sent Events)").response
             } catch let e as APIError {
@@ -279,32 +337,98 @@ public final class TriplineHTTP: Sendable {
         return router
     }
 
-    /// Runs the server (and the webhook dispatcher) until it is stopped; `onRunning` gets the bound port.
-    public func run(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+    /// Tasks started while the server runs (the active server's background work), cancelled
+    /// when it stops.
+    final class Background: @unchecked Sendable {
+        private let lock = NSLock()
+        private var tasks: [Task<Void, Never>] = []
+        func add(_ t: Task<Void, Never>) { lock.lock(); tasks.append(t); lock.unlock() }
+        func cancelAll() { lock.lock(); let ts = tasks; tasks = []; lock.unlock(); for t in ts { t.cancel() } }
+    }
+
+    /// The active server's background work: webhook delivery, retention, idle advance.
+    func startActiveWork(_ bg: Background) {
         let dispatcher = WebhookDispatcher(store: store, metrics: host.metrics, settings: settings.webhooks)
         host.onDeliveriesQueued = { dispatcher.notify() }
-        let delivery = Task.detached { await dispatcher.run() }
-        defer { delivery.cancel() }
+        bg.add(Task.detached { await dispatcher.run() })
         let retention = RetentionService(store: store, settings: settings.retention, clock: { Millis(Date().timeIntervalSince1970 * 1000) }, audit: audit)
         retention.onEventsDeleted = { [host] in _ = try? await host.trimTimeline() }
-        let retentionTask = Task.detached { await retention.run() }
-        defer { retentionTask.cancel() }
-        let idleTask = settings.idleAdvance.map { idle in Task.detached { [host] in await host.runIdleAdvance(idle: idle) } }
-        defer { idleTask?.cancel() }
+        bg.add(Task.detached { await retention.run() })
+        if let idle = settings.idleAdvance { bg.add(Task.detached { [host] in await host.runIdleAdvance(idle: idle) }) }
+    }
+
+    /// A standby's wait: looks for the active lease every `takeoverPoll`; once it has it,
+    /// rebuilds the engine from the log (on a thread of its own), starts the active server's
+    /// work and answers every route.
+    func standBy(_ bg: Background) async {
+        guard let shared else { return }
+        while !Task.isCancelled {
+            try? await Task.sleep(for: settings.takeoverPoll)
+            let previous = (try? shared.activeServer())?.holder
+            guard let url = advertised.withLockedValue({ $0 }), (try? shared.tryTakeActive(holder: settings.holder, url: url)) == true else { continue }
+            roleBox.withLockedValue { $0 = .takingOver }
+            let started = DispatchTime.now().uptimeNanoseconds
+            let host = self.host
+            let failure: String? = await withCheckedContinuation { c in
+                let t = Thread {
+                    do { try host.activate(); c.resume(returning: nil) } catch { c.resume(returning: "\(error)") }
+                }
+                t.stackSize = 8 << 20
+                t.start()
+            }
+            if let failure {
+                FileHandle.standardError.write(Data("tripline: took the active lease but could not rebuild the engine: \(failure); exiting so that another server can take over\n".utf8))
+                exit(1)
+            }
+            host.start()
+            startActiveWork(bg)
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+            let rebuilt = (try? await host.perform { $0.rebuiltEvents }) ?? 0
+            _ = try? audit.record(actor: "server", action: "server.takeover", target: "active", detail: .obj([
+                ("previous", .optStr(previous)), ("holder", .str(settings.holder)), ("url", .str(url)),
+                ("rebuilt_events", .int(rebuilt)), ("rebuild_seconds", .num(seconds)),
+            ]))
+            roleBox.withLockedValue { $0 = .active }
+            FileHandle.standardError.write(Data("tripline: took over as the active server (previous: \(previous ?? "unknown")); rebuilt the engine from \(rebuilt) logged events in \(String(format: "%.2f", seconds)) s\n".utf8))
+            return
+        }
+    }
+
+    /// Runs the server until it is stopped; `onRunning` gets the bound port. An active server
+    /// also runs webhook delivery, retention and idle advance; a standby waits to take over.
+    public func run(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        let bg = Background()
+        defer { bg.cancelAll() }
+        if role == .active { startActiveWork(bg) }
         var logger = Logger(label: "tripline")
         logger.logLevel = .warning
+        let scheme = settings.tls == nil ? "http" : "https"
         let app = Application(
             router: makeRouter(),
             server: .guardedWebSocket(webSocketRouter: makeWebSocketRouter(), limits: settings.limits, counter: connections,
                                       pingEvery: settings.heartbeat, tls: try settings.tls?.configuration()),
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "tripline"),
-            onServerRunning: { ch in await onRunning(ch.localAddress?.port ?? 0) },
+            onServerRunning: { [self] ch in
+                let port = ch.localAddress?.port ?? 0
+                let url = settings.advertise ?? "\(scheme)://\(Self.urlHost(settings.host)):\(port)"
+                advertised.withLockedValue { $0 = url }
+                if role == .active, let shared { try? shared.setActiveURL(url) }
+                if role == .standby { bg.add(Task.detached { [self] in await standBy(bg) }) }
+                await onRunning(port)
+            },
             logger: logger
         )
         var config = ServiceGroupConfiguration(services: [.init(service: app), .init(service: StreamCloser(alerts: host.alerts))],
                                                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         config.maximumGracefulShutdownDuration = settings.shutdownTimeout
         try await ServiceGroup(configuration: config).run()
+    }
+
+    /// The host part of an advertised URL for a listening address (a wildcard address names
+    /// this machine; an IPv6 literal gets brackets).
+    static func urlHost(_ h: String) -> String {
+        if h == "0.0.0.0" || h == "::" || h.isEmpty { return ProcessInfo.processInfo.hostName }
+        return h.contains(":") ? "[\(h)]" : h
     }
 
     /// Ends every live alert stream when a graceful shutdown begins (services shut down in
@@ -389,7 +513,11 @@ public final class TriplineHTTP: Sendable {
     // MARK: - Basic routes
 
     var healthz: Handler {
-        { _, _, _ in API.json(.obj([("status", .str("ok"))])) }
+        { [self] _, _, _ in
+            var fields: [(String, J)] = [("status", .str("ok")), ("role", .str(role.rawValue))]
+            if role != .active, let url = (try? shared?.activeServer())?.url { fields.append(("active", .str(url))) }
+            return API.json(.obj(fields))
+        }
     }
 
     var whoami: Handler {

@@ -286,8 +286,12 @@ public protocol AccessStore: Sendable {
     func token(hash: String) throws -> TokenRecord?
     func tokens() throws -> [TokenRecord]
     func deleteToken(id: String) throws -> Bool
-    /// Appends an audit record and records the head (`<seq> <hash>` in meta) in one transaction.
-    func appendAudit(_ r: AuditRecord) throws
+    /// Appends the record `make` builds from the current head (nil: the log is empty), and
+    /// records the new head (`<seq> <hash>` in meta), in one transaction that no other append,
+    /// from this process or another sharing the store, can interleave with: the chain never
+    /// forks when a standby server records reads while the active one records changes.
+    @discardableResult
+    func appendAudit(_ make: (_ head: AuditRecord?) throws -> AuditRecord) throws -> AuditRecord
     func auditHead() throws -> AuditRecord?
     func auditRecords(afterSeq: Int64, limit: Int) throws -> [AuditRecord]
     /// In stored order (not by seq): a reordered or inserted record shows as such.
@@ -318,6 +322,32 @@ public protocol NotificationStore: Sendable {
 /// Everything the server keeps: one store implements every concern (SQLite, PostgreSQL, or
 /// memory for tests), so that a batch's log, alerts and deliveries share one transaction.
 public typealias TriplineStore = EventLogStore & AlertStore & CatalogStore & AccessStore & NotificationStore
+
+/// A store several servers share, one of them active at a time (PostgreSQL): the active one
+/// holds a lease (PostgreSQL: a session advisory lock, which the database releases when its
+/// holder's session ends, killed process included); the others stand by, serve reads, and
+/// take the lease when it comes free.
+public protocol SharedStore: AnyObject, Sendable {
+    /// Takes the lease if it is free: records `holder` and `url` as the active server's and
+    /// arms fencing (from then on, a log commit fails with `LostActiveLease` if another server
+    /// has since been recorded as active). False when another server holds it.
+    func tryTakeActive(holder: String, url: String?) throws -> Bool
+    /// The active server as last recorded (holder text, advertised URL).
+    func activeServer() throws -> (holder: String?, url: String?)
+    /// Records the advertised URL of the server holding the lease (once its port is bound).
+    func setActiveURL(_ url: String) throws
+}
+
+/// A log commit refused because this server no longer holds the active lease: another
+/// server took over (it found the lease free: this one's session to the database ended).
+/// Nothing of the commit was stored; the server must stop acting as the active one.
+public struct LostActiveLease: Error, CustomStringConvertible {
+    public var activeNow: String?
+    public init(activeNow: String?) { self.activeNow = activeNow }
+    public var description: String {
+        "this server is no longer the active one: \(activeNow ?? "another server") took over the database; nothing of this commit was stored"
+    }
+}
 
 /// One record of the audit log. `hash` = SHA-256 over the previous record's hash and this
 /// record's canonical encoding (the server computes both), so any modified, deleted, inserted
@@ -518,10 +548,13 @@ public final class MemoryStore: TriplineStore, @unchecked Sendable {
         }
     }
 
-    public func appendAudit(_ r: AuditRecord) throws {
-        locked {
+    @discardableResult
+    public func appendAudit(_ make: (_ head: AuditRecord?) throws -> AuditRecord) throws -> AuditRecord {
+        try locked {
+            let r = try make(auditRows.last)
             auditRows.append(r)
             metaRows["audit_head"] = "\(r.seq) \(r.hash)"
+            return r
         }
     }
     public func auditHead() throws -> AuditRecord? { locked { auditRows.last } }

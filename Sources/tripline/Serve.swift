@@ -39,26 +39,47 @@ struct ServerOptions: ParsableArguments {
     @Option(name: .customLong("tls-cert"), help: "Serve HTTPS: the certificate chain (PEM). Needs --tls-key.") var tlsCert: String?
     @Option(name: .customLong("tls-key"), help: "Serve HTTPS: the private key (PEM) of --tls-cert.") var tlsKey: String?
     @Option(help: "Send an SSE comment and a WebSocket ping on every live stream this often, to find peers that have gone.") var heartbeat = "15s"
+    @Flag(help: "With --store postgres://...: if another server is active on the database, stand by instead of exiting: serve the routes that only read the store, answer the others 503 naming the active server, and take over (rebuilding the engine from the log) when it stops or dies. If none is active, become the active server.")
+    var standby = false
+    @Option(help: "The URL clients are sent to while this server is active (default: http(s)://HOST:PORT as it listens).") var advertise: String?
 
     /// The data folder's lock, held until the process ends.
     nonisolated(unsafe) static var lock: DataFolderLock?
 
     /// Opens the store, the audit log and the engine host (rebuilding the engine from the log),
     /// and records the configuration in force in the audit log.
-    func open() throws -> (any TriplineStore, EngineHost, ServerSettings, AuditLog) {
+    func open() throws -> (any TriplineStore, EngineHost, ServerSettings, AuditLog, ServerRole) {
         do {
             Self.lock = try DataFolderLock(directory: data)
         } catch let e as DataFolderLock.Held {
             CLI.printErr("tripline: \(e)")
             throw ExitCode(1)
         }
+        if standby && store == nil {
+            throw ValidationError("--standby needs a store several servers share: give --store postgres://user@host:port/database")
+        }
+        if let a = advertise, URLComponents(string: a)?.scheme.map({ $0 == "http" || $0 == "https" }) != true || URLComponents(string: a)?.host == nil {
+            throw ValidationError("--advertise: give an http:// or https:// URL with a host (got '\(a)')")
+        }
         let store = try StoreOption.open(store, data: data, sync: sync)
+        let holder = "PID \(getpid()) on \(ProcessInfo.processInfo.hostName) since \(EventTime.format(Millis(Date().timeIntervalSince1970 * 1000)))"
+        var role = ServerRole.active
         if let pg = store as? PostgresStore {
             do {
-                try pg.takeActiveLock(holder: "PID \(getpid()) on \(ProcessInfo.processInfo.hostName) since \(Date())")
+                if standby {
+                    if try !pg.tryTakeActive(holder: holder, url: nil) { role = .standby }
+                } else {
+                    try pg.takeActiveLock(holder: holder)
+                }
             } catch let e as PostgresStore.Held {
                 CLI.printErr("tripline: \(e)")
                 throw ExitCode(1)
+            }
+            // The lease's session ended while this server was active (the database restarted or
+            // the connection broke): a standby may hold it now, so this one stops at once.
+            pg.onActiveLeaseLost = {
+                CLI.printErr("tripline: lost the connection holding the active lease; stopping so that only one server is active (restart this one to stand by)")
+                Foundation.exit(1)
             }
         }
         // The sensitive list of a data folder only grows.
@@ -106,10 +127,20 @@ struct ServerOptions: ParsableArguments {
         let every = try CLI.parseDuration(retentionInterval, option: "--retention-interval")
         guard every >= 1000 else { throw ValidationError("--retention-interval: at least 1s (got \(retentionInterval))") }
         settings.retention.intervalSeconds = Double(every) / 1000
+        settings.holder = holder
+        settings.advertise = advertise
         let audit = try CLI.openAudit(store: store, directory: data)
         let started = Date()
-        let engineHost = try EngineHost(store: store, options: settings.options)
-        let rebuilt = try store.logCount()
+        let engineHost = try EngineHost(store: store, options: settings.options, standby: role == .standby)
+        engineHost.onLostLease = { lost in
+            CLI.printErr("tripline: \(lost); stopping")
+            Foundation.exit(1)
+        }
+        let rebuilt = role == .active ? try store.logCount() : 0
+        if role == .standby {
+            let active = (store as? PostgresStore).flatMap { try? $0.activeServer().holder } ?? "another server"
+            CLI.printErr("tripline: standing by: \(active) is active on this database; this server takes over when it stops")
+        }
         if rebuilt > 0 {
             CLI.printErr("tripline: rebuilt the engine from \(rebuilt) logged events in \(String(format: "%.2f", Date().timeIntervalSince(started))) s")
         }
@@ -123,9 +154,9 @@ struct ServerOptions: ParsableArguments {
             ("retention_ms", .obj([("events", .int(settings.retention.events)), ("alerts", .int(settings.retention.alerts)), ("audit", .int(settings.retention.audit))])),
             ("webhooks", .obj([("max_attempts", .int(settings.webhooks.maxAttempts)), ("backoff_ms", .int(settings.webhooks.backoffMs))])),
             ("rule_lifetime_ms", .obj([("default", .int(settings.ruleDefaultLifetime)), ("max", .int(settings.ruleMaxLifetime))])),
-            ("rebuilt_events", .int(rebuilt)),
+            ("rebuilt_events", .int(rebuilt)), ("role", .str(role.rawValue)), ("holder", .str(holder)),
         ]))
-        return (store, engineHost, settings, audit)
+        return (store, engineHost, settings, audit, role)
     }
 }
 
@@ -137,14 +168,15 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var server: ServerOptions
 
     func run() async throws {
-        let (_, host, settings, audit) = try server.open()
-        host.start()
-        let http = TriplineHTTP(host: host, settings: settings, audit: audit)
+        let (store, host, settings, audit, role) = try server.open()
+        if role == .active { host.start() }
+        let http = TriplineHTTP(host: host, settings: settings, audit: audit, shared: store as? any SharedStore, standby: role == .standby)
         let h = settings.host
         let scheme = settings.tls == nil ? "http" : "https"
         try await http.run { port in
             let where_ = server.store.map { "store \(PostgresStore.redacted($0))" } ?? "data in \(server.data)"
-            FileHandle.standardOutput.write(Data("tripline: serving on \(scheme)://\(h):\(port) (\(where_))\n".utf8))
+            let standing = role == .standby ? ", standing by" : ""
+            FileHandle.standardOutput.write(Data("tripline: serving on \(scheme)://\(h):\(port) (\(where_)\(standing))\n".utf8))
         }
     }
 }

@@ -22,6 +22,9 @@ enum StoreKind: String, CaseIterable, CustomStringConvertible {
 final class Fixture {
     let kind: StoreKind
     private(set) var store: any TriplineStore
+    /// A second, independent connection to the same store (PostgreSQL: another process's view;
+    /// the other stores: the same object, as they allow one process).
+    let second: () throws -> any TriplineStore
     private let reopenStore: () throws -> any TriplineStore
     private let cleanup: () -> Void
 
@@ -32,11 +35,14 @@ final class Fixture {
             let s = MemoryStore()
             store = s
             reopenStore = { s }
+            second = { s }
             cleanup = {}
         case .sqlite:
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tripline-store-\(UUID().uuidString)").path
-            store = try SQLiteStore(directory: dir)
+            let s = try SQLiteStore(directory: dir)
+            store = s
             reopenStore = { try SQLiteStore(directory: dir) }
+            second = { s }
             cleanup = { try? FileManager.default.removeItem(atPath: dir) }
         case .postgres:
             let server = ProcessInfo.processInfo.environment["TRIPLINE_TEST_POSTGRES"]!
@@ -44,6 +50,7 @@ final class Fixture {
             let url = try PostgresAdmin.createDatabase(url: server, name: String(name))
             store = try PostgresStore(url: url, maxConnections: 4)
             reopenStore = { try PostgresStore(url: url, maxConnections: 4) }
+            second = { try PostgresStore(url: url, maxConnections: 4) }
             cleanup = { try? PostgresAdmin.dropDatabase(url: server, name: String(name)) }
         }
     }
@@ -173,7 +180,10 @@ func batch(_ first: Int64, _ lines: [String], storedAt: Millis = 1000) -> LogBat
         let f = try Fixture(kind)
         let s = f.store
         for i in 1...10 {
-            try s.appendAudit(AuditRecord(seq: Int64(i), at: Millis(i * 100), actor: "a", action: "x", target: "t", detail: "{}", prev: "p\(i - 1)", hash: "h\(i)"))
+            try s.appendAudit { head in
+                #expect(head?.seq == (i == 1 ? nil : Int64(i - 1)))
+                return AuditRecord(seq: Int64(i), at: Millis(i * 100), actor: "a", action: "x", target: "t", detail: "{}", prev: "p\(i - 1)", hash: "h\(i)")
+            }
         }
         #expect(try s.auditHead()?.seq == 10 && s.meta("audit_head") == "10 h10")
         #expect(try s.auditRecords(afterSeq: 3, limit: 2).map(\.seq) == [4, 5])
@@ -188,6 +198,37 @@ func batch(_ first: Int64, _ lines: [String], storedAt: Millis = 1000) -> LogBat
         // The last record always stays.
         #expect(try s.deleteAudit(before: 10_000, limit: 100) == 5)
         #expect(try s.auditHead()?.seq == 10 && s.meta("audit_anchor") == "10 p9")
+    }
+
+    /// Two writers (PostgreSQL: two store connections, as an active server and a standby
+    /// recording reads) append to one chain at once: every record follows the one before it.
+    @Test(arguments: StoreKind.available)
+    func concurrentAuditAppendsNeverForkTheChain(kind: StoreKind) throws {
+        let f = try Fixture(kind)
+        let stores = [f.store, try f.second()]
+        let perWriter = 40
+        let failures = NIOLockedFailures()
+        let threads = stores.enumerated().map { (w, st) in
+            Thread {
+                for i in 0..<perWriter {
+                    do {
+                        try st.appendAudit { head in
+                            let seq = (head?.seq ?? 0) + 1
+                            return AuditRecord(seq: seq, at: Millis(i), actor: "writer-\(w)", action: "x", target: "t", detail: "{}",
+                                               prev: head?.hash ?? "genesis", hash: "h\(seq)-w\(w)")
+                        }
+                    } catch { failures.add("\(error)") }
+                }
+            }
+        }
+        threads.forEach { $0.start() }
+        while threads.contains(where: { !$0.isFinished }) { usleep(10_000) }
+        #expect(failures.all.isEmpty)
+        var records: [AuditRecord] = []
+        try f.store.forEachAudit { records.append($0) }
+        #expect(records.map(\.seq) == Array(1...Int64(2 * perWriter)))
+        for (a, b) in zip(records, records.dropFirst()) { #expect(b.prev == a.hash) }
+        #expect(Set(records.map(\.actor)) == ["writer-0", "writer-1"])
     }
 
     @Test(arguments: StoreKind.available)
@@ -276,3 +317,12 @@ func batch(_ first: Int64, _ lines: [String], storedAt: Millis = 1000) -> LogBat
     }
 }
 
+
+
+/// Errors collected from several threads.
+final class NIOLockedFailures: @unchecked Sendable {
+    private let lock = NSLock()
+    private var list: [String] = []
+    func add(_ s: String) { lock.lock(); list.append(s); lock.unlock() }
+    var all: [String] { lock.lock(); defer { lock.unlock() }; return list }
+}
