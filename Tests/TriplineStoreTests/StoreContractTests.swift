@@ -231,6 +231,30 @@ func batch(_ first: Int64, _ lines: [String], storedAt: Millis = 1000) -> LogBat
         #expect(Set(records.map(\.actor)) == ["writer-0", "writer-1"])
     }
 
+    /// The active lease on a shared store: one holder at a time, and a holder that another
+    /// server has replaced cannot commit (fencing), while the new holder can.
+    @Test(arguments: StoreKind.available.filter { $0 == .postgres })
+    func theActiveLeaseIsExclusiveAndFencesCommits(kind: StoreKind) throws {
+        let f = try Fixture(kind)
+        let one = try #require(f.store as? any SharedStore)
+        let twoStore = try f.second()
+        let two = try #require(twoStore as? any SharedStore)
+        #expect(try one.tryTakeActive(holder: "one", url: "http://one:1"))
+        #expect(try !two.tryTakeActive(holder: "two", url: "http://two:2"))
+        #expect(try two.activeServer().holder == "one" && two.activeServer().url == "http://one:1")
+        try f.store.commit(log: batch(1, ["a"]), alerts: [alert(1)], deliveries: [])
+        // Another server recorded as active (as a takeover does once the lease came free):
+        // the first one's next commit stores nothing.
+        try twoStore.setMeta("active_holder", "two")
+        #expect(throws: LostActiveLease.self) {
+            try f.store.commit(log: batch(2, ["b"]), alerts: [alert(2)], deliveries: [])
+        }
+        #expect(try f.store.logCount() == 1 && f.store.maxAlertId() == 1)
+        // The new holder's commits (not fenced by the old holder's record) go through.
+        try twoStore.commit(log: batch(2, ["b"]), alerts: [alert(2)], deliveries: [])
+        #expect(try twoStore.logCount() == 2)
+    }
+
     @Test(arguments: StoreKind.available)
     func silencesFeedbackReceiversAndTheOutbox(kind: StoreKind) throws {
         let f = try Fixture(kind)

@@ -26,7 +26,7 @@ RUNS = 10
 def workload(tmp_path_factory):
     """Every event has an id, so a re-sent batch that was committed comes back as duplicates."""
     d = tmp_path_factory.mktemp("failover-workload")
-    code, _, err = run("generate", "--out", d, "--zones", 200, "--entities", 1000, "--events", 20000,
+    code, _, err = run("generate", "--out", d, "--zones", 200, "--entities", 1000, "--events", 12000,
                        "--reading-share", 0.2, "--contact-share", 0.1, "--custom-share", 0.1, "--id-share", 1.0,
                        "--mixed-rules", 30, "--seed", 23)
     assert code == 0, err
@@ -109,7 +109,7 @@ def test_kill_9_of_the_active_server_the_standby_takes_over(tmp_path, workload, 
         assert hdrs.get("Tripline-Active") == a.url and hdrs.get("Retry-After") == "1"
         assert b.request("GET", "/v1/positions")[0] == 503
 
-        all_batches = batches(d / "events.ndjson", 1000)
+        all_batches = batches(d / "events.ndjson", 600)
         kill_at = rng.randrange(3, len(all_batches) - 3)
         forget, resent_committed = run_no % 2 == 1, 0
         target, duplicates, killed_at, first_ack, acked, latencies = a, 0, None, None, set(), []
@@ -199,3 +199,35 @@ def test_kill_9_of_the_active_server_the_standby_takes_over(tmp_path, workload, 
         a.stop()
         b.stop()
         hook.close()
+
+
+def test_an_active_server_that_loses_its_lease_stops_and_the_standby_takes_over(tmp_path):
+    """The active server's lease session ends without the process dying (here PostgreSQL
+    terminates it, as when the connection breaks): the server exits with status 1 rather than
+    go on beside the standby that now takes the lease."""
+    from conftest import db_name, psql
+    a_data, b_data = tmp_path / "a", tmp_path / "b"
+    token = make_token(a_data)
+    url = store_url(a_data)
+    b_data.mkdir()
+    shutil.copy(a_data / "pseudonym.key", b_data / "pseudonym.key")
+    a = Server(a_data, "--store", url, "--standby").start()
+    a.token = token
+    b = Server(b_data, "--store", url, "--standby").start()
+    b.token = token
+    try:
+        a.ok("POST", "/v1/events", '{"entity":"t1","time":1000,"type":"position","lon":0.5,"lat":0.5,"id":"e1"}\n')
+        assert b.ok("GET", "/healthz", token=None)["role"] == "standby"
+        ended = psql("SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND classid = 0 "
+                     f"AND objid = 7311504 AND database = (SELECT oid FROM pg_database WHERE datname = '{db_name(a_data)}')")
+        assert ended.strip() == "1"
+        a.proc.wait(timeout=10)
+        assert a.proc.returncode == 1
+        assert "lost the connection holding the active lease" in a.proc.stderr.read()
+        assert wait_until(lambda: b.ok("GET", "/healthz", token=None)["role"] == "active", timeout=15)
+        out = b.ok("POST", "/v1/events", '{"entity":"t1","time":1000,"type":"position","lon":0.5,"lat":0.5,"id":"e1"}\n'
+                                         '{"entity":"t1","time":2000,"type":"position","lon":0.6,"lat":0.5,"id":"e2"}\n')
+        assert out["duplicates"] == 1 and out["received"] == 2
+    finally:
+        a.stop()
+        b.stop()
