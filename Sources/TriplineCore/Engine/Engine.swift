@@ -75,6 +75,9 @@ public final class Engine: EntityMatching {
         var arrivals = TimeCore.Arrivals()
     }
     var entities: [EntityState] = []
+    /// Where `entities`' elements were after its last growth, for prefetching only (see
+    /// `IntMap.prefetchBase`: no retain of the array per event; never dereferenced).
+    var entitiesBase: UInt = 0
     /// Selectors beyond the first 64, per entity (empty when there are at most 64).
     var matchTable: MatchTable
     var insideOverflow: [Int32: [Int32]] = [:]
@@ -151,6 +154,7 @@ public final class Engine: EntityMatching {
     func reserveEntities(_ n: Int) {
         if n <= entities.count { return }
         entities.append(contentsOf: repeatElement(EntityState(), count: n - entities.count))
+        entitiesBase = entities.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) }
         matchTable.bits.append(contentsOf: repeatElement(0, count: n * matchTable.stride - matchTable.bits.count))
     }
 
@@ -229,7 +233,7 @@ public final class Engine: EntityMatching {
                 // Fields read one by one: copying the event would retain its attributes.
                 let nextEntity = evs[i + ahead].entity, nextType = evs[i + ahead].type
                 let e = Int(nextEntity)
-                if e < entities.count { entities.withUnsafeBufferPointer { tripline_prefetch($0.baseAddress! + e) } }
+                if e < entities.count { tripline_prefetch(UnsafeRawPointer(bitPattern: entitiesBase &+ UInt(bitPattern: e &* MemoryLayout<EntityState>.stride))) }
                 if nextType == Symbols.positionType && needsZones { index.prefetch(x: evs[i + ahead].lon, y: evs[i + ahead].lat) }
                 if prefetchProximity { kinds.proximity.prefetch(entity: nextEntity, type: nextType, metric: -1) }
                 if prefetchThreshold { kinds.threshold.prefetch(entity: nextEntity, type: nextType, metric: evs[i + ahead].metric) }

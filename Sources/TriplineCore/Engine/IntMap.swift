@@ -11,10 +11,18 @@ struct IntMap<Value> {
         var key: UInt64
         var value: Value?
     }
-    var slots: [Slot]
+    /// (Reassigned only in `init` and `grow`, which note the new `prefetchBase`.)
+    private(set) var slots: [Slot]
     private(set) var count = 0
     var shift: UInt64
     var mask: Int
+    /// Where `slots`' elements were when it was last allocated, for `prefetch` only. Reading
+    /// it needs no retain of the array (taking the array's buffer pointer does, twice per
+    /// prefetch on the per-event path). It may be stale after a copy-on-write of this map
+    /// (a copied map points at the other copy's slots): a prefetch is a hint that never
+    /// faults, so a stale or dangling address costs at most a useless load. It is never
+    /// dereferenced.
+    private(set) var prefetchBase: UInt = 0
 
     init(capacity: Int = 8) {
         var cap = 8
@@ -22,6 +30,11 @@ struct IntMap<Value> {
         slots = Array(repeating: Slot(key: Self.emptyKey, value: nil), count: cap)
         mask = cap - 1
         shift = UInt64(64 - cap.trailingZeroBitCount)
+        notePrefetchBase()
+    }
+
+    private mutating func notePrefetchBase() {
+        prefetchBase = slots.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) }
     }
 
     var isEmpty: Bool { count == 0 }
@@ -52,7 +65,7 @@ struct IntMap<Value> {
     /// Starts loading the slot where `k` would be found (a hint, for events a few ahead).
     @inline(__always)
     func prefetch(_ k: UInt64) {
-        slots.withUnsafeBufferPointer { tripline_prefetch($0.baseAddress! + home(k)) }
+        tripline_prefetch(UnsafeRawPointer(bitPattern: prefetchBase &+ UInt(bitPattern: home(k) &* MemoryLayout<Slot>.stride)))
     }
 
     /// The slot `k` goes to (it is absent and the table has room).
@@ -136,6 +149,7 @@ struct IntMap<Value> {
         mask = cap - 1
         shift = UInt64(64 - cap.trailingZeroBitCount)
         for s in old where s.key != Self.emptyKey { slots[freeSlot(s.key)] = s }
+        notePrefetchBase()
     }
 
     /// Bytes held by the table itself (not by what values point to).
