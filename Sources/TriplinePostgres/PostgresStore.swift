@@ -215,6 +215,9 @@ public final class PostgresStore: TriplineStore, SharedStore, @unchecked Sendabl
     static let activeLockKey: Int64 = 7311504
     /// Serialises audit appends of every server on the database.
     static let auditLockKey: Int64 = 7311505
+    /// Fencing: a commit holds it shared while it checks the recorded holder; a takeover holds
+    /// it exclusively while it records itself.
+    static let fenceLockKey: Int64 = 7311506
 
     /// Called (once, on the store's loop) when the connection holding the active lease closes
     /// while the store is open: PostgreSQL released the lease, and a standby may take it.
@@ -241,9 +244,10 @@ public final class PostgresStore: TriplineStore, SharedStore, @unchecked Sendabl
     /// The lease is a session advisory lock on a connection of its own, which PostgreSQL
     /// releases when that session ends (the process exits, is killed, or loses its
     /// connection), so a dead server never keeps the next one out. Taking it records the
-    /// holder in meta with an UPDATE, which waits for a commit of the previous holder still in
-    /// flight (each commit reads that row FOR SHARE): such a commit is either in the log
-    /// before the new holder rebuilds from it, or fails.
+    /// holder in meta under the fencing lock held exclusively, which waits for a commit of the
+    /// previous holder still in flight (each commit holds it shared while it checks the
+    /// holder): such a commit is either in the log before the new holder rebuilds from it, or
+    /// fails. (Advisory locks live in memory: no row lock, no WAL, per commit.)
     public func tryTakeActive(holder: String, url: String?) throws -> Bool {
         let conn = try PostgresConnection.connect(on: group.next(), configuration: configuration, id: -1, logger: logger).wait()
         let got: Bool
@@ -260,6 +264,7 @@ public final class PostgresStore: TriplineStore, SharedStore, @unchecked Sendabl
             return false
         }
         try transaction { tx in
+            try tx.exec("SELECT pg_advisory_xact_lock(\(Self.fenceLockKey))")
             try tx.run("INSERT INTO meta(key, value) VALUES ('active_holder', \(holder)) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
             try tx.run("INSERT INTO meta(key, value) VALUES ('active_url', \(url ?? "")) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
         }
@@ -291,7 +296,8 @@ public final class PostgresStore: TriplineStore, SharedStore, @unchecked Sendabl
         let f = fence
         cond.unlock()
         guard let f else { return }
-        let now = try tx.run("SELECT value FROM meta WHERE key = 'active_holder' FOR SHARE").first.map { try $0.decode(String.self) }
+        try tx.exec("SELECT pg_advisory_xact_lock_shared(\(Self.fenceLockKey))")
+        let now = try tx.run("SELECT value FROM meta WHERE key = 'active_holder'").first.map { try $0.decode(String.self) }
         guard now == f else { throw LostActiveLease(activeNow: now) }
     }
 
@@ -329,6 +335,12 @@ public final class PostgresStore: TriplineStore, SharedStore, @unchecked Sendabl
             CREATE INDEX deliveries_alert ON deliveries(alert_id);
             CREATE TABLE audit(pos BIGSERIAL PRIMARY KEY, seq BIGINT NOT NULL UNIQUE, at BIGINT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
                 target TEXT NOT NULL, detail TEXT NOT NULL, prev TEXT NOT NULL, hash TEXT NOT NULL);
+            """),
+        // A log batch (about 125 bytes per event) is stored out of line without compression:
+        // pglz over every batch cost the database more CPU than it saved, and the lines are
+        // read back only on a rebuild.
+        ("v2", """
+            ALTER TABLE log ALTER COLUMN lines SET STORAGE EXTERNAL;
             """),
     ]
 

@@ -40,6 +40,11 @@ public enum IngestError: Error, Sendable {
     case storage(String)
 }
 
+/// The system's wall clock in milliseconds since the epoch (the default of every injected clock).
+public enum WallClock {
+    public static let system: @Sendable () -> Millis = { Millis(Date().timeIntervalSince1970 * 1000) }
+}
+
 /// One request's events, still as raw text (NDJSON lines or JSON-array elements).
 public typealias EventBatchInput = EventTexts
 
@@ -110,7 +115,7 @@ public final class EngineHost: @unchecked Sendable {
     /// Loads the catalog and rebuilds the engine from the log, unless `standby`: a standby
     /// server's host holds no engine until `activate()` (when it takes over).
     public init(store: any TriplineStore, options: HostOptions, metrics: Metrics = Metrics(),
-                wallClock: @escaping @Sendable () -> Millis = { Millis(Date().timeIntervalSince1970 * 1000) },
+                wallClock: @escaping @Sendable () -> Millis = WallClock.system,
                 standby: Bool = false) throws {
         self.store = store
         self.options = options
@@ -130,7 +135,11 @@ public final class EngineHost: @unchecked Sendable {
         s.receivers = try store.receivers()
         try rebuild(s)
         state = s
+        rebuiltEventsAtActivation = s.rebuiltEvents
     }
+
+    /// Events the last `activate()` rebuilt the engine from.
+    public private(set) var rebuiltEventsAtActivation = 0
 
     /// Called when a commit finds another server active on the shared store (fencing): the
     /// batches of that group were refused, and this server must stop acting as the active one.
@@ -161,12 +170,21 @@ public final class EngineHost: @unchecked Sendable {
     }
 
     /// Starts the host thread.
+    /// Starts the host thread (once; later calls do nothing).
     public func start() {
+        condition.lock()
+        defer { condition.unlock() }
+        guard thread == nil else { return }
         let t = Thread { [self] in run() }
         t.name = "tripline-engine"
         t.stackSize = 8 << 20
         thread = t
         t.start()
+    }
+
+    /// Returns once every job queued before the call has been processed and committed.
+    public func drain() async {
+        _ = try? await perform { _ in () }
     }
 
     // MARK: - Submitting work
@@ -200,7 +218,7 @@ public final class EngineHost: @unchecked Sendable {
     /// `idle_advance` (spec section 3): when no batch has arrived for `idle`, moves event time
     /// on to the wall clock minus `idle`, so that timers (absence, dwell, windows) fire on a
     /// quiet stream. Each step is an ordinary logged advance. Runs until cancelled.
-    public func runIdleAdvance(idle: Millis, clock: @escaping @Sendable () -> Millis = { Millis(Date().timeIntervalSince1970 * 1000) }) async {
+    public func runIdleAdvance(idle: Millis, clock: @escaping @Sendable () -> Millis = WallClock.system) async {
         let step = UInt64(max(500, min(idle / 2, 5000))) * 1_000_000
         while !Task.isCancelled {
             try? await Task.sleep(nanoseconds: step)

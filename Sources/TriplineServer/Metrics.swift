@@ -1,8 +1,16 @@
 import Foundation
+import Metrics
+import NIOConcurrencyHelpers
+import Prometheus
 import TriplineCore
 import TriplineStore
 
-/// The server's counters and gauges, rendered in the Prometheus text format at `/metrics`.
+/// The server's metrics, recorded through swift-metrics (`Counter`, `Gauge`, `Timer`) into a
+/// swift-prometheus registry of this server's own, and rendered in the Prometheus text format
+/// at `/metrics` together with the process-wide registry that Hummingbird's
+/// `MetricsMiddleware` records every route's requests and latency into.
+///
+/// The counters are also kept as plain numbers (`counters`), for the server's own reads.
 public final class Metrics: @unchecked Sendable {
     public struct Counters: Sendable {
         public var eventsReceived = 0
@@ -21,28 +29,71 @@ public final class Metrics: @unchecked Sendable {
         public var httpRequests = 0
     }
 
+    /// This server's metrics (a process may run several servers, in tests).
+    public let registry = PrometheusCollectorRegistry()
+    let factory: PrometheusMetricsFactory
     private let lock = NSLock()
     private var c = Counters()
-    private var perRule: [String: Int] = [:]
+    private let counterFor: [WritableKeyPath<Counters, Int>: CoreMetrics.Counter]
+    private let gaugeFor: [WritableKeyPath<Counters, Int>: CoreMetrics.Gauge]
+    private var perRule: [String: CoreMetrics.Counter] = [:]
+    private let commitTimer: CoreMetrics.Timer
+    private let watermarkGauge, lagGauge, subscribersGauge, uptimeGauge: CoreMetrics.Gauge
     private var watermark: Millis = .min
-    /// Commit latency buckets (seconds) and their counts.
+    /// Group-commit latency buckets (seconds).
     static let buckets: [Double] = [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1]
-    private var commitBuckets = Array(repeating: 0, count: buckets.count)
-    private var commitSum = 0.0
     private let started = Date()
 
-    public init() {}
+    public init() {
+        var f = PrometheusMetricsFactory(registry: registry)
+        f.durationHistogramBuckets["tripline_commit_seconds"] = Self.buckets.map { .nanoseconds(Int64(($0 * 1e9).rounded())) }
+        factory = f
+        func counter(_ name: String, _ dims: [(String, String)] = []) -> CoreMetrics.Counter { CoreMetrics.Counter(label: name, dimensions: dims, factory: f) }
+        func gauge(_ name: String) -> CoreMetrics.Gauge { CoreMetrics.Gauge(label: name, dimensions: [], factory: f) }
+        counterFor = [
+            \.eventsReceived: counter("tripline_events_received_total"),
+            \.eventsDuplicate: counter("tripline_events_duplicate_total"),
+            \.eventsLate: counter("tripline_events_late_total"),
+            \.batchesRefused: counter("tripline_batches_refused_total"),
+            \.overloaded: counter("tripline_ingest_overloaded_total"),
+            \.alertsEmitted: counter("tripline_alerts_emitted_total"),
+            \.committedRows: counter("tripline_committed_rows_total"),
+            \.webhookDelivered: counter("tripline_webhook_deliveries_total", [("outcome", "delivered")]),
+            \.webhookFailed: counter("tripline_webhook_deliveries_total", [("outcome", "failed")]),
+            \.webhookDead: counter("tripline_webhook_deliveries_total", [("outcome", "dead")]),
+            \.httpRequests: counter("tripline_http_requests_total"),
+        ]
+        gaugeFor = [\.queueDepthEvents: gauge("tripline_ingest_queue_events"), \.outboxDepth: gauge("tripline_webhook_outbox_depth")]
+        commitTimer = CoreMetrics.Timer(label: "tripline_commit_seconds", dimensions: [], factory: f)
+        watermarkGauge = gauge("tripline_watermark_seconds")
+        lagGauge = gauge("tripline_lag_seconds")
+        subscribersGauge = gauge("tripline_stream_subscribers")
+        uptimeGauge = gauge("tripline_uptime_seconds")
+    }
+
+    /// The registry of the process-wide swift-metrics backend (bootstrapped once, on first
+    /// use): Hummingbird's `MetricsMiddleware` records requests there.
+    public static let processRegistry: PrometheusCollectorRegistry = {
+        let r = PrometheusCollectorRegistry()
+        var f = PrometheusMetricsFactory(registry: r)
+        f.defaultDurationHistogramBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+            .map { .nanoseconds(Int64(($0 * 1e9).rounded())) }
+        MetricsSystem.bootstrap(f)
+        return r
+    }()
 
     public func add(_ k: WritableKeyPath<Counters, Int>, _ n: Int) {
         lock.lock()
         c[keyPath: k] += n
         lock.unlock()
+        if n > 0 { counterFor[k]?.increment(by: n) }
     }
 
     public func set(_ k: WritableKeyPath<Counters, Int>, _ v: Int) {
         lock.lock()
         c[keyPath: k] = v
         lock.unlock()
+        gaugeFor[k]?.record(v)
     }
 
     public var counters: Counters {
@@ -52,20 +103,26 @@ public final class Metrics: @unchecked Sendable {
     }
 
     func observeCommit(nanoseconds: UInt64, rows: Int) {
-        let s = Double(nanoseconds) / 1e9
         lock.lock()
         c.commits += 1
-        c.committedRows += rows
-        commitSum += s
-        for (i, b) in Self.buckets.enumerated() where s <= b { commitBuckets[i] += 1 }
         lock.unlock()
+        commitTimer.recordNanoseconds(Int64(clamping: nanoseconds))
+        add(\.committedRows, rows)
     }
 
     func countAlerts(_ alerts: [StoredAlert]) {
         if alerts.isEmpty { return }
+        var n: [String: Int] = [:]
+        for a in alerts { n[a.rule, default: 0] += 1 }
         lock.lock()
-        for a in alerts { perRule[a.rule, default: 0] += 1 }
+        var handles: [(CoreMetrics.Counter, Int)] = []
+        for (rule, k) in n {
+            let h = perRule[rule] ?? CoreMetrics.Counter(label: "tripline_alerts_total", dimensions: [("rule", rule)], factory: factory)
+            perRule[rule] = h
+            handles.append((h, k))
+        }
         lock.unlock()
+        for (h, k) in handles { h.increment(by: k) }
     }
 
     func setWatermark(_ w: Millis) {
@@ -74,46 +131,19 @@ public final class Metrics: @unchecked Sendable {
         lock.unlock()
     }
 
-    /// The Prometheus exposition text.
+    /// The Prometheus exposition text: this server's metrics, then the process-wide ones
+    /// (per-route requests and latency).
     public func render(now: Millis, subscribers: Int) -> String {
         lock.lock()
-        let c = self.c, perRule = self.perRule, wm = watermark, buckets = commitBuckets, sum = commitSum
+        let wm = watermark
         lock.unlock()
-        var out = ""
-        func metric(_ name: String, _ type: String, _ help: String, _ samples: [(String, Double)]) {
-            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
-            for (labels, v) in samples {
-                let value = v == v.rounded() && abs(v) < 1e15 ? String(Int64(v)) : String(v)
-                out += "\(name)\(labels) \(value)\n"
-            }
-        }
-        metric("tripline_events_received_total", "counter", "Events received in accepted batches.", [("", Double(c.eventsReceived))])
-        metric("tripline_events_duplicate_total", "counter", "Events not applied because their id was already accepted.", [("", Double(c.eventsDuplicate))])
-        metric("tripline_events_late_total", "counter", "Events before the watermark (stored, not applied).", [("", Double(c.eventsLate))])
-        metric("tripline_batches_refused_total", "counter", "Batches refused for invalid lines.", [("", Double(c.batchesRefused))])
-        metric("tripline_ingest_overloaded_total", "counter", "Batches answered 429 because the ingest queue was full.", [("", Double(c.overloaded))])
-        metric("tripline_ingest_queue_events", "gauge", "Events waiting for the engine.", [("", Double(c.queueDepthEvents))])
-        metric("tripline_alerts_total", "counter", "Alerts emitted, per rule.",
-               perRule.keys.sorted().map { ("{rule=\"\(Self.escape($0))\"}", Double(perRule[$0]!)) })
-        metric("tripline_alerts_emitted_total", "counter", "Alerts emitted, all rules.", [("", Double(c.alertsEmitted))])
-        let lag = wm == .min ? 0 : Double(now - wm) / 1000
-        metric("tripline_watermark_seconds", "gauge", "The engine's watermark (event time), seconds since the epoch.", [("", wm == .min ? 0 : Double(wm) / 1000)])
-        metric("tripline_lag_seconds", "gauge", "Wall clock minus watermark.", [("", lag)])
-        out += "# HELP tripline_commit_seconds Group commit latency.\n# TYPE tripline_commit_seconds histogram\n"
-        for (i, b) in Self.buckets.enumerated() { out += "tripline_commit_seconds_bucket{le=\"\(b)\"} \(buckets[i])\n" }
-        out += "tripline_commit_seconds_bucket{le=\"+Inf\"} \(c.commits)\ntripline_commit_seconds_sum \(sum)\ntripline_commit_seconds_count \(c.commits)\n"
-        metric("tripline_committed_rows_total", "counter", "Log rows committed.", [("", Double(c.committedRows))])
-        metric("tripline_webhook_deliveries_total", "counter", "Webhook delivery attempts by outcome.",
-               [("{outcome=\"delivered\"}", Double(c.webhookDelivered)), ("{outcome=\"failed\"}", Double(c.webhookFailed)),
-                ("{outcome=\"dead\"}", Double(c.webhookDead))])
-        metric("tripline_webhook_outbox_depth", "gauge", "Deliveries waiting in the outbox.", [("", Double(c.outboxDepth))])
-        metric("tripline_stream_subscribers", "gauge", "Live alert stream subscribers.", [("", Double(subscribers))])
-        metric("tripline_http_requests_total", "counter", "HTTP requests served.", [("", Double(c.httpRequests))])
-        metric("tripline_uptime_seconds", "gauge", "Seconds since start.", [("", Date().timeIntervalSince(started).rounded())])
-        return out
-    }
-
-    static func escape(_ s: String) -> String {
-        s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
+        watermarkGauge.record(wm == .min ? 0 : Double(wm) / 1000)
+        lagGauge.record(wm == .min ? 0 : Double(now - wm) / 1000)
+        subscribersGauge.record(subscribers)
+        uptimeGauge.record(Date().timeIntervalSince(started).rounded())
+        var out: [UInt8] = []
+        registry.emit(into: &out)
+        Self.processRegistry.emit(into: &out)
+        return String(decoding: out, as: UTF8.self)
     }
 }

@@ -42,6 +42,16 @@ public struct ServerSettings: Sendable {
     public var holder = "PID \(getpid()) on \(ProcessInfo.processInfo.hostName) since \(Date())"
     /// A standby looks for the active lease this often.
     public var takeoverPoll: Duration = .milliseconds(200)
+    /// The wall clock (milliseconds since the epoch) for everything that is not event time:
+    /// token and rule lifetimes, --max-future, webhook retry times, retention, idle advance.
+    /// One clock, injected, so that tests can move it instead of sleeping.
+    public var clock: @Sendable () -> Millis = WallClock.system
+    /// The server's log level (stderr); at `info` and below every request is logged, with
+    /// its request id (`hb.request.id`, also sent back as `Tripline-Request-Id`).
+    public var logLevel: Logger.Level = .warning
+    /// At shutdown, webhook deliveries due are attempted for at most this long (after the
+    /// HTTP server has finished its requests); the rest stay in the outbox.
+    public var outboxFlushSeconds = 5.0
     public init() {}
 }
 
@@ -73,7 +83,8 @@ public struct RouteSpec: Sendable, Hashable {
 typealias Handler = @Sendable (Request, BasicRequestContext, TokenRecord?) async throws -> Response
 
 /// An error answer: status, a machine-readable code, an explanation, and located items.
-struct APIError: Error {
+/// Thrown from a handler, Hummingbird answers with `response` (`HTTPResponseError`).
+struct APIError: HTTPResponseError {
     var status: HTTPResponse.Status
     var code: String
     var message: String
@@ -90,6 +101,8 @@ struct APIError: Error {
         for (k, v) in headers { r.headers[HTTPField.Name(k)!] = v }
         return r
     }
+
+    func response(from request: Request, context: some RequestContext) throws -> Response { response }
 
     static func notFound(_ what: String) -> APIError { APIError(status: .notFound, code: "not_found", message: what) }
     static func badRequest(_ what: String) -> APIError { APIError(status: .badRequest, code: "bad_request", message: what) }
@@ -289,6 +302,12 @@ public final class TriplineHTTP: Sendable {
     /// Builds the router with every route of `table`, each behind authentication.
     public func makeRouter() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
+        // Every route's request count, errors and latency (swift-metrics, into the process-wide
+        // Prometheus registry that /metrics also renders).
+        _ = Metrics.processRegistry
+        router.add(middleware: RequestIDMiddleware())
+        router.add(middleware: MetricsMiddleware())
+        if settings.logLevel <= .info { router.add(middleware: LogRequestsMiddleware(settings.logLevel)) }
         var methodsByPath: [String: [String]] = [:]
         for (spec, kp) in Self.table {
             let handler = self[keyPath: kp]
@@ -296,17 +315,19 @@ public final class TriplineHTTP: Sendable {
             methodsByPath[hbPath, default: []].append(spec.method)
             router.on(RouterPath(hbPath), method: HTTPRequest.Method(rawValue: spec.method)!) { [self] req, ctx in
                 host.metrics.add(\.httpRequests, 1)
+                // Every error leaves as an APIError (Hummingbird's HTTPResponseError), which
+                // Hummingbird turns into the JSON answer after the metrics middleware counted it.
                 do {
                     let token = try authenticate(req, roles: spec.roles, route: spec)
                     try checkQuery(req, spec)
                     if !spec.standby && role != .active { throw standbyRefusal(spec) }
                     return try await handler(req, ctx, token)
                 } catch let e as APIError {
-                    return e.response
+                    throw e
                 } catch let e as ValidationFailure {
-                    return APIError.invalid(e, what: "request").response
+                    throw APIError.invalid(e, what: "request")
                 } catch {
-                    return APIError(status: .internalServerError, code: "internal", message: "\(error)").response
+                    throw APIError(status: .internalServerError, code: "internal", message: "\(error)")
                 }
             }
         }
@@ -337,33 +358,15 @@ public final class TriplineHTTP: Sendable {
         return router
     }
 
-    /// Tasks started while the server runs (the active server's background work), cancelled
-    /// when it stops.
-    final class Background: @unchecked Sendable {
-        private let lock = NSLock()
-        private var tasks: [Task<Void, Never>] = []
-        func add(_ t: Task<Void, Never>) { lock.lock(); tasks.append(t); lock.unlock() }
-        func cancelAll() { lock.lock(); let ts = tasks; tasks = []; lock.unlock(); for t in ts { t.cancel() } }
-    }
-
-    /// The active server's background work: webhook delivery, retention, idle advance.
-    func startActiveWork(_ bg: Background) {
-        let dispatcher = WebhookDispatcher(store: store, metrics: host.metrics, settings: settings.webhooks)
-        host.onDeliveriesQueued = { dispatcher.notify() }
-        bg.add(Task.detached { await dispatcher.run() })
-        let retention = RetentionService(store: store, settings: settings.retention, clock: { Millis(Date().timeIntervalSince1970 * 1000) }, audit: audit)
-        retention.onEventsDeleted = { [host] in _ = try? await host.trimTimeline() }
-        bg.add(Task.detached { await retention.run() })
-        if let idle = settings.idleAdvance { bg.add(Task.detached { [host] in await host.runIdleAdvance(idle: idle) }) }
-    }
-
     /// A standby's wait: looks for the active lease every `takeoverPoll`; once it has it,
-    /// rebuilds the engine from the log (on a thread of its own), starts the active server's
-    /// work and answers every route.
-    func standBy(_ bg: Background) async {
-        guard let shared else { return }
+    /// rebuilds the engine from the log (on a thread of its own), records the takeover and
+    /// becomes active (the caller then starts the active server's work). False when
+    /// cancelled first.
+    func standBy() async -> Bool {
+        guard let shared else { return false }
         while !Task.isCancelled {
             try? await Task.sleep(for: settings.takeoverPoll)
+            if Task.isCancelled { return false }
             let previous = (try? shared.activeServer())?.holder
             guard let url = advertised.withLockedValue({ $0 }), (try? shared.tryTakeActive(holder: settings.holder, url: url)) == true else { continue }
             roleBox.withLockedValue { $0 = .takingOver }
@@ -380,28 +383,24 @@ public final class TriplineHTTP: Sendable {
                 FileHandle.standardError.write(Data("tripline: took the active lease but could not rebuild the engine: \(failure); exiting so that another server can take over\n".utf8))
                 exit(1)
             }
-            host.start()
-            startActiveWork(bg)
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-            let rebuilt = (try? await host.perform { $0.rebuiltEvents }) ?? 0
+            let rebuilt = host.rebuiltEventsAtActivation
             _ = try? audit.record(actor: "server", action: "server.takeover", target: "active", detail: .obj([
                 ("previous", .optStr(previous)), ("holder", .str(settings.holder)), ("url", .str(url)),
                 ("rebuilt_events", .int(rebuilt)), ("rebuild_seconds", .num(seconds)),
             ]))
             roleBox.withLockedValue { $0 = .active }
             FileHandle.standardError.write(Data("tripline: took over as the active server (previous: \(previous ?? "unknown")); rebuilt the engine from \(rebuilt) logged events in \(String(format: "%.2f", seconds)) s\n".utf8))
-            return
+            return true
         }
+        return false
     }
 
     /// Runs the server until it is stopped; `onRunning` gets the bound port. An active server
     /// also runs webhook delivery, retention and idle advance; a standby waits to take over.
     public func run(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
-        let bg = Background()
-        defer { bg.cancelAll() }
-        if role == .active { startActiveWork(bg) }
         var logger = Logger(label: "tripline")
-        logger.logLevel = .warning
+        logger.logLevel = settings.logLevel
         let scheme = settings.tls == nil ? "http" : "https"
         let app = Application(
             router: makeRouter(),
@@ -413,12 +412,13 @@ public final class TriplineHTTP: Sendable {
                 let url = settings.advertise ?? "\(scheme)://\(Self.urlHost(settings.host)):\(port)"
                 advertised.withLockedValue { $0 = url }
                 if role == .active, let shared { try? shared.setActiveURL(url) }
-                if role == .standby { bg.add(Task.detached { [self] in await standBy(bg) }) }
                 await onRunning(port)
             },
             logger: logger
         )
-        var config = ServiceGroupConfiguration(services: [.init(service: app), .init(service: StreamCloser(alerts: host.alerts))],
+        // Started in this order, shut down in the reverse order (Services.swift).
+        var config = ServiceGroupConfiguration(services: [.init(service: ActiveWorkService(http: self, logger: logger)),
+                                                          .init(service: app), .init(service: StreamCloser(alerts: host.alerts))],
                                                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         config.maximumGracefulShutdownDuration = settings.shutdownTimeout
         try await ServiceGroup(configuration: config).run()
@@ -508,7 +508,7 @@ public final class TriplineHTTP: Sendable {
         return min(v, m)
     }
 
-    func now() -> Millis { Millis(Date().timeIntervalSince1970 * 1000) }
+    func now() -> Millis { settings.clock() }
 
     // MARK: - Basic routes
 
@@ -813,5 +813,22 @@ final class TokenCache: @unchecked Sendable {
         lock.lock()
         cache.removeAll()
         lock.unlock()
+    }
+}
+
+
+/// Sends every answer back with the request's id (`Tripline-Request-Id`, the `hb.request.id`
+/// of the server's log lines), error answers included, so that a client can quote it.
+struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
+    static var header: HTTPField.Name { HTTPField.Name("Tripline-Request-Id")! }
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var response: Response
+        do {
+            response = try await next(request, context)
+        } catch let e as any HTTPResponseError {
+            response = try e.response(from: request, context: context)
+        }
+        response.headers[Self.header] = context.id
+        return response
     }
 }

@@ -49,7 +49,10 @@ public final class WebhookDispatcher: @unchecked Sendable {
     private let lock = NSLock()
     private var woken = false
 
-    public init(store: any TriplineStore, metrics: Metrics, settings: WebhookSettings) {
+    let clock: @Sendable () -> Millis
+
+    public init(store: any TriplineStore, metrics: Metrics, settings: WebhookSettings, clock: @escaping @Sendable () -> Millis = WallClock.system) {
+        self.clock = clock
         self.store = store
         self.metrics = metrics
         self.settings = settings
@@ -75,17 +78,17 @@ public final class WebhookDispatcher: @unchecked Sendable {
         return w
     }
 
-    static func now() -> Millis { Millis(Date().timeIntervalSince1970 * 1000) }
+    func now() -> Millis { clock() }
 
     public func run() async {
         // The outbox depth gauge is a count over the outbox index: at most once a second, so a
         // deep backlog costs no more per delivery than a shallow one.
         var depthAt: Millis = 0
         while !Task.isCancelled {
-            let due = (try? store.dueDeliveries(now: Self.now(), limit: 256)) ?? []
-            if Self.now() - depthAt >= 1000, let depth = try? store.pendingDeliveryCount() {
+            let due = (try? store.dueDeliveries(now: now(), limit: 256)) ?? []
+            if now() - depthAt >= 1000, let depth = try? store.pendingDeliveryCount() {
                 metrics.set(\.outboxDepth, depth)
-                depthAt = Self.now()
+                depthAt = now()
             }
             if due.isEmpty {
                 for _ in 0..<5 {
@@ -94,24 +97,41 @@ public final class WebhookDispatcher: @unchecked Sendable {
                 }
                 continue
             }
-            let receivers = Dictionary(((try? store.receivers()) ?? []).map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
-            await withTaskGroup(of: Void.self) { group in
-                var running = 0
-                for d in due {
-                    if running >= settings.concurrency {
-                        await group.next()
-                        running -= 1
-                    }
-                    group.addTask { await self.deliver(d, receiver: receivers[d.receiver]) }
-                    running += 1
+            await deliverAll(due)
+        }
+    }
+
+    /// Attempts each delivery, `settings.concurrency` at a time.
+    func deliverAll(_ due: [Delivery]) async {
+        let receivers = Dictionary(((try? store.receivers()) ?? []).map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        await withTaskGroup(of: Void.self) { group in
+            var running = 0
+            for d in due {
+                if running >= settings.concurrency {
+                    await group.next()
+                    running -= 1
                 }
+                group.addTask { await self.deliver(d, receiver: receivers[d.receiver]) }
+                running += 1
             }
+        }
+    }
+
+    /// At shutdown: attempts the deliveries due now (those the last batches queued among
+    /// them), round after round, until none is due or `seconds` have passed. What is left
+    /// stays in the outbox for the next server.
+    public func flush(seconds: Double) async {
+        let end = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
+        while ContinuousClock.now < end {
+            let due = (try? store.dueDeliveries(now: now(), limit: 256)) ?? []
+            if due.isEmpty { return }
+            await deliverAll(due)
         }
     }
 
     func deliver(_ d: Delivery, receiver: Receiver?) async {
         var d = d
-        let now = Self.now()
+        let now = self.now()
         guard let receiver, let alert = try? store.alert(id: d.alertId) else {
             d.state = "dead"
             d.lastError = receiver == nil ? "receiver deleted" : "alert no longer stored"
@@ -145,7 +165,7 @@ public final class WebhookDispatcher: @unchecked Sendable {
         } catch {
             failure = "\(error.localizedDescription)"
         }
-        d.updatedAt = Self.now()
+        d.updatedAt = self.now()
         if let failure {
             d.lastError = failure
             metrics.add(\.webhookFailed, 1)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import NIOCore
 import TriplineCore
 import TriplinePostgres
@@ -42,6 +43,10 @@ struct ServerOptions: ParsableArguments {
     @Flag(help: "With --store postgres://...: if another server is active on the database, stand by instead of exiting: serve the routes that only read the store, answer the others 503 naming the active server, and take over (rebuilding the engine from the log) when it stops or dies. If none is active, become the active server.")
     var standby = false
     @Option(help: "The URL clients are sent to while this server is active (default: http(s)://HOST:PORT as it listens).") var advertise: String?
+    @Option(name: .customLong("log-level"), help: "Log level on stderr: error, warning, info (every request, with its id) or debug.")
+    var logLevel = "warning"
+    @Option(name: .customLong("shutdown-flush"), help: "On SIGTERM, after the last requests are answered, attempt the webhook deliveries due for at most this long (the rest stay in the outbox).")
+    var shutdownFlush = "5s"
 
     /// The data folder's lock, held until the process ends.
     nonisolated(unsafe) static var lock: DataFolderLock?
@@ -128,10 +133,15 @@ struct ServerOptions: ParsableArguments {
         guard every >= 1000 else { throw ValidationError("--retention-interval: at least 1s (got \(retentionInterval))") }
         settings.retention.intervalSeconds = Double(every) / 1000
         settings.holder = holder
+        guard let level = ["error": Logger.Level.error, "warning": .warning, "info": .info, "debug": .debug][logLevel] else {
+            throw ValidationError("--log-level: give error, warning, info or debug (got '\(logLevel)')")
+        }
+        settings.logLevel = level
+        settings.outboxFlushSeconds = Double(try CLI.parseDuration(shutdownFlush, option: "--shutdown-flush")) / 1000
         settings.advertise = advertise
         let audit = try CLI.openAudit(store: store, directory: data)
         let started = Date()
-        let engineHost = try EngineHost(store: store, options: settings.options, standby: role == .standby)
+        let engineHost = try EngineHost(store: store, options: settings.options, wallClock: settings.clock, standby: role == .standby)
         engineHost.onLostLease = { lost in
             CLI.printErr("tripline: \(lost); stopping")
             Foundation.exit(1)
@@ -169,7 +179,6 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let (store, host, settings, audit, role) = try server.open()
-        if role == .active { host.start() }
         let http = TriplineHTTP(host: host, settings: settings, audit: audit, shared: store as? any SharedStore, standby: role == .standby)
         let h = settings.host
         let scheme = settings.tls == nil ? "http" : "https"

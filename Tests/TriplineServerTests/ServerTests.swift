@@ -185,3 +185,52 @@ final class TestClock: @unchecked Sendable {
         #expect(!bad.ok && bad.firstBad == 8)
     }
 }
+
+/// A clock a test moves by hand.
+final class ManualClock: @unchecked Sendable {
+    private let lock = NSLock()
+    private var t: Millis
+    init(_ t: Millis) { self.t = t }
+    var now: Millis { lock.lock(); defer { lock.unlock() }; return t }
+    func advance(_ ms: Millis) { lock.lock(); t += ms; lock.unlock() }
+}
+
+@Suite struct WebhookTimingTests {
+    /// Retry times follow the injected clock: the backoff is tested by moving the clock, not
+    /// by waiting for it.
+    @Test func retriesAreDueWhenTheInjectedClockReachesTheBackoff() async throws {
+        let clock = ManualClock(1_000_000)
+        let store = MemoryStore()
+        // Nothing listens on port 1: every attempt fails at once.
+        try store.addReceiver(Receiver(id: "r1", url: "http://127.0.0.1:1/hook", secret: "whsec_" + Data(repeating: 7, count: 24).base64EncodedString(),
+                                       minSeverity: nil, createdAt: 0))
+        let a = StoredAlert(id: 1, rule: "r", version: 1, firing: true, time: 5, entity: "t1", zone: nil, pairA: nil, pairB: nil,
+                            line: #"{"rule":"r","time":"1970-01-01T00:00:00.005Z"}"#, silence: nil, createdAt: 0)
+        try store.commit(log: nil, alerts: [a], deliveries: [Delivery(receiver: "r1", alertId: 1, nextAttemptAt: clock.now, updatedAt: 0)])
+        var settings = WebhookSettings()
+        settings.backoffMs = 1000
+        settings.maxAttempts = 3
+        let d = WebhookDispatcher(store: store, metrics: Metrics(), settings: settings, clock: { clock.now })
+        func state() throws -> Delivery { try #require(try store.deliveries(state: nil, receiver: nil, afterId: 0, limit: 10).first) }
+
+        await d.flush(seconds: 5)
+        // The first retry: 1 s later, +-20 % jitter.
+        let first = try state()
+        #expect(first.attempts == 1 && first.state == "pending")
+        #expect((clock.now + 800...clock.now + 1200).contains(first.nextAttemptAt))
+        // Not due yet: nothing is attempted, however often the dispatcher looks.
+        await d.flush(seconds: 5)
+        clock.advance(first.nextAttemptAt - 1 - clock.now)
+        await d.flush(seconds: 5)
+        #expect(try state().attempts == 1)
+        clock.advance(1)
+        await d.flush(seconds: 5)
+        // The second failure doubles the backoff.
+        let second = try state()
+        #expect(second.attempts == 2 && (clock.now + 1600...clock.now + 2400).contains(second.nextAttemptAt))
+        clock.advance(second.nextAttemptAt - clock.now)
+        await d.flush(seconds: 5)
+        #expect(try state().attempts == 3 && state().state == "dead")
+        #expect(try state().lastError != nil)
+    }
+}

@@ -53,7 +53,10 @@ class Hook:
                 pass
 
             def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
+                length = int(self.headers["Content-Length"])
+                body = self.rfile.read(length)
+                if len(body) < length:
+                    return  # the sender was killed mid-request: no delivery
                 with outer.lock:
                     outer.received.append((self.headers["webhook-id"], body))
                 self.send_response(200)

@@ -438,3 +438,31 @@ def test_idle_advance_fires_absence_on_a_quiet_stream(tmp_path):
         assert srv2.all_alerts() == []
     finally:
         srv2.stop()
+
+
+def test_metrics_count_requests_per_route(tmp_path):
+    """/metrics (swift-prometheus): the server's own metrics and, from Hummingbird's metrics
+    middleware, requests and latency per route pattern and status."""
+    srv = start(tmp_path)
+    try:
+        for _ in range(3):
+            srv.ok("GET", "/v1/alerts")
+        assert srv.request("GET", "/v1/rules/nope")[0] == 404
+        srv.ok("POST", "/v1/events", '{"entity":"t1","time":1000,"type":"position","lon":0.5,"lat":0.5}\n')
+        text = srv.ok("GET", "/metrics")
+        samples = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                samples[name] = float(value)
+        assert samples['hb_requests{http_route="/v1/alerts",http_request_method="GET",http_response_status_code="200"}'] == 3
+        assert samples['hb_requests{http_route="/v1/rules/{id}",http_request_method="GET",http_response_status_code="404"}'] == 1
+        assert samples['hb_request_errors{http_route="/v1/rules/{id}",http_request_method="GET",error_type="404"}'] == 1
+        assert samples['http_server_request_duration_count{http_route="/v1/alerts",http_request_method="GET",http_response_status_code="200"}'] == 3
+        assert samples["tripline_events_received_total"] == 1
+        assert samples["tripline_commit_seconds_count"] >= 1
+        assert samples['tripline_commit_seconds_bucket{le="+Inf"}'] == samples["tripline_commit_seconds_count"]
+        # Every sample line is a name, optional labels and a number.
+        assert all(v == v for v in samples.values())
+    finally:
+        srv.stop()
