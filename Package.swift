@@ -119,12 +119,19 @@ let package = Package(
         ),
         .testTarget(
             name: "TriplineServerTests",
-            dependencies: ["TriplineServer", "TriplineStore", "TriplineCore", "TriplineYAML"],
+            dependencies: ["TriplineServer", "TriplineStore", "TriplineCore", "TriplineYAML", "TriplineStoreFixtures"],
+            swiftSettings: strict
+        ),
+        // A fresh store of each kind (memory, SQLite, PostgreSQL) for the store and server suites.
+        .target(
+            name: "TriplineStoreFixtures",
+            dependencies: ["TriplineStore", "TriplineSQLite", "TriplinePostgres"],
+            path: "Tests/TriplineStoreFixtures",
             swiftSettings: strict
         ),
         .testTarget(
             name: "TriplineStoreTests",
-            dependencies: ["TriplineStore", "TriplineSQLite", "TriplinePostgres", "TriplineCore", "TriplineTesting"],
+            dependencies: ["TriplineStore", "TriplineSQLite", "TriplinePostgres", "TriplineCore", "TriplineTesting", "TriplineStoreFixtures"],
             swiftSettings: strict
         ),
     ],

@@ -445,9 +445,13 @@ def test_metrics_count_requests_per_route(tmp_path):
     middleware, requests and latency per route pattern and status."""
     srv = start(tmp_path)
     try:
-        for _ in range(3):
+        for _ in range(2):
             srv.ok("GET", "/v1/alerts")
-        assert srv.request("GET", "/v1/rules/nope")[0] == 404
+        status, hdrs, _ = srv.request("GET", "/v1/rules/nope")
+        assert status == 404
+        # Every answer, errors included, carries its request id (the id of the server's log lines).
+        ids = {hdrs.get("Tripline-Request-Id"), srv.request("GET", "/v1/alerts")[1].get("Tripline-Request-Id")}
+        assert None not in ids and len(ids) == 2
         srv.ok("POST", "/v1/events", '{"entity":"t1","time":1000,"type":"position","lon":0.5,"lat":0.5}\n')
         text = srv.ok("GET", "/metrics")
         samples = {}
