@@ -10,6 +10,29 @@ public final class SQLiteStore: TriplineStore, @unchecked Sendable {
     public let pool: DatabasePool
     public let path: String
 
+    /// Copies the SQLite store of a data folder to `destination` with SQLite's online backup
+    /// API: a consistent snapshot, also while a server is writing to it (WAL: the copy reads
+    /// beside the server). Refuses an existing destination. Returns the pages copied.
+    @discardableResult
+    public static func backup(directory: String, to destination: String) throws -> Int {
+        let path = (directory as NSString).appendingPathComponent("tripline.sqlite")
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw TriplineError(.io, "no SQLite store at \(path) (a --store postgres:// server is backed up with pg_dump)")
+        }
+        guard !FileManager.default.fileExists(atPath: destination) else {
+            throw TriplineError(.io, "\(destination) exists: give a new file (a backup never overwrites)")
+        }
+        var config = Configuration()
+        config.readonly = true
+        let source = try DatabasePool(path: path, configuration: config)
+        let copy = try DatabaseQueue(path: destination)
+        var pages = 0
+        try source.backup(to: copy) { progress in pages = progress.completedPageCount }
+        try copy.close()
+        try source.close()
+        return pages
+    }
+
     public init(directory: String, synchronous: String = "FULL") throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         path = (directory as NSString).appendingPathComponent("tripline.sqlite")

@@ -264,3 +264,25 @@ extension CLI {
         }
     }
 }
+
+struct Backup: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Copy a data folder's SQLite store to a new file (SQLite's online backup API; safe while the server runs).",
+        discussion: "Restore: stop the server, put the copy in place as DIR/tripline.sqlite (with the folder's pseudonym.key), start it; it rebuilds the engine from the copied log. A --store postgres:// server is backed up with pg_dump (docs/operations.md).")
+    @Option(help: "Data folder of the server.") var data: String
+    @Option(help: "The new file to write (never overwritten).") var to: String
+    @Option(help: "The server's --store: only SQLite (the default) is backed up here.") var store: String?
+
+    func run() throws {
+        if let store {
+            throw ValidationError("tripline backup copies the SQLite store; a PostgreSQL store (\(PostgresStore.redacted(store))) is backed up with pg_dump -Fc (docs/operations.md)")
+        }
+        do {
+            let pages = try SQLiteStore.backup(directory: data, to: to)
+            print("backed up \(pages) pages to \(to)")
+        } catch {
+            CLI.printErr("tripline: backup failed: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
