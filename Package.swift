@@ -32,6 +32,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.0"),
+        .package(url: "https://github.com/mattpolzin/OpenAPIKit", from: "6.4.0"),
     ],
     targets: [
         .target(name: "CTriplineSupport"),
@@ -119,7 +120,8 @@ let package = Package(
         ),
         .testTarget(
             name: "TriplineServerTests",
-            dependencies: ["TriplineServer", "TriplineStore", "TriplineCore", "TriplineYAML", "TriplineStoreFixtures"],
+            dependencies: ["TriplineServer", "TriplineStore", "TriplineCore", "TriplineYAML", "TriplineStoreFixtures",
+                           .product(name: "OpenAPIKit", package: "OpenAPIKit")],
             swiftSettings: strict
         ),
         // A fresh store of each kind (memory, SQLite, PostgreSQL) for the store and server suites.

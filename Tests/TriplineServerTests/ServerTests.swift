@@ -1,4 +1,5 @@
 import Foundation
+import OpenAPIKit
 import Testing
 import TriplineCore
 import TriplineYAML
@@ -7,6 +8,37 @@ import TriplineStore
 import TriplineStoreFixtures
 
 @Suite struct OpenAPITests {
+    /// OpenAPIKit decodes the served document as OpenAPI 3.1 and its validations pass (every
+    /// reference resolves, operations have responses, path parameters are declared, ...);
+    /// every request and response body has a schema that says more than "an object".
+    @Test func openAPIKitDecodesAndValidatesTheDocument() throws {
+        let doc = try JSONDecoder().decode(OpenAPI.Document.self, from: Data(OpenAPIDocument.json.utf8))
+        try doc.validate()
+        #expect(doc.paths.count == Set(TriplineHTTP.routes.map(\.path)).count)
+        var bare: [String] = []
+        for (path, item) in doc.paths {
+            guard let item = item.pathItemValue else { continue }
+            for op in item.endpoints {
+                let name = "\(op.method.rawValue) \(path.rawValue)"
+                if let body = op.operation.requestBody?.requestValue {
+                    for (type, content) in body.content where Self.isBare(content.contentValue?.schema) { bare.append("\(name) request \(type.rawValue)") }
+                }
+                for (status, response) in op.operation.responses {
+                    guard let r = response.responseValue else { continue }
+                    for (type, content) in r.content where Self.isBare(content.contentValue?.schema) { bare.append("\(name) \(status.rawValue) \(type.rawValue)") }
+                }
+            }
+        }
+        #expect(bare.isEmpty, "bodies without a real schema: \(bare)")
+    }
+
+    static func isBare(_ schema: JSONSchema?) -> Bool {
+        guard let s = schema else { return true }
+        if case .object(_, let o) = s.value { return o.properties.isEmpty && o.additionalProperties == nil && s.description == nil }
+        if case .fragment = s.value { return s.description == nil }
+        return false
+    }
+
     /// Every route the server answers is documented with the same roles, and every documented
     /// route is one the server answers.
     @Test func documentAndRoutesAgree() throws {
