@@ -39,6 +39,7 @@ struct WebhookService: Service {
     func run() async throws {
         await cancelWhenGracefulShutdown { await dispatcher.run() }
         await dispatcher.flush(seconds: flushSeconds)
+        await dispatcher.shutdown()
     }
 }
 

@@ -1,8 +1,8 @@
+import AsyncHTTPClient
 import Crypto
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
+import NIOCore
+import NIOHTTP1
 import TriplineCore
 import TriplineStore
 
@@ -45,7 +45,9 @@ public final class WebhookDispatcher: @unchecked Sendable {
     let store: any TriplineStore
     let metrics: Metrics
     let settings: WebhookSettings
-    let session: URLSession
+    /// AsyncHTTPClient: a pool of keep-alive connections per receiver (at most
+    /// `concurrency` each), a connect timeout and a deadline per request.
+    let client: HTTPClient
     private let lock = NSLock()
     private var woken = false
 
@@ -56,11 +58,19 @@ public final class WebhookDispatcher: @unchecked Sendable {
         self.store = store
         self.metrics = metrics
         self.settings = settings
-        let config = URLSessionConfiguration.ephemeral
-        config.timeoutIntervalForRequest = settings.timeoutSeconds
-        config.timeoutIntervalForResource = settings.timeoutSeconds
-        config.httpMaximumConnectionsPerHost = settings.concurrency
-        session = URLSession(configuration: config)
+        var config = HTTPClient.Configuration(redirectConfiguration: .disallow)
+        let ms = Int64(settings.timeoutSeconds * 1000)
+        config.timeout = HTTPClient.Configuration.Timeout(connect: .milliseconds(min(ms, 5000)), read: .milliseconds(ms))
+        config.connectionPool = HTTPClient.Configuration.ConnectionPool(idleTimeout: .seconds(60),
+                                                                          concurrentHTTP1ConnectionsPerHostSoftLimit: settings.concurrency)
+        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
+    }
+
+    deinit { try? client.syncShutdown() }
+
+    /// Closes the connection pool (after the last delivery).
+    public func shutdown() async {
+        try? await client.shutdown()
     }
 
     /// New deliveries were committed: look at once instead of at the next poll.
@@ -142,28 +152,26 @@ public final class WebhookDispatcher: @unchecked Sendable {
         let body = Array(J.obj([("type", .str(alert.firing ? "alert.firing" : "alert.resolved")), ("timestamp", .time(now)), ("data", alert.json)]).text.utf8)
         let msgId = "alert-\(alert.id)"
         let ts = now / 1000
-        guard let url = URL(string: receiver.url) else {
-            d.state = "dead"
-            d.lastError = "invalid URL"
-            try? store.updateDelivery(d)
-            return
-        }
-        var req = URLRequest(url: url, timeoutInterval: settings.timeoutSeconds)
-        req.httpMethod = "POST"
-        req.httpBody = Data(body)
-        req.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        req.setValue(msgId, forHTTPHeaderField: "webhook-id")
-        req.setValue(String(ts), forHTTPHeaderField: "webhook-timestamp")
-        req.setValue(WebhookSignature.sign(secret: receiver.secret, id: msgId, timestamp: ts, body: body), forHTTPHeaderField: "webhook-signature")
-        req.setValue("tripline", forHTTPHeaderField: "User-Agent")
+        var req = HTTPClientRequest(url: receiver.url)
+        req.method = .POST
+        req.headers.add(name: "Content-Type", value: "application/json")
+        req.headers.add(name: "webhook-id", value: msgId)
+        req.headers.add(name: "webhook-timestamp", value: String(ts))
+        req.headers.add(name: "webhook-signature", value: WebhookSignature.sign(secret: receiver.secret, id: msgId, timestamp: ts, body: body))
+        req.headers.add(name: "User-Agent", value: "tripline")
+        req.body = .bytes(ByteBuffer(bytes: body))
         d.attempts += 1
         var failure: String?
         do {
-            let (_, resp) = try await session.data(for: req)
-            let code = (resp as? HTTPURLResponse)?.statusCode ?? 0
+            let resp = try await client.execute(req, deadline: .now() + .milliseconds(Int64(settings.timeoutSeconds * 1000)))
+            // Read (and drop) at most 64 KiB of the answer, so the connection can be reused.
+            _ = try? await resp.body.collect(upTo: 64 << 10)
+            let code = Int(resp.status.code)
             if !(200..<300).contains(code) { failure = "HTTP \(code)" }
+        } catch let e as HTTPClientError {
+            failure = e == .deadlineExceeded || e == .readTimeout ? "no answer within \(settings.timeoutSeconds) s" : "\(e)"
         } catch {
-            failure = "\(error.localizedDescription)"
+            failure = "\(error)"
         }
         d.updatedAt = self.now()
         if let failure {
