@@ -152,21 +152,19 @@ func batch(_ first: Int64, _ lines: [String], storedAt: Millis = 1000) -> LogBat
         let stores = [f.store, try f.second()]
         let perWriter = 40
         let failures = NIOLockedFailures()
-        let threads = stores.enumerated().map { (w, st) in
-            Thread {
-                for i in 0..<perWriter {
-                    do {
-                        try st.appendAudit { head in
-                            let seq = (head?.seq ?? 0) + 1
-                            return AuditRecord(seq: seq, at: Millis(i), actor: "writer-\(w)", action: "x", target: "t", detail: "{}",
-                                               prev: head?.hash ?? "genesis", hash: "h\(seq)-w\(w)")
-                        }
-                    } catch { failures.add("\(error)") }
-                }
+        // Both writers at once, each on a thread of its own; returns when both are done.
+        DispatchQueue.concurrentPerform(iterations: stores.count) { w in
+            let st = stores[w]
+            for i in 0..<perWriter {
+                do {
+                    try st.appendAudit { head in
+                        let seq = (head?.seq ?? 0) + 1
+                        return AuditRecord(seq: seq, at: Millis(i), actor: "writer-\(w)", action: "x", target: "t", detail: "{}",
+                                           prev: head?.hash ?? "genesis", hash: "h\(seq)-w\(w)")
+                    }
+                } catch { failures.add("\(error)") }
             }
         }
-        threads.forEach { $0.start() }
-        while threads.contains(where: { !$0.isFinished }) { usleep(10_000) }
         #expect(failures.all.isEmpty)
         var records: [AuditRecord] = []
         try f.store.forEachAudit { records.append($0) }
