@@ -139,3 +139,20 @@ def run(*args, stdin=None):
 def tripline():
     assert pathlib.Path(BIN).exists(), f"build first: {BIN} is missing"
     return run
+
+
+def replayed_workload(d, zones, entities, events, rules, seed):
+    """A generated workload in folder `d` where every event has an id (a re-sent batch is
+    recognised as duplicates), and the alerts `tripline replay` gives for it (until an hour
+    after its last event)."""
+    import json
+    code, _, err = run("generate", "--out", d, "--zones", zones, "--entities", entities, "--events", events,
+                       "--reading-share", 0.2, "--contact-share", 0.1, "--custom-share", 0.1, "--id-share", 1.0,
+                       "--mixed-rules", rules, "--seed", seed)
+    assert code == 0, err
+    times = [json.loads(l)["time"] for l in (pathlib.Path(d) / "events.ndjson").read_text().splitlines()]
+    until = max(times) + 3_600_000
+    code, out, err = run("replay", "--zones", pathlib.Path(d) / "zones.geojson", "--entities", pathlib.Path(d) / "entities.ndjson",
+                         "--rules", pathlib.Path(d) / "rules-mixed.json", "--until", until, pathlib.Path(d) / "events.ndjson")
+    assert code == 0, err
+    return {"dir": pathlib.Path(d), "until": until, "alerts": [json.loads(l) for l in out.splitlines()], "events": len(times)}

@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conftest import PG, run, store_url
+from conftest import PG, replayed_workload, run, store_url
 from server import Server, batches, canonical, make_token, wait_until
 
 pytestmark = pytest.mark.skipif(not PG, reason="active/standby needs PostgreSQL (set TRIPLINE_TEST_POSTGRES)")
@@ -25,19 +25,9 @@ RUNS = 10
 @pytest.fixture(scope="module")
 def workload(tmp_path_factory):
     """Every event has an id, so a re-sent batch that was committed comes back as duplicates."""
-    d = tmp_path_factory.mktemp("failover-workload")
-    code, _, err = run("generate", "--out", d, "--zones", 200, "--entities", 1000, "--events", 12000,
-                       "--reading-share", 0.2, "--contact-share", 0.1, "--custom-share", 0.1, "--id-share", 1.0,
-                       "--mixed-rules", 30, "--seed", 23)
-    assert code == 0, err
-    times = [json.loads(l)["time"] for l in (d / "events.ndjson").read_text().splitlines()]
-    until = max(times) + 3_600_000
-    code, out, err = run("replay", "--zones", d / "zones.geojson", "--entities", d / "entities.ndjson",
-                         "--rules", d / "rules-mixed.json", "--until", until, d / "events.ndjson")
-    assert code == 0, err
-    expected = [json.loads(l) for l in out.splitlines()]
-    assert len(expected) > 300
-    return {"dir": d, "until": until, "alerts": expected, "events": len(times)}
+    w = replayed_workload(tmp_path_factory.mktemp("failover-workload"), zones=200, entities=1000, events=12000, rules=30, seed=23)
+    assert len(w["alerts"]) > 300
+    return w
 
 
 class Hook:

@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from conftest import run
+from conftest import replayed_workload, run
 from server import ENTER_YARD, YARD, Server, batches, canonical, make_token, start_demo, wait_until
 
 
@@ -16,19 +16,9 @@ from server import ENTER_YARD, YARD, Server, batches, canonical, make_token, sta
 def workload(tmp_path_factory):
     """A mixed workload (positions, readings, contacts, custom events) where every event has
     an id, so that a re-sent batch is recognised as duplicates (spec section 2)."""
-    d = tmp_path_factory.mktemp("workload")
-    code, _, err = run("generate", "--out", d, "--zones", 300, "--entities", 1500, "--events", 30000,
-                       "--reading-share", 0.2, "--contact-share", 0.1, "--custom-share", 0.1, "--id-share", 1.0,
-                       "--mixed-rules", 40, "--seed", 11)
-    assert code == 0, err
-    times = [json.loads(l)["time"] for l in (d / "events.ndjson").read_text().splitlines()]
-    until = max(times) + 3_600_000
-    code, out, err = run("replay", "--zones", d / "zones.geojson", "--entities", d / "entities.ndjson",
-                         "--rules", d / "rules-mixed.json", "--until", until, d / "events.ndjson")
-    assert code == 0, err
-    expected = [json.loads(l) for l in out.splitlines()]
-    assert len(expected) > 500, "the workload should make every kind of rule fire"
-    return {"dir": d, "until": until, "alerts": expected, "events": len(times)}
+    w = replayed_workload(tmp_path_factory.mktemp("workload"), zones=300, entities=1500, events=30000, rules=40, seed=11)
+    assert len(w["alerts"]) > 500, "the workload should make every kind of rule fire"
+    return w
 
 
 def json_time(rfc3339):
