@@ -10,12 +10,12 @@ import socket
 import threading
 import time
 import urllib.error
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from conftest import PG, replayed_workload, run, store_url
 from server import Server, batches, canonical, make_token, wait_until
+from test_webhooks import Receiver
 
 pytestmark = pytest.mark.skipif(not PG, reason="active/standby needs PostgreSQL (set TRIPLINE_TEST_POSTGRES)")
 
@@ -28,37 +28,6 @@ def workload(tmp_path_factory):
     w = replayed_workload(tmp_path_factory.mktemp("failover-workload"), zones=200, entities=1000, events=12000, rules=30, seed=23)
     assert len(w["alerts"]) > 300
     return w
-
-
-class Hook:
-    """A webhook receiver that records every delivery (webhook-id, body)."""
-
-    def __init__(self):
-        self.received = []
-        self.lock = threading.Lock()
-        outer = self
-
-        class H(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                length = int(self.headers["Content-Length"])
-                body = self.rfile.read(length)
-                if len(body) < length:
-                    return  # the sender was killed mid-request: no delivery
-                with outer.lock:
-                    outer.received.append((self.headers["webhook-id"], body))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}/hook"
-
-    def close(self):
-        self.httpd.shutdown()
 
 
 def post(srv, body):
@@ -80,7 +49,7 @@ def test_kill_9_of_the_active_server_the_standby_takes_over(tmp_path, workload, 
     # The standby needs the active server's pseudonym key (docs/operations.md).
     b_data.mkdir()
     shutil.copy(a_data / "pseudonym.key", b_data / "pseudonym.key")
-    hook = Hook()
+    hook = Receiver(lambda attempt: "ok")
     a = Server(a_data, "--store", url, "--standby").start()
     a.token = token
     b = Server(b_data, "--store", url, "--standby").start()
@@ -166,7 +135,7 @@ def test_kill_9_of_the_active_server_the_standby_takes_over(tmp_path, workload, 
         with hook.lock:
             received = list(hook.received)
         by_id = {}
-        for wid, body in received:
+        for wid, _, _, body in received:
             msg = json.loads(body)  # Standard Webhooks: its `timestamp` is the attempt's own
             by_id.setdefault(wid, set()).add(json.dumps([msg["type"], msg["data"]], sort_keys=True))
         assert set(by_id) == {f"alert-{x['id']}" for x in alerts}
