@@ -80,8 +80,6 @@ public struct RouteSpec: Sendable, Hashable {
     }
 }
 
-typealias Handler = @Sendable (Request, BasicRequestContext, TokenRecord?) async throws -> Response
-
 /// An error answer: status, a machine-readable code, an explanation, and located items.
 /// Thrown from a handler, Hummingbird answers with `response` (`HTTPResponseError`).
 struct APIError: HTTPResponseError {
@@ -174,11 +172,15 @@ public final class TriplineHTTP: Sendable {
                         extra: [("role", .str(role.rawValue)), ("active", taking ? .null : .optStr(url))])
     }
 
+    /// The roles that may read, and that may change things.
     static let read: [Role] = [.operator, .admin, .auditor]
     static let write: [Role] = [.operator, .admin]
 
     /// Every route the server answers (the OpenAPI document must list exactly these).
-    public static var routes: [RouteSpec] { table.map { $0.0 } + [webSocketRoute] }
+    public static var routes: [RouteSpec] {
+        SystemController.table.map(\.0) + EventsController.table.map(\.0) + CatalogController.table.map(\.0)
+            + AlertsController.table.map(\.0) + NotifyController.table.map(\.0) + AccessController.table.map(\.0) + [webSocketRoute]
+    }
 
     static let webSocketRoute = RouteSpec(method: "GET", path: "/v1/alerts/ws", roles: read)
 
@@ -232,59 +234,6 @@ public final class TriplineHTTP: Sendable {
         return router
     }
 
-    static var table: [(RouteSpec, KeyPath<TriplineHTTP, Handler>)] { [
-        (RouteSpec(method: "GET", path: "/healthz", roles: [], standby: true), \.healthz),
-        (RouteSpec(method: "GET", path: "/", roles: [], standby: true), \.dashboardIndex),
-        (RouteSpec(method: "GET", path: "/assets/{file}", roles: [], standby: true), \.dashboardAsset),
-        (RouteSpec(method: "GET", path: "/v1/whoami", roles: Role.allCases, standby: true), \.whoami),
-        (RouteSpec(method: "GET", path: "/v1/positions", roles: read), \.positions),
-        (RouteSpec(method: "GET", path: "/v1/zones/{id}/inside", roles: read), \.zoneInside),
-        (RouteSpec(method: "GET", path: "/openapi.json", roles: [], standby: true), \.openapi),
-        (RouteSpec(method: "GET", path: "/metrics", roles: read, standby: true), \.metricsRoute),
-        (RouteSpec(method: "GET", path: "/v1/status", roles: read), \.status),
-        (RouteSpec(method: "POST", path: "/v1/events", roles: [.ingest, .operator, .admin]), \.postEvents),
-        (RouteSpec(method: "POST", path: "/v1/watermark", roles: write), \.postWatermark),
-        (RouteSpec(method: "GET", path: "/v1/rules", roles: read), \.listRules),
-        (RouteSpec(method: "POST", path: "/v1/rules", roles: write), \.postRules),
-        (RouteSpec(method: "GET", path: "/v1/rules/{id}", roles: read), \.getRule),
-        (RouteSpec(method: "PUT", path: "/v1/rules/{id}", roles: write), \.putRule),
-        (RouteSpec(method: "DELETE", path: "/v1/rules/{id}", roles: write), \.deleteRule),
-        (RouteSpec(method: "GET", path: "/v1/rules/{id}/versions", roles: read), \.ruleVersions),
-        (RouteSpec(method: "GET", path: "/v1/rules/{id}/stats", roles: read), \.ruleStats),
-        (RouteSpec(method: "POST", path: "/v1/rules/backtest", roles: write), \.backtest),
-        (RouteSpec(method: "GET", path: "/v1/zones", roles: read, standby: true), \.listZones),
-        (RouteSpec(method: "POST", path: "/v1/zones", roles: write), \.postZones),
-        (RouteSpec(method: "GET", path: "/v1/zones/{id}", roles: read, standby: true), \.getZone),
-        (RouteSpec(method: "PUT", path: "/v1/zones/{id}", roles: write), \.putZone),
-        (RouteSpec(method: "DELETE", path: "/v1/zones/{id}", roles: write), \.deleteZone),
-        (RouteSpec(method: "GET", path: "/v1/entities", roles: read, standby: true), \.listEntities),
-        (RouteSpec(method: "POST", path: "/v1/entities", roles: write), \.postEntities),
-        (RouteSpec(method: "GET", path: "/v1/entities/{id}", roles: read, standby: true), \.getEntity),
-        (RouteSpec(method: "PUT", path: "/v1/entities/{id}", roles: write), \.putEntity),
-        (RouteSpec(method: "DELETE", path: "/v1/entities/{id}", roles: write), \.deleteEntity),
-        (RouteSpec(method: "GET", path: "/v1/entities/{id}/timeline", roles: read), \.timeline),
-        (RouteSpec(method: "GET", path: "/v1/entities/{id}/export", roles: write), \.exportEntity),
-        (RouteSpec(method: "GET", path: "/v1/alerts", roles: read, standby: true), \.listAlerts),
-        (RouteSpec(method: "GET", path: "/v1/alerts/stream", roles: read), \.streamAlerts),
-        (RouteSpec(method: "GET", path: "/v1/alerts/{id}", roles: read, standby: true), \.getAlert),
-        (RouteSpec(method: "GET", path: "/v1/alerts/{id}/explain", roles: read), \.explainAlert),
-        (RouteSpec(method: "POST", path: "/v1/alerts/{id}/feedback", roles: write), \.postFeedback),
-        (RouteSpec(method: "GET", path: "/v1/alerts/{id}/feedback", roles: read, standby: true), \.listFeedback),
-        (RouteSpec(method: "GET", path: "/v1/silences", roles: read, standby: true), \.listSilences),
-        (RouteSpec(method: "POST", path: "/v1/silences", roles: write), \.postSilence),
-        (RouteSpec(method: "DELETE", path: "/v1/silences/{id}", roles: write), \.deleteSilence),
-        (RouteSpec(method: "GET", path: "/v1/webhooks", roles: write, standby: true), \.listWebhooks),
-        (RouteSpec(method: "POST", path: "/v1/webhooks", roles: write), \.postWebhook),
-        (RouteSpec(method: "DELETE", path: "/v1/webhooks/{id}", roles: write), \.deleteWebhook),
-        (RouteSpec(method: "GET", path: "/v1/webhooks/deliveries", roles: write, standby: true), \.listDeliveries),
-        (RouteSpec(method: "POST", path: "/v1/webhooks/deliveries/redrive", roles: write), \.redrive),
-        (RouteSpec(method: "GET", path: "/v1/audit", roles: [.auditor, .admin], standby: true), \.listAudit),
-        (RouteSpec(method: "GET", path: "/v1/audit/verify", roles: [.auditor, .admin], standby: true), \.verifyAudit),
-        (RouteSpec(method: "GET", path: "/v1/tokens", roles: [.admin], standby: true), \.listTokens),
-        (RouteSpec(method: "POST", path: "/v1/tokens", roles: [.admin]), \.postToken),
-        (RouteSpec(method: "DELETE", path: "/v1/tokens/{id}", roles: [.admin]), \.deleteToken),
-    ] }
-
     /// Refuses a query parameter the route does not document (a guess such as `cursor` for
     /// `after` would otherwise be ignored, and a client would page for ever).
     func checkQuery(_ req: Request, _ spec: RouteSpec) throws {
@@ -299,7 +248,29 @@ public final class TriplineHTTP: Sendable {
         }
     }
 
-    /// Builds the router with every route of `table`, each behind authentication.
+    /// A route's handler behind what every route shares: the request count, authentication,
+    /// the query parameter check and the standby check. Every error leaves as an APIError
+    /// (Hummingbird's HTTPResponseError), which Hummingbird turns into the JSON answer after
+    /// the metrics middleware counted it.
+    func guarded(_ spec: RouteSpec, _ handler: @escaping Handler) -> @Sendable (Request, BasicRequestContext) async throws -> Response {
+        { [self] req, ctx in
+            host.metrics.add(\.httpRequests, 1)
+            do {
+                let token = try authenticate(req, roles: spec.roles, route: spec)
+                try checkQuery(req, spec)
+                if !spec.standby && role != .active { throw standbyRefusal(spec) }
+                return try await handler(req, ctx, token)
+            } catch let e as APIError {
+                throw e
+            } catch let e as ValidationFailure {
+                throw APIError.invalid(e, what: "request")
+            } catch {
+                throw APIError(status: .internalServerError, code: "internal", message: "\(error)")
+            }
+        }
+    }
+
+    /// Builds the router: every controller's routes, each behind authentication and the shared checks.
     public func makeRouter() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         // Every route's request count, errors and latency (swift-metrics, into the process-wide
@@ -308,29 +279,15 @@ public final class TriplineHTTP: Sendable {
         router.add(middleware: RequestIDMiddleware())
         router.add(middleware: MetricsMiddleware())
         if settings.logLevel <= .info { router.add(middleware: LogRequestsMiddleware(settings.logLevel)) }
+        // Each concern's routes as one route collection (Controllers/), every handler behind
+        // the same checks.
         var methodsByPath: [String: [String]] = [:]
-        for (spec, kp) in Self.table {
-            let handler = self[keyPath: kp]
-            let hbPath = spec.path.replacingOccurrences(of: "{", with: ":").replacingOccurrences(of: "}", with: "")
-            methodsByPath[hbPath, default: []].append(spec.method)
-            router.on(RouterPath(hbPath), method: HTTPRequest.Method(rawValue: spec.method)!) { [self] req, ctx in
-                host.metrics.add(\.httpRequests, 1)
-                // Every error leaves as an APIError (Hummingbird's HTTPResponseError), which
-                // Hummingbird turns into the JSON answer after the metrics middleware counted it.
-                do {
-                    let token = try authenticate(req, roles: spec.roles, route: spec)
-                    try checkQuery(req, spec)
-                    if !spec.standby && role != .active { throw standbyRefusal(spec) }
-                    return try await handler(req, ctx, token)
-                } catch let e as APIError {
-                    throw e
-                } catch let e as ValidationFailure {
-                    throw APIError.invalid(e, what: "request")
-                } catch {
-                    throw APIError(status: .internalServerError, code: "internal", message: "\(error)")
-                }
-            }
-        }
+        router.addRoutes(SystemController(http: self).collection(guarded, methods: &methodsByPath))
+        router.addRoutes(EventsController(http: self).collection(guarded, methods: &methodsByPath))
+        router.addRoutes(CatalogController(http: self).collection(guarded, methods: &methodsByPath))
+        router.addRoutes(AlertsController(http: self).collection(guarded, methods: &methodsByPath))
+        router.addRoutes(NotifyController(http: self).collection(guarded, methods: &methodsByPath))
+        router.addRoutes(AccessController(http: self).collection(guarded, methods: &methodsByPath))
         // Other methods on a known path (TRACE among them): 405 naming the allowed ones.
         methodsByPath[Self.webSocketRoute.path, default: []].append("GET")
         for (path, methods) in methodsByPath {
@@ -474,305 +431,6 @@ public final class TriplineHTTP: Sendable {
         return tok
     }
 
-    // MARK: - Helpers
-
-    func body(_ req: Request) async throws -> [UInt8] {
-        var buf: ByteBuffer
-        do {
-            buf = try await req.body.collect(upTo: settings.maxBodyBytes)
-        } catch {
-            throw APIError(status: .contentTooLarge, code: "body_too_large",
-                           message: "the request body is larger than \(settings.maxBodyBytes >> 20) MiB; split it into batches of at most \(settings.options.maxBatchEvents) events")
-        }
-        return buf.readBytes(length: buf.readableBytes) ?? []
-    }
-
-    func param(_ ctx: BasicRequestContext, _ name: String = "id") throws -> String {
-        guard let v = ctx.parameters.get(name) else { throw APIError.badRequest("missing path parameter \(name)") }
-        if v.utf8.contains(0) || v.contains("%00") { throw APIError.badRequest("path parameter \(name) holds U+0000 (NUL), which no id or name may contain") }
-        return v
-    }
-
-    func timeParam(_ req: Request, _ name: String) throws -> Millis? {
-        guard let s = req.uri.queryParameters.get(name), !s.isEmpty else { return nil }
-        switch EventTime.parseText(s) {
-        case .success(let t): return t
-        case .failure(.malformed(let why)):
-            throw APIError.badRequest("query parameter '\(name)=\(s)' is neither RFC 3339 nor epoch milliseconds: \(why)")
-        }
-    }
-
-    func intParam(_ req: Request, _ name: String, default d: Int, max m: Int) throws -> Int {
-        guard let s = req.uri.queryParameters.get(name) else { return d }
-        guard let v = Int(s), v >= 0 else { throw APIError.badRequest("query parameter '\(name)' must be a whole number >= 0, got '\(s)'") }
-        return min(v, m)
-    }
-
-    func now() -> Millis { settings.clock() }
-
-    // MARK: - Basic routes
-
-    var healthz: Handler {
-        { [self] _, _, _ in
-            var fields: [(String, J)] = [("status", .str("ok")), ("role", .str(role.rawValue))]
-            if role != .active, let url = (try? shared?.activeServer())?.url { fields.append(("active", .str(url))) }
-            return API.json(.obj(fields))
-        }
-    }
-
-    var whoami: Handler {
-        { _, _, tok in
-            API.json(.obj([("id", .optStr(tok?.id)), ("role", .optStr(tok?.role.rawValue)), ("name", .optStr(tok?.name))]))
-        }
-    }
-
-    var openapi: Handler {
-        { _, _, _ in API.text(OpenAPIDocument.json, contentType: "application/json") }
-    }
-
-    var metricsRoute: Handler {
-        { [self] _, _, _ in
-            API.text(host.metrics.render(now: now(), subscribers: host.alerts.count), contentType: "text/plain; version=0.0.4")
-        }
-    }
-
-    var status: Handler {
-        { [self] _, _, _ in
-            let snap = try await host.perform { s -> J in
-                let e = s.pipeline
-                let st = e.stats
-                return .obj([
-                    ("watermark", .time(e.watermark)), ("max_event_time", .time(e.maxTime)),
-                    ("rules", .int(e.rules.count)), ("zones", .int(e.zones.count)), ("entities_known", .int(e.entityCount)),
-                    ("events_arrived", .int(st.arrived)), ("events_applied", .int(st.applied)),
-                    ("duplicates", .int(st.duplicates)), ("late", .int(st.late)),
-                    ("rebuild", .obj([("events", .int(s.rebuiltEvents)), ("seconds", .num(s.rebuildSeconds))])),
-                    ("timeline_entries", .int(s.timelineEntries)),
-                    ("catalog_problems", .arr(s.catalogProblems.map { .str($0) })),
-                    ("expired_rules", .arr(e.expiredRules.map { .obj([("rule", .str(e.rules[$0.rule].id)), ("at", .time($0.at))]) })),
-                ])
-            }
-            if case .obj(var fields) = snap {
-                fields += [("stream_subscribers", .int(host.alerts.count)), ("connections", .int(connections.count))]
-                return API.json(.obj(fields))
-            }
-            return API.json(snap)
-        }
-    }
-
-    // MARK: - Events
-
-    var postEvents: Handler {
-        { [self] req, _, _ in
-            guard inflight.enter(limit: settings.maxBodiesInFlight) else {
-                host.metrics.add(\.overloaded, 1)
-                throw APIError(status: .tooManyRequests, code: "overloaded",
-                               message: "\(settings.maxBodiesInFlight) batches are being received already; nothing of this batch was read. Retry after 1 s.",
-                               headers: [("Retry-After", "1")])
-            }
-            defer { inflight.leave() }
-            let bytes = try await body(req)
-            let input = try splitEvents(bytes, contentType: req.headers[.contentType])
-            if input.count == 0 { throw APIError.badRequest("the batch holds no event: send NDJSON (one event per line) or a JSON array of events") }
-            if input.count > settings.options.maxBatchEvents {
-                throw APIError(status: .contentTooLarge, code: "batch_too_large",
-                               message: "the batch holds \(input.count) events; send at most \(settings.options.maxBatchEvents) per request")
-            }
-            do {
-                let r = try await host.ingest(input)
-                return API.json(.obj([
-                    ("received", .int(r.received)), ("applied_or_buffered", .int(r.received - r.duplicates - r.lateLines.count)),
-                    ("duplicates", .int(r.duplicates)),
-                    ("late", .obj([("count", .int(r.lateLines.count)), (input.unit + "s", .arr(r.lateLines.map { .int($0) }))])),
-                    ("alerts", .int(r.alerts)), ("watermark", .time(r.watermark)),
-                ]))
-            } catch IngestError.invalid(let errors) {
-                throw APIError(status: .unprocessableContent, code: "invalid_events",
-                               message: "\(errors.count) of \(input.count) \(input.unit)s are invalid; nothing of this batch was applied (batches are all-or-nothing). Fix them and send the whole batch again.",
-                               errors: errors.map { J.error($0, unit: input.unit) })
-            } catch IngestError.overloaded(let after) {
-                throw APIError(status: .tooManyRequests, code: "overloaded",
-                               message: "the ingest queue is full; nothing of this batch was taken. Retry after \(after) s.",
-                               headers: [("Retry-After", String(after))])
-            } catch IngestError.storage(let why) {
-                // A full disk is 507 (the client can do nothing but wait); any other store
-                // failure 503. Either way nothing of the batch was acknowledged or kept.
-                let full = why.contains("SQLITE_FULL") || why.lowercased().contains("disk is full") || why.contains("ENOSPC")
-                    || why.contains("SQLSTATE 53100")
-                throw APIError(status: full ? HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage") : .serviceUnavailable, code: full ? "disk_full" : "storage",
-                               message: "the batch could not be committed (\(why)); nothing of it was acknowledged. Retry it\(full ? " when the server has disk space again" : "").",
-                               headers: [("Retry-After", "5")])
-            }
-        }
-    }
-
-    /// Splits a body into event texts: NDJSON lines, or the elements of a JSON array (scanned
-    /// in place).
-    func splitEvents(_ bytes: [UInt8], contentType: String?) throws -> EventBatchInput {
-        switch EventTexts.split(bytes, file: "request") {
-        case .success(let texts): return texts
-        case .failure(let e):
-            throw APIError(status: .unprocessableContent, code: "invalid_events", message: "the body starts with '[' but is not a JSON array of events; nothing was applied",
-                           errors: [J.error(e)])
-        }
-    }
-
-    var postWatermark: Handler {
-        { [self] req, _, _ in
-            let bytes = try await body(req)
-            guard case .success(let doc) = JSONDocumentParser.parse(String(decoding: bytes, as: UTF8.self), file: "request"),
-                  let u = doc["until"] else {
-                throw APIError.badRequest("send {\"until\": \"<RFC 3339 time or epoch ms>\"}")
-            }
-            let t: Millis
-            if let s = u.stringValue {
-                switch EventTime.parseRFC3339(s) {
-                case .success(let v): t = v
-                case .failure(.malformed(let why)): throw APIError.badRequest("/until \"\(s)\" is not an RFC 3339 time: \(why)")
-                }
-            } else if let d = u.numberValue, let v = EventTime.fromNumber(d) { t = v }
-            else { throw APIError.badRequest("/until must be an RFC 3339 time or whole epoch milliseconds from 0 to \(TimeBounds.maxTime) (year 9999)") }
-            let r = try await host.advance(until: t)
-            return API.json(.obj([("watermark", .time(r.watermark))]))
-        }
-    }
-
-    // MARK: - Alerts
-
-    var listAlerts: Handler {
-        { [self] req, _, _ in
-            var q = AlertQuery()
-            let p = req.uri.queryParameters
-            q.rule = p.get("rule")
-            if let s = p.get("state") {
-                guard s == "firing" || s == "resolved" else { throw APIError.badRequest("state must be 'firing' or 'resolved', got '\(s)'") }
-                q.state = s
-            }
-            q.entity = p.get("entity")
-            q.zone = p.get("zone")
-            q.from = try timeParam(req, "from")
-            q.to = try timeParam(req, "to")
-            if let a = p.get("after") {
-                guard let v = Int64(a) else { throw APIError.badRequest("'after' must be an alert id (a whole number)") }
-                q.afterId = v
-            }
-            q.limit = max(1, try intParam(req, "limit", default: 100, max: 1000))
-            let rows = try store.alerts(q)
-            let next: J = rows.count == q.limit ? .int(rows.last!.id) : .null
-            return API.json(.obj([("alerts", .arr(rows.map(\.json))), ("next", next)]))
-        }
-    }
-
-    var getAlert: Handler {
-        { [self] _, ctx, _ in
-            guard let id = Int64(try param(ctx)), let a = try store.alert(id: id) else { throw APIError.notFound("no alert with this id") }
-            return API.json(a.json)
-        }
-    }
-
-    var streamAlerts: Handler {
-        { [self] req, _, _ in
-            var q = AlertQuery()
-            q.rule = req.uri.queryParameters.get("rule")
-            q.entity = req.uri.queryParameters.get("entity")
-            q.zone = req.uri.queryParameters.get("zone")
-            var after: Int64?
-            if let h = req.headers[HTTPField.Name("Last-Event-ID")!] { after = Int64(h) }
-            if let a = req.uri.queryParameters.get("after") { after = Int64(a) }
-            // Subscribe first, then catch up from the store, so nothing falls in between.
-            let (_, stream) = host.alerts.subscribe()
-            let store = self.store
-            let filter = q, start = after, heartbeat = settings.heartbeat
-            let body = ResponseBody { writer in
-                try await writer.write(ByteBuffer(string: ": tripline alert stream\nretry: 2000\n\n"))
-                var last = start ?? Int64.max
-                if let start {
-                    var cq = filter
-                    cq.afterId = start
-                    cq.limit = 1000
-                    while true {
-                        let rows = try store.alerts(cq)
-                        for a in rows {
-                            try await writer.write(ByteBuffer(string: "id: \(a.id)\nevent: alert\ndata: \(a.json.text)\n\n"))
-                            last = a.id
-                        }
-                        if rows.count < cq.limit { break }
-                        cq.afterId = rows.last!.id
-                    }
-                }
-                // Alerts and heartbeats in one sequence: a heartbeat write to a peer that has gone
-                // fails, which ends this body and the subscription with it.
-                for await item in AlertBroadcaster.withHeartbeat(stream, every: heartbeat) {
-                    guard let a = item else {
-                        try await writer.write(ByteBuffer(string: ":\n\n"))
-                        continue
-                    }
-                    if last != .max && a.id <= last { continue }
-                    if !AlertFilter.matches(a, filter) { continue }
-                    try await writer.write(ByteBuffer(string: "id: \(a.id)\nevent: alert\ndata: \(a.json.text)\n\n"))
-                }
-                try await writer.finish(nil)
-            }
-            return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
-        }
-    }
-
-    // MARK: - Audit
-
-    var listAudit: Handler {
-        { [self] req, _, _ in
-            let after = Int64(req.uri.queryParameters.get("after") ?? "0") ?? 0
-            let limit = max(1, try intParam(req, "limit", default: 100, max: 1000))
-            let rows = try store.auditRecords(afterSeq: after, limit: limit)
-            return API.json(.obj([("records", .arr(rows.map(\.json))), ("next", rows.count == limit ? .int(rows.last!.seq) : .null)]))
-        }
-    }
-
-    var verifyAudit: Handler {
-        { [self] req, _, _ in
-            let v = try AuditLog.verify(store: store, expectHead: req.uri.queryParameters.get("expect_head"))
-            return API.json(.obj([("ok", .bool(v.ok)), ("records", .int(v.records)), ("head", .str(v.head)),
-                                  ("first_bad", v.firstBad.map { .int($0) } ?? .null), ("problem", .optStr(v.problem))]),
-                            status: v.ok ? .ok : .conflict)
-        }
-    }
-
-    // MARK: - Tokens
-
-    var listTokens: Handler {
-        { [self] _, _, _ in
-            API.json(.obj([("tokens", .arr(try store.tokens().map {
-                .obj([("id", .str($0.id)), ("role", .str($0.role.rawValue)), ("name", .str($0.name)), ("created_at", .time($0.createdAt))])
-            }))]))
-        }
-    }
-
-    var postToken: Handler {
-        { [self] req, _, tok in
-            let bytes = try await body(req)
-            guard case .success(let doc) = JSONDocumentParser.parse(String(decoding: bytes, as: UTF8.self), file: "request"),
-                  let roleText = doc["role"]?.stringValue else {
-                throw APIError.badRequest("send {\"role\": \"ingest|operator|admin|auditor\", \"name\": \"...\"}")
-            }
-            guard let role = Role(rawValue: roleText) else {
-                throw APIError.badRequest("unknown role '\(roleText)': use one of ingest, operator, admin, auditor")
-            }
-            let (rec, secret) = try Tokens.create(store: store, role: role, name: doc["name"]?.stringValue ?? "", now: now())
-            try audit.record(actor: who(tok), action: "token.create", target: rec.id, detail: .obj([("role", .str(role.rawValue)), ("name", .str(rec.name))]))
-            return API.json(.obj([("id", .str(rec.id)), ("role", .str(role.rawValue)), ("name", .str(rec.name)), ("token", .str(secret)),
-                                  ("note", .str("the token is shown only now; it is stored as a hash"))]), status: .created)
-        }
-    }
-
-    var deleteToken: Handler {
-        { [self] _, ctx, tok in
-            let id = try param(ctx)
-            guard try store.deleteToken(id: id) else { throw APIError.notFound("no token with this id") }
-            try audit.record(actor: who(tok), action: "token.delete", target: id)
-            tokenCache.clear()
-            return Response(status: .noContent)
-        }
-    }
 }
 
 final class InflightCounter: @unchecked Sendable {

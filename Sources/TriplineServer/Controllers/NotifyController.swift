@@ -3,43 +3,23 @@ import Hummingbird
 import TriplineCore
 import TriplineStore
 
-/// Silences, feedback and webhook receivers.
-extension TriplineHTTP {
-    func jsonBody(_ req: Request) async throws -> DocNode {
-        let bytes = try await body(req)
-        let text: String
-        switch UTF8Text.decode(bytes, file: "request") {
-        case .success(let t): text = t
-        case .failure(let e): throw ValidationFailure(e)
-        }
-        switch JSONDocumentParser.parse(text, file: "request") {
-        case .success(let d):
-            guard d.members != nil else { throw APIError.badRequest("the body must be a JSON object, found \(d.typeName)") }
-            return d
-        case .failure(let e):
-            throw APIError(status: .badRequest, code: "bad_request", message: "the body is not valid JSON", errors: [J.error(e)])
-        }
-    }
+/// Notifications: silences, webhook receivers and their deliveries (the outbox).
+struct NotifyController: Controller {
+    let http: TriplineHTTP
 
-    func optionalString(_ doc: DocNode, _ key: String, pointer: String) throws -> String? {
-        guard let n = doc[key] else { return nil }
-        if case .null = n.value { return nil }
-        guard let s = n.stringValue, !s.isEmpty else { throw APIError.badRequest("\(pointer)/\(key) must be a non-empty string") }
-        return s
-    }
+    static var table: [(RouteSpec, KeyPath<Self, Handler>)] { [
+        (RouteSpec(method: "GET", path: "/v1/silences", roles: read, standby: true), \.listSilences),
+        (RouteSpec(method: "POST", path: "/v1/silences", roles: write), \.postSilence),
+        (RouteSpec(method: "DELETE", path: "/v1/silences/{id}", roles: write), \.deleteSilence),
+        (RouteSpec(method: "GET", path: "/v1/webhooks", roles: write, standby: true), \.listWebhooks),
+        (RouteSpec(method: "POST", path: "/v1/webhooks", roles: write), \.postWebhook),
+        (RouteSpec(method: "DELETE", path: "/v1/webhooks/{id}", roles: write), \.deleteWebhook),
+        (RouteSpec(method: "GET", path: "/v1/webhooks/deliveries", roles: write, standby: true), \.listDeliveries),
+        (RouteSpec(method: "POST", path: "/v1/webhooks/deliveries/redrive", roles: write), \.redrive),
+    ] }
+}
 
-    func timeField(_ doc: DocNode, _ key: String) throws -> Millis? {
-        guard let n = doc[key] else { return nil }
-        if let s = n.stringValue {
-            switch EventTime.parseRFC3339(s) {
-            case .success(let t): return t
-            case .failure(.malformed(let why)): throw APIError.badRequest("/\(key) is not an RFC 3339 time: \(why)")
-            }
-        }
-        if let d = n.numberValue, let t = EventTime.fromNumber(d) { return t }
-        throw APIError.badRequest("/\(key) must be an RFC 3339 time or whole epoch milliseconds from 0 to \(TimeBounds.maxTime) (year 9999)")
-    }
-
+extension NotifyController {
     // MARK: - Silences
 
     func silenceJSON(_ s: Silence, now: Millis) -> J {
@@ -108,33 +88,6 @@ extension TriplineHTTP {
             try audit.record(actor: who(tok), action: "silence.end", target: String(id))
             try await host.refreshNotifications()
             return Response(status: .noContent)
-        }
-    }
-
-    // MARK: - Feedback
-
-    func feedbackJSON(_ f: Feedback) -> J {
-        .obj([("id", .int(f.id)), ("alert", .int(f.alertId)), ("verdict", .str(f.verdict)), ("comment", .str(f.comment)), ("by", .str(f.by)), ("at", .time(f.at))])
-    }
-
-    var postFeedback: Handler {
-        { [self] req, ctx, tok in
-            guard let id = Int64(try param(ctx)), try store.alert(id: id) != nil else { throw APIError.notFound("no alert with this id") }
-            let doc = try await jsonBody(req)
-            guard let v = doc["verdict"]?.stringValue, v == "useful" || v == "false_positive" else {
-                throw APIError.badRequest("/verdict must be \"useful\" or \"false_positive\"")
-            }
-            var f = Feedback(alertId: id, verdict: v, comment: doc["comment"]?.stringValue ?? "", by: who(tok), at: now())
-            f.id = try store.addFeedback(f)
-            try audit.record(actor: who(tok), action: "feedback.create", target: "alert \(id)", detail: .obj([("verdict", .str(v)), ("comment", .str(f.comment))]))
-            return API.json(feedbackJSON(f), status: .created)
-        }
-    }
-
-    var listFeedback: Handler {
-        { [self] _, ctx, _ in
-            guard let id = Int64(try param(ctx)), try store.alert(id: id) != nil else { throw APIError.notFound("no alert with this id") }
-            return API.json(.obj([("feedback", .arr(try store.feedback(alertId: id).map(feedbackJSON)))]))
         }
     }
 

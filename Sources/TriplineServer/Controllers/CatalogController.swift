@@ -3,11 +3,37 @@ import Hummingbird
 import TriplineCore
 import TriplineStore
 
-/// Rules, zones and entities: create, read, update, delete. Every change goes through the
-/// engine host, which stores it and rebuilds the engine from the log between batches.
-extension TriplineHTTP {
-    func who(_ t: TokenRecord?) -> String { t.map { $0.name.isEmpty ? $0.id : "\($0.name) (\($0.id))" } ?? "local" }
+/// Rules, zones and entities: create, read, update, delete, versions, rule statistics and
+/// backtests, an entity's timeline, export and erasure. Every change goes through the engine
+/// host, which stores it and rebuilds the engine from the log between batches.
+struct CatalogController: Controller {
+    let http: TriplineHTTP
 
+    static var table: [(RouteSpec, KeyPath<Self, Handler>)] { [
+        (RouteSpec(method: "GET", path: "/v1/rules", roles: read), \.listRules),
+        (RouteSpec(method: "POST", path: "/v1/rules", roles: write), \.postRules),
+        (RouteSpec(method: "GET", path: "/v1/rules/{id}", roles: read), \.getRule),
+        (RouteSpec(method: "PUT", path: "/v1/rules/{id}", roles: write), \.putRule),
+        (RouteSpec(method: "DELETE", path: "/v1/rules/{id}", roles: write), \.deleteRule),
+        (RouteSpec(method: "GET", path: "/v1/rules/{id}/versions", roles: read), \.ruleVersions),
+        (RouteSpec(method: "GET", path: "/v1/rules/{id}/stats", roles: read), \.ruleStats),
+        (RouteSpec(method: "POST", path: "/v1/rules/backtest", roles: write), \.backtest),
+        (RouteSpec(method: "GET", path: "/v1/zones", roles: read, standby: true), \.listZones),
+        (RouteSpec(method: "POST", path: "/v1/zones", roles: write), \.postZones),
+        (RouteSpec(method: "GET", path: "/v1/zones/{id}", roles: read, standby: true), \.getZone),
+        (RouteSpec(method: "PUT", path: "/v1/zones/{id}", roles: write), \.putZone),
+        (RouteSpec(method: "DELETE", path: "/v1/zones/{id}", roles: write), \.deleteZone),
+        (RouteSpec(method: "GET", path: "/v1/entities", roles: read, standby: true), \.listEntities),
+        (RouteSpec(method: "POST", path: "/v1/entities", roles: write), \.postEntities),
+        (RouteSpec(method: "GET", path: "/v1/entities/{id}", roles: read, standby: true), \.getEntity),
+        (RouteSpec(method: "PUT", path: "/v1/entities/{id}", roles: write), \.putEntity),
+        (RouteSpec(method: "DELETE", path: "/v1/entities/{id}", roles: write), \.deleteEntity),
+        (RouteSpec(method: "GET", path: "/v1/entities/{id}/timeline", roles: read), \.timeline),
+        (RouteSpec(method: "GET", path: "/v1/entities/{id}/export", roles: write), \.exportEntity),
+    ] }
+}
+
+extension CatalogController {
     // MARK: - Rules
 
     func ruleJSON(_ v: RuleVersion, watermark: Millis) -> J {
@@ -159,6 +185,128 @@ extension TriplineHTTP {
         }
     }
 
+    var ruleStats: Handler {
+        { [self] _, ctx, _ in
+            let id = try param(ctx)
+            guard try store.ruleVersions(id).last != nil else { throw APIError.notFound("no rule \"\(id)\"") }
+            let st = try store.ruleStats(id)
+            let judged = st.useful + st.falsePositive
+            let median: J = st.firstFeedbackDelays.isEmpty ? .null : .num(Double(st.firstFeedbackDelays[st.firstFeedbackDelays.count / 2]) / 1000)
+            return API.json(.obj([
+                ("rule", .str(id)), ("firings", .int(st.firing)), ("resolutions", .int(st.resolved)),
+                ("feedback", .obj([("useful", .int(st.useful)), ("false_positive", .int(st.falsePositive))])),
+                ("precision", judged == 0 ? .null : .num(Double(st.useful) / Double(judged))),
+                ("median_seconds_to_first_feedback", median),
+            ]))
+        }
+    }
+
+    /// Evaluates a draft rule over stored history (or uploaded events) without enabling it,
+    /// and compares with the current version of the rule it would replace.
+    var backtest: Handler {
+        { [self] req, _, tok in
+            let doc = try await jsonBody(req)
+            guard let ruleNode = doc["rule"] else { throw APIError.badRequest("send {\"rule\": <rule object or YAML text>, \"last\": \"24h\" | \"since\": T, \"until\": T, \"events\": \"<NDJSON>\"}") }
+            var node = ruleNode
+            if let text = ruleNode.stringValue {
+                node = try Submissions.parse(Array(text.utf8), contentType: "application/yaml", file: "rule").get()
+            }
+            let draft = try Submissions.rules(node, file: "rule", pathId: nil, sensitive: settings.options.sensitive).get()
+            guard draft.count == 1 else { throw APIError.badRequest("backtest one rule at a time") }
+            let rule = draft[0].0
+            let (catalog, watermark) = try await host.perform { s in (s.catalog, s.pipeline.watermark) }
+            var since = try timeField(doc, "since")
+            if let last = doc["last"]?.stringValue {
+                guard case .success(let ms) = DurationText.parse(last) else { throw APIError.badRequest("/last must be a duration such as 24h, at most 36525d") }
+                since = watermark == .min ? nil : watermark - ms
+            }
+            let until = try timeField(doc, "until")
+            var current: Rule?
+            var currentVersion: Int?
+            if let v = try store.ruleVersions(rule.id).last, !v.deleted, case .success(let cd) = JSONDocumentParser.parse(v.json, file: "rule") {
+                var r = DocReader(file: "rule")
+                current = RuleCodec.decodeRule(cd, "", &r, settings.options.sensitive)
+                currentVersion = v.version
+            }
+            let uploaded = doc["events"]?.stringValue
+            let store = self.store
+            let sensitive = settings.options.sensitive
+            let lateness = settings.options.allowedLateness
+            let dedupWindow = settings.options.dedupWindow
+            let from = since, currentRule = current
+            // Run beside the engine, on the events as they were stored (or uploaded).
+            let result = try await Task.detached { () throws -> (Int, [String], [String]?) in
+                func run(_ r: Rule) throws -> (Int, [String]) {
+                    let pipeline = Pipeline(zones: catalog.zones, entities: catalog.entities, rules: [r],
+                                            options: PipelineOptions(allowedLateness: lateness, dedupWindow: dedupWindow, sensitive: sensitive))
+                    var n = 0
+                    func take(_ ev: Event) {
+                        if let from, ev.time < from { return }
+                        if let until, ev.time > until { return }
+                        pipeline.ingest(ev)
+                        n += 1
+                    }
+                    if let uploaded {
+                        // Uploaded NDJSON: every line must be an event (records and blank lines aside).
+                        var k = 0
+                        for l in uploaded.split(separator: "\n", omittingEmptySubsequences: false) {
+                            k += 1
+                            var s = String(l)
+                            try s.withUTF8 { line in
+                                if line.isEmpty || LogRecord.isRecord(line) || line.allSatisfy({ $0 == 32 }) { return }
+                                switch pipeline.decode(line, number: k) {
+                                case .success(let ev): take(ev)
+                                case .failure(let e): throw ValidationFailure(e)
+                                }
+                            }
+                        }
+                    } else {
+                        try store.forEachLogBatch { b in
+                            b.forEachLine { line, seq in
+                                switch pipeline.read(logLine: line, number: Int(seq)) {
+                                case .event(let ev): take(ev)
+                                case .advance(let t):
+                                    // A logged watermark advance (operator or idle advance): the
+                                    // live engine's timers fired there, so the backtest's fire there too.
+                                    if let from, t < from { return }
+                                    pipeline.advance(until: until.map { min($0, t) } ?? t)
+                                case .skip: break
+                                }
+                            }
+                        }
+                    }
+                    pipeline.finish(until: until)
+                    var alerts: [NamedAlert] = []
+                    pipeline.drainAlerts(into: &alerts)
+                    return (n, alerts.map(\.line))
+                }
+                let (n, d) = try run(rule)
+                let c = try currentRule.map { try run($0).1 }
+                return (n, d, c)
+            }.value
+            let (scanned, drafted, currentAlerts) = result
+            var fields: [(String, J)] = [
+                ("rule", .str(rule.id)), ("events_scanned", .int(scanned)),
+                ("since", since.map { .time($0) } ?? .null), ("until", until.map { .time($0) } ?? .null),
+                ("count", .int(drafted.count)), ("alerts", .arr(drafted.prefix(1000).map { .raw($0) })),
+            ]
+            if let currentAlerts {
+                let a = Set(drafted), b = Set(currentAlerts)
+                fields.append(("current", .obj([("version", .int(currentVersion!)), ("count", .int(currentAlerts.count))])))
+                fields.append(("diff", .obj([
+                    ("added", .arr(drafted.filter { !b.contains($0) }.prefix(200).map { .raw($0) })),
+                    ("removed", .arr(currentAlerts.filter { !a.contains($0) }.prefix(200).map { .raw($0) })),
+                    ("unchanged", .int(drafted.filter { b.contains($0) }.count)),
+                ])))
+            } else {
+                fields.append(("current", .null))
+            }
+            try audit.record(actor: who(tok), action: "rule.backtest", target: rule.id,
+                             detail: .obj([("events", .int(scanned)), ("alerts", .int(drafted.count)), ("uploaded", .bool(uploaded != nil))]))
+            return API.json(.obj(fields))
+        }
+    }
+
     // MARK: - Zones
 
     var listZones: Handler {
@@ -284,7 +432,7 @@ extension TriplineHTTP {
 }
 
 // MARK: - Export and erasure
-extension TriplineHTTP {
+extension CatalogController {
     /// Everything stored about an entity: registration, events, alerts, their feedback, and
     /// the audit records that name its pseudonym.
     var exportEntity: Handler {
@@ -298,7 +446,7 @@ extension TriplineHTTP {
             q.limit = 10_000_000
             let alerts = try store.alerts(q)
             var feedback: [J] = []
-            for a in alerts { feedback += try store.feedback(alertId: a.id).map(feedbackJSON) }
+            for a in alerts { feedback += try store.feedback(alertId: a.id).map(\.json) }
             var refs: [J] = []
             try store.forEachAudit { r in if r.target == pseudo || r.detail.contains(pseudo) { refs.append(r.json) } }
             if item == nil && t.events.isEmpty && alerts.isEmpty { throw APIError.notFound("nothing is stored about \"\(id)\"") }
