@@ -37,6 +37,13 @@ let package = Package(
     ],
     targets: [
         .target(name: "CTriplineSupport"),
+        // The NATS C client from Debian (libnats-dev), for the cluster mode on JetStream.
+        .systemLibrary(name: "CNats", pkgConfig: "libnats", providers: [.apt(["libnats-dev"])]),
+        .target(
+            name: "TriplineNATS",
+            dependencies: ["CNats"],
+            swiftSettings: strict
+        ),
         .target(
             name: "TriplineCore",
             dependencies: ["CTriplineSupport"],
@@ -132,6 +139,11 @@ let package = Package(
             name: "TriplineStoreFixtures",
             dependencies: ["TriplineStore", "TriplineSQLite", "TriplinePostgres"],
             path: "Tests/TriplineStoreFixtures",
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "TriplineNATSTests",
+            dependencies: ["TriplineNATS"],
             swiftSettings: strict
         ),
         .testTarget(
