@@ -205,6 +205,21 @@ public final class Engine: EntityMatching {
         }
     }
 
+    /// Offers an event an upstream stage already accepted, under the id reference it gave it
+    /// (a cluster worker: the gateway decided duplicates and lateness for every partition at
+    /// once); otherwise as `ingest`.
+    public func ingestAccepted(_ ev: Event, ref: EventRef) {
+        ensureEntity(ev.entity)
+        switch time.offerAccepted(ev, ref: ref) {
+        case .applyNow(let ref):
+            advanceTimers(to: ev.time)
+            apply(ev, ref)
+            applyReady()
+        case .buffered, .duplicate, .late:
+            applyReady()
+        }
+    }
+
     /// Applies the buffered events the watermark has reached, then fires the timers due by it.
     @inline(__always)
     func applyReady() {

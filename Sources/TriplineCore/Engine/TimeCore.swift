@@ -145,6 +145,26 @@ struct TimeCore {
         return outcome
     }
 
+    /// An event an upstream time core already accepted (a cluster worker's input): no duplicate
+    /// or lateness decision here, and `ref` is the one upstream gave it. With the watermark
+    /// stamped upstream it is applied now or buffered exactly as `offer` would.
+    @inline(__always)
+    mutating func offerAccepted(_ ev: Event, ref: EventRef) -> Offer {
+        arrived += 1
+        if ev.time > maxTime { maxTime = ev.time }
+        let newWatermark = external ? watermark : maxTime &- allowedLateness
+        let outcome: Offer
+        if pending.isEmpty && ev.time <= newWatermark {
+            outcome = .applyNow(ref)
+        } else {
+            pending.push(.init(event: ev, ref: ref, arrival: arrivalSequence))
+            arrivalSequence += 1
+            outcome = .buffered(ref)
+        }
+        if newWatermark > watermark { moveWatermark(to: newWatermark) }
+        return outcome
+    }
+
     /// The next buffered event the watermark (or `limit`, when lower) has reached, in time
     /// order and arrival order among equal times.
     @inline(__always)

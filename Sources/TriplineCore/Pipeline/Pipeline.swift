@@ -157,6 +157,14 @@ public final class Pipeline {
     /// events up to it, fires the timers due and completes every alert group up to it.
     public func advance(until: Millis) { engine.advance(until: until) }
 
+    /// An event the gateway already accepted (cluster workers): `assigned` is the arrival
+    /// number n of its id `<entity>#<n>` when it came without an id; duplicates and lateness
+    /// were decided upstream.
+    public func ingestAccepted(_ ev: Event, assigned: UInt32?) {
+        let ref: EventRef = ev.givenId >= 0 ? .given(ev.givenId) : .assigned(entity: ev.entity, n: assigned ?? 0)
+        engine.ingestAccepted(ev, ref: ref)
+    }
+
     /// The watermark stamped upstream reached `t` (`WatermarkSource.external`): events up to
     /// `t` are applied and timers due by `t` fire, as when the events' own watermark reaches
     /// it; alerts at `t` stay open, since events at `t` may still come. Unlike `advance`, it

@@ -1,0 +1,414 @@
+/// The cluster's split of one engine (spec section 0: every path gives the same alerts).
+///
+/// - The **gateway** runs the time core for every entity at once, in arrival order: it
+///   numbers arrivals, drops duplicates and late events, and moves the watermark exactly as a
+///   single process does. Each accepted event becomes a record for the partition of its
+///   entity (`Partitioner`), stamped with the watermark right after it was offered, the
+///   arrival number of its assigned id, and a dense global number of accepted events.
+/// - A **partition worker** runs the entity-keyed rules over its partition's records, taking
+///   the gateway's decisions as given (`Pipeline.ingestAccepted`) and the stamped watermark
+///   after each event (`Pipeline.watermarkReached`). Entity-keyed rules see only their entity's
+///   events and timers, which come in the same order as in one process.
+/// - The **cross-entity stage** runs `gathering` and `proximity` over the positions of every
+///   partition, merged back into the gateway's order by the global accepted number.
+///
+/// Alerts of all stages merged in canonical order (`ClusterAlerts.merge`) are the alerts of
+/// one process.
+
+/// Rules that relate several entities (and so need every partition's positions).
+public enum ClusterRules {
+    public static func isCrossEntity(_ r: Rule) -> Bool {
+        switch r.kind {
+        case .gathering, .proximity: return true
+        default: return false
+        }
+    }
+
+    /// The ids of the entity-keyed rules and of the cross-entity rules.
+    public static func split(_ rules: [Rule]) -> (entity: Set<String>, cross: Set<String>) {
+        var e = Set<String>(), c = Set<String>()
+        for r in rules { if isCrossEntity(r) { c.insert(r.id) } else { e.insert(r.id) } }
+        return (e, c)
+    }
+}
+
+/// `p = hash(entity id) mod P` with a hash that is the same in every process and release
+/// (FNV-1a, 64 bits, over the id's UTF-8 bytes; Swift's `Hasher` is seeded per process).
+public struct Partitioner: Sendable {
+    public let count: Int
+    public init(count: Int) {
+        precondition(count > 0)
+        self.count = count
+    }
+
+    public func partition<C: Collection>(ofUTF8 bytes: C) -> Int where C.Element == UInt8 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in bytes {
+            h ^= UInt64(b)
+            h = h &* 0x100_0000_01b3
+        }
+        return Int(h % UInt64(count))
+    }
+
+    public func partition(of entity: String) -> Int { partition(ofUTF8: entity.utf8) }
+}
+
+/// One record of a partition's input.
+public enum ClusterRecord: Equatable, Sendable {
+    /// An accepted event: its global accepted number, the watermark right after the gateway
+    /// offered it, the n of its assigned id `<entity>#<n>` (0 when it has an id of its own),
+    /// and its JSON text.
+    case event(accepted: UInt64, watermark: Millis, assigned: UInt32, text: ArraySlice<UInt8>)
+    /// The watermark reached `t` (timers in quiet partitions fire); `after`: the accepted
+    /// number of the last event before it.
+    case watermark(Millis, after: UInt64)
+    /// An advance to `t` (an operator's command, idle advance, the end of a replay): buffered
+    /// events up to `t` are applied, timers due by `t` fire, and every alert group closes.
+    case advance(Millis, after: UInt64)
+}
+
+/// The byte form of records, one per line:
+/// `e <accepted> <watermark> <assigned> <json>`, `w <after> <watermark>`, `a <after> <until>`.
+/// (Event JSON never holds a raw newline: the decoder refuses one inside a string, and
+/// NDJSON lines and array elements come without one.)
+public enum ClusterRecords {
+    public static func append(_ r: ClusterRecord, to out: inout [UInt8]) {
+        switch r {
+        case .event(let a, let w, let n, let text):
+            out.append(UInt8(ascii: "e"))
+            out.append(32)
+            appendInt(Int64(bitPattern: a), &out)
+            out.append(32)
+            appendInt(w, &out)
+            out.append(32)
+            appendInt(Int64(n), &out)
+            out.append(32)
+            out.append(contentsOf: text.lazy.map { $0 == 10 || $0 == 13 ? 32 : $0 })
+        case .watermark(let w, let after):
+            out.append(UInt8(ascii: "w"))
+            out.append(32)
+            appendInt(Int64(bitPattern: after), &out)
+            out.append(32)
+            appendInt(w, &out)
+        case .advance(let t, let after):
+            out.append(UInt8(ascii: "a"))
+            out.append(32)
+            appendInt(Int64(bitPattern: after), &out)
+            out.append(32)
+            appendInt(t, &out)
+        }
+        out.append(10)
+    }
+
+    static func appendInt(_ v: Int64, _ out: inout [UInt8]) {
+        if v == .min {
+            out.append(contentsOf: Array("-9223372036854775808".utf8))
+            return
+        }
+        var x = v
+        if x < 0 {
+            out.append(UInt8(ascii: "-"))
+            x = -x
+        }
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var n = 0
+        withUnsafeMutableBytes(of: &digits) { d in
+            repeat {
+                d[n] = UInt8(ascii: "0") + UInt8(x % 10)
+                x /= 10
+                n += 1
+            } while x > 0
+            for i in stride(from: n - 1, through: 0, by: -1) { out.append(d[i]) }
+        }
+    }
+
+    public struct Malformed: Error, CustomStringConvertible, Sendable {
+        public var offset: Int
+        public var description: String { "malformed cluster record at byte \(offset)" }
+    }
+
+    /// Calls `body` with each record of `bytes`, in order.
+    public static func forEach(in bytes: [UInt8], _ body: (ClusterRecord) throws -> Void) throws {
+        var i = 0
+        let n = bytes.count
+        func int(_ i: inout Int) throws -> Int64 {
+            var neg = false
+            if i < n && bytes[i] == UInt8(ascii: "-") { neg = true; i += 1 }
+            let start = i
+            var v: UInt64 = 0
+            while i < n, bytes[i] >= 48, bytes[i] <= 57 {
+                v = v &* 10 &+ UInt64(bytes[i] - 48)
+                i += 1
+            }
+            guard i > start else { throw Malformed(offset: i) }
+            return neg ? Int64(bitPattern: 0 &- v) : Int64(bitPattern: v)
+        }
+        while i < n {
+            let kind = bytes[i]
+            guard i + 1 < n, bytes[i + 1] == 32 else { throw Malformed(offset: i) }
+            i += 2
+            switch kind {
+            case UInt8(ascii: "e"):
+                let a = try int(&i)
+                guard i < n, bytes[i] == 32 else { throw Malformed(offset: i) }
+                i += 1
+                let w = try int(&i)
+                guard i < n, bytes[i] == 32 else { throw Malformed(offset: i) }
+                i += 1
+                let asg = try int(&i)
+                guard i < n, bytes[i] == 32, asg >= 0, asg <= Int64(UInt32.max) else { throw Malformed(offset: i) }
+                i += 1
+                let start = i
+                while i < n && bytes[i] != 10 { i += 1 }
+                try body(.event(accepted: UInt64(bitPattern: a), watermark: w, assigned: UInt32(asg), text: bytes[start..<i]))
+            case UInt8(ascii: "w"), UInt8(ascii: "a"):
+                let after = try int(&i)
+                guard i < n, bytes[i] == 32 else { throw Malformed(offset: i) }
+                i += 1
+                let v = try int(&i)
+                try body(kind == UInt8(ascii: "w") ? .watermark(v, after: UInt64(bitPattern: after)) : .advance(v, after: UInt64(bitPattern: after)))
+            default:
+                throw Malformed(offset: i - 2)
+            }
+            guard i < n, bytes[i] == 10 else { throw Malformed(offset: i) }
+            i += 1
+        }
+    }
+}
+
+/// The gateway's half of the engine: the time core for every entity, in arrival order, with
+/// no rules. Offers batches and fills one record buffer per partition.
+public final class ClusterGateway {
+    public let partitioner: Partitioner
+    let pipeline: Pipeline
+    /// Per interned entity: its partition (-1: not computed yet).
+    var partitionOf: [Int32] = []
+    /// Accepted events so far (the next record's number is this + 1).
+    public private(set) var accepted: UInt64 = 0
+    /// Each partition's records not taken yet.
+    public private(set) var pending: [[UInt8]]
+
+    /// What became of an offered batch.
+    public struct Offered: Sendable {
+        public var received = 0
+        public var duplicates = 0
+        /// Positions in the batch of the late events.
+        public var late: [Int] = []
+        public var watermark: Millis = .min
+    }
+
+    public init(partitions: Int, entities: [EntityInfo], options: PipelineOptions) {
+        partitioner = Partitioner(count: partitions)
+        var o = options
+        o.rules = []
+        o.watermark = .events
+        pipeline = Pipeline(zones: [], entities: entities, rules: [], options: o)
+        pending = Array(repeating: [], count: partitions)
+    }
+
+    public var watermark: Millis { pipeline.watermark }
+    public var maxTime: Millis { pipeline.maxTime }
+    public var stats: EngineStats { pipeline.stats }
+
+    func partition(_ entity: Int32) -> Int {
+        let e = Int(entity)
+        if e >= partitionOf.count { partitionOf.append(contentsOf: repeatElement(-1, count: e + 1 - partitionOf.count)) }
+        if partitionOf[e] < 0 { partitionOf[e] = Int32(partitioner.partition(of: pipeline.entityName(entity))) }
+        return Int(partitionOf[e])
+    }
+
+    /// Decodes the batch (all or nothing: every error, nothing offered) and offers its events
+    /// in order, adding a record for each accepted one to its partition.
+    public func offer(_ texts: EventTexts) -> Result<Offered, InvalidEvents> {
+        let events: [Event]
+        switch pipeline.decode(texts) {
+        case .success(let evs): events = evs
+        case .failure(let e): return .failure(e)
+        }
+        var r = Offered()
+        r.received = events.count
+        for (i, ev) in events.enumerated() {
+            switch pipeline.ingest(ev) {
+            case .duplicate: r.duplicates += 1
+            case .late: r.late.append(i)
+            case .accepted(let ref):
+                accepted += 1
+                let p = partition(ev.entity)
+                ClusterRecords.append(.event(accepted: accepted, watermark: pipeline.watermark, assigned: ref.isGiven ? 0 : ref.sequence,
+                                             text: texts.bytes[texts.starts[i]..<texts.ends[i]]), to: &pending[p])
+            }
+        }
+        pipeline.compactIds()
+        r.watermark = pipeline.watermark
+        return .success(r)
+    }
+
+    /// Tells every partition the current watermark (so that timers fire where no event comes).
+    public func markWatermark() {
+        let w = pipeline.watermark
+        for p in pending.indices { ClusterRecords.append(.watermark(w, after: accepted), to: &pending[p]) }
+    }
+
+    /// An advance to `until` for every partition (the gateway's own watermark moves too).
+    public func advance(until: Millis) {
+        pipeline.advance(until: until)
+        for p in pending.indices { ClusterRecords.append(.advance(until, after: accepted), to: &pending[p]) }
+    }
+
+    /// Takes each partition's records (empty where there are none).
+    public func take() -> [[UInt8]] {
+        let out = pending
+        for p in pending.indices { pending[p].removeAll(keepingCapacity: true) }
+        return out
+    }
+}
+
+/// A partition worker's engine, or the cross-entity stage's: the rules it runs, fed with
+/// records.
+public final class ClusterStage {
+    public let pipeline: Pipeline
+    /// Applies only positions (the cross-entity stage: its rules read nothing else).
+    let positionsOnly: Bool
+    /// The last accepted number applied.
+    public private(set) var lastAccepted: UInt64 = 0
+
+    public init(zones: [Zone], entities: [EntityInfo], rules: [Rule], only: Set<String>, options: PipelineOptions, positionsOnly: Bool = false) {
+        var o = options
+        o.rules = only
+        o.watermark = .external
+        pipeline = Pipeline(zones: zones, entities: entities, rules: rules, options: o)
+        self.positionsOnly = positionsOnly
+    }
+
+    /// Applies one record.
+    public func apply(_ r: ClusterRecord) throws {
+        switch r {
+        case .event(let a, let w, let n, let text):
+            lastAccepted = a
+            if positionsOnly && !Self.isPosition(text) {
+                pipeline.watermarkReached(w)
+                return
+            }
+            let decoded = text.withUnsafeBufferPointer { pipeline.decode($0, number: Int(a)) }
+            switch decoded {
+            case .success(let ev): pipeline.ingestAccepted(ev, assigned: n == 0 ? nil : n)
+            case .failure(let e): throw e
+            }
+            pipeline.watermarkReached(w)
+        case .watermark(let w, _):
+            pipeline.watermarkReached(w)
+        case .advance(let t, _):
+            pipeline.advance(until: t)
+        }
+    }
+
+    /// Applies every record of `bytes`.
+    public func consume(_ bytes: [UInt8]) throws {
+        try ClusterRecords.forEach(in: bytes) { try apply($0) }
+    }
+
+    /// Whether an event text is a position (`"type":"position"`), without decoding it.
+    static func isPosition(_ text: ArraySlice<UInt8>) -> Bool {
+        let needle: [UInt8] = Array(#""position""#.utf8)
+        guard text.count >= needle.count else { return false }
+        var i = text.startIndex
+        let last = text.endIndex - needle.count
+        while i <= last {
+            if text[i] == 34 && text[i + 1] == needle[1] {
+                var k = 2
+                while k < needle.count && text[i + k] == needle[k] { k += 1 }
+                if k == needle.count { return true }
+            }
+            i += 1
+        }
+        return false
+    }
+}
+
+/// Puts the records of every partition back into the gateway's order for one stage (the
+/// cross-entity stage): events by their accepted number, each marker once, after the event
+/// it followed. Each partition's records must come in that partition's order; partitions may
+/// interleave in any way, and records already applied (a re-read) are ignored.
+///
+/// Every marker is written to every partition, so when event k + 1 is ready, some partition
+/// has already delivered each marker that came before it.
+public final class ClusterMerger {
+    public let stage: ClusterStage
+    var events: [UInt64: ClusterRecord] = [:]
+    /// Markers not applied yet: (after, value, 0 for watermark / 1 for advance).
+    var markers: Set<Marker> = []
+    /// The last applied record's place: (accepted number, marker or not, value, kind).
+    var cursor = Marker(after: 0, value: .min, kind: -1)
+    public var applied: UInt64 { cursor.after }
+    /// Records waiting for an earlier one.
+    public var waiting: Int { events.count + markers.count }
+
+    struct Marker: Hashable, Comparable {
+        var after: UInt64
+        var value: Millis
+        var kind: Int
+        static func < (a: Marker, b: Marker) -> Bool { (a.after, a.value, a.kind) < (b.after, b.value, b.kind) }
+    }
+
+    public init(stage: ClusterStage) { self.stage = stage }
+
+    public func push(_ r: ClusterRecord) throws {
+        switch r {
+        case .event(let a, _, _, _):
+            if a > cursor.after { events[a] = r }
+        case .watermark(let w, let after):
+            let m = Marker(after: after, value: w, kind: 0)
+            if cursor < m { markers.insert(m) }
+        case .advance(let t, let after):
+            let m = Marker(after: after, value: t, kind: 1)
+            if cursor < m { markers.insert(m) }
+        }
+        try drain()
+    }
+
+    public func push(_ bytes: [UInt8]) throws {
+        try ClusterRecords.forEach(in: bytes) { try push($0) }
+    }
+
+    func drain() throws {
+        while true {
+            if let m = markers.filter({ $0.after == cursor.after && cursor < $0 }).min() {
+                markers.remove(m)
+                try stage.apply(m.kind == 0 ? .watermark(m.value, after: m.after) : .advance(m.value, after: m.after))
+                cursor = m
+                continue
+            }
+            if let e = events.removeValue(forKey: cursor.after + 1) {
+                try stage.apply(e)
+                cursor = Marker(after: cursor.after + 1, value: .min, kind: -1)
+                continue
+            }
+            return
+        }
+    }
+}
+
+/// Merges the alerts of several stages into canonical order (time, rule id, key field by
+/// field in code points, then emission order). Each input is in canonical order already, and
+/// alerts of one key come from one stage, so a stable merge keeps emission order.
+public enum ClusterAlerts {
+    public static func merge(_ parts: [[NamedAlert]]) -> [NamedAlert] {
+        var all: [(NamedAlert, Int, Int)] = []
+        for (s, part) in parts.enumerated() { for (i, a) in part.enumerated() { all.append((a, s, i)) } }
+        all.sort { x, y in
+            if x.0.time != y.0.time { return x.0.time < y.0.time }
+            if x.0.rule != y.0.rule { return less(x.0.rule, y.0.rule) }
+            for (u, v) in [(x.0.entity, y.0.entity), (x.0.zone, y.0.zone), (x.0.pairA, y.0.pairA), (x.0.pairB, y.0.pairB)] where u != v {
+                guard let u else { return true }
+                guard let v else { return false }
+                return less(u, v)
+            }
+            return (x.1, x.2) < (y.1, y.2)
+        }
+        return all.map(\.0)
+    }
+
+    /// Code-point order (UTF-8 byte order is code-point order).
+    static func less(_ a: String, _ b: String) -> Bool { a.utf8.lexicographicallyPrecedes(b.utf8) }
+}

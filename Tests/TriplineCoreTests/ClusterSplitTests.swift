@@ -1,0 +1,167 @@
+import Foundation
+import Testing
+import TriplineTesting
+@testable import TriplineCore
+
+/// The cluster's split of the engine (gateway time core, partition workers, the cross-entity
+/// stage, the canonical merge) against one process over the same arrival order: random mixed
+/// streams of every rule kind, out of order, with given ids, duplicates re-sent, ids spelled
+/// like assigned ones, late events, several lateness and dedup settings, partitions delivered
+/// in random interleavings.
+@Suite struct ClusterSplitTests {
+    static let rules = AllKindsDifferentialTests.rules
+
+    /// A stream as arrivals: the mixed stream over 12 entities, shuffled locally, some events
+    /// with ids of their own (a few spelled `<entity>#<n>`), copies re-sent, a few far too old.
+    static func arrivals(seed: UInt64, count: Int) -> [String] {
+        var rng = SplitMix64(seed: seed &* 7919 &+ 11)
+        var evs = MixedStreams.events(seed: seed, count: count)
+        for i in evs.indices { evs[i].entity = "e\(rng.next() % 12)" }
+        var lines: [(Millis, String)] = []
+        for (i, ev) in evs.enumerated() {
+            var line = MixedStreams.line(ev)
+            switch rng.next() % 10 {
+            case 0, 1, 2: line = "{\"id\":\"g\(i % 97)\"," + line.dropFirst()   // reused ids: memory and its window decide
+            case 3: line = "{\"id\":\"\(ev.entity)#\(1 + rng.next() % 20)\"," + line.dropFirst()
+            default: break
+            }
+            // Out of order by up to 3 s.
+            lines.append((ev.time + Millis(rng.next() % 7) * 500 - 1500, line))
+        }
+        lines.sort { $0.0 < $1.0 }
+        var out = lines.map(\.1)
+        // Copies re-sent later, and a few events from long ago (late under any setting here).
+        for _ in 0..<(count / 15) {
+            let i = Int(rng.next() % UInt64(out.count))
+            // Half right after the original (a duplicate), half later (late, or a duplicate
+            // while the watermark has not passed it).
+            let j = min(out.count, i + 1 + (rng.next() % 2 == 0 ? 0 : Int(rng.next() % 40)))
+            out.insert(out[i], at: j)
+        }
+        for k in 0..<(count / 60) {
+            out.insert("{\"entity\":\"e\(k % 12)\",\"time\":1000,\"type\":\"a\"}", at: Int(rng.next() % UInt64(out.count)))
+        }
+        return out
+    }
+
+    struct Outcome: Equatable {
+        var alerts: [String]
+        var duplicates: Int
+        var late: Int
+    }
+
+    static func single(_ lines: [String], options: PipelineOptions, until: Millis) -> Outcome {
+        let p = Pipeline(zones: MixedStreams.zones, entities: MixedStreams.entities, rules: rules, options: options)
+        var out: [NamedAlert] = []
+        var late = 0, dups = 0
+        for (i, l) in lines.enumerated() {
+            var s = l
+            let ev = try! s.withUTF8 { try p.decode($0, number: i + 1).get() }
+            switch p.ingest(ev) {
+            case .late: late += 1
+            case .duplicate: dups += 1
+            case .accepted: break
+            }
+            p.drainAlerts(into: &out)
+        }
+        p.advance(until: until)
+        p.drainAlerts(into: &out)
+        return Outcome(alerts: out.map(\.line), duplicates: dups, late: late)
+    }
+
+    static func cluster(_ lines: [String], options: PipelineOptions, partitions: Int, until: Millis, seed: UInt64) throws -> Outcome {
+        var rng = SplitMix64(seed: seed ^ 0xC1A5)
+        let split = ClusterRules.split(rules)
+        let gateway = ClusterGateway(partitions: partitions, entities: MixedStreams.entities, options: options)
+        let workers = (0..<partitions).map { _ in
+            ClusterStage(zones: MixedStreams.zones, entities: MixedStreams.entities, rules: rules, only: split.entity, options: options)
+        }
+        let merger = ClusterMerger(stage: ClusterStage(zones: MixedStreams.zones, entities: MixedStreams.entities, rules: rules,
+                                                       only: split.cross, options: options, positionsOnly: true))
+        var alerts = Array(repeating: [NamedAlert](), count: partitions + 1)
+        var late = 0, dups = 0
+        // Records not yet delivered to the cross stage, per partition (delivered in pieces, in
+        // a random interleaving of partitions, each partition in its own order).
+        var crossQueue = Array(repeating: [ClusterRecord](), count: partitions)
+        func deliver(all: Bool) throws {
+            let taken = gateway.take()
+            for p in 0..<partitions {
+                try workers[p].consume(taken[p])
+                workers[p].pipeline.drainAlerts(into: &alerts[p])
+                try ClusterRecords.forEach(in: taken[p]) { crossQueue[p].append($0) }
+            }
+            while crossQueue.contains(where: { !$0.isEmpty }) {
+                let p = Int(rng.next() % UInt64(partitions))
+                let n = min(crossQueue[p].count, all ? crossQueue[p].count : Int(rng.next() % 4))
+                if n == 0 && !all { if rng.next() % 3 == 0 { break } else { continue } }
+                for r in crossQueue[p].prefix(n) { try merger.push(r) }
+                crossQueue[p].removeFirst(n)
+            }
+            merger.stage.pipeline.drainAlerts(into: &alerts[partitions])
+        }
+        var i = 0
+        while i < lines.count {
+            let n = 1 + Int(rng.next() % 25)
+            let chunk = lines[i..<min(lines.count, i + n)]
+            let texts = EventTexts(lines: chunk.map { Array($0.utf8) }, numbers: Array(1...chunk.count), unit: "line", file: "t")
+            let r = try gateway.offer(texts).get()
+            late += r.late.count
+            dups += r.duplicates
+            if rng.next() % 4 == 0 { gateway.markWatermark() }
+            if rng.next() % 3 == 0 { try deliver(all: false) }
+            i += n
+        }
+        gateway.advance(until: until)
+        try deliver(all: true)
+        #expect(merger.waiting == 0 && merger.applied == gateway.accepted)
+        return Outcome(alerts: ClusterAlerts.merge(alerts).map(\.line), duplicates: dups, late: late)
+    }
+
+    @Test(arguments: Array(1...24) as [UInt64])
+    func theSplitEngineGivesTheAlertsOfOneProcess(seed: UInt64) throws {
+        let lines = Self.arrivals(seed: seed, count: 400)
+        let lateness: Millis = [0, 1000, 2500][Int(seed % 3)]
+        let window: Millis = [0, 3000, 86_400_000][Int(seed / 3 % 3)]
+        let options = PipelineOptions(allowedLateness: lateness, dedupWindow: window)
+        let partitions = [1, 3, 4, 7][Int(seed % 4)]
+        let one = Self.single(lines, options: options, until: 1_000_000_000)
+        let split = try Self.cluster(lines, options: options, partitions: partitions, until: 1_000_000_000, seed: seed)
+        #expect(one.alerts.count > 20)
+        #expect(one.late > 0 && one.duplicates > 0)
+        #expect(split.late == one.late && split.duplicates == one.duplicates)
+        #expect(firstDifference(split.alerts, one.alerts) == nil, "seed \(seed), lateness \(lateness), window \(window), \(partitions) partitions")
+    }
+
+    @Test func recordsSurviveTheirByteForm() throws {
+        let text = Array(#"{"entity":"e1","time":5,"type":"a"}"#.utf8)
+        let records: [ClusterRecord] = [
+            .event(accepted: 1, watermark: .min, assigned: 3, text: text[...]),
+            .watermark(-5, after: 1), .advance(253_402_300_799_999, after: 1),
+            .event(accepted: UInt64(Int64.max), watermark: 0, assigned: 0, text: text[...]),
+        ]
+        var bytes: [UInt8] = []
+        for r in records { ClusterRecords.append(r, to: &bytes) }
+        var back: [ClusterRecord] = []
+        try ClusterRecords.forEach(in: bytes) { back.append($0) }
+        #expect(back.count == records.count)
+        for (a, b) in zip(back, records) {
+            switch (a, b) {
+            case (.event(let a1, let w1, let n1, let t1), .event(let a2, let w2, let n2, let t2)):
+                #expect(a1 == a2 && w1 == w2 && n1 == n2 && Array(t1) == Array(t2))
+            default: #expect(a == b)
+            }
+        }
+        #expect(throws: ClusterRecords.Malformed.self) { try ClusterRecords.forEach(in: Array("e 1 2\n".utf8)) { _ in } }
+        #expect(throws: ClusterRecords.Malformed.self) { try ClusterRecords.forEach(in: Array("x 1\n".utf8)) { _ in } }
+    }
+
+    @Test func partitionsAreStableAndSpread() {
+        let p = Partitioner(count: 24)
+        // FNV-1a 64 ("truck-17" hashes to 0x09228def3a6c4547, "vessel-3" to 0xfc5e710e3fb9eb03,
+        // computed independently) is fixed: the same partition in every process and release.
+        #expect(p.partition(of: "truck-17") == 15 && p.partition(of: "vessel-3") == 11)
+        var counts = Array(repeating: 0, count: 24)
+        for i in 0..<24_000 { counts[p.partition(of: "entity-\(i)")] += 1 }
+        #expect(counts.min()! > 800 && counts.max()! < 1200)
+    }
+}
