@@ -45,6 +45,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "TriplineCluster",
+            dependencies: ["TriplineCore", "TriplineYAML", "TriplineNATS"],
+            swiftSettings: strict
+        ),
+        .target(
             name: "TriplineCore",
             dependencies: ["CTriplineSupport"],
             swiftSettings: strict
@@ -117,6 +122,7 @@ let package = Package(
                 "TriplineSQLite",
                 "TriplinePostgres",
                 "TriplineServer",
+                "TriplineCluster",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

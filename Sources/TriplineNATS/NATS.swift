@@ -461,6 +461,16 @@ public final class KeyValue: @unchecked Sendable {
         return nil
     }
 
+    /// Every key present (not deleted or expired).
+    public func keys() throws -> [String] {
+        var list = kvKeysList()
+        let st = kvStore_Keys(&list, kv, nil)
+        if st == NATS_NOT_FOUND { return [] }
+        try check(st, "kvStore_Keys(\(bucket))")
+        defer { kvKeysList_Destroy(&list) }
+        return (0..<Int(list.Count)).compactMap { list.Keys[$0].map { String(cString: $0) } }
+    }
+
     public func delete(_ key: String) throws {
         try check(kvStore_Delete(kv, key), "kvStore_Delete(\(bucket)/\(key))")
     }

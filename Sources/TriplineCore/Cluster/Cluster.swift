@@ -272,6 +272,9 @@ public final class ClusterStage {
     let positionsOnly: Bool
     /// The last accepted number applied.
     public private(set) var lastAccepted: UInt64 = 0
+    /// Every alert with a time up to this is out (`drainAlerts`): alerts at the watermark
+    /// itself stay open until it moves past, or an advance closes them.
+    public private(set) var completeThrough: Millis = .min
 
     public init(zones: [Zone], entities: [EntityInfo], rules: [Rule], only: Set<String>, options: PipelineOptions, positionsOnly: Bool = false) {
         var o = options
@@ -286,21 +289,22 @@ public final class ClusterStage {
         switch r {
         case .event(let a, let w, let n, let text):
             lastAccepted = a
-            if positionsOnly && !Self.isPosition(text) {
-                pipeline.watermarkReached(w)
-                return
-            }
-            let decoded = text.withUnsafeBufferPointer { pipeline.decode($0, number: Int(a)) }
-            switch decoded {
-            case .success(let ev): pipeline.ingestAccepted(ev, assigned: n == 0 ? nil : n)
-            case .failure(let e): throw e
+            if !positionsOnly || Self.isPosition(text) {
+                let decoded = text.withUnsafeBufferPointer { pipeline.decode($0, number: Int(a)) }
+                switch decoded {
+                case .success(let ev): pipeline.ingestAccepted(ev, assigned: n == 0 ? nil : n)
+                case .failure(let e): throw e
+                }
             }
             pipeline.watermarkReached(w)
         case .watermark(let w, _):
             pipeline.watermarkReached(w)
         case .advance(let t, _):
             pipeline.advance(until: t)
+            completeThrough = max(completeThrough, t)
         }
+        let w = pipeline.watermark
+        if w > .min { completeThrough = max(completeThrough, w - 1) }
     }
 
     /// Applies every record of `bytes`.

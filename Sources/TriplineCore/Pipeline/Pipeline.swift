@@ -40,6 +40,20 @@ public struct NamedAlert: Sendable {
     public var pairB: String?
     /// The canonical NDJSON line, without its newline.
     public var line: String
+
+    public init(ruleIndex: Int, rule: String, severity: Severity, firing: Bool, time: Millis, entity: String?, zone: String?,
+                pairA: String?, pairB: String?, line: String) {
+        self.ruleIndex = ruleIndex
+        self.rule = rule
+        self.severity = severity
+        self.firing = firing
+        self.time = time
+        self.entity = entity
+        self.zone = zone
+        self.pairA = pairA
+        self.pairB = pairB
+        self.line = line
+    }
 }
 
 /// One line of a stored log, read.

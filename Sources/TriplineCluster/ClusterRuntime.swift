@@ -1,0 +1,404 @@
+import Foundation
+import TriplineCore
+import TriplineNATS
+import TriplineYAML
+
+/// Names of the cluster's streams, subjects and buckets on JetStream.
+public enum ClusterNames {
+    /// Events: one subject per partition, `ev.<p>`; each message is one gateway flush of that
+    /// partition's records (`ClusterRecords`).
+    public static let events = "EV"
+    public static func eventSubject(_ p: Int) -> String { "ev.\(p)" }
+    public static let allEvents = "ev.*"
+    /// Alerts: one subject per stage, `alerts.<stage>` (`p<k>` for partition k, `x` for the
+    /// cross-entity stage).
+    public static let alerts = "ALERTS"
+    public static func alertSubject(_ stage: String) -> String { "alerts.\(stage)" }
+    /// The cluster's settings and catalog: the last message on each subject.
+    public static let catalog = "CATALOG"
+    /// Partition leases (`p<k>`, `x`) and live workers (`w.<id>`).
+    public static let leases = "tripline_leases"
+}
+
+/// The cluster's settings, fixed when it is created.
+public struct ClusterConfig: Codable, Sendable, Equatable {
+    public var partitions: Int
+    public var allowedLateness: Millis
+    public var dedupWindow: Millis
+    public init(partitions: Int, allowedLateness: Millis, dedupWindow: Millis) {
+        self.partitions = partitions
+        self.allowedLateness = allowedLateness
+        self.dedupWindow = dedupWindow
+    }
+
+    public var options: PipelineOptions { PipelineOptions(allowedLateness: allowedLateness, dedupWindow: dedupWindow) }
+    /// Every stage: the partitions, then the cross-entity stage.
+    public var stages: [String] { (0..<partitions).map { "p\($0)" } + ["x"] }
+}
+
+/// The catalog as the files it came from (zones GeoJSON, entities NDJSON, rules YAML or JSON).
+public struct ClusterCatalog: Sendable {
+    public var zones: [UInt8]
+    public var entities: [UInt8]
+    public var rules: [UInt8]
+    public init(zones: [UInt8], entities: [UInt8], rules: [UInt8]) {
+        self.zones = zones
+        self.entities = entities
+        self.rules = rules
+    }
+
+    public struct Invalid: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// The decoded catalog, or every error in it.
+    public func decode(sensitive: SensitiveTags = SensitiveTags()) throws -> (zones: [Zone], entities: [EntityInfo], rules: [Rule]) {
+        var errors: [String] = []
+        var zs: [Zone] = [], es: [EntityInfo] = [], rs: [Rule] = []
+        if !zones.isEmpty {
+            switch ZoneCodec.decode(String(decoding: zones, as: UTF8.self), file: "catalog zones", sensitive: sensitive) {
+            case .success(let v): zs = v
+            case .failure(let e): errors += e.errors.map(\.description)
+            }
+        }
+        if !entities.isEmpty {
+            switch entities.withUnsafeBufferPointer({ EntityCodec.decode($0, file: "catalog entities", sensitive: sensitive) }) {
+            case .success(let v): es = v
+            case .failure(let e): errors += e.errors.map(\.description)
+            }
+        }
+        if !rules.isEmpty {
+            switch RuleFile.decode(String(decoding: rules, as: UTF8.self), file: "catalog rules", sensitive: sensitive) {
+            case .success(let v): rs = v
+            case .failure(let e): errors += e.errors.map(\.description)
+            }
+        }
+        if !errors.isEmpty { throw Invalid(description: errors.joined(separator: "\n")) }
+        return (zs, es, rs)
+    }
+}
+
+/// Creating a cluster on JetStream and reading its settings back.
+public enum ClusterSetup {
+    /// Creates (or updates) the streams and records the settings and catalog. `replicas`: 3 on
+    /// a three-server cluster.
+    public static func create(_ c: NATSConnection, config: ClusterConfig, catalog: ClusterCatalog, replicas: Int = 1) throws {
+        _ = try catalog.decode()
+        if let existing = try? load(c), existing.config != config {
+            throw ClusterCatalog.Invalid(description: "this cluster was created with \(existing.config.partitions) partitions, lateness \(existing.config.allowedLateness) ms and dedup window \(existing.config.dedupWindow) ms; those cannot change (create a new cluster)")
+        }
+        var ev = StreamSettings(name: ClusterNames.events, subjects: [ClusterNames.allEvents], replicas: replicas)
+        ev.duplicateWindow = .seconds(300)
+        try c.ensureStream(ev)
+        var al = StreamSettings(name: ClusterNames.alerts, subjects: ["alerts.>"], replicas: replicas)
+        al.duplicateWindow = .seconds(300)
+        try c.ensureStream(al)
+        try c.ensureStream(StreamSettings(name: ClusterNames.catalog, subjects: ["catalog.>"], replicas: replicas))
+        _ = try c.keyValue(bucket: ClusterNames.leases, ttl: .seconds(3), replicas: replicas)
+        let cfg = try JSONEncoder().encode(config)
+        let stamp = UUID().uuidString
+        _ = try c.publishAll([
+            OutgoingMessage(subject: "catalog.config", data: Array(cfg), msgId: "config-\(stamp)"),
+            OutgoingMessage(subject: "catalog.zones", data: catalog.zones, msgId: "zones-\(stamp)"),
+            OutgoingMessage(subject: "catalog.entities", data: catalog.entities, msgId: "entities-\(stamp)"),
+            OutgoingMessage(subject: "catalog.rules", data: catalog.rules, msgId: "rules-\(stamp)"),
+        ])
+    }
+
+    public static func load(_ c: NATSConnection) throws -> (config: ClusterConfig, catalog: ClusterCatalog) {
+        func last(_ s: String) throws -> [UInt8] {
+            guard let m = try c.lastMessage(stream: ClusterNames.catalog, subject: "catalog.\(s)") else {
+                throw ClusterCatalog.Invalid(description: "the cluster has no \(s) yet: run 'tripline cluster create' first")
+            }
+            return m.data
+        }
+        let config = try JSONDecoder().decode(ClusterConfig.self, from: Data(try last("config")))
+        return (config, ClusterCatalog(zones: try last("zones"), entities: try last("entities"), rules: try last("rules")))
+    }
+}
+
+/// The gateway on JetStream: offers batches to the time core for every entity and publishes
+/// each partition's records as one message, acknowledging only once JetStream has them all.
+/// Not thread-safe: one caller at a time (the server's ingest queue).
+public final class ClusterGatewayPublisher {
+    public let connection: NATSConnection
+    public let config: ClusterConfig
+    let gateway: ClusterGateway
+    /// This gateway's messages are `<instance>.<p>.<n>`: ids stable across resends.
+    let instance = UUID().uuidString.prefix(13).lowercased()
+    var sent: UInt64 = 0
+    public private(set) var published = 0
+
+    public init(connection: NATSConnection, config: ClusterConfig, entities: [EntityInfo]) {
+        self.connection = connection
+        self.config = config
+        gateway = ClusterGateway(partitions: config.partitions, entities: entities, options: config.options)
+    }
+
+    public var watermark: Millis { gateway.watermark }
+
+    /// Offers a batch and publishes what it accepted; throws when JetStream does not
+    /// acknowledge every message in time (then nothing may be assumed stored: re-send).
+    public func offer(_ texts: EventTexts) throws -> Result<ClusterGateway.Offered, InvalidEvents> {
+        let r = gateway.offer(texts)
+        if case .success = r { try flush() }
+        return r
+    }
+
+    /// Every partition is told the watermark (timers fire where no event comes).
+    public func markWatermark() throws {
+        gateway.markWatermark()
+        try flush()
+    }
+
+    public func advance(until t: Millis) throws {
+        gateway.advance(until: t)
+        try flush()
+    }
+
+    func flush() throws {
+        var out: [OutgoingMessage] = []
+        for (p, bytes) in gateway.take().enumerated() where !bytes.isEmpty {
+            sent += 1
+            out.append(OutgoingMessage(subject: ClusterNames.eventSubject(p), data: bytes, msgId: "\(instance).\(p).\(sent)"))
+        }
+        if out.isEmpty { return }
+        _ = try connection.publishAll(out)
+        published += out.count
+    }
+}
+
+/// A stage's alerts as published: `<source seq> <index> <time> <alert JSON>` per line.
+public enum ClusterAlertLines {
+    public static func append(source: UInt64, index: Int, _ a: NamedAlert, to out: inout [UInt8]) {
+        out += Array("\(source) \(index) \(a.time) ".utf8)
+        out += Array(a.line.utf8)
+        out.append(10)
+    }
+}
+
+/// A worker: holds stage leases (partitions `p<k>` and the cross-entity stage `x`) in the
+/// lease bucket, runs one engine per stage held, fed from the `EV` stream in stream order
+/// from its first message (recovery replays the retained stream), and publishes each stage's
+/// alerts with their progress to `ALERTS`. Alert ids are (stage, source sequence, index): a
+/// worker replaying a stage another worker ran publishes the same ids, which JetStream (within
+/// its duplicate window) and the collector drop.
+public final class ClusterWorker: @unchecked Sendable {
+    public let id: String
+    let connection: NATSConnection
+    let config: ClusterConfig
+    let zones: [Zone], entities: [EntityInfo], rules: [Rule]
+    let split: (entity: Set<String>, cross: Set<String>)
+    let leases: KeyValue
+    let maxStages: Int?
+    private let stopFlag = NSLock()
+    private var stopped = false
+
+    final class Held {
+        let name: String
+        var revision: UInt64
+        let reader: OrderedReader
+        let stage: ClusterStage
+        let merger: ClusterMerger?
+        var lastSource: UInt64 = 0
+        var publishedComplete: Millis = .min
+        var pending: [UInt8] = []
+        var pendingFirst: UInt64 = 0
+        init(name: String, revision: UInt64, reader: OrderedReader, stage: ClusterStage, merger: ClusterMerger?) {
+            self.name = name
+            self.revision = revision
+            self.reader = reader
+            self.stage = stage
+            self.merger = merger
+        }
+    }
+
+    var held: [String: Held] = [:]
+    /// Called with each event a stage started, lost or gave up (logging).
+    public var log: (String) -> Void = { _ in }
+
+    public init(connection: NATSConnection, id: String, maxStages: Int? = nil) throws {
+        self.connection = connection
+        self.id = id
+        self.maxStages = maxStages
+        let loaded = try ClusterSetup.load(connection)
+        config = loaded.config
+        (zones, entities, rules) = try loaded.catalog.decode()
+        split = ClusterRules.split(rules)
+        leases = try connection.keyValue(bucket: ClusterNames.leases, ttl: .seconds(3))
+    }
+
+    public func stop() {
+        stopFlag.lock()
+        stopped = true
+        stopFlag.unlock()
+    }
+
+    var isStopped: Bool {
+        stopFlag.lock()
+        defer { stopFlag.unlock() }
+        return stopped
+    }
+
+    /// Runs until `stop()`: renews leases every second, takes free stages up to its share,
+    /// and processes what arrives.
+    public func run() throws {
+        var lastRenew = ContinuousClock.now - .seconds(10)
+        while !isStopped {
+            if ContinuousClock.now - lastRenew >= .milliseconds(800) {
+                try renewAndBalance()
+                lastRenew = ContinuousClock.now
+            }
+            var any = false
+            for h in held.values.sorted(by: { $0.name < $1.name }) {
+                var n = 0
+                while n < 64, let m = try h.reader.next(timeout: n == 0 && !any ? .milliseconds(20) : .milliseconds(1)) {
+                    try process(h, m)
+                    n += 1
+                    any = true
+                }
+                try publish(h)
+            }
+            // Holding nothing: wait a moment for a lease to come free.
+            if held.isEmpty { Thread.sleep(forTimeInterval: 0.2) }
+        }
+        for name in held.keys { try? leases.delete(name) }
+        try? leases.delete("w.\(id)")
+    }
+
+    func process(_ h: Held, _ m: StreamMessage) throws {
+        if let merger = h.merger { try merger.push(m.data) } else { try h.stage.consume(m.data) }
+        var out: [NamedAlert] = []
+        h.stage.pipeline.drainAlerts(into: &out)
+        if h.pending.isEmpty { h.pendingFirst = m.sequence }
+        for (i, a) in out.enumerated() { ClusterAlertLines.append(source: m.sequence, index: i, a, to: &h.pending) }
+        h.lastSource = m.sequence
+    }
+
+    /// Publishes the stage's alerts since the last publish with its progress (when there is
+    /// something new to say).
+    func publish(_ h: Held) throws {
+        let complete = h.stage.completeThrough
+        guard !h.pending.isEmpty || complete > h.publishedComplete else { return }
+        let first = h.pending.isEmpty ? h.lastSource : h.pendingFirst
+        let msg = OutgoingMessage(subject: ClusterNames.alertSubject(h.name), data: h.pending,
+                                  msgId: "\(h.name).\(first)-\(h.lastSource).\(complete)",
+                                  headers: [("Tripline-Complete", String(complete)), ("Tripline-Source", String(h.lastSource))])
+        _ = try connection.publishAll([msg])
+        h.pending.removeAll(keepingCapacity: true)
+        h.publishedComplete = complete
+    }
+
+    func renewAndBalance() throws {
+        // Renew what is held; a lease lost (expired and taken) stops its stage at once.
+        for (name, h) in held {
+            if let rev = try leases.update(name, Array(id.utf8), last: h.revision) {
+                h.revision = rev
+            } else {
+                held[name] = nil
+                log("lost the lease of stage \(name)")
+            }
+        }
+        // Announce this worker, count the live ones, take free stages up to a fair share.
+        let me = "w.\(id)"
+        if let cur = try leases.get(me) { _ = try leases.update(me, [1], last: cur.revision) } else { _ = try leases.create(me, [1]) }
+        let live = max(1, try leases.keys().filter { $0.hasPrefix("w.") }.count)
+        let stages = config.stages
+        let share = min(maxStages ?? .max, (stages.count + live - 1) / live)
+        for name in stages where held.count < share && held[name] == nil {
+            guard let rev = try leases.create(name, Array(id.utf8)) else { continue }
+            try start(name, revision: rev)
+        }
+        // More than a fair share (a worker joined): give the last ones back.
+        while held.count > share, let name = held.keys.sorted().last {
+            held[name] = nil
+            try? leases.delete(name)
+            log("gave stage \(name) back (fair share \(share) of \(stages.count) with \(live) workers)")
+        }
+    }
+
+    func start(_ name: String, revision: UInt64) throws {
+        let opts = config.options
+        if name == "x" {
+            let stage = ClusterStage(zones: zones, entities: entities, rules: rules, only: split.cross, options: opts, positionsOnly: true)
+            let reader = try connection.orderedReader(stream: ClusterNames.events, subject: ClusterNames.allEvents, startSequence: 1)
+            held[name] = Held(name: name, revision: revision, reader: reader, stage: stage, merger: ClusterMerger(stage: stage))
+        } else {
+            let p = Int(name.dropFirst())!
+            let stage = ClusterStage(zones: zones, entities: entities, rules: rules, only: split.entity, options: opts)
+            let reader = try connection.orderedReader(stream: ClusterNames.events, subject: ClusterNames.eventSubject(p), startSequence: 1)
+            held[name] = Held(name: name, revision: revision, reader: reader, stage: stage, merger: nil)
+        }
+        log("took stage \(name)")
+    }
+}
+
+/// Reads `ALERTS` and hands out alerts in canonical order once every stage is complete past
+/// their time: the API node's side (into its store), or `tripline cluster alerts`.
+public final class ClusterAlertCollector {
+    let reader: OrderedReader
+    let stages: [String]
+    var complete: [String: Millis] = [:]
+    var last: [String: (UInt64, Int)] = [:]
+    var buffered: [String: [NamedAlert]] = [:]
+    public private(set) var duplicatesDropped = 0
+
+    public init(connection: NATSConnection, config: ClusterConfig) throws {
+        stages = config.stages
+        reader = try connection.orderedReader(stream: ClusterNames.alerts, subject: "alerts.>", startSequence: 1)
+        for s in stages { complete[s] = .min }
+    }
+
+    /// The time through which every stage is complete.
+    public var completeThrough: Millis { stages.map { complete[$0] ?? .min }.min() ?? .min }
+
+    /// Reads what arrives within `timeout`; returns the alerts now final, in canonical order.
+    public func poll(timeout: Duration) throws -> [NamedAlert] {
+        var first = true
+        while let m = try reader.next(timeout: first ? timeout : .milliseconds(1)) {
+            first = false
+            let stage = String(m.subject.dropFirst("alerts.".count))
+            if let c = m.headers["Tripline-Complete"].flatMap({ Millis($0) }) { complete[stage] = max(complete[stage] ?? .min, c) }
+            var i = m.data.startIndex
+            while i < m.data.endIndex {
+                let end = m.data[i...].firstIndex(of: 10) ?? m.data.endIndex
+                try take(stage, m.data[i..<end])
+                i = end + 1
+            }
+        }
+        let through = completeThrough
+        var ready: [[NamedAlert]] = []
+        for s in stages {
+            guard let b = buffered[s], !b.isEmpty else { continue }
+            let k = b.firstIndex { $0.time > through } ?? b.count
+            ready.append(Array(b[..<k]))
+            buffered[s] = Array(b[k...])
+        }
+        return ClusterAlerts.merge(ready)
+    }
+
+    struct Malformed: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    func take(_ stage: String, _ line: ArraySlice<UInt8>) throws {
+        let parts = line.split(separator: 32, maxSplits: 3, omittingEmptySubsequences: false)
+        guard parts.count == 4, let seq = UInt64(String(decoding: parts[0], as: UTF8.self)), let idx = Int(String(decoding: parts[1], as: UTF8.self)),
+              let time = Millis(String(decoding: parts[2], as: UTF8.self)) else {
+            throw Malformed(description: "malformed alert line from stage \(stage)")
+        }
+        if let l = last[stage], (seq, idx) <= l {
+            duplicatesDropped += 1
+            return
+        }
+        last[stage] = (seq, idx)
+        let text = String(decoding: parts[3], as: UTF8.self)
+        guard let o = try JSONSerialization.jsonObject(with: Data(parts[3])) as? [String: Any], let key = o["key"] as? [String: Any] else {
+            throw Malformed(description: "alert from stage \(stage) is not a JSON object with a key")
+        }
+        let pair = key["pair"] as? [String]
+        let a = NamedAlert(ruleIndex: 0, rule: o["rule"] as? String ?? "", severity: .low, firing: o["state"] as? String == "firing", time: time,
+                           entity: key["entity"] as? String, zone: key["zone"] as? String, pairA: pair?.first, pairB: pair?.last, line: text)
+        buffered[stage, default: []].append(a)
+    }
+}

@@ -1,0 +1,149 @@
+import ArgumentParser
+import Foundation
+import TriplineCluster
+import TriplineCore
+import TriplineNATS
+
+/// `tripline cluster …` and `tripline worker`: the cluster mode on NATS JetStream.
+struct ClusterCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cluster",
+        abstract: "Create a cluster on NATS JetStream, publish events to it, read its alerts.",
+        subcommands: [Create.self, Publish.self, Alerts.self]
+    )
+
+    static func connect(_ urls: String, name: String) throws -> NATSConnection {
+        let servers = urls.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard !servers.isEmpty else { throw ValidationError("--cluster: give one or more nats:// URLs, comma-separated") }
+        for s in servers where !s.hasPrefix("nats://") { throw ValidationError("--cluster: '\(s)' is not a nats:// URL") }
+        return try NATSConnection(servers: servers, name: name)
+    }
+
+    struct Create: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create the cluster's streams and record its partitions, time settings and catalog.")
+        @Option(help: "NATS servers, comma-separated (nats://127.0.0.1:4222,...).") var cluster: String
+        @Option(help: "Partitions P (fixed for the cluster's life): an entity's events go to hash(entity) mod P.") var partitions = 24
+        @Option(help: "Stream replicas: 3 on a three-server JetStream cluster, 1 on a single server.") var replicas = 1
+        @Option(name: .customLong("allowed-lateness"), help: "Apply events up to this much out of order (e.g. 5s).") var allowedLateness = "0s"
+        @Option(name: .customLong("dedup-window"), help: "Remember an accepted event id until the watermark passes its time plus this.") var dedupWindow = "24h"
+        @Option(help: "Zones (GeoJSON FeatureCollection).") var zones: String?
+        @Option(help: "Entities (NDJSON).") var entities: String?
+        @Option(help: "Rules (YAML or JSON).") var rules: String?
+
+        func run() throws {
+            guard partitions >= 1 && partitions <= 4096 else { throw ValidationError("--partitions must be 1 to 4096") }
+            func read(_ p: String?) throws -> [UInt8] {
+                guard let p else { return [] }
+                guard let d = FileManager.default.contents(atPath: p) else { throw ValidationError("cannot read \(p)") }
+                return [UInt8](d)
+            }
+            let config = ClusterConfig(partitions: partitions, allowedLateness: try CLI.parseDuration(allowedLateness, option: "--allowed-lateness"),
+                                       dedupWindow: try CLI.parseDuration(dedupWindow, option: "--dedup-window"))
+            let catalog = ClusterCatalog(zones: try read(zones), entities: try read(entities), rules: try read(rules))
+            let c = try ClusterCommand.connect(cluster, name: "tripline cluster create")
+            try ClusterSetup.create(c, config: config, catalog: catalog, replicas: replicas)
+            print("cluster created: \(partitions) partitions, \(replicas) replica(s); start workers with 'tripline worker --cluster \(cluster)'")
+        }
+    }
+
+    struct Publish: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Act as the gateway for an NDJSON events file: offer it in arrival order, publish each batch's records and wait for JetStream's acknowledgement.")
+        @Option(help: "NATS servers, comma-separated.") var cluster: String
+        @Option(help: "Events per batch (one message per partition per batch).") var batch = 1000
+        @Option(help: "After the file: advance event time to this (RFC 3339 or epoch ms), as replay --until does; default: the largest event time.") var until: String?
+        @Argument(help: "The events file (NDJSON).") var events: String
+
+        func run() throws {
+            let c = try ClusterCommand.connect(cluster, name: "tripline gateway")
+            let loaded = try ClusterSetup.load(c)
+            let (_, entities, _) = try loaded.catalog.decode()
+            let gw = ClusterGatewayPublisher(connection: c, config: loaded.config, entities: entities)
+            guard let data = FileManager.default.contents(atPath: events) else { throw ValidationError("cannot read \(events)") }
+            let bytes = [UInt8](data)
+            var lines: [[UInt8]] = [], numbers: [Int] = []
+            var late = 0, dups = 0, received = 0
+            var lineNo = 0
+            let began = ContinuousClock.now
+            func send() throws {
+                guard !lines.isEmpty else { return }
+                let texts = EventTexts(lines: lines, numbers: numbers, unit: "line", file: events)
+                switch try gw.offer(texts) {
+                case .success(let r):
+                    late += r.late.count
+                    dups += r.duplicates
+                    received += r.received
+                case .failure(let invalid):
+                    invalid.errors.forEach { CLI.printErr($0.description) }
+                    throw ExitCode(2)
+                }
+                lines.removeAll(keepingCapacity: true)
+                numbers.removeAll(keepingCapacity: true)
+            }
+            var start = 0
+            for i in 0...bytes.count where i == bytes.count || bytes[i] == 10 {
+                lineNo += 1
+                let line = bytes[start..<i]
+                start = i + 1
+                if line.allSatisfy({ $0 == 32 || $0 == 13 || $0 == 9 }) { continue }
+                lines.append(Array(line))
+                numbers.append(lineNo)
+                if lines.count == batch { try send() }
+            }
+            try send()
+            let t = try until.map { try CLI.parseTime($0, option: "--until") }
+            try gw.advance(until: max(t ?? .min, gw.watermark, 0))
+            let seconds = Double((ContinuousClock.now - began).components.attoseconds) / 1e18 + Double((ContinuousClock.now - began).components.seconds)
+            CLI.printErr("published \(received) events (\(late) late, \(dups) duplicates) in \(gw.published) messages, \(String(format: "%.2f", seconds)) s, \(Int(Double(received) / max(seconds, 1e-9))) events/s; watermark \(EventTime.format(gw.watermark))")
+        }
+    }
+
+    struct Alerts: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the cluster's alerts in canonical order once every stage has processed event time through --through.")
+        @Option(help: "NATS servers, comma-separated.") var cluster: String
+        @Option(help: "Wait until every stage is complete through this time (RFC 3339 or epoch ms), print, and exit.") var through: String
+        @Option(help: "Give up (exit 1) after this long.") var timeout = "120s"
+
+        func run() throws {
+            let c = try ClusterCommand.connect(cluster, name: "tripline cluster alerts")
+            let loaded = try ClusterSetup.load(c)
+            let collector = try ClusterAlertCollector(connection: c, config: loaded.config)
+            let target = try CLI.parseTime(through, option: "--through")
+            let limit = ContinuousClock.now + .milliseconds(Int64(try CLI.parseDuration(timeout, option: "--timeout")))
+            let out = FileHandle.standardOutput
+            while true {
+                let ready = try collector.poll(timeout: .milliseconds(200))
+                if !ready.isEmpty { out.write(Data(ready.map { $0.line + "\n" }.joined().utf8)) }
+                if collector.completeThrough >= target { break }
+                if ContinuousClock.now > limit {
+                    CLI.printErr("tripline: the stages are complete only through \(EventTime.format(collector.completeThrough)); is a worker running for every stage?")
+                    throw ExitCode(1)
+                }
+            }
+            CLI.printErr("complete through \(EventTime.format(collector.completeThrough)); \(collector.duplicatesDropped) re-published alerts dropped")
+        }
+    }
+}
+
+struct Worker: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a cluster worker: take partition leases, run their engines from the EV stream, publish alerts.")
+    @Option(help: "NATS servers, comma-separated.") var cluster: String
+    @Option(help: "This worker's name in leases and logs (default: host and process id).") var id: String?
+    @Option(name: .customLong("max-stages"), help: "Hold at most this many stages (partitions, and the cross-entity stage).") var maxStages: Int?
+
+    func run() throws {
+        let name = id ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
+        let c = try ClusterCommand.connect(cluster, name: "tripline worker \(name)")
+        let w = try ClusterWorker(connection: c, id: name, maxStages: maxStages)
+        w.log = { CLI.printErr("worker \(name): \($0)") }
+        let stop = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .global())
+        signal(SIGTERM, SIG_IGN)
+        stop.setEventHandler { w.stop() }
+        stop.resume()
+        CLI.printErr("worker \(name): running")
+        try w.run()
+    }
+}
