@@ -214,13 +214,20 @@ public final class NATSConnection: @unchecked Sendable {
         try check(st, "js_DeleteStream(\(name))", js: code)
     }
 
-    /// The stream's last sequence (0 when empty) and message count.
-    public func streamState(_ name: String) throws -> (lastSequence: UInt64, messages: UInt64) {
+    /// The stream's last sequence (0 when empty), message count, and (on a cluster) the name
+    /// of the server leading it and of its other replicas.
+    public func streamState(_ name: String) throws -> (lastSequence: UInt64, messages: UInt64, leader: String?, replicas: [String]) {
         var code = jsErrCode(0)
         var info: UnsafeMutablePointer<jsStreamInfo>?
         try check(js_GetStreamInfo(&info, js, name, nil, &code), "js_GetStreamInfo(\(name))", js: code)
         defer { jsStreamInfo_Destroy(info) }
-        return (info!.pointee.State.LastSeq, info!.pointee.State.Msgs)
+        let c = info!.pointee.Cluster
+        let leader = c?.pointee.Leader.map { String(cString: $0) }
+        var replicas: [String] = []
+        if let c, let r = c.pointee.Replicas {
+            for i in 0..<Int(c.pointee.ReplicasLen) { if let p = r[i], let n = p.pointee.Name { replicas.append(String(cString: n)) } }
+        }
+        return (info!.pointee.State.LastSeq, info!.pointee.State.Msgs, leader, replicas)
     }
 
     // MARK: - Publishing

@@ -9,7 +9,7 @@ struct ClusterCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cluster",
         abstract: "Create a cluster on NATS JetStream, publish events to it, read its alerts.",
-        subcommands: [Create.self, Publish.self, Alerts.self]
+        subcommands: [Create.self, Publish.self, Alerts.self, Status.self]
     )
 
     static func connect(_ urls: String, name: String) throws -> NATSConnection {
@@ -82,6 +82,7 @@ struct ClusterCommand: ParsableCommand {
                 numbers.removeAll(keepingCapacity: true)
             }
             var start = 0
+            var reported = 0
             for i in 0...bytes.count where i == bytes.count || bytes[i] == 10 {
                 lineNo += 1
                 let line = bytes[start..<i]
@@ -89,7 +90,15 @@ struct ClusterCommand: ParsableCommand {
                 if line.allSatisfy({ $0 == 32 || $0 == 13 || $0 == 9 }) { continue }
                 lines.append(Array(line))
                 numbers.append(lineNo)
-                if lines.count == batch { try send() }
+                if lines.count == batch {
+                    try send()
+                    // Progress on stderr in tenths of the file (tests kill components at a share).
+                    let tenth = i * 10 / max(bytes.count, 1)
+                    if tenth > reported {
+                        reported = tenth
+                        CLI.printErr("published \(tenth * 10)% (\(received) events)")
+                    }
+                }
             }
             try send()
             let t = try until.map { try CLI.parseTime($0, option: "--until") }
@@ -123,6 +132,32 @@ struct ClusterCommand: ParsableCommand {
                 }
             }
             CLI.printErr("complete through \(EventTime.format(collector.completeThrough)); \(collector.duplicatesDropped) re-published alerts dropped")
+        }
+    }
+}
+
+extension ClusterCommand {
+    struct Status: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the cluster's settings, its streams (messages, leader, replicas) and who holds each stage, as JSON.")
+        @Option(help: "NATS servers, comma-separated.") var cluster: String
+
+        func run() throws {
+            let c = try ClusterCommand.connect(cluster, name: "tripline cluster status")
+            let loaded = try ClusterSetup.load(c)
+            var streams: [String: Any] = [:]
+            for s in [ClusterNames.events, ClusterNames.alerts, ClusterNames.catalog] {
+                let st = try c.streamState(s)
+                streams[s] = ["messages": st.messages, "last_sequence": st.lastSequence, "leader": st.leader as Any, "replicas": st.replicas]
+            }
+            let leases = try c.keyValue(bucket: ClusterNames.leases)
+            var stages: [String: Any] = [:]
+            for s in loaded.config.stages { stages[s] = try leases.get(s).map { String(decoding: $0.value, as: UTF8.self) } ?? NSNull() }
+            let workers = try leases.keys().filter { $0.hasPrefix("w.") }.map { String($0.dropFirst(2)) }.sorted()
+            let doc: [String: Any] = ["partitions": loaded.config.partitions, "allowed_lateness_ms": loaded.config.allowedLateness,
+                                      "dedup_window_ms": loaded.config.dedupWindow, "streams": streams, "stages": stages, "workers": workers]
+            let data = try JSONSerialization.data(withJSONObject: doc, options: [.sortedKeys, .prettyPrinted])
+            print(String(decoding: data, as: UTF8.self))
         }
     }
 }

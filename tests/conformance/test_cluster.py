@@ -1,0 +1,235 @@
+"""The cluster mode on NATS JetStream against `tripline replay` of the same arrival order:
+real nats-server processes on loopback, real worker processes, kill -9.
+
+Runs once (in the conformance pass without TRIPLINE_TEST_POSTGRES): the cluster does not use
+the server's store."""
+import json
+import os
+import pathlib
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from conftest import BIN, run
+
+pytestmark = pytest.mark.skipif(bool(os.environ.get("TRIPLINE_TEST_POSTGRES")), reason="store-independent: runs in the SQLite pass")
+
+NATS = shutil.which("nats-server") or "/usr/sbin/nats-server"
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wait_port(port, proc, what, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"{what} exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"{what} did not listen on {port}")
+
+
+class NatsCluster:
+    """`n` nats-server processes with JetStream on loopback, routed into one cluster (n > 1)."""
+
+    def __init__(self, root, n):
+        self.root = pathlib.Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.n = n
+        self.client = [free_port() for _ in range(n)]
+        self.route = [free_port() for _ in range(n)]
+        self.procs = [None] * n
+        for i in range(n):
+            self.start(i)
+        for i in range(n):
+            wait_port(self.client[i], self.procs[i], f"nats-server {i}")
+
+    def args(self, i):
+        a = [NATS, "-js", "-a", "127.0.0.1", "-p", str(self.client[i]), "-sd", str(self.root / f"n{i}"), "-n", f"n{i}"]
+        if self.n > 1:
+            a += ["--cluster_name", "tripline", "--cluster", f"nats://127.0.0.1:{self.route[i]}",
+                  "--routes", ",".join(f"nats://127.0.0.1:{self.route[j]}" for j in range(self.n) if j != i)]
+        return a
+
+    def start(self, i):
+        self.procs[i] = subprocess.Popen(self.args(i), stdout=subprocess.DEVNULL, stderr=open(self.root / f"n{i}.log", "ab"))
+
+    def kill(self, i):
+        self.procs[i].send_signal(signal.SIGKILL)
+        self.procs[i].wait()
+
+    @property
+    def urls(self):
+        return ",".join(f"nats://127.0.0.1:{p}" for p in self.client)
+
+    def stop(self):
+        for p in self.procs:
+            if p and p.poll() is None:
+                p.send_signal(signal.SIGKILL)
+                p.wait()
+
+
+def cluster_workload(d, events, seed, lateness_ms):
+    """A generated workload with every rule kind, shuffled within the lateness, and the alerts
+    `tripline replay` gives for its arrival order."""
+    code, _, err = run("generate", "--out", d, "--zones", 150, "--entities", 400, "--events", events,
+                       "--reading-share", 0.2, "--contact-share", 0.1, "--custom-share", 0.1, "--id-share", 0.3,
+                       "--mixed-rules", 20, "--seed", seed, "--shuffle", f"{lateness_ms}ms")
+    assert code == 0, err
+    d = pathlib.Path(d)
+    # A client re-sending: a stretch of lines sent again later (those with ids are duplicates
+    # or late, those without are late or new arrivals under fresh assigned ids).
+    lines = (d / "events.ndjson").read_text().splitlines()
+    k = len(lines) // 3
+    lines[2 * k:2 * k] = lines[k:k + 800] + lines[2 * k - 300:2 * k]
+    (d / "events.ndjson").write_text("\n".join(lines) + "\n")
+    times = [json.loads(l)["time"] for l in lines]
+    until = max(times) + 3_600_000
+    code, out, err = run("replay", "--zones", d / "zones.geojson", "--entities", d / "entities.ndjson", "--rules", d / "rules-mixed.json",
+                         "--allowed-lateness", f"{lateness_ms}ms", "--until", until, d / "events.ndjson")
+    assert code == 0, err
+    return until, out.splitlines()
+
+
+def start_worker(urls, name, log_dir):
+    return subprocess.Popen([BIN, "worker", "--cluster", urls, "--id", name], stdout=subprocess.DEVNULL,
+                            stderr=open(pathlib.Path(log_dir) / f"worker-{name}.log", "ab"))
+
+
+def publish_with_events(urls, events_file, until, at):
+    """Publishes the file; calls at[share]() when the gateway reports that share published."""
+    p = subprocess.Popen([BIN, "cluster", "publish", "--cluster", urls, "--batch", "500", "--until", str(until), str(events_file)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = []
+    for line in p.stderr:
+        log.append(line)
+        if line.startswith("published ") and line.split()[1].endswith("%"):
+            share = int(line.split()[1][:-1])
+            for k in sorted(list(at)):
+                if share >= k:
+                    at.pop(k)()
+    assert p.wait() == 0, "".join(log)
+    assert not at, f"never reached: {sorted(at)}"
+    return "".join(log)
+
+
+def read_alerts(urls, until, timeout="180s"):
+    code, out, err = run("cluster", "alerts", "--cluster", urls, "--through", until, "--timeout", timeout)
+    assert code == 0, err
+    return out.splitlines(), err
+
+
+def test_a_cluster_with_a_worker_killed_mid_stream_gives_the_alerts_of_replay(tmp_path):
+    lateness = 5000
+    until, expected = cluster_workload(tmp_path / "w", 40_000, 11, lateness)
+    assert len(expected) > 1000
+    nats = NatsCluster(tmp_path / "nats", 1)
+    workers = {}
+    try:
+        code, _, err = run("cluster", "create", "--cluster", nats.urls, "--partitions", 6, "--allowed-lateness", f"{lateness}ms",
+                           "--zones", tmp_path / "w" / "zones.geojson", "--entities", tmp_path / "w" / "entities.ndjson",
+                           "--rules", tmp_path / "w" / "rules-mixed.json")
+        assert code == 0, err
+        for name in ("a", "b", "c"):
+            workers[name] = start_worker(nats.urls, name, tmp_path)
+
+        def kill_b():
+            workers["b"].send_signal(signal.SIGKILL)
+            workers["b"].wait()
+
+        publish_with_events(nats.urls, tmp_path / "w" / "events.ndjson", until, {40: kill_b})
+        got, err = read_alerts(nats.urls, until)
+        assert len(got) == len(expected)
+        assert got == expected
+        # No alert twice: the lines are the canonical alerts, each once.
+        assert len(set(got)) == len(set(expected))
+        logs = "".join((tmp_path / f"worker-{n}.log").read_text() for n in ("a", "c"))
+        assert "took stage" in logs
+    finally:
+        for w in workers.values():
+            if w.poll() is None:
+                w.send_signal(signal.SIGKILL)
+                w.wait()
+        nats.stop()
+
+
+def cluster_status(urls):
+    code, out, err = run("cluster", "status", "--cluster", urls)
+    assert code == 0, err
+    return json.loads(out)
+
+
+# The workload of the three-server test: 100,000 events in CI; the closing report ran it with
+# TRIPLINE_CLUSTER_EVENTS=500000.
+EVENTS = int(os.environ.get("TRIPLINE_CLUSTER_EVENTS", "100000"))
+
+
+def test_three_servers_a_killed_worker_and_a_killed_stream_leader_still_give_the_alerts_of_replay(tmp_path):
+    lateness = 3000
+    until, expected = cluster_workload(tmp_path / "w", EVENTS, 23, lateness)
+    assert len(expected) > 1000
+    nats = NatsCluster(tmp_path / "nats", 3)
+    workers = {}
+    report = {}
+    try:
+        # A new cluster needs a moment to elect its meta leader: creation is retried until then.
+        deadline = time.monotonic() + 30
+        while True:
+            code, _, err = run("cluster", "create", "--cluster", nats.urls, "--partitions", 6, "--replicas", 3,
+                               "--allowed-lateness", f"{lateness}ms", "--zones", tmp_path / "w" / "zones.geojson",
+                               "--entities", tmp_path / "w" / "entities.ndjson", "--rules", tmp_path / "w" / "rules-mixed.json")
+            if code == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert code == 0, err
+        for name in ("a", "b", "c"):
+            workers[name] = start_worker(nats.urls, name, tmp_path)
+
+        def kill_worker():
+            workers["b"].send_signal(signal.SIGKILL)
+            workers["b"].wait()
+            report["worker_killed"] = "b"
+
+        def kill_leader():
+            leader = cluster_status(nats.urls)["streams"]["EV"]["leader"]
+            i = int(leader[1:])
+            nats.kill(i)
+            report["leader_killed"] = leader
+            report["killed_at"] = time.monotonic()
+            time.sleep(1.0)
+            nats.start(i)
+
+        began = time.monotonic()
+        log = publish_with_events(nats.urls, tmp_path / "w" / "events.ndjson", until, {40: kill_worker, 60: kill_leader})
+        report["publish_seconds"] = round(time.monotonic() - began, 2)
+        got, err = read_alerts(nats.urls, until, timeout="300s")
+        report["end_to_end_seconds"] = round(time.monotonic() - began, 2)
+        report.update(events=EVENTS, alerts=len(got), publish=log.strip().splitlines()[-1], collector=err.strip())
+        status = cluster_status(nats.urls)
+        report["new_leader"] = status["streams"]["EV"]["leader"]
+        assert status["streams"]["EV"]["leader"], status
+        assert len(got) == len(expected)
+        assert got == expected
+        print(json.dumps(report))
+        if os.environ.get("TRIPLINE_CLUSTER_REPORT"):
+            with open(os.environ["TRIPLINE_CLUSTER_REPORT"], "a") as f:
+                f.write(json.dumps(report) + "\n")
+    finally:
+        for w in workers.values():
+            if w.poll() is None:
+                w.send_signal(signal.SIGKILL)
+                w.wait()
+        nats.stop()
