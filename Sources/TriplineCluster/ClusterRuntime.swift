@@ -137,13 +137,19 @@ public final class ClusterGatewayPublisher {
 
     public var watermark: Millis { gateway.watermark }
 
-    /// Offers a batch and publishes what it accepted; throws when JetStream does not
-    /// acknowledge every message in time (then nothing may be assumed stored: re-send).
-    public func offer(_ texts: EventTexts) throws -> Result<ClusterGateway.Offered, InvalidEvents> {
+    /// Offers a batch and (with `publish`) publishes what it and the batches before it
+    /// accepted; throws when JetStream does not acknowledge every message in time (then
+    /// nothing of the unpublished batches may be assumed stored: re-send them). Without
+    /// `publish` the records wait for a later `flush()` (a bulk load acknowledging many
+    /// batches at once).
+    public func offer(_ texts: EventTexts, publish: Bool = true) throws -> Result<ClusterGateway.Offered, InvalidEvents> {
         let r = gateway.offer(texts)
-        if case .success = r { try flush() }
+        if case .success = r, publish { try flush() }
         return r
     }
+
+    /// Bytes of records not published yet.
+    public var unpublishedBytes: Int { gateway.pending.reduce(0) { $0 + $1.count } }
 
     /// Every partition is told the watermark (timers fire where no event comes).
     public func markWatermark() throws {
@@ -156,7 +162,9 @@ public final class ClusterGatewayPublisher {
         try flush()
     }
 
-    func flush() throws {
+    /// Publishes every partition's records not published yet, one message each, and waits
+    /// for JetStream's acknowledgements.
+    public func flush() throws {
         var out: [OutgoingMessage] = []
         for (p, bytes) in gateway.take().enumerated() where !bytes.isEmpty {
             sent += 1

@@ -53,6 +53,7 @@ struct ClusterCommand: ParsableCommand {
         @Option(help: "NATS servers, comma-separated.") var cluster: String
         @Option(help: "Events per batch (one message per partition per batch).") var batch = 1000
         @Option(help: "After the file: advance event time to this (RFC 3339 or epoch ms), as replay --until does; default: the largest event time.") var until: String?
+        @Option(name: .customLong("flush-bytes"), help: "Publish (one message per partition) and wait for acknowledgements once this many bytes of records wait.") var flushBytes = 512 << 10
         @Argument(help: "The events file (NDJSON).") var events: String
 
         func run() throws {
@@ -69,7 +70,7 @@ struct ClusterCommand: ParsableCommand {
             func send() throws {
                 guard !lines.isEmpty else { return }
                 let texts = EventTexts(lines: lines, numbers: numbers, unit: "line", file: events)
-                switch try gw.offer(texts) {
+                switch try gw.offer(texts, publish: false) {
                 case .success(let r):
                     late += r.late.count
                     dups += r.duplicates
@@ -80,6 +81,9 @@ struct ClusterCommand: ParsableCommand {
                 }
                 lines.removeAll(keepingCapacity: true)
                 numbers.removeAll(keepingCapacity: true)
+                // Publish once about --flush-bytes of records are waiting (a message per
+                // partition), and wait for their acknowledgements.
+                if gw.unpublishedBytes >= flushBytes { try gw.flush() }
             }
             var start = 0
             var reported = 0
@@ -101,6 +105,7 @@ struct ClusterCommand: ParsableCommand {
                 }
             }
             try send()
+            try gw.flush()
             let t = try until.map { try CLI.parseTime($0, option: "--until") }
             try gw.advance(until: max(t ?? .min, gw.watermark, 0))
             let seconds = Double((ContinuousClock.now - began).components.attoseconds) / 1e18 + Double((ContinuousClock.now - began).components.seconds)
