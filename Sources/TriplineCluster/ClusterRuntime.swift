@@ -93,27 +93,54 @@ public enum ClusterSetup {
         var al = StreamSettings(name: ClusterNames.alerts, subjects: ["alerts.>"], replicas: replicas)
         al.duplicateWindow = .seconds(300)
         try c.ensureStream(al)
-        try c.ensureStream(StreamSettings(name: ClusterNames.catalog, subjects: ["catalog.>"], replicas: replicas))
+        var cat = StreamSettings(name: ClusterNames.catalog, subjects: ["catalog.>"], replicas: replicas)
+        cat.maxMessagesPerSubject = 1
+        try c.ensureStream(cat)
         _ = try c.keyValue(bucket: ClusterNames.leases, ttl: .seconds(3), replicas: replicas)
-        let cfg = try JSONEncoder().encode(config)
-        let stamp = UUID().uuidString
-        _ = try c.publishAll([
-            OutgoingMessage(subject: "catalog.config", data: Array(cfg), msgId: "config-\(stamp)"),
-            OutgoingMessage(subject: "catalog.zones", data: catalog.zones, msgId: "zones-\(stamp)"),
-            OutgoingMessage(subject: "catalog.entities", data: catalog.entities, msgId: "entities-\(stamp)"),
-            OutgoingMessage(subject: "catalog.rules", data: catalog.rules, msgId: "rules-\(stamp)"),
-        ])
+        // Each document in chunks of at most 512 KiB (a NATS message is at most 1 MiB by
+        // default), then the manifest naming the version and the chunk counts: a reader takes
+        // the manifest's version only, so a half-written catalog is never read.
+        let version = UUID().uuidString
+        let chunk = 512 << 10
+        var messages: [OutgoingMessage] = []
+        var parts: [String: Int] = [:]
+        for (name, data) in [("zones", catalog.zones), ("entities", catalog.entities), ("rules", catalog.rules)] {
+            let n = max(1, (data.count + chunk - 1) / chunk)
+            parts[name] = n
+            for i in 0..<n {
+                let piece = Array(data[min(data.count, i * chunk)..<min(data.count, (i + 1) * chunk)])
+                messages.append(OutgoingMessage(subject: "catalog.\(name).\(i)", data: piece, msgId: "\(name).\(i)-\(version)",
+                                                headers: [("Tripline-Version", version)]))
+            }
+        }
+        _ = try c.publishAll(messages)
+        let manifest = Manifest(version: version, config: config, parts: parts)
+        _ = try c.publishAll([OutgoingMessage(subject: "catalog.manifest", data: Array(try JSONEncoder().encode(manifest)), msgId: "manifest-\(version)")])
+    }
+
+    struct Manifest: Codable {
+        var version: String
+        var config: ClusterConfig
+        var parts: [String: Int]
     }
 
     public static func load(_ c: NATSConnection) throws -> (config: ClusterConfig, catalog: ClusterCatalog) {
-        func last(_ s: String) throws -> [UInt8] {
-            guard let m = try c.lastMessage(stream: ClusterNames.catalog, subject: "catalog.\(s)") else {
-                throw ClusterCatalog.Invalid(description: "the cluster has no \(s) yet: run 'tripline cluster create' first")
-            }
-            return m.data
+        guard let m = try c.lastMessage(stream: ClusterNames.catalog, subject: "catalog.manifest") else {
+            throw ClusterCatalog.Invalid(description: "no cluster is set up on these servers yet: run 'tripline cluster create' first")
         }
-        let config = try JSONDecoder().decode(ClusterConfig.self, from: Data(try last("config")))
-        return (config, ClusterCatalog(zones: try last("zones"), entities: try last("entities"), rules: try last("rules")))
+        let manifest = try JSONDecoder().decode(Manifest.self, from: Data(m.data))
+        func document(_ name: String) throws -> [UInt8] {
+            var out: [UInt8] = []
+            for i in 0..<(manifest.parts[name] ?? 0) {
+                guard let part = try c.lastMessage(stream: ClusterNames.catalog, subject: "catalog.\(name).\(i)"),
+                      part.headers["Tripline-Version"] == manifest.version else {
+                    throw ClusterCatalog.Invalid(description: "the catalog's \(name) part \(i) of version \(manifest.version) is missing (a newer catalog is being written?): retry")
+                }
+                out += part.data
+            }
+            return out
+        }
+        return (manifest.config, ClusterCatalog(zones: try document("zones"), entities: try document("entities"), rules: try document("rules")))
     }
 }
 

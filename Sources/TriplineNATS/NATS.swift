@@ -57,6 +57,8 @@ public struct StreamSettings: Sendable {
     /// How long a `Nats-Msg-Id` is remembered for de-duplication.
     public var duplicateWindow: Duration = .seconds(120)
     public var maxAge: Duration? = nil
+    /// Messages kept per subject (0: no limit); 1 keeps only the latest of each subject.
+    public var maxMessagesPerSubject = 0
     public var memory = false
     public init(name: String, subjects: [String], replicas: Int = 1) {
         self.name = name
@@ -192,6 +194,7 @@ public final class NATSConnection: @unchecked Sendable {
                 cfg.Replicas = Int64(s.replicas)
                 cfg.Duplicates = s.duplicateWindow.nanoseconds
                 cfg.MaxAge = s.maxAge?.nanoseconds ?? 0
+                if s.maxMessagesPerSubject > 0 { cfg.MaxMsgsPerSubject = Int64(s.maxMessagesPerSubject) }
                 cfg.Storage = s.memory ? js_MemoryStorage : js_FileStorage
                 var code = jsErrCode(0)
                 var info: UnsafeMutablePointer<jsStreamInfo>?

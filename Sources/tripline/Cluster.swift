@@ -67,6 +67,13 @@ struct ClusterCommand: ParsableCommand {
             var late = 0, dups = 0, received = 0
             var lineNo = 0
             let began = ContinuousClock.now
+            var acks: [Double] = []
+            func timedFlush() throws {
+                let t0 = ContinuousClock.now
+                try gw.flush()
+                let d = (ContinuousClock.now - t0).components
+                acks.append(Double(d.seconds) * 1000 + Double(d.attoseconds) / 1e15)
+            }
             func send() throws {
                 guard !lines.isEmpty else { return }
                 let texts = EventTexts(lines: lines, numbers: numbers, unit: "line", file: events)
@@ -83,7 +90,7 @@ struct ClusterCommand: ParsableCommand {
                 numbers.removeAll(keepingCapacity: true)
                 // Publish once about --flush-bytes of records are waiting (a message per
                 // partition), and wait for their acknowledgements.
-                if gw.unpublishedBytes >= flushBytes { try gw.flush() }
+                if gw.unpublishedBytes >= flushBytes { try timedFlush() }
             }
             var start = 0
             var reported = 0
@@ -105,11 +112,11 @@ struct ClusterCommand: ParsableCommand {
                 }
             }
             try send()
-            try gw.flush()
+            try timedFlush()
             let t = try until.map { try CLI.parseTime($0, option: "--until") }
             try gw.advance(until: max(t ?? .min, gw.watermark, 0))
             let seconds = Double((ContinuousClock.now - began).components.attoseconds) / 1e18 + Double((ContinuousClock.now - began).components.seconds)
-            CLI.printErr("published \(received) events (\(late) late, \(dups) duplicates) in \(gw.published) messages, \(String(format: "%.2f", seconds)) s, \(Int(Double(received) / max(seconds, 1e-9))) events/s; watermark \(EventTime.format(gw.watermark))")
+            CLI.printErr("published \(received) events (\(late) late, \(dups) duplicates) in \(gw.published) messages, \(String(format: "%.2f", seconds)) s, \(Int(Double(received) / max(seconds, 1e-9))) events/s; watermark \(EventTime.format(gw.watermark)); \(acks.count) flushes, ack p50 \(String(format: "%.1f", percentile(acks, 0.5))) ms, p99 \(String(format: "%.1f", percentile(acks, 0.99))) ms")
         }
     }
 
@@ -186,4 +193,11 @@ struct Worker: ParsableCommand {
         CLI.printErr("worker \(name): running")
         try w.run()
     }
+}
+
+/// The q-quantile (nearest rank) of `xs`; 0 when empty.
+func percentile(_ xs: [Double], _ q: Double) -> Double {
+    guard !xs.isEmpty else { return 0 }
+    let s = xs.sorted()
+    return s[min(s.count - 1, max(0, Int((q * Double(s.count)).rounded(.up)) - 1))]
 }

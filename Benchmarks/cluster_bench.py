@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""Cluster throughput on this machine: python3 Benchmarks/cluster_bench.py BIN ROUNDS [WORKERS=1,2,3] [SERVERS=1]
+
+Per round and worker count (interleaved): a fresh nats-server (or SERVERS routed servers with
+R3 streams), `tripline cluster create` (6 partitions), the workers, `tripline cluster publish`
+of the workload, then `tripline cluster alerts` until every stage is complete. In the same
+round `tripline replay` runs the same file as the single-process baseline. Reports events/s
+of the gateway (publish, acknowledged), end to end (first event offered to last alert
+final), the gateway's flush acknowledgement p50/p99, and ns/event of the cluster against
+replay. The workload (AB_WORK/cluster-gen): 500,000 mixed events, 2,000 zones, 20,000
+entities, 20 rules of every kind (`tripline generate`)."""
+import json, os, pathlib, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
+
+BIN = sys.argv[1]
+ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+COUNTS = [int(x) for x in (sys.argv[3] if len(sys.argv) > 3 else "1,2,3").split(",")]
+SERVERS = int(sys.argv[4]) if len(sys.argv) > 4 else 1
+W = pathlib.Path(os.environ.get("AB_WORK", "/tmp/tripline-ab"))
+gen = W / "cluster-gen"
+NATS = shutil.which("nats-server") or "/usr/sbin/nats-server"
+
+if not (gen / "events.ndjson").exists():
+    subprocess.run([BIN, "generate", "--out", str(gen), "--zones", "2000", "--entities", "20000", "--events", "500000",
+                    "--reading-share", "0.2", "--contact-share", "0.1", "--custom-share", "0.1", "--mixed-rules", "20",
+                    "--shuffle", "2s"], check=True)
+EVENTS = sum(1 for _ in open(gen / "events.ndjson"))
+UNTIL = max(json.loads(l)["time"] for l in open(gen / "events.ndjson")) + 3_600_000
+
+
+def free_port():
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+
+
+def start_nats(root, n):
+    client = [free_port() for _ in range(n)]; route = [free_port() for _ in range(n)]; procs = []
+    for i in range(n):
+        a = [NATS, "-js", "-a", "127.0.0.1", "-p", str(client[i]), "-sd", str(root / f"n{i}"), "-n", f"n{i}"]
+        if n > 1:
+            a += ["--cluster_name", "bench", "--cluster", f"nats://127.0.0.1:{route[i]}",
+                  "--routes", ",".join(f"nats://127.0.0.1:{route[j]}" for j in range(n) if j != i)]
+        procs.append(subprocess.Popen(a, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    for p in client:
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", p), timeout=0.2).close(); break
+            except OSError:
+                time.sleep(0.05)
+    return procs, ",".join(f"nats://127.0.0.1:{p}" for p in client)
+
+
+def cluster_round(workers):
+    root = pathlib.Path(tempfile.mkdtemp(prefix="cl-", dir=W))
+    procs, urls = start_nats(root, SERVERS)
+    ws = []
+    try:
+        for _ in range(60):
+            r = subprocess.run([BIN, "cluster", "create", "--cluster", urls, "--partitions", "6", "--replicas", str(min(3, SERVERS)),
+                                "--allowed-lateness", "2s", "--zones", str(gen / "zones.geojson"), "--entities", str(gen / "entities.ndjson"),
+                                "--rules", str(gen / "rules-mixed.json")], capture_output=True, text=True)
+            if r.returncode == 0: break
+            time.sleep(0.5)
+        assert r.returncode == 0, r.stderr
+        ws = [subprocess.Popen([BIN, "worker", "--cluster", urls, "--id", f"w{i}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+              for i in range(workers)]
+        # Every stage held before the clock starts.
+        for _ in range(200):
+            st = json.loads(subprocess.run([BIN, "cluster", "status", "--cluster", urls], capture_output=True, text=True, check=True).stdout)
+            if all(v is not None for v in st["stages"].values()) and len(st["workers"]) == workers: break
+            time.sleep(0.1)
+        t0 = time.perf_counter()
+        pub = subprocess.run([BIN, "cluster", "publish", "--cluster", urls, "--until", str(UNTIL), str(gen / "events.ndjson")],
+                             capture_output=True, text=True, check=True)
+        t1 = time.perf_counter()
+        al = subprocess.run([BIN, "cluster", "alerts", "--cluster", urls, "--through", str(UNTIL), "--timeout", "900s"],
+                            capture_output=True, text=True, check=True)
+        t2 = time.perf_counter()
+        last = pub.stderr.strip().splitlines()[-1]
+        ack = re.search(r"ack p50 ([\d.]+) ms, p99 ([\d.]+) ms", last)
+        return {"publish_s": t1 - t0, "end_to_end_s": t2 - t0, "alerts": len(al.stdout.splitlines()),
+                "ack_p50_ms": float(ack.group(1)) if ack else None, "ack_p99_ms": float(ack.group(2)) if ack else None}
+    finally:
+        for p in ws + procs:
+            p.send_signal(signal.SIGKILL); p.wait()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def replay_round():
+    out = W / "cluster-replay.ndjson"
+    t = time.perf_counter()
+    subprocess.run([BIN, "replay", "--zones", str(gen / "zones.geojson"), "--entities", str(gen / "entities.ndjson"),
+                    "--rules", str(gen / "rules-mixed.json"), "--allowed-lateness", "2s", "--until", str(UNTIL), "--output", str(out), "--quiet",
+                    str(gen / "events.ndjson")], check=True)
+    return time.perf_counter() - t, sum(1 for _ in open(out))
+
+
+results = {n: [] for n in COUNTS}
+replays = []
+for r in range(ROUNDS):
+    rs, alerts = replay_round(); replays.append(rs)
+    print(f"round {r + 1}: replay {EVENTS / rs:,.0f} events/s ({alerts} alerts)", flush=True)
+    for n in COUNTS:
+        c = cluster_round(n); c["replay_s"] = rs; results[n].append(c)
+        assert c["alerts"] == alerts, (c["alerts"], alerts)
+        print(f"round {r + 1}: {n} worker(s): gateway {EVENTS / c['publish_s']:,.0f} events/s, end to end {EVENTS / c['end_to_end_s']:,.0f} events/s "
+              f"({c['end_to_end_s'] / rs:.2f}x replay's time), ack p50 {c['ack_p50_ms']} ms p99 {c['ack_p99_ms']} ms, {c['alerts']} alerts == replay", flush=True)
+print(f"\n{EVENTS} events, {SERVERS} nats-server(s), 6 partitions, medians over {ROUNDS} rounds:")
+print(f"  replay (one process): {EVENTS / statistics.median(replays):,.0f} events/s, {statistics.median(replays) / EVENTS * 1e9:,.0f} ns/event")
+for n in COUNTS:
+    e2e = statistics.median(c["end_to_end_s"] for c in results[n]); pub = statistics.median(c["publish_s"] for c in results[n])
+    ratio = statistics.median(c["end_to_end_s"] / c["replay_s"] for c in results[n])
+    p50 = statistics.median(c["ack_p50_ms"] for c in results[n] if c["ack_p50_ms"] is not None)
+    p99 = statistics.median(c["ack_p99_ms"] for c in results[n] if c["ack_p99_ms"] is not None)
+    print(f"  {n} worker(s): end to end {EVENTS / e2e:,.0f} events/s ({e2e / EVENTS * 1e9:,.0f} ns/event, {ratio:.2f}x replay's time), "
+          f"gateway {EVENTS / pub:,.0f} events/s, flush ack p50 {p50:.1f} ms p99 {p99:.1f} ms")
