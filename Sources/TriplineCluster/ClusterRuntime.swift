@@ -280,22 +280,31 @@ public final class ClusterWorker: @unchecked Sendable {
     public func run() throws {
         var lastRenew = ContinuousClock.now - .seconds(10)
         while !isStopped {
-            if ContinuousClock.now - lastRenew >= .milliseconds(800) {
-                try renewAndBalance()
-                lastRenew = ContinuousClock.now
-            }
-            var any = false
-            for h in held.values.sorted(by: { $0.name < $1.name }) {
-                var n = 0
-                while n < 64, let m = try h.reader.next(timeout: n == 0 && !any ? .milliseconds(20) : .milliseconds(1)) {
-                    try process(h, m)
-                    n += 1
-                    any = true
+            // A JetStream error (a server lost, a leader being elected) is waited out: the
+            // alerts not published stay pending and go out on a later round; a lease not
+            // renewed in time is taken by another worker, which this one learns at its next
+            // renewal (both may run the stage for a moment, publishing the same alert names).
+            do {
+                if ContinuousClock.now - lastRenew >= .milliseconds(800) {
+                    try renewAndBalance()
+                    lastRenew = ContinuousClock.now
                 }
-                try publish(h)
+                var any = false
+                for h in held.values.sorted(by: { $0.name < $1.name }) {
+                    var n = 0
+                    while n < 64, let m = try h.reader.next(timeout: n == 0 && !any ? .milliseconds(20) : .milliseconds(1)) {
+                        try process(h, m)
+                        n += 1
+                        any = true
+                    }
+                    try publish(h)
+                }
+                // Holding nothing: wait a moment for a lease to come free.
+                if held.isEmpty { Thread.sleep(forTimeInterval: 0.2) }
+            } catch let e as NATSError {
+                log("JetStream: \(e); retrying")
+                Thread.sleep(forTimeInterval: 0.5)
             }
-            // Holding nothing: wait a moment for a lease to come free.
-            if held.isEmpty { Thread.sleep(forTimeInterval: 0.2) }
         }
         for name in held.keys { try? leases.delete(name) }
         try? leases.delete("w.\(id)")
@@ -316,10 +325,19 @@ public final class ClusterWorker: @unchecked Sendable {
         let complete = h.stage.completeThrough
         guard !h.pending.isEmpty || complete > h.publishedComplete else { return }
         let first = h.pending.isEmpty ? h.lastSource : h.pendingFirst
-        let msg = OutgoingMessage(subject: ClusterNames.alertSubject(h.name), data: h.pending,
-                                  msgId: "\(h.name).\(first)-\(h.lastSource).\(complete)",
-                                  headers: [("Tripline-Complete", String(complete)), ("Tripline-Source", String(h.lastSource))])
-        _ = try connection.publishAll([msg])
+        // Messages of at most 512 KiB (NATS takes 1 MiB by default), cut at line ends; only
+        // the last carries the progress.
+        var msgs: [OutgoingMessage] = []
+        var start = 0
+        while start < h.pending.count || msgs.isEmpty {
+            var end = min(h.pending.count, start + (512 << 10))
+            if end < h.pending.count { end = (h.pending[start..<end].lastIndex(of: 10) ?? (end - 1)) + 1 }
+            msgs.append(OutgoingMessage(subject: ClusterNames.alertSubject(h.name), data: Array(h.pending[start..<end]),
+                                        msgId: "\(h.name).\(first)-\(h.lastSource).\(complete).\(msgs.count)"))
+            start = end
+        }
+        msgs[msgs.count - 1].headers = [("Tripline-Complete", String(complete)), ("Tripline-Source", String(h.lastSource))]
+        _ = try connection.publishAll(msgs)
         h.pending.removeAll(keepingCapacity: true)
         h.publishedComplete = complete
     }

@@ -9,7 +9,7 @@ struct ClusterCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cluster",
         abstract: "Create a cluster on NATS JetStream, publish events to it, read its alerts.",
-        subcommands: [Create.self, Publish.self, Alerts.self, Status.self]
+        subcommands: [Create.self, Publish.self, Alerts.self, Status.self, Up.self]
     )
 
     static func connect(_ urls: String, name: String) throws -> NATSConnection {
@@ -200,4 +200,108 @@ func percentile(_ xs: [Double], _ q: Double) -> Double {
     guard !xs.isEmpty else { return 0 }
     let s = xs.sorted()
     return s[min(s.count - 1, max(0, Int((q * Double(s.count)).rounded(.up)) - 1))]
+}
+
+extension ClusterCommand {
+    /// `tripline cluster up`: a whole cluster on one machine for a developer.
+    struct Up: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Start a cluster on this machine: nats-server processes with JetStream routed together on loopback, the cluster's streams and catalog, and workers; runs until interrupted.")
+        @Option(help: "nats-server processes (1, or 3 for R3 streams that survive the loss of one).") var nodes = 3
+        @Option(help: "Worker processes.") var workers = 3
+        @Option(help: "Partitions.") var partitions = 24
+        @Option(help: "Folder for the servers' JetStream data and the logs (created if missing).") var data: String
+        @Option(help: "First client port; server i listens on PORT+i, and routes on PORT+100+i.") var port = 4222
+        @Option(name: .customLong("allowed-lateness"), help: "Apply events up to this much out of order.") var allowedLateness = "0s"
+        @Option(help: "Zones (GeoJSON).") var zones: String?
+        @Option(help: "Entities (NDJSON).") var entities: String?
+        @Option(help: "Rules (YAML or JSON).") var rules: String?
+
+        func run() throws {
+            guard nodes == 1 || nodes == 3 else { throw ValidationError("--nodes must be 1 or 3") }
+            guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
+            let root = URL(fileURLWithPath: data)
+            try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+            guard let nats = ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+                throw ValidationError("nats-server is not installed: apt-get install nats-server")
+            }
+            var children: [Process] = []
+            func spawn(_ exe: String, _ args: [String], log: String) throws -> Process {
+                let p = Process()
+                p.executableURL = URL(fileURLWithPath: exe)
+                p.arguments = args
+                FileManager.default.createFile(atPath: root.appendingPathComponent(log).path, contents: nil)
+                let h = try FileHandle(forWritingTo: root.appendingPathComponent(log))
+                p.standardOutput = h
+                p.standardError = h
+                try p.run()
+                children.append(p)
+                return p
+            }
+            // Workers first (they give their leases back while the servers still run), then
+            // the servers.
+            func stopAll() {
+                for p in children.reversed() {
+                    if p.isRunning { kill(p.processIdentifier, SIGTERM) }
+                    p.waitUntilExit()
+                }
+            }
+            let urls = (0..<nodes).map { "nats://127.0.0.1:\(port + $0)" }.joined(separator: ",")
+            do {
+                for i in 0..<nodes {
+                    var args = ["-js", "-a", "127.0.0.1", "-p", String(port + i), "-sd", root.appendingPathComponent("n\(i)").path, "-n", "n\(i)"]
+                    if nodes > 1 {
+                        args += ["--cluster_name", "tripline", "--cluster", "nats://127.0.0.1:\(port + 100 + i)",
+                                 "--routes", (0..<nodes).filter { $0 != i }.map { "nats://127.0.0.1:\(port + 100 + $0)" }.joined(separator: ",")]
+                    }
+                    _ = try spawn(nats, args, log: "nats-\(i).log")
+                }
+                // Until JetStream has a leader: creating the streams is retried for 30 s.
+                let me = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+                var createArgs = ["cluster", "create", "--cluster", urls, "--partitions", String(partitions), "--replicas", String(min(3, nodes)),
+                                  "--allowed-lateness", allowedLateness]
+                if let zones { createArgs += ["--zones", zones] }
+                if let entities { createArgs += ["--entities", entities] }
+                if let rules { createArgs += ["--rules", rules] }
+                let deadline = ContinuousClock.now + .seconds(30)
+                while true {
+                    let p = Process()
+                    p.executableURL = URL(fileURLWithPath: me)
+                    p.arguments = createArgs
+                    p.standardOutput = FileHandle.nullDevice
+                    let err = Pipe()
+                    p.standardError = err
+                    try p.run()
+                    let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                    p.waitUntilExit()
+                    if p.terminationStatus == 0 { break }
+                    if ContinuousClock.now > deadline { throw ValidationError("could not create the cluster: \(text)") }
+                    Thread.sleep(forTimeInterval: 0.5)
+                }
+                for i in 0..<workers { _ = try spawn(me, ["worker", "--cluster", urls, "--id", "w\(i)"], log: "worker-\(i).log") }
+            } catch {
+                stopAll()
+                throw error
+            }
+            FileHandle.standardOutput.write(Data("""
+            cluster up: \(nodes) nats-server(s) at \(urls), \(workers) worker(s), \(partitions) partitions; logs in \(root.path)
+              publish events:  tripline cluster publish --cluster \(urls) EVENTS.ndjson
+              read alerts:     tripline cluster alerts --cluster \(urls) --through TIME
+              status:          tripline cluster status --cluster \(urls)
+            Ctrl-C stops everything (the data folder stays).
+
+            """.utf8))
+            let stop = DispatchSemaphore(value: 0)
+            let sources = [SIGINT, SIGTERM].map { sig -> any DispatchSourceSignal in
+                signal(sig, SIG_IGN)
+                let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+                s.setEventHandler { stop.signal() }
+                s.resume()
+                return s
+            }
+            stop.wait()
+            _ = sources
+            stopAll()
+        }
+    }
 }

@@ -233,3 +233,52 @@ def test_three_servers_a_killed_worker_and_a_killed_stream_leader_still_give_the
                 w.send_signal(signal.SIGKILL)
                 w.wait()
         nats.stop()
+
+
+def free_base():
+    """A port P with P..P+2 and P+100..P+102 free (for `cluster up`)."""
+    import random
+    for _ in range(200):
+        base = random.randrange(20000, 40000)
+        ok = True
+        for p in [base + i for i in range(3)] + [base + 100 + i for i in range(3)]:
+            s = socket.socket()
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                ok = False
+            finally:
+                s.close()
+        if ok:
+            return base
+    raise AssertionError("no free ports")
+
+
+def test_cluster_up_runs_a_three_server_cluster_that_gives_the_alerts_of_replay_and_stops_on_sigterm(tmp_path):
+    ex = pathlib.Path(__file__).resolve().parents[2] / "examples"
+    base = free_base()
+    up = subprocess.Popen([BIN, "cluster", "up", "--data", str(tmp_path / "c"), "--port", str(base), "--partitions", "5", "--workers", "2",
+                           "--zones", str(ex / "zones.geojson"), "--entities", str(ex / "entities-all-kinds.ndjson"),
+                           "--rules", str(ex / "rules-all-kinds.yaml")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = up.stdout.readline()
+        assert first.startswith("cluster up: 3 nats-server(s)"), first + up.stderr.read()
+        urls = ",".join(f"nats://127.0.0.1:{base + i}" for i in range(3))
+        code, _, err = run("cluster", "publish", "--cluster", urls, "--until", "2026-03-01T18:00:00Z", ex / "events-all-kinds.ndjson")
+        assert code == 0, err
+        got, _ = read_alerts(urls, "2026-03-01T18:00:00Z", timeout="60s")
+        code, want, err = run("replay", "--zones", ex / "zones.geojson", "--entities", ex / "entities-all-kinds.ndjson",
+                              "--rules", ex / "rules-all-kinds.yaml", "--until", "2026-03-01T18:00:00Z", ex / "events-all-kinds.ndjson")
+        assert code == 0, err
+        assert got == want.splitlines() and len(got) >= 10
+        status = cluster_status(urls)
+        assert status["partitions"] == 5 and sorted(status["workers"]) == ["w0", "w1"]
+        assert all(status["stages"][s] in ("w0", "w1") for s in status["stages"])
+        assert len(status["streams"]["EV"]["replicas"]) == 2  # R3: a leader and two replicas
+    finally:
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(timeout=30) == 0
+    # Everything it started is gone: the client ports are free again.
+    for i in range(3):
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", base + i), timeout=0.5).close()
