@@ -85,19 +85,19 @@ public enum ClusterRecords {
             out.append(32)
             out.append(contentsOf: text.lazy.map { $0 == 10 || $0 == 13 ? 32 : $0 })
         case .watermark(let w, let after):
-            out.append(UInt8(ascii: "w"))
-            out.append(32)
-            appendInt(Int64(bitPattern: after), &out)
-            out.append(32)
-            appendInt(w, &out)
+            appendMarker(UInt8(ascii: "w"), after, w, &out)
         case .advance(let t, let after):
-            out.append(UInt8(ascii: "a"))
-            out.append(32)
-            appendInt(Int64(bitPattern: after), &out)
-            out.append(32)
-            appendInt(t, &out)
+            appendMarker(UInt8(ascii: "a"), after, t, &out)
         }
         out.append(10)
+    }
+
+    static func appendMarker(_ kind: UInt8, _ after: UInt64, _ value: Millis, _ out: inout [UInt8]) {
+        out.append(kind)
+        out.append(32)
+        appendInt(Int64(bitPattern: after), &out)
+        out.append(32)
+        appendInt(value, &out)
     }
 
     static func appendInt(_ v: Int64, _ out: inout [UInt8]) {

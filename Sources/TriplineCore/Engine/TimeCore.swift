@@ -131,18 +131,7 @@ struct TimeCore {
         } else {
             logArrival(&a, ev.time)
         }
-        if ev.time > maxTime { maxTime = ev.time }
-        let newWatermark = external ? watermark : maxTime &- allowedLateness
-        let outcome: Offer
-        if pending.isEmpty && ev.time <= newWatermark {
-            outcome = .applyNow(ref)
-        } else {
-            pending.push(.init(event: ev, ref: ref, arrival: arrivalSequence))
-            arrivalSequence += 1
-            outcome = .buffered(ref)
-        }
-        if newWatermark > watermark { moveWatermark(to: newWatermark) }
-        return outcome
+        return accept(ev, ref)
     }
 
     /// An event an upstream time core already accepted (a cluster worker's input): no duplicate
@@ -151,6 +140,13 @@ struct TimeCore {
     @inline(__always)
     mutating func offerAccepted(_ ev: Event, ref: EventRef) -> Offer {
         arrived += 1
+        return accept(ev, ref)
+    }
+
+    /// An accepted event: the largest time and the watermark move, and it is applied now or
+    /// buffered (spec section 3).
+    @inline(__always)
+    private mutating func accept(_ ev: Event, _ ref: EventRef) -> Offer {
         if ev.time > maxTime { maxTime = ev.time }
         let newWatermark = external ? watermark : maxTime &- allowedLateness
         let outcome: Offer
