@@ -337,7 +337,10 @@ public final class ClusterWorker: @unchecked Sendable {
             start = end
         }
         msgs[msgs.count - 1].headers = [("Tripline-Complete", String(complete)), ("Tripline-Source", String(h.lastSource))]
-        _ = try connection.publishAll(msgs)
+        // One at a time: a chunk resent after a failure must not land after the next one
+        // (the collector drops alerts named before ones it has, and trusts the progress of
+        // the last chunk only once the chunks before it are in).
+        for m in msgs { _ = try connection.publishAll([m]) }
         h.pending.removeAll(keepingCapacity: true)
         h.publishedComplete = complete
     }
