@@ -84,8 +84,16 @@ public enum ClusterSetup {
     /// a three-server cluster.
     public static func create(_ c: NATSConnection, config: ClusterConfig, catalog: ClusterCatalog, replicas: Int = 1) throws {
         _ = try catalog.decode()
-        if let existing = try? load(c), existing.config != config {
-            throw ClusterCatalog.Invalid(description: "this cluster was created with \(existing.config.partitions) partitions, lateness \(existing.config.allowedLateness) ms and dedup window \(existing.config.dedupWindow) ms; those cannot change (create a new cluster)")
+        if let existing = try? load(c) {
+            if existing.config != config {
+                throw ClusterCatalog.Invalid(description: "this cluster was created with \(existing.config.partitions) partitions, lateness \(existing.config.allowedLateness) ms and dedup window \(existing.config.dedupWindow) ms; those cannot change (create a new cluster)")
+            }
+            // Workers read the catalog when they take a stage: a different one now would
+            // give stages different rules. Changing it on a running cluster is not built yet.
+            if existing.catalog.zones != catalog.zones || existing.catalog.entities != catalog.entities || existing.catalog.rules != catalog.rules {
+                throw ClusterCatalog.Invalid(description: "this cluster already has a different catalog (zones, entities or rules); changing the catalog of a running cluster is not supported yet: create the cluster on fresh servers")
+            }
+            return
         }
         var ev = StreamSettings(name: ClusterNames.events, subjects: [ClusterNames.allEvents], replicas: replicas)
         ev.duplicateWindow = .seconds(300)
@@ -232,7 +240,10 @@ public final class ClusterWorker: @unchecked Sendable {
     final class Held {
         let name: String
         var revision: UInt64
-        let reader: OrderedReader
+        var reader: OrderedReader
+        /// When the stage last got a message, and last checked the stream for a stall.
+        var lastMessageAt = ContinuousClock.now
+        var lastStallCheck = ContinuousClock.now
         let stage: ClusterStage
         let merger: ClusterMerger?
         var lastSource: UInt64 = 0
@@ -297,6 +308,7 @@ public final class ClusterWorker: @unchecked Sendable {
                         n += 1
                         any = true
                     }
+                    if n > 0 { h.lastMessageAt = ContinuousClock.now } else { try resumeIfStalled(h) }
                     try publish(h)
                 }
                 // Holding nothing: wait a moment for a lease to come free.
@@ -308,6 +320,27 @@ public final class ClusterWorker: @unchecked Sendable {
         }
         for name in held.keys { try? leases.delete(name) }
         try? leases.delete("w.\(id)")
+    }
+
+    /// An ordered consumer can stall for good when the server holding it is killed (seen
+    /// with libnats 3.4.1 and nats-server 2.9.10: no message and no error). A stage that has
+    /// had nothing for 3 s looks at the stream every 2 s; if the stream holds messages past
+    /// the last one it applied, it reads again from the next sequence.
+    func resumeIfStalled(_ h: Held) throws {
+        let now = ContinuousClock.now
+        guard now - h.lastMessageAt >= .seconds(3), now - h.lastStallCheck >= .seconds(2) else { return }
+        h.lastStallCheck = now
+        let subject = h.merger == nil ? ClusterNames.eventSubject(Int(h.name.dropFirst())!) : ClusterNames.allEvents
+        let last: UInt64
+        if h.merger == nil {
+            last = try connection.lastMessage(stream: ClusterNames.events, subject: subject)?.sequence ?? 0
+        } else {
+            last = try connection.streamState(ClusterNames.events).lastSequence
+        }
+        guard last > h.lastSource else { return }
+        h.reader = try connection.orderedReader(stream: ClusterNames.events, subject: subject, startSequence: h.lastSource + 1)
+        h.lastMessageAt = now
+        log("stage \(h.name) had no message for 3 s while the stream holds up to \(last): reading again from \(h.lastSource + 1)")
     }
 
     func process(_ h: Held, _ m: StreamMessage) throws {

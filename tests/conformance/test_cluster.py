@@ -143,6 +143,19 @@ def test_a_cluster_with_a_worker_killed_mid_stream_gives_the_alerts_of_replay(tm
                            "--zones", tmp_path / "w" / "zones.geojson", "--entities", tmp_path / "w" / "entities.ndjson",
                            "--rules", tmp_path / "w" / "rules-mixed.json")
         assert code == 0, err
+        # Creating it again with the same settings and files changes nothing; other files or
+        # settings are refused, naming what differs.
+        code, _, err = run("cluster", "create", "--cluster", nats.urls, "--partitions", 6, "--allowed-lateness", f"{lateness}ms",
+                           "--zones", tmp_path / "w" / "zones.geojson", "--entities", tmp_path / "w" / "entities.ndjson",
+                           "--rules", tmp_path / "w" / "rules-mixed.json")
+        assert code == 0, err
+        code, _, err = run("cluster", "create", "--cluster", nats.urls, "--partitions", 7, "--allowed-lateness", f"{lateness}ms",
+                           "--zones", tmp_path / "w" / "zones.geojson", "--entities", tmp_path / "w" / "entities.ndjson",
+                           "--rules", tmp_path / "w" / "rules-mixed.json")
+        assert code != 0 and "6 partitions" in err, err
+        code, _, err = run("cluster", "create", "--cluster", nats.urls, "--partitions", 6, "--allowed-lateness", f"{lateness}ms",
+                           "--zones", tmp_path / "w" / "zones.geojson", "--entities", tmp_path / "w" / "entities.ndjson")
+        assert code != 0 and "different catalog" in err, err
         for name in ("a", "b", "c"):
             workers[name] = start_worker(nats.urls, name, tmp_path)
 
