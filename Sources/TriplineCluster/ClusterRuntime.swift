@@ -132,7 +132,21 @@ public enum ClusterSetup {
         var parts: [String: Int]
     }
 
+    /// The settings and catalog; JetStream errors (a leader being elected after a server was
+    /// lost) are retried for up to 15 s.
     public static func load(_ c: NATSConnection) throws -> (config: ClusterConfig, catalog: ClusterCatalog) {
+        let deadline = ContinuousClock.now + .seconds(15)
+        while true {
+            do {
+                return try loadOnce(c)
+            } catch let e as NATSError where ContinuousClock.now < deadline {
+                _ = e
+                Thread.sleep(forTimeInterval: 0.5)
+            }
+        }
+    }
+
+    static func loadOnce(_ c: NATSConnection) throws -> (config: ClusterConfig, catalog: ClusterCatalog) {
         guard let m = try c.lastMessage(stream: ClusterNames.catalog, subject: "catalog.manifest") else {
             throw ClusterCatalog.Invalid(description: "no cluster is set up on these servers yet: run 'tripline cluster create' first")
         }

@@ -330,7 +330,8 @@ public final class NATSConnection: @unchecked Sendable {
         var msg: OpaquePointer?
         var code = jsErrCode(0)
         let st = js_GetLastMsg(&msg, js, stream, subject, nil, &code)
-        if st == NATS_NOT_FOUND || code.rawValue == 10037 { return nil }
+        // 10037: no message on the subject; 10059: no such stream.
+        if st == NATS_NOT_FOUND || code.rawValue == 10037 || code.rawValue == 10059 { return nil }
         try check(st, "js_GetLastMsg(\(stream), \(subject))", js: code)
         defer { natsMsg_Destroy(msg) }
         return Self.read(msg, sequence: natsMsg_GetSequence(msg))

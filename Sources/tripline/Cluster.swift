@@ -191,7 +191,7 @@ struct Worker: ParsableCommand {
         stop.setEventHandler { w.stop() }
         stop.resume()
         CLI.printErr("worker \(name): running")
-        try w.run()
+        try withExtendedLifetime(stop) { try w.run() }
     }
 }
 
@@ -299,8 +299,9 @@ extension ClusterCommand {
                 s.resume()
                 return s
             }
-            stop.wait()
-            _ = sources
+            // (The signal sources must live until the wait ends: an optimised build would
+            // otherwise free them, and the signal would be ignored.)
+            withExtendedLifetime(sources) { stop.wait() }
             stopAll()
         }
     }
