@@ -82,6 +82,15 @@ class NatsCluster:
                 p.wait()
 
 
+def stop_all(workers, nats):
+    """kill -9 of every worker still running, then of the servers."""
+    for w in workers.values():
+        if w.poll() is None:
+            w.send_signal(signal.SIGKILL)
+            w.wait()
+    nats.stop()
+
+
 def cluster_workload(d, events, seed, lateness_ms):
     """A generated workload with every rule kind, shuffled within the lateness, and the alerts
     `tripline replay` gives for its arrival order."""
@@ -172,11 +181,7 @@ def test_a_cluster_with_a_worker_killed_mid_stream_gives_the_alerts_of_replay(tm
         logs = "".join((tmp_path / f"worker-{n}.log").read_text() for n in ("a", "c"))
         assert "took stage" in logs
     finally:
-        for w in workers.values():
-            if w.poll() is None:
-                w.send_signal(signal.SIGKILL)
-                w.wait()
-        nats.stop()
+        stop_all(workers, nats)
 
 
 def cluster_status(urls):
@@ -241,11 +246,7 @@ def test_three_servers_a_killed_worker_and_a_killed_stream_leader_still_give_the
             with open(os.environ["TRIPLINE_CLUSTER_REPORT"], "a") as f:
                 f.write(json.dumps(report) + "\n")
     finally:
-        for w in workers.values():
-            if w.poll() is None:
-                w.send_signal(signal.SIGKILL)
-                w.wait()
-        nats.stop()
+        stop_all(workers, nats)
 
 
 def free_base():
