@@ -377,7 +377,9 @@ public final class ClusterMerger {
 
     func drain() throws {
         while true {
-            if let m = markers.filter({ $0.after == cursor.after && cursor < $0 }).min() {
+            // (Markers are few and rarely pending: the set is looked at only when not empty,
+            // so applying an event allocates nothing.)
+            if !markers.isEmpty, let m = markers.filter({ $0.after == cursor.after && cursor < $0 }).min() {
                 markers.remove(m)
                 try stage.apply(m.kind == 0 ? .watermark(m.value, after: m.after) : .advance(m.value, after: m.after))
                 cursor = m
