@@ -49,6 +49,7 @@ public struct ClusterCatalog: Sendable {
 
     public struct Invalid: Error, CustomStringConvertible {
         public var description: String
+        public init(description: String) { self.description = description }
     }
 
     /// The decoded catalog, or every error in it.
@@ -80,20 +81,27 @@ public struct ClusterCatalog: Sendable {
 
 /// Creating a cluster on JetStream and reading its settings back.
 public enum ClusterSetup {
-    /// Creates (or updates) the streams and records the settings and catalog. `replicas`: 3 on
-    /// a three-server cluster.
-    public static func create(_ c: NATSConnection, config: ClusterConfig, catalog: ClusterCatalog, replicas: Int = 1) throws {
+    /// Creates (or updates) the streams and records the settings and catalog; returns the
+    /// catalog's version. `replicas`: 3 on a three-server cluster. On an existing cluster the
+    /// settings must be the same; a different catalog is refused unless `replaceCatalog` (the
+    /// API node, only while the events stream holds no message).
+    @discardableResult
+    public static func create(_ c: NATSConnection, config: ClusterConfig, catalog: ClusterCatalog, replicas: Int = 1,
+                              replaceCatalog: Bool = false) throws -> String {
         _ = try catalog.decode()
-        if let existing = try? load(c) {
+        if let existing = try? loadVersioned(c) {
             if existing.config != config {
                 throw ClusterCatalog.Invalid(description: "this cluster was created with \(existing.config.partitions) partitions, lateness \(existing.config.allowedLateness) ms and dedup window \(existing.config.dedupWindow) ms; those cannot change (create a new cluster)")
             }
-            // Workers read the catalog when they take a stage: a different one now would
-            // give stages different rules. Changing it on a running cluster is not built yet.
-            if existing.catalog.zones != catalog.zones || existing.catalog.entities != catalog.entities || existing.catalog.rules != catalog.rules {
-                throw ClusterCatalog.Invalid(description: "this cluster already has a different catalog (zones, entities or rules); changing the catalog of a running cluster is not supported yet: create the cluster on fresh servers")
+            if existing.catalog.zones == catalog.zones && existing.catalog.entities == catalog.entities && existing.catalog.rules == catalog.rules {
+                return existing.version
             }
-            return
+            // Workers read the catalog when they take a stage: a different one now would
+            // give stages different rules. Only before the first event may it change.
+            guard replaceCatalog else {
+                throw ClusterCatalog.Invalid(description: "this cluster already has a different catalog (zones, entities or rules); changing the catalog of a cluster that has events is not supported yet: create the cluster on fresh servers")
+            }
+            return try publishCatalog(c, config: config, catalog: catalog)
         }
         var ev = StreamSettings(name: ClusterNames.events, subjects: [ClusterNames.allEvents], replicas: replicas)
         ev.duplicateWindow = .seconds(300)
@@ -105,9 +113,13 @@ public enum ClusterSetup {
         cat.maxMessagesPerSubject = 1
         try c.ensureStream(cat)
         _ = try c.keyValue(bucket: ClusterNames.leases, ttl: .seconds(3), replicas: replicas)
-        // Each document in chunks of at most 512 KiB (a NATS message is at most 1 MiB by
-        // default), then the manifest naming the version and the chunk counts: a reader takes
-        // the manifest's version only, so a half-written catalog is never read.
+        return try publishCatalog(c, config: config, catalog: catalog)
+    }
+
+    /// Each document in chunks of at most 512 KiB (a NATS message is at most 1 MiB by
+    /// default), then the manifest naming the version and the chunk counts: a reader takes
+    /// the manifest's version only, so a half-written catalog is never read.
+    static func publishCatalog(_ c: NATSConnection, config: ClusterConfig, catalog: ClusterCatalog) throws -> String {
         let version = UUID().uuidString
         let chunk = 512 << 10
         var messages: [OutgoingMessage] = []
@@ -124,6 +136,12 @@ public enum ClusterSetup {
         _ = try c.publishAll(messages)
         let manifest = Manifest(version: version, config: config, parts: parts)
         _ = try c.publishAll([OutgoingMessage(subject: "catalog.manifest", data: Array(try JSONEncoder().encode(manifest)), msgId: "manifest-\(version)")])
+        return version
+    }
+
+    /// A manifest's parts were replaced by a newer catalog's being written: read again.
+    struct CatalogBeingWritten: Error, CustomStringConvertible {
+        var description: String
     }
 
     struct Manifest: Codable {
@@ -135,6 +153,12 @@ public enum ClusterSetup {
     /// The settings and catalog; JetStream errors (a leader being elected after a server was
     /// lost) are retried for up to 15 s.
     public static func load(_ c: NATSConnection) throws -> (config: ClusterConfig, catalog: ClusterCatalog) {
+        let l = try loadVersioned(c)
+        return (l.config, l.catalog)
+    }
+
+    /// The settings, catalog and the catalog's version (JetStream errors retried for 15 s).
+    public static func loadVersioned(_ c: NATSConnection) throws -> (config: ClusterConfig, catalog: ClusterCatalog, version: String) {
         let deadline = ContinuousClock.now + .seconds(15)
         while true {
             do {
@@ -142,11 +166,14 @@ public enum ClusterSetup {
             } catch let e as NATSError where ContinuousClock.now < deadline {
                 _ = e
                 Thread.sleep(forTimeInterval: 0.5)
+            } catch let e as CatalogBeingWritten where ContinuousClock.now < deadline {
+                _ = e
+                Thread.sleep(forTimeInterval: 0.1)
             }
         }
     }
 
-    static func loadOnce(_ c: NATSConnection) throws -> (config: ClusterConfig, catalog: ClusterCatalog) {
+    static func loadOnce(_ c: NATSConnection) throws -> (config: ClusterConfig, catalog: ClusterCatalog, version: String) {
         guard let m = try c.lastMessage(stream: ClusterNames.catalog, subject: "catalog.manifest") else {
             throw ClusterCatalog.Invalid(description: "no cluster is set up on these servers yet: run 'tripline cluster create' first")
         }
@@ -156,43 +183,58 @@ public enum ClusterSetup {
             for i in 0..<(manifest.parts[name] ?? 0) {
                 guard let part = try c.lastMessage(stream: ClusterNames.catalog, subject: "catalog.\(name).\(i)"),
                       part.headers["Tripline-Version"] == manifest.version else {
-                    throw ClusterCatalog.Invalid(description: "the catalog's \(name) part \(i) of version \(manifest.version) is missing (a newer catalog is being written?): retry")
+                    throw CatalogBeingWritten(description: "the catalog's \(name) part \(i) of version \(manifest.version) is missing (a newer catalog is being written?): retry")
                 }
                 out += part.data
             }
             return out
         }
-        return (manifest.config, ClusterCatalog(zones: try document("zones"), entities: try document("entities"), rules: try document("rules")))
+        return (manifest.config, ClusterCatalog(zones: try document("zones"), entities: try document("entities"), rules: try document("rules")), manifest.version)
     }
 }
 
 /// The gateway on JetStream: offers batches to the time core for every entity and publishes
 /// each partition's records as one message, acknowledging only once JetStream has them all.
-/// Not thread-safe: one caller at a time (the server's ingest queue).
+/// Each message names the catalog version in force (`Tripline-Catalog`). Not thread-safe: one
+/// caller at a time (the server's engine thread).
 public final class ClusterGatewayPublisher {
     public let connection: NATSConnection
     public let config: ClusterConfig
-    let gateway: ClusterGateway
+    var gateway: ClusterGateway
+    public private(set) var catalogVersion: String
     /// This gateway's messages are `<instance>.<p>.<n>`: ids stable across resends.
     let instance = UUID().uuidString.prefix(13).lowercased()
     var sent: UInt64 = 0
     public private(set) var published = 0
 
-    public init(connection: NATSConnection, config: ClusterConfig, entities: [EntityInfo]) {
+    public init(connection: NATSConnection, config: ClusterConfig, entities: [EntityInfo], catalogVersion: String = "") {
         self.connection = connection
         self.config = config
+        self.catalogVersion = catalogVersion
         gateway = ClusterGateway(partitions: config.partitions, entities: entities, options: config.options)
     }
 
     public var watermark: Millis { gateway.watermark }
+    /// Events accepted so far.
+    public var accepted: UInt64 { gateway.accepted }
+    /// The time core: watermark, statistics, entity names.
+    public var timeCore: Pipeline { gateway.timeCore }
+
+    /// A new catalog while nothing was offered yet: a fresh time core knowing its entities.
+    public func reset(entities: [EntityInfo], catalogVersion: String) {
+        precondition(gateway.accepted == 0 && published == 0, "the catalog of a cluster changes only before its first event")
+        gateway = ClusterGateway(partitions: config.partitions, entities: entities, options: config.options)
+        self.catalogVersion = catalogVersion
+    }
 
     /// Offers a batch and (with `publish`) publishes what it and the batches before it
     /// accepted; throws when JetStream does not acknowledge every message in time (then
     /// nothing of the unpublished batches may be assumed stored: re-send them). Without
     /// `publish` the records wait for a later `flush()` (a bulk load acknowledging many
-    /// batches at once).
-    public func offer(_ texts: EventTexts, publish: Bool = true) throws -> Result<ClusterGateway.Offered, InvalidEvents> {
-        let r = gateway.offer(texts)
+    /// batches at once). `check` and `accepted` as in `ClusterGateway.offer`.
+    public func offer(_ texts: EventTexts, publish: Bool = true, check: (Event, Int) -> TriplineError? = { _, _ in nil },
+                      accepted: (Event) -> Void = { _ in }) throws -> Result<ClusterGateway.Offered, InvalidEvents> {
+        let r = gateway.offer(texts, check: check, accepted: accepted)
         if case .success = r, publish { try flush() }
         return r
     }
@@ -201,14 +243,14 @@ public final class ClusterGatewayPublisher {
     public var unpublishedBytes: Int { gateway.pending.reduce(0) { $0 + $1.count } }
 
     /// Every partition is told the watermark (timers fire where no event comes).
-    public func markWatermark() throws {
+    public func markWatermark(publish: Bool = true) throws {
         gateway.markWatermark()
-        try flush()
+        if publish { try flush() }
     }
 
-    public func advance(until t: Millis) throws {
+    public func advance(until t: Millis, publish: Bool = true) throws {
         gateway.advance(until: t)
-        try flush()
+        if publish { try flush() }
     }
 
     /// Publishes every partition's records not published yet, one message each, and waits
@@ -217,7 +259,8 @@ public final class ClusterGatewayPublisher {
         var out: [OutgoingMessage] = []
         for (p, bytes) in gateway.take().enumerated() where !bytes.isEmpty {
             sent += 1
-            out.append(OutgoingMessage(subject: ClusterNames.eventSubject(p), data: bytes, msgId: "\(instance).\(p).\(sent)"))
+            out.append(OutgoingMessage(subject: ClusterNames.eventSubject(p), data: bytes, msgId: "\(instance).\(p).\(sent)",
+                                       headers: catalogVersion.isEmpty ? [] : [("Tripline-Catalog", catalogVersion)]))
         }
         if out.isEmpty { return }
         _ = try connection.publishAll(out)
@@ -244,8 +287,10 @@ public final class ClusterWorker: @unchecked Sendable {
     public let id: String
     let connection: NATSConnection
     let config: ClusterConfig
-    let zones: [Zone], entities: [EntityInfo], rules: [Rule]
-    let split: (entity: Set<String>, cross: Set<String>)
+    var zones: [Zone], entities: [EntityInfo], rules: [Rule]
+    var split: (entity: Set<String>, cross: Set<String>)
+    /// The catalog version the stages run (messages name theirs in `Tripline-Catalog`).
+    var catalogVersion: String
     let leases: KeyValue
     let maxStages: Int?
     private let stopFlag = NSLock()
@@ -258,8 +303,8 @@ public final class ClusterWorker: @unchecked Sendable {
         /// When the stage last got a message, and last checked the stream for a stall.
         var lastMessageAt = ContinuousClock.now
         var lastStallCheck = ContinuousClock.now
-        let stage: ClusterStage
-        let merger: ClusterMerger?
+        var stage: ClusterStage
+        var merger: ClusterMerger?
         var lastSource: UInt64 = 0
         var publishedComplete: Millis = .min
         var pending: [UInt8] = []
@@ -281,8 +326,9 @@ public final class ClusterWorker: @unchecked Sendable {
         self.connection = connection
         self.id = id
         self.maxStages = maxStages
-        let loaded = try ClusterSetup.load(connection)
+        let loaded = try ClusterSetup.loadVersioned(connection)
         config = loaded.config
+        catalogVersion = loaded.version
         (zones, entities, rules) = try loaded.catalog.decode()
         split = ClusterRules.split(rules)
         leases = try connection.keyValue(bucket: ClusterNames.leases, ttl: .seconds(3))
@@ -357,7 +403,41 @@ public final class ClusterWorker: @unchecked Sendable {
         log("stage \(h.name) had no message for 3 s while the stream holds up to \(last): reading again from \(h.lastSource + 1)")
     }
 
+    /// The catalog changed after a stage applied records: not supported (the API node changes
+    /// it only while the events stream is empty), so the worker stops rather than mix catalogs.
+    public struct CatalogChangedMidStream: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// A message names a catalog version other than the one the stages run: the catalog was
+    /// changed before the first event. Loads it (waiting up to 15 s for it to be complete) and
+    /// starts every held stage afresh on it.
+    func switchCatalog(to version: String) throws {
+        let deadline = ContinuousClock.now + .seconds(15)
+        var loaded = try ClusterSetup.loadVersioned(connection)
+        while loaded.version != version {
+            guard ContinuousClock.now < deadline else {
+                throw CatalogChangedMidStream(description: "events name catalog version \(version) but the cluster's catalog is \(loaded.version)")
+            }
+            Thread.sleep(forTimeInterval: 0.2)
+            loaded = (try? ClusterSetup.loadVersioned(connection)) ?? loaded
+        }
+        if let busy = held.values.first(where: { $0.lastSource > 0 }) {
+            throw CatalogChangedMidStream(description: "stage \(busy.name) has applied events up to stream sequence \(busy.lastSource) when the catalog changed to version \(version); changing the catalog of a cluster with events is not supported")
+        }
+        (zones, entities, rules) = try loaded.catalog.decode()
+        split = ClusterRules.split(rules)
+        catalogVersion = version
+        for h in held.values {
+            let (stage, merger) = makeStage(h.name)
+            h.stage = stage
+            h.merger = merger
+        }
+        log("catalog version \(version): stages restarted on it")
+    }
+
     func process(_ h: Held, _ m: StreamMessage) throws {
+        if let v = m.headers["Tripline-Catalog"], !v.isEmpty, v != catalogVersion { try switchCatalog(to: v) }
         if let merger = h.merger { try merger.push(m.data) } else { try h.stage.consume(m.data) }
         var out: [NamedAlert] = []
         h.stage.pipeline.drainAlerts(into: &out)
@@ -420,18 +500,20 @@ public final class ClusterWorker: @unchecked Sendable {
         }
     }
 
-    func start(_ name: String, revision: UInt64) throws {
-        let opts = config.options
+    /// A fresh engine for stage `name` on the current catalog (with its merger for `x`).
+    func makeStage(_ name: String) -> (ClusterStage, ClusterMerger?) {
         if name == "x" {
-            let stage = ClusterStage(zones: zones, entities: entities, rules: rules, only: split.cross, options: opts, positionsOnly: true)
-            let reader = try connection.orderedReader(stream: ClusterNames.events, subject: ClusterNames.allEvents, startSequence: 1)
-            held[name] = Held(name: name, revision: revision, reader: reader, stage: stage, merger: ClusterMerger(stage: stage))
-        } else {
-            let p = Int(name.dropFirst())!
-            let stage = ClusterStage(zones: zones, entities: entities, rules: rules, only: split.entity, options: opts)
-            let reader = try connection.orderedReader(stream: ClusterNames.events, subject: ClusterNames.eventSubject(p), startSequence: 1)
-            held[name] = Held(name: name, revision: revision, reader: reader, stage: stage, merger: nil)
+            let stage = ClusterStage(zones: zones, entities: entities, rules: rules, only: split.cross, options: config.options, positionsOnly: true)
+            return (stage, ClusterMerger(stage: stage))
         }
+        return (ClusterStage(zones: zones, entities: entities, rules: rules, only: split.entity, options: config.options), nil)
+    }
+
+    func start(_ name: String, revision: UInt64) throws {
+        let subject = name == "x" ? ClusterNames.allEvents : ClusterNames.eventSubject(Int(name.dropFirst())!)
+        let reader = try connection.orderedReader(stream: ClusterNames.events, subject: subject, startSequence: 1)
+        let (stage, merger) = makeStage(name)
+        held[name] = Held(name: name, revision: revision, reader: reader, stage: stage, merger: merger)
         log("took stage \(name)")
     }
 }

@@ -103,7 +103,14 @@ public final class EngineHost: @unchecked Sendable {
         case ingest(EventBatchInput, CheckedContinuation<IngestResult, any Error>)
         case advance(Millis, CheckedContinuation<IngestResult, any Error>)
         case perform((HostState) -> Void)
+        /// Cluster mode: alerts from the workers, in canonical order, to store and deliver.
+        case clusterAlerts([NamedAlert], @Sendable ((any Error)?) -> Void)
+        /// Cluster mode: tell every partition the watermark.
+        case markWatermark
     }
+
+    /// Cluster mode (`serve --cluster`): the gateway events go to; nil on a single node.
+    public let cluster: (any ClusterLink)?
 
     private let condition = NSCondition()
     private var jobs: [Job] = []
@@ -116,7 +123,8 @@ public final class EngineHost: @unchecked Sendable {
     /// server's host holds no engine until `activate()` (when it takes over).
     public init(store: any TriplineStore, options: HostOptions, metrics: Metrics = Metrics(),
                 wallClock: @escaping @Sendable () -> Millis = WallClock.system,
-                standby: Bool = false) throws {
+                standby: Bool = false, cluster: (any ClusterLink)? = nil) throws {
+        self.cluster = cluster
         self.store = store
         self.options = options
         self.metrics = metrics
@@ -129,11 +137,12 @@ public final class EngineHost: @unchecked Sendable {
     /// standby taking over; call before `start()`).
     public func activate() throws {
         let (catalog, problems) = try Catalog.load(store, sensitive: options.sensitive)
-        let s = HostState(pipeline: Self.makePipeline(catalog, options), catalog: catalog, nextAlertId: try store.maxAlertId() + 1)
+        let s = HostState(pipeline: cluster?.timeCore ?? Self.makePipeline(catalog, options), catalog: catalog, nextAlertId: try store.maxAlertId() + 1)
         s.catalogProblems = problems
         s.silences = try store.silences()
         s.receivers = try store.receivers()
-        try rebuild(s)
+        // A cluster's events are on its stream, not in this store's log.
+        if cluster == nil { try rebuild(s) }
         state = s
         rebuiltEventsAtActivation = s.rebuiltEvents
     }
@@ -155,6 +164,14 @@ public final class EngineHost: @unchecked Sendable {
         set { condition.lock(); _onDeliveries = newValue; condition.unlock() }
     }
     private var _onDeliveries: (@Sendable () -> Void)?
+
+    /// Cluster mode: called when JetStream did not acknowledge a group's records (the batches
+    /// were refused; the gateway's state may now be ahead of the stream).
+    public var onClusterPublishFailed: (@Sendable (ClusterPublishFailed) -> Void)? {
+        get { condition.lock(); defer { condition.unlock() }; return _onClusterPublishFailed }
+        set { condition.lock(); _onClusterPublishFailed = newValue; condition.unlock() }
+    }
+    private var _onClusterPublishFailed: (@Sendable (ClusterPublishFailed) -> Void)?
 
     /// Reloads silences and receivers after they changed (no rebuild: they do not touch the engine).
     public func refreshNotifications() async throws {
@@ -274,6 +291,9 @@ public final class EngineHost: @unchecked Sendable {
         var alerts: [StoredAlert] = []
         var deliveries: [Delivery] = []
         var waiters: [(CheckedContinuation<IngestResult, any Error>, IngestResult, Int)] = []
+        /// Cluster mode: records offered to the gateway wait for publishing.
+        var unpublished = false
+        var callbacks: [@Sendable ((any Error)?) -> Void] = []
     }
 
     private func process(_ taken: [Job]) {
@@ -287,6 +307,12 @@ public final class EngineHost: @unchecked Sendable {
                     dequeued(batch.count)
                 }
                 if group.logCount >= options.groupCommitEvents { commit(&group, s) }
+            case .advance(let t, let c) where cluster != nil:
+                cluster!.advance(until: t)
+                group.unpublished = true
+                var res = IngestResult()
+                res.watermark = s.pipeline.watermark
+                group.waiters.append((c, res, 0))
             case .advance(let t, let c):
                 s.pipeline.advance(until: t)
                 appendLog(&group, s, LogRecord.advance(t)[...], time: .min)
@@ -297,6 +323,12 @@ public final class EngineHost: @unchecked Sendable {
             case .perform(let body):
                 commit(&group, s)
                 body(s)
+            case .clusterAlerts(let list, let done):
+                storeAlerts(list, s, into: &group)
+                group.callbacks.append(done)
+            case .markWatermark:
+                cluster?.markWatermark()
+                group.unpublished = true
             }
         }
         commit(&group, s)
@@ -315,13 +347,15 @@ public final class EngineHost: @unchecked Sendable {
     private func apply(_ batch: EventBatchInput, _ s: HostState, into group: inout Pending,
                        continuation c: CheckedContinuation<IngestResult, any Error>) -> IngestError? {
         let latestAllowed = options.maxFuture.map { TimeBounds.add(wallClock(), $0) } ?? .max
-        let events: [Event]
-        switch s.pipeline.decode(batch, check: { [options, wallClock] e, i in
+        let check: (Event, Int) -> TriplineError? = { [options, wallClock] e, i in
             guard e.time > latestAllowed else { return nil }
             return TriplineError(.invalidValue,
                 "time \(EventTime.format(e.time)) is more than \(DurationText.format(options.maxFuture ?? 0)) ahead of this server's clock (\(EventTime.format(wallClock()))); check the sender's clock, or start the server with a larger --max-future",
                 at: SourceLocation(file: batch.file, line: batch.numbers[i], pointer: "/time"))
-        }) {
+        }
+        if let cluster { return applyToCluster(cluster, batch, s, check: check, into: &group, continuation: c) }
+        let events: [Event]
+        switch s.pipeline.decode(batch, check: check) {
         case .success(let evs): events = evs
         case .failure(let invalid):
             metrics.add(\.batchesRefused, 1)
@@ -352,6 +386,42 @@ public final class EngineHost: @unchecked Sendable {
         return nil
     }
 
+    /// Cluster mode: offers the batch to the gateway; it is acknowledged once the group's
+    /// records are published (`commit`).
+    private func applyToCluster(_ cluster: any ClusterLink, _ batch: EventBatchInput, _ s: HostState, check: (Event, Int) -> TriplineError?,
+                                into group: inout Pending, continuation c: CheckedContinuation<IngestResult, any Error>) -> IngestError? {
+        let latest = s.latest
+        switch cluster.offer(batch, check: check, accepted: { ev in if ev.type == Symbols.positionType { latest.track(ev) } }) {
+        case .failure(let invalid):
+            metrics.add(\.batchesRefused, 1)
+            return .invalid(invalid.errors)
+        case .success(let o):
+            var res = IngestResult()
+            res.received = o.received
+            res.duplicates = o.duplicates
+            res.lateLines = o.late.map { batch.numbers[$0] }
+            res.applied = o.received - o.duplicates - o.late.count
+            res.watermark = o.watermark
+            metrics.add(\.eventsReceived, o.received)
+            metrics.add(\.eventsDuplicate, o.duplicates)
+            metrics.add(\.eventsLate, o.late.count)
+            group.unpublished = true
+            group.waiters.append((c, res, batch.count))
+            return nil
+        }
+    }
+
+    /// Cluster mode: queues alerts the workers produced (in canonical order) to be stored and
+    /// delivered like a local engine's; `done` is called once they are committed (or not).
+    public func storeClusterAlerts(_ list: [NamedAlert], done: @escaping @Sendable ((any Error)?) -> Void) {
+        enqueue(.clusterAlerts(list, done))
+    }
+
+    /// Cluster mode: tells every partition the watermark, so that timers fire in quiet ones.
+    public func markClusterWatermark() {
+        enqueue(.markWatermark)
+    }
+
     /// Adds one line to the group's log batch (assigning the next seq).
     func appendLog(_ group: inout Pending, _ s: HostState, _ line: ArraySlice<UInt8>, time: Millis) {
         if group.logCount == 0 { group.firstSeq = s.nextSeq }
@@ -368,10 +438,25 @@ public final class EngineHost: @unchecked Sendable {
         var drained: [NamedAlert] = []
         s.pipeline.drainAlerts(into: &drained)
         if drained.isEmpty { return 0 }
+        storeAlerts(drained, s, into: &group)
+        return drained.count
+    }
+
+    /// Turns alerts into stored alerts with their silences and deliveries. A cluster's alerts
+    /// name their rule by id only: its position and severity come from this node's catalog
+    /// (the cluster's).
+    func storeAlerts(_ drained: [NamedAlert], _ s: HostState, into group: inout Pending) {
         let now = wallClock()
-        for a in drained {
+        var positions: [String: Int] = [:]
+        if cluster != nil { for (i, r) in s.catalog.rules.enumerated() { positions[r.id] = i } }
+        for var a in drained {
+            if cluster != nil, let i = positions[a.rule] {
+                a.ruleIndex = i
+                a.severity = s.catalog.rules[i].severity
+            }
+            let version = a.ruleIndex < s.catalog.versions.count ? s.catalog.versions[a.ruleIndex] : 0
             var stored = StoredAlert(
-                id: s.nextAlertId, rule: a.rule, version: s.catalog.versions[a.ruleIndex], firing: a.firing, time: a.time,
+                id: s.nextAlertId, rule: a.rule, version: version, firing: a.firing, time: a.time,
                 entity: a.entity, zone: a.zone, pairA: a.pairA, pairB: a.pairB, line: a.line, silence: nil, createdAt: now)
             s.nextAlertId += 1
             stored.silence = s.silences.first { $0.matches(stored, severity: a.severity.rawValue, at: now) }?.id
@@ -382,13 +467,26 @@ public final class EngineHost: @unchecked Sendable {
             }
             group.alerts.append(stored)
         }
-        return drained.count
     }
 
     private func commit(_ group: inout Pending, _ s: HostState) {
-        if group.logCount == 0 && group.alerts.isEmpty && group.waiters.isEmpty { return }
+        if group.logCount == 0 && group.alerts.isEmpty && group.waiters.isEmpty && group.callbacks.isEmpty && !group.unpublished { return }
         let queuedDeliveries = !group.deliveries.isEmpty
         let started = DispatchTime.now().uptimeNanoseconds
+        if let cluster, group.unpublished {
+            // Acknowledged only once JetStream holds every record of the group.
+            do {
+                try cluster.flush()
+            } catch {
+                for (c, _, n) in group.waiters {
+                    dequeued(n)
+                    c.resume(throwing: IngestError.storage("the cluster did not acknowledge the events: \(error)"))
+                }
+                group.waiters = []
+                group.unpublished = false
+                onClusterPublishFailed?(ClusterPublishFailed(description: "\(error)"))
+            }
+        }
         do {
             let batch = group.logCount == 0 ? nil : LogBatch(firstSeq: group.firstSeq, count: group.logCount, maxTime: group.maxTime, storedAt: wallClock(), lines: group.log)
             try store.commit(log: batch, alerts: group.alerts, deliveries: group.deliveries)
@@ -403,6 +501,7 @@ public final class EngineHost: @unchecked Sendable {
                 dequeued(n)
                 c.resume(returning: r)
             }
+            for f in group.callbacks { f(nil) }
         } catch let lost as LostActiveLease {
             // Another server is active now: nothing of the group was stored, and this engine
             // must not write again.
@@ -410,6 +509,7 @@ public final class EngineHost: @unchecked Sendable {
                 dequeued(n)
                 c.resume(throwing: IngestError.storage("\(lost)"))
             }
+            for f in group.callbacks { f(lost) }
             onLostLease?(lost)
         } catch {
             // Nothing of the group is durable: refuse every batch in it, and put the engine
@@ -418,8 +518,9 @@ public final class EngineHost: @unchecked Sendable {
                 dequeued(n)
                 c.resume(throwing: IngestError.storage("\(error)"))
             }
+            for f in group.callbacks { f(error) }
             s.nextAlertId = ((try? store.maxAlertId()) ?? s.nextAlertId - Int64(group.alerts.count)) + 1
-            try? rebuild(s)
+            if cluster == nil { try? rebuild(s) }
         }
         group = Pending()
     }
@@ -510,11 +611,18 @@ public final class EngineHost: @unchecked Sendable {
     /// reloads the catalog and rebuilds the engine from the log.
     public func changeCatalog<T: Sendable>(_ persist: @escaping @Sendable (any TriplineStore, HostState) throws -> T) async throws -> T {
         try await perform { [self] s in
+            // A cluster's catalog changes only before its first event (so far).
+            try cluster?.checkCatalogChange()
             let result = try persist(store, s)
             let (catalog, problems) = try Catalog.load(store, sensitive: options.sensitive)
             s.catalog = catalog
             s.catalogProblems = problems
-            try rebuild(s)
+            if let cluster {
+                try cluster.publishCatalog(catalog)
+                s.pipeline = cluster.timeCore
+            } else {
+                try rebuild(s)
+            }
             return result
         }
     }

@@ -72,11 +72,15 @@ public struct RouteSpec: Sendable, Hashable {
     public var roles: [Role]
     /// A standby server answers it too (it reads only the store, never the engine).
     public var standby: Bool = false
-    public init(method: String, path: String, roles: [Role], standby: Bool = false) {
+    /// A cluster's API node answers it (false: it reads the local event log, which a cluster
+    /// keeps on its stream instead).
+    public var cluster: Bool = true
+    public init(method: String, path: String, roles: [Role], standby: Bool = false, cluster: Bool = true) {
         self.method = method
         self.path = path
         self.roles = roles
         self.standby = standby
+        self.cluster = cluster
     }
 }
 
@@ -259,9 +263,15 @@ public final class TriplineHTTP: Sendable {
                 let token = try authenticate(req, roles: spec.roles, route: spec)
                 try checkQuery(req, spec)
                 if !spec.standby && role != .active { throw standbyRefusal(spec) }
+                if !spec.cluster && host.cluster != nil {
+                    throw APIError(status: .notImplemented, code: "not_in_cluster_mode",
+                                   message: "\(spec.method) \(spec.path) reads the event log, which a cluster keeps on its JetStream stream rather than in this API node's store; it is not available on a cluster API node yet (run it on a single-node server, or replay the stream with tripline replay)")
+                }
                 return try await handler(req, ctx, token)
             } catch let e as APIError {
                 throw e
+            } catch let e as ClusterCatalogFrozen {
+                throw APIError(status: .conflict, code: "catalog_frozen", message: e.description)
             } catch let e as ValidationFailure {
                 throw APIError.invalid(e, what: "request")
             } catch {

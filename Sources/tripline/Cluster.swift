@@ -58,9 +58,9 @@ struct ClusterCommand: ParsableCommand {
 
         func run() throws {
             let c = try ClusterCommand.connect(cluster, name: "tripline gateway")
-            let loaded = try ClusterSetup.load(c)
+            let loaded = try ClusterSetup.loadVersioned(c)
             let (_, entities, _) = try loaded.catalog.decode()
-            let gw = ClusterGatewayPublisher(connection: c, config: loaded.config, entities: entities)
+            let gw = ClusterGatewayPublisher(connection: c, config: loaded.config, entities: entities, catalogVersion: loaded.version)
             guard let data = FileManager.default.contents(atPath: events) else { throw ValidationError("cannot read \(events)") }
             let bytes = [UInt8](data)
             var lines: [[UInt8]] = [], numbers: [Int] = []

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import NIOCore
+import TriplineCluster
 import TriplineCore
 import TriplinePostgres
 import TriplineSQLite
@@ -45,6 +46,14 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "The URL clients are sent to while this server is active (default: http(s)://HOST:PORT as it listens).") var advertise: String?
     @Option(name: .customLong("log-level"), help: "Log level on stderr: error, warning, info (every request, with its id) or debug.")
     var logLevel = "warning"
+    @Option(help: "Run as an API node of a cluster on NATS JetStream (nats:// URLs, comma-separated): events are published to the cluster's partitions and acknowledged once JetStream holds them; the workers' alerts are read back into this node's store, webhooks and streams. Creates the cluster when there is none yet. See docs/cluster.md.")
+    var cluster: String?
+    @Option(help: "With --cluster, when this node creates the cluster: partitions P (fixed for the cluster's life; default 24). On an existing cluster it must be the cluster's.")
+    var partitions: Int?
+    @Option(help: "With --cluster, when this node creates the cluster: stream replicas (3 on a three-server JetStream cluster).")
+    var replicas = 1
+    @Option(name: .customLong("watermark-interval"), help: "With --cluster: how often every partition is told the watermark when it moved (timers fire where no event comes).")
+    var watermarkInterval = "1s"
     @Option(name: .customLong("shutdown-flush"), help: "On SIGTERM, after the last requests are answered, attempt the webhook deliveries due for at most this long (the rest stay in the outbox).")
     var shutdownFlush = "5s"
 
@@ -53,13 +62,17 @@ struct ServerOptions: ParsableArguments {
 
     /// Opens the store, the audit log and the engine host (rebuilding the engine from the log),
     /// and records the configuration in force in the audit log.
-    func open() throws -> (any TriplineStore, EngineHost, ServerSettings, AuditLog, ServerRole) {
+    func open() throws -> (any TriplineStore, EngineHost, ServerSettings, AuditLog, ServerRole, ClusterNode?) {
         do {
             Self.lock = try DataFolderLock(directory: data)
         } catch let e as DataFolderLock.Held {
             CLI.printErr("tripline: \(e)")
             throw ExitCode(1)
         }
+        if cluster != nil && standby {
+            throw ValidationError("--standby with --cluster: a standby API node of a cluster is not built yet; run one API node per cluster")
+        }
+        if cluster == nil && partitions != nil { throw ValidationError("--partitions goes with --cluster") }
         if standby && store == nil {
             throw ValidationError("--standby needs a store several servers share: give --store postgres://user@host:port/database")
         }
@@ -140,8 +153,15 @@ struct ServerOptions: ParsableArguments {
         settings.outboxFlushSeconds = Double(try CLI.parseDuration(shutdownFlush, option: "--shutdown-flush")) / 1000
         settings.advertise = advertise
         let audit = try CLI.openAudit(store: store, directory: data)
+        let node = try cluster.map { try joinCluster($0, store: store, settings: settings, audit: audit) }
         let started = Date()
-        let engineHost = try EngineHost(store: store, options: settings.options, wallClock: settings.clock, standby: role == .standby)
+        let engineHost = try EngineHost(store: store, options: settings.options, wallClock: settings.clock, standby: role == .standby, cluster: node)
+        engineHost.onClusterPublishFailed = { e in
+            // The gateway's time core has taken batches JetStream may not hold: this node
+            // stops rather than stamp later events against a state the stream does not have.
+            CLI.printErr("tripline: the cluster did not acknowledge published events (\(e)); stopping")
+            Foundation.exit(1)
+        }
         engineHost.onLostLease = { lost in
             CLI.printErr("tripline: \(lost); stopping")
             Foundation.exit(1)
@@ -165,8 +185,60 @@ struct ServerOptions: ParsableArguments {
             ("webhooks", .obj([("max_attempts", .int(settings.webhooks.maxAttempts)), ("backoff_ms", .int(settings.webhooks.backoffMs))])),
             ("rule_lifetime_ms", .obj([("default", .int(settings.ruleDefaultLifetime)), ("max", .int(settings.ruleMaxLifetime))])),
             ("rebuilt_events", .int(rebuilt)), ("role", .str(role.rawValue)), ("holder", .str(holder)),
+            ("cluster", node.map { .obj([("partitions", .int($0.config.partitions)), ("catalog_version", .str($0.publisher.catalogVersion))]) } ?? .null),
         ]))
-        return (store, engineHost, settings, audit, role)
+        return (store, engineHost, settings, audit, role, node)
+    }
+
+    /// `--cluster`: connects, creates the cluster (with this store's catalog) or joins it
+    /// (taking its catalog into an empty store), and checks that its settings are this node's.
+    func joinCluster(_ urls: String, store: any TriplineStore, settings: ServerSettings, audit: AuditLog) throws -> ClusterNode {
+        guard try store.logCount() == 0 else {
+            throw ValidationError("--cluster: this store holds the event log of a single-node server; a cluster's events live on its stream: give a new --data folder or database to the API node")
+        }
+        let c = try ClusterCommand.connect(urls, name: "tripline serve \(ProcessInfo.processInfo.hostName)-\(getpid())")
+        let existing: (config: ClusterConfig, catalog: ClusterCatalog, version: String)?
+        do {
+            existing = try ClusterSetup.loadVersioned(c)
+        } catch is ClusterCatalog.Invalid {
+            existing = nil
+        }
+        let config = ClusterConfig(partitions: partitions ?? existing?.config.partitions ?? 24,
+                                   allowedLateness: settings.options.allowedLateness, dedupWindow: settings.options.dedupWindow)
+        guard partitions.map({ (1...4096).contains($0) }) ?? true else { throw ValidationError("--partitions must be 1 to 4096") }
+        if let e = existing?.config, e != config {
+            throw ValidationError("--cluster: the cluster has \(e.partitions) partitions, allowed lateness \(DurationText.format(e.allowedLateness)) and dedup window \(DurationText.format(e.dedupWindow)); start this node with --partitions \(e.partitions) --allowed-lateness \(DurationText.format(e.allowedLateness)) --dedup-window \(DurationText.format(e.dedupWindow)) (those cannot change)")
+        }
+        let now = Millis(Date().timeIntervalSince1970 * 1000)
+        let mine = try ClusterNode.documents(store)
+        var version: String
+        if let existing {
+            let theirs = existing.catalog
+            let normal = try ClusterNode.normalized(theirs, sensitive: settings.options.sensitive)
+            let same = normal.zones == mine.zones && normal.entities == mine.entities && normal.rules == mine.rules
+            if same {
+                version = existing.version
+            } else if mine.zones.isEmpty && mine.entities.isEmpty && mine.rules.isEmpty {
+                let n = try ClusterNode.importCatalog(theirs, into: store, sensitive: settings.options.sensitive, now: now)
+                try audit.record(actor: "server", action: "catalog.import", target: "cluster",
+                                 detail: .obj([("rules", .int(n.0)), ("zones", .int(n.1)), ("entities", .int(n.2)), ("version", .str(existing.version))]))
+                version = existing.version
+            } else {
+                let ev = try c.streamState(ClusterNames.events)
+                guard ev.lastSequence == 0 else {
+                    throw ValidationError("--cluster: this store's catalog differs from the cluster's, and the cluster already has events; start the API node on an empty store (it takes the cluster's catalog) or on a store with the same catalog")
+                }
+                version = try ClusterSetup.create(c, config: config, catalog: mine, replicas: replicas, replaceCatalog: true)
+            }
+        } else {
+            version = try ClusterSetup.create(c, config: config, catalog: mine, replicas: replicas)
+        }
+        let ev = try c.streamState(ClusterNames.events)
+        guard ev.lastSequence == 0 else {
+            throw ValidationError("--cluster: the cluster's events stream already holds \(ev.messages) message(s) from a gateway; taking over as the gateway of a cluster with events (gateway failover) is not built yet: this API node can start only on a cluster without events")
+        }
+        let (catalog, _) = try Catalog.load(store, sensitive: settings.options.sensitive)
+        return ClusterNode(connection: c, config: config, replicas: replicas, store: store, entities: catalog.entities, catalogVersion: version)
     }
 }
 
@@ -178,13 +250,28 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var server: ServerOptions
 
     func run() async throws {
-        let (store, host, settings, audit, role) = try server.open()
+        let (store, host, settings, audit, role, node) = try server.open()
+        if let node {
+            _ = try ClusterNode.startAlertFeed(connection: node.connection, config: node.config, host: host, store: store,
+                                               log: { CLI.printErr("tripline: \($0)") })
+            let every = try CLI.parseDuration(server.watermarkInterval, option: "--watermark-interval")
+            guard every >= 10 else { throw ValidationError("--watermark-interval: at least 10ms") }
+            let marker = Thread {
+                while true {
+                    Thread.sleep(forTimeInterval: Double(every) / 1000)
+                    host.markClusterWatermark()
+                }
+            }
+            marker.name = "tripline-cluster-watermark"
+            marker.start()
+        }
         let http = TriplineHTTP(host: host, settings: settings, audit: audit, shared: store as? any SharedStore, standby: role == .standby)
         let h = settings.host
+        let clusterPartitions = node?.config.partitions
         let scheme = settings.tls == nil ? "http" : "https"
         try await http.run { port in
             let where_ = server.store.map { "store \(PostgresStore.redacted($0))" } ?? "data in \(server.data)"
-            let standing = role == .standby ? ", standing by" : ""
+            let standing = (role == .standby ? ", standing by" : "") + (clusterPartitions.map { ", API node of a cluster with \($0) partitions" } ?? "")
             FileHandle.standardOutput.write(Data("tripline: serving on \(scheme)://\(h):\(port) (\(where_)\(standing))\n".utf8))
         }
     }

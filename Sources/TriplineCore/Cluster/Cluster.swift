@@ -210,6 +210,8 @@ public final class ClusterGateway {
     public var watermark: Millis { pipeline.watermark }
     public var maxTime: Millis { pipeline.maxTime }
     public var stats: EngineStats { pipeline.stats }
+    /// The time core (a pipeline with no zones and no rules): watermark, statistics, entity names.
+    public var timeCore: Pipeline { pipeline }
 
     func partition(_ entity: Int32) -> Int {
         let e = Int(entity)
@@ -219,10 +221,12 @@ public final class ClusterGateway {
     }
 
     /// Decodes the batch (all or nothing: every error, nothing offered) and offers its events
-    /// in order, adding a record for each accepted one to its partition.
-    public func offer(_ texts: EventTexts) -> Result<Offered, InvalidEvents> {
+    /// in order, adding a record for each accepted one to its partition. `check` may refuse a
+    /// decoded event (as `Pipeline.decode`); `accepted` sees each accepted event.
+    public func offer(_ texts: EventTexts, check: (Event, Int) -> TriplineError? = { _, _ in nil },
+                      accepted onAccepted: (Event) -> Void = { _ in }) -> Result<Offered, InvalidEvents> {
         let events: [Event]
-        switch pipeline.decode(texts) {
+        switch pipeline.decode(texts, check: check) {
         case .success(let evs): events = evs
         case .failure(let e): return .failure(e)
         }
@@ -233,6 +237,7 @@ public final class ClusterGateway {
             case .duplicate: r.duplicates += 1
             case .late: r.late.append(i)
             case .accepted(let ref):
+                onAccepted(ev)
                 accepted += 1
                 let p = partition(ev.entity)
                 ClusterRecords.append(.event(accepted: accepted, watermark: pipeline.watermark, assigned: ref.isGiven ? 0 : ref.sequence,

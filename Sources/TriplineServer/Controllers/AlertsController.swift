@@ -15,7 +15,7 @@ struct AlertsController: Controller {
         (RouteSpec(method: "GET", path: "/v1/alerts", roles: read, standby: true), \.listAlerts),
         (RouteSpec(method: "GET", path: "/v1/alerts/stream", roles: read), \.streamAlerts),
         (RouteSpec(method: "GET", path: "/v1/alerts/{id}", roles: read, standby: true), \.getAlert),
-        (RouteSpec(method: "GET", path: "/v1/alerts/{id}/explain", roles: read), \.explainAlert),
+        (RouteSpec(method: "GET", path: "/v1/alerts/{id}/explain", roles: read, cluster: false), \.explainAlert),
         (RouteSpec(method: "POST", path: "/v1/alerts/{id}/feedback", roles: write), \.postFeedback),
         (RouteSpec(method: "GET", path: "/v1/alerts/{id}/feedback", roles: read, standby: true), \.listFeedback),
     ] }

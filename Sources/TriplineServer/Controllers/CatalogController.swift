@@ -17,7 +17,7 @@ struct CatalogController: Controller {
         (RouteSpec(method: "DELETE", path: "/v1/rules/{id}", roles: write), \.deleteRule),
         (RouteSpec(method: "GET", path: "/v1/rules/{id}/versions", roles: read), \.ruleVersions),
         (RouteSpec(method: "GET", path: "/v1/rules/{id}/stats", roles: read), \.ruleStats),
-        (RouteSpec(method: "POST", path: "/v1/rules/backtest", roles: write), \.backtest),
+        (RouteSpec(method: "POST", path: "/v1/rules/backtest", roles: write, cluster: false), \.backtest),
         (RouteSpec(method: "GET", path: "/v1/zones", roles: read, standby: true), \.listZones),
         (RouteSpec(method: "POST", path: "/v1/zones", roles: write), \.postZones),
         (RouteSpec(method: "GET", path: "/v1/zones/{id}", roles: read, standby: true), \.getZone),
@@ -27,9 +27,9 @@ struct CatalogController: Controller {
         (RouteSpec(method: "POST", path: "/v1/entities", roles: write), \.postEntities),
         (RouteSpec(method: "GET", path: "/v1/entities/{id}", roles: read, standby: true), \.getEntity),
         (RouteSpec(method: "PUT", path: "/v1/entities/{id}", roles: write), \.putEntity),
-        (RouteSpec(method: "DELETE", path: "/v1/entities/{id}", roles: write), \.deleteEntity),
-        (RouteSpec(method: "GET", path: "/v1/entities/{id}/timeline", roles: read), \.timeline),
-        (RouteSpec(method: "GET", path: "/v1/entities/{id}/export", roles: write), \.exportEntity),
+        (RouteSpec(method: "DELETE", path: "/v1/entities/{id}", roles: write, cluster: false), \.deleteEntity),
+        (RouteSpec(method: "GET", path: "/v1/entities/{id}/timeline", roles: read, cluster: false), \.timeline),
+        (RouteSpec(method: "GET", path: "/v1/entities/{id}/export", roles: write, cluster: false), \.exportEntity),
     ] }
 }
 

@@ -128,7 +128,7 @@ extension EventsController {
         { [self] _, ctx, _ in
             let id = try param(ctx)
             let inside: [(String, String, Double, Double, Millis)]? = try await host.perform { s in
-                guard let z = s.pipeline.zones.first(where: { $0.id == id }) else { return nil }
+                guard let z = s.catalog.zones.first(where: { $0.id == id }) else { return nil }
                 return s.positions().filter { z.shape.covers($0.2, $0.3) }
             }
             guard let inside else { throw APIError.notFound("no zone \"\(id)\"") }

@@ -56,7 +56,7 @@ extension SystemController {
                 let st = e.stats
                 return .obj([
                     ("watermark", .time(e.watermark)), ("max_event_time", .time(e.maxTime)),
-                    ("rules", .int(e.rules.count)), ("zones", .int(e.zones.count)), ("entities_known", .int(e.entityCount)),
+                    ("rules", .int(s.catalog.rules.count)), ("zones", .int(s.catalog.zones.count)), ("entities_known", .int(e.entityCount)),
                     ("events_arrived", .int(st.arrived)), ("events_applied", .int(st.applied)),
                     ("duplicates", .int(st.duplicates)), ("late", .int(st.late)),
                     ("rebuild", .obj([("events", .int(s.rebuiltEvents)), ("seconds", .num(s.rebuildSeconds))])),
@@ -66,7 +66,8 @@ extension SystemController {
                 ])
             }
             if case .obj(var fields) = snap {
-                fields += [("stream_subscribers", .int(host.alerts.count)), ("connections", .int(http.connections.count))]
+                fields += [("stream_subscribers", .int(host.alerts.count)), ("connections", .int(http.connections.count)),
+                           ("mode", .str(host.cluster == nil ? "single" : "cluster"))]
                 return API.json(.obj(fields))
             }
             return API.json(snap)
