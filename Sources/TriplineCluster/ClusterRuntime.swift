@@ -253,6 +253,41 @@ public final class ClusterGatewayPublisher {
         if publish { try flush() }
     }
 
+    /// A gateway taking over a cluster that has events (a restarted or new API node): reads
+    /// the whole `EV` stream, rebuilds the time core from it (`ClusterGateway.Rebuilder`), and
+    /// publishes a `void` record for each accepted number a dead gateway's last publish lost.
+    /// Nothing else may publish to `EV` meanwhile (the caller holds the gateway lease).
+    public static func rebuilt(connection: NATSConnection, config: ClusterConfig, entities: [EntityInfo], catalogVersion: String) throws -> (ClusterGatewayPublisher, ClusterGateway.Rebuilt, messages: Int) {
+        let pub = ClusterGatewayPublisher(connection: connection, config: config, entities: entities, catalogVersion: catalogVersion)
+        let last = try connection.streamState(ClusterNames.events).lastSequence
+        let rebuilder = ClusterGateway.Rebuilder()
+        var messages = 0
+        if last > 0 {
+            let reader = try connection.orderedReader(stream: ClusterNames.events, subject: ClusterNames.allEvents, startSequence: 1)
+            var seq: UInt64 = 0
+            var quiet = ContinuousClock.now
+            while seq < last {
+                guard let m = try reader.next(timeout: .milliseconds(500)) else {
+                    if ContinuousClock.now - quiet > .seconds(30) {
+                        throw ClusterCatalog.Invalid(description: "the events stream stopped delivering at sequence \(seq) of \(last) while rebuilding the gateway (are its servers up?)")
+                    }
+                    continue
+                }
+                quiet = ContinuousClock.now
+                seq = m.sequence
+                messages += 1
+                try ClusterRecords.forEach(in: m.data) { rebuilder.add($0) }
+            }
+        }
+        let (gw, report) = try rebuilder.rebuild(partitions: config.partitions, entities: entities, options: config.options)
+        pub.gateway = gw
+        if !report.holes.isEmpty {
+            for n in report.holes { gw.void(n) }
+            try pub.flush()
+        }
+        return (pub, report, messages)
+    }
+
     /// Publishes every partition's records not published yet, one message each, and waits
     /// for JetStream's acknowledgements.
     public func flush() throws {

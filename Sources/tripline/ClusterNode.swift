@@ -15,14 +15,16 @@ final class ClusterNode: ClusterLink {
     let replicas: Int
     let store: any TriplineStore
     let publisher: ClusterGatewayPublisher
+    let lease: GatewayLease
     private var lastMarked: Millis = .min
 
-    init(connection: NATSConnection, config: ClusterConfig, replicas: Int, store: any TriplineStore, entities: [EntityInfo], catalogVersion: String) {
+    init(connection: NATSConnection, config: ClusterConfig, replicas: Int, store: any TriplineStore, publisher: ClusterGatewayPublisher, lease: GatewayLease) {
         self.connection = connection
         self.config = config
         self.replicas = replicas
         self.store = store
-        publisher = ClusterGatewayPublisher(connection: connection, config: config, entities: entities, catalogVersion: catalogVersion)
+        self.publisher = publisher
+        self.lease = lease
     }
 
     var timeCore: Pipeline { publisher.timeCore }
@@ -44,7 +46,12 @@ final class ClusterNode: ClusterLink {
         lastMarked = publisher.watermark
     }
 
-    func flush() throws { try publisher.flush() }
+    /// Publishes only while the gateway lease is surely this node's (renewed within 2 s of its
+    /// 3 s life): a node cut off from JetStream stops before another takes over.
+    func flush() throws {
+        guard lease.isFresh else { throw GatewayLease.Stale(description: "the gateway lease was not renewed for over 2 s") }
+        try publisher.flush()
+    }
 
     func checkCatalogChange() throws {
         let st = try connection.streamState(ClusterNames.events)
@@ -174,5 +181,93 @@ final class ClusterNode: ClusterLink {
 
     final class Outcome: @unchecked Sendable {
         var error: String?
+    }
+}
+
+/// The cluster's gateway lease (`gateway` in the lease bucket, 3 s life): one API node at a time
+/// publishes events. Another node waits for it, and takes over (rebuilding the gateway from the
+/// stream) once the holder stops or dies and the lease expires.
+final class GatewayLease: @unchecked Sendable {
+    let kv: KeyValue
+    let holder: String
+    private let lock = NSLock()
+    private var revision: UInt64 = 0
+    private var renewedAt = ContinuousClock.now
+    private var released = false
+    static let key = "gateway"
+
+    struct Stale: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    init(connection: NATSConnection, holder: String) throws {
+        kv = try connection.keyValue(bucket: ClusterNames.leases, ttl: .seconds(3))
+        self.holder = holder
+    }
+
+    /// Takes the lease, waiting (and saying so, once) while another node holds it.
+    func acquire(log: (String) -> Void) throws {
+        var told = false
+        while true {
+            do {
+                if let rev = try kv.create(Self.key, Array(holder.utf8)) {
+                    lock.lock()
+                    revision = rev
+                    renewedAt = ContinuousClock.now
+                    lock.unlock()
+                    return
+                }
+                if !told, let cur = try kv.get(Self.key) {
+                    log("waiting for the gateway lease, held by \(String(decoding: cur.value, as: UTF8.self)); this node takes over when it stops or dies")
+                    told = true
+                }
+            } catch let e as NATSError {
+                log("gateway lease: \(e); retrying")
+            }
+            Thread.sleep(forTimeInterval: 0.5)
+        }
+    }
+
+    var isFresh: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return !released && ContinuousClock.now - renewedAt < .seconds(2)
+    }
+
+    /// Renews every 500 ms on its own thread; `lost` is called when another node holds it.
+    func keepRenewing(lost: @escaping @Sendable (String) -> Void) {
+        let t = Thread { [self] in
+            while true {
+                Thread.sleep(forTimeInterval: 0.5)
+                lock.lock()
+                let (rev, done) = (revision, released)
+                lock.unlock()
+                if done { return }
+                do {
+                    if let next = try kv.update(Self.key, Array(holder.utf8), last: rev) {
+                        lock.lock()
+                        revision = next
+                        renewedAt = ContinuousClock.now
+                        lock.unlock()
+                    } else {
+                        let other = (try? kv.get(Self.key)).flatMap { $0 }.map { String(decoding: $0.value, as: UTF8.self) } ?? "another node"
+                        lost(other)
+                        return
+                    }
+                } catch {
+                    // Not renewed: publishing stops after 2 s (isFresh); retried.
+                }
+            }
+        }
+        t.name = "tripline-gateway-lease"
+        t.start()
+    }
+
+    /// Gives the lease up (a clean stop: a waiting node takes over at once).
+    func release() {
+        lock.lock()
+        released = true
+        lock.unlock()
+        try? kv.delete(Self.key)
     }
 }

@@ -233,12 +233,22 @@ struct ServerOptions: ParsableArguments {
         } else {
             version = try ClusterSetup.create(c, config: config, catalog: mine, replicas: replicas)
         }
-        let ev = try c.streamState(ClusterNames.events)
-        guard ev.lastSequence == 0 else {
-            throw ValidationError("--cluster: the cluster's events stream already holds \(ev.messages) message(s) from a gateway; taking over as the gateway of a cluster with events (gateway failover) is not built yet: this API node can start only on a cluster without events")
-        }
+        // One gateway at a time: wait for the lease, then rebuild the gateway's time core from
+        // the stream (empty on a new cluster).
+        let lease = try GatewayLease(connection: c, holder: settings.holder + (settings.advertise.map { " at \($0)" } ?? ""))
+        try lease.acquire(log: { CLI.printErr("tripline: \($0)") })
         let (catalog, _) = try Catalog.load(store, sensitive: settings.options.sensitive)
-        return ClusterNode(connection: c, config: config, replicas: replicas, store: store, entities: catalog.entities, catalogVersion: version)
+        let began = ContinuousClock.now
+        let (publisher, report, messages) = try ClusterGatewayPublisher.rebuilt(connection: c, config: config, entities: catalog.entities, catalogVersion: version)
+        if messages > 0 {
+            let d = (ContinuousClock.now - began).components
+            CLI.printErr("tripline: took over as the cluster's gateway: rebuilt from \(messages) messages (\(report.events) events, \(report.drops) drops, \(report.advances) advances) in \(String(format: "%.2f", Double(d.seconds) + Double(d.attoseconds) / 1e18)) s" + (report.holes.isEmpty ? "" : "; \(report.holes.count) accepted numbers lost with the last gateway's unfinished publish were voided"))
+        }
+        lease.keepRenewing(lost: { other in
+            CLI.printErr("tripline: lost the cluster's gateway lease to \(other); stopping so that one gateway publishes")
+            Foundation.exit(1)
+        })
+        return ClusterNode(connection: c, config: config, replicas: replicas, store: store, publisher: publisher, lease: lease)
     }
 }
 
@@ -274,6 +284,8 @@ struct Serve: AsyncParsableCommand {
             let standing = (role == .standby ? ", standing by" : "") + (clusterPartitions.map { ", API node of a cluster with \($0) partitions" } ?? "")
             FileHandle.standardOutput.write(Data("tripline: serving on \(scheme)://\(h):\(port) (\(where_)\(standing))\n".utf8))
         }
+        // A clean stop gives the gateway lease up: a waiting API node takes over at once.
+        node?.lease.release()
     }
 }
 

@@ -64,11 +64,19 @@ public enum ClusterRecord: Equatable, Sendable {
     case watermark(Millis, after: UInt64)
     /// An advance to `t` (an operator's command, idle advance, the end of a replay): buffered
     /// events up to `t` are applied, timers due by `t` fire, and every alert group closes.
-    case advance(Millis, after: UInt64)
+    /// `step`: its place among the gateway's steps (drops and advances) since event `after`.
+    case advance(Millis, after: UInt64, step: UInt32 = 0)
+    /// An arrival the gateway did not accept (late or duplicate), for rebuilding the gateway's
+    /// time core from the stream: stages ignore it. `step` as for `advance`.
+    case dropped(after: UInt64, step: UInt32, text: ArraySlice<UInt8>)
+    /// Accepted number `n` will never come (its record was lost with a gateway that died while
+    /// publishing it): the cross-entity stage stops waiting for it.
+    case void(UInt64)
 }
 
 /// The byte form of records, one per line:
-/// `e <accepted> <watermark> <assigned> <json>`, `w <after> <watermark>`, `a <after> <until>`.
+/// `e <accepted> <watermark> <assigned> <json>`, `w <after> <watermark>`,
+/// `a <after> <until> <step>`, `d <after> <step> <json>`, `v <accepted>`.
 /// (Event JSON never holds a raw newline: the decoder refuses one inside a string, and
 /// NDJSON lines and array elements come without one.)
 public enum ClusterRecords {
@@ -86,8 +94,22 @@ public enum ClusterRecords {
             out.append(contentsOf: text.lazy.map { $0 == 10 || $0 == 13 ? 32 : $0 })
         case .watermark(let w, let after):
             appendMarker(UInt8(ascii: "w"), after, w, &out)
-        case .advance(let t, let after):
+        case .advance(let t, let after, let step):
             appendMarker(UInt8(ascii: "a"), after, t, &out)
+            out.append(32)
+            appendInt(Int64(step), &out)
+        case .dropped(let after, let step, let text):
+            out.append(UInt8(ascii: "d"))
+            out.append(32)
+            appendInt(Int64(bitPattern: after), &out)
+            out.append(32)
+            appendInt(Int64(step), &out)
+            out.append(32)
+            out.append(contentsOf: text.lazy.map { $0 == 10 || $0 == 13 ? 32 : $0 })
+        case .void(let n):
+            out.append(UInt8(ascii: "v"))
+            out.append(32)
+            appendInt(Int64(bitPattern: n), &out)
         }
         out.append(10)
     }
@@ -162,12 +184,36 @@ public enum ClusterRecords {
                 let start = i
                 while i < n && bytes[i] != 10 { i += 1 }
                 try body(.event(accepted: UInt64(bitPattern: a), watermark: w, assigned: UInt32(asg), text: bytes[start..<i]))
-            case UInt8(ascii: "w"), UInt8(ascii: "a"):
+            case UInt8(ascii: "w"):
                 let after = try int(&i)
                 guard i < n, bytes[i] == 32 else { throw Malformed(offset: i) }
                 i += 1
                 let v = try int(&i)
-                try body(kind == UInt8(ascii: "w") ? .watermark(v, after: UInt64(bitPattern: after)) : .advance(v, after: UInt64(bitPattern: after)))
+                try body(.watermark(v, after: UInt64(bitPattern: after)))
+            case UInt8(ascii: "a"):
+                let after = try int(&i)
+                guard i < n, bytes[i] == 32 else { throw Malformed(offset: i) }
+                i += 1
+                let v = try int(&i)
+                var step: Int64 = 0
+                if i < n && bytes[i] == 32 {
+                    i += 1
+                    step = try int(&i)
+                    guard step >= 0, step <= Int64(UInt32.max) else { throw Malformed(offset: i) }
+                }
+                try body(.advance(v, after: UInt64(bitPattern: after), step: UInt32(step)))
+            case UInt8(ascii: "d"):
+                let after = try int(&i)
+                guard i < n, bytes[i] == 32 else { throw Malformed(offset: i) }
+                i += 1
+                let step = try int(&i)
+                guard i < n, bytes[i] == 32, step >= 0, step <= Int64(UInt32.max) else { throw Malformed(offset: i) }
+                i += 1
+                let start = i
+                while i < n && bytes[i] != 10 { i += 1 }
+                try body(.dropped(after: UInt64(bitPattern: after), step: UInt32(step), text: bytes[start..<i]))
+            case UInt8(ascii: "v"):
+                try body(.void(UInt64(bitPattern: try int(&i))))
             default:
                 throw Malformed(offset: i - 2)
             }
@@ -185,9 +231,11 @@ public final class ClusterGateway {
     /// Per interned entity: its partition (-1: not computed yet).
     var partitionOf: [Int32] = []
     /// Accepted events so far (the next record's number is this + 1).
-    public private(set) var accepted: UInt64 = 0
+    public internal(set) var accepted: UInt64 = 0
+    /// Drops and advances since the last accepted event (their records' `step`).
+    var step: UInt32 = 0
     /// Each partition's records not taken yet.
-    public private(set) var pending: [[UInt8]]
+    public internal(set) var pending: [[UInt8]]
 
     /// What became of an offered batch.
     public struct Offered: Sendable {
@@ -234,11 +282,16 @@ public final class ClusterGateway {
         r.received = events.count
         for (i, ev) in events.enumerated() {
             switch pipeline.ingest(ev) {
-            case .duplicate: r.duplicates += 1
-            case .late: r.late.append(i)
+            case .duplicate:
+                r.duplicates += 1
+                dropped(ev, texts.bytes[texts.starts[i]..<texts.ends[i]])
+            case .late:
+                r.late.append(i)
+                dropped(ev, texts.bytes[texts.starts[i]..<texts.ends[i]])
             case .accepted(let ref):
                 onAccepted(ev)
                 accepted += 1
+                step = 0
                 let p = partition(ev.entity)
                 ClusterRecords.append(.event(accepted: accepted, watermark: pipeline.watermark, assigned: ref.isGiven ? 0 : ref.sequence,
                                              text: texts.bytes[texts.starts[i]..<texts.ends[i]]), to: &pending[p])
@@ -247,6 +300,13 @@ public final class ClusterGateway {
         pipeline.compactIds()
         r.watermark = pipeline.watermark
         return .success(r)
+    }
+
+    /// A late or duplicate arrival, recorded in its entity's partition for a gateway rebuilt
+    /// from the stream (it moved the entity's arrival count).
+    func dropped(_ ev: Event, _ text: ArraySlice<UInt8>) {
+        step += 1
+        ClusterRecords.append(.dropped(after: accepted, step: step, text: text), to: &pending[partition(ev.entity)])
     }
 
     /// Tells every partition the current watermark (so that timers fire where no event comes).
@@ -258,7 +318,8 @@ public final class ClusterGateway {
     /// An advance to `until` for every partition (the gateway's own watermark moves too).
     public func advance(until: Millis) {
         pipeline.advance(until: until)
-        for p in pending.indices { ClusterRecords.append(.advance(until, after: accepted), to: &pending[p]) }
+        step += 1
+        for p in pending.indices { ClusterRecords.append(.advance(until, after: accepted, step: step), to: &pending[p]) }
     }
 
     /// Takes each partition's records (empty where there are none).
@@ -304,9 +365,11 @@ public final class ClusterStage {
             pipeline.watermarkReached(w)
         case .watermark(let w, _):
             pipeline.watermarkReached(w)
-        case .advance(let t, _):
+        case .advance(let t, _, _):
             pipeline.advance(until: t)
             completeThrough = max(completeThrough, t)
+        case .dropped, .void:
+            return
         }
         let w = pipeline.watermark
         if w > .min { completeThrough = max(completeThrough, w - 1) }
@@ -369,9 +432,13 @@ public final class ClusterMerger {
         case .watermark(let w, let after):
             let m = Marker(after: after, value: w, kind: 0)
             if cursor < m { markers.insert(m) }
-        case .advance(let t, let after):
+        case .advance(let t, let after, _):
             let m = Marker(after: after, value: t, kind: 1)
             if cursor < m { markers.insert(m) }
+        case .void(let a):
+            if a > cursor.after { events[a] = r }
+        case .dropped:
+            return
         }
         try drain()
     }
@@ -386,7 +453,7 @@ public final class ClusterMerger {
             // so applying an event allocates nothing.)
             if !markers.isEmpty, let m = markers.filter({ $0.after == cursor.after && cursor < $0 }).min() {
                 markers.remove(m)
-                try stage.apply(m.kind == 0 ? .watermark(m.value, after: m.after) : .advance(m.value, after: m.after))
+                try stage.apply(m.kind == 0 ? .watermark(m.value, after: m.after) : .advance(m.value, after: m.after, step: 0))
                 cursor = m
                 continue
             }
