@@ -60,7 +60,19 @@ struct ClusterCommand: ParsableCommand {
             let c = try ClusterCommand.connect(cluster, name: "tripline gateway")
             let loaded = try ClusterSetup.loadVersioned(c)
             let (_, entities, _) = try loaded.catalog.decode()
-            let gw = ClusterGatewayPublisher(connection: c, config: loaded.config, entities: entities, catalogVersion: loaded.version)
+            // The one gateway: refused while an API node (or another publish) holds the lease;
+            // carries on from what the stream holds.
+            let lease = try GatewayLease(connection: c, holder: "tripline cluster publish, PID \(getpid()) on \(ProcessInfo.processInfo.hostName)")
+            guard try lease.tryAcquire() else {
+                CLI.printErr("tripline: another gateway holds the cluster's gateway lease (\(lease.currentHolder() ?? "an API node")): post the events to it")
+                throw ExitCode(1)
+            }
+            lease.keepRenewing(lost: { other in
+                CLI.printErr("tripline: lost the cluster's gateway lease to \(other); stopping")
+                Foundation.exit(1)
+            })
+            defer { lease.release() }
+            let (gw, _, _) = try ClusterGatewayPublisher.rebuilt(connection: c, config: loaded.config, entities: entities, catalogVersion: loaded.version)
             guard let data = FileManager.default.contents(atPath: events) else { throw ValidationError("cannot read \(events)") }
             let bytes = [UInt8](data)
             var lines: [[UInt8]] = [], numbers: [Int] = []
@@ -206,12 +218,13 @@ extension ClusterCommand {
     /// `tripline cluster up`: a whole cluster on one machine for a developer.
     struct Up: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Start a cluster on this machine: nats-server processes with JetStream routed together on loopback, the cluster's streams and catalog, and workers; runs until interrupted.")
+            abstract: "Start a cluster on this machine: nats-server processes with JetStream routed together on loopback, the cluster's streams and catalog, workers, and an API node (tripline serve --cluster) with an admin token; runs until interrupted.")
         @Option(help: "nats-server processes (1, or 3 for R3 streams that survive the loss of one).") var nodes = 3
         @Option(help: "Worker processes.") var workers = 3
         @Option(help: "Partitions.") var partitions = 24
         @Option(help: "Folder for the servers' JetStream data and the logs (created if missing).") var data: String
         @Option(help: "First client port; server i listens on PORT+i, and routes on PORT+100+i.") var port = 4222
+        @Option(name: .customLong("api-port"), help: "The API node's HTTP port (on 127.0.0.1).") var apiPort = 8080
         @Option(name: .customLong("allowed-lateness"), help: "Apply events up to this much out of order.") var allowedLateness = "0s"
         @Option(help: "Zones (GeoJSON).") var zones: String?
         @Option(help: "Entities (NDJSON).") var entities: String?
@@ -230,7 +243,7 @@ extension ClusterCommand {
                 let p = Process()
                 p.executableURL = URL(fileURLWithPath: exe)
                 p.arguments = args
-                FileManager.default.createFile(atPath: root.appendingPathComponent(log).path, contents: nil)
+                _ = FileManager.default.createFile(atPath: root.appendingPathComponent(log).path, contents: nil)
                 let h = try FileHandle(forWritingTo: root.appendingPathComponent(log))
                 p.standardOutput = h
                 p.standardError = h
@@ -247,6 +260,7 @@ extension ClusterCommand {
                 }
             }
             let urls = (0..<nodes).map { "nats://127.0.0.1:\(port + $0)" }.joined(separator: ",")
+            let me = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
             do {
                 for i in 0..<nodes {
                     var args = ["-js", "-a", "127.0.0.1", "-p", String(port + i), "-sd", root.appendingPathComponent("n\(i)").path, "-n", "n\(i)"]
@@ -257,7 +271,6 @@ extension ClusterCommand {
                     _ = try spawn(nats, args, log: "nats-\(i).log")
                 }
                 // Until JetStream has a leader: creating the streams is retried for 30 s.
-                let me = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
                 var createArgs = ["cluster", "create", "--cluster", urls, "--partitions", String(partitions), "--replicas", String(min(3, nodes)),
                                   "--allowed-lateness", allowedLateness]
                 if let zones { createArgs += ["--zones", zones] }
@@ -283,10 +296,38 @@ extension ClusterCommand {
                 stopAll()
                 throw error
             }
+            // The API node, with an admin token (a new one each time; its data folder keeps
+            // the store, so the node takes over the cluster's gateway where it left off).
+            let api = root.appendingPathComponent("api").path
+            let token: String
+            do {
+                let p = Process()
+                p.executableURL = URL(fileURLWithPath: me)
+                p.arguments = ["token", "create", "--data", api, "--role", "admin", "--name", "cluster-up"]
+                let out = Pipe()
+                p.standardOutput = out
+                p.standardError = FileHandle.nullDevice
+                try p.run()
+                token = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                p.waitUntilExit()
+                guard p.terminationStatus == 0 else { throw ValidationError("could not create the API node's token in \(api)") }
+                let node = try spawn(me, ["serve", "--data", api, "--port", String(apiPort), "--cluster", urls, "--allowed-lateness", allowedLateness], log: "api.log")
+                let deadline = ContinuousClock.now + .seconds(60)
+                while !Self.listening(apiPort) {
+                    guard node.isRunning, ContinuousClock.now < deadline else {
+                        throw ValidationError("the API node did not start; see \(root.appendingPathComponent("api.log").path)")
+                    }
+                    Thread.sleep(forTimeInterval: 0.1)
+                }
+            } catch {
+                stopAll()
+                throw error
+            }
             FileHandle.standardOutput.write(Data("""
             cluster up: \(nodes) nats-server(s) at \(urls), \(workers) worker(s), \(partitions) partitions; logs in \(root.path)
-              publish events:  tripline cluster publish --cluster \(urls) EVENTS.ndjson
-              read alerts:     tripline cluster alerts --cluster \(urls) --through TIME
+              API:             http://127.0.0.1:\(apiPort) (the same API as a single server; docs/cluster.md says what differs)
+              admin token:     \(token)
+              post events:     curl -H "Authorization: Bearer $TOKEN" --data-binary @EVENTS.ndjson http://127.0.0.1:\(apiPort)/v1/events
               status:          tripline cluster status --cluster \(urls)
             Ctrl-C stops everything (the data folder stays).
 
@@ -303,6 +344,20 @@ extension ClusterCommand {
             // otherwise free them, and the signal would be ignored.)
             withExtendedLifetime(sources) { stop.wait() }
             stopAll()
+        }
+
+        /// Whether something accepts connections on 127.0.0.1:`port`.
+        static func listening(_ port: Int) -> Bool {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            guard fd >= 0 else { return false }
+            defer { close(fd) }
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_port = in_port_t(UInt16(port).bigEndian)
+            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+            return withUnsafePointer(to: &addr) { p in
+                p.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+            }
         }
     }
 }

@@ -210,15 +210,9 @@ final class GatewayLease: @unchecked Sendable {
         var told = false
         while true {
             do {
-                if let rev = try kv.create(Self.key, Array(holder.utf8)) {
-                    lock.lock()
-                    revision = rev
-                    renewedAt = ContinuousClock.now
-                    lock.unlock()
-                    return
-                }
-                if !told, let cur = try kv.get(Self.key) {
-                    log("waiting for the gateway lease, held by \(String(decoding: cur.value, as: UTF8.self)); this node takes over when it stops or dies")
+                if try tryAcquire() { return }
+                if !told, let cur = currentHolder() {
+                    log("waiting for the gateway lease, held by \(cur); this node takes over when it stops or dies")
                     told = true
                 }
             } catch let e as NATSError {
@@ -226,6 +220,20 @@ final class GatewayLease: @unchecked Sendable {
             }
             Thread.sleep(forTimeInterval: 0.5)
         }
+    }
+
+    /// Takes the lease if no one holds it.
+    func tryAcquire() throws -> Bool {
+        guard let rev = try kv.create(Self.key, Array(holder.utf8)) else { return false }
+        lock.lock()
+        revision = rev
+        renewedAt = ContinuousClock.now
+        lock.unlock()
+        return true
+    }
+
+    func currentHolder() -> String? {
+        (try? kv.get(Self.key)).flatMap { $0 }.map { String(decoding: $0.value, as: UTF8.self) }
     }
 
     var isFresh: Bool {
@@ -250,8 +258,7 @@ final class GatewayLease: @unchecked Sendable {
                         renewedAt = ContinuousClock.now
                         lock.unlock()
                     } else {
-                        let other = (try? kv.get(Self.key)).flatMap { $0 }.map { String(decoding: $0.value, as: UTF8.self) } ?? "another node"
-                        lost(other)
+                        lost(currentHolder() ?? "another node")
                         return
                     }
                 } catch {

@@ -388,23 +388,41 @@ def free_base():
     raise AssertionError("no free ports")
 
 
-def test_cluster_up_runs_a_three_server_cluster_that_gives_the_alerts_of_replay_and_stops_on_sigterm(tmp_path):
+def test_cluster_up_runs_a_three_server_cluster_with_an_api_node_that_gives_the_alerts_of_replay_and_stops_on_sigterm(tmp_path):
     ex = pathlib.Path(__file__).resolve().parents[2] / "examples"
     base = free_base()
+    api_port = free_port()
     up = subprocess.Popen([BIN, "cluster", "up", "--data", str(tmp_path / "c"), "--port", str(base), "--partitions", "5", "--workers", "2",
-                           "--zones", str(ex / "zones.geojson"), "--entities", str(ex / "entities-all-kinds.ndjson"),
+                           "--api-port", str(api_port), "--zones", str(ex / "zones.geojson"), "--entities", str(ex / "entities-all-kinds.ndjson"),
                            "--rules", str(ex / "rules-all-kinds.yaml")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         first = up.stdout.readline()
         assert first.startswith("cluster up: 3 nats-server(s)"), first + up.stderr.read()
+        api, token = None, None
+        while True:
+            line = up.stdout.readline()
+            assert line, up.stderr.read()
+            if line.startswith("Ctrl-C"):
+                break
+            if line.strip().startswith("API:"):
+                api = line.split("API:")[1].split()[0]
+            if "admin token:" in line:
+                token = line.split("admin token:")[1].strip()
+        assert api == f"http://127.0.0.1:{api_port}" and token and token.startswith("tl_")
+        srv = Server(tmp_path / "unused")
+        srv.port, srv.token = api_port, token
         urls = ",".join(f"nats://127.0.0.1:{base + i}" for i in range(3))
-        code, _, err = run("cluster", "publish", "--cluster", urls, "--until", "2026-03-01T18:00:00Z", ex / "events-all-kinds.ndjson")
-        assert code == 0, err
-        got, _ = read_alerts(urls, "2026-03-01T18:00:00Z", timeout="60s")
+        # The API node is the gateway: a second one (here the CLI publisher) is refused.
+        code, _, err = run("cluster", "publish", "--cluster", urls, ex / "events-all-kinds.ndjson")
+        assert code != 0 and "gateway lease" in err, err
+        post_events(srv, ex / "events-all-kinds.ndjson", {}, batch=50)
+        srv.ok("POST", "/v1/watermark", {"until": "2026-03-01T18:00:00Z"})
         code, want, err = run("replay", "--zones", ex / "zones.geojson", "--entities", ex / "entities-all-kinds.ndjson",
                               "--rules", ex / "rules-all-kinds.yaml", "--until", "2026-03-01T18:00:00Z", ex / "events-all-kinds.ndjson")
         assert code == 0, err
-        assert got == want.splitlines() and len(got) >= 10
+        want = [json.loads(l) for l in want.splitlines()]
+        got = api_alerts_when_complete(srv, len(want), timeout=60)
+        assert [canonical(a) for a in got] == want and len(got) >= 10
         status = cluster_status(urls)
         assert status["partitions"] == 5 and sorted(status["workers"]) == ["w0", "w1"]
         assert all(status["stages"][s] in ("w0", "w1") for s in status["stages"])
@@ -416,3 +434,5 @@ def test_cluster_up_runs_a_three_server_cluster_that_gives_the_alerts_of_replay_
     for i in range(3):
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.1", base + i), timeout=0.5).close()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", api_port), timeout=0.5).close()
