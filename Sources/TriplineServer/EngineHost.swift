@@ -527,7 +527,10 @@ public final class EngineHost: @unchecked Sendable {
 
     /// Records each rule version the watermark has expired, once.
     func auditExpiries(_ s: HostState) {
-        let expired = s.pipeline.expiredRules
+        // A cluster's rules run on its workers: here, a rule has expired once the gateway's
+        // watermark reached its expiry.
+        let expired: [(rule: Int, at: Millis)] = cluster == nil ? s.pipeline.expiredRules
+            : s.catalog.rules.enumerated().compactMap { i, r in r.expires.flatMap { $0 <= s.pipeline.watermark ? (i, $0) : nil } }
         guard let audit, !expired.isEmpty else { return }
         if s.expiryAudited == nil {
             var seen = Set<String>()
@@ -535,7 +538,7 @@ public final class EngineHost: @unchecked Sendable {
             s.expiryAudited = seen
         }
         for (r, at) in expired {
-            let id = s.pipeline.rules[r].id, version = s.catalog.versions[r]
+            let id = s.catalog.rules[r].id, version = s.catalog.versions[r]
             let detail = J.obj([("version", .int(version)), ("at", .time(at))])
             let key = id + " " + detail.text
             if s.expiryAudited!.contains(key) { continue }

@@ -324,6 +324,10 @@ def test_an_api_node_creates_the_cluster_from_its_catalog_and_serves_it_like_a_s
         srv.ok("POST", "/v1/zones", (ex / "zones.geojson").read_text(), content_type="application/geo+json")
         srv.ok("POST", "/v1/entities", (ex / "entities-all-kinds.ndjson").read_text(), content_type="application/x-ndjson")
         srv.ok("POST", "/v1/rules", (ex / "rules-all-kinds.yaml").read_text(), content_type="application/yaml")
+        # A rule that matches nothing here and expires mid-stream: its expiry is audited on
+        # the API node, as on one server (the workers run it).
+        srv.ok("POST", "/v1/rules", {"id": "short-lived", "kind": "enter", "purpose": "p", "owner": "o", "severity": "low", "match": {"kind": "submarine"},
+                                     "zones": {}, "expires": "2026-03-01T10:00:00Z"})
         status = cluster_status(nats.urls)
         assert status["partitions"] == 4
         until = "2026-03-01T18:00:00Z"
@@ -345,6 +349,9 @@ def test_an_api_node_creates_the_cluster_from_its_catalog_and_serves_it_like_a_s
         got = api_alerts_when_complete(srv, len(want), timeout=60)
         assert [canonical(a) for a in got] == want
         assert [a["id"] for a in got] == list(range(1, len(got) + 1))
+        exp = [r for r in srv.ok("GET", "/v1/audit?limit=1000")["records"] if r["action"] == "rule.expire"]
+        assert [r["target"] for r in exp] == ["short-lived"], exp
+        assert srv.ok("GET", "/v1/rules/short-lived")["status"] == "expired"
         st = srv.ok("GET", "/v1/status")
         assert st["mode"] == "cluster" and st["events_arrived"] == n and st["rules"] > 0
         assert srv.ok("GET", "/v1/positions")["entities"]
