@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Cluster throughput on this machine: python3 Benchmarks/cluster_bench.py BIN ROUNDS [WORKERS=1,2,3] [SERVERS=1]
+"""Cluster throughput on this machine: python3 Benchmarks/cluster_bench.py BIN ROUNDS [WORKERS=1,2,3] [SERVERS=1] [cli|api]
 
 Per round and worker count (interleaved): a fresh nats-server (or SERVERS routed servers with
 R3 streams), `tripline cluster create` (6 partitions), the workers, `tripline cluster publish`
@@ -8,13 +8,19 @@ round `tripline replay` runs the same file as the single-process baseline. Repor
 of the gateway (publish, acknowledged), end to end (first event offered to last alert
 final), the gateway's flush acknowledgement p50/p99, and ns/event of the cluster against
 replay. The workload (AB_WORK/cluster-gen): 500,000 mixed events, 2,000 zones, 20,000
-entities, 20 rules of every kind (`tripline generate`)."""
+entities, 20 rules of every kind (`tripline generate`).
+
+With `api` the gateway is an API node (`tripline serve --cluster`, SQLite store): the file is
+POSTed to /v1/events in batches of 5,000 lines by one client, end to end runs until the node
+has stored every alert (read back with GET /v1/alerts), and after the run the node is
+restarted to time the gateway's rebuild from the stream."""
 import json, os, pathlib, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 
 BIN = sys.argv[1]
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
 COUNTS = [int(x) for x in (sys.argv[3] if len(sys.argv) > 3 else "1,2,3").split(",")]
 SERVERS = int(sys.argv[4]) if len(sys.argv) > 4 else 1
+MODE = sys.argv[5] if len(sys.argv) > 5 else "cli"
 W = pathlib.Path(os.environ.get("AB_WORK", "/tmp/tripline-ab"))
 gen = W / "cluster-gen"
 NATS = shutil.which("nats-server") or "/usr/sbin/nats-server"
@@ -67,6 +73,8 @@ def cluster_round(workers):
             st = json.loads(subprocess.run([BIN, "cluster", "status", "--cluster", urls], capture_output=True, text=True, check=True).stdout)
             if all(v is not None for v in st["stages"].values()) and len(st["workers"]) == workers: break
             time.sleep(0.1)
+        if MODE == "api":
+            return api_round(root, urls, ws)
         t0 = time.perf_counter()
         pub = subprocess.run([BIN, "cluster", "publish", "--cluster", urls, "--until", str(UNTIL), str(gen / "events.ndjson")],
                              capture_output=True, text=True, check=True)
@@ -84,6 +92,66 @@ def cluster_round(workers):
         shutil.rmtree(root, ignore_errors=True)
 
 
+def api_round(root, urls, ws):
+    import http.client
+    data = root / "api"
+    token = subprocess.run([BIN, "token", "create", "--data", str(data), "--role", "admin"], capture_output=True, text=True, check=True).stdout.strip()
+
+    def start():
+        p = subprocess.Popen([BIN, "serve", "--data", str(data), "--port", "0", "--cluster", urls, "--allowed-lateness", "2s", "--max-future", "off"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = p.stdout.readline()
+        assert "serving on" in line, line + p.stderr.read()
+        return p, int(line.split("http://")[1].split(":")[1].split(" ")[0])
+
+    node, port = start()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    hdr = {"Authorization": "Bearer " + token, "Content-Type": "application/x-ndjson"}
+
+    def call(method, path, body=None, ctype=None):
+        h = dict(hdr)
+        if ctype: h["Content-Type"] = ctype
+        conn.request(method, path, body=body, headers=h)
+        r = conn.getresponse(); raw = r.read()
+        assert r.status == 200, (r.status, raw[:300])
+        return json.loads(raw)
+
+    lines = open(gen / "events.ndjson", "rb").read().splitlines(keepends=True)
+    bodies = [b"".join(lines[i:i + 5000]) for i in range(0, len(lines), 5000)]
+    acks = []
+    try:
+        t0 = time.perf_counter()
+        for b in bodies:
+            a = time.perf_counter(); call("POST", "/v1/events", b); acks.append((time.perf_counter() - a) * 1000)
+        call("POST", "/v1/watermark", json.dumps({"until": UNTIL}), "application/json")
+        t1 = time.perf_counter()
+        stored, after = 0, 0
+        while True:
+            page = call("GET", f"/v1/alerts?limit=1000&after={after}")
+            stored += len(page["alerts"])
+            if page["next"] is not None:
+                after = page["next"]; continue
+            if page["alerts"]:
+                after = page["alerts"][-1]["id"]
+            if stored >= EXPECTED_ALERTS: break
+            time.sleep(0.05)
+        t2 = time.perf_counter()
+        # The gateway's rebuild from the stream: a clean stop gives the lease up, a new start
+        # reads all of EV back.
+        node.send_signal(signal.SIGTERM); node.wait()
+        node, port = start()
+        rebuild_s = None
+        for line in node.stderr:
+            m = re.search(r"rebuilt from (\d+) messages.* in ([\d.]+) s", line)
+            if m:
+                rebuild_s = float(m.group(2)); break
+        return {"publish_s": t1 - t0, "end_to_end_s": t2 - t0, "alerts": stored, "ack_p50_ms": statistics.median(acks),
+                "ack_p99_ms": sorted(acks)[max(0, int(len(acks) * 0.99) - 1)], "rebuild_s": rebuild_s}
+    finally:
+        conn.close()
+        node.send_signal(signal.SIGKILL); node.wait()
+
+
 def replay_round():
     out = W / "cluster-replay.ndjson"
     t = time.perf_counter()
@@ -98,11 +166,12 @@ replays = []
 for r in range(ROUNDS):
     rs, alerts = replay_round(); replays.append(rs)
     print(f"round {r + 1}: replay {EVENTS / rs:,.0f} events/s ({alerts} alerts)", flush=True)
+    globals()["EXPECTED_ALERTS"] = alerts
     for n in COUNTS:
         c = cluster_round(n); c["replay_s"] = rs; results[n].append(c)
         assert c["alerts"] == alerts, (c["alerts"], alerts)
         print(f"round {r + 1}: {n} worker(s): gateway {EVENTS / c['publish_s']:,.0f} events/s, end to end {EVENTS / c['end_to_end_s']:,.0f} events/s "
-              f"({c['end_to_end_s'] / rs:.2f}x replay's time), ack p50 {c['ack_p50_ms']} ms p99 {c['ack_p99_ms']} ms, {c['alerts']} alerts == replay", flush=True)
+              f"({c['end_to_end_s'] / rs:.2f}x replay's time), ack p50 {c['ack_p50_ms']} ms p99 {c['ack_p99_ms']} ms, {c['alerts']} alerts == replay" + (f", rebuild {c['rebuild_s']} s" if MODE == 'api' else ''), flush=True)
 print(f"\n{EVENTS} events, {SERVERS} nats-server(s), 6 partitions, medians over {ROUNDS} rounds:")
 print(f"  replay (one process): {EVENTS / statistics.median(replays):,.0f} events/s, {statistics.median(replays) / EVENTS * 1e9:,.0f} ns/event")
 for n in COUNTS:
@@ -111,4 +180,5 @@ for n in COUNTS:
     p50 = statistics.median(c["ack_p50_ms"] for c in results[n] if c["ack_p50_ms"] is not None)
     p99 = statistics.median(c["ack_p99_ms"] for c in results[n] if c["ack_p99_ms"] is not None)
     print(f"  {n} worker(s): end to end {EVENTS / e2e:,.0f} events/s ({e2e / EVENTS * 1e9:,.0f} ns/event, {ratio:.2f}x replay's time), "
-          f"gateway {EVENTS / pub:,.0f} events/s, flush ack p50 {p50:.1f} ms p99 {p99:.1f} ms")
+          f"gateway {EVENTS / pub:,.0f} events/s, " + ("HTTP request (5,000 events)" if MODE == "api" else "flush") + f" ack p50 {p50:.1f} ms p99 {p99:.1f} ms"
+          + (f", gateway rebuild from the stream {statistics.median(c['rebuild_s'] for c in results[n]):.2f} s" if MODE == "api" else ""))

@@ -290,15 +290,20 @@ public final class ClusterGatewayPublisher {
 
     /// Publishes every partition's records not published yet, one message each, and waits
     /// for JetStream's acknowledgements.
-    public func flush() throws {
-        var out: [OutgoingMessage] = []
+    /// Messages of a flush that threw: sent again first (same ids) by the next flush.
+    var unacknowledged: [OutgoingMessage] = []
+
+    public func flush(deadline: Duration = .seconds(30)) throws {
+        var out = unacknowledged
         for (p, bytes) in gateway.take().enumerated() where !bytes.isEmpty {
             sent += 1
             out.append(OutgoingMessage(subject: ClusterNames.eventSubject(p), data: bytes, msgId: "\(instance).\(p).\(sent)",
                                        headers: catalogVersion.isEmpty ? [] : [("Tripline-Catalog", catalogVersion)]))
         }
         if out.isEmpty { return }
-        _ = try connection.publishAll(out)
+        unacknowledged = out
+        _ = try connection.publishAll(out, deadline: deadline)
+        unacknowledged = []
         published += out.count
     }
 }

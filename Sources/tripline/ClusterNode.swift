@@ -48,9 +48,30 @@ final class ClusterNode: ClusterLink {
 
     /// Publishes only while the gateway lease is surely this node's (renewed within 2 s of its
     /// 3 s life): a node cut off from JetStream stops before another takes over.
+    /// After a publish that was not acknowledged the time core may be ahead of the stream:
+    /// nothing more is published (the node stops; another rebuilds from the stream).
+    private var broken = false
+
     func flush() throws {
-        guard lease.isFresh else { throw GatewayLease.Stale(description: "the gateway lease was not renewed for over 2 s") }
-        try publisher.flush()
+        guard !broken else { throw GatewayLease.Stale(description: "an earlier publish was not acknowledged; this node is stopping") }
+        // In rounds of 1 s (a leader election takes a few), for up to 30 s, and only while
+        // the lease is surely this node's.
+        let start = ContinuousClock.now
+        while true {
+            guard lease.isFresh else {
+                broken = true
+                throw GatewayLease.Stale(description: "the gateway lease was not renewed for over 2 s (JetStream unreachable?)")
+            }
+            do {
+                try publisher.flush(deadline: .seconds(1))
+                return
+            } catch where ContinuousClock.now - start < .seconds(30) {
+                continue
+            } catch {
+                broken = true
+                throw error
+            }
+        }
     }
 
     func checkCatalogChange() throws {

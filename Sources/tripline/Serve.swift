@@ -159,8 +159,9 @@ struct ServerOptions: ParsableArguments {
         engineHost.onClusterPublishFailed = { e in
             // The gateway's time core has taken batches JetStream may not hold: this node
             // stops rather than stamp later events against a state the stream does not have.
+            // (A moment for the refused requests' 503 answers to go out.)
             CLI.printErr("tripline: the cluster did not acknowledge published events (\(e)); stopping")
-            Foundation.exit(1)
+            DispatchQueue.global().asyncAfter(deadline: .now() + 1) { Foundation.exit(1) }
         }
         engineHost.onLostLease = { lost in
             CLI.printErr("tripline: \(lost); stopping")

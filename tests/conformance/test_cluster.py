@@ -443,3 +443,29 @@ def test_cluster_up_runs_a_three_server_cluster_with_an_api_node_that_gives_the_
             socket.create_connection(("127.0.0.1", base + i), timeout=0.5).close()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", api_port), timeout=0.5).close()
+
+
+def test_an_api_node_cut_off_from_jetstream_refuses_batches_and_stops(tmp_path):
+    """With its lease not renewed for 2 s, the gateway publishes nothing more: the batch gets
+    503 (nothing acknowledged) and the node exits, so that it never publishes after another
+    node may have taken over."""
+    nats = NatsCluster(tmp_path / "nats", 1)
+    srv = None
+    try:
+        data = tmp_path / "api"
+        srv = Server(data, "--cluster", nats.urls, "--partitions", 2, "--max-future", "off")
+        srv.token = make_token(data)
+        srv.start()
+        event = '{"entity":"a","time":"2026-03-01T08:00:00Z","type":"ping"}\n'
+        assert srv.request("POST", "/v1/events", event, content_type="application/x-ndjson")[0] == 200
+        nats.kill(0)
+        time.sleep(2.5)
+        status, _, out = srv.request("POST", "/v1/events", event.replace("08:00", "08:01"), content_type="application/x-ndjson")
+        assert status == 503 and out["error"] == "storage" and "nothing of it was acknowledged" in out["message"], out
+        assert srv.proc.wait(timeout=10) == 1
+        err = srv.proc.stderr.read()
+        assert "lease was not renewed" in err and "stopping" in err, err
+    finally:
+        if srv:
+            srv.stop()
+        nats.stop()
