@@ -61,7 +61,7 @@ public enum ClusterRecord: Equatable, Sendable {
     case event(accepted: UInt64, watermark: Millis, assigned: UInt32, text: ArraySlice<UInt8>)
     /// The watermark reached `t` (timers in quiet partitions fire); `after`: the accepted
     /// number of the last event before it.
-    case watermark(Millis, after: UInt64)
+    case watermark(Millis, after: UInt64, step: UInt32 = 0)
     /// An advance to `t` (an operator's command, idle advance, the end of a replay): buffered
     /// events up to `t` are applied, timers due by `t` fire, and every alert group closes.
     /// `step`: its place among the gateway's steps (drops and advances) since event `after`.
@@ -72,11 +72,16 @@ public enum ClusterRecord: Equatable, Sendable {
     /// Accepted number `n` will never come (its record was lost with a gateway that died while
     /// publishing it): the cross-entity stage stops waiting for it.
     case void(UInt64)
+    /// The catalog changed to `version` here (after event `after`, at `step`), when the
+    /// gateway's watermark was `watermark`: each stage rebuilds its engine on the new catalog
+    /// from the start of the stream, as one server rebuilds from its log.
+    case catalog(after: UInt64, step: UInt32, watermark: Millis, version: String)
 }
 
 /// The byte form of records, one per line:
 /// `e <accepted> <watermark> <assigned> <json>`, `w <after> <watermark>`,
-/// `a <after> <until> <step>`, `d <after> <step> <json>`, `v <accepted>`.
+/// `a <after> <until> <step>`, `d <after> <step> <json>`, `v <accepted>`,
+/// `c <after> <step> <watermark> <version>` (`w` also takes a trailing step).
 /// (Event JSON never holds a raw newline: the decoder refuses one inside a string, and
 /// NDJSON lines and array elements come without one.)
 public enum ClusterRecords {
@@ -92,8 +97,20 @@ public enum ClusterRecords {
             appendInt(Int64(n), &out)
             out.append(32)
             out.append(contentsOf: text.lazy.map { $0 == 10 || $0 == 13 ? 32 : $0 })
-        case .watermark(let w, let after):
+        case .watermark(let w, let after, let step):
             appendMarker(UInt8(ascii: "w"), after, w, &out)
+            out.append(32)
+            appendInt(Int64(step), &out)
+        case .catalog(let after, let step, let w, let version):
+            out.append(UInt8(ascii: "c"))
+            out.append(32)
+            appendInt(Int64(bitPattern: after), &out)
+            out.append(32)
+            appendInt(Int64(step), &out)
+            out.append(32)
+            appendInt(w, &out)
+            out.append(32)
+            out.append(contentsOf: version.utf8.lazy.map { $0 == 10 || $0 == 32 ? UInt8(ascii: "_") : $0 })
         case .advance(let t, let after, let step):
             appendMarker(UInt8(ascii: "a"), after, t, &out)
             out.append(32)
@@ -189,7 +206,27 @@ public enum ClusterRecords {
                 guard i < n, bytes[i] == 32 else { throw Malformed(offset: i) }
                 i += 1
                 let v = try int(&i)
-                try body(.watermark(v, after: UInt64(bitPattern: after)))
+                var step: Int64 = 0
+                if i < n && bytes[i] == 32 {
+                    i += 1
+                    step = try int(&i)
+                    guard step >= 0, step <= Int64(UInt32.max) else { throw Malformed(offset: i) }
+                }
+                try body(.watermark(v, after: UInt64(bitPattern: after), step: UInt32(step)))
+            case UInt8(ascii: "c"):
+                let after = try int(&i)
+                guard i < n, bytes[i] == 32 else { throw Malformed(offset: i) }
+                i += 1
+                let step = try int(&i)
+                guard i < n, bytes[i] == 32, step >= 0, step <= Int64(UInt32.max) else { throw Malformed(offset: i) }
+                i += 1
+                let w = try int(&i)
+                guard i < n, bytes[i] == 32 else { throw Malformed(offset: i) }
+                i += 1
+                let start = i
+                while i < n && bytes[i] != 10 { i += 1 }
+                guard i > start else { throw Malformed(offset: i) }
+                try body(.catalog(after: UInt64(bitPattern: after), step: UInt32(step), watermark: w, version: String(decoding: bytes[start..<i], as: UTF8.self)))
             case UInt8(ascii: "a"):
                 let after = try int(&i)
                 guard i < n, bytes[i] == 32 else { throw Malformed(offset: i) }
@@ -312,7 +349,16 @@ public final class ClusterGateway {
     /// Tells every partition the current watermark (so that timers fire where no event comes).
     public func markWatermark() {
         let w = pipeline.watermark
-        for p in pending.indices { ClusterRecords.append(.watermark(w, after: accepted), to: &pending[p]) }
+        for p in pending.indices { ClusterRecords.append(.watermark(w, after: accepted, step: step), to: &pending[p]) }
+    }
+
+    /// The catalog changes to `version` here, for every partition (the time core has no rules:
+    /// nothing changes in it).
+    public func catalogChange(version: String) {
+        step += 1
+        for p in pending.indices {
+            ClusterRecords.append(.catalog(after: accepted, step: step, watermark: pipeline.watermark, version: version), to: &pending[p])
+        }
     }
 
     /// An advance to `until` for every partition (the gateway's own watermark moves too).
@@ -363,8 +409,23 @@ public final class ClusterStage {
                 }
             }
             pipeline.watermarkReached(w)
-        case .watermark(let w, _):
+        case .watermark(let w, _, _):
             pipeline.watermarkReached(w)
+        case .catalog(let after, let step, let w, let version):
+            if let target = rebuildingTo {
+                // Replaying history on the new catalog: earlier changes are part of it; at the
+                // change this engine was built for, what completed so far was emitted before.
+                if target.after == after && target.step == step {
+                    pipeline.watermarkReached(w)
+                    pipeline.discardAlerts()
+                    rebuildingTo = nil
+                }
+                return
+            }
+            // One server, at a change, has emitted every alert its watermark completed: so does
+            // this engine, with the watermark the gateway had, before its host replaces it.
+            pipeline.watermarkReached(w)
+            throw CatalogSwitch(after: after, step: step, watermark: w, version: version)
         case .advance(let t, _, _):
             pipeline.advance(until: t)
             completeThrough = max(completeThrough, t)
@@ -373,6 +434,19 @@ public final class ClusterStage {
         }
         let w = pipeline.watermark
         if w > .min { completeThrough = max(completeThrough, w - 1) }
+    }
+
+    /// Set on an engine built for a catalog change: records up to that change replay history
+    /// (alerts completed by then are dropped there).
+    public var rebuildingTo: (after: UInt64, step: UInt32)?
+
+    /// A catalog change reached a live stage: its host rebuilds it on `version` (with
+    /// `rebuildingTo` this change) from the start of the stream.
+    public struct CatalogSwitch: Error, Equatable, Sendable {
+        public var after: UInt64
+        public var step: UInt32
+        public var watermark: Millis
+        public var version: String
     }
 
     /// Applies every record of `bytes`.
@@ -408,19 +482,28 @@ public final class ClusterStage {
 public final class ClusterMerger {
     public let stage: ClusterStage
     var events: [UInt64: ClusterRecord] = [:]
-    /// Markers not applied yet: (after, value, 0 for watermark / 1 for advance).
+    /// Markers not applied yet.
     var markers: Set<Marker> = []
-    /// The last applied record's place: (accepted number, marker or not, value, kind).
-    var cursor = Marker(after: 0, value: .min, kind: -1)
+    /// The last applied record's place.
+    var cursor = Marker(after: 0, step: 0, rank: -1, value: .min, kind: -1, version: "")
     public var applied: UInt64 { cursor.after }
     /// Records waiting for an earlier one.
     public var waiting: Int { events.count + markers.count }
 
+    /// A marker's place in the gateway's order: after event `after`, at `step` (advances and
+    /// catalog changes carry their own step; a watermark marker the step current when it was
+    /// written, and comes after the step's own record: rank 1), then by value.
     struct Marker: Hashable, Comparable {
         var after: UInt64
+        var step: UInt32
+        var rank: Int
         var value: Millis
+        /// 0 watermark, 1 advance, 2 catalog change.
         var kind: Int
-        static func < (a: Marker, b: Marker) -> Bool { (a.after, a.value, a.kind) < (b.after, b.value, b.kind) }
+        var version: String
+        static func < (a: Marker, b: Marker) -> Bool {
+            (a.after, a.step, a.rank, a.value, a.kind) < (b.after, b.step, b.rank, b.value, b.kind)
+        }
     }
 
     public init(stage: ClusterStage) { self.stage = stage }
@@ -429,11 +512,14 @@ public final class ClusterMerger {
         switch r {
         case .event(let a, _, _, _):
             if a > cursor.after { events[a] = r }
-        case .watermark(let w, let after):
-            let m = Marker(after: after, value: w, kind: 0)
+        case .watermark(let w, let after, let step):
+            let m = Marker(after: after, step: step, rank: 1, value: w, kind: 0, version: "")
             if cursor < m { markers.insert(m) }
-        case .advance(let t, let after, _):
-            let m = Marker(after: after, value: t, kind: 1)
+        case .advance(let t, let after, let step):
+            let m = Marker(after: after, step: step, rank: 0, value: t, kind: 1, version: "")
+            if cursor < m { markers.insert(m) }
+        case .catalog(let after, let step, let w, let version):
+            let m = Marker(after: after, step: step, rank: 0, value: w, kind: 2, version: version)
             if cursor < m { markers.insert(m) }
         case .void(let a):
             if a > cursor.after { events[a] = r }
@@ -453,13 +539,17 @@ public final class ClusterMerger {
             // so applying an event allocates nothing.)
             if !markers.isEmpty, let m = markers.filter({ $0.after == cursor.after && cursor < $0 }).min() {
                 markers.remove(m)
-                try stage.apply(m.kind == 0 ? .watermark(m.value, after: m.after) : .advance(m.value, after: m.after, step: 0))
                 cursor = m
+                switch m.kind {
+                case 0: try stage.apply(.watermark(m.value, after: m.after, step: m.step))
+                case 1: try stage.apply(.advance(m.value, after: m.after, step: m.step))
+                default: try stage.apply(.catalog(after: m.after, step: m.step, watermark: m.value, version: m.version))
+                }
                 continue
             }
             if let e = events.removeValue(forKey: cursor.after + 1) {
                 try stage.apply(e)
-                cursor = Marker(after: cursor.after + 1, value: .min, kind: -1)
+                cursor = Marker(after: cursor.after + 1, step: 0, rank: -1, value: .min, kind: -1, version: "")
                 continue
             }
             return

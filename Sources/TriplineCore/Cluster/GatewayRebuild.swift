@@ -52,10 +52,10 @@ extension ClusterGateway {
                 maxStamped = max(maxStamped, w)
             case .dropped(let after, let step, _):
                 steps[after, default: []].append((step, r))
-            case .advance(_, let after, let step):
-                // Every partition holds each advance: keep one.
+            case .advance(_, let after, let step), .catalog(let after, let step, _, _):
+                // Every partition holds each advance and catalog change: keep one.
                 if !(steps[after]?.contains { $0.step == step } ?? false) { steps[after, default: []].append((step, r)) }
-            case .watermark(let w, _):
+            case .watermark(let w, _, _):
                 maxStamped = max(maxStamped, w)
             case .void(let a):
                 maxAccepted = max(maxAccepted, a)
