@@ -14,7 +14,8 @@ public enum ClusterNames {
     /// cross-entity stage).
     public static let alerts = "ALERTS"
     public static func alertSubject(_ stage: String) -> String { "alerts.\(stage)" }
-    /// The cluster's settings and catalog: the last message on each subject.
+    /// The cluster's settings and catalog versions: `catalog.v.<version>.<document>.<i>` and
+    /// `catalog.v.<version>.manifest` per version (all kept), `catalog.manifest` the current one.
     public static let catalog = "CATALOG"
     /// Partition leases (`p<k>`, `x`) and live workers (`w.<id>`).
     public static let leases = "tripline_leases"
@@ -96,10 +97,10 @@ public enum ClusterSetup {
             if existing.catalog.zones == catalog.zones && existing.catalog.entities == catalog.entities && existing.catalog.rules == catalog.rules {
                 return existing.version
             }
-            // Workers read the catalog when they take a stage: a different one now would
-            // give stages different rules. Only before the first event may it change.
+            // A new version is written only for the API node, which then marks the change in
+            // every partition (workers switch at that place in the stream).
             guard replaceCatalog else {
-                throw ClusterCatalog.Invalid(description: "this cluster already has a different catalog (zones, entities or rules); changing the catalog of a cluster that has events is not supported yet: create the cluster on fresh servers")
+                throw ClusterCatalog.Invalid(description: "this cluster already has a different catalog (zones, entities or rules); change it through the cluster's API node (rules, zones and entities routes), or create the cluster on fresh servers")
             }
             return try publishCatalog(c, config: config, catalog: catalog)
         }
@@ -129,13 +130,14 @@ public enum ClusterSetup {
             parts[name] = n
             for i in 0..<n {
                 let piece = Array(data[min(data.count, i * chunk)..<min(data.count, (i + 1) * chunk)])
-                messages.append(OutgoingMessage(subject: "catalog.\(name).\(i)", data: piece, msgId: "\(name).\(i)-\(version)",
+                messages.append(OutgoingMessage(subject: "catalog.v.\(version).\(name).\(i)", data: piece, msgId: "\(name).\(i)-\(version)",
                                                 headers: [("Tripline-Version", version)]))
             }
         }
+        let manifest = Array(try JSONEncoder().encode(Manifest(version: version, config: config, parts: parts)))
+        messages.append(OutgoingMessage(subject: "catalog.v.\(version).manifest", data: manifest, msgId: "v-manifest-\(version)"))
         _ = try c.publishAll(messages)
-        let manifest = Manifest(version: version, config: config, parts: parts)
-        _ = try c.publishAll([OutgoingMessage(subject: "catalog.manifest", data: Array(try JSONEncoder().encode(manifest)), msgId: "manifest-\(version)")])
+        _ = try c.publishAll([OutgoingMessage(subject: "catalog.manifest", data: manifest, msgId: "manifest-\(version)")])
         return version
     }
 
@@ -173,15 +175,32 @@ public enum ClusterSetup {
         }
     }
 
-    static func loadOnce(_ c: NATSConnection) throws -> (config: ClusterConfig, catalog: ClusterCatalog, version: String) {
-        guard let m = try c.lastMessage(stream: ClusterNames.catalog, subject: "catalog.manifest") else {
+    /// Catalog version `version` (any kept one), JetStream errors retried for 15 s.
+    public static func load(_ c: NATSConnection, version: String) throws -> (config: ClusterConfig, catalog: ClusterCatalog) {
+        let deadline = ContinuousClock.now + .seconds(15)
+        while true {
+            do {
+                let l = try loadOnce(c, manifestSubject: "catalog.v.\(version).manifest")
+                return (l.config, l.catalog)
+            } catch let e as NATSError where ContinuousClock.now < deadline {
+                _ = e
+                Thread.sleep(forTimeInterval: 0.5)
+            }
+        }
+    }
+
+    static func loadOnce(_ c: NATSConnection, manifestSubject: String = "catalog.manifest") throws -> (config: ClusterConfig, catalog: ClusterCatalog, version: String) {
+        guard let m = try c.lastMessage(stream: ClusterNames.catalog, subject: manifestSubject) else {
+            if manifestSubject != "catalog.manifest" {
+                throw ClusterCatalog.Invalid(description: "catalog version \(manifestSubject) is not on the CATALOG stream")
+            }
             throw ClusterCatalog.Invalid(description: "no cluster is set up on these servers yet: run 'tripline cluster create' first")
         }
         let manifest = try JSONDecoder().decode(Manifest.self, from: Data(m.data))
         func document(_ name: String) throws -> [UInt8] {
             var out: [UInt8] = []
             for i in 0..<(manifest.parts[name] ?? 0) {
-                guard let part = try c.lastMessage(stream: ClusterNames.catalog, subject: "catalog.\(name).\(i)"),
+                guard let part = try c.lastMessage(stream: ClusterNames.catalog, subject: "catalog.v.\(manifest.version).\(name).\(i)"),
                       part.headers["Tripline-Version"] == manifest.version else {
                     throw CatalogBeingWritten(description: "the catalog's \(name) part \(i) of version \(manifest.version) is missing (a newer catalog is being written?): retry")
                 }
@@ -202,6 +221,9 @@ public final class ClusterGatewayPublisher {
     public let config: ClusterConfig
     var gateway: ClusterGateway
     public private(set) var catalogVersion: String
+    /// The version in force when the records now pending began (the version at the last
+    /// flush: a change writes a marker into every partition): named on each message.
+    var headerVersion: String
     /// This gateway's messages are `<instance>.<p>.<n>`: ids stable across resends.
     let instance = UUID().uuidString.prefix(13).lowercased()
     var sent: UInt64 = 0
@@ -211,6 +233,7 @@ public final class ClusterGatewayPublisher {
         self.connection = connection
         self.config = config
         self.catalogVersion = catalogVersion
+        headerVersion = catalogVersion
         gateway = ClusterGateway(partitions: config.partitions, entities: entities, options: config.options)
     }
 
@@ -225,6 +248,14 @@ public final class ClusterGatewayPublisher {
         precondition(gateway.accepted == 0 && published == 0, "the catalog of a cluster changes only before its first event")
         gateway = ClusterGateway(partitions: config.partitions, entities: entities, options: config.options)
         self.catalogVersion = catalogVersion
+        headerVersion = catalogVersion
+    }
+
+    /// A catalog change on a cluster with history: a marker in every partition, where each
+    /// stage rebuilds on `version` (published at the next flush).
+    public func catalogChange(version: String) {
+        gateway.catalogChange(version: version)
+        catalogVersion = version
     }
 
     /// Offers a batch and (with `publish`) publishes what it and the batches before it
@@ -298,8 +329,9 @@ public final class ClusterGatewayPublisher {
         for (p, bytes) in gateway.take().enumerated() where !bytes.isEmpty {
             sent += 1
             out.append(OutgoingMessage(subject: ClusterNames.eventSubject(p), data: bytes, msgId: "\(instance).\(p).\(sent)",
-                                       headers: catalogVersion.isEmpty ? [] : [("Tripline-Catalog", catalogVersion)]))
+                                       headers: headerVersion.isEmpty ? [] : [("Tripline-Catalog", headerVersion)]))
         }
+        headerVersion = catalogVersion
         if out.isEmpty { return }
         unacknowledged = out
         _ = try connection.publishAll(out, deadline: deadline)
@@ -327,10 +359,13 @@ public final class ClusterWorker: @unchecked Sendable {
     public let id: String
     let connection: NATSConnection
     let config: ClusterConfig
-    var zones: [Zone], entities: [EntityInfo], rules: [Rule]
-    var split: (entity: Set<String>, cross: Set<String>)
-    /// The catalog version the stages run (messages name theirs in `Tripline-Catalog`).
-    var catalogVersion: String
+    /// Catalog versions met so far, decoded; `current` the cluster's when the worker started.
+    struct CatalogVersion {
+        var zones: [Zone], entities: [EntityInfo], rules: [Rule]
+        var split: (entity: Set<String>, cross: Set<String>)
+    }
+    var catalogs: [String: CatalogVersion] = [:]
+    let current: String
     let leases: KeyValue
     let maxStages: Int?
     private let stopFlag = NSLock()
@@ -345,11 +380,14 @@ public final class ClusterWorker: @unchecked Sendable {
         var lastStallCheck = ContinuousClock.now
         var stage: ClusterStage
         var merger: ClusterMerger?
+        /// The catalog version its engine runs.
+        var version: String
         var lastSource: UInt64 = 0
         var publishedComplete: Millis = .min
         var pending: [UInt8] = []
         var pendingFirst: UInt64 = 0
-        init(name: String, revision: UInt64, reader: OrderedReader, stage: ClusterStage, merger: ClusterMerger?) {
+        init(name: String, revision: UInt64, reader: OrderedReader, stage: ClusterStage, merger: ClusterMerger?, version: String) {
+            self.version = version
             self.name = name
             self.revision = revision
             self.reader = reader
@@ -368,9 +406,9 @@ public final class ClusterWorker: @unchecked Sendable {
         self.maxStages = maxStages
         let loaded = try ClusterSetup.loadVersioned(connection)
         config = loaded.config
-        catalogVersion = loaded.version
-        (zones, entities, rules) = try loaded.catalog.decode()
-        split = ClusterRules.split(rules)
+        current = loaded.version
+        let (zones, entities, rules) = try loaded.catalog.decode()
+        catalogs[current] = CatalogVersion(zones: zones, entities: entities, rules: rules, split: ClusterRules.split(rules))
         leases = try connection.keyValue(bucket: ClusterNames.leases, ttl: .seconds(3))
     }
 
@@ -443,47 +481,83 @@ public final class ClusterWorker: @unchecked Sendable {
         log("stage \(h.name) had no message for 3 s while the stream holds up to \(last): reading again from \(h.lastSource + 1)")
     }
 
-    /// The catalog changed after a stage applied records: not supported (the API node changes
-    /// it only while the events stream is empty), so the worker stops rather than mix catalogs.
+    /// A message names a catalog version its stage was not switched to by a marker.
     public struct CatalogChangedMidStream: Error, CustomStringConvertible {
         public var description: String
     }
 
-    /// A message names a catalog version other than the one the stages run: the catalog was
-    /// changed before the first event. Loads it (waiting up to 15 s for it to be complete) and
-    /// starts every held stage afresh on it.
-    func switchCatalog(to version: String) throws {
-        let deadline = ContinuousClock.now + .seconds(15)
-        var loaded = try ClusterSetup.loadVersioned(connection)
-        while loaded.version != version {
-            guard ContinuousClock.now < deadline else {
-                throw CatalogChangedMidStream(description: "events name catalog version \(version) but the cluster's catalog is \(loaded.version)")
-            }
-            Thread.sleep(forTimeInterval: 0.2)
-            loaded = (try? ClusterSetup.loadVersioned(connection)) ?? loaded
-        }
-        if let busy = held.values.first(where: { $0.lastSource > 0 }) {
-            throw CatalogChangedMidStream(description: "stage \(busy.name) has applied events up to stream sequence \(busy.lastSource) when the catalog changed to version \(version); changing the catalog of a cluster with events is not supported")
-        }
-        (zones, entities, rules) = try loaded.catalog.decode()
-        split = ClusterRules.split(rules)
-        catalogVersion = version
-        for h in held.values {
-            let (stage, merger) = makeStage(h.name)
-            h.stage = stage
-            h.merger = merger
-        }
-        log("catalog version \(version): stages restarted on it")
+    /// Catalog version `version`, decoded (loaded once).
+    func catalog(_ version: String) throws -> CatalogVersion {
+        if let c = catalogs[version] { return c }
+        let loaded = try ClusterSetup.load(connection, version: version)
+        let (zones, entities, rules) = try loaded.catalog.decode()
+        let c = CatalogVersion(zones: zones, entities: entities, rules: rules, split: ClusterRules.split(rules))
+        catalogs[version] = c
+        return c
     }
 
     func process(_ h: Held, _ m: StreamMessage) throws {
-        if let v = m.headers["Tripline-Catalog"], !v.isEmpty, v != catalogVersion { try switchCatalog(to: v) }
-        if let merger = h.merger { try merger.push(m.data) } else { try h.stage.consume(m.data) }
+        // A message names the catalog version in force where it begins. A stage that has
+        // applied nothing yet starts on it (the catalog changed before the first event, or the
+        // stage replays a stream that began on an older version). Later, changes come as
+        // markers (the cross-entity stage switches at the first partition's copy, while other
+        // partitions' messages still begin under the version before).
+        if h.lastSource == 0, let v = m.headers["Tripline-Catalog"], !v.isEmpty, v != h.version {
+            (h.stage, h.merger) = try makeStage(h.name, version: v)
+            h.version = v
+            log("stage \(h.name) starts on catalog version \(v)")
+        }
         var out: [NamedAlert] = []
+        do {
+            if let merger = h.merger { try merger.push(m.data) } else { try h.stage.consume(m.data) }
+        } catch let sw as ClusterStage.CatalogSwitch {
+            // The old engine's alerts up to the change, then an engine on the new version
+            // rebuilt from the start of the stream through this message.
+            h.stage.pipeline.drainAlerts(into: &out)
+            try rebuild(h, through: m.sequence, sw, alerts: &out)
+        }
         h.stage.pipeline.drainAlerts(into: &out)
         if h.pending.isEmpty { h.pendingFirst = m.sequence }
         for (i, a) in out.enumerated() { ClusterAlertLines.append(source: m.sequence, index: i, a, to: &h.pending) }
         h.lastSource = m.sequence
+    }
+
+    /// Rebuilds stage `h` on the catalog version of `sw` from the start of the stream through
+    /// sequence `last` (the engine drops what completed by the change, and applies the rest
+    /// live); a later change met on the way is handled the same way in turn.
+    func rebuild(_ h: Held, through last: UInt64, _ sw: ClusterStage.CatalogSwitch, alerts out: inout [NamedAlert]) throws {
+        var next: ClusterStage.CatalogSwitch? = sw
+        let began = ContinuousClock.now
+        var reads = 0
+        while let sw = next {
+            next = nil
+            let (stage, merger) = try makeStage(h.name, version: sw.version)
+            stage.rebuildingTo = (sw.after, sw.step)
+            (h.stage, h.merger, h.version) = (stage, merger, sw.version)
+            let subject = merger == nil ? ClusterNames.eventSubject(Int(h.name.dropFirst())!) : ClusterNames.allEvents
+            let reader = try connection.orderedReader(stream: ClusterNames.events, subject: subject, startSequence: 1)
+            var seq: UInt64 = 0
+            var quiet = ContinuousClock.now
+            do {
+                while seq < last {
+                    guard let m = try reader.next(timeout: .milliseconds(500)) else {
+                        if ContinuousClock.now - quiet > .seconds(30) {
+                            throw CatalogChangedMidStream(description: "stage \(h.name): the stream stopped delivering at \(seq) of \(last) while rebuilding for a catalog change")
+                        }
+                        continue
+                    }
+                    quiet = ContinuousClock.now
+                    seq = m.sequence
+                    reads += 1
+                    if let merger { try merger.push(m.data) } else { try stage.consume(m.data) }
+                }
+            } catch let later as ClusterStage.CatalogSwitch {
+                stage.pipeline.drainAlerts(into: &out)
+                next = later
+            }
+        }
+        let d = (ContinuousClock.now - began).components
+        log("stage \(h.name) rebuilt on catalog version \(h.version) from \(reads) messages in \(String(format: "%.2f", Double(d.seconds) + Double(d.attoseconds) / 1e18)) s")
     }
 
     /// Publishes the stage's alerts since the last publish with its progress (when there is
@@ -540,20 +614,21 @@ public final class ClusterWorker: @unchecked Sendable {
         }
     }
 
-    /// A fresh engine for stage `name` on the current catalog (with its merger for `x`).
-    func makeStage(_ name: String) -> (ClusterStage, ClusterMerger?) {
+    /// A fresh engine for stage `name` on catalog `version` (with its merger for `x`).
+    func makeStage(_ name: String, version: String) throws -> (ClusterStage, ClusterMerger?) {
+        let c = try catalog(version)
         if name == "x" {
-            let stage = ClusterStage(zones: zones, entities: entities, rules: rules, only: split.cross, options: config.options, positionsOnly: true)
+            let stage = ClusterStage(zones: c.zones, entities: c.entities, rules: c.rules, only: c.split.cross, options: config.options, positionsOnly: true)
             return (stage, ClusterMerger(stage: stage))
         }
-        return (ClusterStage(zones: zones, entities: entities, rules: rules, only: split.entity, options: config.options), nil)
+        return (ClusterStage(zones: c.zones, entities: c.entities, rules: c.rules, only: c.split.entity, options: config.options), nil)
     }
 
     func start(_ name: String, revision: UInt64) throws {
         let subject = name == "x" ? ClusterNames.allEvents : ClusterNames.eventSubject(Int(name.dropFirst())!)
         let reader = try connection.orderedReader(stream: ClusterNames.events, subject: subject, startSequence: 1)
-        let (stage, merger) = makeStage(name)
-        held[name] = Held(name: name, revision: revision, reader: reader, stage: stage, merger: merger)
+        let (stage, merger) = try makeStage(name, version: current)
+        held[name] = Held(name: name, revision: revision, reader: reader, stage: stage, merger: merger, version: current)
         log("took stage \(name)")
     }
 }

@@ -15,16 +15,9 @@ public protocol ClusterLink: AnyObject {
     /// Publishes what was offered and waits for JetStream's acknowledgements; throws when they
     /// did not all come.
     func flush() throws
-    /// Throws `ClusterCatalogFrozen` when the cluster's catalog may no longer change.
-    func checkCatalogChange() throws
-    /// Makes `catalog` the cluster's catalog (a new version the workers switch to).
+    /// Makes `catalog` the cluster's catalog: a new version, which the workers switch to at
+    /// this place in the stream (published before it returns).
     func publishCatalog(_ catalog: Catalog) throws
-}
-
-/// The catalog of a cluster that has events cannot change (yet): answered 409.
-public struct ClusterCatalogFrozen: Error, CustomStringConvertible, Sendable {
-    public var description: String
-    public init(_ description: String) { self.description = description }
 }
 
 /// The cluster did not acknowledge published events: this API node's gateway state is no

@@ -450,11 +450,18 @@ public final class EngineHost: @unchecked Sendable {
         var positions: [String: Int] = [:]
         if cluster != nil { for (i, r) in s.catalog.rules.enumerated() { positions[r.id] = i } }
         for var a in drained {
-            if cluster != nil, let i = positions[a.rule] {
-                a.ruleIndex = i
-                a.severity = s.catalog.rules[i].severity
+            var version = a.ruleIndex < s.catalog.versions.count ? s.catalog.versions[a.ruleIndex] : 0
+            if cluster != nil {
+                if let i = positions[a.rule] {
+                    a.ruleIndex = i
+                    a.severity = s.catalog.rules[i].severity
+                    version = s.catalog.versions[i]
+                } else {
+                    // A rule the catalog no longer has (its alerts up to the change come after
+                    // it): its last version that was not a deletion.
+                    version = (try? store.ruleVersions(a.rule))?.last(where: { !$0.deleted })?.version ?? 0
+                }
             }
-            let version = a.ruleIndex < s.catalog.versions.count ? s.catalog.versions[a.ruleIndex] : 0
             var stored = StoredAlert(
                 id: s.nextAlertId, rule: a.rule, version: version, firing: a.firing, time: a.time,
                 entity: a.entity, zone: a.zone, pairA: a.pairA, pairB: a.pairB, line: a.line, silence: nil, createdAt: now)
@@ -614,8 +621,6 @@ public final class EngineHost: @unchecked Sendable {
     /// reloads the catalog and rebuilds the engine from the log.
     public func changeCatalog<T: Sendable>(_ persist: @escaping @Sendable (any TriplineStore, HostState) throws -> T) async throws -> T {
         try await perform { [self] s in
-            // A cluster's catalog changes only before its first event (so far).
-            try cluster?.checkCatalogChange()
             let result = try persist(store, s)
             let (catalog, problems) = try Catalog.load(store, sensitive: options.sensitive)
             s.catalog = catalog

@@ -270,8 +270,7 @@ public final class TriplineHTTP: Sendable {
                 return try await handler(req, ctx, token)
             } catch let e as APIError {
                 throw e
-            } catch let e as ClusterCatalogFrozen {
-                throw APIError(status: .conflict, code: "catalog_frozen", message: e.description)
+
             } catch let e as ValidationFailure {
                 throw APIError.invalid(e, what: "request")
             } catch {

@@ -74,16 +74,19 @@ final class ClusterNode: ClusterLink {
         }
     }
 
-    func checkCatalogChange() throws {
-        let st = try connection.streamState(ClusterNames.events)
-        if publisher.accepted > 0 || publisher.published > 0 || st.lastSequence > 0 {
-            throw ClusterCatalogFrozen("this cluster's events stream already holds \(st.messages) message(s): the catalog (rules, zones, entities) of a cluster can change only before its first event so far; set the catalog up first, or create a new cluster")
-        }
-    }
-
+    /// Before the first message the workers simply start on the new version; after it, a
+    /// marker in every partition makes each stage rebuild on it from the stream.
     func publishCatalog(_ catalog: Catalog) throws {
         let version = try ClusterSetup.create(connection, config: config, catalog: try Self.documents(store), replicas: replicas, replaceCatalog: true)
-        publisher.reset(entities: catalog.entities, catalogVersion: version)
+        let onStream = try connection.streamState(ClusterNames.events).lastSequence
+        // The same catalog again (a change that changed nothing): nothing to switch to.
+        if version == publisher.catalogVersion { return }
+        if publisher.published == 0 && publisher.accepted == 0 && onStream == 0 {
+            publisher.reset(entities: catalog.entities, catalogVersion: version)
+        } else {
+            publisher.catalogChange(version: version)
+            try flush()
+        }
     }
 
     /// The store's catalog as the cluster keeps it: zones as a FeatureCollection, entities as
