@@ -378,6 +378,9 @@ public final class ClusterWorker: @unchecked Sendable {
         /// When the stage last got a message, and last checked the stream for a stall.
         var lastMessageAt = ContinuousClock.now
         var lastStallCheck = ContinuousClock.now
+        /// Taking the stage: the stream's last sequence then (its history to replay) and when.
+        var replayThrough: UInt64 = 0
+        let takenAt = ContinuousClock.now
         var stage: ClusterStage
         var merger: ClusterMerger?
         /// The catalog version its engine runs.
@@ -447,6 +450,12 @@ public final class ClusterWorker: @unchecked Sendable {
                         any = true
                     }
                     if n > 0 { h.lastMessageAt = ContinuousClock.now } else { try resumeIfStalled(h) }
+                    if h.replayThrough > 0 && h.lastSource >= h.replayThrough {
+                        // Recovery time: the stage's history replayed (what a snapshot would save).
+                        let d = (ContinuousClock.now - h.takenAt).components
+                        log("stage \(h.name) replayed its history through sequence \(h.replayThrough) in \(String(format: "%.2f", Double(d.seconds) + Double(d.attoseconds) / 1e18)) s")
+                        h.replayThrough = 0
+                    }
                     try publish(h)
                 }
                 // Holding nothing: wait a moment for a lease to come free.
@@ -628,7 +637,10 @@ public final class ClusterWorker: @unchecked Sendable {
         let subject = name == "x" ? ClusterNames.allEvents : ClusterNames.eventSubject(Int(name.dropFirst())!)
         let reader = try connection.orderedReader(stream: ClusterNames.events, subject: subject, startSequence: 1)
         let (stage, merger) = try makeStage(name, version: current)
-        held[name] = Held(name: name, revision: revision, reader: reader, stage: stage, merger: merger, version: current)
+        let h = Held(name: name, revision: revision, reader: reader, stage: stage, merger: merger, version: current)
+        h.replayThrough = name == "x" ? try connection.streamState(ClusterNames.events).lastSequence
+            : try connection.lastMessage(stream: ClusterNames.events, subject: subject)?.sequence ?? 0
+        held[name] = h
         log("took stage \(name)")
     }
 }
