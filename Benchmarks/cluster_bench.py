@@ -34,7 +34,17 @@ UNTIL = max(json.loads(l)["time"] for l in open(gen / "events.ndjson")) + 3_600_
 
 
 def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+    # Below the kernel's ephemeral range: a port from bind(0) can be taken by an outgoing
+    # connection (the servers' routes) before its server starts.
+    import random
+    while True:
+        p = random.randrange(20000, 32000); s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", p)); return p
+        except OSError:
+            pass
+        finally:
+            s.close()
 
 
 def start_nats(root, n):

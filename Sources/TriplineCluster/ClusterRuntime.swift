@@ -17,8 +17,12 @@ public enum ClusterNames {
     /// The cluster's settings and catalog versions: `catalog.v.<version>.<document>.<i>` and
     /// `catalog.v.<version>.manifest` per version (all kept), `catalog.manifest` the current one.
     public static let catalog = "CATALOG"
-    /// Partition leases (`p<k>`, `x`) and live workers (`w.<id>`).
+    /// Partition leases (`p<k>`, `x`) and live workers (`w.<id>`): entries live 3 s.
     public static let leases = "tripline_leases"
+    /// The gateway lease (`gateway`): 10 s, so that it outlives a stream leader election
+    /// (a gateway must never overlap another, unlike workers).
+    public static let gatewayLease = "tripline_gateway"
+    public static let gatewayLeaseTTL = Duration.seconds(10)
 }
 
 /// The cluster's settings, fixed when it is created.
@@ -114,6 +118,7 @@ public enum ClusterSetup {
         cat.maxMessagesPerSubject = 1
         try c.ensureStream(cat)
         _ = try c.keyValue(bucket: ClusterNames.leases, ttl: .seconds(3), replicas: replicas)
+        _ = try c.keyValue(bucket: ClusterNames.gatewayLease, ttl: ClusterNames.gatewayLeaseTTL, replicas: replicas)
         return try publishCatalog(c, config: config, catalog: catalog)
     }
 

@@ -46,8 +46,8 @@ final class ClusterNode: ClusterLink {
         lastMarked = publisher.watermark
     }
 
-    /// Publishes only while the gateway lease is surely this node's (renewed within 2 s of its
-    /// 3 s life): a node cut off from JetStream stops before another takes over.
+    /// Publishes only while the gateway lease is surely this node's (renewed within 7 s of its
+    /// 10 s life): a node cut off from JetStream stops before another takes over.
     /// After a publish that was not acknowledged the time core may be ahead of the stream:
     /// nothing more is published (the node stops; another rebuilds from the stream).
     private var broken = false
@@ -60,7 +60,7 @@ final class ClusterNode: ClusterLink {
         while true {
             guard lease.isFresh else {
                 broken = true
-                throw GatewayLease.Stale(description: "the gateway lease was not renewed for over 2 s (JetStream unreachable?)")
+                throw GatewayLease.Stale(description: "the gateway lease was not renewed for over 7 s (JetStream unreachable?)")
             }
             do {
                 try publisher.flush(deadline: .seconds(1))
@@ -208,7 +208,8 @@ final class ClusterNode: ClusterLink {
     }
 }
 
-/// The cluster's gateway lease (`gateway` in the lease bucket, 3 s life): one API node at a time
+/// The cluster's gateway lease (`gateway` in its bucket, 10 s life, renewed every 500 ms;
+/// publishing stops when it was not renewed for 7 s): one API node at a time
 /// publishes events. Another node waits for it, and takes over (rebuilding the gateway from the
 /// stream) once the holder stops or dies and the lease expires.
 final class GatewayLease: @unchecked Sendable {
@@ -225,7 +226,7 @@ final class GatewayLease: @unchecked Sendable {
     }
 
     init(connection: NATSConnection, holder: String) throws {
-        kv = try connection.keyValue(bucket: ClusterNames.leases, ttl: .seconds(3))
+        kv = try connection.keyValue(bucket: ClusterNames.gatewayLease, ttl: ClusterNames.gatewayLeaseTTL)
         self.holder = holder
     }
 
@@ -263,7 +264,7 @@ final class GatewayLease: @unchecked Sendable {
     var isFresh: Bool {
         lock.lock()
         defer { lock.unlock() }
-        return !released && ContinuousClock.now - renewedAt < .seconds(2)
+        return !released && ContinuousClock.now - renewedAt < ClusterNames.gatewayLeaseTTL - .seconds(3)
     }
 
     /// Renews every 500 ms on its own thread; `lost` is called when another node holds it.

@@ -138,6 +138,9 @@ import TriplineTesting
             .event(accepted: 1, watermark: .min, assigned: 3, text: text[...]),
             .watermark(-5, after: 1), .advance(253_402_300_799_999, after: 1),
             .event(accepted: UInt64(Int64.max), watermark: 0, assigned: 0, text: text[...]),
+            .watermark(7, after: 2, step: 3), .advance(9, after: 2, step: 4),
+            .dropped(after: 2, step: 5, text: text[...]), .void(17),
+            .catalog(after: 2, step: 6, watermark: -1, version: "5B1960BA-ADC9-42A7-9502-795EA7B7276B"),
         ]
         var bytes: [UInt8] = []
         for r in records { ClusterRecords.append(r, to: &bytes) }
@@ -148,11 +151,19 @@ import TriplineTesting
             switch (a, b) {
             case (.event(let a1, let w1, let n1, let t1), .event(let a2, let w2, let n2, let t2)):
                 #expect(a1 == a2 && w1 == w2 && n1 == n2 && Array(t1) == Array(t2))
+            case (.dropped(let a1, let s1, let t1), .dropped(let a2, let s2, let t2)):
+                #expect(a1 == a2 && s1 == s2 && Array(t1) == Array(t2))
             default: #expect(a == b)
             }
         }
         #expect(throws: ClusterRecords.Malformed.self) { try ClusterRecords.forEach(in: Array("e 1 2\n".utf8)) { _ in } }
         #expect(throws: ClusterRecords.Malformed.self) { try ClusterRecords.forEach(in: Array("x 1\n".utf8)) { _ in } }
+        // Records written before steps existed (no trailing step) read as step 0.
+        var old: [ClusterRecord] = []
+        try ClusterRecords.forEach(in: Array("w 3 10\na 3 12\n".utf8)) { old.append($0) }
+        #expect(old == [.watermark(10, after: 3, step: 0), .advance(12, after: 3, step: 0)])
+        #expect(throws: ClusterRecords.Malformed.self) { try ClusterRecords.forEach(in: Array("c 1 2 3\n".utf8)) { _ in } }
+        #expect(throws: ClusterRecords.Malformed.self) { try ClusterRecords.forEach(in: Array("d 1 -2 {}\n".utf8)) { _ in } }
     }
 
     @Test func partitionsAreStableAndSpread() {

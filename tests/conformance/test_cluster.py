@@ -23,12 +23,28 @@ pytestmark = pytest.mark.skipif(bool(os.environ.get("TRIPLINE_TEST_POSTGRES")), 
 NATS = shutil.which("nats-server") or "/usr/sbin/nats-server"
 
 
+_taken = set()
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+    """A free port below the kernel's ephemeral range: a port the kernel hands out (bind to 0)
+    can be taken again by an outgoing connection (the servers' routes) before the server that
+    was meant to listen on it starts."""
+    import random
+    for _ in range(500):
+        p = random.randrange(20000, 32000)
+        if p in _taken:
+            continue
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        finally:
+            s.close()
+        _taken.add(p)
+        return p
+    raise AssertionError("no free port")
 
 
 def wait_port(port, proc, what, timeout=20):
@@ -377,7 +393,7 @@ def free_base():
     """A port P with P..P+2 and P+100..P+102 free (for `cluster up`)."""
     import random
     for _ in range(200):
-        base = random.randrange(20000, 40000)
+        base = random.randrange(20000, 32000 - 200)  # below the ephemeral range (see free_port)
         ok = True
         for p in [base + i for i in range(3)] + [base + 100 + i for i in range(3)]:
             s = socket.socket()
@@ -443,7 +459,7 @@ def test_cluster_up_runs_a_three_server_cluster_with_an_api_node_that_gives_the_
 
 
 def test_an_api_node_cut_off_from_jetstream_refuses_batches_and_stops(tmp_path):
-    """With its lease not renewed for 2 s, the gateway publishes nothing more: the batch gets
+    """With its lease not renewed for 7 s, the gateway publishes nothing more: the batch gets
     503 (nothing acknowledged) and the node exits, so that it never publishes after another
     node may have taken over."""
     nats = NatsCluster(tmp_path / "nats", 1)
@@ -456,7 +472,7 @@ def test_an_api_node_cut_off_from_jetstream_refuses_batches_and_stops(tmp_path):
         event = '{"entity":"a","time":"2026-03-01T08:00:00Z","type":"ping"}\n'
         assert srv.request("POST", "/v1/events", event, content_type="application/x-ndjson")[0] == 200
         nats.kill(0)
-        time.sleep(2.5)
+        time.sleep(7.5)
         status, _, out = srv.request("POST", "/v1/events", event.replace("08:00", "08:01"), content_type="application/x-ndjson")
         assert status == 503 and out["error"] == "storage" and "nothing of it was acknowledged" in out["message"], out
         assert srv.proc.wait(timeout=10) == 1

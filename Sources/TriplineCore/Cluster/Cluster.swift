@@ -183,74 +183,55 @@ public enum ClusterRecords {
             guard i > start else { throw Malformed(offset: i) }
             return neg ? Int64(bitPattern: 0 &- v) : Int64(bitPattern: v)
         }
+        /// A space, then a number.
+        func next(_ i: inout Int) throws -> Int64 {
+            guard i < n, bytes[i] == 32 else { throw Malformed(offset: i) }
+            i += 1
+            return try int(&i)
+        }
+        func small(_ v: Int64, _ i: Int) throws -> UInt32 {
+            guard v >= 0, v <= Int64(UInt32.max) else { throw Malformed(offset: i) }
+            return UInt32(v)
+        }
+        /// A trailing step, when there is one (records written before steps existed have none).
+        func optionalStep(_ i: inout Int) throws -> UInt32 {
+            guard i < n, bytes[i] == 32 else { return 0 }
+            return try small(try next(&i), i)
+        }
+        /// A space, then the rest of the line (not empty).
+        func rest(_ i: inout Int) throws -> ArraySlice<UInt8> {
+            guard i < n, bytes[i] == 32 else { throw Malformed(offset: i) }
+            i += 1
+            let start = i
+            while i < n && bytes[i] != 10 { i += 1 }
+            guard i > start else { throw Malformed(offset: i) }
+            return bytes[start..<i]
+        }
         while i < n {
             let kind = bytes[i]
             guard i + 1 < n, bytes[i + 1] == 32 else { throw Malformed(offset: i) }
             i += 2
+            let first = UInt64(bitPattern: try int(&i))
             switch kind {
             case UInt8(ascii: "e"):
-                let a = try int(&i)
-                guard i < n, bytes[i] == 32 else { throw Malformed(offset: i) }
-                i += 1
-                let w = try int(&i)
-                guard i < n, bytes[i] == 32 else { throw Malformed(offset: i) }
-                i += 1
-                let asg = try int(&i)
-                guard i < n, bytes[i] == 32, asg >= 0, asg <= Int64(UInt32.max) else { throw Malformed(offset: i) }
-                i += 1
-                let start = i
-                while i < n && bytes[i] != 10 { i += 1 }
-                try body(.event(accepted: UInt64(bitPattern: a), watermark: w, assigned: UInt32(asg), text: bytes[start..<i]))
+                let w = try next(&i)
+                let assigned = try small(try next(&i), i)
+                try body(.event(accepted: first, watermark: w, assigned: assigned, text: try rest(&i)))
             case UInt8(ascii: "w"):
-                let after = try int(&i)
-                guard i < n, bytes[i] == 32 else { throw Malformed(offset: i) }
-                i += 1
-                let v = try int(&i)
-                var step: Int64 = 0
-                if i < n && bytes[i] == 32 {
-                    i += 1
-                    step = try int(&i)
-                    guard step >= 0, step <= Int64(UInt32.max) else { throw Malformed(offset: i) }
-                }
-                try body(.watermark(v, after: UInt64(bitPattern: after), step: UInt32(step)))
-            case UInt8(ascii: "c"):
-                let after = try int(&i)
-                guard i < n, bytes[i] == 32 else { throw Malformed(offset: i) }
-                i += 1
-                let step = try int(&i)
-                guard i < n, bytes[i] == 32, step >= 0, step <= Int64(UInt32.max) else { throw Malformed(offset: i) }
-                i += 1
-                let w = try int(&i)
-                guard i < n, bytes[i] == 32 else { throw Malformed(offset: i) }
-                i += 1
-                let start = i
-                while i < n && bytes[i] != 10 { i += 1 }
-                guard i > start else { throw Malformed(offset: i) }
-                try body(.catalog(after: UInt64(bitPattern: after), step: UInt32(step), watermark: w, version: String(decoding: bytes[start..<i], as: UTF8.self)))
+                let w = try next(&i)
+                try body(.watermark(w, after: first, step: try optionalStep(&i)))
             case UInt8(ascii: "a"):
-                let after = try int(&i)
-                guard i < n, bytes[i] == 32 else { throw Malformed(offset: i) }
-                i += 1
-                let v = try int(&i)
-                var step: Int64 = 0
-                if i < n && bytes[i] == 32 {
-                    i += 1
-                    step = try int(&i)
-                    guard step >= 0, step <= Int64(UInt32.max) else { throw Malformed(offset: i) }
-                }
-                try body(.advance(v, after: UInt64(bitPattern: after), step: UInt32(step)))
+                let t = try next(&i)
+                try body(.advance(t, after: first, step: try optionalStep(&i)))
+            case UInt8(ascii: "c"):
+                let step = try small(try next(&i), i)
+                let w = try next(&i)
+                try body(.catalog(after: first, step: step, watermark: w, version: String(decoding: try rest(&i), as: UTF8.self)))
             case UInt8(ascii: "d"):
-                let after = try int(&i)
-                guard i < n, bytes[i] == 32 else { throw Malformed(offset: i) }
-                i += 1
-                let step = try int(&i)
-                guard i < n, bytes[i] == 32, step >= 0, step <= Int64(UInt32.max) else { throw Malformed(offset: i) }
-                i += 1
-                let start = i
-                while i < n && bytes[i] != 10 { i += 1 }
-                try body(.dropped(after: UInt64(bitPattern: after), step: UInt32(step), text: bytes[start..<i]))
+                let step = try small(try next(&i), i)
+                try body(.dropped(after: first, step: step, text: try rest(&i)))
             case UInt8(ascii: "v"):
-                try body(.void(UInt64(bitPattern: try int(&i))))
+                try body(.void(first))
             default:
                 throw Malformed(offset: i - 2)
             }
