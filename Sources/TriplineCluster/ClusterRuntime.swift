@@ -293,7 +293,8 @@ public final class ClusterGatewayPublisher {
     /// the whole `EV` stream, rebuilds the time core from it (`ClusterGateway.Rebuilder`), and
     /// publishes a `void` record for each accepted number a dead gateway's last publish lost.
     /// Nothing else may publish to `EV` meanwhile (the caller holds the gateway lease).
-    public static func rebuilt(connection: NATSConnection, config: ClusterConfig, entities: [EntityInfo], catalogVersion: String) throws -> (ClusterGatewayPublisher, ClusterGateway.Rebuilt, messages: Int) {
+    public static func rebuilt(connection: NATSConnection, config: ClusterConfig, entities: [EntityInfo], catalogVersion: String,
+                               accepted: (Event) -> Void = { _ in }) throws -> (ClusterGatewayPublisher, ClusterGateway.Rebuilt, messages: Int) {
         let pub = ClusterGatewayPublisher(connection: connection, config: config, entities: entities, catalogVersion: catalogVersion)
         let last = try connection.streamState(ClusterNames.events).lastSequence
         let rebuilder = ClusterGateway.Rebuilder()
@@ -315,7 +316,7 @@ public final class ClusterGatewayPublisher {
                 try ClusterRecords.forEach(in: m.data) { rebuilder.add($0) }
             }
         }
-        let (gw, report) = try rebuilder.rebuild(partitions: config.partitions, entities: entities, options: config.options)
+        let (gw, report) = try rebuilder.rebuild(partitions: config.partitions, entities: entities, options: config.options, accepted: accepted)
         pub.gateway = gw
         if !report.holes.isEmpty {
             for n in report.holes { gw.void(n) }

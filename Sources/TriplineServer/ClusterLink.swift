@@ -6,6 +6,9 @@ import TriplineCore
 public protocol ClusterLink: AnyObject {
     /// The gateway's time core (a pipeline with no rules): watermark, statistics, entity names.
     var timeCore: Pipeline { get }
+    /// The positions the gateway accepted before this node took over (rebuilt from the
+    /// stream), oldest first: the latest position of each entity comes back from them.
+    var rebuiltPositions: [Event] { get }
     /// Offers a batch to the time core; its records wait for `flush()`.
     func offer(_ texts: EventTexts, check: (Event, Int) -> TriplineError?, accepted: (Event) -> Void) -> Result<ClusterGateway.Offered, InvalidEvents>
     /// An advance of event time, for every partition (published at the next `flush()`).

@@ -142,7 +142,11 @@ public final class EngineHost: @unchecked Sendable {
         s.silences = try store.silences()
         s.receivers = try store.receivers()
         // A cluster's events are on its stream, not in this store's log.
-        if cluster == nil { try rebuild(s) }
+        if let cluster {
+            for ev in cluster.rebuiltPositions { s.latest.track(ev) }
+        } else {
+            try rebuild(s)
+        }
         state = s
         rebuiltEventsAtActivation = s.rebuiltEvents
     }

@@ -16,9 +16,12 @@ final class ClusterNode: ClusterLink {
     let store: any TriplineStore
     let publisher: ClusterGatewayPublisher
     let lease: GatewayLease
+    let rebuiltPositions: [Event]
     private var lastMarked: Millis = .min
 
-    init(connection: NATSConnection, config: ClusterConfig, replicas: Int, store: any TriplineStore, publisher: ClusterGatewayPublisher, lease: GatewayLease) {
+    init(connection: NATSConnection, config: ClusterConfig, replicas: Int, store: any TriplineStore, publisher: ClusterGatewayPublisher, lease: GatewayLease,
+         rebuiltPositions: [Event]) {
+        self.rebuiltPositions = rebuiltPositions
         self.connection = connection
         self.config = config
         self.replicas = replicas

@@ -240,7 +240,12 @@ struct ServerOptions: ParsableArguments {
         try lease.acquire(log: { CLI.printErr("tripline: \($0)") })
         let (catalog, _) = try Catalog.load(store, sensitive: settings.options.sensitive)
         let began = ContinuousClock.now
-        let (publisher, report, messages) = try ClusterGatewayPublisher.rebuilt(connection: c, config: config, entities: catalog.entities, catalogVersion: version)
+        // The latest position per entity, from the positions accepted again.
+        var latest: [Int32: Event] = [:]
+        let (publisher, report, messages) = try ClusterGatewayPublisher.rebuilt(connection: c, config: config, entities: catalog.entities, catalogVersion: version,
+                                                                               accepted: { ev in
+            if ev.type == Symbols.positionType && ev.time >= (latest[ev.entity]?.time ?? .min) { latest[ev.entity] = ev }
+        })
         if messages > 0 {
             let d = (ContinuousClock.now - began).components
             CLI.printErr("tripline: took over as the cluster's gateway: rebuilt from \(messages) messages (\(report.events) events, \(report.drops) drops, \(report.advances) advances) in \(String(format: "%.2f", Double(d.seconds) + Double(d.attoseconds) / 1e18)) s" + (report.holes.isEmpty ? "" : "; \(report.holes.count) accepted numbers lost with the last gateway's unfinished publish were voided"))
@@ -249,7 +254,8 @@ struct ServerOptions: ParsableArguments {
             CLI.printErr("tripline: lost the cluster's gateway lease to \(other); stopping so that one gateway publishes")
             Foundation.exit(1)
         })
-        return ClusterNode(connection: c, config: config, replicas: replicas, store: store, publisher: publisher, lease: lease)
+        return ClusterNode(connection: c, config: config, replicas: replicas, store: store, publisher: publisher, lease: lease,
+                           rebuiltPositions: Array(latest.values))
     }
 }
 

@@ -352,8 +352,11 @@ def test_an_api_node_creates_the_cluster_from_its_catalog_and_serves_it_like_a_s
         post_events(srv, None, {}, batch=7, lines=lines[:half])
         # A restart (SIGTERM gives the gateway lease up) rebuilds the gateway from the stream
         # and carries on; its alerts feed skips what its store already has.
+        positions = srv.ok("GET", "/v1/positions")["entities"]
         srv.stop()
         srv.start()
+        # The latest positions come back with the gateway's rebuild.
+        assert sorted(srv.ok("GET", "/v1/positions")["entities"]) == sorted(positions) and positions
         post_events(srv, None, {}, batch=7, lines=lines[half:])
         n = len(lines)
         srv.ok("POST", "/v1/watermark", {"until": until})

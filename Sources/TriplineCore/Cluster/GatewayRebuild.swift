@@ -62,8 +62,10 @@ extension ClusterGateway {
             }
         }
 
-        /// The gateway these records came from, with nothing pending.
-        public func rebuild(partitions: Int, entities: [EntityInfo], options: PipelineOptions) throws -> (ClusterGateway, Rebuilt) {
+        /// The gateway these records came from, with nothing pending. `accepted` sees each
+        /// event accepted again (in the new gateway's numbering of entities).
+        public func rebuild(partitions: Int, entities: [EntityInfo], options: PipelineOptions,
+                            accepted: (Event) -> Void = { _ in }) throws -> (ClusterGateway, Rebuilt) {
             let gw = ClusterGateway(partitions: partitions, entities: entities, options: options)
             var report = Rebuilt()
             var checking = true
@@ -73,7 +75,7 @@ extension ClusterGateway {
                 guard !batch.isEmpty else { return }
                 let texts = EventTexts(lines: batch.map { Array($0) }, numbers: Array(Int(batchFirst)..<Int(batchFirst) + batch.count), unit: "accepted", file: "stream")
                 let before = gw.accepted
-                switch gw.offer(texts) {
+                switch gw.offer(texts, accepted: accepted) {
                 case .failure(let e):
                     throw RebuildMismatch(description: "the stream holds events the gateway cannot decode: \(e.errors.first.map(\.description) ?? "")")
                 case .success(let o):
