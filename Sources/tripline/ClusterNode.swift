@@ -49,12 +49,12 @@ final class ClusterNode: ClusterLink {
         lastMarked = publisher.watermark
     }
 
-    /// Publishes only while the gateway lease is surely this node's (renewed within 7 s of its
-    /// 10 s life): a node cut off from JetStream stops before another takes over.
     /// After a publish that was not acknowledged the time core may be ahead of the stream:
     /// nothing more is published (the node stops; another rebuilds from the stream).
     private var broken = false
 
+    /// Publishes only while the gateway lease is surely this node's (renewed within 7 s of its
+    /// 10 s life): a node cut off from JetStream stops before another takes over.
     func flush() throws {
         guard !broken else { throw GatewayLease.Stale(description: "an earlier publish was not acknowledged; this node is stopping") }
         // In rounds of 1 s (a leader election takes a few), for up to 30 s, and only while
