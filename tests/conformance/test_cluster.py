@@ -322,6 +322,13 @@ def test_three_servers_a_killed_worker_and_a_killed_stream_leader_still_give_the
         stop_all(workers, nats)
 
 
+def api_node(data, urls, partitions):
+    """A started `serve --cluster` API node on a new store in `data`, with an admin token."""
+    srv = Server(data, "--cluster", urls, "--partitions", partitions, "--max-future", "off")
+    srv.token = make_token(data)
+    return srv.start()
+
+
 def test_an_api_node_creates_the_cluster_from_its_catalog_and_serves_it_like_a_single_node(tmp_path):
     """serve --cluster on servers with no cluster yet: it creates one; the catalog posted through
     the API before the first event reaches the workers (already running); events and alerts go
@@ -332,9 +339,7 @@ def test_an_api_node_creates_the_cluster_from_its_catalog_and_serves_it_like_a_s
     srv = None
     try:
         data = tmp_path / "api"
-        srv = Server(data, "--cluster", nats.urls, "--partitions", 4, "--max-future", "off")
-        srv.token = make_token(data)
-        srv.start()
+        srv = api_node(data, nats.urls, 4)
         for name in ("a", "b"):
             workers[name] = start_worker(nats.urls, name, tmp_path)
         srv.ok("POST", "/v1/zones", (ex / "zones.geojson").read_text(), content_type="application/geo+json")
@@ -468,10 +473,7 @@ def test_an_api_node_cut_off_from_jetstream_refuses_batches_and_stops(tmp_path):
     nats = NatsCluster(tmp_path / "nats", 1)
     srv = None
     try:
-        data = tmp_path / "api"
-        srv = Server(data, "--cluster", nats.urls, "--partitions", 2, "--max-future", "off")
-        srv.token = make_token(data)
-        srv.start()
+        srv = api_node(tmp_path / "api", nats.urls, 2)
         event = '{"entity":"a","time":"2026-03-01T08:00:00Z","type":"ping"}\n'
         assert srv.request("POST", "/v1/events", event, content_type="application/x-ndjson")[0] == 200
         nats.kill(0)
@@ -543,9 +545,7 @@ def test_catalog_changes_mid_stream_give_the_alerts_of_one_server_with_the_same_
     workers = {}
     srv = None
     try:
-        srv = Server(tmp_path / "api", "--cluster", nats.urls, "--partitions", 3, "--max-future", "off")
-        srv.token = make_token(tmp_path / "api")
-        srv.start()
+        srv = api_node(tmp_path / "api", nats.urls, 3)
         for name in ("a", "b"):
             workers[name] = start_worker(nats.urls, name, tmp_path)
 
