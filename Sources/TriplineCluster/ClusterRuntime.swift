@@ -716,7 +716,7 @@ public final class ClusterAlertCollector {
         }
         let pair = key["pair"] as? [String]
         let a = NamedAlert(ruleIndex: 0, rule: o["rule"] as? String ?? "", severity: .low, firing: o["state"] as? String == "firing", time: time,
-                           entity: key["entity"] as? String, zone: key["zone"] as? String, pairA: pair?.first, pairB: pair?.last, line: text)
+                           entity: key["entity"] as? String, zone: key["zone"] as? String, pairA: pair?.first, pairB: pair?.last, line: text, group: key["group"] as? String)
         buffered[stage, default: []].append(a)
     }
 }

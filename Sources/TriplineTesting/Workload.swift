@@ -263,8 +263,8 @@ extension Workload {
             case 2: p = .dwell(min: Millis(60_000 * (1 + v % 5))); zones = zsel
             case 3: p = .gathering(minCount: 2 + v % 3, window: 600_000); zones = zsel
             case 4: p = .proximity(distanceM: Double(200 + 100 * (v % 5)), within: 300_000, other: nil)
-            case 5: p = .frequency(count: 2 + v % 3, window: 600_000, event: EventFilter(type: "login_failed"))
-            case 6: p = .frequency(count: 3, window: 300_000, event: EventFilter(type: "position", zones: zsel))
+            case 5: p = .frequency(count: 2 + v % 3, window: 600_000, event: EventFilter(type: "login_failed"), by: nil)
+            case 6: p = .frequency(count: 3, window: 300_000, event: EventFilter(type: "position", zones: zsel), by: nil)
             case 7: p = .novelty(count: 3 + v % 3, window: 3_600_000, lookback: 86_400_000, counterpart: CounterpartFilter(prefix: ["payee-"]))
             case 8: p = .threshold(metric: "water_l", condition: .above(Double(150 + v % 40)))
             case 9: p = .threshold(metric: "water_l", condition: .below(Double(5 + v % 10)))
@@ -278,7 +278,7 @@ extension Workload {
             case 16: p = .enter; match = Selector(classes: ["truck"], tags: ["cargo": ["hazmat"]]); zones = Selector(classes: ["restricted"])
             case 17: p = .gathering(minCount: 3, window: 1_800_000); match = Selector(classes: ["vessel"]); zones = zsel
             case 18: p = .proximity(distanceM: 500, within: 600_000, other: Selector(classes: ["truck"])); match = Selector(classes: ["vessel", "van"])
-            default: p = .frequency(count: 4, window: 900_000, event: EventFilter(type: "reading", metric: "water_l"))
+            default: p = .frequency(count: 4, window: 900_000, event: EventFilter(type: "reading", metric: "water_l"), by: nil)
             }
             rules.append(Rule(id: id, purpose: "benchmark", owner: "bench", severity: .low, match: match, zones: zones, parameters: p))
         }

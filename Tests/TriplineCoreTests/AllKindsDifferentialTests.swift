@@ -49,11 +49,31 @@ enum MixedStreams {
       - {id: seq-exit, kind: sequence, purpose: p, owner: o, severity: low, match: {}, within: 10s, steps: [{exit: {category: depot}}, {event: {type: c}}, {enter: {}}]}
       - {id: absent-a, kind: absence, purpose: p, owner: o, severity: low, match: {}, for: 4s, event: {type: a}}
       - {id: silent, kind: absence, purpose: p, owner: o, severity: low, match: {kind: truck}, for: 5s, cooldown: 6s}
+      - {id: per-counterpart, kind: frequency, purpose: p, owner: o, severity: low, match: {}, count: 2, window: 5s, event: {type: contact}, by: counterpart}
+      - {id: per-tier, kind: frequency, purpose: p, owner: o, severity: low, match: {kind: truck}, count: 2, window: 4s, event: {type: a}, by: {attr: tier}, cooldown: 3s}
+      - {id: per-driver, kind: frequency, purpose: p, owner: o, severity: low, match: {}, count: 2, window: 6s, event: {type: c}, by: {attr: driver}}
+      - {id: sum-amount, kind: aggregate, purpose: p, owner: o, severity: low, match: {}, fn: sum, of: {attr: amount}, window: 6s, event: {type: b}, above: 4.25}
+      - {id: sum-low, kind: aggregate, purpose: p, owner: o, severity: low, match: {}, fn: sum, of: {attr: amount}, window: 4s, event: {type: a}, below: 3.25, by: {attr: driver}}
+      - {id: mean-m, kind: aggregate, purpose: p, owner: o, severity: low, match: {}, fn: mean, of: value, window: 4s, event: {type: reading, metric: m}, above: 5.3701}
+      - {id: min-m, kind: aggregate, purpose: p, owner: o, severity: low, match: {kind: vessel}, fn: min, of: value, window: 3s, event: {type: reading}, below: 1.5}
+      - {id: max-amount, kind: aggregate, purpose: p, owner: o, severity: low, match: {}, fn: max, of: {attr: amount}, window: 5s, event: {type: a}, above: 3.25, by: {attr: tier}}
+      - {id: max-low, kind: aggregate, purpose: p, owner: o, severity: low, match: {}, fn: max, of: {attr: amount}, window: 3s, event: {type: c}, below: 2.25}
+      - {id: distinct-drivers, kind: aggregate, purpose: p, owner: o, severity: low, match: {}, fn: count_distinct, of: {attr: driver}, window: 6s, event: {type: c}, above: 2}
+      - {id: distinct-payees, kind: aggregate, purpose: p, owner: o, severity: low, match: {}, fn: count_distinct, of: counterpart, window: 5s, event: {type: contact}, above: 2, cooldown: 2s}
+      - {id: distinct-values, kind: aggregate, purpose: p, owner: o, severity: low, match: {}, fn: count_distinct, of: value, window: 3s, event: {type: reading}, below: 2}
+      - {id: seq-not, kind: sequence, purpose: p, owner: o, severity: low, match: {}, within: 6s, steps: [{event: {type: a}}, {absent: {event: {type: c}}}, {event: {type: b}}]}
+      - {id: seq-not-exit, kind: sequence, purpose: p, owner: o, severity: low, match: {}, within: 8s, steps: [{event: {type: b}}, {absent: {exit: {}}}, {absent: {event: {type: a}}}, {enter: {category: depot}}, {event: {type: c}}]}
+      - {id: seq-unloaded, kind: sequence, purpose: p, owner: o, severity: low, match: {}, steps: [{enter: {category: depot}}, {absent: {event: {type: c}}, for: 3s}]}
+      - {id: seq-then-quiet, kind: sequence, purpose: p, owner: o, severity: low, match: {}, within: 5s, steps: [{event: {type: a}}, {absent: {exit: {}}}, {event: {type: b}}, {absent: {event: {type: a}}, for: 2s}]}
+      - {id: seq-lone-c, kind: sequence, purpose: p, owner: o, severity: low, match: {}, steps: [{event: {type: c}}, {absent: {event: {type: c}}, for: 1500ms}], cooldown: 2s}
 
     """
 
     static func events(seed: UInt64, count: Int = 300) -> [NaiveEngine.Ev] {
         var rng = SplitMix64(seed: seed)
+        // Attributes for the rules of spec 1.3 come from a second stream, so that the rest of
+        // each seed's stream is what it was before they were added.
+        var more = SplitMix64(seed: seed ^ 0x5EED_1_3)
         var t: Millis = 1_000_000
         var out: [NaiveEngine.Ev] = []
         for _ in 0..<count {
@@ -74,6 +94,13 @@ enum MixedStreams {
             default:
                 ev.type = ["a", "b", "c"][Int(rng.next() % 3)]
                 ev.attrs = ["tier": .string(rng.next() % 2 == 0 ? "high" : "low"), "n": .number(Double(rng.next() % 2))]
+                // Amounts in halves (sums never meet the rules' quarter bounds); drivers as
+                // strings, numbers and bools, with "7", 7 and 7.0 one group; some events
+                // carry neither.
+                if more.next() % 5 != 0 { ev.attrs["amount"] = .number(Double(more.next() % 9) / 2) }
+                let drivers: [AttrLiteral] = [.string("d1"), .string("d2"), .number(7), .string("7"), .bool(true), .number(7.5), .number(-0.5)]
+                if more.next() % 4 != 0 { ev.attrs["driver"] = drivers[Int(more.next() % UInt64(drivers.count))] }
+                if more.next() % 7 == 0 { ev.attrs["amount"] = .string("n/a") }
             }
             out.append(ev)
         }

@@ -18,9 +18,12 @@ struct NaiveEngine {
         var id = ""
         var order = 0
         var zones: Set<String> = []
+        /// Zones entered and exited by this position (set once, when it is applied).
+        var entered: Set<String> = []
+        var exited: Set<String> = []
     }
     struct Out {
-        var time: Millis, rule: String, e: String, z: String, pa: String, pb: String, seq: Int
+        var time: Millis, rule: String, e: String, z: String, pa: String, pb: String, g: String?, seq: Int
         var firing: Bool
         var evidence: [String]
         var details: [(String, DetailValue)]
@@ -30,6 +33,9 @@ struct NaiveEngine {
     let entities: [String: EntityInfo]
     let rules: [Rule]
     var history: [Ev] = []
+    /// The history by entity (the same events, for speed only), and the entities seen, sorted.
+    var byEntity: [String: [Ev]] = [:]
+    var seenEntities: [String] = []
     var out: [Out] = []
     var seq = 0
     /// Rule id + key -> current state (firing) for stateful kinds.
@@ -57,20 +63,49 @@ struct NaiveEngine {
         }
         return true
     }
-    func positions(_ e: String) -> [Ev] { history.filter { $0.entity == e && $0.type == "position" } }
+    func positions(_ e: String) -> [Ev] { (byEntity[e] ?? []).filter { $0.type == "position" } }
     /// The zones entered and exited by position x (compared with the entity's previous position).
-    func transitions(_ x: Ev) -> (Set<String>, Set<String>) {
+    func transitions(_ x: Ev) -> (Set<String>, Set<String>) { (x.entered, x.exited) }
+    func computeTransitions(_ x: Ev) -> (Set<String>, Set<String>) {
         guard x.type == "position" else { return ([], []) }
-        let prev = history.last { $0.entity == x.entity && $0.type == "position" && $0.order < x.order }
+        let prev = (byEntity[x.entity] ?? []).last { $0.type == "position" && $0.order < x.order }
         let before = prev?.zones ?? []
         return (x.zones.subtracting(before), before.subtracting(x.zones))
     }
 
-    mutating func emit(_ r: Rule, e: String = "", z: String = "", pair: (String, String)? = nil, firing: Bool, time: Millis, evidence: [String], details: [(String, DetailValue)]) {
+    mutating func emit(_ r: Rule, e: String = "", z: String = "", pair: (String, String)? = nil, g: String? = nil, firing: Bool, time: Millis, evidence: [String], details: [(String, DetailValue)]) {
         var pa = "", pb = ""
         if let pair { (pa, pb) = Array(pair.0.utf8).lexicographicallyPrecedes(Array(pair.1.utf8)) ? (pair.0, pair.1) : (pair.1, pair.0) }
-        out.append(Out(time: time, rule: r.id, e: e, z: z, pa: pa, pb: pb, seq: seq, firing: firing, evidence: Array(evidence.prefix(100)), details: details))
+        out.append(Out(time: time, rule: r.id, e: e, z: z, pa: pa, pb: pb, g: g, seq: seq, firing: firing, evidence: Array(evidence.prefix(100)), details: details))
         seq += 1
+    }
+
+    /// The text of a group or distinct value (spec 1.3, 5b.11), written independently of the
+    /// engine for the values the tests use: whole numbers below 1e15 as integers, others as
+    /// Swift writes them (the same as ECMAScript for the halves and quarters the tests use).
+    static func text(_ v: AttrLiteral) -> String {
+        switch v {
+        case .string(let s): return s
+        case .bool(let b): return b ? "true" : "false"
+        case .number(let d): return d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) : "\(d)"
+        }
+    }
+    func groupOf(_ by: GroupBy, _ x: Ev) -> String? {
+        switch by {
+        case .counterpart: return x.type == "contact" && !x.counterpart.isEmpty ? x.counterpart : nil
+        case .attr(let a): return x.attrs[a].map(Self.text)
+        }
+    }
+    /// The aggregate field of x: a finite number (numeric functions) or a text (count_distinct).
+    func fieldOf(_ of: AggregateField, numeric: Bool, _ x: Ev) -> AttrLiteral? {
+        switch of {
+        case .value: return x.type == "reading" && x.value.isFinite ? .number(x.value) : nil
+        case .counterpart: return x.type == "contact" && !x.counterpart.isEmpty ? .string(x.counterpart) : nil
+        case .attr(let a):
+            guard let v = x.attrs[a] else { return nil }
+            if numeric { if case .number(let d) = v, d.isFinite { return v } else { return nil } }
+            return v
+        }
     }
 
     /// Sets a stateful key's state; returns true when it changed.
@@ -87,7 +122,9 @@ struct NaiveEngine {
         for r in rules {
             switch r.parameters {
             case .dwell(let m): durations.append(m)
-            case .gathering(_, let w), .frequency(_, let w, _): durations.append(w)
+            case .gathering(_, let w), .frequency(_, let w, _, _): durations.append(w)
+            case .aggregate(_, _, let w, _, _, _): durations.append(w)
+            case .sequence(let steps, _): if case .absent(_, let d?)? = steps.last { durations.append(d) }
             case .proximity(_, let w, _): durations.append(w)
             case .novelty(_, let w, _, _): durations.append(w)
             case .absence(let d, _): durations.append(d)
@@ -104,7 +141,10 @@ struct NaiveEngine {
                 var x = events[i]
                 x.order = history.count + 1
                 x.zones = x.type == "position" ? Set(zones.filter { $0.shape.covers(x.lon, x.lat) }.map(\.id)) : []
+                (x.entered, x.exited) = computeTransitions(x)
                 history.append(x)
+                if byEntity[x.entity] == nil { seenEntities.append(x.entity); seenEntities.sort() }
+                byEntity[x.entity, default: []].append(x)
                 evaluate(at: t, event: x)
                 i += 1
             }
@@ -122,7 +162,7 @@ struct NaiveEngine {
                 }
             case .speed(let v):
                 guard let x, x.type == "position", r.match.matches(info(x.entity)) else { continue }
-                guard let p = history.last(where: { $0.entity == x.entity && $0.type == "position" && $0.order < x.order }) else { continue }
+                guard let p = (byEntity[x.entity] ?? []).last(where: { $0.type == "position" && $0.order < x.order }) else { continue }
                 let d = Haversine.distance(p.lon, p.lat, x.lon, x.lat)
                 if x.time == p.time {
                     if d > 1 { emit(r, e: x.entity, firing: true, time: t, evidence: [p.id, x.id], details: [("kmh", .null), ("distance_m", .number(d))]) }
@@ -131,7 +171,7 @@ struct NaiveEngine {
                     if kmh > v { emit(r, e: x.entity, firing: true, time: t, evidence: [p.id, x.id], details: [("kmh", .number(kmh)), ("distance_m", .number(d))]) }
                 }
             case .dwell(let min):
-                for e in Set(history.map(\.entity)).sorted() where r.match.matches(info(e)) {
+                for e in seenEntities where r.match.matches(info(e)) {
                     let ps = positions(e)
                     for z in zones.map(\.id) where zoneMatches(r.zones, z) {
                         // The current visit: the run of inside positions at the end of the history.
@@ -187,17 +227,47 @@ struct NaiveEngine {
                         }
                     }
                 }
-            case .frequency(let k, let w, let f):
-                for e in Set(history.map(\.entity)).sorted() where r.match.matches(info(e)) {
-                    let inWindow = history.filter { $0.entity == e && $0.time > t - w && $0.time <= t && filterMatches(f, $0) }
-                    let now = inWindow.count >= k
-                    if transition("\(r.id)|\(e)", now) {
-                        emit(r, e: e, firing: now, time: t, evidence: now ? inWindow.map(\.id) : [], details: [("count", .number(Double(inWindow.count)))])
+            case .frequency(let k, let w, let f, let by):
+                for e in seenEntities where r.match.matches(info(e)) {
+                    let counted = (byEntity[e] ?? []).filter { filterMatches(f, $0) && (by == nil || groupOf(by!, $0) != nil) }
+                    let groups: [String?] = by == nil ? [nil] : Array(Set(counted.map { groupOf(by!, $0) })).sorted { $0! < $1! }
+                    for g in groups {
+                        let inWindow = counted.filter { $0.time > t - w && $0.time <= t && (by == nil || groupOf(by!, $0) == g) }
+                        let now = inWindow.count >= k
+                        if transition("\(r.id)|\(e)|\(g ?? "")", now) {
+                            emit(r, e: e, g: g, firing: now, time: t, evidence: now ? inWindow.map(\.id) : [], details: [("count", .number(Double(inWindow.count)))])
+                        }
+                    }
+                }
+            case .aggregate(let fn, let of, let w, let f, let bound, let by):
+                let numeric = fn != .countDistinct
+                for e in seenEntities where r.match.matches(info(e)) {
+                    let carrying = (byEntity[e] ?? []).filter { filterMatches(f, $0) && fieldOf(of, numeric: numeric, $0) != nil && (by == nil || groupOf(by!, $0) != nil) }
+                    let groups: [String?] = by == nil ? [nil] : Array(Set(carrying.map { groupOf(by!, $0) })).sorted { $0! < $1! }
+                    for g in groups {
+                        let inWindow = carrying.filter { $0.time > t - w && $0.time <= t && (by == nil || groupOf(by!, $0) == g) }
+                        var value: Double? = nil
+                        if !inWindow.isEmpty {
+                            let fields = inWindow.map { fieldOf(of, numeric: numeric, $0)! }
+                            let numbers = fields.map { v -> Double in if case .number(let d) = v { return d } else { return .nan } }
+                            switch fn {
+                            case .sum: value = numbers.reduce(0, +)
+                            case .mean: value = numbers.reduce(0, +) / Double(numbers.count)
+                            case .min: value = numbers.min()
+                            case .max: value = numbers.max()
+                            case .countDistinct: value = Double(Set(fields.map(Self.text)).count)
+                            }
+                        }
+                        let now = value.map { bound.holds($0) } ?? false
+                        if transition("\(r.id)|\(e)|\(g ?? "")", now) {
+                            emit(r, e: e, g: g, firing: now, time: t, evidence: now ? inWindow.map(\.id) : [],
+                                 details: [("value", value.map { .number($0) } ?? .null), ("count", .number(Double(inWindow.count)))])
+                        }
                     }
                 }
             case .novelty(let k, let w, let h, let cf):
-                for e in Set(history.map(\.entity)).sorted() where r.match.matches(info(e)) {
-                    let contacts = history.filter { $0.entity == e && $0.type == "contact" && (cf?.accepts($0.counterpart) ?? true) }
+                for e in seenEntities where r.match.matches(info(e)) {
+                    let contacts = (byEntity[e] ?? []).filter { $0.type == "contact" && (cf?.accepts($0.counterpart) ?? true) }
                     let new = contacts.filter { c in !contacts.contains { $0.order < c.order && $0.counterpart == c.counterpart && $0.time >= c.time - h && $0.time <= c.time } }
                     let inWindow = new.filter { $0.time > t - w && $0.time <= t }
                     let now = inWindow.count >= k
@@ -213,7 +283,7 @@ struct NaiveEngine {
                 case .above(let v): holds = x.value > v
                 case .below(let v): holds = x.value < v
                 case .baseline(let b, let factor, let m):
-                    let base = history.filter { $0.entity == x.entity && $0.type == "reading" && $0.metric == metric && $0.time >= t - b && $0.time < t }
+                    let base = (byEntity[x.entity] ?? []).filter { $0.type == "reading" && $0.metric == metric && $0.time >= t - b && $0.time < t }
                     guard base.count >= m else { continue }
                     let mean = base.map(\.value).reduce(0, +) / Double(base.count)
                     holds = x.value > factor * mean
@@ -223,35 +293,74 @@ struct NaiveEngine {
                     emit(r, e: x.entity, firing: holds, time: t, evidence: [x.id], details: details)
                 }
             case .sequence(let steps, let within):
-                guard let x, r.match.matches(info(x.entity)) else { continue }
-                let key = "\(r.id)|\(x.entity)"
-                let after = lastCompletion[key] ?? 0
-                let segment = history.filter { $0.entity == x.entity && $0.order > after }
+                var positives: [SequenceStep] = [], forbidden: [[SequenceStep]] = [], trailing: (SequenceStep, Millis)?
+                for st in steps {
+                    if case .absent(let inner, let d) = st {
+                        if let d { trailing = (inner, d) } else { forbidden[forbidden.count - 1].append(inner) }
+                    } else {
+                        positives.append(st)
+                        forbidden.append([])
+                    }
+                }
+                let m = positives.count, w = within ?? .max
                 func stepMatches(_ s: SequenceStep, _ y: Ev) -> Bool {
                     switch s {
                     case .enter(let sel): return transitions(y).0.contains { zoneMatches(sel, $0) }
                     case .exit(let sel): return transitions(y).1.contains { zoneMatches(sel, $0) }
                     case .event(let f): return filterMatches(f, y)
+                    case .absent: return false
                     }
                 }
-                guard stepMatches(steps.last!, x) else { continue }
-                // Candidate starts, latest first; each later step greedily takes the earliest match.
-                for s in segment.reversed() where s.order < x.order && stepMatches(steps[0], s) && x.time - s.time <= within {
-                    var chain = [s]
-                    var ok = true
-                    for step in steps.dropFirst().dropLast() {
-                        guard let next = segment.first(where: { $0.order > chain.last!.order && $0.order < x.order && stepMatches(step, $0) }) else { ok = false; break }
-                        chain.append(next)
+                /// The greedy chain from start s: each positive step takes the first event after
+                /// the previous one that matches it, unless a forbidden event comes first; nil
+                /// when it is dropped or not complete.
+                func chain(from s: Ev, _ segment: [Ev]) -> [Ev]? {
+                    var c = [s]
+                    for j in 1..<m {
+                        guard let z = segment.first(where: { y in y.order > c.last!.order && (stepMatches(positives[j], y) || forbidden[j - 1].contains { stepMatches($0, y) }) }) else { return nil }
+                        guard stepMatches(positives[j], z), z.time - s.time <= w else { return nil }
+                        c.append(z)
                     }
-                    if ok {
-                        emit(r, e: x.entity, firing: true, time: t, evidence: chain.map(\.id) + [x.id], details: [("span_s", .number(Double(x.time - s.time) / 1000))])
-                        lastCompletion[key] = x.order
-                        break
+                    return c
+                }
+                if trailing == nil {
+                    guard let x, r.match.matches(info(x.entity)) else { continue }
+                    let key = "\(r.id)|\(x.entity)"
+                    let after = lastCompletion[key] ?? 0
+                    let segment = (byEntity[x.entity] ?? []).filter { $0.order > after }
+                    guard stepMatches(positives[m - 1], x) else { continue }
+                    // Candidate starts, latest first.
+                    for s in segment.reversed() where s.order < x.order && stepMatches(positives[0], s) && x.time - s.time <= w {
+                        if let c = chain(from: s, segment), c.last!.order == x.order {
+                            emit(r, e: x.entity, firing: true, time: t, evidence: c.map(\.id), details: [("span_s", .number(Double(x.time - s.time) / 1000))])
+                            lastCompletion[key] = x.order
+                            break
+                        }
+                    }
+                } else if x == nil, let (tstep, d) = trailing {
+                    // A deadline instant: the first pending match due now, not cancelled, fires.
+                    for e in seenEntities where r.match.matches(info(e)) {
+                        let key = "\(r.id)|\(e)"
+                        let after = lastCompletion[key] ?? 0
+                        let segment = (byEntity[e] ?? []).filter { $0.order > after }
+                        for y in segment where y.time + d == t && stepMatches(positives[m - 1], y) {
+                            var match: [Ev]? = nil
+                            for s in segment.reversed() where s.order <= y.order && stepMatches(positives[0], s) {
+                                if m == 1 { if s.order == y.order { match = [y]; break } else { continue } }
+                                if s.order == y.order { continue }
+                                if let c = chain(from: s, segment), c.last!.order == y.order { match = c; break }
+                            }
+                            guard let c = match else { continue }
+                            if segment.contains(where: { $0.order > y.order && $0.time < t && stepMatches(tstep, $0) }) { continue }
+                            emit(r, e: e, firing: true, time: t, evidence: c.map(\.id), details: [("span_s", .number(Double(t - c[0].time) / 1000))])
+                            lastCompletion[key] = history.count
+                            break
+                        }
                     }
                 }
             case .absence(let d, let f):
-                for e in Set(history.map(\.entity)).sorted() where r.match.matches(info(e)) {
-                    let seen = history.filter { $0.entity == e && (f == nil || filterMatches(f!, $0)) }
+                for e in seenEntities where r.match.matches(info(e)) {
+                    let seen = (byEntity[e] ?? []).filter { (f == nil || filterMatches(f!, $0)) }
                     guard let last = seen.last else { continue }
                     let now = t >= last.time + d
                     let key = "\(r.id)|\(e)"
@@ -275,7 +384,7 @@ struct NaiveEngine {
         var kept: [Out] = []
         for o in out {
             let r = rules.first { $0.id == o.rule }!
-            let key = "\(o.rule)|\(o.e)|\(o.z)|\(o.pa)|\(o.pb)"
+            let key = "\(o.rule)|\(o.e)|\(o.z)|\(o.pa)|\(o.pb)|\(o.g ?? "")"
             if let e = r.expires, o.time >= e { continue }
             if r.cooldown > 0 {
                 if o.firing {
@@ -297,6 +406,7 @@ struct NaiveEngine {
             if a.z != b.z { return less(a.z, b.z) }
             if a.pa != b.pa { return less(a.pa, b.pa) }
             if a.pb != b.pb { return less(a.pb, b.pb) }
+            if a.g != b.g { return less(a.g ?? "", b.g ?? "") }
             return a.seq < b.seq
         }
         return kept.map { o in
@@ -307,6 +417,7 @@ struct NaiveEngine {
             if !o.e.isEmpty { parts.append("\"entity\":\"\(o.e)\"") }
             if !o.z.isEmpty { parts.append("\"zone\":\"\(o.z)\"") }
             if !o.pa.isEmpty { parts.append("\"pair\":[\"\(o.pa)\",\"\(o.pb)\"]") }
+            if let g = o.g { parts.append("\"group\":\"\(g)\"") }
             s += Array(parts.joined(separator: ",").utf8)
             s += Array("},\"state\":\"\(o.firing ? "firing" : "resolved")\",\"time\":\"\(EventTime.format(o.time))\",\"evidence\":[".utf8)
             s += Array(o.evidence.map { "\"\($0)\"" }.joined(separator: ",").utf8)

@@ -548,7 +548,7 @@ public enum ClusterAlerts {
         all.sort { x, y in
             if x.0.time != y.0.time { return x.0.time < y.0.time }
             if x.0.rule != y.0.rule { return less(x.0.rule, y.0.rule) }
-            for (u, v) in [(x.0.entity, y.0.entity), (x.0.zone, y.0.zone), (x.0.pairA, y.0.pairA), (x.0.pairB, y.0.pairB)] where u != v {
+            for (u, v) in [(x.0.entity, y.0.entity), (x.0.zone, y.0.zone), (x.0.pairA, y.0.pairA), (x.0.pairB, y.0.pairB), (x.0.group, y.0.group)] where u != v {
                 guard let u else { return true }
                 guard let v else { return false }
                 return less(u, v)

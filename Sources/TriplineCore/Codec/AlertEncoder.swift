@@ -28,6 +28,12 @@ public struct AlertEncoder {
             out.append(44)
             JSONText.appendString(engine.symbols.entities.string(y), to: &out)
             out.append(93)
+            first = false
+        }
+        if a.key.group >= 0 {
+            if !first { out.append(44) }
+            out.append(contentsOf: #""group":"#.utf8)
+            JSONText.appendString(engine.groupText(a.key.group), to: &out)
         }
         out.append(contentsOf: a.firing ? #"},"state":"firing","time":""#.utf8 : #"},"state":"resolved","time":""#.utf8)
         EventTime.append(a.time, to: &out)
@@ -89,6 +95,45 @@ public enum JSONText {
     }
 
     /// Appends a finite number: whole numbers as integers, others in shortest round-trip form.
+    /// A number as ECMAScript's Number::toString writes it (the group text of spec 1.3,
+    /// 5b.11): 7 and 7.0 give "7", 1e-7 gives "1e-7", 1e21 gives "1e+21", 0.5 gives "0.5".
+    public static func ecmaScript(_ d: Double) -> String {
+        if d.isNaN { return "NaN" }
+        if d == 0 { return "0" }
+        if d.isInfinite { return d < 0 ? "-Infinity" : "Infinity" }
+        if d < 0 { return "-" + ecmaScript(-d) }
+        // Swift's description has the shortest digits that round-trip, as ECMAScript asks;
+        // only the layout differs. Read the digits and the decimal exponent from it.
+        let text = d.description
+        var mantissa = Substring(text), exp10 = 0
+        if let e = text.firstIndex(where: { $0 == "e" || $0 == "E" }) {
+            mantissa = text[..<e]
+            exp10 = Int(text[text.index(after: e)...]) ?? 0
+        }
+        var digits = "", pointAt = mantissa.count
+        if let dot = mantissa.firstIndex(of: ".") {
+            pointAt = mantissa.distance(from: mantissa.startIndex, to: dot)
+            digits = String(mantissa[..<dot]) + String(mantissa[mantissa.index(after: dot)...])
+        } else {
+            digits = String(mantissa)
+        }
+        // Strip leading zeros (moving the point) and trailing zeros.
+        var lead = 0
+        for c in digits { if c == "0" { lead += 1 } else { break } }
+        digits.removeFirst(lead)
+        pointAt -= lead
+        while digits.last == "0" { digits.removeLast() }
+        let k = digits.count
+        let n = pointAt + exp10   // value = 0.digits x 10^n
+        if k <= n && n <= 21 { return digits + String(repeating: "0", count: n - k) }
+        if 0 < n && n <= 21 { return String(digits.prefix(n)) + "." + String(digits.dropFirst(n)) }
+        if -6 < n && n <= 0 { return "0." + String(repeating: "0", count: -n) + digits }
+        let e = n - 1
+        let sign = e < 0 ? "-" : "+"
+        let body = k == 1 ? digits : String(digits.prefix(1)) + "." + String(digits.dropFirst())
+        return body + "e" + sign + String(abs(e))
+    }
+
     public static func appendNumber(_ d: Double, to out: inout [UInt8]) {
         if d == d.rounded() && abs(d) < 1e15 {
             out.append(contentsOf: String(Int64(d)).utf8)

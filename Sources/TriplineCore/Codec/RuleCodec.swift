@@ -9,12 +9,13 @@ public enum RuleCodec {
         case .dwell: return ["zones", "min"]
         case .gathering: return ["zones", "min_count", "window"]
         case .proximity: return ["distance_m", "within", "other"]
-        case .frequency: return ["count", "window", "event"]
+        case .frequency: return ["count", "window", "event", "by"]
         case .novelty: return ["count", "window", "lookback", "counterpart"]
         case .threshold: return ["metric", "above", "below", "baseline"]
         case .sequence: return ["steps", "within"]
         case .absence: return ["for", "event"]
         case .speed: return ["max_kmh"]
+        case .aggregate: return ["fn", "of", "window", "event", "above", "below", "by"]
         }
     }
 
@@ -81,7 +82,12 @@ public enum RuleCodec {
             let zn = node["zones"]!
             r.fail(zn, p + "/zones", "\(ruleName): only enter, exit, dwell and gathering take a rule-level \"zones\" selector; a \(kind.rawValue) rule may filter positions by zones inside its \"event\" filter where it has one")
         }
-        guard let f = r.object(node, p, allowed: allowed + (kind.map { $0.takesZones } == false ? ["zones"] : []), what: ruleName) else { return nil }
+        var tolerated = kind.map { $0.takesZones } == false ? ["zones"] : []
+        if let kind, kind != .frequency, kind != .aggregate, let bn = node["by"] {
+            r.fail(bn, p + "/by", "\(ruleName): \"by\" groups only frequency and aggregate rules; a \(kind.rawValue) rule keeps its state per \(kind == .gathering ? "zone" : kind == .proximity ? "pair" : "entity"). Remove \"by\", or write the rule as a frequency or aggregate rule")
+            tolerated.append("by")
+        }
+        guard let f = r.object(node, p, allowed: allowed + tolerated, what: ruleName) else { return nil }
 
         func req(_ key: String, hint: String = "") -> (DocNode, String)? {
             r.require(f, key, parent: node, pointer: p, what: ruleName, hint: hint)
@@ -159,8 +165,14 @@ public enum RuleCodec {
             let c = req("count", hint: "how many events (>= 1)").flatMap { r.integer($0.0, $0.1, what: "count", min: 1) }
             let w = req("window", hint: "e.g. 1h").flatMap { r.duration($0.0, $0.1, what: "window") }
             let e = req("event", hint: "which events count, e.g. {type: payment}").flatMap { eventFilter($0.0, $0.1, &r, sensitive) }
-            guard let c, let w, let e else { return nil }
-            return .frequency(count: c, window: w, event: e)
+            var by: GroupBy?
+            var ok = true
+            if let (bn, bp) = f["by"] {
+                by = groupBy(bn, bp, eventType: e?.type, &r, sensitive)
+                ok = by != nil
+            }
+            guard let c, let w, let e, ok else { return nil }
+            return .frequency(count: c, window: w, event: e, by: by)
         case .novelty:
             let c = req("count", hint: "how many new counterparts (>= 1)").flatMap { r.integer($0.0, $0.1, what: "count", min: 1) }
             let w = req("window", hint: "e.g. 1h").flatMap { r.duration($0.0, $0.1, what: "window") }
@@ -207,37 +219,7 @@ public enum RuleCodec {
             guard let metric, let cond else { return nil }
             return .threshold(metric: metric, condition: cond)
         case .sequence:
-            let w = req("within", hint: "the longest time from first to last step, e.g. 30m").flatMap { r.duration($0.0, $0.1, what: "within") }
-            guard let (sn, sp) = req("steps", hint: "a list of at least 2 steps") else { return nil }
-            guard let list = sn.elements else { r.fail(sn, sp, "steps must be a list, found \(sn.typeName)"); return nil }
-            if list.count < 2 {
-                r.fail(sn, sp, "a sequence needs at least 2 steps, found \(list.count); use a frequency or enter rule for a single event")
-                return nil
-            }
-            var steps: [SequenceStep] = []
-            var ok = true
-            for (i, s) in list.enumerated() {
-                let stp = sp + "/\(i)"
-                guard let m = s.members, m.count == 1 else {
-                    r.fail(s, stp, "a step must have exactly one of {enter: zone selector}, {exit: zone selector} or {event: filter}")
-                    ok = false
-                    continue
-                }
-                let key = m[0].key, kp = stp + "/" + pointerToken(key)
-                switch key {
-                case "enter":
-                    if let z = r.selector(m[0].node, kp, classKey: "category", what: "step zone selector", sensitive: sensitive) { steps.append(.enter(z)) } else { ok = false }
-                case "exit":
-                    if let z = r.selector(m[0].node, kp, classKey: "category", what: "step zone selector", sensitive: sensitive) { steps.append(.exit(z)) } else { ok = false }
-                case "event":
-                    if let e = eventFilter(m[0].node, kp, &r, sensitive) { steps.append(.event(e)) } else { ok = false }
-                default:
-                    r.fail(m[0].node, kp, "unknown step \"\(key)\"; a step is {enter: ...}, {exit: ...} or {event: ...}", code: .unknownField)
-                    ok = false
-                }
-            }
-            guard let w, ok else { return nil }
-            return .sequence(steps: steps, within: w)
+            return sequence(f, node, p, name, &r, sensitive)
         case .absence:
             let d = req("for", hint: "how long a silence must last, e.g. 10m").flatMap { r.duration($0.0, $0.1, what: "for") }
             var e: EventFilter?
@@ -250,7 +232,199 @@ public enum RuleCodec {
             guard let v = r.number(n, fp, what: "max_kmh") else { return nil }
             if v < 0 { r.fail(n, fp, "max_kmh must not be negative, found \(v)"); return nil }
             return .speed(maxKmh: v)
+        case .aggregate:
+            return aggregate(f, node, p, name, &r, sensitive)
         }
+    }
+
+    /// `by: counterpart` or `by: {attr: NAME}` (spec 1.3, 5b.11).
+    static func groupBy(_ n: DocNode, _ p: String, eventType: String?, _ r: inout DocReader, _ sensitive: SensitiveTags) -> GroupBy? {
+        if let s = n.stringValue {
+            guard s == "counterpart" else {
+                r.fail(n, p, "by must be counterpart or {attr: NAME}, found \"\(s)\"\(s == "entity" ? "; state is always per entity, so leave \"by\" out to count per entity" : "")")
+                return nil
+            }
+            if let t = eventType, t != "contact" {
+                r.fail(n, p, "by: counterpart groups contact events by their counterpart, but the event filter selects \"\(t)\" events, which have none; use event: {type: contact}, or group by an attribute with by: {attr: NAME}")
+                return nil
+            }
+            return .counterpart
+        }
+        return attrField(n, p, what: "by", &r, sensitive).map { .attr($0) }
+    }
+
+    /// `{attr: NAME}`, refusing a sensitive NAME (spec section 6).
+    static func attrField(_ n: DocNode, _ p: String, what: String, _ r: inout DocReader, _ sensitive: SensitiveTags) -> String? {
+        guard n.members != nil else {
+            r.fail(n, p, "\(what) must be \(what == "by" ? "counterpart" : "value, counterpart") or {attr: NAME}, found \(n.typeName)")
+            return nil
+        }
+        guard let a = r.object(n, p, allowed: ["attr"], what: "\(what) field") else { return nil }
+        guard let (an, ap) = r.require(a, "attr", parent: n, pointer: p, what: "\(what) field", hint: "name the event attribute, e.g. {attr: amount}") else { return nil }
+        guard let name = r.string(an, ap, what: "attr") else { return nil }
+        if sensitive.isSensitive(name) {
+            r.fail(an, ap, "\(what) names the sensitive attribute \"\(name)\": rules may not group or aggregate by it (spec section 6); choose an attribute about the thing or account, not the person", code: .sensitiveTag)
+            return nil
+        }
+        return name
+    }
+
+    /// The `aggregate` kind (spec 1.3, 5b.12).
+    static func aggregate(_ f: [String: (DocNode, String)], _ node: DocNode, _ p: String, _ name: String,
+                          _ r: inout DocReader, _ sensitive: SensitiveTags) -> RuleParameters? {
+        func req(_ key: String, hint: String = "") -> (DocNode, String)? {
+            r.require(f, key, parent: node, pointer: p, what: name, hint: hint)
+        }
+        let fns = AggregateFunction.allCases.map(\.rawValue)
+        var fn: AggregateFunction?
+        if let (n, fp) = req("fn", hint: "one of \(fns.joined(separator: ", "))"), let s = r.string(n, fp, what: "fn") {
+            fn = AggregateFunction(rawValue: s)
+            if fn == nil {
+                var msg = "unknown aggregate function \"\(s)\""
+                if let near = DocReader.closest(s, fns) { msg += " (did you mean \"\(near)\"?)" }
+                r.fail(n, fp, msg + "; use one of \(fns.joined(separator: ", "))")
+            }
+        }
+        let w = req("window", hint: "e.g. 24h").flatMap { r.duration($0.0, $0.1, what: "window") }
+        let e = req("event", hint: "which events count, e.g. {type: payment}").flatMap { eventFilter($0.0, $0.1, &r, sensitive) }
+        var of: AggregateField?
+        if let (n, fp) = req("of", hint: "value (of readings), counterpart (of contacts, for count_distinct) or {attr: NAME}") {
+            if let s = n.stringValue {
+                switch s {
+                case "value":
+                    if let t = e?.type, t != "reading" {
+                        r.fail(n, fp, "of: value reads the value of reading events, but the event filter selects \"\(t)\" events; use event: {type: reading, metric: ...}, or aggregate an attribute with of: {attr: NAME}")
+                    } else { of = .value }
+                case "counterpart":
+                    if let fn, fn != .countDistinct {
+                        r.fail(n, fp, "of: counterpart is a name, not a number: only fn: count_distinct can aggregate it, not \(fn.rawValue)")
+                    } else if let t = e?.type, t != "contact" {
+                        r.fail(n, fp, "of: counterpart reads the counterpart of contact events, but the event filter selects \"\(t)\" events; use event: {type: contact}")
+                    } else { of = .counterpart }
+                default:
+                    r.fail(n, fp, "of must be value, counterpart or {attr: NAME}, found \"\(s)\"")
+                }
+            } else if let a = attrField(n, fp, what: "of", &r, sensitive) {
+                of = .attr(a)
+            }
+        }
+        let given = ["above", "below"].filter { f[$0] != nil }
+        var bound: Bound?
+        if given.count != 1 {
+            r.fail(node, p, given.isEmpty ? "\(name) needs exactly one of \"above\" or \"below\": the value the aggregate is compared with"
+                                         : "\(name) has both \"above\" and \"below\"; give exactly one (write two rules for a band)")
+        } else if let (n, fp) = f["above"] {
+            bound = r.number(n, fp, what: "above").map { .above($0) }
+        } else if let (n, fp) = f["below"] {
+            bound = r.number(n, fp, what: "below").map { .below($0) }
+        }
+        var by: GroupBy?
+        var ok = true
+        if let (bn, bp) = f["by"] {
+            by = groupBy(bn, bp, eventType: e?.type, &r, sensitive)
+            ok = by != nil
+        }
+        guard let fn, let of, let w, let e, let bound, ok else { return nil }
+        return .aggregate(fn: fn, of: of, window: w, event: e, bound: bound, by: by)
+    }
+
+    /// The `sequence` kind with negated steps (spec sections 5.8 and 5b.13).
+    static func sequence(_ f: [String: (DocNode, String)], _ node: DocNode, _ p: String, _ name: String,
+                         _ r: inout DocReader, _ sensitive: SensitiveTags) -> RuleParameters? {
+        var w: Millis?
+        if let (n, fp) = f["within"] { w = r.duration(n, fp, what: "within") }
+        guard let (sn, sp) = r.require(f, "steps", parent: node, pointer: p, what: name, hint: "a list of at least 2 steps") else { return nil }
+        guard let list = sn.elements else { r.fail(sn, sp, "steps must be a list, found \(sn.typeName)"); return nil }
+        if list.count < 2 {
+            r.fail(sn, sp, "a sequence needs at least 2 steps, found \(list.count); use a frequency or enter rule for a single event")
+            return nil
+        }
+        let stepShapes = "{enter: zone selector}, {exit: zone selector}, {event: filter} or {absent: step}"
+        func positive(_ key: String, _ node: DocNode, _ kp: String) -> SequenceStep? {
+            switch key {
+            case "enter":
+                return r.selector(node, kp, classKey: "category", what: "step zone selector", sensitive: sensitive).map { .enter($0) }
+            case "exit":
+                return r.selector(node, kp, classKey: "category", what: "step zone selector", sensitive: sensitive).map { .exit($0) }
+            case "event":
+                return eventFilter(node, kp, &r, sensitive).map { .event($0) }
+            default:
+                var msg = "unknown step \"\(key)\"; a step is \(stepShapes)"
+                if let near = DocReader.closest(key, ["enter", "exit", "event", "absent"]) { msg = "unknown step \"\(key)\" (did you mean \"\(near)\"?); a step is \(stepShapes)" }
+                r.fail(node, kp, msg, code: .unknownField)
+                return nil
+            }
+        }
+        let lastPositive = list.lastIndex { $0.members?.contains { $0.key == "absent" } != true } ?? -1
+        var steps: [SequenceStep] = []
+        var ok = true
+        for (i, s) in list.enumerated() {
+            let stp = sp + "/\(i)"
+            guard let m = s.members, !m.isEmpty else {
+                r.fail(s, stp, "a step must be an object, one of \(stepShapes); found \(s.typeName)")
+                ok = false
+                continue
+            }
+            if m.contains(where: { $0.key == "absent" }) {
+                guard let fields = r.object(s, stp, allowed: ["absent", "for"], what: "absent step") else { ok = false; continue }
+                let (an, ap) = fields["absent"]!
+                if i == 0 {
+                    r.fail(s, stp, "a sequence cannot begin with an absent step: nothing before it says from when the event must be missing. Put the step it must follow first, e.g. [{enter: ...}, {absent: ...}], or use an absence rule for plain silence")
+                    ok = false
+                    continue
+                }
+                var deadline: Millis?
+                if let (fn, fp) = fields["for"] {
+                    if i != list.count - 1 {
+                        r.fail(fn, fp, "\"for\" belongs only on a trailing absent step (the deadline after the last positive step); between positive steps the neighbouring steps bound the gap. Remove it, or move this step to the end")
+                        ok = false
+                    } else { deadline = r.duration(fn, fp, what: "for") }
+                    if deadline == nil { ok = false }
+                } else if i == list.count - 1 {
+                    r.fail(s, stp, "a trailing absent step needs \"for\": how long after the last positive step the event must stay missing, e.g. {absent: {event: {type: unload}}, for: 2h}", code: .missingField)
+                    ok = false
+                }
+                if i > lastPositive && i != list.count - 1 {
+                    r.fail(s, stp, "only one absent step may follow the last positive step (it carries the deadline); list what must not happen in one step per rule, or put a positive step between them")
+                    ok = false
+                    continue
+                }
+                guard let im = an.members, im.count == 1 else {
+                    r.fail(an, ap, "absent takes one step, {enter: ...}, {exit: ...} or {event: ...}\(an.members?.contains { $0.key == "absent" } == true ? "" : "")")
+                    ok = false
+                    continue
+                }
+                if im[0].key == "absent" {
+                    r.fail(im[0].node, ap + "/absent", "an absent step cannot hold another absent step; name the event that must not happen, e.g. {absent: {event: {type: unload}}}")
+                    ok = false
+                    continue
+                }
+                if let inner = positive(im[0].key, im[0].node, ap + "/" + pointerToken(im[0].key)) {
+                    if ok { steps.append(.absent(inner, for: deadline)) }
+                } else { ok = false }
+                continue
+            }
+            guard m.count == 1 else {
+                r.fail(s, stp, "a step must have exactly one of \(stepShapes); found \(m.map { "\"\($0.key)\"" }.joined(separator: ", "))")
+                ok = false
+                continue
+            }
+            let key = m[0].key
+            if key == "for" {
+                r.fail(s, stp, "\"for\" belongs on a trailing absent step, with \"absent\" beside it")
+                ok = false
+                continue
+            }
+            if let st = positive(key, m[0].node, stp + "/" + pointerToken(key)) { steps.append(st) } else { ok = false }
+        }
+        guard ok else { return nil }
+        let positives = steps.filter { !$0.isAbsent }.count
+        if positives >= 2 && w == nil && f["within"] == nil {
+            r.fail(node, p, "\(name) is missing required field \"within\": the longest time from first to last positive step, e.g. 30m (it may be left out only when a single positive step is followed by an absent step)", code: .missingField)
+            return nil
+        }
+        if f["within"] != nil && w == nil { return nil }
+        return .sequence(steps: steps, within: w)
     }
 
     static func eventFilter(_ n: DocNode, _ p: String, _ r: inout DocReader, _ sensitive: SensitiveTags) -> EventFilter? {

@@ -18,7 +18,16 @@ public enum RuleEncoder {
         case .proximity(let d, let w, let other):
             f += [("distance_m", num(d)), ("within", duration(w))]
             if let other { f.append(("other", selector(other, classKey: "kind"))) }
-        case .frequency(let n, let w, let e): f += [("count", String(n)), ("window", duration(w)), ("event", filter(e))]
+        case .frequency(let n, let w, let e, let by):
+            f += [("count", String(n)), ("window", duration(w)), ("event", filter(e))]
+            if let by { f.append(("by", group(by))) }
+        case .aggregate(let fn, let of, let w, let e, let bound, let by):
+            f += [("fn", str(fn.rawValue)), ("of", field(of)), ("window", duration(w)), ("event", filter(e))]
+            switch bound {
+            case .above(let v): f.append(("above", num(v)))
+            case .below(let v): f.append(("below", num(v)))
+            }
+            if let by { f.append(("by", group(by))) }
         case .novelty(let n, let w, let h, let cp):
             f += [("count", String(n)), ("window", duration(w)), ("lookback", duration(h))]
             if let cp {
@@ -36,14 +45,8 @@ public enum RuleEncoder {
                 f.append(("baseline", obj([("window", duration(w)), ("factor", num(fa)), ("min_samples", String(m))])))
             }
         case .sequence(let steps, let within):
-            let s = steps.map { st -> String in
-                switch st {
-                case .enter(let z): return obj([("enter", selector(z, classKey: "category"))])
-                case .exit(let z): return obj([("exit", selector(z, classKey: "category"))])
-                case .event(let e): return obj([("event", filter(e))])
-                }
-            }
-            f += [("steps", "[" + s.joined(separator: ",") + "]"), ("within", duration(within))]
+            f.append(("steps", "[" + steps.map(step).joined(separator: ",") + "]"))
+            if let within { f.append(("within", duration(within))) }
         case .absence(let d, let e):
             f.append(("for", duration(d)))
             if let e { f.append(("event", filter(e))) }
@@ -53,6 +56,33 @@ public enum RuleEncoder {
     }
 
     static func str(_ s: String) -> String { JSONText.quoted(s) }
+
+    static func step(_ st: SequenceStep) -> String {
+        switch st {
+        case .enter(let z): return obj([("enter", selector(z, classKey: "category"))])
+        case .exit(let z): return obj([("exit", selector(z, classKey: "category"))])
+        case .event(let e): return obj([("event", filter(e))])
+        case .absent(let inner, let d):
+            var f = [("absent", step(inner))]
+            if let d { f.append(("for", duration(d))) }
+            return obj(f)
+        }
+    }
+
+    static func group(_ g: GroupBy) -> String {
+        switch g {
+        case .counterpart: return str("counterpart")
+        case .attr(let a): return obj([("attr", str(a))])
+        }
+    }
+
+    static func field(_ g: AggregateField) -> String {
+        switch g {
+        case .value: return str("value")
+        case .counterpart: return str("counterpart")
+        case .attr(let a): return obj([("attr", str(a))])
+        }
+    }
 
     static func num(_ d: Double) -> String {
         var out: [UInt8] = []

@@ -100,6 +100,11 @@ public final class Engine: EntityMatching {
     let ruleSlot: [Int]
     let needsZones: Bool
     var emitter: Emitter
+    /// Group texts of `by` rules and values told apart by `count_distinct` (alert keys
+    /// name groups by their id here).
+    var groupTexts = GroupTexts()
+    /// The text of a group id of an alert key.
+    public func groupText(_ id: Int32) -> String { groupTexts.texts.string(id) }
     var zoneScratch: [Int32] = []
     var enteredScratch: [Int32] = []
     var prevScratch: [Int32] = []
@@ -357,6 +362,10 @@ public final class Engine: EntityMatching {
         let (xa, xb) = sortedPair(x.key), (ya, yb) = sortedPair(y.key)
         if xa != ya { return symbols.entities.codePointLess(xa, ya) }
         if xb != yb { return symbols.entities.codePointLess(xb, yb) }
+        if x.key.group != y.key.group {
+            if x.key.group < 0 || y.key.group < 0 { return x.key.group < y.key.group }
+            return groupTexts.texts.codePointLess(x.key.group, y.key.group)
+        }
         return x.sequence < y.sequence
     }
 
@@ -397,7 +406,9 @@ public final class Engine: EntityMatching {
         case .frequency: kinds.frequency.fire(timer, slot: slot, matching: self, emitter: &emitter, timers: &time.timers)
         case .novelty: kinds.novelty.fire(timer, slot: slot, matching: self, emitter: &emitter, timers: &time.timers)
         case .absence: kinds.absence.fire(timer, slot: slot, matching: self, emitter: &emitter, timers: &time.timers)
-        case .enter, .exit, .speed, .threshold, .sequence: break
+        case .aggregate: kinds.aggregate.fire(timer, slot: slot, matching: self, emitter: &emitter, timers: &time.timers)
+        case .sequence: kinds.sequence.fire(timer, slot: slot, matching: self, emitter: &emitter, timers: &time.timers)
+        case .enter, .exit, .speed, .threshold: break
         }
     }
 
@@ -446,11 +457,12 @@ public final class Engine: EntityMatching {
         } else if ev.type == Symbols.contactType {
             if !kinds.novelty.isEmpty { kinds.novelty.onContact(ev, ref: ref, matching: self, emitter: &emitter, timers: &time.timers) }
         }
-        if !kinds.frequency.isEmpty { kinds.frequency.onEvent(ev, ref: ref, zones: zones, matching: self, emitter: &emitter, timers: &time.timers) }
+        if !kinds.frequency.isEmpty { kinds.frequency.onEvent(ev, ref: ref, zones: zones, matching: self, texts: &groupTexts, emitter: &emitter, timers: &time.timers) }
+        if !kinds.aggregate.isEmpty { kinds.aggregate.onEvent(ev, ref: ref, zones: zones, matching: self, texts: &groupTexts, emitter: &emitter, timers: &time.timers) }
         if !kinds.absence.isEmpty { kinds.absence.onEvent(ev, ref: ref, zones: zones, matching: self, emitter: &emitter, timers: &time.timers) }
         if !kinds.sequence.isEmpty {
             kinds.sequence.onEvent(ev, ref: ref, order: applied, zones: zones, entered: entered, exited: exited,
-                             matching: self, emitter: &emitter)
+                             matching: self, emitter: &emitter, timers: &time.timers)
         }
     }
 
@@ -539,7 +551,8 @@ public final class Engine: EntityMatching {
             ("cooldown", emitter.cooldownState.count * 64),
             ("dwell", kinds.dwell.stateBytes), ("absence", kinds.absence.stateBytes), ("frequency", kinds.frequency.stateBytes),
             ("novelty", kinds.novelty.stateBytes), ("threshold", kinds.threshold.stateBytes), ("gathering", kinds.gathering.stateBytes),
-            ("proximity", kinds.proximity.stateBytes), ("sequence", kinds.sequence.stateBytes),
+            ("proximity", kinds.proximity.stateBytes), ("sequence", kinds.sequence.stateBytes), ("aggregate", kinds.aggregate.stateBytes),
+            ("group texts", groupTexts.memoryBytes),
         ]
         return parts.sorted { $0.1 > $1.1 }.map { (kind: $0.0, bytes: $0.1) }
     }

@@ -77,11 +77,13 @@ struct FrequencyEvaluator {
         /// Deadline of the expiry timer pending (at the oldest event), or .min.
         var pending: Millis = .min
     }
-    /// Rules sharing one filter and window (at most 64 per group).
+    /// Rules sharing one filter, window and `by` (at most 64 per group).
     struct Group {
         var filterKey: EventFilter
         var filter: CompiledFilter
         var window: Millis
+        /// `by` (spec 1.3, 5b.11): tracks are per (entity, group); nil: per entity.
+        var by: TextSource? = nil
         var members: [Member] = []
         var tracks = IntMap<Track>()
     }
@@ -90,30 +92,38 @@ struct FrequencyEvaluator {
     var isEmpty: Bool { groups.isEmpty }
 
     /// Adds a rule; returns its group.
-    mutating func add(rule: Int32, selector: Int32, count: Int, window: Millis, filter: EventFilter, compiled: CompiledFilter) -> Int {
+    mutating func add(rule: Int32, selector: Int32, count: Int, window: Millis, filter: EventFilter, compiled: CompiledFilter, by: TextSource? = nil) -> Int {
         let g: Int
-        if let i = groups.firstIndex(where: { $0.filterKey == filter && $0.window == window && $0.members.count < 64 }) {
+        if let i = groups.firstIndex(where: { $0.filterKey == filter && $0.window == window && $0.by == by && $0.members.count < 64 }) {
             g = i
         } else {
             g = groups.count
-            groups.append(Group(filterKey: filter, filter: compiled, window: window))
+            groups.append(Group(filterKey: filter, filter: compiled, window: window, by: by))
         }
         groups[g].members.append(Member(rule: rule, selector: selector, threshold: count))
         return g
     }
 
-    mutating func onEvent(_ ev: Event, ref: EventRef, zones: [Int32], matching: some EntityMatching, emitter: inout Emitter, timers: inout TimerQueue) {
+    mutating func onEvent(_ ev: Event, ref: EventRef, zones: [Int32], matching: some EntityMatching, texts: inout GroupTexts,
+                          emitter: inout Emitter, timers: inout TimerQueue) {
         for g in groups.indices where groups[g].filter.matches(ev, insideZones: zones) {
             let members = groups[g].members
             var applies: UInt64 = 0
             for (j, m) in members.enumerated() where matching.matches(ev.entity, m.selector) { applies |= 1 << UInt64(j) }
             if applies == 0 { continue }
+            // With `by`, an event without the field does not count.
+            var group: Int32 = -1
+            if let by = groups[g].by {
+                group = texts.text(ev, by, names: { matching.symbols.names })
+                if group < 0 { continue }
+            }
+            let alertKey: AlertKey = group < 0 ? .entity(ev.entity) : .entityGroup(ev.entity, group)
             let window = groups[g].window
-            groups[g].tracks.update(key(ev.entity), default: { Track() }) { tr in
+            groups[g].tracks.update(group < 0 ? key(ev.entity) : key(ev.entity, group), default: { Track() }) { tr in
                 tr.refs.append(ev.time, ref)
                 if tr.pending == .min {
                     tr.pending = ev.time + window
-                    timers.schedule(deadline: ev.time + window, rule: members[0].rule, a: ev.entity)
+                    timers.schedule(deadline: ev.time + window, rule: members[0].rule, a: ev.entity, b: group)
                 }
                 let c = tr.refs.count
                 var bits = applies & ~tr.firing
@@ -124,7 +134,7 @@ struct FrequencyEvaluator {
                     guard c >= members[j].threshold else { continue }
                     tr.firing |= 1 << UInt64(j)
                     if evidence == nil { evidence = tr.refs.evidence }
-                    emitter.emit(rule: members[j].rule, key: .entity(ev.entity), firing: true, time: ev.time, evidence: evidence!,
+                    emitter.emit(rule: members[j].rule, key: alertKey, firing: true, time: ev.time, evidence: evidence!,
                                  details: [("count", .number(Double(c)))])
                 }
             }
@@ -135,7 +145,9 @@ struct FrequencyEvaluator {
         let members = groups[g].members
         let window = groups[g].window
         var drop = false
-        groups[g].tracks.modify(key(t.a)) { tr in
+        let k = t.b < 0 ? key(t.a) : key(t.a, t.b)
+        let alertKey: AlertKey = t.b < 0 ? .entity(t.a) : .entityGroup(t.a, t.b)
+        groups[g].tracks.modify(k) { tr in
             tr.refs.expire(window: window, now: t.deadline)
             let c = tr.refs.count
             var bits = tr.firing
@@ -144,16 +156,16 @@ struct FrequencyEvaluator {
                 bits &= bits - 1
                 guard c < members[j].threshold else { continue }
                 tr.firing &= ~(1 << UInt64(j))
-                emitter.emit(rule: members[j].rule, key: .entity(t.a), firing: false, time: t.deadline, evidence: [], details: [("count", .number(Double(c)))])
+                emitter.emit(rule: members[j].rule, key: alertKey, firing: false, time: t.deadline, evidence: [], details: [("count", .number(Double(c)))])
             }
             if let oldest = tr.refs.oldestTime {
                 tr.pending = oldest + window
-                timers.schedule(deadline: oldest + window, rule: t.rule, a: t.a)
+                timers.schedule(deadline: oldest + window, rule: t.rule, a: t.a, b: t.b)
             } else {
                 tr.pending = .min
                 drop = true
             }
         }
-        if drop { groups[g].tracks.remove(key(t.a)) }
+        if drop { groups[g].tracks.remove(k) }
     }
 }

@@ -126,6 +126,7 @@ extension Engine {
         kinds.gathering.forEachRef(ref)
         kinds.proximity.forEachRef(ref)
         kinds.frequency.forEachRef(ref)
+        kinds.aggregate.forEachRef(ref)
         kinds.novelty.forEachRef(ref)
         kinds.sequence.forEachRef(ref)
     }

@@ -111,11 +111,14 @@ extension ThresholdEvaluator: RuleEvaluator {
 }
 
 extension SequenceEvaluator: RuleEvaluator {
-    var stateBytes: Int { rules.reduce(0) { $0 + $1.partials.memoryBytes } }
+    var stateBytes: Int {
+        rules.reduce(0) { $0 + $1.states.memoryBytes + $1.states.entries.reduce(0) { $0 + $1.value.partials.capacity * MemoryLayout<Partial?>.stride } }
+    }
     func forEachRef(_ body: (EventRef) -> Void) {
         for m in rules {
-            for s in m.partials.slots where s.key != IntMap<[Partial?]>.emptyKey {
-                for p in s.value! { if let p { for r in p.refs { body(r) } } }
+            for s in m.states.slots where s.key != IntMap<State>.emptyKey {
+                for p in s.value!.partials { if let p { for r in p.refs { body(r) } } }
+                if let p = s.value!.pending { for r in p.refs { body(r) } }
             }
         }
     }

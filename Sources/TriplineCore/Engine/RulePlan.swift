@@ -78,26 +78,42 @@ struct RulePlan {
             case .proximity(let d, let w, let other):
                 slots[i] = evaluators.proximity.rules.count
                 evaluators.proximity.add(rule: ri, match: s, other: other.map(sel) ?? s, distance: d, window: w)
-            case .frequency(let k, let w, let f):
+            case .frequency(let k, let w, let f, let by):
                 let cf = CompiledFilter(f, symbols: &syms, zones: zones)
                 zonesNeeded = zonesNeeded || cf.needsZones
-                slots[i] = evaluators.frequency.add(rule: ri, selector: s, count: k, window: w, filter: f, compiled: cf)
+                slots[i] = evaluators.frequency.add(rule: ri, selector: s, count: k, window: w, filter: f, compiled: cf, by: by.map { textSource($0, &syms) })
+            case .aggregate(let fn, let of, let w, let f, let bound, let by):
+                let cf = CompiledFilter(f, symbols: &syms, zones: zones)
+                zonesNeeded = zonesNeeded || cf.needsZones
+                let source: AggregateSource
+                switch of {
+                case .value: source = .value
+                case .counterpart: source = .counterpart
+                case .attr(let a): source = .attr(syms.names.intern(a))
+                }
+                slots[i] = evaluators.aggregate.add(rule: ri, selector: s, fn: fn, source: source, window: w, filter: f, compiled: cf, bound: bound,
+                                                    by: by.map { textSource($0, &syms) }, byKey: by)
             case .novelty(let k, let w, let h, let cp):
                 slots[i] = evaluators.novelty.add(rule: ri, selector: s, count: k, window: w, lookback: h, prefix: cp?.prefix, notPrefix: cp?.notPrefix)
             case .threshold(let metric, let c):
                 evaluators.threshold.add(rule: ri, selector: s, metric: syms.names.intern(metric), condition: c)
             case .sequence(let steps, let within):
-                let compiled: [SequenceEvaluator.Step] = steps.map {
-                    switch $0 {
+                func compile(_ step: SequenceStep) -> SequenceEvaluator.Step {
+                    switch step {
                     case .enter(let z): zonesNeeded = true; return .enter(ZoneMask.build(z, zones: zones))
                     case .exit(let z): zonesNeeded = true; return .exit(ZoneMask.build(z, zones: zones))
                     case .event(let f):
                         let cf = CompiledFilter(f, symbols: &syms, zones: zones)
                         zonesNeeded = zonesNeeded || cf.needsZones
                         return .event(cf)
+                    case .absent(let inner, _): return compile(inner)
                     }
                 }
-                evaluators.sequence.rules.append(.init(rule: ri, selector: s, steps: compiled, within: within))
+                let compiled = steps.map { st -> (SequenceEvaluator.Step, negated: Bool, deadline: Millis?) in
+                    if case .absent(let inner, let d) = st { return (compile(inner), true, d) }
+                    return (compile(st), false, nil)
+                }
+                slots[i] = evaluators.sequence.add(rule: ri, selector: s, steps: compiled, within: within)
             case .absence(let d, let f):
                 let cf = f.map { CompiledFilter($0, symbols: &syms, zones: zones) }
                 zonesNeeded = zonesNeeded || (cf?.needsZones ?? false)
@@ -119,6 +135,14 @@ struct RulePlan {
     }
 }
 
+/// A `by` of a rule, against the interned names.
+func textSource(_ g: GroupBy, _ syms: inout Symbols) -> TextSource {
+    switch g {
+    case .counterpart: return .counterpart
+    case .attr(let a): return .attr(syms.names.intern(a))
+    }
+}
+
 /// One evaluator per rule kind (spec section 5), each with the rules of its kind.
 struct Evaluators {
     var geofence = GeofenceEvaluator()
@@ -131,4 +155,5 @@ struct Evaluators {
     var threshold = ThresholdEvaluator()
     var sequence = SequenceEvaluator()
     var absence = AbsenceEvaluator()
+    var aggregate = AggregateEvaluator()
 }

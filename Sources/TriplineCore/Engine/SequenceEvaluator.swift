@@ -1,8 +1,23 @@
-/// `sequence` (spec section 5.8): per entity, events e1 < ... < ek in processing order
-/// matching the steps, with time(ek) - time(e1) <= T. For each number of completed steps the
-/// evaluator keeps one partial match: the one with the latest start, built from the earliest
-/// matching events after that start — O(steps) state per entity. A completing event fires
-/// once, clears the entity's partial matches and does not start a new one. Key {entity}.
+/// `sequence` (spec section 5.8, and 5b.13 for negated steps): per entity, events
+/// e1 < ... < ek in processing order matching the positive steps, with
+/// time(ek) - time(e1) <= T. Among candidate starts the latest counts and each later step
+/// takes the earliest matching event after the previous one.
+///
+/// For each number of completed positive steps the evaluator keeps one partial match: the
+/// one with the latest start — O(steps) state per entity. This is exact because two partials
+/// waiting for the same step have the same future (the same events extend them and the same
+/// forbidden events drop them), and the later start is never worse for `within`. A partial
+/// that an event extends moves up a level (its own chain took that event, so it does not stay
+/// behind to take a later one); a partial waiting for positive step i+1 is dropped by an event
+/// satisfying a negated step between i and i+1 that does not extend it.
+///
+/// Without a trailing negated step a completing event fires once, clears the entity's
+/// partial matches and does not start a new one. With `{absent: S, for: D}` last, completing
+/// the positive steps makes a match pending until time(ek) + D (a timer). An event satisfying
+/// S cancels every pending match it follows; the first pending match to reach its deadline
+/// fires, and every partial and pending match of the entity is cleared. Since every pending
+/// match has the same D, the earliest one has the earliest deadline and any event that
+/// cancels it cancels all later ones too; so only the earliest is kept.
 struct SequenceEvaluator {
     enum Step {
         case enter(ZoneMask)
@@ -15,17 +30,55 @@ struct SequenceEvaluator {
         var startOrder: Int
         var refs: [EventRef]
     }
-    struct Member {
+    struct Pending {
+        var start: Millis
+        var deadline: Millis
+        var refs: [EventRef]
+    }
+    struct State {
+        /// partials[i] has completed positive steps 0...i.
+        var partials: [Partial?]
+        var pending: Pending? = nil
+        var generation: UInt32 = 0
+    }
+    /// A rule's steps (kept apart from its state, so that reading them does not share the
+    /// state's storage while it is updated).
+    struct Spec {
         var rule: Int32
-        var selector: Int32
+        /// The positive steps, in order.
         var steps: [Step]
+        /// forbidden[i]: the negated steps between positive step i and i + 1.
+        var forbidden: [[Step]]
+        /// The trailing negated step and its deadline.
+        var trailing: (step: Step, deadline: Millis)?
         var within: Millis
-        /// Per entity: partial[i] has completed steps 0...i.
-        var partials = IntMap<[Partial?]>()
+    }
+    struct Member {
+        var spec: Spec
+        var selector: Int32
+        var states = IntMap<State>()
     }
     var rules: [Member] = []
 
     var isEmpty: Bool { rules.isEmpty }
+
+    /// Adds a rule from its compiled steps (positive and negated, in the rule's order).
+    mutating func add(rule: Int32, selector: Int32, steps: [(Step, negated: Bool, deadline: Millis?)], within: Millis?) -> Int {
+        var positives: [Step] = [], forbidden: [[Step]] = [], trailing: (Step, Millis)?
+        for (s, negated, deadline) in steps {
+            if !negated {
+                positives.append(s)
+                forbidden.append([])
+            } else if let deadline {
+                trailing = (s, deadline)
+            } else {
+                forbidden[forbidden.count - 1].append(s)
+            }
+        }
+        forbidden.removeLast()
+        rules.append(Member(spec: Spec(rule: rule, steps: positives, forbidden: forbidden, trailing: trailing, within: within ?? .max), selector: selector))
+        return rules.count - 1
+    }
 
     static func matches(_ s: Step, _ ev: Event, zones: [Int32], entered: [Int32], exited: [Int32]) -> Bool {
         switch s {
@@ -35,50 +88,92 @@ struct SequenceEvaluator {
         }
     }
 
-    mutating func onEvent(_ ev: Event, ref: EventRef, order: Int, zones: [Int32], entered: [Int32], exited: [Int32], matching: some EntityMatching, emitter: inout Emitter) {
+    mutating func onEvent(_ ev: Event, ref: EventRef, order: Int, zones: [Int32], entered: [Int32], exited: [Int32], matching: some EntityMatching,
+                          emitter: inout Emitter, timers: inout TimerQueue) {
         for i in rules.indices where matching.matches(ev.entity, rules[i].selector) {
-            let k = rules[i].steps.count
             // Most events of most entities neither extend nor start a match: no state is touched.
-            let has = rules[i].partials.contains(key(ev.entity))
-            if !has && !Self.matches(rules[i].steps[0], ev, zones: zones, entered: entered, exited: exited) { continue }
-            let steps = rules[i].steps, within = rules[i].within, rule = rules[i].rule
-            let keep = rules[i].partials.update(key(ev.entity), default: { Array(repeating: nil, count: k - 1) }) { p -> Bool in
-                Self.advance(&p, steps: steps, within: within, rule: rule, ev: ev, ref: ref, order: order, zones: zones, entered: entered,
-                             exited: exited, emitter: &emitter)
+            let has = rules[i].states.contains(key(ev.entity))
+            if !has && !Self.matches(rules[i].spec.steps[0], ev, zones: zones, entered: entered, exited: exited) { continue }
+            let m = rules[i].spec
+            let k = m.steps.count
+            let keep = rules[i].states.update(key(ev.entity), default: { State(partials: Array(repeating: nil, count: k - 1)) }) { st -> Bool in
+                Self.advance(&st, m, ev: ev, ref: ref, order: order, zones: zones, entered: entered, exited: exited, emitter: &emitter, timers: &timers)
             }
-            if !keep { rules[i].partials.remove(key(ev.entity)) }
+            if !keep { rules[i].states.remove(key(ev.entity)) }
         }
     }
 
-    /// Applies one event to an entity's partial matches; returns whether any remain.
-    static func advance(_ p: inout [Partial?], steps: [Step], within: Millis, rule: Int32, ev: Event, ref: EventRef, order: Int, zones: [Int32],
-                        entered: [Int32], exited: [Int32], emitter: inout Emitter) -> Bool {
-        let k = steps.count
-        let t = ev.time
-        // Completion: the latest-start partial that has all but the last step.
-        if let last = p[k - 2], t - last.start <= within, matches(steps[k - 1], ev, zones: zones, entered: entered, exited: exited) {
-            emitter.emit(rule: rule, key: .entity(ev.entity), firing: true, time: t, evidence: last.refs + [ref],
-                         details: [("span_s", .number(Double(t - last.start) / 1000))])
+    /// Applies one event to an entity's matches; returns whether any partial or pending remains.
+    static func advance(_ st: inout State, _ m: Spec, ev: Event, ref: EventRef, order: Int, zones: [Int32], entered: [Int32], exited: [Int32],
+                        emitter: inout Emitter, timers: inout TimerQueue) -> Bool {
+        let k = m.steps.count, within = m.within, t = ev.time
+        func hit(_ s: Step) -> Bool { matches(s, ev, zones: zones, entered: entered, exited: exited) }
+        func forbidden(_ level: Int) -> Bool { m.forbidden[level].contains(where: hit) }
+        // An event satisfying the trailing negated step cancels the pending match it follows.
+        if let tr = m.trailing, st.pending != nil, hit(tr.step) { st.pending = nil }
+        func complete(start: Millis, refs: [EventRef]) -> Bool {
+            guard let tr = m.trailing else {
+                emitter.emit(rule: m.rule, key: .entity(ev.entity), firing: true, time: t, evidence: refs,
+                             details: [("span_s", .number(Double(t - start) / 1000))])
+                return true
+            }
+            if st.pending == nil {
+                st.generation &+= 1
+                st.pending = Pending(start: start, deadline: t + tr.deadline, refs: refs)
+                timers.schedule(deadline: t + tr.deadline, rule: m.rule, a: ev.entity, generation: st.generation)
+            }
             return false
+        }
+        if k == 1 {
+            if hit(m.steps[0]) && complete(start: t, refs: [ref]) { return false }
+            return st.pending != nil
+        }
+        // Completion: the latest-start partial that has all but the last positive step.
+        if let last = st.partials[k - 2] {
+            if hit(m.steps[k - 1]) {
+                st.partials[k - 2] = nil
+                if t - last.start <= within && complete(start: last.start, refs: last.refs + [ref]) { return false }
+            } else if forbidden(k - 2) {
+                st.partials[k - 2] = nil
+            }
         }
         // Extensions, from the longest partial down, so that the event serves each partial once.
         if k > 2 {
             for level in stride(from: k - 2, through: 1, by: -1) {
-                guard let prev = p[level - 1], t - prev.start <= within,
-                      matches(steps[level], ev, zones: zones, entered: entered, exited: exited) else { continue }
-                if let cur = p[level], cur.startOrder >= prev.startOrder { continue }
-                p[level] = Partial(start: prev.start, startOrder: prev.startOrder, refs: prev.refs + [ref])
+                guard let prev = st.partials[level - 1] else { continue }
+                if hit(m.steps[level]) {
+                    st.partials[level - 1] = nil
+                    guard t - prev.start <= within else { continue }
+                    if let cur = st.partials[level], cur.startOrder >= prev.startOrder { continue }
+                    st.partials[level] = Partial(start: prev.start, startOrder: prev.startOrder, refs: prev.refs + [ref])
+                } else if forbidden(level - 1) {
+                    st.partials[level - 1] = nil
+                }
             }
         }
-        if matches(steps[0], ev, zones: zones, entered: entered, exited: exited) {
-            p[0] = Partial(start: t, startOrder: order, refs: [ref])
+        if hit(m.steps[0]) {
+            st.partials[0] = Partial(start: t, startOrder: order, refs: [ref])
         }
         // Partials that can no longer complete in time are dropped.
-        var any = false
+        var any = st.pending != nil
         for level in 0..<(k - 1) {
-            if let q = p[level], t - q.start > within { p[level] = nil }
-            if p[level] != nil { any = true }
+            if let q = st.partials[level], t - q.start > within { st.partials[level] = nil }
+            if st.partials[level] != nil { any = true }
         }
         return any
+    }
+
+    /// A pending match's deadline: it fires when still pending, and the entity's matches are
+    /// cleared.
+    mutating func fire(_ t: EngineTimer, slot: Int, matching: some EntityMatching, emitter: inout Emitter, timers: inout TimerQueue) {
+        let rule = rules[slot].spec.rule
+        var clear = false
+        rules[slot].states.modify(key(t.a)) { st in
+            guard let p = st.pending, p.deadline == t.deadline, st.generation == t.generation else { return }
+            emitter.emit(rule: rule, key: .entity(t.a), firing: true, time: t.deadline, evidence: p.refs,
+                         details: [("span_s", .number(Double(t.deadline - p.start) / 1000))])
+            clear = true
+        }
+        if clear { rules[slot].states.remove(key(t.a)) }
     }
 }

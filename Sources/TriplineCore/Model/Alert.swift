@@ -12,8 +12,11 @@ public struct AlertKey: Sendable, Hashable {
     /// For pairs: the two entities (the text form is sorted by id when written).
     public var pairA: Int32 = -1
     public var pairB: Int32 = -1
+    /// The group of a `by` rule (spec 1.3, 5b.11), interned in `Symbols.names`.
+    public var group: Int32 = -1
 
-    public init(entity: Int32 = -1, zone: Int32 = -1, pairA: Int32 = -1, pairB: Int32 = -1) {
+    public init(entity: Int32 = -1, zone: Int32 = -1, pairA: Int32 = -1, pairB: Int32 = -1, group: Int32 = -1) {
+        self.group = group
         self.entity = entity
         self.zone = zone
         self.pairA = pairA
@@ -22,6 +25,7 @@ public struct AlertKey: Sendable, Hashable {
     public static func entity(_ e: Int32) -> AlertKey { AlertKey(entity: e) }
     public static func entityZone(_ e: Int32, _ z: Int32) -> AlertKey { AlertKey(entity: e, zone: z) }
     public static func zone(_ z: Int32) -> AlertKey { AlertKey(zone: z) }
+    public static func entityGroup(_ e: Int32, _ g: Int32) -> AlertKey { AlertKey(entity: e, group: g) }
 }
 
 /// One alert transition as the engine emits it; text is produced by `AlertEncoder`.

@@ -7,7 +7,7 @@ public struct AlertExplanation: Sendable, Equatable {
     public var sentence: String
 
     /// `details` holds the alert's numbers by name (as in the alert line).
-    public init(rule: Rule, firing: Bool, time: Millis, keyText: String, details: [String: String]) {
+    public init(rule: Rule, firing: Bool, time: Millis, keyText: String, details: [String: String], group: String? = nil) {
         func d(_ ms: Millis) -> String { DurationText.format(ms) }
         let at = EventTime.format(time)
         let n = { (k: String) in details[k] ?? "?" }
@@ -30,10 +30,32 @@ public struct AlertExplanation: Sendable, Equatable {
             from = time - w
             s = firing ? "\(keyText) were \(n("distance_m")) m apart at \(at), within \(Self.num(dist)) m, both positions at most \(d(w)) old"
                 : "\(keyText) are no longer within \(Self.num(dist)) m (or a position grew older than \(d(w)))"
-        case .frequency(let c, let w, let e):
+        case .frequency(let c, let w, let e, let by):
             from = time - w
-            s = firing ? "\(n("count")) \(e.type) events in the \(d(w)) up to \(at), reaching the count of \(c)"
-                : "the count of \(e.type) events in the last \(d(w)) fell to \(n("count")), below \(c)"
+            let per = by.map { " with \(Self.groupText($0, group))" } ?? ""
+            s = firing ? "\(n("count")) \(e.type) events\(per) in the \(d(w)) up to \(at), reaching the count of \(c)"
+                : "the count of \(e.type) events\(per) in the last \(d(w)) fell to \(n("count")), below \(c)"
+        case .aggregate(let fn, let of, let w, let e, let bound, let by):
+            from = time - w
+            let per = by.map { " with \(Self.groupText($0, group))" } ?? ""
+            let field: String
+            switch of {
+            case .value: field = "value"
+            case .counterpart: field = "counterpart"
+            case .attr(let a): field = a
+            }
+            let what: String
+            switch fn {
+            case .sum: what = "the sum of \(field)"
+            case .mean: what = "the mean \(field)"
+            case .min: what = "the smallest \(field)"
+            case .max: what = "the largest \(field)"
+            case .countDistinct: what = "the number of distinct \(field) values"
+            }
+            let (cmp, x): (String, Double) = { switch bound { case .above(let v): return ("above", v); case .below(let v): return ("below", v) } }()
+            let value = n("value") == "infinite" ? "undefined (no event in the window carries \(field))" : n("value")
+            s = firing ? "\(what) over the \(n("count")) \(e.type) events\(per) in the \(d(w)) up to \(at) was \(value), \(cmp) \(Self.num(x))"
+                : "\(what) over the \(n("count")) \(e.type) events\(per) in the \(d(w)) up to \(at) became \(value), no longer \(cmp) \(Self.num(x))"
         case .novelty(let c, let w, let h, _):
             from = time - w
             s = firing ? "\(n("count")) counterparts new within the last \(d(h)) were contacted in the \(d(w)) up to \(at), reaching \(c)"
@@ -50,8 +72,16 @@ public struct AlertExplanation: Sendable, Equatable {
                     : "\(metric) read \(n("value")) at \(at), back within \(Self.num(f)) x the baseline \(n("baseline"))"
             }
         case .sequence(let steps, let within):
-            from = time - within
-            s = "the \(steps.count) steps happened in order within \(n("span_s")) s (at most \(d(within))), the last at \(at)"
+            let positives = steps.filter { !$0.isAbsent }.count
+            let absent = steps.count - positives
+            let bound = within.map { " (at most \(d($0)))" } ?? ""
+            if case .absent(_, let deadline?)? = steps.last {
+                from = time - (within ?? 0) - deadline
+                s = "the \(positives) step\(positives == 1 ? "" : "s") happened in order\(absent > 1 ? " with none of the forbidden events between them" : "") and the forbidden event did not follow within \(d(deadline)); \(n("span_s")) s from the first step to the deadline at \(at)\(bound)"
+            } else {
+                from = within.map { time - $0 }
+                s = "the \(positives) steps happened in order within \(n("span_s")) s\(bound)\(absent > 0 ? ", with no forbidden event between them" : ""), the last at \(at)"
+            }
         case .absence(let dur, _):
             from = firing ? time - dur : nil
             s = firing ? "\(keyText) was silent for \(d(dur)) up to \(at)" : "\(keyText) was heard again at \(at) after \(n("silent_s")) s of silence"
@@ -65,7 +95,7 @@ public struct AlertExplanation: Sendable, Equatable {
 
     /// From an alert's parts as its line names them: the key (entity, zone, pair) and the
     /// details (numbers, null for infinite, lists of names).
-    public init(rule: Rule, firing: Bool, time: Millis, entity: String?, zone: String?, pair: (String, String)?, details: [(String, DetailValue)]) {
+    public init(rule: Rule, firing: Bool, time: Millis, entity: String?, zone: String?, pair: (String, String)?, details: [(String, DetailValue)], group: String? = nil) {
         var keyText = entity ?? ""
         if let (a, b) = pair { keyText = "\(a) and \(b)" }
         if keyText.isEmpty, let zone { keyText = "zone " + zone }
@@ -80,7 +110,14 @@ public struct AlertExplanation: Sendable, Equatable {
             case .strings(let ss): numbers[k] = ss.joined(separator: ", ")
             }
         }
-        self.init(rule: rule, firing: firing, time: time, keyText: keyText, details: numbers)
+        self.init(rule: rule, firing: firing, time: time, keyText: keyText, details: numbers, group: group)
+    }
+
+    static func groupText(_ by: GroupBy, _ group: String?) -> String {
+        switch by {
+        case .counterpart: return group.map { "counterpart \($0)" } ?? "one counterpart"
+        case .attr(let a): return group.map { "\(a) = \($0)" } ?? "one \(a)"
+        }
     }
 
     static func num(_ d: Double) -> String {

@@ -8,7 +8,7 @@ public enum Severity: String, Sendable, CaseIterable, Comparable {
 
 /// The rule kinds of spec section 5.
 public enum RuleKind: String, Sendable, CaseIterable {
-    case enter, exit, dwell, gathering, proximity, frequency, novelty, threshold, sequence, absence, speed
+    case enter, exit, dwell, gathering, proximity, frequency, novelty, threshold, sequence, absence, speed, aggregate
 
     /// Kinds that accept a rule-level `zones` selector.
     public var takesZones: Bool { self == .enter || self == .exit || self == .dwell || self == .gathering }
@@ -36,11 +36,50 @@ public struct CounterpartFilter: Sendable, Hashable {
     }
 }
 
-/// One step of a sequence rule.
-public enum SequenceStep: Sendable, Hashable {
+/// One step of a sequence rule: a positive step, or (spec 1.3, 5b.13) a negated one, which
+/// forbids events satisfying its inner step between its neighbours; a trailing negated step
+/// carries the deadline `for`.
+public indirect enum SequenceStep: Sendable, Hashable {
     case enter(Selector)
     case exit(Selector)
     case event(EventFilter)
+    case absent(SequenceStep, for: Millis?)
+
+    public var isAbsent: Bool { if case .absent = self { return true } else { return false } }
+}
+
+/// What `by` groups a `frequency` or `aggregate` rule's state by (spec 1.3, 5b.11): the
+/// counterpart of contact events, or the value of an attribute as text.
+public enum GroupBy: Sendable, Hashable {
+    case counterpart
+    case attr(String)
+}
+
+/// The function of an `aggregate` rule (5b.12).
+public enum AggregateFunction: String, Sendable, Hashable, CaseIterable {
+    case sum, mean, min, max
+    case countDistinct = "count_distinct"
+}
+
+/// The field an `aggregate` rule reads from each event (5b.12).
+public enum AggregateField: Sendable, Hashable {
+    /// The value of reading events.
+    case value
+    /// The counterpart of contact events (`count_distinct` only).
+    case counterpart
+    case attr(String)
+}
+
+/// `above X` or `below X`, both strict.
+public enum Bound: Sendable, Hashable {
+    case above(Double)
+    case below(Double)
+    public func holds(_ v: Double) -> Bool {
+        switch self {
+        case .above(let x): return v > x
+        case .below(let x): return v < x
+        }
+    }
 }
 
 /// The parameters of each rule kind.
@@ -50,12 +89,14 @@ public enum RuleParameters: Sendable, Hashable {
     case dwell(min: Millis)
     case gathering(minCount: Int, window: Millis)
     case proximity(distanceM: Double, within: Millis, other: Selector?)
-    case frequency(count: Int, window: Millis, event: EventFilter)
+    case frequency(count: Int, window: Millis, event: EventFilter, by: GroupBy?)
     case novelty(count: Int, window: Millis, lookback: Millis, counterpart: CounterpartFilter?)
     case threshold(metric: String, condition: ThresholdCondition)
-    case sequence(steps: [SequenceStep], within: Millis)
+    /// `within` may be nil only when the steps have a single positive step.
+    case sequence(steps: [SequenceStep], within: Millis?)
     case absence(duration: Millis, event: EventFilter?)
     case speed(maxKmh: Double)
+    case aggregate(fn: AggregateFunction, of: AggregateField, window: Millis, event: EventFilter, bound: Bound, by: GroupBy?)
 
     public var kind: RuleKind {
         switch self {
@@ -70,6 +111,7 @@ public enum RuleParameters: Sendable, Hashable {
         case .sequence: return .sequence
         case .absence: return .absence
         case .speed: return .speed
+        case .aggregate: return .aggregate
         }
     }
 }

@@ -38,11 +38,14 @@ public struct NamedAlert: Sendable {
     /// The pair, sorted by id.
     public var pairA: String?
     public var pairB: String?
+    /// The group of a `by` rule (spec 1.3, 5b.11).
+    public var group: String?
     /// The canonical NDJSON line, without its newline.
     public var line: String
 
     public init(ruleIndex: Int, rule: String, severity: Severity, firing: Bool, time: Millis, entity: String?, zone: String?,
-                pairA: String?, pairB: String?, line: String) {
+                pairA: String?, pairB: String?, line: String, group: String? = nil) {
+        self.group = group
         self.ruleIndex = ruleIndex
         self.rule = rule
         self.severity = severity
@@ -259,7 +262,8 @@ public final class Pipeline {
             out.append(NamedAlert(ruleIndex: Int(a.rule), rule: rule.id, severity: rule.severity, firing: a.firing, time: a.time,
                                   entity: a.key.entity >= 0 ? engine.symbols.entities.string(a.key.entity) : nil,
                                   zone: a.key.zone >= 0 ? engine.zones[Int(a.key.zone)].id : nil, pairA: pairA, pairB: pairB,
-                                  line: String(decoding: buf, as: UTF8.self)))
+                                  line: String(decoding: buf, as: UTF8.self),
+                                  group: a.key.group >= 0 ? engine.groupText(a.key.group) : nil))
         }
         drained.removeAll(keepingCapacity: true)
     }
@@ -291,7 +295,8 @@ public final class Pipeline {
         }
         let ex = AlertExplanation(rule: rule, firing: a.firing, time: a.time,
                                   entity: a.key.entity >= 0 ? engine.symbols.entities.string(a.key.entity) : nil,
-                                  zone: a.key.zone >= 0 ? engine.zones[Int(a.key.zone)].id : nil, pair: pair, details: a.details)
+                                  zone: a.key.zone >= 0 ? engine.zones[Int(a.key.zone)].id : nil, pair: pair, details: a.details,
+                                  group: a.key.group >= 0 ? engine.groupText(a.key.group) : nil)
         out += Array(#","explain":{"rule":"#.utf8)
         out += Array(RuleEncoder.encode(rule).utf8)
         out += Array(#","window":"#.utf8)
