@@ -113,7 +113,10 @@ public struct Workload {
             if roll < config.readingShare + config.contactShare + config.customShare {
                 let types = ["login_failed", "password_reset", "payment"]
                 let ty = types[Int(rng.next() % 3)]
-                body("{\"entity\":\"\(id)\",\"time\":\(t),\"type\":\"\(ty)\",\"attrs\":{\"tier\":\"\(rng.next() % 2 == 0 ? "high" : "low")\"}\(idPart)}")
+                // Payments carry an amount (from the event's number, so the random stream is
+                // what it was before amounts were added).
+                let amount = ty == "payment" ? ",\"amount\":\((k &* 7919) % 5000 + 1)" : ""
+                body("{\"entity\":\"\(id)\",\"time\":\(t),\"type\":\"\(ty)\",\"attrs\":{\"tier\":\"\(rng.next() % 2 == 0 ? "high" : "low")\"\(amount)}\(idPart)}")
                 continue
             }
             if !started[e] {
@@ -284,4 +287,17 @@ extension Workload {
         }
         return rules
     }
+
+    /// The rules of spec 1.3 that the bench adds to the 20-rule suite: a per-payee frequency,
+    /// a 24-hour sum of payment amounts, a distinct count of payees and a negated sequence.
+    public static let v13Rules: [Rule] = [
+        Rule(id: "v13-same-payee", purpose: "benchmark", owner: "bench", severity: .low, match: Selector(classes: ["account"]),
+             parameters: .frequency(count: 2, window: 3_600_000, event: EventFilter(type: "contact"), by: .counterpart)),
+        Rule(id: "v13-daily-outflow", purpose: "benchmark", owner: "bench", severity: .low, match: Selector(classes: ["account"]),
+             parameters: .aggregate(fn: .sum, of: .attr("amount"), window: 86_400_000, event: EventFilter(type: "payment"), bound: .above(20_000), by: nil)),
+        Rule(id: "v13-distinct-payees", purpose: "benchmark", owner: "bench", severity: .low, match: Selector(classes: ["account"]),
+             parameters: .aggregate(fn: .countDistinct, of: .counterpart, window: 86_400_000, event: EventFilter(type: "contact"), bound: .above(5), by: nil)),
+        Rule(id: "v13-login-not-reset", purpose: "benchmark", owner: "bench", severity: .low, match: Selector.all,
+             parameters: .sequence(steps: [.event(EventFilter(type: "login_failed")), .absent(.event(EventFilter(type: "password_reset")), for: 600_000)], within: nil)),
+    ]
 }

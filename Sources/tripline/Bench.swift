@@ -21,6 +21,8 @@ struct Bench: ParsableCommand {
     @Option(help: "Run only these stages (comma separated: parse, index, engine, e2e), e.g. for a profiler.")
     var only: String?
     @Option(name: .customLong("repeat"), help: "Repetitions of each stage; the best is reported.") var repeats: Int = 3
+    @Flag(name: .customLong("v13"), help: "Also run the rules plus four rules of spec 1.3 (per-payee frequency, 24 h sum, distinct payees, negated sequence), interleaved with the rules alone, and print both.")
+    var v13 = false
 
     static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
@@ -173,5 +175,43 @@ struct Bench: ParsableCommand {
             print("rule state by kind (bytes/entity): " + e.ruleStateByKind.filter { $0.bytes > 0 }.map { "\($0.kind) \($0.bytes / n)" }.joined(separator: ", "))
         }
         print("zone hits: \(hits), alerts: \(engineAlerts), checksum \(Int(sink) & 1), scan hits \(scanHits)")
+        if v13 { compareV13(zones: w.zones, entities: w.entities, rules: ruleList, events: events, symbols: symbols) }
+    }
+
+    /// The engine with `rules` (A) and with `rules` plus `Workload.v13Rules` (B), runs
+    /// interleaved A, B, A, B, ...; the best of each, and the state per entity after a run.
+    func compareV13(zones: [Zone], entities: [EntityInfo], rules: [Rule], events: [Event], symbols: Symbols) {
+        let sets = [("suite", rules), ("suite + 4 rules of spec 1.3", rules + Workload.v13Rules)]
+        var bestNs = [UInt64.max, UInt64.max]
+        var state: [(Int, Int, Int, [(kind: String, bytes: Int)])] = [(0, 0, 0, []), (0, 0, 0, [])]
+        for _ in 0..<max(1, repeats) {
+            for (k, set) in sets.enumerated() {
+                let engine = Pipeline(zones: zones, entities: entities, rules: set.1, symbols: symbols)
+                var alerts = 0
+                let t0 = Bench.now()
+                events.withUnsafeBufferPointer { evs in
+                    var i = 0
+                    while i < evs.count {
+                        let j = min(evs.count, i + 4096)
+                        engine.ingest(contentsOf: evs[i..<j])
+                        alerts += engine.discardAlerts()
+                        i = j
+                    }
+                }
+                engine.finish()
+                alerts += engine.discardAlerts()
+                bestNs[k] = min(bestNs[k], Bench.now() - t0)
+                let st = engine.stateBytes
+                state[k] = (st.perEntity, engine.ruleStateBytes / max(1, st.entities), alerts, engine.ruleStateByKind)
+            }
+        }
+        let n = Double(events.count)
+        for (k, set) in sets.enumerated() {
+            let ns = Double(bestNs[k])
+            print("\(set.0.padding(toLength: 30, withPad: " ", startingAt: 0)) \(set.1.count) rules  \(String(format: "%10.0f", n / (ns / 1e9))) events/s  \(String(format: "%7.1f", ns / n)) ns/event  engine \(state[k].0) + rules \(state[k].1) bytes/entity  \(state[k].2) alerts")
+        }
+        print(String(format: "spec 1.3 rules: %.2fx the suite's time per event", Double(bestNs[1]) / Double(bestNs[0])))
+        let n1 = Dictionary(uniqueKeysWithValues: state[1].3.map { ($0.kind, $0.bytes) })
+        print("rule state of the larger run by kind (bytes in all): " + ["aggregate", "frequency", "sequence", "group texts", "timers"].map { "\($0) \(n1[$0] ?? 0)" }.joined(separator: ", "))
     }
 }

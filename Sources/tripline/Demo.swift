@@ -127,6 +127,9 @@ final class DemoEstate: @unchecked Sendable {
         #"{"id":"takeover-pattern","kind":"sequence","purpose":"Account takeover pattern","owner":"fraud-desk","severity":"critical","match":{"kind":"account"},"steps":[{"event":{"type":"login_failed"}},{"event":{"type":"password_reset"}},{"event":{"type":"payment","attrs":{"tier":"high"}}}],"within":"3m"}"#,
         #"{"id":"sensor-silent","kind":"absence","purpose":"Site sensors report every few seconds","owner":"iot-ops","severity":"low","match":{"kind":"sensor"},"for":"20s"}"#,
         #"{"id":"truck-speeding","kind":"speed","purpose":"Road safety limit","owner":"fleet-safety","severity":"medium","match":{"kind":"truck"},"max_kmh":100}"#,
+        #"{"id":"large-outflow","kind":"aggregate","purpose":"Anti-money-laundering limit on payments","owner":"fraud-desk","severity":"high","match":{"kind":"account"},"fn":"sum","of":{"attr":"amount"},"event":{"type":"payment"},"window":"5m","above":15000}"#,
+        #"{"id":"same-payee-repeat","kind":"frequency","purpose":"Repeated payments to one payee (structuring)","owner":"fraud-desk","severity":"medium","match":{"kind":"account"},"count":2,"window":"30m","event":{"type":"contact"},"by":"counterpart"}"#,
+        #"{"id":"reset-not-followed-by-login","kind":"sequence","purpose":"A password reset that is never used to log in","owner":"fraud-desk","severity":"low","match":{"kind":"account"},"steps":[{"event":{"type":"password_reset"}},{"absent":{"event":{"type":"login_failed"}},"for":"1m"}]}"#,
     ]
 
     func load(into host: EngineHost) async throws {
@@ -204,7 +207,7 @@ final class DemoEstate: @unchecked Sendable {
             } else if r < 0.5 {
                 out.append(#"{"entity":"account-\#(i)","time":\#(t),"type":"password_reset"}"#)
             } else if r < 0.7 {
-                out.append(#"{"entity":"account-\#(i)","time":\#(t),"type":"payment","attrs":{"tier":"\#(rand() < 0.5 ? "high" : "low")"}}"#)
+                out.append(#"{"entity":"account-\#(i)","time":\#(t),"type":"payment","attrs":{"tier":"\#(rand() < 0.5 ? "high" : "low")","amount":\#(Int(rand() * 9000) + 100)}}"#)
             } else {
                 out.append(#"{"entity":"account-\#(i)","time":\#(t),"type":"contact","counterpart":"payee-\#(rng.next() % 400)"}"#)
             }

@@ -40,7 +40,10 @@ struct NaiveEngine {
     var seq = 0
     /// Rule id + key -> current state (firing) for stateful kinds.
     var state: [String: Bool] = [:]
-    var lastCompletion: [String: Int] = [:]   // sequence: rule + entity -> order of the last completing event
+    var lastCompletion: [String: Int] = [:]
+    /// Per rule, the instants (event time + the rule's duration) at which it is evaluated
+    /// without an event.
+    var ruleInstants: [Set<Millis>] = []   // sequence: rule + entity -> order of the last completing event
 
     init(zones: [Zone], entities: [EntityInfo], rules: [Rule]) {
         self.zones = zones
@@ -118,21 +121,25 @@ struct NaiveEngine {
     // MARK: - Running
 
     mutating func run(_ events: [Ev], until: Millis) {
-        var durations: [Millis] = []
-        for r in rules {
+        // A rule's state can change only at an event or at an event's time plus the rule's
+        // duration: each rule is evaluated at its own instants (and at every event).
+        var instants = Set<Millis>()
+        ruleInstants = rules.map { r in
+            var d: Millis? = nil
             switch r.parameters {
-            case .dwell(let m): durations.append(m)
-            case .gathering(_, let w), .frequency(_, let w, _, _): durations.append(w)
-            case .aggregate(_, _, let w, _, _, _): durations.append(w)
-            case .sequence(let steps, _): if case .absent(_, let d?)? = steps.last { durations.append(d) }
-            case .proximity(_, let w, _): durations.append(w)
-            case .novelty(_, let w, _, _): durations.append(w)
-            case .absence(let d, _): durations.append(d)
+            case .dwell(let m): d = m
+            case .gathering(_, let w), .frequency(_, let w, _, _): d = w
+            case .aggregate(_, _, let w, _, _, _): d = w
+            case .sequence(let steps, _): if case .absent(_, let dl?)? = steps.last { d = dl }
+            case .proximity(_, let w, _): d = w
+            case .novelty(_, let w, _, _): d = w
+            case .absence(let a, _): d = a
             default: break
             }
+            guard let d else { return [] }
+            return Set(events.map { $0.time + d }.filter { $0 <= until })
         }
-        var instants = Set<Millis>()
-        for x in events { for d in durations where x.time + d <= until { instants.insert(x.time + d) } }
+        for s in ruleInstants { instants.formUnion(s) }
         var i = 0
         let eventTimes = Set(events.map(\.time))
         for t in instants.union(eventTimes).sorted() {
@@ -152,7 +159,8 @@ struct NaiveEngine {
     }
 
     mutating func evaluate(at t: Millis, event x: Ev?) {
-        for r in rules {
+        for (ri, r) in rules.enumerated() {
+            if x == nil && !ruleInstants[ri].contains(t) { continue }
             switch r.parameters {
             case .enter, .exit:
                 guard let x, r.match.matches(info(x.entity)) else { continue }

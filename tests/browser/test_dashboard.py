@@ -160,6 +160,34 @@ def test_the_dashboard_as_a_new_user_meets_it(demo, browser):
     until(d, "return document.getElementById('audit-result').textContent.startsWith('Intact')")
     shot(d, "7-audit")
 
+    # The shapes of rule language 1.3 in the form: a per-counterpart count, a windowed sum,
+    # "A then no B" with a deadline. Each validates on the server and shows its YAML.
+    d.get(f"{srv.url}/#/builder")
+    def fill(field, text):
+        e = d.find_element(By.ID, f"b-{field}")
+        e.clear()
+        e.send_keys(text)
+    def builder_ok(kind, fields, expect):
+        Select(d.find_element(By.ID, "b-kind")).select_by_value(kind)
+        fill("id", f"probe-{kind}-v13")
+        fill("purpose", "Rule language 1.3 in the builder")
+        fill("owner", "qa-desk")
+        for k, v in fields.items():
+            fill(k, v)
+        until(d, "return document.getElementById('b-errors').textContent === ''")
+        text = d.find_element(By.ID, "b-yaml").text
+        for e in expect:
+            assert e in text, text
+    builder_ok("frequency", {"event": "contact", "count": "5", "window": "1h", "by": "counterpart"}, ["kind: frequency", "by: counterpart"])
+    builder_ok("aggregate", {"of": "attr amount", "event": "payment", "window": "24h", "value": "10000"},
+               ["kind: aggregate", "fn: sum", "attr: amount", "above: 10000"])
+    builder_ok("sequence", {"steps": "enter depot\nnot event unload for 2h", "within": ""}, ["absent:", "type: unload", "for: 2h"])
+    # A leading absent step is refused with the server's located message.
+    Select(d.find_element(By.ID, "b-kind")).select_by_value("sequence")
+    fill("steps", "not event unload\nenter depot")
+    until(d, "return document.getElementById('b-errors').textContent.includes('cannot begin with an absent step')")
+    shot(d, "8-builder-v13")
+
     # Signing out forgets the token.
     d.find_element(By.ID, "signout").click()
     assert d.execute_script("return sessionStorage.getItem('tripline.token')") is None

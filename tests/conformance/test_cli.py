@@ -131,7 +131,8 @@ def test_the_all_kinds_example_fires_every_kind(tripline):
     fired = {a["rule"] for a in alerts if a["state"] == "firing"}
     assert fired == {"hazmat-enters-restricted", "tanker-leaves-port", "vessel-idles-in-anchorage", "hazmat-depot-crowding",
                      "trucks-too-close", "new-payees-burst", "failed-logins", "meter-over-baseline", "takeover-pattern",
-                     "sensor-silent", "truck-speeding"}
+                     "sensor-silent", "truck-speeding", "same-payee-repeat", "large-outflow", "many-drivers", "meter-peak",
+                     "not-unloaded"}
     dwell = [a for a in alerts if a["rule"] == "vessel-idles-in-anchorage"]
     # Fires six hours after the vessel's first position in the anchorage, resolves when it leaves.
     assert [(a["state"], a["time"], a["details"]["dwell_s"]) for a in dwell] == [
@@ -145,3 +146,30 @@ def test_the_all_kinds_example_fires_every_kind(tripline):
     assert code == 0
     silent = [json.loads(l) for l in out2.splitlines() if '"sensor-silent"' in l]
     assert [(a["state"], a["time"]) for a in silent] == [("firing", "2026-03-01T08:45:00.000Z")]
+
+
+def test_the_alerts_quoted_in_docs_rules_are_what_replay_prints(tripline):
+    # Every alert line docs/rules.md quotes comes from the all-kinds example: each must be a
+    # line replay prints for it, byte for byte.
+    code, out, err = tripline("replay", "--zones", EX / "zones.geojson", "--entities", EX / "entities-all-kinds.ndjson",
+                              "--rules", EX / "rules-all-kinds.yaml", "--until", "2026-03-01T18:00:00Z",
+                              EX / "events-all-kinds.ndjson")
+    assert code == 0, err
+    printed = set(out.splitlines())
+    quoted = [l for l in (EX.parent / "docs" / "rules.md").read_text().splitlines() if l.startswith('{"rule":')]
+    assert len(quoted) >= 15
+    assert [l for l in quoted if l not in printed] == []
+
+
+def test_the_mistakes_of_rule_language_1_3_are_located(tripline):
+    code, out, err = tripline("validate", "--rules", EX / "rules-v13-mistakes.yaml")
+    assert code == 2
+    text = out + err
+    for pointer, fragment in [("/rules/0/by", '"by" groups only frequency and aggregate rules'),
+                              ("/rules/1/steps/0", "cannot begin with an absent step"),
+                              ("/rules/2/steps/1", 'a trailing absent step needs "for"'),
+                              ("/rules/3/of/attr", 'sensitive attribute "religion"'),
+                              ("/rules/4/by", 'the event filter selects "payment" events'),
+                              ("/rules/5/of", "only fn: count_distinct"),
+                              ("/rules/6/fn", 'unknown aggregate function "median"')]:
+        assert any(f"at {pointer}: " in l and fragment in l for l in text.splitlines()), (pointer, text)

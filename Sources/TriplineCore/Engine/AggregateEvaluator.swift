@@ -36,18 +36,22 @@ struct GroupTexts {
                     }
                     if falseId < 0 { falseId = texts.intern("false") }
                     return falseId
-                case .number(let d):
-                    // -0 and 0 are one group ("0"); the map's empty key is never a double
-                    // this can produce (it is a NaN pattern, and NaN is mapped first).
-                    let bits = d == 0 ? 0 : (d.isNaN ? Double.nan.bitPattern : d.bitPattern)
-                    if let id = numbers[bits] { return id }
-                    let id = texts.intern(JSONText.ecmaScript(d))
-                    numbers.update(bits, default: { id }) { _ in }
-                    return id
+                case .number(let d): return number(d)
                 }
             }
             return -1
         }
+    }
+
+    /// The text id of a number.
+    mutating func number(_ d: Double) -> Int32 {
+        // -0 and 0 are one text ("0"); the map's empty key is never a pattern this can
+        // produce (it is a NaN pattern, and every NaN is mapped to the one quiet NaN first).
+        let bits = d == 0 ? 0 : (d.isNaN ? Double.nan.bitPattern : d.bitPattern)
+        if let id = numbers[bits] { return id }
+        let id = texts.intern(JSONText.ecmaScript(d))
+        numbers.update(bits, default: { id }) { _ in }
+        return id
     }
 
     mutating func fromName(_ n: Int32, _ names: () -> Interner) -> Int32 {
@@ -128,6 +132,70 @@ struct AggregateEvaluator {
         func entry(_ absolute: Int) -> Entry { entries[absolute - base] }
         var evidence: [EventRef] { entries[head..<min(entries.count, head + 100)].map(\.ref) }
 
+        /// Appends an entry, keeping what the group's functions need.
+        mutating func append(_ e: Entry, sum: Bool, min: Bool, max: Bool, distinct: Bool) {
+            let position = base + entries.count
+            entries.append(e)
+            if sum { add(e.number) }
+            if min {
+                while !mins.isEmpty && entry(mins.last).number >= e.number { mins.popLast() }
+                mins.push(position)
+            }
+            if max {
+                while !maxs.isEmpty && entry(maxs.last).number <= e.number { maxs.popLast() }
+                maxs.push(position)
+            }
+            if distinct {
+                if self.distinct == nil { self.distinct = IntMap<Int32>(capacity: 4) }
+                self.distinct!.update(key(e.text), default: { 0 }) { $0 += 1 }
+            }
+        }
+
+        /// Removes the entries with time + window <= now; returns how many left.
+        mutating func expire(window: Millis, now: Millis, sum: Bool, min: Bool, max: Bool, distinct: Bool) -> Int {
+            var removed = 0
+            while head < entries.count && entries[head].time + window <= now {
+                let e = entries[head]
+                let position = base + head
+                if sum { add(-e.number) }
+                if min && !mins.isEmpty && mins.first == position { mins.popFirst() }
+                if max && !maxs.isEmpty && maxs.first == position { maxs.popFirst() }
+                if distinct {
+                    var gone = false
+                    self.distinct!.modify(key(e.text)) { c in c -= 1; gone = c == 0 }
+                    if gone { _ = self.distinct!.remove(key(e.text)) }
+                }
+                head += 1
+                removed += 1
+            }
+            if removed == 0 { return 0 }
+            if head == entries.count {
+                base += entries.count
+                entries.removeAll(keepingCapacity: true)
+                head = 0
+                self.sum = 0
+                compensation = 0
+                removedSinceExact = 0
+            } else {
+                if head > 64 && head * 2 > entries.count {
+                    entries.removeFirst(head)
+                    base += head
+                    head = 0
+                }
+                if sum {
+                    removedSinceExact += removed
+                    if removedSinceExact > count + 64 {
+                        // Recompute the sum from what the window holds.
+                        self.sum = 0
+                        compensation = 0
+                        for i in head..<entries.count { add(entries[i].number) }
+                        removedSinceExact = 0
+                    }
+                }
+            }
+            return removed
+        }
+
         mutating func add(_ x: Double) {
             let t = sum + x
             if abs(sum) >= abs(x) { compensation += (sum - t) + x } else { compensation += (x - t) + sum }
@@ -201,7 +269,7 @@ struct AggregateEvaluator {
                 guard ev.type == Symbols.readingType, ev.value.isFinite else { continue }
                 number = ev.value
                 // count_distinct of reading values tells them apart by their number text.
-                if !groups[g].numeric { text = numberText(ev.value, &texts) }
+                if !groups[g].numeric { text = texts.number(ev.value) }
             case .counterpart:
                 text = texts.text(ev, .counterpart, names: { matching.symbols.names })
                 if text < 0 { continue }
@@ -224,21 +292,7 @@ struct AggregateEvaluator {
             let needSum = groups[g].needSum, needMin = groups[g].needMin, needMax = groups[g].needMax, needDistinct = groups[g].needDistinct
             let keyOut: AlertKey = group < 0 ? .entity(ev.entity) : .entityGroup(ev.entity, group)
             groups[g].tracks.update(k, default: { Track() }) { tr in
-                let position = tr.base + tr.entries.count
-                tr.entries.append(Entry(time: ev.time, ref: ref, number: number, text: text))
-                if needSum { tr.add(number) }
-                if needMin {
-                    while !tr.mins.isEmpty && tr.entry(tr.mins.last).number >= number { tr.mins.popLast() }
-                    tr.mins.push(position)
-                }
-                if needMax {
-                    while !tr.maxs.isEmpty && tr.entry(tr.maxs.last).number <= number { tr.maxs.popLast() }
-                    tr.maxs.push(position)
-                }
-                if needDistinct {
-                    if tr.distinct == nil { tr.distinct = IntMap<Int32>(capacity: 4) }
-                    tr.distinct!.update(key(text), default: { 0 }) { $0 += 1 }
-                }
+                tr.append(Entry(time: ev.time, ref: ref, number: number, text: text), sum: needSum, min: needMin, max: needMax, distinct: needDistinct)
                 if tr.pending == .min {
                     tr.pending = ev.time + window
                     timers.schedule(deadline: ev.time + window, rule: members[0].rule, a: ev.entity, b: group)
@@ -246,14 +300,6 @@ struct AggregateEvaluator {
                 Self.evaluate(&tr, members: members, applies: applies, key: keyOut, time: ev.time, emitter: &emitter)
             }
         }
-    }
-
-    func numberText(_ d: Double, _ texts: inout GroupTexts) -> Int32 {
-        let bits = d == 0 ? 0 : d.bitPattern
-        if let id = texts.numbers[bits] { return id }
-        let id = texts.texts.intern(JSONText.ecmaScript(d))
-        texts.numbers.update(bits, default: { id }) { _ in }
-        return id
     }
 
     /// Emits the transitions of the members in `applies` after a change of the window.
@@ -290,47 +336,9 @@ struct AggregateEvaluator {
         var drop = false
         groups[g].tracks.modify(k) { tr in
             // Every entry with time + W <= deadline leaves now.
-            var removed = 0
-            while tr.head < tr.entries.count && tr.entries[tr.head].time + window <= t.deadline {
-                let e = tr.entries[tr.head]
-                let position = tr.base + tr.head
-                if needSum { tr.add(-e.number) }
-                if needMin && !tr.mins.isEmpty && tr.mins.first == position { tr.mins.popFirst() }
-                if needMax && !tr.maxs.isEmpty && tr.maxs.first == position { tr.maxs.popFirst() }
-                if needDistinct {
-                    var gone = false
-                    tr.distinct!.modify(key(e.text)) { c in c -= 1; gone = c == 0 }
-                    if gone { _ = tr.distinct!.remove(key(e.text)) }
-                }
-                tr.head += 1
-                removed += 1
+            if tr.expire(window: window, now: t.deadline, sum: needSum, min: needMin, max: needMax, distinct: needDistinct) > 0 {
+                Self.evaluate(&tr, members: members, applies: applies, key: keyOut, time: t.deadline, emitter: &emitter)
             }
-            if removed == 0 { return }
-            if tr.head == tr.entries.count {
-                tr.base += tr.entries.count
-                tr.entries.removeAll(keepingCapacity: true)
-                tr.head = 0
-                tr.sum = 0
-                tr.compensation = 0
-                tr.removedSinceExact = 0
-            } else {
-                if tr.head > 64 && tr.head * 2 > tr.entries.count {
-                    tr.entries.removeFirst(tr.head)
-                    tr.base += tr.head
-                    tr.head = 0
-                }
-                if needSum {
-                    tr.removedSinceExact += removed
-                    if tr.removedSinceExact > tr.count + 64 {
-                        // Recompute the sum from what the window holds.
-                        tr.sum = 0
-                        tr.compensation = 0
-                        for i in tr.head..<tr.entries.count { tr.add(tr.entries[i].number) }
-                        tr.removedSinceExact = 0
-                    }
-                }
-            }
-            Self.evaluate(&tr, members: members, applies: applies, key: keyOut, time: t.deadline, emitter: &emitter)
             if tr.head < tr.entries.count {
                 tr.pending = tr.entries[tr.head].time + window
                 timers.schedule(deadline: tr.pending, rule: t.rule, a: t.a, b: t.b)

@@ -135,7 +135,8 @@ extension AlertsController {
             if let e = alert.entity { keyText = e }
             if let a = alert.pairA, let b = alert.pairB { keyText = "\(a) and \(b)" }
             if keyText.isEmpty, let z = alert.zone { keyText = "zone \(z)" }
-            let explanation = AlertExplanation(rule: rule, firing: alert.firing, time: alert.time, keyText: keyText, details: numbers)
+            let explanation = AlertExplanation(rule: rule, firing: alert.firing, time: alert.time, keyText: keyText, details: numbers,
+                                               group: line["key"]?["group"]?.stringValue)
             let candidates = [alert.entity, alert.pairA, alert.pairB].compactMap { $0 } + members
             let resolved = try await host.resolveEvidence(evidence, candidates: candidates)
             let events: [J] = evidence.map { eid in

@@ -30,15 +30,26 @@ const KINDS = {
   dwell: [["zones", "Zone category", "text", "anchorage"], ["min", "For at least", "text", "6h"]],
   gathering: [["zones", "Zone category", "text", "depot"], ["min_count", "At least this many entities", "number", "4"], ["window", "Within", "text", "30m"]],
   proximity: [["distance_m", "Closer than (m)", "number", "50"], ["within", "Positions at most this old", "text", "5m"], ["other", "Other entity kind (optional)", "text", ""]],
-  frequency: [["event", "Event type", "text", "login_failed"], ["count", "At least this many", "number", "3"], ["window", "Within", "text", "5m"]],
+  frequency: [["event", "Event type", "text", "login_failed"], ["count", "At least this many", "number", "3"], ["window", "Within", "text", "5m"],
+    ["by", "Counted per (optional): counterpart, or attr NAME", "text", ""]],
+  aggregate: [["fn", "The", "select:sum,mean,min,max,count_distinct", "sum"], ["of", "Of: value, counterpart, or attr NAME", "text", "attr amount"],
+    ["event", "Over events of type", "text", "payment"], ["metric", "Metric (readings only, optional)", "text", ""], ["window", "Within", "text", "24h"],
+    ["condition", "Is", "select:above,below", "above"], ["value", "Value", "number", "10000"], ["by", "Per (optional): counterpart, or attr NAME", "text", ""]],
   novelty: [["count", "New counterparts, at least", "number", "5"], ["window", "Within", "text", "1h"], ["lookback", "New = not seen for", "text", "30d"], ["prefix", "Counterpart prefix (optional)", "text", ""]],
   threshold: [["metric", "Metric", "text", "water_l"], ["condition", "Condition", "select:above,below,baseline", "above"], ["value", "Value (above/below) or factor (baseline)", "number", "100"],
     ["baseline_window", "Baseline window (baseline only)", "text", "28d"], ["min_samples", "Baseline samples, at least (baseline only)", "number", "48"]],
-  sequence: [["steps", "Steps, one per line: event TYPE | enter CATEGORY | exit CATEGORY", "textarea", "event login_failed\nevent password_reset\nevent payment"], ["within", "All within", "text", "30m"]],
+  sequence: [["steps", "Steps, one per line: event TYPE | enter CATEGORY | exit CATEGORY; \"not STEP\" between steps forbids it there; a last line \"not STEP for 2h\" waits that long for it not to happen",
+    "textarea", "event login_failed\nevent password_reset\nevent payment"], ["within", "All within (optional with one positive step)", "text", "30m"]],
   absence: [["for", "Silent for", "text", "10m"], ["event", "Of event type (optional)", "text", ""]],
   speed: [["max_kmh", "Faster than (km/h)", "number", "130"]],
 };
 const COMMON = [["match_kind", "Entity kind (optional)", "text", "truck"], ["match_tags", "Entity tags (optional, key=value, comma separated)", "text", "cargo=hazmat"]];
+
+// "counterpart", "value" or "attr NAME" as a rule field.
+function field(text) {
+  const [w, ...rest] = text.split(/\s+/);
+  return w === "attr" ? { attr: rest.join(" ") } : w;
+}
 
 function yaml(v, indent = "") {
   if (Array.isArray(v)) return v.map((x) => `\n${indent}- ${yaml(x, indent + "  ").trimStart()}`).join("");
@@ -104,7 +115,17 @@ export class BuilderView {
       case "dwell": r.zones = { category: this.value("zones") }; r.min = this.value("min"); break;
       case "gathering": r.zones = { category: this.value("zones") }; r.min_count = num("min_count"); r.window = this.value("window"); break;
       case "proximity": r.distance_m = num("distance_m"); r.within = this.value("within"); if (this.value("other")) r.other = { kind: this.value("other") }; break;
-      case "frequency": r.count = num("count"); r.window = this.value("window"); r.event = { type: this.value("event") }; break;
+      case "frequency": r.count = num("count"); r.window = this.value("window"); r.event = { type: this.value("event") }; if (this.value("by")) r.by = field(this.value("by")); break;
+      case "aggregate": {
+        r.fn = this.value("fn");
+        r.of = field(this.value("of"));
+        r.event = { type: this.value("event") };
+        if (this.value("metric")) r.event.metric = this.value("metric");
+        r.window = this.value("window");
+        r[this.value("condition")] = num("value");
+        if (this.value("by")) r.by = field(this.value("by"));
+        break;
+      }
       case "novelty": r.count = num("count"); r.window = this.value("window"); r.lookback = this.value("lookback"); if (this.value("prefix")) r.counterpart = { prefix: [this.value("prefix")] }; break;
       case "threshold": {
         r.metric = this.value("metric");
@@ -115,11 +136,19 @@ export class BuilderView {
       }
       case "sequence":
         r.steps = this.value("steps").split("\n").map((l) => l.trim()).filter(Boolean).map((l) => {
-          const [verb, ...rest] = l.split(/\s+/);
+          let words = l.split(/\s+/);
+          const negated = words[0] === "not";
+          if (negated) words = words.slice(1);
+          let deadline;
+          const f = words.indexOf("for");
+          if (negated && f > 0) { deadline = words.slice(f + 1).join(""); words = words.slice(0, f); }
+          const [verb, ...rest] = words;
           const arg = rest.join(" ");
-          return verb === "event" ? { event: { type: arg } } : { [verb]: { category: arg } };
+          const step = verb === "event" ? { event: { type: arg } } : { [verb]: { category: arg } };
+          if (!negated) return step;
+          return deadline ? { absent: step, for: deadline } : { absent: step };
         });
-        r.within = this.value("within");
+        if (this.value("within")) r.within = this.value("within");
         break;
       case "absence": r.for = this.value("for"); if (this.value("event")) r.event = { type: this.value("event") }; break;
       case "speed": r.max_kmh = num("max_kmh"); break;
