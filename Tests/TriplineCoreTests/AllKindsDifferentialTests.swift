@@ -177,6 +177,7 @@ func firstDifference(_ engine: [String], _ naive: [String]) -> String? {
     @Test func aThousandShortStreamsMatchTheNaiveReference() {
         var alerts = 0
         var failing: [UInt64] = []
+        var perRule: [String: Int] = [:]
         for seed in UInt64(10_000)..<10_000 + 1_000 {
             let count = 30 + Int(seed % 41)
             let events = MixedStreams.events(seed: seed, count: count)
@@ -187,6 +188,7 @@ func firstDifference(_ engine: [String], _ naive: [String]) -> String? {
             let got = replay(zones: MixedStreams.zones, entities: MixedStreams.entities, rules: Self.rules,
                              lines: events.map(MixedStreams.line), until: until).alerts
             alerts += expected.count
+            for l in expected { perRule[String(l.split(separator: "\"")[3]), default: 0] += 1 }
             if let d = firstDifference(got, expected) {
                 if failing.isEmpty { Issue.record(Comment(rawValue: "seed \(seed): " + d)) }
                 failing.append(seed)
@@ -194,6 +196,15 @@ func firstDifference(_ engine: [String], _ naive: [String]) -> String? {
         }
         #expect(failing.isEmpty, "streams with differences: \(failing.prefix(20))")
         #expect(alerts > 5_000)
+        // The rules of spec 1.3 are exercised, not only present.
+        let v13 = Self.rules.filter { r in
+            if case .frequency(_, _, _, let by) = r.parameters { return by != nil }
+            if case .sequence(let steps, _) = r.parameters { return steps.contains(where: \.isAbsent) }
+            return r.kind == .aggregate
+        }.map(\.id)
+        #expect(v13.count == 17)
+        for id in v13 { #expect(perRule[id, default: 0] >= 15, "\(id): \(perRule[id, default: 0]) alerts") }
+        print("1,000 short streams: \(alerts) alerts; rules of spec 1.3: " + v13.map { "\($0) \(perRule[$0, default: 0])" }.joined(separator: ", "))
     }
 
     /// Runs `events` through the naive reference and the engine (then 20 s more of event
@@ -268,6 +279,17 @@ func firstDifference(_ engine: [String], _ naive: [String]) -> String? {
         for (i, c) in [1, 2, 2, 3].enumerated() {
             add("kind: novelty, match: \(selectors[i % 4]), count: \(c), window: \(3 + i)s, lookback: 4s, counterpart: {prefix: [c], not_prefix: [c5]}")
             add("kind: novelty, match: \(selectors[(i + 1) % 4]), count: \(c + 1), window: 6s, lookback: 8s")
+        }
+        // Spec 1.3: aggregate rules sharing one window (same filter, window, field) with
+        // different functions, bounds and selectors; frequency rules sharing a `by` window.
+        for (i, (fn, bound)) in [("sum", "above: 4.25"), ("sum", "below: 2.25"), ("mean", "above: 2.3701"), ("min", "below: 0.75"),
+                                 ("max", "above: 3.25"), ("max", "below: 1.25"), ("mean", "below: 1.1")].enumerated() {
+            add("kind: aggregate, match: \(selectors[i % 4]), fn: \(fn), of: {attr: amount}, window: 5s, event: {type: a}, \(bound)")
+            add("kind: aggregate, match: \(selectors[(i + 1) % 4]), fn: \(fn), of: {attr: amount}, window: 5s, event: {type: a}, \(bound), by: {attr: tier}")
+        }
+        for (i, c) in [1, 2, 3].enumerated() {
+            add("kind: aggregate, match: \(selectors[i % 4]), fn: count_distinct, of: {attr: driver}, window: 5s, event: {type: a}, above: \(c)")
+            add("kind: frequency, match: \(selectors[(i + 2) % 4]), count: \(c), window: 4s, event: {type: contact}, by: counterpart")
         }
         return try! RuleFile.decode(y, file: "families.yaml").get()
     }()

@@ -37,7 +37,7 @@ import TriplineYAML
         for (i, c) in ["p1", "p2", "p1", "p2", "p1"].enumerated() {
             ev.append(#"{"entity":"acct","time":\#(1000 + i * 60_000),"type":"contact","counterpart":"\#(c)","id":"x\#(i)"}"#)
         }
-        let out = run(body, ev)
+        let out = run(body, ev, until: 3 * Self.h)
         #expect(out.count == 2)
         #expect((out[0]["key"] as! [String: String]) == ["entity": "acct", "group": "p1"])
         #expect(out[0]["state"] as! String == "firing" && out[0]["evidence"] as! [String] == ["x0", "x2", "x4"])
