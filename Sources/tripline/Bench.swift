@@ -26,6 +26,23 @@ struct Bench: ParsableCommand {
 
     static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
+    /// Runs the events through the engine in batches of 4,096, taking the alerts as they
+    /// complete (as replay and serve do, per batch); returns how many there were.
+    static func runEngine(_ engine: Pipeline, _ events: [Event]) -> Int {
+        var count = 0
+        events.withUnsafeBufferPointer { evs in
+            var i = 0
+            while i < evs.count {
+                let j = min(evs.count, i + 4096)
+                engine.ingest(contentsOf: evs[i..<j])
+                count += engine.discardAlerts()
+                i = j
+            }
+        }
+        engine.finish()
+        return count + engine.discardAlerts()
+    }
+
     func run() throws {
         var cfg = workload.config
         if cfg.zones == 1000 && cfg.entities == 10_000 && cfg.events == 100_000 {
@@ -130,19 +147,7 @@ struct Bench: ParsableCommand {
         var lastEngine: Pipeline?
         let engineNs = best("engine in-process, all rules", stage: "engine", baseline: indexNs,
                             setup: { Pipeline(zones: w.zones, entities: w.entities, rules: ruleList, symbols: symbols) }) { engine in
-            // A consumer takes the alerts as they complete (as replay and serve do, per batch).
-            var count = 0
-            events.withUnsafeBufferPointer { evs in
-                var i = 0
-                while i < evs.count {
-                    let j = min(evs.count, i + 4096)
-                    engine.ingest(contentsOf: evs[i..<j])
-                    count += engine.discardAlerts()
-                    i = j
-                }
-            }
-            engine.finish()
-            engineAlerts = count + engine.discardAlerts()
+            engineAlerts = Bench.runEngine(engine, events)
             lastEngine = engine
         }
         _ = best("end to end: bytes -> decode -> engine -> NDJSON", stage: "e2e", baseline: engineNs,
@@ -187,19 +192,8 @@ struct Bench: ParsableCommand {
         for _ in 0..<max(1, repeats) {
             for (k, set) in sets.enumerated() {
                 let engine = Pipeline(zones: zones, entities: entities, rules: set.1, symbols: symbols)
-                var alerts = 0
                 let t0 = Bench.now()
-                events.withUnsafeBufferPointer { evs in
-                    var i = 0
-                    while i < evs.count {
-                        let j = min(evs.count, i + 4096)
-                        engine.ingest(contentsOf: evs[i..<j])
-                        alerts += engine.discardAlerts()
-                        i = j
-                    }
-                }
-                engine.finish()
-                alerts += engine.discardAlerts()
+                let alerts = Bench.runEngine(engine, events)
                 bestNs[k] = min(bestNs[k], Bench.now() - t0)
                 let st = engine.stateBytes
                 state[k] = (st.perEntity, engine.ruleStateBytes / max(1, st.entities), alerts, engine.ruleStateByKind)

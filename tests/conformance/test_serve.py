@@ -288,7 +288,7 @@ def test_demo_raises_alerts_within_a_minute(tmp_path):
         assert wait_until(lambda: len(srv.ok("GET", "/v1/alerts?limit=1000")["alerts"]) > 0, 60)
         rules = srv.ok("GET", "/v1/rules")["rules"]
         assert {r["rule"]["kind"] for r in rules} == {"enter", "exit", "dwell", "gathering", "proximity", "frequency",
-                                                       "novelty", "threshold", "sequence", "absence", "speed"}
+                                                       "novelty", "threshold", "sequence", "absence", "speed", "aggregate"}
     finally:
         proc.terminate()
         proc.wait(10)

@@ -259,8 +259,7 @@ struct AggregateEvaluator {
                           emitter: inout Emitter, timers: inout TimerQueue) {
         for g in groups.indices where groups[g].filter.matches(ev, insideZones: zones) {
             let members = groups[g].members
-            var applies: UInt64 = 0
-            for (j, m) in members.enumerated() where matching.matches(ev.entity, m.selector) { applies |= 1 << UInt64(j) }
+            let applies = matchMask(members, ev.entity, matching) { $0.selector }
             if applies == 0 { continue }
             // The field: a finite number, or a text.
             var number = 0.0, text: Int32 = -1
@@ -328,8 +327,7 @@ struct AggregateEvaluator {
     mutating func fire(_ t: EngineTimer, slot g: Int, matching: some EntityMatching, emitter: inout Emitter, timers: inout TimerQueue) {
         let members = groups[g].members
         let window = groups[g].window
-        var applies: UInt64 = 0
-        for (j, m) in members.enumerated() where matching.matches(t.a, m.selector) { applies |= 1 << UInt64(j) }
+        let applies = matchMask(members, t.a, matching) { $0.selector }
         let needSum = groups[g].needSum, needMin = groups[g].needMin, needMax = groups[g].needMax, needDistinct = groups[g].needDistinct
         let k = t.b < 0 ? key(t.a) : key(t.a, t.b)
         let keyOut: AlertKey = t.b < 0 ? .entity(t.a) : .entityGroup(t.a, t.b)

@@ -60,6 +60,14 @@ struct SlidingCount {
     }
 }
 
+/// Bit j set when entity `e` matches the selector of member j (groups hold at most 64).
+@inline(__always)
+func matchMask<M>(_ members: [M], _ e: Int32, _ matching: some EntityMatching, _ selector: (M) -> Int32) -> UInt64 {
+    var mask: UInt64 = 0
+    for (j, m) in members.enumerated() where matching.matches(e, selector(m)) { mask |= 1 << UInt64(j) }
+    return mask
+}
+
 /// `frequency` (spec section 5.5). Rules with the same event filter and window count the
 /// same events, so they share one sliding window per entity and one expiry timer chain; each
 /// rule keeps its threshold and a firing bit. A count moves by one per event, so each rule's
@@ -108,8 +116,7 @@ struct FrequencyEvaluator {
                           emitter: inout Emitter, timers: inout TimerQueue) {
         for g in groups.indices where groups[g].filter.matches(ev, insideZones: zones) {
             let members = groups[g].members
-            var applies: UInt64 = 0
-            for (j, m) in members.enumerated() where matching.matches(ev.entity, m.selector) { applies |= 1 << UInt64(j) }
+            let applies = matchMask(members, ev.entity, matching) { $0.selector }
             if applies == 0 { continue }
             // With `by`, an event without the field does not count.
             var group: Int32 = -1
