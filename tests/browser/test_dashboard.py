@@ -181,7 +181,7 @@ def test_the_dashboard_as_a_new_user_meets_it(demo, browser):
     builder_ok("frequency", {"event": "contact", "count": "5", "window": "1h", "by": "counterpart"}, ["kind: frequency", "by: counterpart"])
     builder_ok("aggregate", {"of": "attr amount", "event": "payment", "window": "24h", "value": "10000"},
                ["kind: aggregate", "fn: sum", "attr: amount", "above: 10000"])
-    builder_ok("sequence", {"steps": "enter depot\nnot event unload for 2h", "within": ""}, ["absent:", "type: unload", "for: 2h"])
+    builder_ok("sequence", {"steps": "enter depot\nnot event unload for 2h", "within": ""}, ["absent:", "type: unload", "for: \"2h\""])
     # A leading absent step is refused with the server's located message.
     Select(d.find_element(By.ID, "b-kind")).select_by_value("sequence")
     fill("steps", "not event unload\nenter depot")
