@@ -77,7 +77,7 @@ public struct AlertExplanation: Sendable, Equatable {
             let bound = within.map { " (at most \(d($0)))" } ?? ""
             if case .absent(_, let deadline?)? = steps.last {
                 from = time - (within ?? 0) - deadline
-                s = "the \(positives) step\(positives == 1 ? "" : "s") happened in order\(absent > 1 ? " with none of the forbidden events between them" : "") and the forbidden event did not follow within \(d(deadline)); \(n("span_s")) s from the first step to the deadline at \(at)\(bound)"
+                s = "\(positives == 1 ? "the first step happened" : "the \(positives) steps happened in order")\(absent > 1 ? " with none of the forbidden events between them" : "") and the forbidden event did not follow within \(d(deadline)); \(n("span_s")) s from the first step to the deadline at \(at)\(bound)"
             } else {
                 from = within.map { time - $0 }
                 s = "the \(positives) steps happened in order within \(n("span_s")) s\(bound)\(absent > 0 ? ", with no forbidden event between them" : ""), the last at \(at)"
