@@ -211,7 +211,6 @@ struct AggregateEvaluator {
         /// count_distinct (any string, number or bool is).
         var numeric: Bool
         var by: TextSource?
-        var byKey: GroupBy?
         var needSum = false, needMin = false, needMax = false, needDistinct = false
         var members: [Member] = []
         var tracks = IntMap<Track>()
@@ -222,7 +221,7 @@ struct AggregateEvaluator {
 
     /// Adds a rule; returns its group.
     mutating func add(rule: Int32, selector: Int32, fn: AggregateFunction, source: AggregateSource, window: Millis, filter: EventFilter,
-                      compiled: CompiledFilter, bound: Bound, by: TextSource?, byKey: GroupBy?) -> Int {
+                      compiled: CompiledFilter, bound: Bound, by: TextSource?) -> Int {
         let numeric = fn != .countDistinct
         let g: Int
         if let i = groups.firstIndex(where: { $0.filterKey == filter && $0.window == window && $0.source == source && $0.numeric == numeric
@@ -230,7 +229,7 @@ struct AggregateEvaluator {
             g = i
         } else {
             g = groups.count
-            groups.append(Group(filterKey: filter, filter: compiled, window: window, source: source, numeric: numeric, by: by, byKey: byKey))
+            groups.append(Group(filterKey: filter, filter: compiled, window: window, source: source, numeric: numeric, by: by))
         }
         switch fn {
         case .sum, .mean: groups[g].needSum = true

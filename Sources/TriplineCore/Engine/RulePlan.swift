@@ -92,7 +92,7 @@ struct RulePlan {
                 case .attr(let a): source = .attr(syms.names.intern(a))
                 }
                 slots[i] = evaluators.aggregate.add(rule: ri, selector: s, fn: fn, source: source, window: w, filter: f, compiled: cf, bound: bound,
-                                                    by: by.map { textSource($0, &syms) }, byKey: by)
+                                                    by: by.map { textSource($0, &syms) })
             case .novelty(let k, let w, let h, let cp):
                 slots[i] = evaluators.novelty.add(rule: ri, selector: s, count: k, window: w, lookback: h, prefix: cp?.prefix, notPrefix: cp?.notPrefix)
             case .threshold(let metric, let c):
