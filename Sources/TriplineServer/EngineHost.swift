@@ -279,12 +279,35 @@ public final class EngineHost: @unchecked Sendable {
     private func run() {
         while true {
             condition.lock()
-            while jobs.isEmpty { condition.wait() }
+            // Jobs arriving while a group commits are applied at once; a finished commit with
+            // nothing else to do is settled (its failure handled, expiries audited).
+            while jobs.isEmpty && !(inFlight?.finished ?? false) { condition.wait() }
+            if jobs.isEmpty {
+                condition.unlock()
+                settle(state!)
+                continue
+            }
             let taken = jobs
             jobs.removeAll()
             condition.unlock()
             process(taken)
         }
+    }
+
+    /// The group being committed on `commitQueue` while this thread applies the next jobs
+    /// (host thread only). At most one group is in flight: sealing the next one waits for it.
+    private var inFlight: InFlight?
+    private let commitQueue = DispatchQueue(label: "tripline-commit")
+
+    final class InFlight: @unchecked Sendable {
+        let done = DispatchSemaphore(value: 0)
+        /// Set by the commit queue before `done` is signalled.
+        var failure: (any Error)?
+        /// Set under the host's condition lock once the commit is over.
+        var finished = false
+        /// The id the group's first alert took (the next id if it has none).
+        let firstAlertId: Int64
+        init(firstAlertId: Int64) { self.firstAlertId = firstAlertId }
     }
 
     struct Pending {
@@ -326,6 +349,7 @@ public final class EngineHost: @unchecked Sendable {
                 group.waiters.append((c, res, 0))
             case .perform(let body):
                 commit(&group, s)
+                settle(s)
                 body(s)
             case .clusterAlerts(let list, let done):
                 storeAlerts(list, s, into: &group)
@@ -480,39 +504,101 @@ public final class EngineHost: @unchecked Sendable {
         }
     }
 
+    /// Seals the group. On one node it is committed on the commit queue while this thread
+    /// applies the next jobs (after waiting for the group before it, which this one was
+    /// applied on top of); its batches are acknowledged once it is durable. A cluster's group
+    /// is published and committed here.
     private func commit(_ group: inout Pending, _ s: HostState) {
         if group.logCount == 0 && group.alerts.isEmpty && group.waiters.isEmpty && group.callbacks.isEmpty && !group.unpublished { return }
-        let queuedDeliveries = !group.deliveries.isEmpty
-        let started = DispatchTime.now().uptimeNanoseconds
-        if let cluster, group.unpublished {
-            // Acknowledged only once JetStream holds every record of the group.
-            do {
-                try cluster.flush()
-            } catch {
-                for (c, _, n) in group.waiters {
-                    dequeued(n)
-                    c.resume(throwing: IngestError.storage("the cluster did not acknowledge the events: \(error)"))
+        defer { group = Pending() }
+        if let cluster {
+            if group.unpublished {
+                // Acknowledged only once JetStream holds every record of the group.
+                do {
+                    try cluster.flush()
+                } catch {
+                    for (c, _, n) in group.waiters {
+                        dequeued(n)
+                        c.resume(throwing: IngestError.storage("the cluster did not acknowledge the events: \(error)"))
+                    }
+                    group.waiters = []
+                    group.unpublished = false
+                    onClusterPublishFailed?(ClusterPublishFailed(description: "\(error)"))
                 }
-                group.waiters = []
-                group.unpublished = false
-                onClusterPublishFailed?(ClusterPublishFailed(description: "\(error)"))
             }
+            if let failure = persist(group, watermark: s.pipeline.watermark) {
+                recover(s, failure, firstAlertId: group.alerts.first?.id ?? s.nextAlertId)
+            } else {
+                auditExpiries(s)
+            }
+            return
         }
+        if let earlier = settle(s) {
+            // This group was applied on top of one the store refused: refuse it too (the
+            // engine was put back to what the store holds).
+            for (c, _, n) in group.waiters {
+                dequeued(n)
+                c.resume(throwing: IngestError.storage("\(earlier)"))
+            }
+            return
+        }
+        let sealed = group, watermark = s.pipeline.watermark
+        let f = InFlight(firstAlertId: group.alerts.first?.id ?? s.nextAlertId)
+        inFlight = f
+        commitQueue.async { [self] in
+            f.failure = persist(sealed, watermark: watermark)
+            f.done.signal()
+            condition.lock()
+            f.finished = true
+            condition.signal()
+            condition.unlock()
+        }
+    }
+
+    /// Waits for the group in flight, if any; returns the failure that refused it (the engine
+    /// is then back to what the store holds, unless another server took the lease).
+    @discardableResult
+    private func settle(_ s: HostState) -> (any Error)? {
+        guard let f = inFlight else { return nil }
+        f.done.wait()
+        inFlight = nil
+        if let failure = f.failure {
+            recover(s, failure, firstAlertId: f.firstAlertId)
+            return failure
+        }
+        auditExpiries(s)
+        return nil
+    }
+
+    /// After a refused commit: nothing of the group (nor of any applied after it) is durable,
+    /// so the engine is put back to what the store holds. After a lost lease it stays as it
+    /// is: this server must not write again.
+    private func recover(_ s: HostState, _ failure: any Error, firstAlertId: Int64) {
+        if failure is LostActiveLease { return }
+        s.nextAlertId = ((try? store.maxAlertId()) ?? firstAlertId - 1) + 1
+        if cluster == nil { try? rebuild(s) }
+    }
+
+    /// Stores a sealed group and answers its batches: acknowledged once durable, refused
+    /// otherwise. Returns the failure. Runs on the commit queue (one node) or the host thread
+    /// (cluster); touches no host state.
+    private func persist(_ group: Pending, watermark: Millis) -> (any Error)? {
+        let started = DispatchTime.now().uptimeNanoseconds
         do {
             let batch = group.logCount == 0 ? nil : LogBatch(firstSeq: group.firstSeq, count: group.logCount, maxTime: group.maxTime, storedAt: wallClock(), lines: group.log)
             try store.commit(log: batch, alerts: group.alerts, deliveries: group.deliveries)
             metrics.observeCommit(nanoseconds: DispatchTime.now().uptimeNanoseconds - started, rows: group.logCount)
             metrics.add(\.alertsEmitted, group.alerts.count)
             metrics.countAlerts(group.alerts)
-            metrics.setWatermark(s.pipeline.watermark)
+            metrics.setWatermark(watermark)
             alerts.publish(group.alerts)
-            auditExpiries(s)
-            if queuedDeliveries { onDeliveriesQueued?() }
+            if !group.deliveries.isEmpty { onDeliveriesQueued?() }
             for (c, r, n) in group.waiters {
                 dequeued(n)
                 c.resume(returning: r)
             }
             for f in group.callbacks { f(nil) }
+            return nil
         } catch let lost as LostActiveLease {
             // Another server is active now: nothing of the group was stored, and this engine
             // must not write again.
@@ -522,18 +608,16 @@ public final class EngineHost: @unchecked Sendable {
             }
             for f in group.callbacks { f(lost) }
             onLostLease?(lost)
+            return lost
         } catch {
-            // Nothing of the group is durable: refuse every batch in it, and put the engine
-            // back to what the store holds.
+            // Nothing of the group is durable: refuse every batch in it.
             for (c, _, n) in group.waiters {
                 dequeued(n)
                 c.resume(throwing: IngestError.storage("\(error)"))
             }
             for f in group.callbacks { f(error) }
-            s.nextAlertId = ((try? store.maxAlertId()) ?? s.nextAlertId - Int64(group.alerts.count)) + 1
-            if cluster == nil { try? rebuild(s) }
+            return error
         }
-        group = Pending()
     }
 
     /// Records each rule version the watermark has expired, once.

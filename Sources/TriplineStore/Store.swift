@@ -399,6 +399,14 @@ public final class MemoryStore: TriplineStore, @unchecked Sendable {
 
     public init() {}
 
+    /// For tests: called before each commit that carries log lines, outside the store's lock
+    /// (it may block); an error it throws refuses the commit.
+    public var beforeLogCommit: (@Sendable (LogBatch) throws -> Void)? {
+        get { locked { hook } }
+        set { locked { hook = newValue } }
+    }
+    private var hook: (@Sendable (LogBatch) throws -> Void)?
+
     private func locked<T>(_ body: () throws -> T) rethrows -> T {
         lock.lock()
         defer { lock.unlock() }
@@ -406,6 +414,7 @@ public final class MemoryStore: TriplineStore, @unchecked Sendable {
     }
 
     public func commit(log batch: LogBatch?, alerts: [StoredAlert], deliveries: [Delivery]) throws {
+        if let batch, let hook = beforeLogCommit { try hook(batch) }
         try locked {
             // All or nothing, as a database transaction: a repeated alert id refuses the batch.
             var ids = Set(alertRows.map(\.id))

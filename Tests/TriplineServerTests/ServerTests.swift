@@ -126,6 +126,58 @@ import TriplineStoreFixtures
     }
 }
 
+/// Group commit is pipelined: the engine applies the next group while the store commits the
+/// one before. A group applied on top of one the store refuses must be refused too, and the
+/// engine put back to what the store holds.
+@Suite struct PipelinedCommitTests {
+    final class Gate: @unchecked Sendable {
+        let lock = NSLock()
+        var commits = 0
+        let release = DispatchSemaphore(value: 0)
+        var entered: Bool { lock.lock(); defer { lock.unlock() }; return commits > 0 }
+    }
+
+    @Test func groupAppliedOnARefusedOneIsRefusedAndTheEngineIsRestored() async throws {
+        let store = MemoryStore()
+        let t = EngineHostTests()
+        let host = try await t.setUp(store)
+        let gate = Gate()
+        // The first log commit waits for the test, then fails; later ones pass.
+        store.beforeLogCommit = { _ in
+            gate.lock.lock(); gate.commits += 1; let n = gate.commits; gate.lock.unlock()
+            if n == 1 {
+                gate.release.wait()
+                throw StoreConflict("injected: the disk went away")
+            }
+        }
+        let a = Task { try await host.ingest(t.lines([#"{"entity":"a","time":1000,"type":"position","lon":0.5,"lat":0.5}"#])) }
+        let clock = ContinuousClock(), start = clock.now
+        while !gate.entered && clock.now - start < .seconds(20) { await Task.yield() }
+        #expect(gate.entered)
+        let b = Task { try await host.ingest(t.lines([#"{"entity":"b","time":2000,"type":"position","lon":0.5,"lat":0.5}"#])) }
+        // The engine applies b's batch while a's group is still being committed.
+        while host.metrics.counters.eventsReceived < 2 && clock.now - start < .seconds(20) { await Task.yield() }
+        #expect(host.metrics.counters.eventsReceived == 2)
+        gate.release.signal()
+        for task in [a, b] {
+            do {
+                _ = try await task.value
+                Issue.record("a batch of a refused group, or applied on top of one, was acknowledged")
+            } catch IngestError.storage(let why) {
+                #expect(why.contains("injected"))
+            }
+        }
+        #expect(try store.logCount() == 0)
+        // The engine holds neither a nor b: a enters now (a#1) and dwells from 3 s; b never entered.
+        let r = try await host.ingest(t.lines([#"{"entity":"a","time":3000,"type":"position","lon":0.5,"lat":0.5}"#]))
+        #expect(r.applied == 1)
+        _ = try await host.advance(until: 20_000)
+        await host.drain()
+        #expect(try store.alerts(AlertQuery()).map(\.line) == [#"{"rule":"in-yard","key":{"entity":"a","zone":"yard"},"state":"firing","time":"1970-01-01T00:00:13.000Z","evidence":["a#1"],"details":{"dwell_s":10}}"#])
+        #expect(try store.logCount() == 2)
+    }
+}
+
 @Suite struct OverloadTests {
     /// With the engine busy (here: not started), batches queue up to the capacity; beyond it
     /// they are refused at once with `overloaded`, so memory stays bounded under a flood.
