@@ -27,6 +27,10 @@ public struct Workload {
         public var minVertices = 10, maxVertices = 50
         /// Fraction of zones that are circles.
         public var circleFraction = 0.1
+        /// Fractions of polygon zones (with at least 6 vertices) that get a hole around their
+        /// centre, and that get a second, smaller part beside them (a MultiPolygon). Zero keeps
+        /// the random stream, and so the workload, of earlier versions.
+        public var holeFraction = 0.0, multiFraction = 0.0
         /// Milliseconds between consecutive events.
         public var stepMs: Int64 = 10
         /// Start of the stream.
@@ -75,7 +79,20 @@ public struct Workload {
                 pts = dedup
                 if pts.count < 3 { pts = [(cx - radiusDeg, cy - radiusDeg), (cx + radiusDeg, cy - radiusDeg), (cx, cy + radiusDeg)] }
                 pts.append(pts[0])
-                zones.append(Zone(id: id, category: category, tags: ["site": "s\(i % 50)"], shape: .polygons([Polygon(shell: Ring(points: pts), holes: [])])))
+                var holes: [Ring] = []
+                if config.holeFraction > 0 && Double.random(in: 0..<1, using: &rng) < config.holeFraction && n >= 6 {
+                    // Every shell vertex is at least 0.4 r from the centre and consecutive ones
+                    // are less than 2 sectors apart, so each edge stays over 0.23 r away: a
+                    // hole of 0.15 r (clockwise) lies strictly inside.
+                    holes.append(Ring(points: Self.regular(cx, cy, 0.15 * radiusDeg, 8, clockwise: true)))
+                }
+                var parts = [Polygon(shell: Ring(points: pts), holes: holes)]
+                if config.multiFraction > 0 && Double.random(in: 0..<1, using: &rng) < config.multiFraction {
+                    // A second part 2.5 r east, of at most 0.5 r: disjoint from the first.
+                    let k = Int.random(in: 5...12, using: &rng)
+                    parts.append(Polygon(shell: Ring(points: Self.regular(cx + 2.5 * radiusDeg, cy, 0.5 * radiusDeg, k, clockwise: false)), holes: []))
+                }
+                zones.append(Zone(id: id, category: category, tags: ["site": "s\(i % 50)"], shape: .polygons(parts)))
             }
         }
         for i in 0..<config.entities {
@@ -85,6 +102,22 @@ public struct Workload {
             if kind == "vessel" { tags["class"] = i % 2 == 0 ? "tanker" : "cargo" }
             entities.append(EntityInfo(id: "\(kind)-\(i)", kind: kind, tags: tags))
         }
+    }
+
+    /// A closed regular polygon of `n` vertices around (cx, cy).
+    static func regular(_ cx: Double, _ cy: Double, _ r: Double, _ n: Int, clockwise: Bool) -> [(Double, Double)] {
+        var pts = (0..<n).map { k -> (Double, Double) in
+            let a = 2 * Double.pi * Double(k) / Double(n) * (clockwise ? -1 : 1)
+            return (cx + r * cos(a), cy + r * sin(a))
+        }
+        pts.append(pts[0])
+        return pts
+    }
+
+    /// Adds zones read from elsewhere (real country polygons): they join the index and the
+    /// written zones file, but entities do not start at them.
+    public mutating func addZones(_ more: [Zone]) {
+        zones += more
     }
 
     /// Streams the events as NDJSON lines (without newline) in time order.
@@ -157,9 +190,11 @@ public struct Workload {
             case .circle(let lon, let lat, let r):
                 s += "{\"type\":\"Feature\",\"properties\":{\"id\":\"\(z.id)\",\"category\":\"\(z.category)\",\"tags\":{\(tags)},\"radius_m\":\(r)},\"geometry\":{\"type\":\"Point\",\"coordinates\":[\(lon),\(lat)]}}"
             case .polygons(let ps):
-                let rings = ps[0].shell
-                let coords = (0..<rings.pointCount).map { "[\(rings.x($0)),\(rings.y($0))]" }.joined(separator: ",")
-                s += "{\"type\":\"Feature\",\"properties\":{\"id\":\"\(z.id)\",\"category\":\"\(z.category)\",\"tags\":{\(tags)}},\"geometry\":{\"type\":\"Polygon\",\"coordinates\":[[\(coords)]]}}"
+                func ring(_ r: Ring) -> String { "[" + (0..<r.pointCount).map { "[\(r.x($0)),\(r.y($0))]" }.joined(separator: ",") + "]" }
+                func polygon(_ p: Polygon) -> String { "[" + ([p.shell] + p.holes).map(ring).joined(separator: ",") + "]" }
+                let geometry = ps.count == 1 ? "{\"type\":\"Polygon\",\"coordinates\":\(polygon(ps[0]))}"
+                    : "{\"type\":\"MultiPolygon\",\"coordinates\":[\(ps.map(polygon).joined(separator: ","))]}"
+                s += "{\"type\":\"Feature\",\"properties\":{\"id\":\"\(z.id)\",\"category\":\"\(z.category)\",\"tags\":{\(tags)}},\"geometry\":\(geometry)}"
             }
         }
         return s + "\n]}\n"

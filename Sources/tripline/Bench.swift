@@ -44,12 +44,13 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
-        var cfg = workload.config
-        if cfg.zones == 1000 && cfg.entities == 10_000 && cfg.events == 100_000 {
-            cfg.zones = 10_000; cfg.entities = 100_000; cfg.events = 1_000_000
+        var opts = workload
+        if opts.zones == 1000 && opts.entities == 10_000 && opts.events == 100_000 {
+            opts.zones = 10_000; opts.entities = 100_000; opts.events = 1_000_000
         }
-        print("generating \(cfg.zones) zones, \(cfg.entities) entities, \(cfg.events) events (seed \(cfg.seed))")
-        let w = Workload(cfg)
+        let cfg = try opts.makeConfig()
+        let w = try opts.make()
+        print("generating \(cfg.zones) zones\(w.zones.count > cfg.zones ? " (+\(w.zones.count - cfg.zones) from --countries)" : ""), \(cfg.entities) entities, \(cfg.events) events (seed \(cfg.seed))")
         let bytes = w.eventsNDJSON()
         let ruleList: [Rule]
         if let n = generatedRules {

@@ -12,6 +12,45 @@ struct WorkloadOptions: ParsableArguments {
     @Option(name: .customLong("contact-share"), help: "Share of contact events (0-1).") var contactShare = 0.0
     @Option(name: .customLong("custom-share"), help: "Share of custom events (0-1).") var customShare = 0.0
     @Option(name: .customLong("id-share"), help: "Share of events carrying an explicit id (0-1).") var idShare = 0.0
+    @Option(name: .customLong("hole-share"), help: "Share of polygon zones with a hole (0-1).") var holeShare = 0.0
+    @Option(name: .customLong("multi-share"), help: "Share of polygon zones with a second part, as MultiPolygons (0-1).") var multiShare = 0.0
+    @Option(name: .customLong("circle-share"), help: "Share of zones that are circles (0-1).") var circleShare = 0.1
+    @Option(help: "Region the zones and entities are in: MINLON,MINLAT,MAXLON,MAXLAT (default -10,40,10,60).") var region: String?
+    @Option(help: "A GeoJSON zones file (such as Benchmarks/data/countries-110m.geojson) whose zones are added to the generated ones.")
+    var countries: String?
+
+    func makeConfig() throws -> Workload.Config {
+        var c = config
+        for (name, v) in [("--hole-share", holeShare), ("--multi-share", multiShare), ("--circle-share", circleShare),
+                          ("--reading-share", readingShare), ("--contact-share", contactShare), ("--custom-share", customShare), ("--id-share", idShare)]
+        where !(0...1).contains(v) {
+            throw ValidationError("\(name) \(v): give a share between 0 and 1")
+        }
+        if let region {
+            let parts = region.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+            guard parts.count == 4, let a = parts[0], let b = parts[1], let x = parts[2], let y = parts[3],
+                  a >= -180, x <= 180, b >= -90, y <= 90, a < x, b < y else {
+                throw ValidationError("--region \(region): give MINLON,MINLAT,MAXLON,MAXLAT in degrees, each minimum below its maximum, for example -20,-35,50,70")
+            }
+            (c.minLon, c.minLat, c.maxLon, c.maxLat) = (a, b, x, y)
+        }
+        return c
+    }
+
+    /// The workload, with the zones of `--countries` added.
+    func make() throws -> Workload {
+        var w = Workload(try makeConfig())
+        if let countries {
+            guard let text = try? String(contentsOfFile: countries, encoding: .utf8) else {
+                throw ValidationError("--countries \(countries): cannot read the file")
+            }
+            switch ZoneCodec.decode(text, file: countries) {
+            case .success(let zones): w.addZones(zones)
+            case .failure(let e): throw ValidationError("--countries: \(e.errors.map(\.description).joined(separator: "; "))")
+            }
+        }
+        return w
+    }
 
     var config: Workload.Config {
         var c = Workload.Config()
@@ -23,6 +62,9 @@ struct WorkloadOptions: ParsableArguments {
         c.contactShare = contactShare
         c.customShare = customShare
         c.idShare = idShare
+        c.holeFraction = holeShare
+        c.multiFraction = multiShare
+        c.circleFraction = circleShare
         return c
     }
 }
@@ -39,7 +81,7 @@ struct Generate: ParsableCommand {
     @Option(help: "Shuffle events by at most this much event time (e.g. 5s), to test --allowed-lateness.") var shuffle: String?
 
     func run() throws {
-        let w = Workload(workload.config)
+        let w = try workload.make()
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         try w.zonesGeoJSON().write(toFile: out + "/zones.geojson", atomically: true, encoding: .utf8)
         try w.entitiesNDJSON().write(toFile: out + "/entities.ndjson", atomically: true, encoding: .utf8)
