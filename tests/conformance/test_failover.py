@@ -2,6 +2,7 @@
 active one killed with kill -9 mid-stream, the client re-sending what was not acknowledged to
 the standby once it has taken over. Runs only with TRIPLINE_TEST_POSTGRES (scripts/test and CI
 set it); with TRIPLINE_FAILOVER_REPORT naming a file, each run appends its timings there."""
+import http.client
 import json
 import os
 import random
@@ -35,7 +36,9 @@ def post(srv, body):
     try:
         status, hdrs, out = srv.request("POST", "/v1/events", body, content_type="application/x-ndjson", timeout=10)
         return status, out, hdrs
-    except (ConnectionError, socket.timeout, OSError, urllib.error.URLError) as e:
+    except (ConnectionError, socket.timeout, OSError, urllib.error.URLError, http.client.HTTPException) as e:
+        # HTTPException covers a kill between the answer's head and its body
+        # (IncompleteRead): the client never read the answer, so the batch is unanswered.
         return None, str(e), {}
 
 
