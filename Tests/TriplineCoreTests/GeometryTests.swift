@@ -234,6 +234,85 @@ struct BigInt {
         #expect(hits > 100)  // the workload really hits zones
     }
 
+    /// Rings of hundreds to thousands of vertices (country outlines) are located by their
+    /// horizontal bands: the answers must be a scan of every edge's, on vertices, edge
+    /// midpoints, points just beside edges, points level with a vertex (the ray through it)
+    /// and random points.
+    @Test(arguments: [11, 12, 13] as [UInt64])
+    func bandedRingsAgreeWithBruteForceScan(seed: UInt64) {
+        var rng = SplitMix64(seed: seed)
+        func grid(_ v: Double) -> Double { (v * 256).rounded() / 256 }
+        func star(_ cx: Double, _ cy: Double, _ n: Int, _ r0: Double, _ spread: Double, clockwise: Bool) -> Ring {
+            var pts: [(Double, Double)] = []
+            for k in 0..<n {
+                let a = 2 * Double.pi * Double(k) / Double(n) * (clockwise ? -1 : 1)
+                let r = r0 + spread * Double(rng.next() % 1024) / 1024
+                let p = (grid(cx + r * cos(a)), grid(cy + r * sin(a)))
+                if pts.last.map({ $0 != p }) ?? true { pts.append(p) }
+            }
+            if pts.last! == pts[0] { pts.removeLast() }
+            pts.append(pts[0])
+            return Ring(points: pts)
+        }
+        var shapes: [ZoneShape] = []
+        var rings: [Ring] = []
+        for z in 0..<12 {
+            let cx = Double(z % 4) * 30 - 45, cy = Double(z / 4) * 20 - 20
+            let shell = star(cx, cy, 40 + Int(rng.next() % 3000), 5, 4, clockwise: false)
+            let holes = z % 2 == 0 ? [star(cx, cy, 33 + Int(rng.next() % 400), 1, 2, clockwise: true)] : []
+            let poly = Polygon(shell: shell, holes: holes)
+            guard PolygonValidation.validate([poly]) == nil else { continue }
+            shapes.append(.polygons([poly]))
+            rings += [shell] + holes
+        }
+        #expect(shapes.count >= 8)
+        // A comb: teeth whose edges span the ring's whole height, so every edge would be in
+        // every band; the band count must be cut down (bounded lists) and stay exact.
+        let teeth = 60 + Int(rng.next() % 200)
+        var comb: [(Double, Double)] = [(100, 0)]
+        for t in 0..<teeth {
+            let x0 = 100 + Double(t) / 8
+            comb += [(x0, 20), (x0 + 1.0 / 16, 20), (x0 + 1.0 / 16, 1)]
+        }
+        comb += [(100 + Double(teeth) / 8, 1), (100 + Double(teeth) / 8, 0), (100, 0)]
+        let combRing = Ring(points: comb)
+        #expect(PolygonValidation.validate([Polygon(shell: combRing, holes: [])]) == nil)
+        shapes.append(.polygons([Polygon(shell: combRing, holes: [])]))
+        rings.append(combRing)
+        let index = ZoneIndex(shapes: shapes)
+        #expect(index.ringBandFirst.filter { $0 >= 0 }.count == rings.count)
+        #expect(index.bandEdges.count <= ZoneIndex.maxListingsPerEdge * rings.reduce(0) { $0 + $1.pointCount })
+        #expect(index.ringBandCount.last! < Int32((combRing.pointCount - 1) / ZoneIndex.edgesPerBand))
+        var points: [(Double, Double)] = []
+        for r in rings {
+            for k in 0..<(r.pointCount - 1) {
+                let ax = r.x(k), ay = r.y(k), bx = r.x(k + 1), by = r.y(k + 1)
+                points.append((ax, ay))
+                points.append(((ax + bx) / 2, (ay + by) / 2))
+                let t = Double.random(in: 0...1, using: &rng)
+                let d = Double.random(in: -1e-9...1e-9, using: &rng)
+                points.append((ax + t * (bx - ax) + d, ay + t * (by - ay) - d))
+                points.append((ax + Double.random(in: -3...3, using: &rng), ay))
+            }
+            for _ in 0..<200 {
+                points.append((Double.random(in: r.bbox.minX...r.bbox.maxX, using: &rng), Double.random(in: r.bbox.minY...r.bbox.maxY, using: &rng)))
+            }
+        }
+        var out: [Int32] = []
+        var hits = 0, mismatches = 0
+        for (x, y) in points {
+            index.zones(coveringX: x, y: y, into: &out)
+            let expected = index.zonesByScan(x: x, y: y)
+            if out != expected {
+                mismatches += 1
+                if mismatches <= 5 { Issue.record("point \(x), \(y): index \(out), scan \(expected)") }
+            }
+            hits += expected.count
+        }
+        #expect(mismatches == 0)
+        #expect(hits > points.count / 3)
+    }
+
     @Test func everyVertexOfAPolygonIsCovered() {
         var rng = SplitMix64(seed: 9)
         let shapes = Self.randomZones(&rng, count: 200)

@@ -71,22 +71,44 @@ public struct Ring: Sendable {
             let bx = c[2 * k], by = c[2 * k + 1]
             k += 1
             defer { ax = bx; ay = by }
-            if (py < ay && py < by) || (py > ay && py > by) { continue }
-            if ay == by {
-                if px >= Swift.min(ax, bx) && px <= Swift.max(ax, bx) { return .boundary }
-                continue
-            }
-            if px > ax && px > bx { continue }
-            let crosses = (ay > py) != (by > py)
-            if px < ax && px < bx {
-                if crosses { inside.toggle() }
-                continue
-            }
-            let o = Predicates.orient(ax, ay, bx, by, px, py)
-            if o == 0 { return .boundary }
-            if crosses && ((by > ay) == (o > 0)) { inside.toggle() }
+            if edge(ax, ay, bx, by, px, py, &inside) { return .boundary }
         }
         return inside ? .inside : .outside
+    }
+
+    /// As `locate`, over only the edges listed in `edges` (edge k joins points k and k + 1).
+    /// An edge whose y-range does not hold `py` never changes the answer, so any list that
+    /// includes every edge whose y-range holds `py` gives exactly `locate`'s answer, in any
+    /// order: the crossing count's parity does not depend on order, and a boundary hit is
+    /// the answer wherever it comes.
+    @inline(__always)
+    static func locate(_ c: UnsafePointer<Double>, edges: UnsafeBufferPointer<Int32>, _ px: Double, _ py: Double) -> PointLocation {
+        var inside = false
+        for e in edges {
+            let k = 2 * Int(e)
+            if edge(c[k], c[k + 1], c[k + 2], c[k + 3], px, py, &inside) { return .boundary }
+        }
+        return inside ? .inside : .outside
+    }
+
+    /// One edge of the crossing-number test: toggles `inside` when the ray along +x from the
+    /// point crosses the edge (half-open in y), and returns true when the point is on it.
+    @inline(__always)
+    static func edge(_ ax: Double, _ ay: Double, _ bx: Double, _ by: Double, _ px: Double, _ py: Double, _ inside: inout Bool) -> Bool {
+        if (py < ay && py < by) || (py > ay && py > by) { return false }
+        if ay == by {
+            return px >= Swift.min(ax, bx) && px <= Swift.max(ax, bx)
+        }
+        if px > ax && px > bx { return false }
+        let crosses = (ay > py) != (by > py)
+        if px < ax && px < bx {
+            if crosses { inside.toggle() }
+            return false
+        }
+        let o = Predicates.orient(ax, ay, bx, by, px, py)
+        if o == 0 { return true }
+        if crosses && ((by > ay) == (o > 0)) { inside.toggle() }
+        return false
     }
 }
 
