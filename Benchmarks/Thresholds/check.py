@@ -24,11 +24,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 ALLOC_TOLERANCE = 0.01
 RATE_WARN = 0.85
 here = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(here.parent / "peers"))
+from replay import RULE_SETS, replay  # noqa: E402
 args = sys.argv[1:]
 if not args:
     sys.exit(__doc__)
@@ -46,30 +47,18 @@ while args:
 gen = pathlib.Path(WORK) / "gen-500000"
 if not (gen / "events.ndjson").exists():
     sys.exit(f"{gen} has no workload: run `python3 Benchmarks/peers/run.py {BIN} 1 --work {WORK}` once")
-RULES = {"full": "rules-mixed.json", "geofence": "rules-geofence.json", "freqgather": "rules-freqgather.json"}
 n_events = sum(1 for _ in open(gen / "events.ndjson"))
 tmp = pathlib.Path(tempfile.mkdtemp(prefix="tripline-thresholds-"))
 shim = tmp / "malloc_count.so"
 subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-o", str(shim), str(here / "malloc_count.c")], check=True)
 
 
-def replay(rules, env=None):
-    out = tmp / "alerts.ndjson"
-    t = time.perf_counter()
-    subprocess.run([BIN, "replay", "--zones", str(gen / "zones.geojson"), "--entities", str(gen / "entities.ndjson"),
-                    "--rules", str(gen / RULES[rules]), "--output", str(out), "--quiet", str(gen / "events.ndjson")],
-                   check=True, env=env)
-    dt = time.perf_counter() - t
-    with open(out) as fh:
-        return n_events / dt, sum(1 for _ in fh)
-
-
 measured = {}
-for s in RULES:
+for s in RULE_SETS:
     env = dict(os.environ, LD_PRELOAD=str(shim), MALLOC_COUNT_OUT=str(tmp / "count.txt"))
-    _, alerts = replay(s, env)
+    _, alerts = replay(BIN, gen, RULE_SETS[s], tmp / "alerts.ndjson", n_events, env)
     allocs = int((tmp / "count.txt").read_text())
-    rates = [replay(s)[0] for _ in range(RUNS)]
+    rates = [replay(BIN, gen, RULE_SETS[s], tmp / "alerts.ndjson", n_events)[0] for _ in range(RUNS)]
     measured[s] = {"allocations_per_event": round(allocs / n_events, 4), "events_per_s": round(statistics.median(rates)),
                    "alerts": alerts}
 

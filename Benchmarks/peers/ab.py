@@ -12,7 +12,9 @@ import pathlib
 import statistics
 import subprocess
 import sys
-import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from replay import RULE_SETS, replay  # noqa: E402
 
 args = sys.argv[1:]
 if len(args) < 2:
@@ -31,18 +33,12 @@ while args:
 gen = pathlib.Path(WORK) / "gen-500000"
 if not (gen / "events.ndjson").exists():
     sys.exit(f"{gen} has no workload: run Benchmarks/peers/run.py once with --work {WORK}")
-RULES = {"full": "rules-mixed.json", "geofence": "rules-geofence.json", "freqgather": "rules-freqgather.json"}
 n_events = sum(1 for _ in open(gen / "events.ndjson"))
 out = pathlib.Path(WORK) / "ab-alerts.ndjson"
 
 
 def run(binary, rules):
-    t = time.perf_counter()
-    subprocess.run([binary, "replay", "--zones", str(gen / "zones.geojson"), "--entities", str(gen / "entities.ndjson"),
-                    "--rules", str(gen / RULES[rules]), "--output", str(out), "--quiet", str(gen / "events.ndjson")], check=True)
-    dt = time.perf_counter() - t
-    with open(out) as fh:
-        return n_events / dt, sum(1 for _ in fh)
+    return replay(binary, gen, RULE_SETS[rules], out, n_events)
 
 
 rates = {(s, w): [] for s in SETS for w in "AB"}

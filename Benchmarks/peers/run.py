@@ -49,6 +49,9 @@ import duckdb  # noqa: E402  (pip install duckdb)
 import numpy as np  # noqa: E402
 import shapely  # noqa: E402  (pip install 'shapely>=2')
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from replay import replay  # noqa: E402
+
 here = pathlib.Path(__file__).resolve().parent
 W = pathlib.Path(WORK or tempfile.mkdtemp(prefix="tripline-peers-"))
 gen = W / f"gen-{EVENTS}"
@@ -143,14 +146,7 @@ print(f"membership (shapely, precomputed for DuckDB): {len(pairs[0])} (position,
 
 
 def tripline(rules):
-    out = W / "alerts.ndjson"
-    t = time.perf_counter()
-    subprocess.run([BIN, "replay", "--zones", str(gen / "zones.geojson"), "--entities", str(gen / "entities.ndjson"),
-                    "--rules", str(gen / rules), "--output", str(out), "--quiet", str(gen / "events.ndjson")], check=True)
-    dt = time.perf_counter() - t
-    with open(out) as fh:
-        alerts = sum(1 for _ in fh)
-    return n_events / dt, alerts
+    return replay(BIN, gen, rules, W / "alerts.ndjson", n_events)
 
 
 def strtree():
