@@ -34,6 +34,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.0"),
         .package(url: "https://github.com/mattpolzin/OpenAPIKit", from: "6.4.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.0"),
     ],
     targets: [
         .target(name: "CTriplineSupport"),
@@ -51,12 +52,24 @@ let package = Package(
         ),
         .target(
             name: "TriplineCore",
-            dependencies: ["CTriplineSupport"],
+            dependencies: ["CTriplineSupport", .product(name: "Mustache", package: "swift-mustache")],
             swiftSettings: strict
         ),
         .target(
             name: "TriplineYAML",
             dependencies: ["TriplineCore", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strict
+        ),
+        // Notification policy: routing tree, grouping, inhibition, mute intervals (Alertmanager's
+        // model), as a deterministic state machine on an injected clock.
+        .target(
+            name: "TriplineNotify",
+            dependencies: ["TriplineCore"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "TriplineNotifyTests",
+            dependencies: ["TriplineNotify", "TriplineCore", "TriplineYAML"],
             swiftSettings: strict
         ),
         .target(
@@ -93,6 +106,7 @@ let package = Package(
                 "TriplineCore",
                 "TriplineStore",
                 "TriplineYAML",
+                "TriplineNotify",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -37,7 +37,7 @@ public struct DocReader {
         return out
     }
 
-    static func closest(_ s: String, _ options: [String]) -> String? {
+    public static func closest(_ s: String, _ options: [String]) -> String? {
         func dist(_ a: [Character], _ b: [Character]) -> Int {
             var prev = Array(0...b.count)
             for i in 1...max(1, a.count) where !a.isEmpty {

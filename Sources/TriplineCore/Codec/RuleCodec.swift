@@ -1,7 +1,7 @@
 /// Decodes and validates a rule file `{rules: [...]}` (spec section 5 and 6) from a parsed
 /// document, reporting every problem of the file at once with its location.
 public enum RuleCodec {
-    static let common = ["id", "kind", "purpose", "owner", "severity", "match", "cooldown", "expires"]
+    static let common = ["id", "kind", "purpose", "owner", "severity", "match", "cooldown", "expires", "labels", "annotations"]
 
     static func parameterFields(_ kind: RuleKind) -> [String] {
         switch kind {
@@ -124,9 +124,13 @@ public enum RuleCodec {
         if let kind {
             params = parameters(kind, f, node, p, ruleName, &r, sensitive)
         }
+        var labels: [String: String] = [:]
+        if let (n, fp) = f["labels"] { labels = AlertLabels.decodeRuleLabels(n, fp, &r, sensitive) ?? [:] }
+        var annotations: [String: String] = [:]
+        if let (n, fp) = f["annotations"] { annotations = AlertLabels.decodeAnnotations(n, fp, &r) ?? [:] }
         guard r.errors.count == before, let id, let purpose, let owner, let severity, let match, let params else { return nil }
         return Rule(id: id, purpose: purpose, owner: owner, severity: severity, match: match, zones: zones,
-                    cooldown: cooldown, expires: expires, parameters: params, line: node.line)
+                    cooldown: cooldown, expires: expires, parameters: params, labels: labels, annotations: annotations, line: node.line)
     }
 
     static func parameters(_ kind: RuleKind, _ f: [String: (DocNode, String)], _ node: DocNode, _ p: String, _ name: String,

@@ -11,6 +11,8 @@ public enum RuleEncoder {
         if let z = r.zones { f.append(("zones", selector(z, classKey: "category"))) }
         if r.cooldown > 0 { f.append(("cooldown", duration(r.cooldown))) }
         if let e = r.expires { f.append(("expires", str(EventTime.format(e)))) }
+        if !r.labels.isEmpty { f.append(("labels", obj(r.labels.sorted { $0.key < $1.key }.map { ($0.key, str($0.value)) }))) }
+        if !r.annotations.isEmpty { f.append(("annotations", obj(r.annotations.sorted { $0.key < $1.key }.map { ($0.key, str($0.value)) }))) }
         switch r.parameters {
         case .enter, .exit: break
         case .dwell(let m): f.append(("min", duration(m)))

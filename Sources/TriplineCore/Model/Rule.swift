@@ -127,13 +127,19 @@ public struct Rule: Sendable, Hashable {
     public var cooldown: Millis
     public var expires: Millis?
     public var parameters: RuleParameters
+    /// Free `key: value` labels (such as team or site) that the rule's alerts carry into
+    /// notification routing; never sensitive keys, never a built-in alert label name.
+    public var labels: [String: String]
+    /// `summary`, `description`, `runbook_url`: Mustache templates over the alert.
+    public var annotations: [String: String]
     /// Line of the rule in its file (0 when built in code).
     public var line: Int
 
     public var kind: RuleKind { parameters.kind }
 
     public init(id: String, purpose: String, owner: String, severity: Severity = .medium, match: Selector = .all,
-                zones: Selector? = nil, cooldown: Millis = 0, expires: Millis? = nil, parameters: RuleParameters, line: Int = 0) {
+                zones: Selector? = nil, cooldown: Millis = 0, expires: Millis? = nil, parameters: RuleParameters,
+                labels: [String: String] = [:], annotations: [String: String] = [:], line: Int = 0) {
         self.id = id
         self.purpose = purpose
         self.owner = owner
@@ -143,6 +149,8 @@ public struct Rule: Sendable, Hashable {
         self.cooldown = cooldown
         self.expires = expires
         self.parameters = parameters
+        self.labels = labels
+        self.annotations = annotations
         self.line = line
     }
 }
