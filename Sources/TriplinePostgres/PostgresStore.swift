@@ -342,6 +342,10 @@ public final class PostgresStore: TriplineStore, SharedStore, @unchecked Sendabl
         ("v2", """
             ALTER TABLE log ALTER COLUMN lines SET STORAGE EXTERNAL;
             """),
+        // Group notifications of the notification policy wait in the outbox as their body.
+        ("v3", """
+            ALTER TABLE deliveries ADD COLUMN notification TEXT;
+            """),
     ]
 
 
@@ -377,10 +381,7 @@ public final class PostgresStore: TriplineStore, SharedStore, @unchecked Sendabl
                 b.append(a.time); b.append(a.entity); b.append(a.zone); b.append(a.pairA); b.append(a.pairB)
                 b.append(a.line); b.append(a.silence); b.append(a.createdAt)
             }
-            try tx.insert(into: "deliveries(receiver, alert_id, attempts, next_attempt_at, state, last_error, updated_at)", columns: 7, deliveries) { d, b in
-                b.append(d.receiver); b.append(d.alertId); b.append(Int64(d.attempts)); b.append(d.nextAttemptAt)
-                b.append(d.state); b.append(d.lastError); b.append(d.updatedAt)
-            }
+            try Self.insertDeliveries(deliveries, tx)
         }
     }
 
@@ -500,6 +501,18 @@ public final class PostgresStore: TriplineStore, SharedStore, @unchecked Sendabl
             var toks: [(String, String)] = []
             for r in try tx.run("SELECT id, name FROM tokens WHERE strpos(name, \(id)) > 0") { toks.append(try r.decode((String, String).self)) }
             for (k, c) in toks { try tx.run("UPDATE tokens SET name = \(text(c)) WHERE id = \(k)") }
+            // Group notifications in the outbox and the notifier's state name entities.
+            var bodies: [(Int64, String)] = []
+            for r in try tx.run(PostgresQuery(unsafeSQL: "SELECT id, notification FROM deliveries WHERE strpos(notification, $1) > 0 OR strpos(notification, $2) > 0", binds: Self.binds(id, inner))) {
+                bodies.append(try r.decode((Int64, String).self))
+            }
+            for (k, body) in bodies {
+                if let j = Erasure.rewriteJSON(body, id: id, pseudonym: pseudonym) { try tx.run("UPDATE deliveries SET notification = \(j) WHERE id = \(k)") }
+            }
+            if let st = try tx.run("SELECT value FROM meta WHERE key = \(NotifyMeta.state)").first.map({ try $0.decode(String.self) }),
+               let j = Erasure.rewriteJSON(st, id: id, pseudonym: pseudonym) {
+                try tx.run("UPDATE meta SET value = \(j) WHERE key = \(NotifyMeta.state)")
+            }
             return (erased, n)
         }
     }
@@ -775,10 +788,25 @@ public final class PostgresStore: TriplineStore, SharedStore, @unchecked Sendabl
         }
     }
 
-    static let deliveryColumns = "id, receiver, alert_id, attempts, next_attempt_at, state, last_error, updated_at"
+    static let deliveryColumns = "id, receiver, alert_id, attempts, next_attempt_at, state, last_error, updated_at, notification"
     static func delivery(_ r: PostgresRow) throws -> Delivery {
-        let (id, rc, a, att, next, state, err, u) = try r.decode((Int64, String, Int64, Int64, Int64, String, String?, Int64).self)
-        return Delivery(id: id, receiver: rc, alertId: a, attempts: Int(att), nextAttemptAt: next, state: state, lastError: err, updatedAt: u)
+        let (id, rc, a, att, next, state, err, u, body) = try r.decode((Int64, String, Int64, Int64, Int64, String, String?, Int64, String?).self)
+        return Delivery(id: id, receiver: rc, alertId: a, notification: body, attempts: Int(att), nextAttemptAt: next, state: state, lastError: err, updatedAt: u)
+    }
+
+    static func insertDeliveries(_ deliveries: [Delivery], _ tx: Tx) throws {
+        try tx.insert(into: "deliveries(receiver, alert_id, attempts, next_attempt_at, state, last_error, updated_at, notification)", columns: 8, deliveries) { d, b in
+            b.append(d.receiver); b.append(d.alertId); b.append(Int64(d.attempts)); b.append(d.nextAttemptAt)
+            b.append(d.state); b.append(d.lastError); b.append(d.updatedAt); b.append(d.notification)
+        }
+    }
+
+    public func commitNotifications(state: String, deliveries: [Delivery]) throws {
+        try transaction { tx in
+            try checkFence(tx)
+            try tx.run("INSERT INTO meta(key, value) VALUES (\(NotifyMeta.state), \(state)) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            try Self.insertDeliveries(deliveries, tx)
+        }
     }
 
     public func dueDeliveries(now: Millis, limit: Int) throws -> [Delivery] {

@@ -90,6 +90,9 @@ public final class SQLiteStore: TriplineStore, @unchecked Sendable {
                     target TEXT NOT NULL, detail TEXT NOT NULL, prev TEXT NOT NULL, hash TEXT NOT NULL);
                 """)
         }
+        m.registerMigration("v4-group-notifications") { db in
+            try db.execute(sql: "ALTER TABLE deliveries ADD COLUMN notification TEXT")
+        }
         return m
     }
 
@@ -111,11 +114,7 @@ public final class SQLiteStore: TriplineStore, @unchecked Sendable {
                 }
             }
             if !deliveries.isEmpty {
-                let st = try db.cachedStatement(sql: "INSERT INTO deliveries(receiver, alert_id, attempts, next_attempt_at, state, last_error, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
-                for d in deliveries {
-                    st.setUncheckedArguments([d.receiver, d.alertId, d.attempts, d.nextAttemptAt, d.state, d.lastError, d.updatedAt])
-                    try st.execute()
-                }
+                try Self.insertDeliveries(deliveries, db)
             }
         }
     }
@@ -326,6 +325,17 @@ public final class SQLiteStore: TriplineStore, @unchecked Sendable {
                 let k: String = row[0], c: String = row[1]
                 try db.execute(sql: "UPDATE tokens SET name = ? WHERE id = ?", arguments: [text(c), k])
             }
+            // Group notifications in the outbox and the notifier's state name entities.
+            for row in try Row.fetchAll(db, sql: "SELECT id, notification FROM deliveries WHERE instr(notification, ?) > 0 OR instr(notification, ?) > 0", arguments: [id, inner]) {
+                let k: Int64 = row[0], body: String = row[1]
+                if let j = Erasure.rewriteJSON(body, id: id, pseudonym: pseudonym) {
+                    try db.execute(sql: "UPDATE deliveries SET notification = ? WHERE id = ?", arguments: [j, k])
+                }
+            }
+            if let st = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [NotifyMeta.state]),
+               let j = Erasure.rewriteJSON(st, id: id, pseudonym: pseudonym) {
+                try db.execute(sql: "UPDATE meta SET value = ? WHERE key = ?", arguments: [j, NotifyMeta.state])
+            }
             return (erased, n)
         }
     }
@@ -474,9 +484,24 @@ public final class SQLiteStore: TriplineStore, @unchecked Sendable {
         }
     }
 
-    static let deliveryColumns = "id, receiver, alert_id, attempts, next_attempt_at, state, last_error, updated_at"
+    static let deliveryColumns = "id, receiver, alert_id, attempts, next_attempt_at, state, last_error, updated_at, notification"
     static func delivery(_ r: Row) -> Delivery {
-        Delivery(id: r[0], receiver: r[1], alertId: r[2], attempts: r[3], nextAttemptAt: r[4], state: r[5], lastError: r[6], updatedAt: r[7])
+        Delivery(id: r[0], receiver: r[1], alertId: r[2], notification: r[8], attempts: r[3], nextAttemptAt: r[4], state: r[5], lastError: r[6], updatedAt: r[7])
+    }
+
+    static func insertDeliveries(_ deliveries: [Delivery], _ db: Database) throws {
+        let st = try db.cachedStatement(sql: "INSERT INTO deliveries(receiver, alert_id, attempts, next_attempt_at, state, last_error, updated_at, notification) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+        for d in deliveries {
+            st.setUncheckedArguments([d.receiver, d.alertId, d.attempts, d.nextAttemptAt, d.state, d.lastError, d.updatedAt, d.notification])
+            try st.execute()
+        }
+    }
+
+    public func commitNotifications(state: String, deliveries: [Delivery]) throws {
+        try pool.write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", arguments: [NotifyMeta.state, state])
+            try Self.insertDeliveries(deliveries, db)
+        }
     }
 
     public func dueDeliveries(now: Millis, limit: Int) throws -> [Delivery] {

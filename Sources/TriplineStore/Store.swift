@@ -192,22 +192,38 @@ public struct Receiver: Sendable, Equatable {
     }
 }
 
-/// One alert to deliver to one receiver (the durable outbox).
+/// Meta keys of the notification policy and the notifier.
+public enum NotifyMeta {
+    /// The notifier's state (JSON), written with each flush.
+    public static let state = "notify.state"
+    /// The current policy version (a number); each version is `notify.policy.<n>` (JSON:
+    /// text, format, author, time, comment).
+    public static let current = "notify.policy.current"
+    public static func version(_ n: Int) -> String { "notify.policy.\(n)" }
+}
+
+/// One alert, or one group notification of the notification policy, to deliver to one
+/// receiver (the durable outbox).
 public struct Delivery: Sendable, Equatable {
     public var id: Int64 = 0
     public var receiver: String
+    /// The alert; for a group notification, the newest alert it lists (retention deletes the
+    /// delivery with that alert).
     public var alertId: Int64
+    /// A group notification's body (JSON, with its stable `key`); nil for a single alert.
+    public var notification: String?
     public var attempts = 0
     public var nextAttemptAt: Millis
     /// pending, delivered or dead.
     public var state = "pending"
     public var lastError: String?
     public var updatedAt: Millis
-    public init(id: Int64 = 0, receiver: String, alertId: Int64, attempts: Int = 0, nextAttemptAt: Millis, state: String = "pending",
+    public init(id: Int64 = 0, receiver: String, alertId: Int64, notification: String? = nil, attempts: Int = 0, nextAttemptAt: Millis, state: String = "pending",
                 lastError: String? = nil, updatedAt: Millis) {
         self.id = id
         self.receiver = receiver
         self.alertId = alertId
+        self.notification = notification
         self.attempts = attempts
         self.nextAttemptAt = nextAttemptAt
         self.state = state
@@ -317,6 +333,9 @@ public protocol NotificationStore: Sendable {
     func pendingDeliveryCount() throws -> Int
     /// Puts dead deliveries (all, or those of `ids`) back to pending with no attempts.
     func redrive(ids: [Int64]?, now: Millis) throws -> Int
+    /// In one transaction: the notifier's state (meta `notify.state`) and the deliveries of the
+    /// group notifications it just flushed; after a crash either both are stored or neither.
+    func commitNotifications(state: String, deliveries: [Delivery]) throws
 }
 
 /// Everything the server keeps: one store implements every concern (SQLite, PostgreSQL, or
@@ -514,6 +533,11 @@ public final class MemoryStore: TriplineStore, @unchecked Sendable {
                 silenceRows[i].comment = text(silenceRows[i].comment)
             }
             for i in feedbackRows.indices { feedbackRows[i].comment = text(feedbackRows[i].comment) }
+            // Group notifications waiting in the outbox and the notifier's state name entities.
+            for i in deliveryRows.indices {
+                if let body = deliveryRows[i].notification, let j = Erasure.rewriteJSON(body, id: id, pseudonym: pseudonym) { deliveryRows[i].notification = j }
+            }
+            if let st = metaRows[NotifyMeta.state], let j = Erasure.rewriteJSON(st, id: id, pseudonym: pseudonym) { metaRows[NotifyMeta.state] = j }
             return (erased, n)
         }
     }
@@ -627,6 +651,15 @@ public final class MemoryStore: TriplineStore, @unchecked Sendable {
         }
     }
     public func pendingDeliveryCount() throws -> Int { locked { deliveryRows.reduce(0) { $0 + ($1.state == "pending" ? 1 : 0) } } }
+    public func commitNotifications(state: String, deliveries: [Delivery]) throws {
+        locked {
+            metaRows[NotifyMeta.state] = state
+            for var d in deliveries {
+                d.id = Int64(deliveryRows.count + 1)
+                deliveryRows.append(d)
+            }
+        }
+    }
     public func redrive(ids: [Int64]?, now: Millis) throws -> Int {
         locked {
             var n = 0

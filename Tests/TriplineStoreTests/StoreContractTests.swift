@@ -281,6 +281,28 @@ func batch(_ first: Int64, _ lines: [String], storedAt: Millis = 1000) -> LogBat
         #expect(try s.silences().first?.entity == "anon-1" && s.silences().first?.comment == "mute anon-1")
         try s.compact()
     }
+
+    /// A flush of the notifier: its state and its group notifications in one commit; both
+    /// read back, and erasure reaches them.
+    @Test(arguments: StoreKind.available)
+    func groupNotificationsCommitWithTheNotifierState(_ kind: StoreKind) throws {
+        let f = try Fixture(kind)
+        let s = f.store
+        try s.addReceiver(Receiver(id: "wh_1", url: "http://127.0.0.1:1/", secret: "whsec_x", minSeverity: nil, createdAt: 0))
+        try s.commit(log: nil, alerts: [alert(1, entity: "acct-2"), alert(2, entity: "acct-20")], deliveries: [Delivery(receiver: "wh_1", alertId: 1, nextAttemptAt: 5, updatedAt: 5)])
+        let body = #"{"key":"grp-00000000000000aa-1","alerts":[{"labels":{"entity":"acct-2"}},{"labels":{"entity":"acct-20"}}]}"#
+        try s.commitNotifications(state: #"{"cursor":2,"groups":{"root:{entity=\"acct-2\"}":{}}}"#,
+                                  deliveries: [Delivery(receiver: "wh_1", alertId: 2, notification: body, nextAttemptAt: 7, updatedAt: 7)])
+        let all = try s.deliveries(state: nil, receiver: nil, afterId: 0, limit: 10)
+        #expect(all.count == 2 && all[0].notification == nil && all[1].notification == body && all[1].alertId == 2)
+        #expect(try s.dueDeliveries(now: 10, limit: 10).map(\.notification) == [nil, body])
+        #expect(try s.meta(NotifyMeta.state)?.contains("\"cursor\":2") == true)
+        _ = try s.eraseEntity(id: "acct-2", pseudonym: "anon-1", seqs: [])
+        let erased = try s.deliveries(state: nil, receiver: nil, afterId: 0, limit: 10)[1].notification!
+        #expect(!erased.contains("\"acct-2\"") && erased.contains("\"anon-1\"") && erased.contains("\"acct-20\""))
+        let state = try s.meta(NotifyMeta.state)!
+        #expect(!state.contains("acct-2\\\"") && state.contains("anon-1"))
+    }
 }
 
 
