@@ -14,8 +14,10 @@ public struct NotifyAlert: Sendable, Codable, Equatable {
     public var labels: LabelSet
     /// Rendered annotations (summary, description, runbook_url).
     public var annotations: [String: String]
+    /// The alert as stored (its canonical JSON line), for receivers.
+    public var line: String?
 
-    public init(id: Int64, fingerprint: String, firing: Bool, instant: Bool, time: Millis, labels: LabelSet, annotations: [String: String] = [:]) {
+    public init(id: Int64, fingerprint: String, firing: Bool, instant: Bool, time: Millis, labels: LabelSet, annotations: [String: String] = [:], line: String? = nil) {
         self.id = id
         self.fingerprint = fingerprint
         self.firing = firing
@@ -23,6 +25,7 @@ public struct NotifyAlert: Sendable, Codable, Equatable {
         self.time = time
         self.labels = labels
         self.annotations = annotations
+        self.line = line
     }
 }
 
@@ -30,7 +33,7 @@ public struct NotifyAlert: Sendable, Codable, Equatable {
 public struct GroupNotification: Sendable, Codable, Equatable {
     /// The group: its route and the values of its `group_by` labels.
     public var group: String
-    /// Stable per group and flush, for idempotent delivery: `<group hash>-<seq>`.
+    /// Stable per group and flush, for idempotent delivery: `grp-<group hash>-<life>-<seq>`.
     public var key: String
     public var seq: Int
     public var receiver: String
@@ -50,6 +53,9 @@ public struct GroupNotification: Sendable, Codable, Equatable {
 public struct NotifierState: Sendable, Codable, Equatable {
     public struct Group: Sendable, Codable, Equatable {
         public var key: String
+        /// Which life of the group key this is (a group ends when a flush leaves it empty;
+        /// its key may come back later as a new group): part of the notification keys.
+        public var life: Int64 = 0
         public var route: String
         public var labels: LabelSet
         /// By fingerprint (instant alerts by fingerprint and id), the latest state.
@@ -66,6 +72,8 @@ public struct NotifierState: Sendable, Codable, Equatable {
     public var active: [String: NotifyAlert] = [:]
     /// The highest alert id taken in (a restart re-reads the alerts after it).
     public var cursor: Int64 = 0
+    /// Groups created so far (numbers their lives).
+    public var lives: Int64 = 0
     public init() {}
 }
 
@@ -90,7 +98,8 @@ public final class Notifier {
         routesByPath = Dictionary(policy.allRoutes.map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
     }
 
-    static func groupKey(_ route: Route, _ labels: LabelSet) -> (String, LabelSet) {
+    /// The group an alert with `labels` joins on `route`: its key and its group labels.
+    public static func groupKey(_ route: Route, _ labels: LabelSet) -> (String, LabelSet) {
         var gl: LabelSet = [:]
         if let by = route.groupBy {
             for n in by { if let v = labels[n] { gl[n] = v } }
@@ -101,16 +110,19 @@ public final class Notifier {
         return (route.path + ":{" + text + "}", gl)
     }
 
-    /// The key of a notification: FNV-1a of the group key, then the flush number.
-    public static func notificationKey(group: String, seq: Int) -> String {
+    /// The key of a notification: FNV-1a of the group key, the group's life, the flush number.
+    public static func notificationKey(group: String, life: Int64, seq: Int) -> String {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         for b in group.utf8 {
             h ^= UInt64(b)
             h = h &* 0x100_0000_01b3
         }
         let hex = String(h, radix: 16)
-        return "grp-" + String(repeating: "0", count: 16 - hex.count) + hex + "-" + String(seq)
+        return "grp-" + String(repeating: "0", count: 16 - hex.count) + hex + "-" + String(life) + "-" + String(seq)
     }
+
+    /// Moves the cursor past an alert that is not notified (silenced when it was emitted).
+    public func skip(to id: Int64) { state.cursor = max(state.cursor, id) }
 
     /// Takes in one alert at `now` (notifier clock).
     public func add(_ a: NotifyAlert, now: Millis) {
@@ -126,7 +138,8 @@ public final class Notifier {
         for route in policy.routes(for: a.labels) {
             let (key, gl) = Notifier.groupKey(route, a.labels)
             if state.groups[key] == nil {
-                state.groups[key] = NotifierState.Group(key: key, route: route.path, labels: gl, nextFlush: now + route.groupWait)
+                state.lives += 1
+                state.groups[key] = NotifierState.Group(key: key, life: state.lives, route: route.path, labels: gl, nextFlush: now + route.groupWait)
             }
             state.groups[key]!.alerts[slot] = a
         }
@@ -198,7 +211,7 @@ public final class Notifier {
         let all = firing + resolvedOut
         var common = all.first?.labels ?? [:]
         for a in all.dropFirst() { common = common.filter { a.labels[$0.key] == $0.value } }
-        return GroupNotification(group: key, key: Notifier.notificationKey(group: key, seq: g.seq), seq: g.seq, receiver: route.receiver,
+        return GroupNotification(group: key, key: Notifier.notificationKey(group: key, life: g.life, seq: g.seq), seq: g.seq, receiver: route.receiver,
                             route: route.path, status: firing.isEmpty ? "resolved" : "firing", groupLabels: g.labels,
                             commonLabels: common, firing: firing, resolved: resolvedOut, at: now)
     }
@@ -217,6 +230,7 @@ public final class Notifier {
             guard let o = old[k] else { continue }
             var n = g
             n.nextFlush = o.nextFlush
+            n.life = o.life
             n.flushed = o.flushed
             n.lastSent = o.lastSent
             n.seq = o.seq

@@ -73,6 +73,9 @@ public final class HostState {
     var expiryAudited: Set<String>?
     public internal(set) var silences: [Silence] = []
     public internal(set) var receivers: [Receiver] = []
+    /// A notification policy is in force: alerts go to receivers through it (grouped by the
+    /// notification router), not one webhook per alert.
+    public internal(set) var policyActive = false
 
     init(pipeline: Pipeline, catalog: Catalog, nextAlertId: Int64) {
         self.pipeline = pipeline
@@ -141,6 +144,7 @@ public final class EngineHost: @unchecked Sendable {
         s.catalogProblems = problems
         s.silences = try store.silences()
         s.receivers = try store.receivers()
+        s.policyActive = (Int(try store.meta(NotifyMeta.current) ?? "0") ?? 0) > 0
         // A cluster's events are on its stream, not in this store's log.
         if let cluster {
             for ev in cluster.rebuiltPositions { s.latest.track(ev) }
@@ -162,6 +166,11 @@ public final class EngineHost: @unchecked Sendable {
     }
     private var _onLostLease: (@Sendable (LostActiveLease) -> Void)?
 
+    /// Orders the notification router's flushes with erasures: an erasure rewrites the saved
+    /// notifier state and the queued notifications, so a flush computed before it must not be
+    /// stored after it (the router drops it and reloads the erased state).
+    public let notifyGate = NotifyGate()
+
     /// Called after a commit that queued webhook deliveries.
     public var onDeliveriesQueued: (@Sendable () -> Void)? {
         get { condition.lock(); defer { condition.unlock() }; return _onDeliveries }
@@ -176,6 +185,16 @@ public final class EngineHost: @unchecked Sendable {
         set { condition.lock(); _onClusterPublishFailed = newValue; condition.unlock() }
     }
     private var _onClusterPublishFailed: (@Sendable (ClusterPublishFailed) -> Void)?
+
+    /// Turns the notification policy on or off between jobs, and answers the last alert id
+    /// given out before the switch: alerts after it take the new path (so none is sent both
+    /// ways, and none neither).
+    public func setPolicyActive(_ on: Bool) async throws -> Int64 {
+        try await perform { s in
+            s.policyActive = on
+            return s.nextAlertId - 1
+        }
+    }
 
     /// Reloads silences and receivers after they changed (no rebuild: they do not touch the engine).
     public func refreshNotifications() async throws {
@@ -495,7 +514,7 @@ public final class EngineHost: @unchecked Sendable {
                 entity: a.entity, zone: a.zone, pairA: a.pairA, pairB: a.pairB, line: a.line, silence: nil, createdAt: now)
             s.nextAlertId += 1
             stored.silence = s.silences.first { $0.matches(stored, severity: a.severity.rawValue, at: now) }?.id
-            if stored.silence == nil {
+            if stored.silence == nil && !s.policyActive {
                 for r in s.receivers where r.minSeverity.flatMap(Severity.init(rawValue:)).map({ a.severity >= $0 }) ?? true {
                     group.deliveries.append(Delivery(receiver: r.id, alertId: stored.id, nextAttemptAt: now, updatedAt: now))
                 }
@@ -861,5 +880,27 @@ extension HostState {
         }
         timelineEntries -= dropped
         return dropped
+    }
+}
+
+/// See `EngineHost.notifyGate`.
+public final class NotifyGate: @unchecked Sendable {
+    private let lock = NSLock()
+    private var generation = 0
+    public var current: Int { lock.withLock { generation } }
+    /// Runs an erasure: later flushes computed before it are dropped.
+    public func erasing<T>(_ body: () throws -> T) rethrows -> T {
+        try lock.withLock {
+            generation += 1
+            return try body()
+        }
+    }
+    /// Runs `body` if no erasure happened since `seen`; answers whether it ran.
+    public func ifUnchanged(since seen: Int, _ body: () throws -> Void) rethrows -> Bool {
+        try lock.withLock {
+            guard generation == seen else { return false }
+            try body()
+            return true
+        }
     }
 }

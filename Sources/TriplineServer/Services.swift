@@ -59,11 +59,14 @@ struct ActiveWorkService: Service {
         let host = http.host
         let dispatcher = WebhookDispatcher(store: http.store, metrics: host.metrics, settings: http.settings.webhooks, clock: http.settings.clock)
         host.onDeliveriesQueued = { dispatcher.notify() }
+        let router = NotificationRouter(store: http.store, host: host, clock: http.settings.clock)
+        router.onQueued = { dispatcher.notify() }
         let retention = RetentionService(store: http.store, settings: http.settings.retention, clock: http.settings.clock, audit: http.audit)
         retention.onEventsDeleted = { _ = try? await host.trimTimeline() }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: EngineHostService(host: host)),
             .init(service: WebhookService(dispatcher: dispatcher, flushSeconds: http.settings.outboxFlushSeconds)),
+            .init(service: LoopService(name: "notification-router") { await router.run() }),
             .init(service: LoopService(name: "retention") { await retention.run() }),
         ]
         if let idle = http.settings.idleAdvance {

@@ -142,15 +142,27 @@ public final class WebhookDispatcher: @unchecked Sendable {
     func deliver(_ d: Delivery, receiver: Receiver?) async {
         var d = d
         let now = self.now()
-        guard let receiver, let alert = try? store.alert(id: d.alertId) else {
+        // A group notification of the policy (its body and key were fixed when it was flushed),
+        // or one alert.
+        var body: [UInt8] = []
+        var msgId = ""
+        if let receiver, let text = d.notification, case .success(let doc) = JSONDocumentParser.parse(text, file: "notification"),
+           let key = doc["key"]?.stringValue {
+            let status = doc["status"]?.stringValue ?? "firing"
+            body = Array(J.obj([("type", .str("notification.\(status)")), ("timestamp", .time(now)), ("data", .raw(text))]).text.utf8)
+            msgId = key
+            _ = receiver
+        } else if d.notification == nil, receiver != nil, let alert = try? store.alert(id: d.alertId) {
+            body = Array(J.obj([("type", .str(alert.firing ? "alert.firing" : "alert.resolved")), ("timestamp", .time(now)), ("data", alert.json)]).text.utf8)
+            msgId = "alert-\(alert.id)"
+        }
+        guard let receiver, !msgId.isEmpty else {
             d.state = "dead"
-            d.lastError = receiver == nil ? "receiver deleted" : "alert no longer stored"
+            d.lastError = receiver == nil ? "receiver deleted" : d.notification == nil ? "alert no longer stored" : "notification body unreadable"
             d.updatedAt = now
             try? store.updateDelivery(d)
             return
         }
-        let body = Array(J.obj([("type", .str(alert.firing ? "alert.firing" : "alert.resolved")), ("timestamp", .time(now)), ("data", alert.json)]).text.utf8)
-        let msgId = "alert-\(alert.id)"
         let ts = now / 1000
         var req = HTTPClientRequest(url: receiver.url)
         req.method = .POST

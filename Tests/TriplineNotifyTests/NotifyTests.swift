@@ -308,10 +308,20 @@ func alert(_ id: Int64, _ rule: String, entity: String? = nil, zone: String? = n
         #expect(n.state.groups.values.first!.seq == 1 + sent.count)
     }
 
-    @Test func keysAreStablePerGroupAndFlush() {
-        #expect(Notifier.notificationKey(group: "root:{zone=\"z\"}", seq: 3) == Notifier.notificationKey(group: "root:{zone=\"z\"}", seq: 3))
-        #expect(Notifier.notificationKey(group: "root:{zone=\"z\"}", seq: 3) != Notifier.notificationKey(group: "root:{zone=\"y\"}", seq: 3))
-        #expect(Notifier.notificationKey(group: "g", seq: 1).count == "grp-".count + 16 + 2)
+    @Test func keysAreStablePerGroupAndFlush() throws {
+        #expect(Notifier.notificationKey(group: "root:{zone=\"z\"}", life: 1, seq: 3) == Notifier.notificationKey(group: "root:{zone=\"z\"}", life: 1, seq: 3))
+        #expect(Notifier.notificationKey(group: "root:{zone=\"z\"}", life: 1, seq: 3) != Notifier.notificationKey(group: "root:{zone=\"y\"}", life: 1, seq: 3))
+        #expect(Notifier.notificationKey(group: "g", life: 2, seq: 1).count == "grp-".count + 16 + 4)
+        // A group that ends (its instant alerts sent) and comes back is a new life: no key
+        // is ever used for two different notifications, even with group_wait 0.
+        let p = try policy("route: {receiver: ops, group_wait: 0s}")
+        let n = Notifier(policy: p)
+        var keys: [String] = []
+        for i in 0..<5 {
+            n.add(alert(Int64(i + 1), "x", entity: "a", kind: "exit"), now: t0)
+            keys += n.advance(to: t0).map(\.key)
+        }
+        #expect(keys.count == 5 && Set(keys).count == 5)
     }
 
     @Test func silencesAreCheckedAtFlushAndTheAlertReturnsAfter() throws {

@@ -465,7 +465,7 @@ extension CatalogController {
     func erase(_ id: String, token: TokenRecord?) async throws -> Response {
         let pseudo = audit.pseudonym(id)
         let author = who(token)
-        let result: (Int, Int)? = try await host.changeCatalog { [audit] store, s in
+        let result: (Int, Int)? = try await host.changeCatalog { [audit, host] store, s in
             var seqs: [Int64] = []
             if let e = s.pipeline.entityNumber(id), Int(e) < s.timeline.count { seqs = s.timeline[Int(e)].map(\.seq) }
             var q = AlertQuery()
@@ -474,7 +474,7 @@ extension CatalogController {
             let registered = try store.catalogItem(.entities, id: id) != nil
             let hasAlerts = !(try store.alerts(q)).isEmpty
             if seqs.isEmpty && !registered && !hasAlerts { return nil }
-            let r = try store.eraseEntity(id: id, pseudonym: pseudo, seqs: seqs)
+            let r = try host.notifyGate.erasing { try store.eraseEntity(id: id, pseudonym: pseudo, seqs: seqs) }
             try audit.record(actor: author, action: "entity.erase", target: pseudo,
                              detail: .obj([("events", .int(r.0)), ("alerts_pseudonymised", .int(r.1)), ("registration", .bool(registered))]))
             return r

@@ -20,6 +20,12 @@ struct NotifyController: Controller {
 }
 
 extension NotifyController {
+    /// The idempotency key a delivery is sent under.
+    static func webhookId(_ d: Delivery) -> String {
+        if let text = d.notification, case .success(let doc) = JSONDocumentParser.parse(text, file: "notification"), let k = doc["key"]?.stringValue { return k }
+        return "alert-\(d.alertId)"
+    }
+
     // MARK: - Silences
 
     func silenceJSON(_ s: Silence, now: Millis) -> J {
@@ -141,7 +147,7 @@ extension NotifyController {
             let limit = max(1, try intParam(req, "limit", default: 100, max: 1000))
             let rows = try store.deliveries(state: p.get("state"), receiver: p.get("receiver"), afterId: after, limit: limit)
             let list: [J] = rows.map {
-                .obj([("id", .int($0.id)), ("receiver", .str($0.receiver)), ("alert", .int($0.alertId)), ("webhook_id", .str("alert-\($0.alertId)")),
+                .obj([("id", .int($0.id)), ("receiver", .str($0.receiver)), ("alert", .int($0.alertId)), ("webhook_id", .str(Self.webhookId($0))), ("kind", .str($0.notification == nil ? "alert" : "group")),
                       ("state", .str($0.state)), ("attempts", .int($0.attempts)), ("next_attempt_at", .time($0.nextAttemptAt)),
                       ("last_error", .optStr($0.lastError)), ("updated_at", .time($0.updatedAt))])
             }
