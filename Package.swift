@@ -137,6 +137,7 @@ let package = Package(
                 "TriplinePostgres",
                 "TriplineServer",
                 "TriplineCluster",
+                "TriplineNotify",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

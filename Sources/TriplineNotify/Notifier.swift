@@ -84,6 +84,15 @@ public final class Notifier {
     public private(set) var policy: NotificationPolicy
     public private(set) var state: NotifierState
     private var routesByPath: [String: Route] = [:]
+    /// Each group's next flush, kept beside the groups so that finding what is due does not
+    /// touch (and retain) every group's alerts; `earliest` caches its minimum.
+    private var dueIndex: [String: Millis] = [:]
+    /// A min-heap of (due, group key); an entry is stale once `dueIndex` holds another time for
+    /// its key, and is dropped when it reaches the top.
+    private var heap = DueHeap()
+    /// Flushes so far (sent or not), and the alerts they looked at.
+    public private(set) var flushes = 0
+    public private(set) var alertsLookedAt = 0
     /// Silences (checked at flush time, like inhibition).
     public var isSilenced: (NotifyAlert, Millis) -> Bool
 
@@ -96,6 +105,20 @@ public final class Notifier {
 
     private func index() {
         routesByPath = Dictionary(policy.allRoutes.map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
+        dueIndex = state.groups.mapValues(\.nextFlush)
+        heap = DueHeap()
+        for (k, t) in dueIndex { heap.push(t, k) }
+    }
+
+    private func setDue(_ key: String, _ t: Millis?) {
+        if dueIndex[key] == t { return }
+        dueIndex[key] = t
+        if let t { heap.push(t, key) }
+    }
+
+    /// Drops stale entries from the top of the heap.
+    private func cleanTop() {
+        while let (t, k) = heap.top, dueIndex[k] != t { heap.pop() }
     }
 
     /// The group an alert with `labels` joins on `route`: its key and its group labels.
@@ -140,17 +163,30 @@ public final class Notifier {
             if state.groups[key] == nil {
                 state.lives += 1
                 state.groups[key] = NotifierState.Group(key: key, life: state.lives, route: route.path, labels: gl, nextFlush: now + route.groupWait)
+                setDue(key, now + route.groupWait)
             }
             state.groups[key]!.alerts[slot] = a
         }
     }
 
     /// The earliest time a group is due (nil: no group).
-    public var nextDue: Millis? { state.groups.values.map(\.nextFlush).min() }
+    public var nextDue: Millis? {
+        cleanTop()
+        return heap.top?.0
+    }
 
     /// Flushes every group due by `now`, in order of due time and group key.
     public func advance(to now: Millis) -> [GroupNotification] {
-        let due = state.groups.values.filter { $0.nextFlush <= now }.sorted { ($0.nextFlush, $0.key) < ($1.nextFlush, $1.key) }.map(\.key)
+        var dueGroups: [(Millis, String)] = []
+        var taken = Set<String>()
+        while true {
+            cleanTop()
+            guard let (t, k) = heap.top, t <= now else { break }
+            heap.pop()
+            // The same (time, key) may be in the heap twice (set, moved, set back).
+            if taken.insert(k).inserted { dueGroups.append((t, k)) }
+        }
+        let due = dueGroups.sorted { $0 < $1 }.map(\.1)
         var out: [GroupNotification] = []
         for key in due {
             if let n = flush(key, now: now) { out.append(n) }
@@ -169,6 +205,8 @@ public final class Notifier {
 
     private func flush(_ key: String, now: Millis) -> GroupNotification? {
         guard var g = state.groups[key] else { return nil }
+        flushes += 1
+        alertsLookedAt += g.alerts.count
         defer {
             // Resolved and instant alerts leave after the flush that considered them; the
             // group lives on while it holds an alert.
@@ -176,6 +214,7 @@ public final class Notifier {
             g.flushed = true
             if let route = routesByPath[g.route] { g.nextFlush = now + route.groupInterval }
             state.groups[key] = g.alerts.isEmpty ? nil : g
+            setDue(key, g.alerts.isEmpty ? nil : g.nextFlush)
         }
         guard let route = routesByPath[g.route] else { return nil }
         // A muted route sends nothing; the firing alerts wait for the next flush after the mute.
@@ -236,6 +275,40 @@ public final class Notifier {
             n.seq = o.seq
             n.notifiedFiring = o.notifiedFiring
             state.groups[k] = n
+        }
+        index()
+    }
+}
+
+/// A binary min-heap of (time, key), ordered by time then key.
+struct DueHeap {
+    private var items: [(Millis, String)] = []
+    var top: (Millis, String)? { items.first }
+
+    mutating func push(_ t: Millis, _ k: String) {
+        items.append((t, k))
+        var i = items.count - 1
+        while i > 0 {
+            let p = (i - 1) / 2
+            guard items[i] < items[p] else { break }
+            items.swapAt(i, p)
+            i = p
+        }
+    }
+
+    mutating func pop() {
+        guard !items.isEmpty else { return }
+        items.swapAt(0, items.count - 1)
+        items.removeLast()
+        var i = 0
+        while true {
+            let l = 2 * i + 1, r = l + 1
+            var m = i
+            if l < items.count && items[l] < items[m] { m = l }
+            if r < items.count && items[r] < items[m] { m = r }
+            if m == i { break }
+            items.swapAt(i, m)
+            i = m
         }
     }
 }

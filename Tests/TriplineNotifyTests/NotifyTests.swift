@@ -305,6 +305,8 @@ func alert(_ id: Int64, _ rule: String, entity: String? = nil, zone: String? = n
             for x in n.advance(to: t) { sent.append(x.at - t0) }
         }
         #expect(sent == [3_630_000, 7_230_000])
+        // One flush at group_wait, then one per group_interval: 30 s + 24 x 5 min reaches 2 h.
+        #expect(n.flushes == 1 + 24)
         #expect(n.state.groups.values.first!.seq == 1 + sent.count)
     }
 
