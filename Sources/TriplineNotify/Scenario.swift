@@ -34,7 +34,8 @@ public struct NotifyScenario {
 
     static let instantKinds: Set<String> = ["enter", "exit", "sequence", "speed"]
 
-    public static func parse(_ text: String, file: String) -> Result<NotifyScenario, TriplineErrors> {
+    /// `firstLine`: the line of the file the text starts on (errors and diffs name file lines).
+    public static func parse(_ text: String, file: String, firstLine: Int = 1) -> Result<NotifyScenario, TriplineErrors> {
         var s = NotifyScenario(start: defaultStart)
         var errors: [TriplineError] = []
         var nextId: Int64 = 1
@@ -42,7 +43,7 @@ public struct NotifyScenario {
             errors.append(TriplineError(.invalidValue, msg, at: SourceLocation(file: file, line: line, column: 1, pointer: "")))
         }
         for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = i + 1
+            let line = i + firstLine
             let t = raw.trimmingCharacters(in: .whitespaces)
             if t.isEmpty || t.hasPrefix("#") { continue }
             let words = t.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
