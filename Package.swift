@@ -107,6 +107,7 @@ let package = Package(
                 "TriplineStore",
                 "TriplineYAML",
                 "TriplineNotify",
+                "TriplineNATS",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -346,6 +346,11 @@ public final class PostgresStore: TriplineStore, SharedStore, @unchecked Sendabl
         ("v3", """
             ALTER TABLE deliveries ADD COLUMN notification TEXT;
             """),
+        // Receivers of other kinds than Standard Webhooks (Slack, PagerDuty, NATS).
+        ("v4", """
+            ALTER TABLE receivers ADD COLUMN kind TEXT NOT NULL DEFAULT 'webhook';
+            ALTER TABLE receivers ADD COLUMN config TEXT;
+            """),
     ]
 
 
@@ -770,13 +775,13 @@ public final class PostgresStore: TriplineStore, SharedStore, @unchecked Sendabl
     }
 
     public func addReceiver(_ r: Receiver) throws {
-        try run("INSERT INTO receivers(id, url, secret, min_severity, created_at) VALUES (\(r.id), \(r.url), \(r.secret), \(r.minSeverity), \(r.createdAt))")
+        try run("INSERT INTO receivers(id, url, secret, min_severity, created_at, kind, config) VALUES (\(r.id), \(r.url), \(r.secret), \(r.minSeverity), \(r.createdAt), \(r.kind), \(r.config))")
     }
 
     public func receivers() throws -> [Receiver] {
-        try run("SELECT id, url, secret, min_severity, created_at FROM receivers ORDER BY created_at, id COLLATE \"C\"").map {
-            let (id, url, secret, sev, c) = try $0.decode((String, String, String, String?, Int64).self)
-            return Receiver(id: id, url: url, secret: secret, minSeverity: sev, createdAt: c)
+        try run("SELECT id, url, secret, min_severity, created_at, kind, config FROM receivers ORDER BY created_at, id COLLATE \"C\"").map {
+            let (id, url, secret, sev, c, kind, config) = try $0.decode((String, String, String, String?, Int64, String, String?).self)
+            return Receiver(id: id, url: url, secret: secret, minSeverity: sev, createdAt: c, kind: kind, config: config)
         }
     }
 

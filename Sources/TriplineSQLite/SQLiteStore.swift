@@ -93,6 +93,10 @@ public final class SQLiteStore: TriplineStore, @unchecked Sendable {
         m.registerMigration("v4-group-notifications") { db in
             try db.execute(sql: "ALTER TABLE deliveries ADD COLUMN notification TEXT")
         }
+        m.registerMigration("v5-receiver-kinds") { db in
+            try db.execute(sql: "ALTER TABLE receivers ADD COLUMN kind TEXT NOT NULL DEFAULT 'webhook'")
+            try db.execute(sql: "ALTER TABLE receivers ADD COLUMN config TEXT")
+        }
         return m
     }
 
@@ -462,15 +466,15 @@ public final class SQLiteStore: TriplineStore, @unchecked Sendable {
 
     public func addReceiver(_ r: Receiver) throws {
         try pool.write { db in
-            try db.execute(sql: "INSERT INTO receivers(id, url, secret, min_severity, created_at) VALUES (?, ?, ?, ?, ?)",
-                           arguments: [r.id, r.url, r.secret, r.minSeverity, r.createdAt])
+            try db.execute(sql: "INSERT INTO receivers(id, url, secret, min_severity, created_at, kind, config) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           arguments: [r.id, r.url, r.secret, r.minSeverity, r.createdAt, r.kind, r.config])
         }
     }
 
     public func receivers() throws -> [Receiver] {
         try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT id, url, secret, min_severity, created_at FROM receivers ORDER BY created_at, id").map {
-                Receiver(id: $0[0], url: $0[1], secret: $0[2], minSeverity: $0[3], createdAt: $0[4])
+            try Row.fetchAll(db, sql: "SELECT id, url, secret, min_severity, created_at, kind, config FROM receivers ORDER BY created_at, id").map {
+                Receiver(id: $0[0], url: $0[1], secret: $0[2], minSeverity: $0[3], createdAt: $0[4], kind: $0[5], config: $0[6])
             }
         }
     }

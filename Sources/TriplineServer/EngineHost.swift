@@ -515,7 +515,7 @@ public final class EngineHost: @unchecked Sendable {
             s.nextAlertId += 1
             stored.silence = s.silences.first { $0.matches(stored, severity: a.severity.rawValue, at: now) }?.id
             if stored.silence == nil && !s.policyActive {
-                for r in s.receivers where r.minSeverity.flatMap(Severity.init(rawValue:)).map({ a.severity >= $0 }) ?? true {
+                for r in s.receivers where r.kind == "webhook" && r.minSeverity.flatMap(Severity.init(rawValue:)).map({ a.severity >= $0 }) ?? true {
                     group.deliveries.append(Delivery(receiver: r.id, alertId: stored.id, nextAttemptAt: now, updatedAt: now))
                 }
             }

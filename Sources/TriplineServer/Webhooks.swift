@@ -52,6 +52,8 @@ public final class WebhookDispatcher: @unchecked Sendable {
     private var woken = false
 
     let clock: @Sendable () -> Millis
+    /// NATS receivers' connections.
+    let nats = NATSPublisher()
 
     public init(store: any TriplineStore, metrics: Metrics, settings: WebhookSettings, clock: @escaping @Sendable () -> Millis = WallClock.system) {
         self.clock = clock
@@ -156,34 +158,46 @@ public final class WebhookDispatcher: @unchecked Sendable {
             body = Array(J.obj([("type", .str(alert.firing ? "alert.firing" : "alert.resolved")), ("timestamp", .time(now)), ("data", alert.json)]).text.utf8)
             msgId = "alert-\(alert.id)"
         }
-        guard let receiver, !msgId.isEmpty else {
+        guard let receiver, !msgId.isEmpty, receiver.kind == "webhook" || d.notification != nil else {
             d.state = "dead"
-            d.lastError = receiver == nil ? "receiver deleted" : d.notification == nil ? "alert no longer stored" : "notification body unreadable"
+            d.lastError = receiver == nil ? "receiver deleted" : msgId.isEmpty ? (d.notification == nil ? "alert no longer stored" : "notification body unreadable")
+                : "a \(receiver!.kind) receiver takes group notifications only (set a notification policy)"
             d.updatedAt = now
             try? store.updateDelivery(d)
             return
         }
-        let ts = now / 1000
-        var req = HTTPClientRequest(url: receiver.url)
-        req.method = .POST
-        req.headers.add(name: "Content-Type", value: "application/json")
-        req.headers.add(name: "webhook-id", value: msgId)
-        req.headers.add(name: "webhook-timestamp", value: String(ts))
-        req.headers.add(name: "webhook-signature", value: WebhookSignature.sign(secret: receiver.secret, id: msgId, timestamp: ts, body: body))
-        req.headers.add(name: "User-Agent", value: "tripline")
-        req.body = .bytes(ByteBuffer(bytes: body))
         d.attempts += 1
         var failure: String?
-        do {
-            let resp = try await client.execute(req, deadline: .now() + .milliseconds(Int64(settings.timeoutSeconds * 1000)))
-            // Read (and drop) at most 64 KiB of the answer, so the connection can be reused.
-            _ = try? await resp.body.collect(upTo: 64 << 10)
-            let code = Int(resp.status.code)
-            if !(200..<300).contains(code) { failure = "HTTP \(code)" }
-        } catch let e as HTTPClientError {
-            failure = e == .deadlineExceeded || e == .readTimeout ? "no answer within \(settings.timeoutSeconds) s" : "\(e)"
-        } catch {
-            failure = "\(error)"
+        switch receiver.kind {
+        case "nats":
+            let cfg = ReceiverKinds.config(receiver)
+            failure = await nats.publish(url: receiver.url, subject: cfg["subject"] ?? "", stream: cfg["stream"], msgId: msgId,
+                                         data: Array((d.notification ?? "").utf8))
+        default:
+            var req = HTTPClientRequest(url: receiver.url)
+            req.method = .POST
+            req.headers.add(name: "Content-Type", value: "application/json")
+            req.headers.add(name: "User-Agent", value: "tripline")
+            if receiver.kind == "webhook" {
+                let ts = now / 1000
+                req.headers.add(name: "webhook-id", value: msgId)
+                req.headers.add(name: "webhook-timestamp", value: String(ts))
+                req.headers.add(name: "webhook-signature", value: WebhookSignature.sign(secret: receiver.secret, id: msgId, timestamp: ts, body: body))
+            } else {
+                body = ReceiverKinds.httpBody(receiver, notification: d.notification ?? "", key: msgId)
+            }
+            req.body = .bytes(ByteBuffer(bytes: body))
+            do {
+                let resp = try await client.execute(req, deadline: .now() + .milliseconds(Int64(settings.timeoutSeconds * 1000)))
+                // Read (and drop) at most 64 KiB of the answer, so the connection can be reused.
+                _ = try? await resp.body.collect(upTo: 64 << 10)
+                let code = Int(resp.status.code)
+                if !(200..<300).contains(code) { failure = "HTTP \(code)" }
+            } catch let e as HTTPClientError {
+                failure = e == .deadlineExceeded || e == .readTimeout ? "no answer within \(settings.timeoutSeconds) s" : "\(e)"
+            } catch {
+                failure = "\(error)"
+            }
         }
         d.updatedAt = self.now()
         if let failure {

@@ -183,12 +183,18 @@ public struct Receiver: Sendable, Equatable {
     /// Only alerts of rules at or above this severity (nil: all).
     public var minSeverity: String?
     public var createdAt: Millis
-    public init(id: String, url: String, secret: String, minSeverity: String?, createdAt: Millis) {
+    /// `webhook` (Standard Webhooks), `slack`, `pagerduty` or `nats` (docs/notifications.md).
+    public var kind: String
+    /// The kind's settings as JSON (subject, stream, template, ...); nil for a plain webhook.
+    public var config: String?
+    public init(id: String, url: String, secret: String, minSeverity: String?, createdAt: Millis, kind: String = "webhook", config: String? = nil) {
         self.id = id
         self.url = url
         self.secret = secret
         self.minSeverity = minSeverity
         self.createdAt = createdAt
+        self.kind = kind
+        self.config = config
     }
 }
 

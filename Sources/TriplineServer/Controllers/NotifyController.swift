@@ -100,29 +100,72 @@ extension NotifyController {
     // MARK: - Webhooks
 
     func receiverJSON(_ r: Receiver) -> J {
-        .obj([("id", .str(r.id)), ("url", .str(r.url)), ("min_severity", .optStr(r.minSeverity)), ("created_at", .time(r.createdAt))])
+        var f: [(String, J)] = [("id", .str(r.id)), ("kind", .str(r.kind)), ("url", .str(r.url)), ("min_severity", .optStr(r.minSeverity))]
+        for (k, v) in ReceiverKinds.config(r).sorted(by: { $0.key < $1.key }) { f.append((k, .str(v))) }
+        f.append(("created_at", .time(r.createdAt)))
+        return .obj(f)
     }
 
     var listWebhooks: Handler {
         { [self] _, _, _ in API.json(.obj([("webhooks", .arr(try store.receivers().map(receiverJSON)))])) }
     }
 
+    /// A receiver of any kind: `webhook` (the default: Standard Webhooks, signed), `slack`
+    /// (an incoming-webhook URL), `pagerduty` (Events API v2: the events URL and a routing key)
+    /// or `nats` (a server URL and a JetStream subject).
     var postWebhook: Handler {
         { [self] req, _, tok in
             let doc = try await jsonBody(req)
-            guard let u = doc["url"]?.stringValue, let url = URL(string: u), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
-                throw APIError.badRequest("/url must be an http(s) URL")
+            let kind = try optionalString(doc, "kind", pointer: "") ?? "webhook"
+            guard ReceiverKinds.kinds.contains(kind) else {
+                throw APIError.badRequest("/kind \"\(kind)\" is not one of \(ReceiverKinds.kinds.joined(separator: ", "))")
+            }
+            let allowed = ["kind"] + ReceiverKinds.fields(kind)
+            for k in doc.members!.map(\.key) where !allowed.contains(k) {
+                throw APIError.badRequest("/\(k) is not a field of a \(kind) receiver; it takes \(ReceiverKinds.fields(kind).joined(separator: ", "))")
+            }
+            var u = try optionalString(doc, "url", pointer: "")
+            if kind == "pagerduty" && u == nil { u = "https://events.pagerduty.com/v2/enqueue" }
+            guard let u, let url = URL(string: u), let scheme = url.scheme, url.host != nil,
+                  (kind == "nats" ? ["nats"] : ["http", "https"]).contains(scheme) else {
+                throw APIError.badRequest(kind == "nats" ? "/url must be a NATS server URL such as nats://127.0.0.1:4222" : "/url must be an http(s) URL")
             }
             let minSev = try optionalString(doc, "min_severity", pointer: "")
             if let m = minSev, Severity(rawValue: m) == nil { throw APIError.badRequest("/min_severity \"\(m)\" is not one of info, low, medium, high, critical") }
-            let secret = try optionalString(doc, "secret", pointer: "") ?? WebhookSignature.newSecret()
-            let r = Receiver(id: "wh_" + Tokens.randomHex(6), url: u, secret: secret, minSeverity: minSev, createdAt: now())
+            var config: [(String, J)] = []
+            var secret = ""
+            switch kind {
+            case "slack", "pagerduty":
+                if let t = try optionalString(doc, "template", pointer: "") {
+                    if let e = AnnotationTemplate.check(t) { throw APIError.badRequest("/template is not a valid Mustache template: \(e)") }
+                    config.append(("template", .str(t)))
+                }
+                if kind == "pagerduty" {
+                    guard let k = try optionalString(doc, "routing_key", pointer: "") else {
+                        throw APIError.badRequest("a pagerduty receiver needs \"routing_key\": the integration key of a PagerDuty service (Events API v2)")
+                    }
+                    secret = k
+                }
+            case "nats":
+                guard let subject = try optionalString(doc, "subject", pointer: ""), !subject.contains(" "), !subject.contains("*"), !subject.contains(">") else {
+                    throw APIError.badRequest("a nats receiver needs \"subject\": a JetStream subject without spaces or wildcards, such as alerts.depot")
+                }
+                config.append(("subject", .str(subject)))
+                if let stream = try optionalString(doc, "stream", pointer: "") { config.append(("stream", .str(stream))) }
+            default:
+                secret = try optionalString(doc, "secret", pointer: "") ?? WebhookSignature.newSecret()
+            }
+            let r = Receiver(id: (kind == "webhook" ? "wh_" : kind.prefix(2) + "_") + Tokens.randomHex(6), url: u, secret: secret, minSeverity: minSev,
+                             createdAt: now(), kind: kind, config: config.isEmpty ? nil : J.obj(config).text)
             try store.addReceiver(r)
-            try audit.record(actor: who(tok), action: "webhook.create", target: r.id, detail: .obj([("url", .str(u)), ("min_severity", .optStr(minSev))]))
+            try audit.record(actor: who(tok), action: "webhook.create", target: r.id,
+                             detail: .obj([("kind", .str(kind)), ("url", .str(u)), ("min_severity", .optStr(minSev))]))
             try await host.refreshNotifications()
             guard case .obj(var fields) = receiverJSON(r) else { fatalError() }
-            fields.append(("secret", .str(secret)))
-            fields.append(("note", .str("verify deliveries with this secret (Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature); it is not shown again")))
+            if kind == "webhook" {
+                fields.append(("secret", .str(secret)))
+                fields.append(("note", .str("verify deliveries with this secret (Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature); it is not shown again")))
+            }
             return API.json(.obj(fields), status: .created)
         }
     }

@@ -1,0 +1,165 @@
+"""Receivers of each kind against local counterparts: a Slack-compatible incoming webhook, a
+PagerDuty Events API v2 fake that checks the documented fields, and a real nats-server with
+JetStream (publish with Nats-Msg-Id)."""
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from server import ENTER_YARD, YARD, Server, make_token, wait_until
+from test_cluster import free_port, wait_port
+from test_notifications import enters
+
+NATS = shutil.which("nats-server") or "/usr/sbin/nats-server"
+
+
+class Fake:
+    """A local HTTP endpoint; `check(body)` returns an error text (answered 400) or None (202)."""
+
+    def __init__(self, check):
+        self.got = []
+        self.refused = []
+        outer = self
+
+        class H(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                try:
+                    doc = json.loads(body)
+                    err = check(doc, self.headers)
+                except ValueError as e:
+                    doc, err = None, f"not JSON: {e}"
+                if err:
+                    outer.refused.append(err)
+                    self.send_response(400)
+                    out = json.dumps({"status": "invalid event", "errors": [err]}).encode()
+                else:
+                    outer.got.append(doc)
+                    self.send_response(202)
+                    out = json.dumps({"status": "success", "message": "Event processed"}).encode()
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}/"
+
+    def close(self):
+        self.httpd.shutdown()
+
+
+def slack_check(doc, headers):
+    # Slack incoming webhooks take {"text": ...} (blocks optional) as JSON.
+    if headers.get("Content-Type") != "application/json":
+        return "Content-Type must be application/json"
+    if not isinstance(doc.get("text"), str) or not doc["text"].strip():
+        return "missing text"
+    return None
+
+
+def pagerduty_check(doc, headers):
+    """The fields of https://developer.pagerduty.com/docs/events-api-v2/trigger-events/."""
+    for k in doc:
+        if k not in ("routing_key", "event_action", "dedup_key", "payload", "images", "links", "client", "client_url"):
+            return f"unknown field {k}"
+    if doc.get("routing_key") != "R0UT1NGKEY0123456789abcdef012345":
+        return "routing_key"
+    if doc.get("event_action") not in ("trigger", "acknowledge", "resolve"):
+        return "event_action"
+    if not isinstance(doc.get("dedup_key"), str) or not 0 < len(doc["dedup_key"]) <= 255:
+        return "dedup_key"
+    if doc["event_action"] == "trigger":
+        p = doc.get("payload")
+        if not isinstance(p, dict):
+            return "payload"
+        if not isinstance(p.get("summary"), str) or not 0 < len(p["summary"]) <= 1024:
+            return "payload.summary"
+        if not isinstance(p.get("source"), str) or not p["source"]:
+            return "payload.source"
+        if p.get("severity") not in ("critical", "error", "warning", "info"):
+            return "payload.severity"
+        if "timestamp" in p and not (isinstance(p["timestamp"], str) and p["timestamp"].endswith("Z")):
+            return "payload.timestamp"
+        for k in p:
+            if k not in ("summary", "source", "severity", "timestamp", "component", "group", "class", "custom_details"):
+                return f"unknown payload field {k}"
+    return None
+
+
+async def stream_messages(url, stream):
+    import nats
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    info = await js.stream_info(stream)
+    out = []
+    for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        m = await js.get_msg(stream, seq)
+        out.append((m.headers or {}, json.loads(m.data)))
+    await nc.close()
+    return out
+
+
+@pytest.mark.skipif(bool(os.environ.get("TRIPLINE_TEST_POSTGRES")), reason="store-independent: runs in the SQLite pass")
+def test_slack_pagerduty_and_nats_receivers_get_group_notifications(tmp_path):
+    data = tmp_path / "data"
+    token = make_token(data)
+    port = free_port()
+    nats_proc = subprocess.Popen([NATS, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(tmp_path / "js")],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    slack, pd = Fake(slack_check), Fake(pagerduty_check)
+    srv = Server(data).start()
+    srv.token = token
+    try:
+        wait_port(port, nats_proc, "nats-server")
+        srv.ok("POST", "/v1/zones", YARD)
+        srv.ok("POST", "/v1/rules", dict(ENTER_YARD, annotations={"summary": "{{entity}} entered {{zone}}"}))
+        s = srv.ok("POST", "/v1/webhooks", {"kind": "slack", "url": slack.url})
+        p = srv.ok("POST", "/v1/webhooks", {"kind": "pagerduty", "url": pd.url, "routing_key": "R0UT1NGKEY0123456789abcdef012345"})
+        n = srv.ok("POST", "/v1/webhooks", {"kind": "nats", "url": f"nats://127.0.0.1:{port}", "subject": "alerts.yard", "stream": "TRIPLINE_ALERTS"})
+        assert s["kind"] == "slack" and p["kind"] == "pagerduty" and "routing_key" not in json.dumps(srv.ok("GET", "/v1/webhooks"))
+        # Bad receivers are refused, naming the field.
+        for body, frag in [({"kind": "pagerduty", "url": pd.url}, "routing_key"), ({"kind": "nats", "url": "nats://127.0.0.1:1", "subject": "a.*"}, "subject"),
+                           ({"kind": "slack", "url": slack.url, "subject": "x"}, "/subject is not a field of a slack receiver"),
+                           ({"kind": "slack", "url": slack.url, "template": "{{#a}}"}, "/template is not a valid Mustache template"),
+                           ({"kind": "smoke", "url": slack.url}, "/kind")]:
+            status, _, out = srv.request("POST", "/v1/webhooks", body)
+            assert status == 400 and frag in out["message"], (body, out)
+        srv.ok("PUT", "/v1/policy", {"route": {"receiver": s["id"], "group_by": ["zone"], "group_wait": "500ms", "routes": [
+            {"matchers": ['rule="in-yard"'], "receiver": p["id"], "continue": True},
+            {"matchers": ['rule="in-yard"'], "receiver": n["id"], "continue": True},
+            {"matchers": ['rule="in-yard"'], "receiver": s["id"]}]}})
+        srv.ok("POST", "/v1/events", enters(["t1", "t2", "t3"], 0))
+        assert wait_until(lambda: slack.got and pd.got, 30), (slack.refused, pd.refused)
+        assert not slack.refused and not pd.refused
+        text = slack.got[0]["text"]
+        assert "3 firing" in text and "t1 in yard" in text and "t1 entered yard" in text, text
+        ev = pd.got[0]
+        assert ev["event_action"] == "trigger" and ev["payload"]["severity"] == "info" and ev["payload"]["source"] == "tripline"
+        assert ev["dedup_key"].startswith("tripline-grp-") and "t1 entered yard" in ev["payload"]["summary"]
+        def published():
+            return asyncio.run(stream_messages(f"nats://127.0.0.1:{port}", "TRIPLINE_ALERTS"))
+        assert wait_until(lambda: len(published()) >= 1, 30)
+        msgs = published()
+        assert len(msgs) == 1
+        headers, body = msgs[0]
+        assert headers.get("Nats-Msg-Id", "").startswith("grp-") and headers["Nats-Msg-Id"] == body["key"]
+        assert sorted(a["labels"]["entity"] for a in body["alerts"]) == ["t1", "t2", "t3"]
+        deliveries = srv.ok("GET", "/v1/webhooks/deliveries?limit=100")["deliveries"]
+        assert sorted(d["state"] for d in deliveries) == ["delivered"] * 3, deliveries
+    finally:
+        srv.stop()
+        slack.close()
+        pd.close()
+        nats_proc.kill()
+        nats_proc.wait()
