@@ -40,6 +40,13 @@ let package = Package(
         .target(name: "CTriplineSupport"),
         // The NATS C client from Debian (libnats-dev), for the cluster mode on JetStream.
         .systemLibrary(name: "CNats", pkgConfig: "libnats", providers: [.apt(["libnats-dev"])]),
+        // The Mosquitto MQTT client from Debian (libmosquitto-dev), for MQTT receivers.
+        .systemLibrary(name: "CMosquitto", pkgConfig: "libmosquitto", providers: [.apt(["libmosquitto-dev"])]),
+        .target(
+            name: "TriplineMQTT",
+            dependencies: ["CMosquitto"],
+            swiftSettings: strict
+        ),
         .target(
             name: "TriplineNATS",
             dependencies: ["CNats"],
@@ -108,6 +115,7 @@ let package = Package(
                 "TriplineYAML",
                 "TriplineNotify",
                 "TriplineNATS",
+                "TriplineMQTT",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -1,5 +1,6 @@
 import Foundation
 import TriplineCore
+import TriplineMQTT
 import TriplineNATS
 import TriplineStore
 
@@ -7,7 +8,7 @@ import TriplineStore
 /// Group notifications (docs/notifications.md) go to every kind; single alerts (no policy)
 /// only to `webhook` receivers.
 enum ReceiverKinds {
-    static let kinds = ["webhook", "slack", "pagerduty", "nats"]
+    static let kinds = ["webhook", "slack", "pagerduty", "nats", "mqtt"]
 
     /// The fields a kind takes in `POST /v1/webhooks` (besides `kind`).
     static func fields(_ kind: String) -> [String] {
@@ -15,6 +16,7 @@ enum ReceiverKinds {
         case "slack": return ["url", "template"]
         case "pagerduty": return ["url", "routing_key", "template"]
         case "nats": return ["url", "subject", "stream"]
+        case "mqtt": return ["url", "topic"]
         default: return ["url", "min_severity", "secret"]
         }
     }
@@ -138,6 +140,38 @@ final class NATSPublisher: @unchecked Sendable {
                 } catch {
                     // A broken connection is rebuilt on the next attempt.
                     connections[url] = nil
+                    c.resume(returning: "\(error)")
+                }
+            }
+        }
+    }
+}
+
+/// MQTT receivers: one connection per broker URL; each notification is published at QoS 1
+/// (its JSON, whose `key` lets a consumer drop a repeat) and counts as delivered at the
+/// broker's PUBACK.
+final class MQTTPublisher: @unchecked Sendable {
+    private let queue = DispatchQueue(label: "tripline.mqtt-receivers")
+    private var clients: [String: MQTTClient] = [:]
+
+    func publish(url: String, topic: String, data: [UInt8]) async -> String? {
+        await withCheckedContinuation { (c: CheckedContinuation<String?, Never>) in
+            queue.async { [self] in
+                do {
+                    let client: MQTTClient
+                    if let existing = clients[url], existing.isConnected {
+                        client = existing
+                    } else {
+                        // A client closes once: forget it before trying a new one.
+                        clients[url]?.close()
+                        clients[url] = nil
+                        guard let u = URL(string: url), let host = u.host else { throw MQTTError(call: "url \(url)", code: 3) }
+                        client = try MQTTClient(host: host, port: u.port ?? 1883, clientId: "tripline-\(ProcessInfo.processInfo.processIdentifier)-\(clients.count)")
+                        clients[url] = client
+                    }
+                    try client.publish(topic: topic, payload: data)
+                    c.resume(returning: nil)
+                } catch {
                     c.resume(returning: "\(error)")
                 }
             }

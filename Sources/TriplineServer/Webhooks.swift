@@ -54,6 +54,8 @@ public final class WebhookDispatcher: @unchecked Sendable {
     let clock: @Sendable () -> Millis
     /// NATS receivers' connections.
     let nats = NATSPublisher()
+    /// MQTT receivers' connections.
+    let mqtt = MQTTPublisher()
 
     public init(store: any TriplineStore, metrics: Metrics, settings: WebhookSettings, clock: @escaping @Sendable () -> Millis = WallClock.system) {
         self.clock = clock
@@ -169,6 +171,8 @@ public final class WebhookDispatcher: @unchecked Sendable {
         d.attempts += 1
         var failure: String?
         switch receiver.kind {
+        case "mqtt":
+            failure = await mqtt.publish(url: receiver.url, topic: ReceiverKinds.config(receiver)["topic"] ?? "", data: Array((d.notification ?? "").utf8))
         case "nats":
             let cfg = ReceiverKinds.config(receiver)
             failure = await nats.publish(url: receiver.url, subject: cfg["subject"] ?? "", stream: cfg["stream"], msgId: msgId,

@@ -163,3 +163,82 @@ def test_slack_pagerduty_and_nats_receivers_get_group_notifications(tmp_path):
         pd.close()
         nats_proc.kill()
         nats_proc.wait()
+
+
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+def start_broker(tmp_path, port):
+    """mosquitto on loopback (a configuration file: mosquitto 2 listens only where told)."""
+    conf = tmp_path / "mosquitto.conf"
+    (tmp_path / "mq").mkdir(exist_ok=True)
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {tmp_path / 'mq'}/\n")
+    p = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port, p, "mosquitto")
+    return p
+
+
+class Subscriber:
+    """A paho-mqtt subscriber at QoS 1 with a persistent session, recording (topic, qos, payload);
+    it reconnects by itself when the broker comes back."""
+
+    def __init__(self, port, topic):
+        import paho.mqtt.client as mqtt
+        self.got = []
+        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="tripline-test-sub", clean_session=False)
+        self.c.reconnect_delay_set(min_delay=0.1, max_delay=0.5)
+        self.c.on_message = lambda c, u, m: self.got.append((m.topic, m.qos, json.loads(m.payload)))
+        self.c.connect("127.0.0.1", port)
+        self.c.subscribe(topic, qos=1)
+        self.c.loop_start()
+
+    def close(self):
+        self.c.loop_stop()
+        self.c.disconnect()
+
+
+@pytest.mark.skipif(bool(os.environ.get("TRIPLINE_TEST_POSTGRES")), reason="store-independent: runs in the SQLite pass")
+def test_mqtt_receiver_publishes_at_qos1_to_a_real_broker_and_dead_letters_are_redriven(tmp_path):
+    data = tmp_path / "data"
+    token = make_token(data)
+    port = free_port()
+    broker = start_broker(tmp_path, port)
+    srv = Server(data, "--webhook-backoff", "200ms", "--webhook-max-attempts", "3").start()
+    srv.token = token
+    sub = None
+    try:
+        sub = Subscriber(port, "tripline/#")
+        srv.ok("POST", "/v1/zones", YARD)
+        srv.ok("POST", "/v1/rules", ENTER_YARD)
+        m = srv.ok("POST", "/v1/webhooks", {"kind": "mqtt", "url": f"mqtt://127.0.0.1:{port}", "topic": "tripline/yard"})
+        status, _, out = srv.request("POST", "/v1/webhooks", {"kind": "mqtt", "url": f"mqtt://127.0.0.1:{port}", "topic": "tripline/#"})
+        assert status == 400 and "topic" in out["message"]
+        srv.ok("PUT", "/v1/policy", {"route": {"receiver": m["id"], "group_by": ["entity"], "group_wait": "0s"}})
+        srv.ok("POST", "/v1/events", enters(["t1", "t2"], 0))
+        assert wait_until(lambda: len(sub.got) == 2, 30), sub.got
+        assert all(t == "tripline/yard" and q == 1 and b["key"].startswith("grp-") for t, q, b in sub.got)
+        assert sorted(b["alerts"][0]["labels"]["entity"] for _, _, b in sub.got) == ["t1", "t2"]
+        # The broker goes away: the delivery fails, is retried, and becomes a dead letter.
+        sub.close()
+        sub = None
+        broker.terminate()
+        broker.wait()
+        srv.ok("POST", "/v1/events", enters(["t3"], 100))
+        assert wait_until(lambda: len(srv.ok("GET", "/v1/webhooks/deliveries?state=dead")["deliveries"]) == 1, 60)
+        dead = srv.ok("GET", "/v1/webhooks/deliveries?state=dead")["deliveries"][0]
+        assert dead["attempts"] == 3 and dead["last_error"], dead
+        # Back: a re-drive delivers it, under the same key.
+        broker = start_broker(tmp_path, port)
+        sub = Subscriber(port, "tripline/#")
+        time.sleep(0.5)
+        assert srv.ok("POST", "/v1/webhooks/deliveries/redrive", {})["redriven"] == 1
+        assert wait_until(lambda: any(b["alerts"][0]["labels"]["entity"] == "t3" for _, _, b in sub.got), 30), srv.ok("GET", "/v1/webhooks/deliveries")
+        key = next(b["key"] for _, _, b in sub.got if b["alerts"][0]["labels"]["entity"] == "t3")
+        assert key == dead["webhook_id"]
+        assert [d["state"] for d in srv.ok("GET", "/v1/webhooks/deliveries")["deliveries"]] == ["delivered"] * 3
+    finally:
+        srv.stop()
+        if sub:
+            sub.close()
+        broker.kill()
+        broker.wait()

@@ -127,8 +127,9 @@ extension NotifyController {
             var u = try optionalString(doc, "url", pointer: "")
             if kind == "pagerduty" && u == nil { u = "https://events.pagerduty.com/v2/enqueue" }
             guard let u, let url = URL(string: u), let scheme = url.scheme, url.host != nil,
-                  (kind == "nats" ? ["nats"] : ["http", "https"]).contains(scheme) else {
-                throw APIError.badRequest(kind == "nats" ? "/url must be a NATS server URL such as nats://127.0.0.1:4222" : "/url must be an http(s) URL")
+                  (kind == "nats" ? ["nats"] : kind == "mqtt" ? ["mqtt"] : ["http", "https"]).contains(scheme) else {
+                throw APIError.badRequest(kind == "nats" ? "/url must be a NATS server URL such as nats://127.0.0.1:4222"
+                    : kind == "mqtt" ? "/url must be an MQTT broker URL such as mqtt://127.0.0.1:1883" : "/url must be an http(s) URL")
             }
             let minSev = try optionalString(doc, "min_severity", pointer: "")
             if let m = minSev, Severity(rawValue: m) == nil { throw APIError.badRequest("/min_severity \"\(m)\" is not one of info, low, medium, high, critical") }
@@ -152,6 +153,11 @@ extension NotifyController {
                 }
                 config.append(("subject", .str(subject)))
                 if let stream = try optionalString(doc, "stream", pointer: "") { config.append(("stream", .str(stream))) }
+            case "mqtt":
+                guard let topic = try optionalString(doc, "topic", pointer: ""), !topic.contains("+"), !topic.contains("#") else {
+                    throw APIError.badRequest("an mqtt receiver needs \"topic\": a topic to publish to, without wildcards, such as tripline/alerts")
+                }
+                config.append(("topic", .str(topic)))
             default:
                 secret = try optionalString(doc, "secret", pointer: "") ?? WebhookSignature.newSecret()
             }
