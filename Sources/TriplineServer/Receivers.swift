@@ -8,7 +8,7 @@ import TriplineStore
 /// Group notifications (docs/notifications.md) go to every kind; single alerts (no policy)
 /// only to `webhook` receivers.
 enum ReceiverKinds {
-    static let kinds = ["webhook", "slack", "pagerduty", "nats", "mqtt"]
+    static let kinds = ["webhook", "slack", "pagerduty", "nats", "mqtt", "email"]
 
     /// The fields a kind takes in `POST /v1/webhooks` (besides `kind`).
     static func fields(_ kind: String) -> [String] {
@@ -17,6 +17,7 @@ enum ReceiverKinds {
         case "pagerduty": return ["url", "routing_key", "template"]
         case "nats": return ["url", "subject", "stream"]
         case "mqtt": return ["url", "topic"]
+        case "email": return ["url", "from", "to", "subject", "template"]
         default: return ["url", "min_severity", "secret"]
         }
     }

@@ -56,6 +56,8 @@ public final class WebhookDispatcher: @unchecked Sendable {
     let nats = NATSPublisher()
     /// MQTT receivers' connections.
     let mqtt = MQTTPublisher()
+    /// Email receivers.
+    let smtp = SMTPSender()
 
     public init(store: any TriplineStore, metrics: Metrics, settings: WebhookSettings, clock: @escaping @Sendable () -> Millis = WallClock.system) {
         self.clock = clock
@@ -171,6 +173,8 @@ public final class WebhookDispatcher: @unchecked Sendable {
         d.attempts += 1
         var failure: String?
         switch receiver.kind {
+        case "email":
+            failure = await smtp.send(receiver, notification: d.notification ?? "", key: msgId, now: now)
         case "mqtt":
             failure = await mqtt.publish(url: receiver.url, topic: ReceiverKinds.config(receiver)["topic"] ?? "", data: Array((d.notification ?? "").utf8))
         case "nats":

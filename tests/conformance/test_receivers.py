@@ -242,3 +242,62 @@ def test_mqtt_receiver_publishes_at_qos1_to_a_real_broker_and_dead_letters_are_r
             sub.close()
         broker.kill()
         broker.wait()
+
+
+class MailSink:
+    """aiosmtpd on loopback, keeping each message's envelope and parsed content."""
+
+    def __init__(self, port, refuse_first=0):
+        from aiosmtpd.controller import Controller
+        from email import message_from_bytes, policy
+        self.messages = []
+        self.refuse = refuse_first
+        outer = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):
+                if outer.refuse > 0:
+                    outer.refuse -= 1
+                    return "451 try again later"
+                outer.messages.append((envelope.mail_from, list(envelope.rcpt_tos), message_from_bytes(envelope.content, policy=policy.default)))
+                return "250 OK"
+
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+        self.controller.start()
+
+    def close(self):
+        self.controller.stop()
+
+
+@pytest.mark.skipif(bool(os.environ.get("TRIPLINE_TEST_POSTGRES")), reason="store-independent: runs in the SQLite pass")
+def test_email_receiver_sends_each_notification_over_smtp_with_its_key_as_message_id(tmp_path):
+    data = tmp_path / "data"
+    token = make_token(data)
+    port = free_port()
+    sink = MailSink(port, refuse_first=1)
+    srv = Server(data, "--webhook-backoff", "200ms").start()
+    srv.token = token
+    try:
+        srv.ok("POST", "/v1/zones", YARD)
+        srv.ok("POST", "/v1/rules", dict(ENTER_YARD, annotations={"summary": "{{entity}} entered {{zone}}", "runbook_url": "https://wiki.example/yard"}))
+        for body, frag in [({"kind": "email", "url": f"smtp://127.0.0.1:{port}", "to": "ops@depot.example"}, "from"),
+                           ({"kind": "email", "url": f"smtp://127.0.0.1:{port}", "from": "t@x.example", "to": "ops@depot.example, not an address"}, "/to"),
+                           ({"kind": "email", "url": "http://127.0.0.1:1", "from": "t@x.example", "to": "a@b.example"}, "smtp://")]:
+            status, _, out = srv.request("POST", "/v1/webhooks", body)
+            assert status == 400 and frag in out["message"], (body, out)
+        e = srv.ok("POST", "/v1/webhooks", {"kind": "email", "url": f"smtp://127.0.0.1:{port}", "from": "tripline@depot.example",
+                                             "to": "ops@depot.example, night@depot.example", "subject": "[{{status}}] {{count_firing}} in {{group_text}}"})
+        srv.ok("PUT", "/v1/policy", {"route": {"receiver": e["id"], "group_by": ["zone"], "group_wait": "300ms"}})
+        srv.ok("POST", "/v1/events", enters(["t1", "t2"], 0))
+        # The first attempt is refused with a 451 (temporary): retried, then accepted.
+        assert wait_until(lambda: len(sink.messages) == 1, 30), srv.ok("GET", "/v1/webhooks/deliveries")
+        mail_from, rcpts, msg = sink.messages[0]
+        assert mail_from == "tripline@depot.example" and rcpts == ["ops@depot.example", "night@depot.example"]
+        assert msg["Subject"] == "[firing] 2 in zone=yard", msg["Subject"]
+        d = srv.ok("GET", "/v1/webhooks/deliveries")["deliveries"][0]
+        assert msg["Message-ID"] == f"<{d['webhook_id']}@tripline>" and d["attempts"] == 2 and d["state"] == "delivered", d
+        text = msg.get_content()
+        assert "t1 entered yard" in text and "t2 entered yard" in text and "runbook: https://wiki.example/yard" in text, text
+    finally:
+        srv.stop()
+        sink.close()

@@ -127,9 +127,10 @@ extension NotifyController {
             var u = try optionalString(doc, "url", pointer: "")
             if kind == "pagerduty" && u == nil { u = "https://events.pagerduty.com/v2/enqueue" }
             guard let u, let url = URL(string: u), let scheme = url.scheme, url.host != nil,
-                  (kind == "nats" ? ["nats"] : kind == "mqtt" ? ["mqtt"] : ["http", "https"]).contains(scheme) else {
+                  (kind == "nats" ? ["nats"] : kind == "mqtt" ? ["mqtt"] : kind == "email" ? ["smtp"] : ["http", "https"]).contains(scheme) else {
                 throw APIError.badRequest(kind == "nats" ? "/url must be a NATS server URL such as nats://127.0.0.1:4222"
-                    : kind == "mqtt" ? "/url must be an MQTT broker URL such as mqtt://127.0.0.1:1883" : "/url must be an http(s) URL")
+                    : kind == "mqtt" ? "/url must be an MQTT broker URL such as mqtt://127.0.0.1:1883"
+                    : kind == "email" ? "/url must be an SMTP relay URL such as smtp://127.0.0.1:25" : "/url must be an http(s) URL")
             }
             let minSev = try optionalString(doc, "min_severity", pointer: "")
             if let m = minSev, Severity(rawValue: m) == nil { throw APIError.badRequest("/min_severity \"\(m)\" is not one of info, low, medium, high, critical") }
@@ -153,6 +154,24 @@ extension NotifyController {
                 }
                 config.append(("subject", .str(subject)))
                 if let stream = try optionalString(doc, "stream", pointer: "") { config.append(("stream", .str(stream))) }
+            case "email":
+                guard let from = try optionalString(doc, "from", pointer: ""), from.contains("@"), !from.contains(" "), !from.contains("\n") else {
+                    throw APIError.badRequest("an email receiver needs \"from\": the sender address, such as tripline@depot.example")
+                }
+                guard let to = try optionalString(doc, "to", pointer: "") else {
+                    throw APIError.badRequest("an email receiver needs \"to\": one or more addresses, separated by commas")
+                }
+                let addrs = to.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                if let bad = addrs.first(where: { !$0.contains("@") || $0.contains(" ") || $0.contains("\n") || $0.contains("<") || $0.contains(">") }) {
+                    throw APIError.badRequest("/to: \"\(bad)\" is not an email address")
+                }
+                config += [("from", .str(from)), ("to", .str(addrs.joined(separator: ",")))]
+                for key in ["subject", "template"] {
+                    if let t = try optionalString(doc, key, pointer: "") {
+                        if let e = AnnotationTemplate.check(t) { throw APIError.badRequest("/\(key) is not a valid Mustache template: \(e)") }
+                        config.append((key, .str(t)))
+                    }
+                }
             case "mqtt":
                 guard let topic = try optionalString(doc, "topic", pointer: ""), !topic.contains("+"), !topic.contains("#") else {
                     throw APIError.badRequest("an mqtt receiver needs \"topic\": a topic to publish to, without wildcards, such as tripline/alerts")
@@ -161,7 +180,7 @@ extension NotifyController {
             default:
                 secret = try optionalString(doc, "secret", pointer: "") ?? WebhookSignature.newSecret()
             }
-            let r = Receiver(id: (kind == "webhook" ? "wh_" : kind.prefix(2) + "_") + Tokens.randomHex(6), url: u, secret: secret, minSeverity: minSev,
+            let r = Receiver(id: (kind == "webhook" ? "wh_" : kind == "email" ? "em_" : kind.prefix(2) + "_") + Tokens.randomHex(6), url: u, secret: secret, minSeverity: minSev,
                              createdAt: now(), kind: kind, config: config.isEmpty ? nil : J.obj(config).text)
             try store.addReceiver(r)
             try audit.record(actor: who(tok), action: "webhook.create", target: r.id,
