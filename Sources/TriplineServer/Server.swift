@@ -24,6 +24,8 @@ public struct ServerSettings: Sendable {
     /// `idle_advance`: when no batch has arrived for this long, event time follows the wall
     /// clock (minus this much). Off (nil) by default: event time only moves with events.
     public var idleAdvance: Millis?
+    /// A JetStream stream to read events from (nil: none).
+    public var natsInput: NATSInputSettings?
     /// Event batches read at once (see `TriplineHTTP.inflight`).
     public var maxBodiesInFlight = 32
     /// Header timeout, idle timeout and connection cap (docs/security.md).

@@ -69,6 +69,12 @@ struct ActiveWorkService: Service {
             .init(service: LoopService(name: "notification-router") { await router.run() }),
             .init(service: LoopService(name: "retention") { await retention.run() }),
         ]
+        if let n = http.settings.natsInput {
+            let input = NATSEventInput(settings: n, host: host, store: http.store)
+            services.append(.init(service: LoopService(name: "nats-input") {
+                await withTaskCancellationHandler { await input.run() } onCancel: { input.stop() }
+            }))
+        }
         if let idle = http.settings.idleAdvance {
             services.append(.init(service: LoopService(name: "idle-advance") { await host.runIdleAdvance(idle: idle, clock: http.settings.clock) }))
         }

@@ -22,6 +22,10 @@ struct ServerOptions: ParsableArguments {
     var sensitiveTags: [String] = []
     @Option(name: .customLong("idle-advance"), help: "When no events arrive for this long (e.g. 30s), move event time on with the wall clock (minus this much), so absence, dwell and windows fire on a quiet stream. Off by default.")
     var idleAdvance: String?
+    @Option(name: .customLong("nats-input"), help: "Read events from a NATS JetStream stream at this server (nats://host:port), at least once; needs --nats-input-stream.")
+    var natsInput: String?
+    @Option(name: .customLong("nats-input-stream"), help: "The JetStream stream to read events from.") var natsInputStream: String?
+    @Option(name: .customLong("nats-input-subject"), help: "Only its messages on this subject (wildcards allowed).") var natsInputSubject = ">"
     @Option(name: .customLong("retention-events"), help: "Delete events stored longer ago than this (wall clock).") var retentionEvents = "30d"
     @Option(name: .customLong("retention-alerts"), help: "Delete alerts created longer ago than this.") var retentionAlerts = "365d"
     @Option(name: .customLong("retention-audit"), help: "Delete audit records older than this (the chain stays verifiable from the first kept one).") var retentionAudit = "730d"
@@ -139,6 +143,13 @@ struct ServerOptions: ParsableArguments {
         settings.options.dedupWindow = try CLI.parseDuration(dedupWindow, option: "--dedup-window")
         settings.options.maxFuture = maxFuture == "off" ? nil : try CLI.parseDuration(maxFuture, option: "--max-future")
         settings.idleAdvance = try idleAdvance.map { try CLI.parseDuration($0, option: "--idle-advance") }
+        switch (natsInput, natsInputStream) {
+        case (let u?, let st?):
+            guard u.hasPrefix("nats://") else { throw ValidationError("--nats-input must be a NATS server URL such as nats://127.0.0.1:4222") }
+            settings.natsInput = NATSInputSettings(url: u, stream: st, subject: natsInputSubject)
+        case (nil, nil): break
+        default: throw ValidationError("--nats-input and --nats-input-stream go together")
+        }
         settings.retention.events = try CLI.parseDuration(retentionEvents, option: "--retention-events")
         settings.retention.alerts = try CLI.parseDuration(retentionAlerts, option: "--retention-alerts")
         settings.retention.audit = try CLI.parseDuration(retentionAudit, option: "--retention-audit")

@@ -1,0 +1,147 @@
+import Foundation
+import TriplineCore
+import TriplineNATS
+import TriplineStore
+
+/// A JetStream stream read as an event source (`tripline serve --nats-input`).
+public struct NATSInputSettings: Sendable {
+    public var url: String
+    public var stream: String
+    /// Subject filter (wildcards allowed).
+    public var subject: String
+    public init(url: String, stream: String, subject: String) {
+        self.url = url
+        self.stream = stream
+        self.subject = subject
+    }
+}
+
+/// Reads a JetStream stream in order and ingests its messages as events (each message an
+/// event's JSON, or several NDJSON lines), at least once: the stream sequence of the last
+/// message whose events are committed is kept in the store (meta), and after a restart reading
+/// resumes after it. A crash between the commit and that record re-reads some messages; their
+/// events are dropped as duplicates by id (events should carry ids). A message holding an
+/// invalid event is skipped, counted and reported with its sequence; the rest of its batch is
+/// applied.
+public final class NATSEventInput: @unchecked Sendable {
+    let settings: NATSInputSettings
+    let host: EngineHost
+    let store: any TriplineStore
+    private let lock = NSLock()
+    private var stopped = false
+    public private(set) var rejected = 0
+
+    var metaKey: String { "input.nats.\(settings.stream).\(settings.subject)" }
+
+    public init(settings: NATSInputSettings, host: EngineHost, store: any TriplineStore) {
+        self.settings = settings
+        self.host = host
+        self.store = store
+    }
+
+    public func stop() { lock.withLock { stopped = true } }
+    var isStopped: Bool { lock.withLock { stopped } }
+
+    /// Runs until `stop()`: on its own thread (the NATS client blocks), ingesting through the
+    /// engine host like `POST /v1/events`.
+    public func run() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let t = Thread { [self] in
+                loop()
+                c.resume()
+            }
+            t.name = "tripline-nats-input"
+            t.start()
+        }
+    }
+
+    /// Calls an async function from this thread and waits for it.
+    private func wait<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) -> Result<T, any Error> {
+        let sem = DispatchSemaphore(value: 0)
+        let box = ResultBox<T>()
+        Task {
+            do { box.value = .success(try await body()) } catch { box.value = .failure(error) }
+            sem.signal()
+        }
+        sem.wait()
+        return box.value!
+    }
+
+    private func log(_ s: String) { FileHandle.standardError.write("tripline: nats input: \(s)\n".data(using: .utf8)!) }
+
+    private func loop() {
+        var backoff = 0.2
+        while !isStopped {
+            do {
+                let conn = try NATSConnection(servers: [settings.url], name: "tripline-input", timeout: .seconds(5))
+                let last = UInt64(try store.meta(metaKey) ?? "0") ?? 0
+                let reader = try conn.orderedReader(stream: settings.stream, subject: settings.subject, startSequence: last + 1)
+                backoff = 0.2
+                while !isStopped {
+                    // A batch: what arrives within 200 ms of the first message, at most 1,000.
+                    guard let first = try reader.next(timeout: .milliseconds(200)) else { continue }
+                    var msgs = [first]
+                    while msgs.count < 1000, let m = try reader.next(timeout: .milliseconds(5)) { msgs.append(m) }
+                    try ingest(msgs)
+                }
+            } catch {
+                if isStopped { return }
+                log("\(error); reconnecting in \(backoff) s")
+                Thread.sleep(forTimeInterval: backoff)
+                backoff = min(5, backoff * 2)
+            }
+        }
+    }
+
+    /// Ingests the messages' events (all together, or message by message when some are
+    /// invalid), then records the last sequence.
+    func ingest(_ msgs: [StreamMessage]) throws {
+        func lines(_ m: StreamMessage) -> [UInt8] {
+            var b = m.data
+            if b.last != 10 { b.append(10) }
+            return b
+        }
+        func submit(_ bytes: [UInt8]) -> Result<IngestResult, any Error> {
+            switch EventTexts.split(bytes, file: "nats \(settings.stream)") {
+            case .failure(let e): return .failure(IngestError.invalid([e]))
+            case .success(let input):
+                return wait { [host] in try await host.ingest(input) }
+            }
+        }
+        while true {
+            switch submit(msgs.flatMap(lines)) {
+            case .success:
+                try store.setMeta(metaKey, String(msgs.last!.sequence))
+                return
+            case .failure(IngestError.invalid):
+                // Find the bad messages: each on its own; the good ones are applied in order.
+                for m in msgs {
+                    while true {
+                        switch submit(lines(m)) {
+                        case .success: break
+                        case .failure(IngestError.invalid(let errs)):
+                            rejected += 1
+                            log("message \(m.sequence) on \(m.subject) is refused: \(errs.map(\.description).joined(separator: "; "))")
+                        case .failure(IngestError.overloaded(let after)):
+                            Thread.sleep(forTimeInterval: Double(after))
+                            continue
+                        case .failure(let e):
+                            throw e
+                        }
+                        break
+                    }
+                    try store.setMeta(metaKey, String(m.sequence))
+                }
+                return
+            case .failure(IngestError.overloaded(let after)):
+                Thread.sleep(forTimeInterval: Double(after))
+            case .failure(let e):
+                throw e
+            }
+        }
+    }
+}
+
+final class ResultBox<T>: @unchecked Sendable {
+    var value: Result<T, any Error>?
+}

@@ -1,0 +1,90 @@
+"""Event sources users run: a NATS JetStream stream read as input, at least once, with
+duplicates removed by event id, across kill -9."""
+import asyncio
+import json
+import os
+import random
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from server import ENTER_YARD, YARD, Server, make_token, wait_until
+from test_cluster import free_port, wait_port
+
+NATS = shutil.which("nats-server") or "/usr/sbin/nats-server"
+pytestmark = pytest.mark.skipif(bool(os.environ.get("TRIPLINE_TEST_POSTGRES")), reason="store-independent: runs in the SQLite pass")
+
+
+async def publish(url, items, stream=None):
+    import nats
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    if stream:
+        await js.add_stream(name=stream, subjects=["events.>"])
+    for subject, data in items:
+        await js.publish(subject, data.encode())
+    await nc.close()
+
+
+def entity_events(name, t, with_id=True):
+    """Outside, then inside the yard: one enter alert."""
+    out = []
+    for k, (lon, t1) in enumerate([(2.5, t), (0.5, t + 1)]):
+        ev = {"entity": name, "time": t1, "type": "position", "lon": lon, "lat": 0.5}
+        if with_id:
+            ev["id"] = f"{name}-{k}"
+        out.append(json.dumps(ev))
+    return out
+
+
+def test_nats_input_applies_each_event_once_across_kill9_and_skips_bad_messages(tmp_path):
+    port = free_port()
+    nats_proc = subprocess.Popen([NATS, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(tmp_path / "js")],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"nats://127.0.0.1:{port}"
+    data = tmp_path / "data"
+    token = make_token(data)
+    args = ("--nats-input", url, "--nats-input-stream", "EVENTS", "--nats-input-subject", "events.>")
+    srv = None
+    try:
+        wait_port(port, nats_proc, "nats-server")
+        asyncio.run(publish(url, [], stream="EVENTS"))
+        srv = Server(data, *args).start()
+        srv.token = token
+        srv.ok("POST", "/v1/zones", YARD)
+        srv.ok("POST", "/v1/rules", ENTER_YARD)
+        rng = random.Random(3)
+        names, t = [], 0
+        for round_ in range(5):
+            batch = []
+            for i in range(rng.randint(20, 60)):
+                name = f"r{round_}-e{i}"
+                names.append(name)
+                # Some entities' two events come as one NDJSON message, some as two messages.
+                evs = entity_events(name, t)
+                t += 2
+                if i % 3 == 0:
+                    batch.append((f"events.{name}", "\n".join(evs)))
+                else:
+                    batch += [(f"events.{name}", e) for e in evs]
+            if round_ == 2:
+                batch.append(("events.bad", '{"entity":"x","time":1,"type":"position","lng":1}'))
+            asyncio.run(publish(url, batch))
+            time.sleep(rng.uniform(0, 0.4))
+            srv.kill9()
+            srv = Server(data, *args).start()
+            srv.token = token
+        # A final clock event moves the watermark past the last positions.
+        asyncio.run(publish(url, [("events.clock", json.dumps({"entity": "clock", "id": "clock-1", "time": t + 10, "type": "ping"}))]))
+        assert wait_until(lambda: len(srv.all_alerts()) >= len(names), 60), len(srv.all_alerts())
+        time.sleep(1)
+        alerts = srv.all_alerts()
+        got = sorted(a["key"]["entity"] for a in alerts)
+        assert got == sorted(names), (len(got), len(names))
+    finally:
+        if srv:
+            srv.stop()
+        nats_proc.kill()
+        nats_proc.wait()
