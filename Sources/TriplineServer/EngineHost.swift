@@ -1,6 +1,7 @@
 import Foundation
 import TriplineCore
 import TriplineStore
+import TriplineNotify
 
 /// Settings of a server's engine.
 public struct HostOptions: Sendable {
@@ -170,6 +171,9 @@ public final class EngineHost: @unchecked Sendable {
     /// notifier state and the queued notifications, so a flush computed before it must not be
     /// stored after it (the router drops it and reloads the erased state).
     public let notifyGate = NotifyGate()
+    /// The notification router's latest state (its groups), for the dashboard; nil on a server
+    /// that runs no router (a standby, or before the first step).
+    public let notifySnapshot = NotifySnapshot()
 
     /// Called after a commit that queued webhook deliveries.
     public var onDeliveriesQueued: (@Sendable () -> Void)? {
@@ -903,4 +907,13 @@ public final class NotifyGate: @unchecked Sendable {
             return true
         }
     }
+}
+
+/// See `EngineHost.notifySnapshot`.
+public final class NotifySnapshot: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: (NotifierState, Int)?
+    public func set(_ s: NotifierState, version: Int) { lock.withLock { value = (s, version) } }
+    public func clear() { lock.withLock { value = nil } }
+    public var current: (state: NotifierState, version: Int)? { lock.withLock { value.map { ($0.0, $0.1) } } }
 }

@@ -187,7 +187,11 @@ public final class NotificationRouter: @unchecked Sendable {
             version = current
             loadedAt = generation
         }
-        guard let n = notifier else { return }
+        guard let n = notifier else {
+            host.notifySnapshot.clear()
+            return
+        }
+        defer { host.notifySnapshot.set(n.state, version: version) }
         let alerts = try store.alerts({ var q = AlertQuery(); q.afterId = n.state.cursor; q.limit = 1000; return q }())
         if !alerts.isEmpty {
             let catalog = try await host.perform { s in s.catalog }

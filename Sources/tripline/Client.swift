@@ -168,8 +168,12 @@ struct AlertsCommand: AsyncParsableCommand {
             let labels = (doc?["labels"]?.members ?? []).map { "\($0.key)=\($0.node.stringValue ?? "")" }.joined(separator: " ")
             print("labels: \(labels)")
             for r in doc?["routes"]?.elements ?? [] {
-                print("goes to \(r["receiver"]?.stringValue ?? "?") by route \(r["route"]?.stringValue ?? "?"), group \(r["group"]?.stringValue ?? "?")"
-                      + (isTrue(r["muted_now"]) ? " (muted now)" : ""))
+                if let route = r["route"]?.stringValue {
+                    print("goes to \(r["receiver"]?.stringValue ?? "?") by route \(route), group \(r["group"]?.stringValue ?? "?")"
+                          + (isTrue(r["muted_now"]) ? " (muted now)" : ""))
+                } else {
+                    print("goes to \(r["receiver"]?.stringValue ?? "?") (one webhook per alert: no notification policy)")
+                }
             }
             for i in doc?["inhibited_by"]?.elements ?? [] {
                 print("held back by alert \(Int(i["alert"]?.numberValue ?? 0)) (\(i["rule"]?.stringValue ?? "?"))")

@@ -194,3 +194,37 @@ def test_the_dashboard_as_a_new_user_meets_it(demo, browser):
     assert d.find_element(By.ID, "view-signin").is_displayed()
     errors = console_errors(d)
     assert errors == [], json.dumps(errors, indent=1)
+
+
+def test_alerts_grouped_as_the_policy_groups_them_and_where_an_alert_goes(demo, browser):
+    """With a notification policy: the inbox shows the policy's groups (receiver, group
+    labels, alerts waiting), and an alert's detail says where it goes."""
+    d, srv = browser, demo
+    wh = srv.ok("POST", "/v1/webhooks", {"url": "http://127.0.0.1:9/"})
+    # A long group_wait keeps the groups waiting, so they are there to see.
+    srv.ok("PUT", "/v1/policy", {"route": {"receiver": wh["id"], "group_by": ["zone"], "group_wait": "1h", "routes": [
+        {"matchers": ['rule="test-yard-entry"'], "receiver": wh["id"], "group_by": ["zone", "entity"], "group_wait": "1h"}]}})
+    d.get(f"{srv.url}/")
+    if d.execute_script("return !document.getElementById('view-signin').hidden"):
+        d.find_element(By.ID, "token-input").send_keys(srv.token)
+        d.find_element(By.CSS_SELECTOR, "#signin-form button[type=submit]").click()
+        until(d, "return !document.getElementById('nav').hidden")
+    d.get(f"{srv.url}/#/alerts")
+    until(d, "return document.querySelector('#alert-table tbody') !== null")
+    enter_yard(srv, "probe-9")
+    row = until(d, "return [...document.querySelectorAll('#alert-table tbody tr')].find(r => r.textContent.includes('test-yard-entry') && r.textContent.includes('probe-9'))", 60)
+    # Where it goes: the receiver, by the child route, in its group.
+    row.click()
+    text = until(d, "const e = document.getElementById('alert-routes'); return e && e.textContent")
+    assert f"{wh['id']} by route root.0, group entity=probe-9, zone=test-yard" in text, text
+    shot(d, "9-alert-routes")
+    # Grouped: the group of probe-9 with its receiver, labels and the alert waiting.
+    d.find_element(By.ID, "f-grouped").click()
+    group = until(d, "return [...document.querySelectorAll('#alert-groups section.group')].find(g => g.textContent.includes('probe-9'))", 30)
+    assert f"{wh['id']} · entity=probe-9, zone=test-yard" in group.text and "(waiting)" in group.text, group.text
+    assert d.execute_script("return document.getElementById('alert-table').hidden")
+    shot(d, "10-alert-groups")
+    d.find_element(By.ID, "f-grouped").click()
+    assert not d.execute_script("return document.getElementById('alert-table').hidden")
+    errors = console_errors(d)
+    assert errors == [], json.dumps(errors, indent=1)

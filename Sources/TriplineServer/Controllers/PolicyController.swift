@@ -15,6 +15,7 @@ struct PolicyController: Controller {
         (RouteSpec(method: "DELETE", path: "/v1/policy", roles: write), \.deletePolicy),
         (RouteSpec(method: "GET", path: "/v1/policy/versions", roles: read, standby: true), \.policyVersions),
         (RouteSpec(method: "GET", path: "/v1/alerts/{id}/routes", roles: read), \.alertRoutes),
+        (RouteSpec(method: "GET", path: "/v1/notifications/groups", roles: read, standby: true), \.groups),
     ] }
 }
 
@@ -109,13 +110,53 @@ extension PolicyController {
         }
     }
 
+    /// The notification groups as the router holds them now (the active server), or as last
+    /// saved (a standby): each group's receiver, labels, timers and alerts.
+    var groups: Handler {
+        { [self] _, _, _ in
+            guard let rec = try PolicyFiles.current(store) else {
+                return API.json(.obj([("policy_version", .null), ("source", .str("none")), ("groups", .arr([]))]))
+            }
+            let policy = try PolicyFiles.decode(rec.text, file: "policy v\(rec.version)", receivers: nil).get()
+            let receivers = Dictionary(policy.allRoutes.map { ($0.path, $0.receiver) }, uniquingKeysWith: { a, _ in a })
+            var source = "live"
+            var state: NotifierState
+            if let live = host.notifySnapshot.current {
+                state = live.state
+            } else {
+                source = "saved"
+                state = try store.meta(NotifyMeta.state).flatMap { try? JSONDecoder().decode(NotifierState.self, from: Data($0.utf8)) } ?? NotifierState()
+            }
+            func labels(_ l: LabelSet) -> J { .obj(l.sorted { $0.key < $1.key }.map { ($0.key, .str($0.value)) }) }
+            let groups = state.groups.values.sorted { (receivers[$0.route] ?? "", $0.key) < (receivers[$1.route] ?? "", $1.key) }.map { g -> J in
+                let alerts = g.alerts.values.sorted { ($0.time, $0.id) < ($1.time, $1.id) }.map { a -> J in
+                    .obj([("id", .int(a.id)), ("rule", .optStr(a.labels["rule"])), ("status", .str(a.firing ? "firing" : "resolved")),
+                          ("time", .time(a.time)), ("labels", labels(a.labels)), ("notified", .bool(g.notifiedFiring.contains(a.fingerprint)))])
+                }
+                return .obj([("group", .str(g.key)), ("route", .str(g.route)), ("receiver", .optStr(receivers[g.route])),
+                             ("group_labels", labels(g.labels)), ("next_flush_at", .time(g.nextFlush)),
+                             ("last_sent_at", g.lastSent.map { .time($0) } ?? .null), ("notifications_sent", .int(g.seq)), ("alerts", .arr(alerts))])
+            }
+            return API.json(.obj([("policy_version", .int(rec.version)), ("source", .str(source)), ("groups", .arr(groups))]))
+        }
+    }
+
     /// "This alert goes to": the routes its labels reach under the current policy, with the
     /// group each puts it in, and whether a mute interval or an inhibition holds now.
     var alertRoutes: Handler {
         { [self] _, ctx, _ in
             guard let id = Int64(try param(ctx)), let a = try store.alert(id: id) else { throw APIError.notFound("no alert with this id") }
             guard let rec = try PolicyFiles.current(store) else {
-                throw APIError.notFound("no notification policy is set: the alert goes to every webhook receiver at or above its min_severity")
+                // No policy: one webhook per alert, to each webhook receiver at or above its
+                // minimum severity (a silenced alert to none).
+                let sev = try await host.perform { s in s.catalog.rules.first { $0.id == a.rule }?.severity }
+                let takers = try store.receivers().filter { r in
+                    r.kind == "webhook" && a.silence == nil && (r.minSeverity.flatMap(Severity.init(rawValue:)).map { m in sev.map { $0 >= m } ?? true } ?? true)
+                }
+                return API.json(.obj([("alert", .int(id)), ("policy_version", .null), ("labels", .obj([])),
+                                      ("routes", .arr(takers.map { .obj([("route", .null), ("receiver", .str($0.id)), ("group", .null), ("group_labels", .obj([])),
+                                                                         ("muted_now", .bool(false))]) })),
+                                      ("inhibited_by", .arr([]))]))
             }
             let policy = try PolicyFiles.decode(rec.text, file: "policy v\(rec.version)", receivers: nil).get()
             let catalog = try await host.perform { s in s.catalog }

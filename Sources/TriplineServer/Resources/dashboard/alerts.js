@@ -17,6 +17,8 @@ export class AlertsView {
     this.tbody = document.querySelector("#alert-table tbody");
     this.detail = document.getElementById("alert-detail");
     document.getElementById("alert-filters").addEventListener("submit", (e) => { e.preventDefault(); this.load(); });
+    this.groupsBox = document.getElementById("alert-groups");
+    document.getElementById("f-grouped").addEventListener("change", () => this.showGroups().catch((e) => this.groupsBox.replaceChildren(el("p", { class: "error" }, e.message))));
     app.listeners.add((a) => this.onAlert(a));
     this.loaded = false;
   }
@@ -96,8 +98,46 @@ export class AlertsView {
     this.tbody.replaceChildren(...this.rows.slice(0, 500).map((a) => this.row(a)));
   }
 
+  /** The notification groups of the policy: one block per group with its receiver, group
+   * labels, timers and alerts (GET /v1/notifications/groups). */
+  async showGroups() {
+    const on = document.getElementById("f-grouped").checked;
+    this.groupsBox.hidden = !on;
+    document.getElementById("alert-table").hidden = on;
+    if (!on) return;
+    const out = await api("GET", "/v1/notifications/groups");
+    if (out.source === "none") {
+      this.groupsBox.replaceChildren(el("p", { class: "hint" }, "No notification policy is set: every webhook receiver gets each alert on its own."));
+      return;
+    }
+    const labelText = (l) => Object.entries(l).map(([k, v]) => `${k}=${v}`).join(", ") || "(one group)";
+    this.groupsBox.replaceChildren(
+      el("p", { class: "hint" }, `Policy version ${out.policy_version}; ${out.groups.length} group(s) (${out.source}).`),
+      ...out.groups.map((g) => el("section", { class: "group", "data-group": g.group },
+        el("h3", {}, `${g.receiver} · ${labelText(g.group_labels)}`),
+        el("p", {}, `Route ${g.route} · ${g.alerts.filter((a) => a.status === "firing").length} firing · ${g.notifications_sent} notification(s) sent`
+          + (g.last_sent_at ? ` · last ${fmtTime(g.last_sent_at)}` : "") + ` · next look ${fmtTime(g.next_flush_at)}`),
+        el("ul", {}, g.alerts.map((a) => el("li", { "data-alert": a.id },
+          `${a.rule} `, el("code", {}, [a.labels.entity, a.labels.zone].filter(Boolean).join(" @ ")), ` ${a.status}`,
+          a.notified ? " (notified)" : " (waiting)"))))));
+  }
+
+  /** Where the alert goes under the policy (GET /v1/alerts/{id}/routes). */
+  async routesOf(a) {
+    const r = await api("GET", `/v1/alerts/${a.id}/routes`);
+    const groupText = (x) => Object.entries(x.group_labels).map(([k, v]) => `${k}=${v}`).join(", ") || "(all)";
+    const items = r.routes.map((x) => el("li", {}, x.route === null
+      ? `${x.receiver} (one webhook per alert: no notification policy)`
+      : `${x.receiver} by route ${x.route}, group ${groupText(x)}` + (x.muted_now ? " (muted now)" : "")));
+    return el("div", { id: "alert-routes" },
+      el("h3", {}, "Where it goes"),
+      items.length ? el("ul", {}, items) : el("p", {}, "Nowhere: no receiver takes it."),
+      r.inhibited_by.length ? el("p", {}, `Held back by ${r.inhibited_by.map((i) => `alert ${i.alert} (${i.rule})`).join(", ")}`) : null);
+  }
+
   async explain(a) {
     const x = await api("GET", `/v1/alerts/${a.id}/explain`);
+    const routes = await this.routesOf(a);
     const fb = el("p", { role: "status" });
     const feedback = async (verdict) => {
       try {
@@ -136,6 +176,7 @@ export class AlertsView {
       el("h3", {}, "Numbers"), el("pre", {}, JSON.stringify(x.numbers, null, 1)),
       el("h3", {}, `Evidence (${x.evidence.length})`),
       el("ul", { class: "evidence" }, x.evidence.map((e) => el("li", {}, el("code", {}, e.id), " ", el("code", {}, e.event ? JSON.stringify(e.event) : "(no longer stored)")))),
+      routes,
       el("h3", {}, "Rule"), el("pre", {}, JSON.stringify(x.rule.text, null, 1)),
       canWrite ? el("div", { class: "actions" },
         el("button", { type: "button", id: "fb-useful", onclick: () => feedback("useful") }, "Useful"),
