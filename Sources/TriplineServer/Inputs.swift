@@ -55,18 +55,6 @@ public final class NATSEventInput: @unchecked Sendable {
         }
     }
 
-    /// Calls an async function from this thread and waits for it.
-    private func wait<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) -> Result<T, any Error> {
-        let sem = DispatchSemaphore(value: 0)
-        let box = ResultBox<T>()
-        Task {
-            do { box.value = .success(try await body()) } catch { box.value = .failure(error) }
-            sem.signal()
-        }
-        sem.wait()
-        return box.value!
-    }
-
     private func log(_ s: String) { FileHandle.standardError.write("tripline: nats input: \(s)\n".data(using: .utf8)!) }
 
     private func loop() {
@@ -93,35 +81,60 @@ public final class NATSEventInput: @unchecked Sendable {
         }
     }
 
-    /// Ingests the messages' events (all together, or message by message when some are
-    /// invalid), then records the last sequence.
+    /// Ingests the messages' events, then records the last sequence.
     func ingest(_ msgs: [StreamMessage]) throws {
-        func lines(_ m: StreamMessage) -> [UInt8] {
-            var b = m.data
-            if b.last != 10 { b.append(10) }
-            return b
+        try MessageIngest(host: host, source: "nats \(settings.stream)").ingest(msgs.map(\.data), describe: { "message \(msgs[$0].sequence) on \(msgs[$0].subject)" },
+                                                                              committed: { try self.store.setMeta(self.metaKey, String(msgs[$0].sequence)) },
+                                                                              rejected: { self.rejected += 1 })
+    }
+}
+
+/// Ingests a batch of messages (each one event's JSON or NDJSON lines) through the engine
+/// host: all together, or message by message when some hold invalid events (those are skipped
+/// and reported). Blocks the calling thread (the inputs' own threads).
+struct MessageIngest {
+    let host: EngineHost
+    let source: String
+
+    private func log(_ s: String) { FileHandle.standardError.write("tripline: \(source): \(s)\n".data(using: .utf8)!) }
+
+    /// Calls an async function from this thread and waits for it.
+    private func wait<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) -> Result<T, any Error> {
+        let sem = DispatchSemaphore(value: 0)
+        let box = ResultBox<T>()
+        Task {
+            do { box.value = .success(try await body()) } catch { box.value = .failure(error) }
+            sem.signal()
         }
+        sem.wait()
+        return box.value!
+    }
+
+    /// `committed(i)`: message i's events (and every one before it) are durable.
+    func ingest(_ payloads: [[UInt8]], describe: (Int) -> String, committed: (Int) throws -> Void, rejected: () -> Void) throws {
+        func lines(_ b: [UInt8]) -> [UInt8] { b.last == 10 ? b : b + [10] }
         func submit(_ bytes: [UInt8]) -> Result<IngestResult, any Error> {
-            switch EventTexts.split(bytes, file: "nats \(settings.stream)") {
+            switch EventTexts.split(bytes, file: source) {
             case .failure(let e): return .failure(IngestError.invalid([e]))
             case .success(let input):
+                if input.count == 0 { return .success(IngestResult()) }
                 return wait { [host] in try await host.ingest(input) }
             }
         }
+        guard !payloads.isEmpty else { return }
         while true {
-            switch submit(msgs.flatMap(lines)) {
+            switch submit(payloads.flatMap(lines)) {
             case .success:
-                try store.setMeta(metaKey, String(msgs.last!.sequence))
+                try committed(payloads.count - 1)
                 return
             case .failure(IngestError.invalid):
-                // Find the bad messages: each on its own; the good ones are applied in order.
-                for m in msgs {
+                for (i, p) in payloads.enumerated() {
                     while true {
-                        switch submit(lines(m)) {
+                        switch submit(lines(p)) {
                         case .success: break
                         case .failure(IngestError.invalid(let errs)):
-                            rejected += 1
-                            log("message \(m.sequence) on \(m.subject) is refused: \(errs.map(\.description).joined(separator: "; "))")
+                            rejected()
+                            log("\(describe(i)) is refused: \(errs.map(\.description).joined(separator: "; "))")
                         case .failure(IngestError.overloaded(let after)):
                             Thread.sleep(forTimeInterval: Double(after))
                             continue
@@ -130,7 +143,7 @@ public final class NATSEventInput: @unchecked Sendable {
                         }
                         break
                     }
-                    try store.setMeta(metaKey, String(m.sequence))
+                    try committed(i)
                 }
                 return
             case .failure(IngestError.overloaded(let after)):

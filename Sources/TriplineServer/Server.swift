@@ -26,6 +26,8 @@ public struct ServerSettings: Sendable {
     public var idleAdvance: Millis?
     /// A JetStream stream to read events from (nil: none).
     public var natsInput: NATSInputSettings?
+    /// MQTT topics to read events from (nil: none).
+    public var mqttInput: MQTTInputSettings?
     /// Event batches read at once (see `TriplineHTTP.inflight`).
     public var maxBodiesInFlight = 32
     /// Header timeout, idle timeout and connection cap (docs/security.md).

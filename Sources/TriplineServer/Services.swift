@@ -75,6 +75,12 @@ struct ActiveWorkService: Service {
                 await withTaskCancellationHandler { await input.run() } onCancel: { input.stop() }
             }))
         }
+        if let m = http.settings.mqttInput {
+            let input = MQTTEventInput(settings: m, host: host)
+            services.append(.init(service: LoopService(name: "mqtt-input") {
+                await withTaskCancellationHandler { await input.run() } onCancel: { input.stop() }
+            }))
+        }
         if let idle = http.settings.idleAdvance {
             services.append(.init(service: LoopService(name: "idle-advance") { await host.runIdleAdvance(idle: idle, clock: http.settings.clock) }))
         }

@@ -26,6 +26,10 @@ struct ServerOptions: ParsableArguments {
     var natsInput: String?
     @Option(name: .customLong("nats-input-stream"), help: "The JetStream stream to read events from.") var natsInputStream: String?
     @Option(name: .customLong("nats-input-subject"), help: "Only its messages on this subject (wildcards allowed).") var natsInputSubject = ">"
+    @Option(name: .customLong("mqtt-input"), help: "Read events from an MQTT broker (mqtt://host:port) at QoS 1, at least once; needs --mqtt-input-topic.")
+    var mqttInput: String?
+    @Option(name: .customLong("mqtt-input-topic"), help: "A topic filter to subscribe to (repeatable; + and # allowed).") var mqttInputTopics: [String] = []
+    @Option(name: .customLong("mqtt-input-client-id"), help: "The MQTT client id of the persistent session.") var mqttInputClientId = "tripline-input"
     @Option(name: .customLong("retention-events"), help: "Delete events stored longer ago than this (wall clock).") var retentionEvents = "30d"
     @Option(name: .customLong("retention-alerts"), help: "Delete alerts created longer ago than this.") var retentionAlerts = "365d"
     @Option(name: .customLong("retention-audit"), help: "Delete audit records older than this (the chain stays verifiable from the first kept one).") var retentionAudit = "730d"
@@ -149,6 +153,15 @@ struct ServerOptions: ParsableArguments {
             settings.natsInput = NATSInputSettings(url: u, stream: st, subject: natsInputSubject)
         case (nil, nil): break
         default: throw ValidationError("--nats-input and --nats-input-stream go together")
+        }
+        if let m = mqttInput {
+            guard let u = URL(string: m), u.scheme == "mqtt", let h = u.host else {
+                throw ValidationError("--mqtt-input must be an MQTT broker URL such as mqtt://127.0.0.1:1883")
+            }
+            guard !mqttInputTopics.isEmpty else { throw ValidationError("--mqtt-input needs at least one --mqtt-input-topic") }
+            settings.mqttInput = MQTTInputSettings(host: h, port: u.port ?? 1883, topics: mqttInputTopics, clientId: mqttInputClientId)
+        } else if !mqttInputTopics.isEmpty {
+            throw ValidationError("--mqtt-input-topic needs --mqtt-input")
         }
         settings.retention.events = try CLI.parseDuration(retentionEvents, option: "--retention-events")
         settings.retention.alerts = try CLI.parseDuration(retentionAlerts, option: "--retention-alerts")

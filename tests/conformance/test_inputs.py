@@ -88,3 +88,62 @@ def test_nats_input_applies_each_event_once_across_kill9_and_skips_bad_messages(
             srv.stop()
         nats_proc.kill()
         nats_proc.wait()
+
+
+def mqtt_publish(port, items):
+    """Publishes (topic, payload) at QoS 1 and waits for each PUBACK."""
+    import paho.mqtt.client as mqtt
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"pub-{random.random()}")
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    for topic, data in items:
+        c.publish(topic, data, qos=1).wait_for_publish(10)
+    c.loop_stop()
+    c.disconnect()
+
+
+def test_mqtt_input_applies_each_event_once_across_kill9_including_what_arrives_while_down(tmp_path):
+    from test_receivers import start_broker
+    port = free_port()
+    broker = start_broker(tmp_path, port)
+    data = tmp_path / "data"
+    token = make_token(data)
+    args = ("--mqtt-input", f"mqtt://127.0.0.1:{port}", "--mqtt-input-topic", "devices/+/events", "--mqtt-input-topic", "gateways/#")
+    srv = Server(data, *args).start()
+    srv.token = token
+    try:
+        srv.ok("POST", "/v1/zones", YARD)
+        srv.ok("POST", "/v1/rules", ENTER_YARD)
+        time.sleep(0.5)  # the server's first subscription makes its session
+        rng = random.Random(5)
+        names, t = [], 0
+        for round_ in range(5):
+            batch = []
+            for i in range(rng.randint(20, 50)):
+                name = f"m{round_}-e{i}"
+                names.append(name)
+                evs = entity_events(name, t)
+                t += 2
+                topic = f"devices/{name}/events" if i % 2 else "gateways/g1"
+                if i % 3 == 0:
+                    batch.append((topic, "\n".join(evs)))
+                else:
+                    batch += [(topic, e) for e in evs]
+            if round_ == 1:
+                batch.append(("gateways/g1", '{"entity":"x","time":1,"type":"position","lng":1}'))
+            mqtt_publish(port, batch[: len(batch) // 2])
+            time.sleep(rng.uniform(0, 0.3))
+            srv.kill9()
+            # Published while the server is down: the broker keeps it for the session.
+            mqtt_publish(port, batch[len(batch) // 2:])
+            srv = Server(data, *args).start()
+            srv.token = token
+        mqtt_publish(port, [("gateways/g1", json.dumps({"entity": "clock", "id": "clock-1", "time": t + 10, "type": "ping"}))])
+        assert wait_until(lambda: len(srv.all_alerts()) >= len(names), 60), len(srv.all_alerts())
+        time.sleep(1)
+        got = sorted(a["key"]["entity"] for a in srv.all_alerts())
+        assert got == sorted(names), (len(got), len(names))
+    finally:
+        srv.stop()
+        broker.kill()
+        broker.wait()
