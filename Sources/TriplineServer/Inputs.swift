@@ -23,61 +23,29 @@ public struct NATSInputSettings: Sendable {
 /// events are dropped as duplicates by id (events should carry ids). A message holding an
 /// invalid event is skipped, counted and reported with its sequence; the rest of its batch is
 /// applied.
-public final class NATSEventInput: @unchecked Sendable {
+public final class NATSEventInput: EventInput, @unchecked Sendable {
     let settings: NATSInputSettings
-    let host: EngineHost
     let store: any TriplineStore
-    private let lock = NSLock()
-    private var stopped = false
-    public private(set) var rejected = 0
 
     var metaKey: String { "input.nats.\(settings.stream).\(settings.subject)" }
 
     public init(settings: NATSInputSettings, host: EngineHost, store: any TriplineStore) {
         self.settings = settings
-        self.host = host
         self.store = store
+        super.init(host: host, name: "nats input")
     }
 
-    public func stop() { lock.withLock { stopped = true } }
-    var isStopped: Bool { lock.withLock { stopped } }
-
-    /// Runs until `stop()`: on its own thread (the NATS client blocks), ingesting through the
-    /// engine host like `POST /v1/events`.
-    public func run() async {
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let t = Thread { [self] in
-                loop()
-                c.resume()
-            }
-            t.name = "tripline-nats-input"
-            t.start()
-        }
-    }
-
-    private func log(_ s: String) { FileHandle.standardError.write("tripline: nats input: \(s)\n".data(using: .utf8)!) }
-
-    private func loop() {
-        var backoff = 0.2
+    override func session() throws {
+        let conn = try NATSConnection(servers: [settings.url], name: "tripline-input", timeout: .seconds(5))
+        let last = UInt64(try store.meta(metaKey) ?? "0") ?? 0
+        let reader = try conn.orderedReader(stream: settings.stream, subject: settings.subject, startSequence: last + 1)
+        connected()
         while !isStopped {
-            do {
-                let conn = try NATSConnection(servers: [settings.url], name: "tripline-input", timeout: .seconds(5))
-                let last = UInt64(try store.meta(metaKey) ?? "0") ?? 0
-                let reader = try conn.orderedReader(stream: settings.stream, subject: settings.subject, startSequence: last + 1)
-                backoff = 0.2
-                while !isStopped {
-                    // A batch: what arrives within 200 ms of the first message, at most 1,000.
-                    guard let first = try reader.next(timeout: .milliseconds(200)) else { continue }
-                    var msgs = [first]
-                    while msgs.count < 1000, let m = try reader.next(timeout: .milliseconds(5)) { msgs.append(m) }
-                    try ingest(msgs)
-                }
-            } catch {
-                if isStopped { return }
-                log("\(error); reconnecting in \(backoff) s")
-                Thread.sleep(forTimeInterval: backoff)
-                backoff = min(5, backoff * 2)
-            }
+            // A batch: what arrives within 200 ms of the first message, at most 1,000.
+            guard let first = try reader.next(timeout: .milliseconds(200)) else { continue }
+            var msgs = [first]
+            while msgs.count < 1000, let m = try reader.next(timeout: .milliseconds(5)) { msgs.append(m) }
+            try ingest(msgs)
         }
     }
 
@@ -86,6 +54,54 @@ public final class NATSEventInput: @unchecked Sendable {
         try MessageIngest(host: host, source: "nats \(settings.stream)").ingest(msgs.map(\.data), describe: { "message \(msgs[$0].sequence) on \(msgs[$0].subject)" },
                                                                               committed: { try self.store.setMeta(self.metaKey, String(msgs[$0].sequence)) },
                                                                               rejected: { self.rejected += 1 })
+    }
+}
+
+/// An event source on its own thread (its client blocks), ingesting through the engine host
+/// like `POST /v1/events`; `session()` runs one connection, and is run again after a failure
+/// with a growing pause (0.2 s doubling to 5 s) until `stop()`.
+public class EventInput: @unchecked Sendable {
+    let host: EngineHost
+    let name: String
+    private let lock = NSLock()
+    private var stopped = false
+    private var backoff = 0.2
+    public internal(set) var rejected = 0
+
+    init(host: EngineHost, name: String) {
+        self.host = host
+        self.name = name
+    }
+
+    public func stop() { lock.withLock { stopped = true } }
+    var isStopped: Bool { lock.withLock { stopped } }
+
+    func log(_ s: String) { FileHandle.standardError.write("tripline: \(name): \(s)\n".data(using: .utf8)!) }
+
+    /// One connection's work (overridden); returns when stopped, throws when the connection fails.
+    func session() throws {}
+
+    /// A session is established: the next failure pauses briefly again.
+    func connected() { backoff = 0.2 }
+
+    public func run() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let t = Thread { [self] in
+                while !isStopped {
+                    do {
+                        try session()
+                    } catch {
+                        if isStopped { break }
+                        log("\(error); reconnecting in \(backoff) s")
+                        Thread.sleep(forTimeInterval: backoff)
+                        backoff = min(5, backoff * 2)
+                    }
+                }
+                c.resume()
+            }
+            t.name = "tripline-" + name.replacingOccurrences(of: " ", with: "-")
+            t.start()
+        }
     }
 }
 

@@ -27,54 +27,24 @@ public struct MQTTInputSettings: Sendable {
 /// This speaks MQTT 3.1.1 itself over a socket rather than through libmosquitto (which the
 /// MQTT receivers use): libmosquitto acknowledges a QoS 1 message as soon as it arrives, before
 /// the application has stored it, and has no way to defer that acknowledgement.
-public final class MQTTEventInput: @unchecked Sendable {
+public final class MQTTEventInput: EventInput, @unchecked Sendable {
     let settings: MQTTInputSettings
-    let host: EngineHost
-    private let lock = NSLock()
-    private var stopped = false
-    public private(set) var rejected = 0
 
     public init(settings: MQTTInputSettings, host: EngineHost) {
         self.settings = settings
-        self.host = host
+        super.init(host: host, name: "mqtt input")
     }
 
-    public func stop() { lock.withLock { stopped = true } }
-    var isStopped: Bool { lock.withLock { stopped } }
-
-    public func run() async {
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let t = Thread { [self] in
-                loop()
-                c.resume()
-            }
-            t.name = "tripline-mqtt-input"
-            t.start()
-        }
+    override func session() throws {
+        let conn = try MQTTConnection(host: settings.host, port: settings.port)
+        defer { conn.close() }
+        try conn.connect(clientId: settings.clientId, keepAlive: 30)
+        try conn.subscribe(settings.topics)
+        connected()
+        try read(conn)
     }
 
-    private func log(_ s: String) { FileHandle.standardError.write("tripline: mqtt input: \(s)\n".data(using: .utf8)!) }
-
-    private func loop() {
-        var backoff = 0.2
-        while !isStopped {
-            do {
-                let conn = try MQTTConnection(host: settings.host, port: settings.port)
-                defer { conn.close() }
-                try conn.connect(clientId: settings.clientId, keepAlive: 30)
-                try conn.subscribe(settings.topics)
-                backoff = 0.2
-                try session(conn)
-            } catch {
-                if isStopped { return }
-                log("\(error); reconnecting in \(backoff) s")
-                Thread.sleep(forTimeInterval: backoff)
-                backoff = min(5, backoff * 2)
-            }
-        }
-    }
-
-    private func session(_ conn: MQTTConnection) throws {
+    private func read(_ conn: MQTTConnection) throws {
         var lastSent = Date()
         let ingest = MessageIngest(host: host, source: "mqtt \(settings.host):\(settings.port)")
         while !isStopped {
@@ -120,18 +90,7 @@ final class MQTTConnection {
     private var nextId: UInt16 = 1
 
     init(host: String, port: Int) throws {
-        var hints = addrinfo()
-        hints.ai_family = AF_UNSPEC
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var res: UnsafeMutablePointer<addrinfo>?
-        guard getaddrinfo(host, String(port), &hints, &res) == 0, let first = res else { throw MQTTProtocolError(description: "cannot resolve \(host)") }
-        defer { freeaddrinfo(res) }
-        fd = socket(first.pointee.ai_family, first.pointee.ai_socktype, first.pointee.ai_protocol)
-        guard fd >= 0 else { throw MQTTProtocolError(description: "socket: errno \(errno)") }
-        guard Glibc.connect(fd, first.pointee.ai_addr, first.pointee.ai_addrlen) == 0 else {
-            Glibc.close(fd)
-            throw MQTTProtocolError(description: "cannot connect to \(host):\(port) (errno \(errno))")
-        }
+        fd = try TCP.connect(host: host, port: port)
     }
 
     func close() { Glibc.close(fd) }

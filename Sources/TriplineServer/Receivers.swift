@@ -87,7 +87,7 @@ enum ReceiverKinds {
         let incident = key.split(separator: "-").dropLast().joined(separator: "-")
         var details: [(String, J)] = []
         if case .success(let doc) = JSONDocumentParser.parse(body, file: "n"), let gl = doc["group_labels"] {
-            details.append(("group_labels", .raw(TestJSON.text(gl))))
+            details.append(("group_labels", .raw(gl.jsonText)))
             details.append(("alerts", .int(alerts.count)))
         }
         let payload: J = .obj([("summary", .str(summary.isEmpty ? key : summary)), ("source", .str("tripline")),
@@ -96,20 +96,6 @@ enum ReceiverKinds {
                                ("custom_details", .obj(details))])
         return Array(J.obj([("routing_key", .str(r.secret)), ("event_action", .str(firing ? "trigger" : "resolve")),
                             ("dedup_key", .str("tripline-" + incident)), ("client", .str("Tripline")), ("payload", payload)]).text.utf8)
-    }
-}
-
-/// DocNode back to JSON text.
-enum TestJSON {
-    static func text(_ n: DocNode) -> String {
-        switch n.value {
-        case .null: return "null"
-        case .bool(let b): return b ? "true" : "false"
-        case .number(let d, _): return JSONText.ecmaScript(d)
-        case .string(let s): return JSONText.quoted(s)
-        case .array(let a): return "[" + a.map(text).joined(separator: ",") + "]"
-        case .object(let m): return "{" + m.map { JSONText.quoted($0.key) + ":" + text($0.node) }.joined(separator: ",") + "}"
-        }
     }
 }
 

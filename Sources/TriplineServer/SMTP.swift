@@ -5,32 +5,23 @@ import Glibc
 import TriplineCore
 import TriplineStore
 
+/// A failure of a plain TCP exchange (SMTP, the MQTT input's connection).
+struct NetError: Error, CustomStringConvertible {
+    var description: String
+}
+
 /// A small SMTP client (RFC 5321) for email receivers: plain SMTP to a relay the operator runs
 /// beside the server (a local Postfix or a mail relay on the LAN); no TLS and no
 /// authentication, which the relay adds. Each message is one blocking exchange with
 /// timeouts, run off the async executors.
-struct SMTPError: Error, CustomStringConvertible {
-    var description: String
-}
-
 enum SMTP {
     /// Sends one message; throws with the server's answer when a step is refused.
     static func send(host: String, port: Int, from: String, to: [String], message: String, timeout: Int = 10) throws {
-        var hints = addrinfo()
-        hints.ai_family = AF_UNSPEC
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var res: UnsafeMutablePointer<addrinfo>?
-        guard getaddrinfo(host, String(port), &hints, &res) == 0, let first = res else { throw SMTPError(description: "cannot resolve \(host)") }
-        defer { freeaddrinfo(res) }
-        let fd = socket(first.pointee.ai_family, first.pointee.ai_socktype, first.pointee.ai_protocol)
-        guard fd >= 0 else { throw SMTPError(description: "socket: errno \(errno)") }
+        let fd = try TCP.connect(host: host, port: port)
         defer { close(fd) }
         var tv = timeval(tv_sec: timeout, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        guard connect(fd, first.pointee.ai_addr, first.pointee.ai_addrlen) == 0 else {
-            throw SMTPError(description: "cannot connect to \(host):\(port) (errno \(errno))")
-        }
         var buffer: [UInt8] = []
         /// One reply (multi-line replies end with "NNN " at the start of their last line).
         func reply() throws -> (Int, String) {
@@ -46,7 +37,7 @@ enum SMTP {
                 }
                 var chunk = [UInt8](repeating: 0, count: 4096)
                 let n = recv(fd, &chunk, chunk.count, 0)
-                guard n > 0 else { throw SMTPError(description: "the SMTP server closed the connection or did not answer within \(timeout) s") }
+                guard n > 0 else { throw NetError(description: "the SMTP server closed the connection or did not answer within \(timeout) s") }
                 buffer += chunk[..<n]
             }
         }
@@ -55,14 +46,14 @@ enum SMTP {
             var off = 0
             while off < bytes.count {
                 let n = bytes.withUnsafeMutableBytes { Glibc.send(fd, $0.baseAddress! + off, $0.count - off, Int32(MSG_NOSIGNAL)) }
-                guard n > 0 else { throw SMTPError(description: "write to the SMTP server failed (errno \(errno))") }
+                guard n > 0 else { throw NetError(description: "write to the SMTP server failed (errno \(errno))") }
                 off += n
             }
             bytes.removeAll()
         }
         func expect(_ step: String, _ ok: ClosedRange<Int>) throws {
             let (code, text) = try reply()
-            guard ok.contains(code) else { throw SMTPError(description: "SMTP \(step): \(text)") }
+            guard ok.contains(code) else { throw NetError(description: "SMTP \(step): \(text)") }
         }
         try expect("greeting", 220...220)
         try write("EHLO tripline\r\n")
@@ -140,5 +131,26 @@ final class SMTPSender: @unchecked Sendable {
                 }
             }
         }
+    }
+}
+
+/// A blocking TCP connection (the SMTP client and the MQTT input).
+enum TCP {
+    /// A connected socket to `host:port` (the first address that resolves).
+    static func connect(host: String, port: Int) throws -> Int32 {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var res: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, String(port), &hints, &res) == 0, let first = res else { throw NetError(description: "cannot resolve \(host)") }
+        defer { freeaddrinfo(res) }
+        let fd = socket(first.pointee.ai_family, first.pointee.ai_socktype, first.pointee.ai_protocol)
+        guard fd >= 0 else { throw NetError(description: "socket: errno \(errno)") }
+        guard Glibc.connect(fd, first.pointee.ai_addr, first.pointee.ai_addrlen) == 0 else {
+            let e = errno
+            Glibc.close(fd)
+            throw NetError(description: "cannot connect to \(host):\(port) (errno \(e))")
+        }
+        return fd
     }
 }

@@ -72,18 +72,7 @@ struct RemoteOptions: ParsableArguments {
     }
 
     func printJSON(_ n: DocNode?) {
-        print(n.map(Self.json) ?? "null")
-    }
-
-    static func json(_ n: DocNode) -> String {
-        switch n.value {
-        case .null: return "null"
-        case .bool(let b): return b ? "true" : "false"
-        case .number(let d, _): return JSONText.ecmaScript(d)
-        case .string(let s): return JSONText.quoted(s)
-        case .array(let a): return "[" + a.map(json).joined(separator: ",") + "]"
-        case .object(let m): return "{" + m.map { JSONText.quoted($0.key) + ":" + json($0.node) }.joined(separator: ",") + "}"
-        }
+        print(n?.jsonText ?? "null")
     }
 
     static func query(_ items: [(String, String?)]) -> String {
@@ -216,7 +205,7 @@ struct SilenceCommand: AsyncParsableCommand {
         func run() async throws {
             let doc = try await server.ok(.GET, "/v1/silences")
             let items = (doc?["silences"]?.elements ?? []).filter { !active || isTrue($0["active"]) }
-            if server.output == "json" { return print("[" + items.map(RemoteOptions.json).joined(separator: ",") + "]") }
+            if server.output == "json" { return print("[" + items.map(\.jsonText).joined(separator: ",") + "]") }
             printTable(["ID", "MATCHERS", "ENDS", "ACTIVE", "BY", "COMMENT"], items.map { s in
                 var parts: [String] = []
                 for x in s["matchers"]?.members ?? [] { if let v = x.node.stringValue { parts.append("\(x.key)=\(v)") } }

@@ -130,7 +130,7 @@ struct UnitTest {
             let g = got[unmatched[k]]
             unmatched.remove(at: k)
             if let d = e.details, let gd = g.doc["details"], !TestFile.same(d, gd) {
-                out.append("different details (line \(e.line)): \(e.describe()): expected \(TestFile.json(d)), got \(TestFile.json(gd))")
+                out.append("different details (line \(e.line)): \(e.describe()): expected \(d.jsonText), got \(gd.jsonText)")
             }
             if let ev = e.evidence, let ge = g.doc["evidence"]?.elements?.compactMap(\.stringValue), ev != ge {
                 out.append("different evidence (line \(e.line)): \(e.describe()): expected \(ev), got \(ge)")
@@ -153,17 +153,6 @@ struct TestFile {
     static func describe(rule: String, key: [String: String], state: String, time: Millis) -> String {
         let k = ["entity", "zone", "pair", "group"].compactMap { n in key[n].map { "\(n): \($0)" } }.joined(separator: ", ")
         return "\(rule) {\(k)} \(state) at \(EventTime.format(time))"
-    }
-
-    static func json(_ n: DocNode) -> String {
-        switch n.value {
-        case .null: return "null"
-        case .bool(let b): return b ? "true" : "false"
-        case .number(let d, _): return JSONText.ecmaScript(d)
-        case .string(let s): return JSONText.quoted(s)
-        case .array(let a): return "[" + a.map(json).joined(separator: ",") + "]"
-        case .object(let m): return "{" + m.map { JSONText.quoted($0.key) + ":" + json($0.node) }.joined(separator: ",") + "}"
-        }
     }
 
     /// Equal as JSON values (members in any order; numbers by value).

@@ -32,6 +32,19 @@ public struct DocNode: Sendable {
     }
 
     /// A short name of the value's type for messages ("a string", "an object", ...).
+    /// The node as compact JSON text (members in document order; numbers as ECMAScript
+    /// writes them).
+    public var jsonText: String {
+        switch value {
+        case .null: return "null"
+        case .bool(let b): return b ? "true" : "false"
+        case .number(let d, _): return JSONText.ecmaScript(d)
+        case .string(let s): return JSONText.quoted(s)
+        case .array(let a): return "[" + a.map(\.jsonText).joined(separator: ",") + "]"
+        case .object(let m): return "{" + m.map { JSONText.quoted($0.key) + ":" + $0.node.jsonText }.joined(separator: ",") + "}"
+        }
+    }
+
     public var typeName: String {
         switch value {
         case .null: return "null"
