@@ -223,8 +223,17 @@ public final class NotificationRouter: @unchecked Sendable {
             deliveries.append(Delivery(receiver: g.receiver, alertId: newest, notification: Self.body(g), nextAttemptAt: now, updatedAt: now))
         }
         let state = String(decoding: try JSONEncoder().encode(n.state), as: UTF8.self)
-        let stored = try host.notifyGate.ifUnchanged(since: loadedAt) {
-            try store.commitNotifications(state: state, deliveries: deliveries)
+        let stored: Bool
+        do {
+            stored = try host.notifyGate.ifUnchanged(since: loadedAt) {
+                try store.commitNotifications(state: state, deliveries: deliveries)
+            }
+        } catch {
+            // The flush happened in memory only: start again from the saved state (and the
+            // alerts after its cursor), so that the same flush is computed and stored later.
+            notifier = nil
+            version = -1
+            throw error
         }
         if !stored {
             // An erasure ran meanwhile: start again from the (erased) saved state.

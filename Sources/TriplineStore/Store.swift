@@ -657,7 +657,15 @@ public final class MemoryStore: TriplineStore, @unchecked Sendable {
         }
     }
     public func pendingDeliveryCount() throws -> Int { locked { deliveryRows.reduce(0) { $0 + ($1.state == "pending" ? 1 : 0) } } }
+    /// For tests: called before each `commitNotifications`; an error it throws refuses it.
+    public var beforeNotificationCommit: (@Sendable () throws -> Void)? {
+        get { locked { notifyHook } }
+        set { locked { notifyHook = newValue } }
+    }
+    private var notifyHook: (@Sendable () throws -> Void)?
+
     public func commitNotifications(state: String, deliveries: [Delivery]) throws {
+        if let hook = beforeNotificationCommit { try hook() }
         locked {
             metaRows[NotifyMeta.state] = state
             for var d in deliveries {
