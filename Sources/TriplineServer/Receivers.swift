@@ -15,10 +15,10 @@ enum ReceiverKinds {
         switch kind {
         case "slack": return ["url", "template"]
         case "pagerduty": return ["url", "routing_key", "template"]
-        case "nats": return ["url", "subject", "stream"]
-        case "mqtt": return ["url", "topic"]
+        case "nats": return ["url", "subject", "stream", "template"]
+        case "mqtt": return ["url", "topic", "template"]
         case "email": return ["url", "from", "to", "subject", "template"]
-        default: return ["url", "min_severity", "secret"]
+        default: return ["url", "min_severity", "secret", "template"]
         }
     }
 
@@ -57,6 +57,13 @@ enum ReceiverKinds {
         var out: [String: String] = [:]
         for m in doc.members ?? [] { if let s = m.node.stringValue { out[m.key] = s } }
         return out
+    }
+
+    /// The bytes a webhook, NATS or MQTT receiver sends for a group notification: its
+    /// `template` rendered over the notification, or else the notification's JSON.
+    static func payload(_ r: Receiver, notification body: String) -> [UInt8] {
+        guard let t = config(r)["template"], let tpl = try? AnnotationTemplate(t) else { return Array(body.utf8) }
+        return Array(tpl.render(context(body)).utf8)
     }
 
     /// PagerDuty's severities from Tripline's.

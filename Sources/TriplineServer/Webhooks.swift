@@ -176,17 +176,22 @@ public final class WebhookDispatcher: @unchecked Sendable {
         case "email":
             failure = await smtp.send(receiver, notification: d.notification ?? "", key: msgId, now: now)
         case "mqtt":
-            failure = await mqtt.publish(url: receiver.url, topic: ReceiverKinds.config(receiver)["topic"] ?? "", data: Array((d.notification ?? "").utf8))
+            failure = await mqtt.publish(url: receiver.url, topic: ReceiverKinds.config(receiver)["topic"] ?? "",
+                                         data: ReceiverKinds.payload(receiver, notification: d.notification ?? ""))
         case "nats":
             let cfg = ReceiverKinds.config(receiver)
             failure = await nats.publish(url: receiver.url, subject: cfg["subject"] ?? "", stream: cfg["stream"], msgId: msgId,
-                                         data: Array((d.notification ?? "").utf8))
+                                         data: ReceiverKinds.payload(receiver, notification: d.notification ?? ""))
         default:
             var req = HTTPClientRequest(url: receiver.url)
             req.method = .POST
             req.headers.add(name: "Content-Type", value: "application/json")
             req.headers.add(name: "User-Agent", value: "tripline")
             if receiver.kind == "webhook" {
+                // A group notification through the receiver's template, when it has one.
+                if let text = d.notification, ReceiverKinds.config(receiver)["template"] != nil {
+                    body = ReceiverKinds.payload(receiver, notification: text)
+                }
                 let ts = now / 1000
                 req.headers.add(name: "webhook-id", value: msgId)
                 req.headers.add(name: "webhook-timestamp", value: String(ts))

@@ -301,3 +301,46 @@ def test_email_receiver_sends_each_notification_over_smtp_with_its_key_as_messag
     finally:
         srv.stop()
         sink.close()
+
+
+@pytest.mark.skipif(bool(os.environ.get("TRIPLINE_TEST_POSTGRES")), reason="store-independent: runs in the SQLite pass")
+def test_payload_templates_of_webhook_and_mqtt_receivers(tmp_path):
+    """A `template` replaces the JSON of a group notification: the webhook body (still signed
+    under the key) and the MQTT payload."""
+    import paho.mqtt.client as mqtt
+    data = tmp_path / "data"
+    token = make_token(data)
+    port = free_port()
+    broker = start_broker(tmp_path, port)
+    hook = Fake(lambda doc, headers: None if headers.get("webhook-id", "").startswith("grp-") else "webhook-id")
+    got = []
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="tpl-sub")
+    sub.on_message = lambda c, u, m: got.append(m.payload.decode())
+    sub.connect("127.0.0.1", port)
+    sub.subscribe("tripline/summary", qos=1)
+    sub.loop_start()
+    srv = Server(data).start()
+    srv.token = token
+    try:
+        srv.ok("POST", "/v1/zones", YARD)
+        srv.ok("POST", "/v1/rules", ENTER_YARD)
+        status, _, out = srv.request("POST", "/v1/webhooks", {"url": hook.url, "template": "{{#alerts}"})
+        assert status == 400 and "/template" in out["message"], out
+        w = srv.ok("POST", "/v1/webhooks", {"url": hook.url, "template": '{"n": {{count_firing}}, "where": "{{group_text}}", "key": "{{key}}"}'})
+        m = srv.ok("POST", "/v1/webhooks", {"kind": "mqtt", "url": f"mqtt://127.0.0.1:{port}", "topic": "tripline/summary",
+                                             "template": "{{count_firing}} firing at {{group_labels.zone}}: {{#alerts}}{{labels.entity}} {{/alerts}}"})
+        assert w["template"].startswith('{"n"') and m["template"].startswith("{{count_firing}}")
+        srv.ok("PUT", "/v1/policy", {"route": {"receiver": w["id"], "group_by": ["zone"], "group_wait": "300ms",
+                                               "routes": [{"matchers": ['rule="in-yard"'], "receiver": m["id"], "continue": True},
+                                                          {"matchers": ['rule="in-yard"'], "receiver": w["id"]}]}})
+        srv.ok("POST", "/v1/events", enters(["t1", "t2"], 0))
+        assert wait_until(lambda: hook.got and got, 30), (hook.refused, got)
+        body = hook.got[0]
+        assert body["n"] == 2 and body["where"] == "zone=yard" and body["key"].startswith("grp-"), body
+        assert got[0] == "2 firing at yard: t1 t2 ", got
+    finally:
+        srv.stop()
+        hook.close()
+        sub.loop_stop()
+        broker.kill()
+        broker.wait()

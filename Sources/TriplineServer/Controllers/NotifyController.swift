@@ -136,18 +136,18 @@ extension NotifyController {
             if let m = minSev, Severity(rawValue: m) == nil { throw APIError.badRequest("/min_severity \"\(m)\" is not one of info, low, medium, high, critical") }
             var config: [(String, J)] = []
             var secret = ""
+            // A payload template, for every kind but email (whose subject and body come below).
+            if kind != "email", let t = try optionalString(doc, "template", pointer: "") {
+                if let e = AnnotationTemplate.check(t) { throw APIError.badRequest("/template is not a valid Mustache template: \(e)") }
+                config.append(("template", .str(t)))
+            }
+            if kind == "pagerduty" {
+                guard let k = try optionalString(doc, "routing_key", pointer: "") else {
+                    throw APIError.badRequest("a pagerduty receiver needs \"routing_key\": the integration key of a PagerDuty service (Events API v2)")
+                }
+                secret = k
+            }
             switch kind {
-            case "slack", "pagerduty":
-                if let t = try optionalString(doc, "template", pointer: "") {
-                    if let e = AnnotationTemplate.check(t) { throw APIError.badRequest("/template is not a valid Mustache template: \(e)") }
-                    config.append(("template", .str(t)))
-                }
-                if kind == "pagerduty" {
-                    guard let k = try optionalString(doc, "routing_key", pointer: "") else {
-                        throw APIError.badRequest("a pagerduty receiver needs \"routing_key\": the integration key of a PagerDuty service (Events API v2)")
-                    }
-                    secret = k
-                }
             case "nats":
                 guard let subject = try optionalString(doc, "subject", pointer: ""), !subject.contains(" "), !subject.contains("*"), !subject.contains(">") else {
                     throw APIError.badRequest("a nats receiver needs \"subject\": a JetStream subject without spaces or wildcards, such as alerts.depot")
@@ -177,8 +177,10 @@ extension NotifyController {
                     throw APIError.badRequest("an mqtt receiver needs \"topic\": a topic to publish to, without wildcards, such as tripline/alerts")
                 }
                 config.append(("topic", .str(topic)))
-            default:
+            case "webhook":
                 secret = try optionalString(doc, "secret", pointer: "") ?? WebhookSignature.newSecret()
+            default:
+                break
             }
             let r = Receiver(id: (kind == "webhook" ? "wh_" : kind == "email" ? "em_" : kind.prefix(2) + "_") + Tokens.randomHex(6), url: u, secret: secret, minSeverity: minSev,
                              createdAt: now(), kind: kind, config: config.isEmpty ? nil : J.obj(config).text)
