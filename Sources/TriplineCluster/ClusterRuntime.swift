@@ -606,6 +606,11 @@ public final class ClusterWorker: @unchecked Sendable {
         for (name, h) in held {
             if let rev = try leases.update(name, Array(id.utf8), last: h.revision) {
                 h.revision = rev
+            } else if let cur = try leases.get(name), cur.value == Array(id.utf8) {
+                // An earlier renewal was written but its answer was lost: the latest write is
+                // still this worker's (it only writes on its own last revision), so it held the
+                // stage throughout.
+                h.revision = cur.revision
             } else {
                 held[name] = nil
                 log("lost the lease of stage \(name)")

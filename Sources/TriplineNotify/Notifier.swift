@@ -61,7 +61,6 @@ public struct NotifierState: Sendable, Codable, Equatable {
         /// By fingerprint (instant alerts by fingerprint and id), the latest state.
         public var alerts: [String: NotifyAlert] = [:]
         public var nextFlush: Millis
-        public var flushed = false
         public var lastSent: Millis?
         public var seq = 0
         /// Fingerprints of the firing alerts the last notification listed.
@@ -104,7 +103,15 @@ public final class Notifier {
     }
 
     private func index() {
+        indexRoutes()
+        indexDue()
+    }
+
+    private func indexRoutes() {
         routesByPath = Dictionary(policy.allRoutes.map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    private func indexDue() {
         dueIndex = state.groups.mapValues(\.nextFlush)
         heap = DueHeap()
         for (k, t) in dueIndex { heap.push(t, k) }
@@ -211,7 +218,6 @@ public final class Notifier {
             // Resolved and instant alerts leave after the flush that considered them; the
             // group lives on while it holds an alert.
             g.alerts = g.alerts.filter { $0.value.firing && !$0.value.instant }
-            g.flushed = true
             if let route = routesByPath[g.route] { g.nextFlush = now + route.groupInterval }
             state.groups[key] = g.alerts.isEmpty ? nil : g
             setDue(key, g.alerts.isEmpty ? nil : g.nextFlush)
@@ -262,21 +268,22 @@ public final class Notifier {
         var held: [String: NotifyAlert] = [:]
         for g in old.values { for (slot, a) in g.alerts { held[slot] = a } }
         policy = p
-        index()
+        indexRoutes()
         state.groups = [:]
+        dueIndex = [:]
+        heap = DueHeap()
         for a in held.values.sorted(by: { $0.id < $1.id }) { place(a, now: now) }
         for (k, g) in state.groups {
             guard let o = old[k] else { continue }
             var n = g
             n.nextFlush = o.nextFlush
             n.life = o.life
-            n.flushed = o.flushed
             n.lastSent = o.lastSent
             n.seq = o.seq
             n.notifiedFiring = o.notifiedFiring
             state.groups[k] = n
         }
-        index()
+        indexDue()
     }
 }
 

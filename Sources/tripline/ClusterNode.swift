@@ -61,9 +61,17 @@ final class ClusterNode: ClusterLink {
         // the lease is surely this node's.
         let start = ContinuousClock.now
         while true {
+            // A lease not renewed for 7 s (a JetStream leader election outlasting the renewals)
+            // is waited out: nothing is published meanwhile, and a renewal that succeeds again
+            // proves no one else held it in between (it is conditional on this node's revision).
+            // Lost to another node, or still stale after 30 s, this node stops.
             guard lease.isFresh else {
-                broken = true
-                throw GatewayLease.Stale(description: "the gateway lease was not renewed for over 7 s (JetStream unreachable?)")
+                if lease.isLost || ContinuousClock.now - start >= .seconds(30) {
+                    broken = true
+                    throw GatewayLease.Stale(description: "the gateway lease was not renewed for over 7 s (JetStream unreachable?)")
+                }
+                Thread.sleep(forTimeInterval: 0.1)
+                continue
             }
             do {
                 try publisher.flush(deadline: .seconds(1))
@@ -264,11 +272,21 @@ final class GatewayLease: @unchecked Sendable {
         (try? kv.get(Self.key)).flatMap { $0 }.map { String(decoding: $0.value, as: UTF8.self) }
     }
 
+    /// Renewed within the last 7 s, counted from when the renewal was sent (the server stamps
+    /// the write, and starts its 10 s life, no earlier than that).
     var isFresh: Bool {
         lock.lock()
         defer { lock.unlock() }
-        return !released && ContinuousClock.now - renewedAt < ClusterNames.gatewayLeaseTTL - .seconds(3)
+        return !released && !lost && ContinuousClock.now - renewedAt < ClusterNames.gatewayLeaseTTL - .seconds(3)
     }
+
+    /// Another node holds it, or it expired: this node can never publish again.
+    var isLost: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return lost
+    }
+    private var lost = false
 
     /// Renews every 500 ms on its own thread; `lost` is called when another node holds it.
     func keepRenewing(lost: @escaping @Sendable (String) -> Void) {
@@ -279,13 +297,26 @@ final class GatewayLease: @unchecked Sendable {
                 let (rev, done) = (revision, released)
                 lock.unlock()
                 if done { return }
+                let sent = ContinuousClock.now
                 do {
                     if let next = try kv.update(Self.key, Array(holder.utf8), last: rev) {
                         lock.lock()
                         revision = next
-                        renewedAt = ContinuousClock.now
+                        renewedAt = sent
+                        lock.unlock()
+                    } else if let cur = try kv.get(Self.key), cur.value == Array(holder.utf8) {
+                        // An earlier renewal was written but its answer was lost (a leader
+                        // killed after the write): the latest write is still this node's, and
+                        // it only ever writes on its own last revision, so it held the lease
+                        // throughout. Carry on from that revision; freshness waits for the next
+                        // renewal that is answered.
+                        lock.lock()
+                        revision = cur.revision
                         lock.unlock()
                     } else {
+                        lock.lock()
+                        self.lost = true
+                        lock.unlock()
                         lost(currentHolder() ?? "another node")
                         return
                     }

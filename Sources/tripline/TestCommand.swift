@@ -110,7 +110,7 @@ struct UnitTest {
         }
         p.finish(until: until)
         var text: [UInt8] = []
-        p.drainAlertLines(into: &text)
+        _ = p.drainAlertLines(into: &text)
         var got: [(rule: String, key: [String: String], state: String, time: Millis, doc: DocNode)] = []
         for line in String(decoding: text, as: UTF8.self).split(separator: "\n") {
             guard case .success(let doc) = JSONDocumentParser.parse(String(line), file: "alert") else { continue }
