@@ -1,0 +1,132 @@
+import Foundation
+
+/// A spatial query over the latest positions, with its order and paging: `nearby` answers in
+/// order of haversine distance (ties by id), `within` in order of id (ids compared as UTF-8
+/// bytes, which is code point order). A page ends with a cursor when more follow; the next
+/// page continues strictly after the last answer, by that order, over the positions current
+/// when it is asked (the data moves between pages: an entity that moved behind the cursor is
+/// not answered again, one that moved ahead may be).
+public struct PositionQuery: Sendable {
+    public enum Area: Sendable {
+        /// The `k` nearest (nil: no count limit) within `radiusM` metres (nil: any distance).
+        /// At least one of the two is given.
+        case nearby(lon: Double, lat: Double, k: Int?, radiusM: Double?)
+        /// Covered by the shape (boundary included).
+        case shape(ZoneShape)
+        /// Inside the box, edges included; `minX > maxX` crosses the antimeridian.
+        case box(BBox)
+    }
+
+    public var area: Area
+    /// Answers per page.
+    public var limit: Int
+    public var after: Cursor?
+
+    public init(area: Area, limit: Int, after: Cursor? = nil) {
+        self.area = area
+        self.limit = limit
+        self.after = after
+    }
+
+    /// Where a page ended: the last answer's id (and distance, for `nearby`), and how many
+    /// answers the pages so far held (for `nearby` with `k`).
+    public struct Cursor: Sendable, Equatable {
+        public var id: String
+        public var distance: Double?
+        public var returned: Int
+
+        public init(id: String, distance: Double?, returned: Int) {
+            self.id = id
+            self.distance = distance
+            self.returned = returned
+        }
+
+        /// Opaque text: base64url of `n|returned|distance bits|id` or `w|returned||id`.
+        public var text: String {
+            let d = distance.map { String($0.bitPattern, radix: 16) } ?? ""
+            let raw = "\(distance == nil ? "w" : "n")|\(returned)|\(d)|\(id)"
+            return Data(raw.utf8).base64EncodedString().replacingOccurrences(of: "+", with: "-")
+                .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        }
+
+        public static func parse(_ s: String, nearby: Bool) -> Cursor? {
+            var b = s.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+            while b.count % 4 != 0 { b += "=" }
+            guard let data = Data(base64Encoded: b), let raw = String(data: data, encoding: .utf8) else { return nil }
+            let f = raw.split(separator: "|", maxSplits: 3, omittingEmptySubsequences: false)
+            guard f.count == 4, f[0] == (nearby ? "n" : "w"), let n = Int(f[1]), n >= 0 else { return nil }
+            if nearby {
+                guard let bits = UInt64(f[2], radix: 16) else { return nil }
+                let d = Double(bitPattern: bits)
+                guard d.isFinite, d >= 0 else { return nil }
+                return Cursor(id: String(f[3]), distance: d, returned: n)
+            }
+            guard f[2].isEmpty else { return nil }
+            return Cursor(id: String(f[3]), distance: nil, returned: n)
+        }
+    }
+
+    public struct Hit: Sendable, Equatable {
+        public var entity: Int32
+        public var id: String
+        public var distance: Double?
+    }
+
+    /// `a` before `b` in code point order.
+    @inline(__always) static func idLess(_ a: String, _ b: String) -> Bool { a.utf8.lexicographicallyPrecedes(b.utf8) }
+
+    /// One page of answers and the cursor for the next (nil when this is the last).
+    public func run(_ index: PositionIndex, name: (Int32) -> String, accept: (Int32) -> Bool) -> (hits: [Hit], next: Cursor?) {
+        let returned = after?.returned ?? 0
+        switch area {
+        case .nearby(let x, let y, let k, let radius):
+            let cap = k.map { max(0, $0 - returned) } ?? Int.max
+            let want = min(limit, cap)
+            if want == 0 { return ([], nil) }
+            let afterD = after?.distance, afterId = after?.id
+            func behind(_ d: Double, _ e: Int32) -> Bool {
+                guard let afterD, let afterId else { return false }
+                return d < afterD || (d == afterD && !Self.idLess(afterId, name(e)))
+            }
+            var found: [(entity: Int32, distance: Double)]
+            if let radius {
+                found = index.within(radiusM: radius, lon: x, lat: y) { accept($0) }
+                if after != nil { found.removeAll { behind($0.distance, $0.entity) } }
+            } else {
+                // One more than the page, to know whether another page follows. Entities
+                // behind the cursor count as not found (their distance is at most the cursor's,
+                // so the search radius still grows past them).
+                found = index.nearest(want + 1, lon: x, lat: y) { e in
+                    guard accept(e) else { return false }
+                    guard let afterD else { return true }
+                    let i = Int(e)
+                    let d = Haversine.distance(x, y, index.lon[i], index.lat[i])
+                    return !behind(d, e)
+                }
+            }
+            var hits = found.map { Hit(entity: $0.entity, id: name($0.entity), distance: $0.distance) }
+            hits.sort { $0.distance! != $1.distance! ? $0.distance! < $1.distance! : Self.idLess($0.id, $1.id) }
+            let more = hits.count > want && want < cap
+            if hits.count > want { hits.removeLast(hits.count - want) }
+            guard more, let last = hits.last else { return (hits, nil) }
+            return (hits, Cursor(id: last.id, distance: last.distance, returned: returned + hits.count))
+        case .shape, .box:
+            let found: [Int32]
+            if case .shape(let s) = area { found = index.within(shape: s, accept: accept) }
+            else if case .box(let b) = area { found = index.within(box: b, accept: accept) }
+            else { found = [] }
+            var hits: [Hit] = []
+            hits.reserveCapacity(found.count)
+            for e in found {
+                let id = name(e)
+                if let a = after?.id, !Self.idLess(a, id) { continue }
+                hits.append(Hit(entity: e, id: id, distance: nil))
+            }
+            hits.sort { Self.idLess($0.id, $1.id) }
+            let more = hits.count > limit
+            if more { hits.removeLast(hits.count - limit) }
+            guard more, let last = hits.last else { return (hits, nil) }
+            return (hits, Cursor(id: last.id, distance: nil, returned: returned + hits.count))
+        }
+    }
+}
