@@ -57,7 +57,15 @@ struct TimelineEntry {
 /// State touched only on the host thread.
 public final class HostState {
     public internal(set) var pipeline: Pipeline
-    public internal(set) var catalog: Catalog
+    public internal(set) var catalog: Catalog {
+        didSet { entityInfoCache = nil }
+    }
+    /// Catalog entities by id, for spatial queries' filters (built when first asked).
+    private var entityInfoCache: [String: EntityInfo]?
+    func entityInfo(_ id: String) -> EntityInfo? {
+        if entityInfoCache == nil { entityInfoCache = Dictionary(catalog.entities.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a }) }
+        return entityInfoCache![id]
+    }
     var nextAlertId: Int64
     public internal(set) var rebuiltEvents = 0
     public internal(set) var rebuildSeconds = 0.0
@@ -419,7 +427,7 @@ public final class EngineHost: @unchecked Sendable {
         for (i, ev) in events.enumerated() {
             switch s.pipeline.ingest(ev) {
             case .late: res.lateLines.append(batch.numbers[i])
-            case .accepted: if ev.type == Symbols.positionType { s.latest.track(ev) }
+            case .accepted: s.latest.track(ev)
             case .duplicate: break
             }
             s.index(entity: ev.entity, time: ev.time, seq: s.nextSeq)
@@ -442,7 +450,7 @@ public final class EngineHost: @unchecked Sendable {
     private func applyToCluster(_ cluster: any ClusterLink, _ batch: EventBatchInput, _ s: HostState, check: (Event, Int) -> TriplineError?,
                                 into group: inout Pending, continuation c: CheckedContinuation<IngestResult, any Error>) -> IngestError? {
         let latest = s.latest
-        switch cluster.offer(batch, check: check, accepted: { ev in if ev.type == Symbols.positionType { latest.track(ev) } }) {
+        switch cluster.offer(batch, check: check, accepted: { ev in latest.track(ev) }) {
         case .failure(let invalid):
             metrics.add(\.batchesRefused, 1)
             return .invalid(invalid.errors)
@@ -680,7 +688,7 @@ public final class EngineHost: @unchecked Sendable {
         try store.forEachLogBatch { batch in
             batch.forEachLine { line, seq in
                 if let (ev, outcome) = pipeline.replay(logLine: line, number: Int(seq)) {
-                    if case .accepted = outcome, ev.type == Symbols.positionType { latest.track(ev) }
+                    if case .accepted = outcome { latest.track(ev) }
                     let e = Int(ev.entity)
                     if e >= timeline.count { timeline.append(contentsOf: repeatElement([], count: e + 1 - timeline.count)) }
                     timeline[e].append(TimelineEntry(time: ev.time, seq: seq))
@@ -824,25 +832,58 @@ public final class AlertBroadcaster: @unchecked Sendable {
     }
 }
 
-/// Latest positions by engine entity id (24 bytes per entity).
+/// What spatial queries read, kept at event time as events are accepted: each entity's
+/// latest position (in the position index), the numeric attributes of that position, and the
+/// latest reading of each metric.
 final class LatestPositions {
-    var lon: [Double] = []
-    var lat: [Double] = []
-    var time: [Millis] = []
+    let index = PositionIndex()
+    /// By metric name id: per entity, the latest reading's value and time (`.min`: none).
+    var metrics: [MetricColumn?] = []
+    final class MetricColumn {
+        var value: [Double] = []
+        var time: [Millis] = []
+    }
+    /// Per entity: the numeric attributes of its latest position (name id, value).
+    var attrs: [[(Int32, Double)]] = []
 
     func track(_ ev: Event) {
         let e = Int(ev.entity)
-        if e >= time.count {
-            let n = max(e + 1, time.count * 2)
-            lon.append(contentsOf: repeatElement(0, count: n - lon.count))
-            lat.append(contentsOf: repeatElement(0, count: n - lat.count))
-            time.append(contentsOf: repeatElement(.min, count: n - time.count))
+        if ev.type == Symbols.positionType {
+            let before = e < index.time.count ? index.time[e] : .min
+            guard ev.time >= before else { return }
+            index.track(entity: ev.entity, lon: ev.lon, lat: ev.lat, time: ev.time)
+            if ev.attrs.isEmpty && e >= attrs.count { return }
+            if e >= attrs.count { attrs.append(contentsOf: repeatElement([], count: max(e + 1, attrs.count * 2) - attrs.count)) }
+            attrs[e].removeAll(keepingCapacity: true)
+            for a in ev.attrs { if case .number(let v) = a.value { attrs[e].append((a.key, v)) } }
+        } else if ev.type == Symbols.readingType, ev.metric >= 0 {
+            let m = Int(ev.metric)
+            if m >= metrics.count { metrics.append(contentsOf: repeatElement(nil, count: m + 1 - metrics.count)) }
+            let col: MetricColumn
+            if let c = metrics[m] { col = c } else { col = MetricColumn(); metrics[m] = col }
+            if e >= col.time.count {
+                let n = max(e + 1, col.time.count * 2)
+                col.value.append(contentsOf: repeatElement(0, count: n - col.value.count))
+                col.time.append(contentsOf: repeatElement(.min, count: n - col.time.count))
+            }
+            if ev.time >= col.time[e] {
+                col.value[e] = ev.value
+                col.time[e] = ev.time
+            }
         }
-        if ev.time >= time[e] {
-            lon[e] = ev.lon
-            lat[e] = ev.lat
-            time[e] = ev.time
-        }
+    }
+
+    /// The latest reading of metric `m` for the entity, if any.
+    func reading(_ m: Int32, _ e: Int32) -> Double? {
+        guard Int(m) < metrics.count, let col = metrics[Int(m)], Int(e) < col.time.count, col.time[Int(e)] != .min else { return nil }
+        return col.value[Int(e)]
+    }
+
+    /// The numeric attribute `key` of the entity's latest position, if it has one.
+    func attr(_ key: Int32, _ e: Int32) -> Double? {
+        guard Int(e) < attrs.count else { return nil }
+        for (k, v) in attrs[Int(e)] where k == key { return v }
+        return nil
     }
 }
 
@@ -852,9 +893,10 @@ extension HostState {
         var kinds: [String: String] = [:]
         for e in catalog.entities { kinds[e.id] = e.kind }
         var out: [(String, String, Double, Double, Millis)] = []
-        for i in 0..<latest.time.count where latest.time[i] != .min {
+        let p = latest.index
+        for i in 0..<p.time.count where p.time[i] != .min {
             let id = pipeline.entityName(Int32(i))
-            out.append((id, kinds[id] ?? "unknown", latest.lon[i], latest.lat[i], latest.time[i]))
+            out.append((id, kinds[id] ?? "unknown", p.lon[i], p.lat[i], p.time[i]))
         }
         return out
     }

@@ -187,7 +187,8 @@ public final class TriplineHTTP: Sendable {
     /// Every route the server answers (the OpenAPI document must list exactly these).
     public static var routes: [RouteSpec] {
         SystemController.table.map(\.0) + EventsController.table.map(\.0) + CatalogController.table.map(\.0)
-            + AlertsController.table.map(\.0) + NotifyController.table.map(\.0) + PolicyController.table.map(\.0) + AccessController.table.map(\.0) + [webSocketRoute]
+            + AlertsController.table.map(\.0) + NotifyController.table.map(\.0) + PolicyController.table.map(\.0) + AccessController.table.map(\.0)
+            + QueryController.table.map(\.0) + [webSocketRoute]
     }
 
     static let webSocketRoute = RouteSpec(method: "GET", path: "/v1/alerts/ws", roles: read)
@@ -301,6 +302,7 @@ public final class TriplineHTTP: Sendable {
         router.addRoutes(AlertsController(http: self).collection(guarded, methods: &methodsByPath))
         router.addRoutes(NotifyController(http: self).collection(guarded, methods: &methodsByPath))
         router.addRoutes(PolicyController(http: self).collection(guarded, methods: &methodsByPath))
+        router.addRoutes(QueryController(http: self).collection(guarded, methods: &methodsByPath))
         router.addRoutes(AccessController(http: self).collection(guarded, methods: &methodsByPath))
         // Other methods on a known path (TRACE among them): 405 naming the allowed ones.
         methodsByPath[Self.webSocketRoute.path, default: []].append("GET")

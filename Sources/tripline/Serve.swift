@@ -264,11 +264,17 @@ struct ServerOptions: ParsableArguments {
         try lease.acquire(log: { CLI.printErr("tripline: \($0)") })
         let (catalog, _) = try Catalog.load(store, sensitive: settings.options.sensitive)
         let began = ContinuousClock.now
-        // The latest position per entity, from the positions accepted again.
+        // The latest position per entity and reading per entity and metric (what spatial
+        // queries read), from the events accepted again.
         var latest: [Int32: Event] = [:]
+        var readings: [Int64: Event] = [:]
         let (publisher, report, messages) = try ClusterGatewayPublisher.rebuilt(connection: c, config: config, entities: catalog.entities, catalogVersion: version,
                                                                                accepted: { ev in
             if ev.type == Symbols.positionType && ev.time >= (latest[ev.entity]?.time ?? .min) { latest[ev.entity] = ev }
+            if ev.type == Symbols.readingType {
+                let key = Int64(ev.entity) << 32 | Int64(UInt32(bitPattern: ev.metric))
+                if ev.time >= (readings[key]?.time ?? .min) { readings[key] = ev }
+            }
         })
         if messages > 0 {
             let d = (ContinuousClock.now - began).components
@@ -279,7 +285,7 @@ struct ServerOptions: ParsableArguments {
             Foundation.exit(1)
         })
         return ClusterNode(connection: c, config: config, replicas: replicas, store: store, publisher: publisher, lease: lease,
-                           rebuiltPositions: Array(latest.values))
+                           rebuiltPositions: Array(latest.values) + Array(readings.values))
     }
 }
 

@@ -69,7 +69,14 @@ public enum ZoneCodec {
             r.fail(f, p + "/geometry", "a zone needs a geometry (Polygon, MultiPolygon, or Point with radius_m)", code: .missingField)
             return nil
         }
-        let gp = p + "/geometry"
+        guard let shape = shape(geom, p + "/geometry", props: props, pp, &r) else { return nil }
+        guard r.errors.count == before, let id, let category else { return nil }
+        return Zone(id: id, category: category, tags: tags, shape: shape)
+    }
+
+    /// The shape of a GeoJSON geometry: Polygon, MultiPolygon, or (with `props` holding
+    /// `radius_m`) Point as a circle; validated as zones are.
+    static func shape(_ geom: DocNode, _ gp: String, props: DocNode?, _ pp: String, _ r: inout DocReader) -> ZoneShape? {
         guard let type = geom["type"]?.stringValue else {
             r.fail(geom, gp + "/type", "geometry needs a \"type\"", code: .missingField)
             return nil
@@ -79,24 +86,27 @@ public enum ZoneCodec {
             return nil
         }
         let cp = gp + "/coordinates"
-        var shape: ZoneShape?
         switch type {
         case "Point":
             guard let (x, y) = position(coords, cp, &r) else { return nil }
+            guard let props else {
+                r.fail(geom, gp + "/type", "a Point is a circle only with \"radius_m\": send a Feature whose properties hold radius_m")
+                return nil
+            }
             guard let rn = props["radius_m"] else {
                 r.fail(props, pp, "a Point zone is a circle and needs \"radius_m\" (> 0) in its properties", code: .missingField)
                 return nil
             }
             guard let rad = r.number(rn, pp + "/radius_m", what: "radius_m") else { return nil }
             guard rad > 0 else { r.fail(rn, pp + "/radius_m", "radius_m must be greater than 0, found \(rad)"); return nil }
-            shape = .circle(lon: x, lat: y, radiusM: rad)
+            return .circle(lon: x, lat: y, radiusM: rad)
         case "Polygon":
             guard let poly = polygon(coords, cp, &r) else { return nil }
             if let msg = PolygonValidation.validate([poly]) {
                 r.fail(geom, gp, "invalid polygon: \(msg)", code: .invalidGeometry)
                 return nil
             }
-            shape = .polygons([poly])
+            return .polygons([poly])
         case "MultiPolygon":
             guard let parts = coords.elements else { r.fail(coords, cp, "MultiPolygon coordinates must be an array of polygons"); return nil }
             if parts.isEmpty { r.fail(coords, cp, "MultiPolygon has no polygons"); return nil }
@@ -109,13 +119,37 @@ public enum ZoneCodec {
                 r.fail(geom, gp, "invalid multipolygon: \(msg)", code: .invalidGeometry)
                 return nil
             }
-            shape = .polygons(polys)
+            return .polygons(polys)
         default:
             r.fail(geom, gp + "/type", "geometry type \"\(type)\" is not a zone: use Polygon, MultiPolygon, or Point with radius_m")
             return nil
         }
-        guard r.errors.count == before, let id, let category, let shape else { return nil }
-        return Zone(id: id, category: category, tags: tags, shape: shape)
+    }
+
+    /// A query's area: a GeoJSON Polygon or MultiPolygon geometry, or a Feature holding one
+    /// (or a Point with `radius_m` in its properties). Errors carry JSON pointers.
+    public static func queryShape(_ doc: DocNode, file: String) -> Result<ZoneShape, TriplineErrors> {
+        var r = DocReader(file: file)
+        guard doc.members != nil else {
+            r.fail(doc, "", "send a GeoJSON Polygon or MultiPolygon geometry, or a Feature holding one")
+            return .failure(TriplineErrors(r.errors))
+        }
+        let shape: ZoneShape?
+        if doc["type"]?.stringValue == "Feature" {
+            guard r.object(doc, "", allowed: ["type", "geometry", "properties", "id", "bbox"], what: "the Feature") != nil else { return .failure(TriplineErrors(r.errors)) }
+            guard let geom = doc["geometry"], geom.members != nil else {
+                r.fail(doc, "/geometry", "the Feature needs a geometry (Polygon, MultiPolygon, or Point with radius_m)", code: .missingField)
+                return .failure(TriplineErrors(r.errors))
+            }
+            guard r.object(geom, "/geometry", allowed: ["type", "coordinates", "bbox"], what: "the geometry") != nil else { return .failure(TriplineErrors(r.errors)) }
+            let props = doc["properties"].flatMap { $0.members != nil ? $0 : nil }
+            shape = Self.shape(geom, "/geometry", props: props, "/properties", &r)
+        } else {
+            guard r.object(doc, "", allowed: ["type", "coordinates", "bbox"], what: "the geometry") != nil else { return .failure(TriplineErrors(r.errors)) }
+            shape = Self.shape(doc, "", props: nil, "/properties", &r)
+        }
+        guard r.errors.isEmpty, let shape else { return .failure(TriplineErrors(r.errors)) }
+        return .success(shape)
     }
 
     static func position(_ n: DocNode, _ p: String, _ r: inout DocReader) -> (Double, Double)? {

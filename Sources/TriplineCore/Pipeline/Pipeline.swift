@@ -210,6 +210,8 @@ public final class Pipeline {
     public func entityNumber(_ id: String) -> Int32? { engine.symbols.entities.lookup(id) }
     /// The name of an entity number.
     public func entityName(_ n: Int32) -> String { engine.symbols.entities.string(n) }
+    /// The number of a known name (metric, attribute key, event type), or nil.
+    public func nameNumber(_ s: String) -> Int32? { engine.symbols.names.lookup(s) }
 
     // MARK: - The log
 

@@ -1,0 +1,247 @@
+import Foundation
+import Hummingbird
+import TriplineCore
+import TriplineStore
+
+/// Spatial queries over the latest positions (docs/queries.md): the nearest entities to a
+/// point, those within a radius, a zone, a box or a GeoJSON shape, filtered by kind, tags,
+/// ids and numeric conditions on the latest reading of a metric or an attribute of the
+/// latest position, paged by cursor. Each page is a look at the data and lands in the audit
+/// log.
+struct QueryController: Controller {
+    let http: TriplineHTTP
+
+    static var table: [(RouteSpec, KeyPath<Self, Handler>)] { [
+        (RouteSpec(method: "GET", path: "/v1/query/nearby", roles: read), \.nearby),
+        (RouteSpec(method: "GET", path: "/v1/query/within", roles: read), \.withinGet),
+        (RouteSpec(method: "POST", path: "/v1/query/within", roles: read), \.withinPost),
+    ] }
+}
+
+/// The filters every query takes, parsed from its query parameters.
+struct QueryFilters: Sendable {
+    var kinds: Set<String>?
+    var ids: Set<String>?
+    /// key, and the value it must have (nil: the tag is present).
+    var tags: [(String, String?)] = []
+    var conditions: [Condition] = []
+    var limit = 100
+    var cursor: String?
+
+    struct Condition: Sendable {
+        enum Source: String, Sendable { case metric, attr }
+        enum Op: String, Sendable, CaseIterable { case ge = ">=", le = "<=", ne = "!=", gt = ">", lt = "<", eq = "=" }
+        var source: Source
+        var name: String
+        var op: Op
+        var value: Double
+        var text: String
+
+        func holds(_ v: Double) -> Bool {
+            switch op {
+            case .ge: return v >= value
+            case .le: return v <= value
+            case .ne: return v != value
+            case .gt: return v > value
+            case .lt: return v < value
+            case .eq: return v == value
+            }
+        }
+
+        /// `metric:temp_c>8`, `attr:speed<=30`.
+        static func parse(_ s: String) throws -> Condition {
+            let usage = "write where=metric:<name><op><number> or where=attr:<name><op><number>, with <op> one of >=, <=, !=, >, <, = (e.g. where=metric:temp_c>8)"
+            let source: Source
+            let rest: Substring
+            if s.hasPrefix("metric:") { source = .metric; rest = s.dropFirst(7) }
+            else if s.hasPrefix("attr:") { source = .attr; rest = s.dropFirst(5) }
+            else { throw APIError.badRequest("query parameter 'where=\(s)' must start with metric: or attr:; \(usage)") }
+            guard let opStart = rest.firstIndex(where: { "<>=!".contains($0) }) else {
+                throw APIError.badRequest("query parameter 'where=\(s)' has no comparison; \(usage)")
+            }
+            let name = String(rest[..<opStart])
+            guard !name.isEmpty else { throw APIError.badRequest("query parameter 'where=\(s)' names no \(source.rawValue); \(usage)") }
+            let tail = rest[opStart...]
+            guard let op = Op.allCases.first(where: { tail.hasPrefix($0.rawValue) }) else {
+                throw APIError.badRequest("query parameter 'where=\(s)' has an unknown comparison; \(usage)")
+            }
+            let num = tail.dropFirst(op.rawValue.count)
+            guard let v = Double(num), v.isFinite else {
+                throw APIError.badRequest("query parameter 'where=\(s)': '\(num)' is not a finite number; \(usage)")
+            }
+            return Condition(source: source, name: name, op: op, value: v, text: s)
+        }
+    }
+
+    static func parse(_ req: Request) throws -> QueryFilters {
+        var f = QueryFilters()
+        let q = req.uri.queryParameters
+        func list(_ name: String) -> [String]? {
+            let all = q.getAll(name)
+            if all.isEmpty { return nil }
+            return all.flatMap { $0.split(separator: ",").map(String.init) }.filter { !$0.isEmpty }
+        }
+        if let k = list("kind") { f.kinds = Set(k) }
+        if let i = list("id") { f.ids = Set(i) }
+        for t in q.getAll("tag") {
+            if let c = t.firstIndex(of: ":") {
+                let key = String(t[..<c])
+                guard !key.isEmpty else { throw APIError.badRequest("query parameter 'tag=\(t)' names no tag; write tag=<key>:<value> or tag=<key>") }
+                f.tags.append((key, String(t[t.index(after: c)...])))
+            } else {
+                guard !t.isEmpty else { throw APIError.badRequest("query parameter 'tag' is empty; write tag=<key>:<value> or tag=<key>") }
+                f.tags.append((t, nil))
+            }
+        }
+        f.conditions = try q.getAll("where").map(Condition.parse)
+        if let l = q.get("limit") {
+            guard let v = Int(l), v >= 1, v <= 10_000 else { throw APIError.badRequest("query parameter 'limit' must be a whole number from 1 to 10000, got '\(l)'") }
+            f.limit = v
+        }
+        f.cursor = q.get("cursor")
+        return f
+    }
+
+    var json: J {
+        .obj([
+            ("kind", kinds.map { .arr($0.sorted().map { .str($0) }) } ?? .null),
+            ("id", .int(ids?.count ?? 0)),
+            ("tag", .arr(tags.map { t -> J in .str(t.1.map { v in t.0 + ":" + v } ?? t.0) })),
+            ("where", .arr(conditions.map { .str($0.text) })),
+            ("limit", .int(limit)),
+            ("cursor", .bool(cursor != nil)),
+        ])
+    }
+}
+
+extension QueryController {
+    var nearby: Handler {
+        { [self] req, _, tok in
+            let q = req.uri.queryParameters
+            func number(_ name: String, _ range: ClosedRange<Double>) throws -> Double? {
+                guard let s = q.get(name) else { return nil }
+                guard let v = Double(s), v.isFinite, range.contains(v) else {
+                    throw APIError.badRequest("query parameter '\(name)' must be a number from \(range.lowerBound) to \(range.upperBound), got '\(s)'")
+                }
+                return v
+            }
+            guard let lon = try number("lon", -180...180), let lat = try number("lat", -90...90) else {
+                throw APIError.badRequest("give the point as query parameters lon and lat (degrees), e.g. /v1/query/nearby?lon=4.9&lat=52.37&k=10")
+            }
+            var k: Int?
+            if let s = q.get("k") {
+                guard let v = Int(s), v >= 1, v <= 100_000 else { throw APIError.badRequest("query parameter 'k' must be a whole number from 1 to 100000, got '\(s)'") }
+                k = v
+            }
+            let radius = try number("radius_m", 0...(Haversine.earthRadiusM * Double.pi))
+            guard k != nil || radius != nil else {
+                throw APIError.badRequest("give k (the k nearest), radius_m (all within that many metres), or both")
+            }
+            let filters = try QueryFilters.parse(req)
+            let detail: [(String, J)] = [("lon", .num(lon)), ("lat", .num(lat)), ("k", k.map { .int($0) } ?? .null), ("radius_m", radius.map { .num($0) } ?? .null)]
+            return try await run(.nearby(lon: lon, lat: lat, k: k, radiusM: radius), name: "nearby", detail: detail, filters, tok)
+        }
+    }
+
+    var withinGet: Handler {
+        { [self] req, _, tok in
+            let q = req.uri.queryParameters
+            let zone = q.get("zone"), bbox = q.get("bbox")
+            guard (zone == nil) != (bbox == nil) else {
+                throw APIError.badRequest("give exactly one of zone=<zone id> or bbox=<min lon>,<min lat>,<max lon>,<max lat>; for a GeoJSON shape, POST it to /v1/query/within")
+            }
+            let filters = try QueryFilters.parse(req)
+            if let zone {
+                guard let shape = try await host.perform({ s in s.catalog.zones.first(where: { $0.id == zone })?.shape }) else {
+                    throw APIError.notFound("no zone \"\(zone)\"")
+                }
+                return try await run(.shape(shape), name: "within", detail: [("zone", .str(zone))], filters, tok)
+            }
+            let parts = bbox!.split(separator: ",", omittingEmptySubsequences: false).map { Double($0.trimmingCharacters(in: .whitespaces)) }
+            guard parts.count == 4, let x0 = parts[0], let y0 = parts[1], let x1 = parts[2], let y1 = parts[3],
+                  (-180...180).contains(x0), (-180...180).contains(x1), (-90...90).contains(y0), (-90...90).contains(y1), y0 <= y1 else {
+                throw APIError.badRequest("query parameter 'bbox=\(bbox!)' must be <min lon>,<min lat>,<max lon>,<max lat> in degrees with min lat <= max lat (min lon > max lon crosses the antimeridian)")
+            }
+            return try await run(.box(BBox(minX: x0, minY: y0, maxX: x1, maxY: y1)), name: "within", detail: [("bbox", .arr([.num(x0), .num(y0), .num(x1), .num(y1)]))], filters, tok)
+        }
+    }
+
+    var withinPost: Handler {
+        { [self] req, _, tok in
+            let filters = try QueryFilters.parse(req)
+            let doc = try await jsonBody(req)
+            let shape: ZoneShape
+            switch ZoneCodec.queryShape(doc, file: "request") {
+            case .success(let s): shape = s
+            case .failure(let e):
+                throw APIError(status: .unprocessableContent, code: "invalid_geometry",
+                               message: "the body is not a usable GeoJSON Polygon, MultiPolygon or Feature: \(e.errors.first.map(\.description) ?? "")",
+                               errors: e.errors.map { J.error($0) })
+            }
+            let vertices: Int
+            switch shape {
+            case .polygons(let ps): vertices = ps.reduce(0) { $0 + $1.shell.pointCount + $1.holes.reduce(0) { $0 + $1.pointCount } }
+            case .circle: vertices = 1
+            }
+            return try await run(.shape(shape), name: "within", detail: [("geometry_vertices", .int(vertices))], filters, tok)
+        }
+    }
+
+    /// Runs the query on the engine thread and answers one page; audits it.
+    func run(_ area: PositionQuery.Area, name: String, detail: [(String, J)], _ f: QueryFilters, _ tok: TokenRecord?) async throws -> Response {
+        var nearby = false
+        if case .nearby = area { nearby = true }
+        var after: PositionQuery.Cursor?
+        if let c = f.cursor {
+            guard let parsed = PositionQuery.Cursor.parse(c, nearby: nearby) else {
+                throw APIError.badRequest("query parameter 'cursor' is not a cursor this query gave; send the 'cursor' of the previous page unchanged, with the same parameters")
+            }
+            after = parsed
+        }
+        let query = PositionQuery(area: area, limit: f.limit, after: after)
+        struct Row: Sendable { var id: String; var kind: String; var lon: Double; var lat: Double; var time: Millis; var distance: Double? }
+        let (rows, next, watermark): ([Row], PositionQuery.Cursor?, Millis?) = try await host.perform { s in
+            let index = s.latest.index
+            let p = s.pipeline
+            let wantedIds: Set<Int32>? = f.ids.map { Set($0.compactMap { p.entityNumber($0) }) }
+            let needInfo = f.kinds != nil || !f.tags.isEmpty
+            let conds: [(QueryFilters.Condition, Int32?)] = f.conditions.map { ($0, p.nameNumber($0.name)) }
+            let accept: (Int32) -> Bool = { e in
+                if let wantedIds, !wantedIds.contains(e) { return false }
+                for (c, n) in conds {
+                    guard let n else { return false }
+                    let v = c.source == .metric ? s.latest.reading(n, e) : s.latest.attr(n, e)
+                    guard let v, c.holds(v) else { return false }
+                }
+                if needInfo {
+                    let info = s.entityInfo(p.entityName(e))
+                    if let kinds = f.kinds, !kinds.contains(info?.kind ?? "unknown") { return false }
+                    for (key, value) in f.tags {
+                        guard let have = info?.tags[key] else { return false }
+                        if let value, have != value { return false }
+                    }
+                }
+                return true
+            }
+            let (hits, next) = query.run(index, name: { p.entityName($0) }, accept: accept)
+            let rows = hits.map { h in
+                let i = Int(h.entity)
+                return Row(id: h.id, kind: s.entityInfo(h.id)?.kind ?? "unknown", lon: index.lon[i], lat: index.lat[i], time: index.time[i], distance: h.distance)
+            }
+            return (rows, next, p.watermark)
+        }
+        try audit.record(actor: who(tok), action: "positions.query", target: name,
+                         detail: .obj(detail + [("filters", f.json), ("answers", .int(rows.count))]))
+        return API.json(.obj([
+            ("query", .str(name)),
+            ("watermark", watermark.map { .time($0) } ?? .null),
+            ("count", .int(rows.count)),
+            ("entities", .arr(rows.map { r in
+                var fields: [(String, J)] = [("id", .str(r.id)), ("kind", .str(r.kind)), ("lon", .num(r.lon)), ("lat", .num(r.lat)), ("time", .time(r.time))]
+                if let d = r.distance { fields.append(("distance_m", .num(d))) }
+                return .obj(fields)
+            })),
+            ("cursor", next.map { .str($0.text) } ?? .null),
+        ]))
+    }
+}
