@@ -296,3 +296,96 @@ struct PolicyCommand: AsyncParsableCommand {
         }
     }
 }
+
+/// `tripline query nearby|within`: spatial queries of a running server (docs/queries.md).
+struct QueryCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "query", abstract: "Spatial queries over the latest positions of a running server.",
+                                                    subcommands: [Nearby.self, Within.self])
+
+    struct Filters: ParsableArguments {
+        @Option(help: "Only entities of this kind (repeat for several).") var kind: [String] = []
+        @Option(help: "Only this entity id (repeat for several).") var id: [String] = []
+        @Option(help: "Only entities with this tag, key:value or key (repeat: all must hold).") var tag: [String] = []
+        @Option(name: .customLong("where"), help: "A numeric condition, metric:<name><op><number> or attr:<name><op><number> (repeat: all must hold).") var conditions: [String] = []
+        @Option(help: "Answers per page (1 to 10000, default 100).") var limit: Int?
+        @Option(help: "The cursor of the previous page.") var cursor: String?
+        @Flag(help: "Follow the cursors and print every page.") var all = false
+
+        var items: [(String, String?)] {
+            var out: [(String, String?)] = []
+            for k in kind { out.append(("kind", k)) }
+            for i in id { out.append(("id", i)) }
+            for t in tag { out.append(("tag", t)) }
+            for c in conditions { out.append(("where", c)) }
+            out.append(("limit", limit.map { String($0) }))
+            return out
+        }
+    }
+
+    /// Runs a query page by page (one page unless --all) and prints the answers.
+    static func run(_ remote: RemoteOptions, _ filters: Filters, method: HTTPMethod, path: String, items: [(String, String?)], body: [UInt8]?) async throws {
+        var cursor = filters.cursor
+        var rows: [[String]] = []
+        var nearby = false
+        while true {
+            let page = try await remote.ok(method, path + RemoteOptions.query(items + filters.items + [("cursor", cursor)]), body: body)
+            if remote.output == "json" { remote.printJSON(page) }
+            for e in page?["entities"]?.elements ?? [] {
+                var r = [e["id"]?.stringValue ?? "", e["kind"]?.stringValue ?? "", e["lon"]?.numberValue.map { String($0) } ?? "",
+                         e["lat"]?.numberValue.map { String($0) } ?? "", e["time"]?.stringValue ?? ""]
+                if let d = e["distance_m"]?.numberValue {
+                    nearby = true
+                    r.append(String(format: "%.1f", d))
+                }
+                rows.append(r)
+            }
+            cursor = page?["cursor"]?.stringValue
+            guard filters.all, cursor != nil else { break }
+        }
+        if remote.output == "text" {
+            printTable(["ID", "KIND", "LON", "LAT", "TIME"] + (nearby ? ["DISTANCE_M"] : []), rows)
+            if let cursor { print("more: --cursor \(cursor)") }
+        }
+    }
+
+    struct Nearby: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The k nearest entities to a point, or those within a radius (haversine), nearest first.")
+        @Option(help: "Longitude of the point.") var lon: Double
+        @Option(help: "Latitude of the point.") var lat: Double
+        @Option(help: "The k nearest.") var k: Int?
+        @Option(name: .customLong("radius-m"), help: "Only those within this many metres.") var radius: Double?
+        @OptionGroup var filters: Filters
+        @OptionGroup var remote: RemoteOptions
+
+        func validate() throws {
+            guard k != nil || radius != nil else { throw ValidationError("give --k, --radius-m, or both") }
+        }
+
+        func run() async throws {
+            try await QueryCommand.run(remote, filters, method: .GET, path: "/v1/query/nearby",
+                                       items: [("lon", String(lon)), ("lat", String(lat)), ("k", k.map(String.init)), ("radius_m", radius.map { String($0) })], body: nil)
+        }
+    }
+
+    struct Within: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Entities inside a zone, a box, or a GeoJSON shape, by id.")
+        @Option(help: "A zone id.") var zone: String?
+        @Option(help: "min lon,min lat,max lon,max lat.") var bbox: String?
+        @Option(help: "A file holding a GeoJSON Polygon, MultiPolygon or Feature.") var geojson: String?
+        @OptionGroup var filters: Filters
+        @OptionGroup var remote: RemoteOptions
+
+        func validate() throws {
+            guard [zone, bbox, geojson].compactMap({ $0 }).count == 1 else { throw ValidationError("give exactly one of --zone, --bbox, --geojson") }
+        }
+
+        func run() async throws {
+            if let geojson {
+                guard let data = FileManager.default.contents(atPath: geojson) else { throw ValidationError("cannot read \(geojson)") }
+                try await QueryCommand.run(remote, filters, method: .POST, path: "/v1/query/within", items: [], body: [UInt8](data))
+            } else {
+                try await QueryCommand.run(remote, filters, method: .GET, path: "/v1/query/within", items: [("zone", zone), ("bbox", bbox)], body: nil)
+            }
+        }
+    }
+}

@@ -230,3 +230,28 @@ def test_errors_name_the_parameter_and_queries_are_audited(world):
     tok = make_token(srv.data, role="ingest", name="feeder")
     st, _, _ = srv.request("GET", "/v1/query/nearby?lon=1&lat=2&k=1", token=tok)
     assert st == 403
+
+
+def test_the_command_line_client_gives_the_api_answers(world, tmp_path):
+    from conftest import run
+    srv = world["srv"]
+    remote = ["--url", srv.url, "--token", srv.token]
+    api = srv.ok("GET", "/v1/query/nearby?lon=10&lat=50&k=4&where=metric:temp_c>2")
+    code, out, err = run("query", "nearby", "--lon", "10", "--lat", "50", "--k", "4", "--where", "metric:temp_c>2", "-o", "json", *remote)
+    assert code == 0, err
+    assert json.loads(out)["entities"] == api["entities"]
+    code, out, err = run("query", "nearby", "--lon", "10", "--lat", "50", "--k", "4", "--where", "metric:temp_c>2", *remote)
+    lines = out.splitlines()
+    assert code == 0 and lines[0].split() == ["ID", "KIND", "LON", "LAT", "TIME", "DISTANCE_M"]
+    assert [l.split()[0] for l in lines[1:]] == [e["id"] for e in api["entities"]]
+    # A GeoJSON file, every page followed.
+    f = next(iter(world["zones"].values()))
+    path = tmp_path / "shape.geojson"
+    path.write_text(json.dumps(f))
+    want = srv.ok("POST", "/v1/query/within?limit=10000", f)["entities"]
+    code, out, err = run("query", "within", "--geojson", path, "--limit", "7", "--all", *remote)
+    assert code == 0, err
+    assert [l.split()[0] for l in out.splitlines()[1:]] == [e["id"] for e in want] and len(want) > 7
+    # The server's error, named, and exit 1.
+    code, out, err = run("query", "within", "--bbox", "1,2,3", *remote)
+    assert code == 1 and "bbox=1,2,3" in err, err
