@@ -116,15 +116,25 @@ struct AlertsCommand: AsyncParsableCommand {
             let q = RemoteOptions.query([("rule", rule), ("entity", entity), ("zone", zone), ("state", state), ("limit", String(limit))])
             let doc = try await server.ok(.GET, "/v1/alerts" + q)
             if server.output == "json" { return server.printJSON(doc) }
+            printTable(["ID", "RULE", "KEY", "STATE", "TIME", "SILENCED"], Self.rows(doc))
+        }
+
+        /// One row per alert. (Kept out of the async `run`: Swift 6.3's optimizer crashed on
+        /// this loop there, in a release build.)
+        static func rows(_ doc: DocNode?) -> [[String]] {
             var rows: [[String]] = []
             for a in doc?["alerts"]?.elements ?? [] {
-                var key: [String] = ["entity", "zone", "group"].compactMap { a["key"]?[$0]?.stringValue }
-                if let pair = a["key"]?["pair"]?.elements { key.append(pair.compactMap(\.stringValue).joined(separator: "+")) }
+                var key: [String] = []
+                for field in ["entity", "zone", "group"] {
+                    if let v = a["key"]?[field]?.stringValue { key.append(v) }
+                }
+                if let pair = a["key"]?["pair"]?.elements { key.append(pair.compactMap { $0.stringValue }.joined(separator: "+")) }
                 let id = String(Int(a["id"]?.numberValue ?? 0))
-                let silenced: String = a["suppressed_by"]?.numberValue.map { "silence \(Int($0))" } ?? ""
+                var silenced = ""
+                if let n = a["suppressed_by"]?.numberValue { silenced = "silence \(Int(n))" }
                 rows.append([id, a["rule"]?.stringValue ?? "", key.joined(separator: " "), a["state"]?.stringValue ?? "", a["time"]?.stringValue ?? "", silenced])
             }
-            printTable(["ID", "RULE", "KEY", "STATE", "TIME", "SILENCED"], rows)
+            return rows
         }
     }
 
@@ -330,15 +340,9 @@ struct QueryCommand: AsyncParsableCommand {
         while true {
             let page = try await remote.ok(method, path + RemoteOptions.query(items + filters.items + [("cursor", cursor)]), body: body)
             if remote.output == "json" { remote.printJSON(page) }
-            for e in page?["entities"]?.elements ?? [] {
-                var r = [e["id"]?.stringValue ?? "", e["kind"]?.stringValue ?? "", e["lon"]?.numberValue.map { String($0) } ?? "",
-                         e["lat"]?.numberValue.map { String($0) } ?? "", e["time"]?.stringValue ?? ""]
-                if let d = e["distance_m"]?.numberValue {
-                    nearby = true
-                    r.append(String(format: "%.1f", d))
-                }
-                rows.append(r)
-            }
+            let (more, withDistance) = Self.rows(page)
+            rows += more
+            nearby = nearby || withDistance
             cursor = page?["cursor"]?.stringValue
             guard filters.all, cursor != nil else { break }
         }
@@ -346,6 +350,25 @@ struct QueryCommand: AsyncParsableCommand {
             printTable(["ID", "KIND", "LON", "LAT", "TIME"] + (nearby ? ["DISTANCE_M"] : []), rows)
             if let cursor { print("more: --cursor \(cursor)") }
         }
+    }
+
+    /// A page's answers as table rows, and whether they carry distances. (Kept out of the
+    /// async `run`: Swift 6.3's optimizer crashes on such loops there in release builds.)
+    static func rows(_ page: DocNode?) -> ([[String]], Bool) {
+        var rows: [[String]] = []
+        var nearby = false
+        for e in page?["entities"]?.elements ?? [] {
+            var r: [String] = [e["id"]?.stringValue ?? "", e["kind"]?.stringValue ?? ""]
+            if let x = e["lon"]?.numberValue { r.append(String(x)) } else { r.append("") }
+            if let y = e["lat"]?.numberValue { r.append(String(y)) } else { r.append("") }
+            r.append(e["time"]?.stringValue ?? "")
+            if let d = e["distance_m"]?.numberValue {
+                nearby = true
+                r.append(String(format: "%.1f", d))
+            }
+            rows.append(r)
+        }
+        return (rows, nearby)
     }
 
     struct Nearby: AsyncParsableCommand {

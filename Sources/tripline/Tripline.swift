@@ -8,7 +8,7 @@ struct Tripline: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tripline",
         abstract: "Real-time geofencing and event-pattern alerts, evaluated on event time.",
-        subcommands: [Replay.self, Validate.self, TestCommand.self, Generate.self, Bench.self, BenchIds.self, BenchNotify.self, Serve.self, Token.self, Demo.self, Load.self, Audit.self, Backup.self, AlertsCommand.self, SilenceCommand.self, PolicyCommand.self, QueryCommand.self, ClusterCommand.self, Worker.self]
+        subcommands: [Replay.self, Validate.self, TestCommand.self, Generate.self, Bench.self, BenchIds.self, BenchNotify.self, BenchQuery.self, Serve.self, Token.self, Demo.self, Load.self, Audit.self, Backup.self, AlertsCommand.self, SilenceCommand.self, PolicyCommand.self, QueryCommand.self, ClusterCommand.self, Worker.self]
     )
 }
 

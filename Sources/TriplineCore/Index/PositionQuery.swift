@@ -73,7 +73,22 @@ public struct PositionQuery: Sendable {
     }
 
     /// `a` before `b` in code point order.
-    @inline(__always) static func idLess(_ a: String, _ b: String) -> Bool { a.utf8.lexicographicallyPrecedes(b.utf8) }
+    /// (memcmp on the contiguous UTF-8 of native strings: sorting 10,000 answers by the
+    /// generic element-wise comparison took most of a `within` query's time.)
+    @inline(__always) static func idLess(_ a: String, _ b: String) -> Bool {
+        let fast = a.utf8.withContiguousStorageIfAvailable { pa in
+            b.utf8.withContiguousStorageIfAvailable { pb -> Bool in
+                let n = min(pa.count, pb.count)
+                if n > 0 {
+                    let c = memcmp(pa.baseAddress!, pb.baseAddress!, n)
+                    if c != 0 { return c < 0 }
+                }
+                return pa.count < pb.count
+            }
+        }
+        if let r = fast ?? nil { return r }
+        return a.utf8.lexicographicallyPrecedes(b.utf8)
+    }
 
     /// One page of answers and the cursor for the next (nil when this is the last).
     public func run(_ index: PositionIndex, name: (Int32) -> String, accept: (Int32) -> Bool) -> (hits: [Hit], next: Cursor?) {
