@@ -60,6 +60,9 @@ public final class HostState {
     public internal(set) var catalog: Catalog {
         didSet { entityInfoCache = nil }
     }
+    /// Standing queries (`GET /v1/query/stream`), by subscription number.
+    var standing: [Int: StandingQuery] = [:]
+    var nextStanding = 0
     /// Catalog entities by id, for spatial queries' filters (built when first asked).
     private var entityInfoCache: [String: EntityInfo]?
     func entityInfo(_ id: String) -> EntityInfo? {
@@ -427,7 +430,9 @@ public final class EngineHost: @unchecked Sendable {
         for (i, ev) in events.enumerated() {
             switch s.pipeline.ingest(ev) {
             case .late: res.lateLines.append(batch.numbers[i])
-            case .accepted: s.latest.track(ev)
+            case .accepted:
+                s.latest.track(ev)
+                if !s.standing.isEmpty { s.standingCheck(ev.entity) }
             case .duplicate: break
             }
             s.index(entity: ev.entity, time: ev.time, seq: s.nextSeq)
@@ -450,7 +455,10 @@ public final class EngineHost: @unchecked Sendable {
     private func applyToCluster(_ cluster: any ClusterLink, _ batch: EventBatchInput, _ s: HostState, check: (Event, Int) -> TriplineError?,
                                 into group: inout Pending, continuation c: CheckedContinuation<IngestResult, any Error>) -> IngestError? {
         let latest = s.latest
-        switch cluster.offer(batch, check: check, accepted: { ev in latest.track(ev) }) {
+        switch cluster.offer(batch, check: check, accepted: { ev in
+            latest.track(ev)
+            if !s.standing.isEmpty { s.standingCheck(ev.entity) }
+        }) {
         case .failure(let invalid):
             metrics.add(\.batchesRefused, 1)
             return .invalid(invalid.errors)
@@ -703,6 +711,7 @@ public final class EngineHost: @unchecked Sendable {
         s.timeline = timeline
         s.timelineEntries = timeline.reduce(0) { $0 + $1.count }
         s.latest = latest
+        s.standingRecheckAll()
         s.nextSeq = nextSeq
         pipeline.discardAlerts()
         s.pipeline = pipeline
@@ -803,8 +812,8 @@ public final class AlertBroadcaster: @unchecked Sendable {
     private var closed = false
 
     /// The alerts of `stream`, with a nil every `every` (a heartbeat). Ends when `stream` ends.
-    public static func withHeartbeat(_ stream: AsyncStream<StoredAlert>, every: Duration) -> AsyncStream<StoredAlert?> {
-        let (out, cont) = AsyncStream<StoredAlert?>.makeStream(bufferingPolicy: .bufferingNewest(10_000))
+    public static func withHeartbeat<T: Sendable>(_ stream: AsyncStream<T>, every: Duration) -> AsyncStream<T?> {
+        let (out, cont) = AsyncStream<T?>.makeStream(bufferingPolicy: .bufferingNewest(10_000))
         let forward = Task {
             for await a in stream { cont.yield(a) }
             cont.finish()

@@ -255,3 +255,100 @@ def test_the_command_line_client_gives_the_api_answers(world, tmp_path):
     # The server's error, named, and exit 1.
     code, out, err = run("query", "within", "--bbox", "1,2,3", *remote)
     assert code == 1 and "bbox=1,2,3" in err, err
+
+
+class SSE:
+    """A server-sent event stream read on a thread: (event, data) pairs in arrival order."""
+
+    def __init__(self, srv, path):
+        import threading
+        import urllib.request
+        req = urllib.request.Request(srv.url + path, headers={"Authorization": "Bearer " + srv.token})
+        self.resp = urllib.request.urlopen(req, timeout=60)
+        assert self.resp.headers["Content-Type"].startswith("text/event-stream")
+        self.events = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self.read, daemon=True).start()
+
+    def read(self):
+        event = None
+        try:
+            for raw in self.resp:
+                line = raw.decode().rstrip("\n")
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: "):
+                    with self.lock:
+                        self.events.append((event, json.loads(line[6:])))
+        except Exception:
+            pass
+
+    def wait(self, n, timeout=20):
+        import time
+        end = time.time() + timeout
+        while time.time() < end:
+            with self.lock:
+                if len(self.events) >= n:
+                    return list(self.events)
+            time.sleep(0.05)
+        with self.lock:
+            return list(self.events)
+
+    def close(self):
+        self.resp.close()
+
+
+def test_standing_queries_stream_entities_entering_and_leaving(tmp_path):
+    srv = Server(tmp_path / "d", "--max-future", "off", "--heartbeat", "1s")
+    srv.token = make_token(tmp_path / "d")
+    srv.start()
+    try:
+        srv.ok("POST", "/v1/entities", '{"id": "tug-1", "kind": "tug"}\n{"id": "tug-2", "kind": "tug"}\n{"id": "box-1", "kind": "reefer"}',
+               content_type="application/x-ndjson")
+        srv.ok("POST", "/v1/zones", {"type": "Feature", "properties": {"id": "berth", "category": "port"},
+                                     "geometry": {"type": "Polygon", "coordinates": [[[4, 52], [4.1, 52], [4.1, 52.1], [4, 52.1], [4, 52]]]}},
+               content_type="application/geo+json")
+
+        def post(*events):
+            srv.ok("POST", "/v1/events", "\n".join(json.dumps(e) for e in events), content_type="application/x-ndjson")
+
+        post({"entity": "tug-1", "time": "2026-03-01T08:00:00Z", "type": "position", "lon": 4.05, "lat": 52.05},
+             {"entity": "box-1", "time": "2026-03-01T08:00:00Z", "type": "position", "lon": 4.06, "lat": 52.06},
+             {"entity": "box-1", "time": "2026-03-01T08:00:01Z", "type": "reading", "metric": "temp_c", "value": 4})
+        tugs = SSE(srv, "/v1/query/stream?query=within&zone=berth&kind=tug")
+        warm = SSE(srv, "/v1/query/stream?query=nearby&lon=4.05&lat=52.05&radius_m=5000&where=metric:temp_c>8")
+        near = SSE(srv, "/v1/query/stream?query=within&bbox=4,52,4.2,52.2")
+        assert tugs.wait(1) == [("snapshot", {"entities": [
+            {"id": "tug-1", "kind": "tug", "lon": 4.05, "lat": 52.05, "time": "2026-03-01T08:00:00.000Z"}]})]
+        assert warm.wait(1) == [("snapshot", {"entities": []})]
+        assert [e["id"] for e in near.wait(1)[0][1]["entities"]] == ["box-1", "tug-1"]
+        # tug-2 sails in, tug-1 out (to the box only), box-1 warms up, then a late fix of tug-1
+        # (older than its latest) changes nothing.
+        post({"entity": "tug-2", "time": "2026-03-01T08:01:00Z", "type": "position", "lon": 4.01, "lat": 52.01})
+        post({"entity": "tug-1", "time": "2026-03-01T08:02:00Z", "type": "position", "lon": 4.15, "lat": 52.05})
+        post({"entity": "box-1", "time": "2026-03-01T08:03:00Z", "type": "reading", "metric": "temp_c", "value": 9.5})
+        post({"entity": "tug-1", "time": "2026-03-01T08:01:30Z", "type": "position", "lon": 4.05, "lat": 52.05})
+        post({"entity": "box-1", "time": "2026-03-01T08:04:00Z", "type": "position", "lon": 5, "lat": 53})
+        got = tugs.wait(3)
+        assert [(k, d["id"], d.get("lon")) for k, d in got[1:]] == [("enter", "tug-2", 4.01), ("leave", "tug-1", 4.15)]
+        got = warm.wait(3)
+        assert [(k, d["id"]) for k, d in got[1:]] == [("enter", "box-1"), ("leave", "box-1")]
+        assert got[2][1]["lon"] == 5  # left by moving 100 km away
+        got = near.wait(3)
+        assert [(k, d["id"]) for k, d in got[1:]] == [("enter", "tug-2"), ("leave", "box-1")]
+        # Nothing more came (the late fix of tug-1 was not the latest).
+        import time
+        time.sleep(0.5)
+        assert len(tugs.wait(3)) == 3 and len(near.wait(3)) == 3
+        # Subscriptions are audited.
+        records = [r for r in srv.ok("GET", "/v1/audit?limit=1000")["records"] if r["action"] == "positions.stream"]
+        assert [r["target"] for r in records] == ["within", "nearby", "within"]
+        assert records[0]["detail"]["zone"] == "berth" and records[0]["detail"]["answers"] == 1
+        for s in (tugs, warm, near):
+            s.close()
+        st, _, out = srv.request("GET", "/v1/query/stream?query=nearby&lon=4&lat=52&k=3")
+        assert st == 400 and "'k'" in out["message"], out
+        st, _, out = srv.request("GET", "/v1/query/stream?query=around")
+        assert st == 400 and "query=nearby" in out["message"], out
+    finally:
+        srv.stop()

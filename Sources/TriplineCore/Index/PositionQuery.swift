@@ -75,7 +75,7 @@ public struct PositionQuery: Sendable {
     /// `a` before `b` in code point order.
     /// (memcmp on the contiguous UTF-8 of native strings: sorting 10,000 answers by the
     /// generic element-wise comparison took most of a `within` query's time.)
-    @inline(__always) static func idLess(_ a: String, _ b: String) -> Bool {
+    @inline(__always) public static func idLess(_ a: String, _ b: String) -> Bool {
         let fast = a.utf8.withContiguousStorageIfAvailable { pa in
             b.utf8.withContiguousStorageIfAvailable { pb -> Bool in
                 let n = min(pa.count, pb.count)

@@ -16,6 +16,7 @@ struct QueryController: Controller {
         (RouteSpec(method: "GET", path: "/v1/query/nearby", roles: read), \.nearby),
         (RouteSpec(method: "GET", path: "/v1/query/within", roles: read), \.withinGet),
         (RouteSpec(method: "POST", path: "/v1/query/within", roles: read), \.withinPost),
+        (RouteSpec(method: "GET", path: "/v1/query/stream", roles: read), \.stream),
     ] }
 }
 
@@ -204,27 +205,7 @@ extension QueryController {
         let (rows, next, watermark): ([Row], PositionQuery.Cursor?, Millis?) = try await host.perform { s in
             let index = s.latest.index
             let p = s.pipeline
-            let wantedIds: Set<Int32>? = f.ids.map { Set($0.compactMap { p.entityNumber($0) }) }
-            let needInfo = f.kinds != nil || !f.tags.isEmpty
-            let conds: [(QueryFilters.Condition, Int32?)] = f.conditions.map { ($0, p.nameNumber($0.name)) }
-            let accept: (Int32) -> Bool = { e in
-                if let wantedIds, !wantedIds.contains(e) { return false }
-                for (c, n) in conds {
-                    guard let n else { return false }
-                    let v = c.source == .metric ? s.latest.reading(n, e) : s.latest.attr(n, e)
-                    guard let v, c.holds(v) else { return false }
-                }
-                if needInfo {
-                    let info = s.entityInfo(p.entityName(e))
-                    if let kinds = f.kinds, !kinds.contains(info?.kind ?? "unknown") { return false }
-                    for (key, value) in f.tags {
-                        guard let have = info?.tags[key] else { return false }
-                        if let value, have != value { return false }
-                    }
-                }
-                return true
-            }
-            let (hits, next) = query.run(index, name: { p.entityName($0) }, accept: accept)
+            let (hits, next) = query.run(index, name: { p.entityName($0) }, accept: s.queryAccept(f))
             let rows = hits.map { h in
                 let i = Int(h.entity)
                 return Row(id: h.id, kind: s.entityInfo(h.id)?.kind ?? "unknown", lon: index.lon[i], lat: index.lat[i], time: index.time[i], distance: h.distance)
@@ -265,5 +246,63 @@ extension QueryController {
         if let next { JSONText.appendString(next.text, to: &out) } else { out += Array("null".utf8) }
         out += Array("}\n".utf8)
         return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: out)))
+    }
+
+    /// A standing query over SSE: `event: snapshot` (the answer now, by id), then `event: enter`
+    /// and `event: leave` as entities come into and go out of the answer, and comments as
+    /// heartbeats.
+    var stream: Handler {
+        { [self] req, _, tok in
+            let q = req.uri.queryParameters
+            let filters = try QueryFilters.parse(req)
+            let area: StandingQuery.Area
+            var detail: [(String, J)] = []
+            switch q.get("query") {
+            case "nearby":
+                guard let ls = q.get("lon"), let lon = Double(ls), (-180...180).contains(lon),
+                      let as_ = q.get("lat"), let lat = Double(as_), (-90...90).contains(lat),
+                      let rs = q.get("radius_m"), let r = Double(rs), r.isFinite, r >= 0 else {
+                    throw APIError.badRequest("a standing nearby query needs lon (-180 to 180), lat (-90 to 90) and radius_m (metres >= 0); it has no k")
+                }
+                area = .radius(lon: lon, lat: lat, radiusM: r)
+                detail = [("lon", .num(lon)), ("lat", .num(lat)), ("radius_m", .num(r))]
+            case "within":
+                let zone = q.get("zone"), bbox = q.get("bbox")
+                guard (zone == nil) != (bbox == nil) else { throw APIError.badRequest("a standing within query needs exactly one of zone=<zone id> or bbox=<min lon>,<min lat>,<max lon>,<max lat>") }
+                if let zone {
+                    guard let shape = try await host.perform({ s in s.catalog.zones.first(where: { $0.id == zone })?.shape }) else {
+                        throw APIError.notFound("no zone \"\(zone)\"")
+                    }
+                    area = .covers(ZoneIndex(shapes: [shape]))
+                    detail = [("zone", .str(zone))]
+                } else {
+                    let parts = bbox!.split(separator: ",", omittingEmptySubsequences: false).map { Double($0.trimmingCharacters(in: .whitespaces)) }
+                    guard parts.count == 4, let x0 = parts[0], let y0 = parts[1], let x1 = parts[2], let y1 = parts[3],
+                          (-180...180).contains(x0), (-180...180).contains(x1), (-90...90).contains(y0), (-90...90).contains(y1), y0 <= y1 else {
+                        throw APIError.badRequest("query parameter 'bbox=\(bbox!)' must be <min lon>,<min lat>,<max lon>,<max lat> in degrees with min lat <= max lat")
+                    }
+                    area = .box(BBox(minX: x0, minY: y0, maxX: x1, maxY: y1))
+                    detail = [("bbox", .arr([.num(x0), .num(y0), .num(x1), .num(y1)]))]
+                }
+            default:
+                throw APIError.badRequest("give query=nearby (with lon, lat, radius_m) or query=within (with zone or bbox)")
+            }
+            let (events, cont) = AsyncStream<String>.makeStream(bufferingPolicy: .bufferingNewest(100_000))
+            let (id, snapshot) = try await host.perform { s in s.registerStanding(area: area, filters: filters, out: cont) }
+            let host = self.host
+            cont.onTermination = { _ in Task { try? await host.perform { s in s.standing[id] = nil } } }
+            try audit.record(actor: who(tok), action: "positions.stream", target: q.get("query") ?? "",
+                             detail: .obj(detail + [("filters", filters.json), ("answers", .int(snapshot.count))]))
+            let heartbeat = settings.heartbeat
+            let body = ResponseBody { writer in
+                try await writer.write(ByteBuffer(string: ": tripline query stream\nretry: 2000\n\n"))
+                try await writer.write(ByteBuffer(string: "event: snapshot\ndata: {\"entities\":[" + snapshot.joined(separator: ",") + "]}\n\n"))
+                for await item in AlertBroadcaster.withHeartbeat(events, every: heartbeat) {
+                    try await writer.write(ByteBuffer(string: item ?? ":\n\n"))
+                }
+                try await writer.finish(nil)
+            }
+            return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
+        }
     }
 }
