@@ -159,12 +159,8 @@ extension QueryController {
                 }
                 return try await run(.shape(shape), name: "within", detail: [("zone", .str(zone))], filters, tok)
             }
-            let parts = bbox!.split(separator: ",", omittingEmptySubsequences: false).map { Double($0.trimmingCharacters(in: .whitespaces)) }
-            guard parts.count == 4, let x0 = parts[0], let y0 = parts[1], let x1 = parts[2], let y1 = parts[3],
-                  (-180...180).contains(x0), (-180...180).contains(x1), (-90...90).contains(y0), (-90...90).contains(y1), y0 <= y1 else {
-                throw APIError.badRequest("query parameter 'bbox=\(bbox!)' must be <min lon>,<min lat>,<max lon>,<max lat> in degrees with min lat <= max lat (min lon > max lon crosses the antimeridian)")
-            }
-            return try await run(.box(BBox(minX: x0, minY: y0, maxX: x1, maxY: y1)), name: "within", detail: [("bbox", .arr([.num(x0), .num(y0), .num(x1), .num(y1)]))], filters, tok)
+            let box = try Self.bbox(bbox!)
+            return try await run(.box(box), name: "within", detail: [("bbox", .arr([.num(box.minX), .num(box.minY), .num(box.maxX), .num(box.maxY)]))], filters, tok)
         }
     }
 
@@ -187,6 +183,16 @@ extension QueryController {
             }
             return try await run(.shape(shape), name: "within", detail: [("geometry_vertices", .int(vertices))], filters, tok)
         }
+    }
+
+    /// `bbox=<min lon>,<min lat>,<max lon>,<max lat>`.
+    static func bbox(_ text: String) throws -> BBox {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { Double($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.count == 4, let x0 = parts[0], let y0 = parts[1], let x1 = parts[2], let y1 = parts[3],
+              (-180...180).contains(x0), (-180...180).contains(x1), (-90...90).contains(y0), (-90...90).contains(y1), y0 <= y1 else {
+            throw APIError.badRequest("query parameter 'bbox=\(text)' must be <min lon>,<min lat>,<max lon>,<max lat> in degrees with min lat <= max lat (min lon > max lon crosses the antimeridian)")
+        }
+        return BBox(minX: x0, minY: y0, maxX: x1, maxY: y1)
     }
 
     /// Runs the query on the engine thread and answers one page; audits it.
@@ -276,13 +282,9 @@ extension QueryController {
                     area = .covers(ZoneIndex(shapes: [shape]))
                     detail = [("zone", .str(zone))]
                 } else {
-                    let parts = bbox!.split(separator: ",", omittingEmptySubsequences: false).map { Double($0.trimmingCharacters(in: .whitespaces)) }
-                    guard parts.count == 4, let x0 = parts[0], let y0 = parts[1], let x1 = parts[2], let y1 = parts[3],
-                          (-180...180).contains(x0), (-180...180).contains(x1), (-90...90).contains(y0), (-90...90).contains(y1), y0 <= y1 else {
-                        throw APIError.badRequest("query parameter 'bbox=\(bbox!)' must be <min lon>,<min lat>,<max lon>,<max lat> in degrees with min lat <= max lat")
-                    }
-                    area = .box(BBox(minX: x0, minY: y0, maxX: x1, maxY: y1))
-                    detail = [("bbox", .arr([.num(x0), .num(y0), .num(x1), .num(y1)]))]
+                    let box = try Self.bbox(bbox!)
+                    area = .box(box)
+                    detail = [("bbox", .arr([.num(box.minX), .num(box.minY), .num(box.maxX), .num(box.maxY)]))]
                 }
             default:
                 throw APIError.badRequest("give query=nearby (with lon, lat, radius_m) or query=within (with zone or bbox)")
