@@ -711,10 +711,11 @@ public final class EngineHost: @unchecked Sendable {
         s.timeline = timeline
         s.timelineEntries = timeline.reduce(0) { $0 + $1.count }
         s.latest = latest
-        s.standingRecheckAll()
         s.nextSeq = nextSeq
         pipeline.discardAlerts()
         s.pipeline = pipeline
+        // After the new pipeline is in place: entity numbers and names are the new engine's.
+        s.standingRecheckAll()
         s.rebuiltEvents = count
         s.rebuildSeconds = Date().timeIntervalSince(started)
         metrics.setWatermark(pipeline.watermark)

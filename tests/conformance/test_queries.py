@@ -340,12 +340,24 @@ def test_standing_queries_stream_entities_entering_and_leaving(tmp_path):
         import time
         time.sleep(0.5)
         assert len(tugs.wait(3)) == 3 and len(near.wait(3)) == 3
+        near.close()
+        warm.close()
+        # A catalog change rebuilds the engine: every entity is evaluated again and nothing
+        # changes. Erasing tug-2 rebuilds it without tug-2: it leaves, named only.
+        srv.ok("POST", "/v1/zones", {"type": "Feature", "properties": {"id": "far", "category": "port"},
+                                     "geometry": {"type": "Polygon", "coordinates": [[[10, 10], [11, 10], [11, 11], [10, 11], [10, 10]]]}},
+               content_type="application/geo+json")
+        post({"entity": "tug-1", "time": "2026-03-01T08:05:00Z", "type": "position", "lon": 4.02, "lat": 52.02})
+        got = tugs.wait(4)
+        assert [(k, d["id"]) for k, d in got[3:]] == [("enter", "tug-1")], got
+        assert srv.request("DELETE", "/v1/entities/tug-2?erase=true")[0] in (200, 204)
+        got = tugs.wait(5)
+        assert got[4] == ("leave", {"id": "tug-2"}), got
         # Subscriptions are audited.
         records = [r for r in srv.ok("GET", "/v1/audit?limit=1000")["records"] if r["action"] == "positions.stream"]
         assert [r["target"] for r in records] == ["within", "nearby", "within"]
         assert records[0]["detail"]["zone"] == "berth" and records[0]["detail"]["answers"] == 1
-        for s in (tugs, warm, near):
-            s.close()
+        tugs.close()
         st, _, out = srv.request("GET", "/v1/query/stream?query=nearby&lon=4&lat=52&k=3")
         assert st == 400 and "'k'" in out["message"], out
         st, _, out = srv.request("GET", "/v1/query/stream?query=around")
