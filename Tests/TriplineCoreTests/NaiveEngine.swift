@@ -21,6 +21,13 @@ struct NaiveEngine {
         /// Zones entered and exited by this position (set once, when it is applied).
         var entered: Set<String> = []
         var exited: Set<String> = []
+        /// The same, per steadied membership (`views`): zones inside after this position,
+        /// entered (with the first position of the confirming run) and exited.
+        var vInside: [Set<String>] = []
+        var vEntered: [[String: String]] = []
+        var vExited: [Set<String>] = []
+        /// Distances to the boundary of each zone the position is outside (when a rule has a margin).
+        var boundary: [String: Double] = [:]
     }
     struct Out {
         var time: Millis, rule: String, e: String, z: String, pa: String, pb: String, g: String?, seq: Int
@@ -44,11 +51,84 @@ struct NaiveEngine {
     /// Per rule, the instants (event time + the rule's duration) at which it is evaluated
     /// without an event.
     var ruleInstants: [Set<Millis>] = []   // sequence: rule + entity -> order of the last completing event
+    /// The distinct `enter_after` / `exit_margin_m` of the rules: every rule that has one
+    /// reads its own steadied membership (even one equal to the default, which must then
+    /// give exactly the plain membership).
+    let views: [ZoneJitter]
 
     init(zones: [Zone], entities: [EntityInfo], rules: [Rule]) {
         self.zones = zones
         self.entities = Dictionary(uniqueKeysWithValues: entities.map { ($0.id, $0) })
         self.rules = rules
+        var vs: [ZoneJitter] = []
+        for r in rules { if let j = r.jitter, !vs.contains(j) { vs.append(j) } }
+        self.views = vs
+    }
+
+    func viewOf(_ r: Rule) -> Int? { r.jitter.flatMap { views.firstIndex(of: $0) } }
+    /// The zones position p is inside as rule r sees them.
+    func insideZones(_ p: Ev, _ r: Rule) -> Set<String> { viewOf(r).map { p.vInside[$0] } ?? p.zones }
+    /// The zones entered and exited by position x as rule r sees them.
+    func transitions(_ x: Ev, _ r: Rule) -> (Set<String>, Set<String>) {
+        guard let v = viewOf(r), x.type == "position" else { return (x.entered, x.exited) }
+        return (Set(x.vEntered[v].keys), x.vExited[v])
+    }
+
+    /// The distance from (lon, lat) to a zone's boundary, by sampling each polygon edge at
+    /// 512 points (a circle: distance to the centre less the radius).
+    static func sampledBoundaryDistance(_ shape: ZoneShape, _ lon: Double, _ lat: Double) -> Double {
+        switch shape {
+        case .circle(let cx, let cy, let r): return abs(Haversine.distance(cx, cy, lon, lat) - r)
+        case .polygons(let ps):
+            var best = Double.infinity
+            for p in ps {
+                for ring in [p.shell] + p.holes {
+                    let n = ring.pointCount
+                    for i in 0..<n {
+                        let j = (i + 1) % n
+                        for k in 0...512 {
+                            let t = Double(k) / 512
+                            let x = ring.x(i) + t * (ring.x(j) - ring.x(i)), y = ring.y(i) + t * (ring.y(j) - ring.y(i))
+                            best = min(best, Haversine.distance(lon, lat, x, y))
+                        }
+                    }
+                }
+            }
+            return best
+        }
+    }
+
+    /// Steadied membership of zone z for an entity's positions `ps` (processing order), from
+    /// scratch: after the last position, is it inside, did that position enter (and which
+    /// position began the confirming run) or exit?
+    func steadied(_ j: ZoneJitter, _ ps: [Ev], _ z: Zone) -> (inside: Bool, enteredFirst: String?, exited: Bool) {
+        var inside = false
+        var run: [Ev] = []
+        var result: (Bool, String?, Bool) = (false, nil, false)
+        for p in ps {
+            result = (inside, nil, false)
+            let raw = p.zones.contains(z.id)
+            if inside {
+                if raw || (j.exitMarginM > 0 && p.boundary[z.id]! <= j.exitMarginM) { continue }
+                inside = false
+                result = (false, nil, true)
+            } else if raw {
+                run.append(p)
+                let confirmed: Bool
+                switch j.enterAfter {
+                case .fixes(let k): confirmed = run.count >= k
+                case .duration(let d): confirmed = p.time - run[0].time >= d
+                }
+                if confirmed {
+                    inside = true
+                    result = (true, run[0].id, false)
+                    run = []
+                }
+            } else {
+                run = []
+            }
+        }
+        return result
     }
 
     func info(_ e: String) -> EntityInfo { entities[e] ?? EntityInfo(id: e) }
@@ -68,7 +148,6 @@ struct NaiveEngine {
     }
     func positions(_ e: String) -> [Ev] { (byEntity[e] ?? []).filter { $0.type == "position" } }
     /// The zones entered and exited by position x (compared with the entity's previous position).
-    func transitions(_ x: Ev) -> (Set<String>, Set<String>) { (x.entered, x.exited) }
     func computeTransitions(_ x: Ev) -> (Set<String>, Set<String>) {
         guard x.type == "position" else { return ([], []) }
         let prev = (byEntity[x.entity] ?? []).last { $0.type == "position" && $0.order < x.order }
@@ -149,6 +228,24 @@ struct NaiveEngine {
                 x.order = history.count + 1
                 x.zones = x.type == "position" ? Set(zones.filter { $0.shape.covers(x.lon, x.lat) }.map(\.id)) : []
                 (x.entered, x.exited) = computeTransitions(x)
+                if x.type == "position" && !views.isEmpty {
+                    if views.contains(where: { $0.exitMarginM > 0 }) {
+                        for z in zones where !x.zones.contains(z.id) { x.boundary[z.id] = Self.sampledBoundaryDistance(z.shape, x.lon, x.lat) }
+                    }
+                    let ps = positions(x.entity) + [x]
+                    for j in views {
+                        var inside = Set<String>(), entered: [String: String] = [:], exited = Set<String>()
+                        for z in zones {
+                            let r = steadied(j, ps, z)
+                            if r.inside { inside.insert(z.id) }
+                            if let f = r.enteredFirst { entered[z.id] = f }
+                            if r.exited { exited.insert(z.id) }
+                        }
+                        x.vInside.append(inside)
+                        x.vEntered.append(entered)
+                        x.vExited.append(exited)
+                    }
+                }
                 history.append(x)
                 if byEntity[x.entity] == nil { seenEntities.append(x.entity); seenEntities.sort() }
                 byEntity[x.entity, default: []].append(x)
@@ -164,9 +261,11 @@ struct NaiveEngine {
             switch r.parameters {
             case .enter, .exit:
                 guard let x, r.match.matches(info(x.entity)) else { continue }
-                let (entered, exited) = transitions(x)
+                let (entered, exited) = transitions(x, r)
                 for z in (r.kind == .enter ? entered : exited).sorted() where zoneMatches(r.zones, z) {
-                    emit(r, e: x.entity, z: z, firing: true, time: t, evidence: [x.id], details: [])
+                    // A steadied entry names the first position of its run too.
+                    let first = r.kind == .enter ? viewOf(r).flatMap { x.vEntered[$0][z] } ?? x.id : x.id
+                    emit(r, e: x.entity, z: z, firing: true, time: t, evidence: first == x.id ? [x.id] : [first, x.id], details: [])
                 }
             case .speed(let v):
                 guard let x, x.type == "position", r.match.matches(info(x.entity)) else { continue }
@@ -187,7 +286,7 @@ struct NaiveEngine {
                         var exitPos: Ev? = nil
                         var lastStart: Ev? = nil
                         for p in ps {
-                            if p.zones.contains(z) { if start == nil { start = p } } else if start != nil { lastStart = start; exitPos = p; start = nil }
+                            if insideZones(p, r).contains(z) { if start == nil { start = p } } else if start != nil { lastStart = start; exitPos = p; start = nil }
                         }
                         let key = "\(r.id)|\(e)|\(z)"
                         if let s = start {
@@ -205,7 +304,7 @@ struct NaiveEngine {
             case .gathering(let n, let w):
                 for z in zones.map(\.id) where zoneMatches(r.zones, z) {
                     var latest: [String: Ev] = [:]
-                    for p in history where p.type == "position" && p.zones.contains(z) && p.time > t - w && p.time <= t && r.match.matches(info(p.entity)) {
+                    for p in history where p.type == "position" && insideZones(p, r).contains(z) && p.time > t - w && p.time <= t && r.match.matches(info(p.entity)) {
                         latest[p.entity] = p
                     }
                     let now = latest.count >= n
@@ -313,8 +412,8 @@ struct NaiveEngine {
                 let m = positives.count, w = within ?? .max
                 func stepMatches(_ s: SequenceStep, _ y: Ev) -> Bool {
                     switch s {
-                    case .enter(let sel): return transitions(y).0.contains { zoneMatches(sel, $0) }
-                    case .exit(let sel): return transitions(y).1.contains { zoneMatches(sel, $0) }
+                    case .enter(let sel): return transitions(y, r).0.contains { zoneMatches(sel, $0) }
+                    case .exit(let sel): return transitions(y, r).1.contains { zoneMatches(sel, $0) }
                     case .event(let f): return filterMatches(f, y)
                     case .absent: return false
                     }

@@ -78,11 +78,19 @@ public enum RuleCodec {
         let ruleName = node["id"]?.stringValue.map { "rule \"\($0)\"" } ?? "rule"
         var allowed = common
         if let kind { allowed += parameterFields(kind) } else { allowed += RuleKind.allCases.flatMap(parameterFields) }
+        if kind?.takesJitter ?? true { allowed += jitterFields }
         if let kind, !kind.takesZones, members.contains(where: { $0.key == "zones" }) {
             let zn = node["zones"]!
             r.fail(zn, p + "/zones", "\(ruleName): only enter, exit, dwell and gathering take a rule-level \"zones\" selector; a \(kind.rawValue) rule may filter positions by zones inside its \"event\" filter where it has one")
         }
         var tolerated = kind.map { $0.takesZones } == false ? ["zones"] : []
+        if let kind, !kind.takesJitter {
+            for k in jitterFields {
+                guard let jn = node[k] else { continue }
+                r.fail(jn, p + "/" + k, "\(ruleName): \"\(k)\" steadies zone membership and applies only to enter, exit, dwell, gathering and sequence rules, not \(kind.rawValue)")
+                tolerated.append(k)
+            }
+        }
         if let kind, kind != .frequency, kind != .aggregate, let bn = node["by"] {
             r.fail(bn, p + "/by", "\(ruleName): \"by\" groups only frequency and aggregate rules; a \(kind.rawValue) rule keeps its state per \(kind == .gathering ? "zone" : kind == .proximity ? "pair" : "entity"). Remove \"by\", or write the rule as a frequency or aggregate rule")
             tolerated.append("by")
@@ -124,13 +132,65 @@ public enum RuleCodec {
         if let kind {
             params = parameters(kind, f, node, p, ruleName, &r, sensitive)
         }
+        var jitter: ZoneJitter?
+        if let kind, kind.takesJitter { jitter = Self.jitter(f, ruleName, &r) }
+        if let jitter, case .sequence(let steps, _)? = params {
+            func zoneStep(_ s: SequenceStep) -> Bool {
+                switch s {
+                case .enter, .exit: return true
+                case .event: return false
+                case .absent(let inner, _): return zoneStep(inner)
+                }
+            }
+            if !steps.contains(where: zoneStep) {
+                let k = f["enter_after"] != nil ? "enter_after" : "exit_margin_m"
+                r.fail(f[k]!.0, f[k]!.1, "\(ruleName): \"\(k)\" steadies the zone membership of enter and exit steps, and this sequence has none; remove it")
+            }
+        }
         var labels: [String: String] = [:]
         if let (n, fp) = f["labels"] { labels = AlertLabels.decodeRuleLabels(n, fp, &r, sensitive) ?? [:] }
         var annotations: [String: String] = [:]
         if let (n, fp) = f["annotations"] { annotations = AlertLabels.decodeAnnotations(n, fp, &r) ?? [:] }
         guard r.errors.count == before, let id, let purpose, let owner, let severity, let match, let params else { return nil }
         return Rule(id: id, purpose: purpose, owner: owner, severity: severity, match: match, zones: zones,
-                    cooldown: cooldown, expires: expires, parameters: params, labels: labels, annotations: annotations, line: node.line)
+                    cooldown: cooldown, expires: expires, parameters: params, labels: labels, annotations: annotations, line: node.line,
+                    jitter: jitter)
+    }
+
+    static let jitterFields = ["enter_after", "exit_margin_m"]
+    /// The largest `enter_after` count and `exit_margin_m`.
+    static let maxEnterFixes = 1000
+    static let maxExitMarginM = 100_000.0
+
+    /// `enter_after` (a whole number of fixes or a duration) and `exit_margin_m` (metres);
+    /// nil when neither is given.
+    static func jitter(_ f: [String: (DocNode, String)], _ name: String, _ r: inout DocReader) -> ZoneJitter? {
+        guard f["enter_after"] != nil || f["exit_margin_m"] != nil else { return nil }
+        var j = ZoneJitter()
+        if let (n, fp) = f["enter_after"] {
+            if n.stringValue != nil {
+                if let d = r.duration(n, fp, what: "enter_after") { j.enterAfter = .duration(d) }
+            } else if n.numberValue != nil {
+                if let k = r.integer(n, fp, what: "enter_after (consecutive inside positions)", min: 1) {
+                    if k > maxEnterFixes {
+                        r.fail(n, fp, "\(name): enter_after is at most \(maxEnterFixes) positions, found \(k); for longer, give a duration such as \"10m\"")
+                    } else {
+                        j.enterAfter = .fixes(k)
+                    }
+                }
+            } else {
+                r.fail(n, fp, "\(name): enter_after is a whole number of consecutive inside positions (such as 3) or a duration (such as \"30s\"), found \(n.typeName)")
+            }
+        }
+        if let (n, fp) = f["exit_margin_m"], let m = r.number(n, fp, what: "exit_margin_m") {
+            if m < 0 || m > maxExitMarginM {
+                r.fail(n, fp, "\(name): exit_margin_m is metres from 0 to \(Int(maxExitMarginM)), found \(m)")
+            } else {
+                j.exitMarginM = m
+            }
+        }
+        // `enter_after: 1` with no margin is spec 1.2's membership: no steadying to run.
+        return j.isDefault ? nil : j
     }
 
     static func parameters(_ kind: RuleKind, _ f: [String: (DocNode, String)], _ node: DocNode, _ p: String, _ name: String,

@@ -9,6 +9,13 @@ public enum RuleEncoder {
         var f: [(String, String)] = [("id", str(r.id)), ("kind", str(r.kind.rawValue)), ("purpose", str(r.purpose)),
                                      ("owner", str(r.owner)), ("severity", str(r.severity.rawValue)), ("match", selector(r.match, classKey: "kind"))]
         if let z = r.zones { f.append(("zones", selector(z, classKey: "category"))) }
+        if let j = r.jitter {
+            switch j.enterAfter {
+            case .fixes(let k): if k != 1 { f.append(("enter_after", String(k))) }
+            case .duration(let d): f.append(("enter_after", duration(d)))
+            }
+            if j.exitMarginM != 0 { f.append(("exit_margin_m", num(j.exitMarginM))) }
+        }
         if r.cooldown > 0 { f.append(("cooldown", duration(r.cooldown))) }
         if let e = r.expires { f.append(("expires", str(EventTime.format(e)))) }
         if !r.labels.isEmpty { f.append(("labels", obj(r.labels.sorted { $0.key < $1.key }.map { ($0.key, str($0.value)) }))) }

@@ -13,6 +13,8 @@ struct DwellEvaluator {
         var selector: Int32
         var zoneMask: ZoneMask
         var min: Millis
+        /// Which membership the rule reads (see `GeofenceEvaluator.Member.view`).
+        var view: Int32 = 0
         /// Open visits by entity << 32 | zone.
         var visits = IntMap<Visit>()
         var generation: UInt32 = 0
@@ -21,9 +23,9 @@ struct DwellEvaluator {
 
     var isEmpty: Bool { rules.isEmpty }
 
-    mutating func onTransitions(entity: Int32, entered: ArraySlice<Int32>, exited: ArraySlice<Int32>, time: Millis, ref: EventRef,
+    mutating func onTransitions(view: Int32 = 0, entity: Int32, entered: ArraySlice<Int32>, exited: ArraySlice<Int32>, time: Millis, ref: EventRef,
                                 matching: some EntityMatching, emitter: inout Emitter, timers: inout TimerQueue) {
-        for i in rules.indices where matching.matches(entity, rules[i].selector) {
+        for i in rules.indices where rules[i].view == view && matching.matches(entity, rules[i].selector) {
             for z in exited where rules[i].zoneMask.contains(z) {
                 if let v = rules[i].visits.remove(key(entity, z)), v.fired {
                     emitter.emit(rule: rules[i].rule, key: .entityZone(entity, z), firing: false, time: time, evidence: [ref],

@@ -442,6 +442,7 @@ public final class Engine: EntityMatching {
                 }
             }
             if !kinds.gathering.isEmpty { kinds.gathering.onPosition(ev, ref: ref, zones: zones, matching: self, emitter: &emitter, timers: &time.timers) }
+            if !kinds.views.isEmpty { applyViews(ev, ref, zones) }
             if !kinds.proximity.isEmpty { kinds.proximity.onPosition(ev, ref: ref, matching: self, emitter: &emitter, timers: &time.timers) }
             if !kinds.speed.isEmpty {
                 let ei = Int(ev.entity)
@@ -461,8 +462,33 @@ public final class Engine: EntityMatching {
         if !kinds.aggregate.isEmpty { kinds.aggregate.onEvent(ev, ref: ref, zones: zones, matching: self, texts: &groupTexts, emitter: &emitter, timers: &time.timers) }
         if !kinds.absence.isEmpty { kinds.absence.onEvent(ev, ref: ref, zones: zones, matching: self, emitter: &emitter, timers: &time.timers) }
         if !kinds.sequence.isEmpty {
-            kinds.sequence.onEvent(ev, ref: ref, order: applied, zones: zones, entered: entered, exited: exited,
+            // (The views are read from a copy: `kinds` is being modified by the call.)
+            let views = ev.type == Symbols.positionType ? kinds.views : []
+            kinds.sequence.onEvent(ev, ref: ref, order: applied, zones: zones, entered: entered, exited: exited, views: views,
                              matching: self, emitter: &emitter, timers: &time.timers)
+        }
+    }
+
+    /// Moves each steadied membership (`MembershipView`) by a position whose plain zones are
+    /// `zones`, and hands its transitions to the enter, exit, dwell and gathering rules that
+    /// read it (sequence rules read them after).
+    func applyViews(_ ev: Event, _ ref: EventRef, _ zones: [Int32]) {
+        for v in kinds.views.indices {
+            kinds.views[v].onPosition(entity: ev.entity, time: ev.time, ref: ref, lon: ev.lon, lat: ev.lat, raw: zones)
+            let view = Int32(v + 1)
+            let entered = kinds.views[v].entered, first = kinds.views[v].enteredFirst, exited = kinds.views[v].exited
+            if !entered.isEmpty || !exited.isEmpty {
+                kinds.geofence.onTransitions(view: view, entity: ev.entity, entered: entered[...], enteredFirst: first[...], exited: exited[...],
+                                             time: ev.time, ref: ref, matching: self, emitter: &emitter)
+                if !kinds.dwell.isEmpty {
+                    kinds.dwell.onTransitions(view: view, entity: ev.entity, entered: entered[...], exited: exited[...], time: ev.time, ref: ref,
+                                              matching: self, emitter: &emitter, timers: &time.timers)
+                }
+            }
+            if !kinds.gathering.isEmpty {
+                let inside = kinds.views[v].inside
+                kinds.gathering.onPosition(ev, view: view, ref: ref, zones: inside, matching: self, emitter: &emitter, timers: &time.timers)
+            }
         }
     }
 
@@ -553,6 +579,7 @@ public final class Engine: EntityMatching {
             ("novelty", kinds.novelty.stateBytes), ("threshold", kinds.threshold.stateBytes), ("gathering", kinds.gathering.stateBytes),
             ("proximity", kinds.proximity.stateBytes), ("sequence", kinds.sequence.stateBytes), ("aggregate", kinds.aggregate.stateBytes),
             ("group texts", groupTexts.memoryBytes),
+            ("zone jitter", kinds.views.reduce(0) { $0 + $1.stateBytes }),
         ]
         return parts.sorted { $0.1 > $1.1 }.map { (kind: $0.0, bytes: $0.1) }
     }

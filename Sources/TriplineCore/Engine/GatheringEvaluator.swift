@@ -20,6 +20,9 @@ struct GatheringEvaluator {
         var zoneMask: ZoneMask
         var minCount: Int
         var window: Millis
+        /// Which membership the rule reads (see `GeofenceEvaluator.Member.view`): a position
+        /// counts as inside when that membership is inside after it.
+        var view: Int32 = 0
         var crowds = IntMap<Crowd>()
     }
     var rules: [Member] = []
@@ -27,11 +30,11 @@ struct GatheringEvaluator {
 
     var isEmpty: Bool { rules.isEmpty }
 
-    mutating func onPosition(_ ev: Event, ref: EventRef, zones: [Int32], matching: some EntityMatching, emitter: inout Emitter, timers: inout TimerQueue) {
+    mutating func onPosition(_ ev: Event, view: Int32 = 0, ref: EventRef, zones: [Int32], matching: some EntityMatching, emitter: inout Emitter, timers: inout TimerQueue) {
         guard !zones.isEmpty else { return }
         sequence += 1
         let seq = sequence
-        for i in rules.indices where matching.matches(ev.entity, rules[i].selector) {
+        for i in rules.indices where rules[i].view == view && matching.matches(ev.entity, rules[i].selector) {
             let rule = rules[i].rule, window = rules[i].window, minCount = rules[i].minCount
             for z in zones where rules[i].zoneMask.contains(z) {
                 rules[i].crowds.update(key(z), default: { Crowd() }) { crowd in

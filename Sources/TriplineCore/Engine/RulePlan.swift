@@ -41,12 +41,13 @@ struct RulePlan {
             var parameters: RuleParameters
             var match: Selector
             var zones: Selector?
+            var jitter: ZoneJitter?
         }
         var firstWith: [Definition: Int] = [:]
         var evaluatedAs = Array(0..<rules.count)
         var fanout: [[Int32]] = Array(repeating: [], count: rules.count)
         for (i, r) in rules.enumerated() {
-            let d = Definition(parameters: r.parameters, match: r.match, zones: r.zones)
+            let d = Definition(parameters: r.parameters, match: r.match, zones: r.zones, jitter: r.jitter)
             if let j = firstWith[d] { evaluatedAs[i] = j } else { firstWith[d] = i }
             fanout[evaluatedAs[i]].append(Int32(i))
         }
@@ -55,25 +56,38 @@ struct RulePlan {
         self.ruleKinds = rules.map(\.kind)
         var slots = Array(repeating: -1, count: rules.count)
         var zonesNeeded = false
+        // One steadied membership per distinct `enter_after` / `exit_margin_m` (view 0 is the plain one).
+        var viewOf: [ZoneJitter: Int32] = [:]
+        let shapes = zones.map(\.shape)
         for (i, r) in rules.enumerated() where evaluatedAs[i] == i {
             let ri = Int32(i)
             let s = sel(r.match)
+            var view: Int32 = 0
+            if let j = r.jitter, !j.isDefault {
+                if let v = viewOf[j] {
+                    view = v
+                } else {
+                    evaluators.views.append(MembershipView(jitter: j, shapes: shapes))
+                    view = Int32(evaluators.views.count)
+                    viewOf[j] = view
+                }
+            }
             switch r.parameters {
             case .enter:
-                evaluators.geofence.enterRules.append(.init(rule: ri, selector: s, zoneMask: ZoneMask.build(r.zones, zones: zones)))
+                evaluators.geofence.enterRules.append(.init(rule: ri, selector: s, zoneMask: ZoneMask.build(r.zones, zones: zones), view: view))
                 zonesNeeded = true
             case .exit:
-                evaluators.geofence.exitRules.append(.init(rule: ri, selector: s, zoneMask: ZoneMask.build(r.zones, zones: zones)))
+                evaluators.geofence.exitRules.append(.init(rule: ri, selector: s, zoneMask: ZoneMask.build(r.zones, zones: zones), view: view))
                 zonesNeeded = true
             case .speed(let v):
                 evaluators.speed.rules.append(.init(rule: ri, selector: s, maxKmh: v))
             case .dwell(let min):
                 slots[i] = evaluators.dwell.rules.count
-                evaluators.dwell.rules.append(.init(rule: ri, selector: s, zoneMask: ZoneMask.build(r.zones, zones: zones), min: min))
+                evaluators.dwell.rules.append(.init(rule: ri, selector: s, zoneMask: ZoneMask.build(r.zones, zones: zones), min: min, view: view))
                 zonesNeeded = true
             case .gathering(let n, let w):
                 slots[i] = evaluators.gathering.rules.count
-                evaluators.gathering.rules.append(.init(rule: ri, selector: s, zoneMask: ZoneMask.build(r.zones, zones: zones), minCount: n, window: w))
+                evaluators.gathering.rules.append(.init(rule: ri, selector: s, zoneMask: ZoneMask.build(r.zones, zones: zones), minCount: n, window: w, view: view))
                 zonesNeeded = true
             case .proximity(let d, let w, let other):
                 slots[i] = evaluators.proximity.rules.count
@@ -113,7 +127,7 @@ struct RulePlan {
                     if case .absent(let inner, let d) = st { return (compile(inner), true, d) }
                     return (compile(st), false, nil)
                 }
-                slots[i] = evaluators.sequence.add(rule: ri, selector: s, steps: compiled, within: within)
+                slots[i] = evaluators.sequence.add(rule: ri, selector: s, steps: compiled, within: within, view: view)
             case .absence(let d, let f):
                 let cf = f.map { CompiledFilter($0, symbols: &syms, zones: zones) }
                 zonesNeeded = zonesNeeded || (cf?.needsZones ?? false)
@@ -156,4 +170,6 @@ struct Evaluators {
     var sequence = SequenceEvaluator()
     var absence = AbsenceEvaluator()
     var aggregate = AggregateEvaluator()
+    /// The steadied memberships rules ask for (`enter_after`, `exit_margin_m`).
+    var views: [MembershipView] = []
 }

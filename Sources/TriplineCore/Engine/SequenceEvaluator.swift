@@ -56,6 +56,8 @@ struct SequenceEvaluator {
     struct Member {
         var spec: Spec
         var selector: Int32
+        /// Which membership enter and exit steps read (see `GeofenceEvaluator.Member.view`).
+        var view: Int32 = 0
         var states = IntMap<State>()
     }
     var rules: [Member] = []
@@ -63,7 +65,7 @@ struct SequenceEvaluator {
     var isEmpty: Bool { rules.isEmpty }
 
     /// Adds a rule from its compiled steps (positive and negated, in the rule's order).
-    mutating func add(rule: Int32, selector: Int32, steps: [(Step, negated: Bool, deadline: Millis?)], within: Millis?) -> Int {
+    mutating func add(rule: Int32, selector: Int32, steps: [(Step, negated: Bool, deadline: Millis?)], within: Millis?, view: Int32 = 0) -> Int {
         var positives: [Step] = [], forbidden: [[Step]] = [], trailing: (Step, Millis)?
         for (s, negated, deadline) in steps {
             if !negated {
@@ -76,7 +78,7 @@ struct SequenceEvaluator {
             }
         }
         forbidden.removeLast()
-        rules.append(Member(spec: Spec(rule: rule, steps: positives, forbidden: forbidden, trailing: trailing, within: within ?? .max), selector: selector))
+        rules.append(Member(spec: Spec(rule: rule, steps: positives, forbidden: forbidden, trailing: trailing, within: within ?? .max), selector: selector, view: view))
         return rules.count - 1
     }
 
@@ -88,9 +90,15 @@ struct SequenceEvaluator {
         }
     }
 
-    mutating func onEvent(_ ev: Event, ref: EventRef, order: Int, zones: [Int32], entered: [Int32], exited: [Int32], matching: some EntityMatching,
+    /// `views` holds what this event did to each steadied membership (empty for events that
+    /// are not positions).
+    mutating func onEvent(_ ev: Event, ref: EventRef, order: Int, zones: [Int32], entered plainEntered: [Int32], exited plainExited: [Int32],
+                          views: [MembershipView], matching: some EntityMatching,
                           emitter: inout Emitter, timers: inout TimerQueue) {
         for i in rules.indices where matching.matches(ev.entity, rules[i].selector) {
+            let v = Int(rules[i].view)
+            let entered = v == 0 ? plainEntered : views.isEmpty ? [] : views[v - 1].entered
+            let exited = v == 0 ? plainExited : views.isEmpty ? [] : views[v - 1].exited
             // Most events of most entities neither extend nor start a match: no state is touched.
             let has = rules[i].states.contains(key(ev.entity))
             if !has && !Self.matches(rules[i].spec.steps[0], ev, zones: zones, entered: entered, exited: exited) { continue }

@@ -12,6 +12,34 @@ public enum RuleKind: String, Sendable, CaseIterable {
 
     /// Kinds that accept a rule-level `zones` selector.
     public var takesZones: Bool { self == .enter || self == .exit || self == .dwell || self == .gathering }
+
+    /// Kinds whose zone membership `enter_after` and `exit_margin_m` can steady (a sequence
+    /// rule only when it has an enter or exit step).
+    public var takesJitter: Bool { takesZones || self == .sequence }
+}
+
+/// How a rule sees zone membership when positions jitter near a boundary (`enter_after`,
+/// `exit_margin_m`). The default (`ZoneJitter()`) is exactly the membership of spec 1.2:
+/// an entity is inside from its first inside position and outside from its first outside one.
+public struct ZoneJitter: Sendable, Hashable {
+    /// What confirms an entry: this many consecutive inside positions, or inside positions
+    /// spanning at least this long (the first to the confirming one).
+    public enum EnterAfter: Sendable, Hashable {
+        case fixes(Int)
+        case duration(Millis)
+    }
+    public var enterAfter: EnterAfter
+    /// An entity that is inside stays inside until a position lies more than this many metres
+    /// from the zone (haversine to the nearest boundary point; a circle's radius plus this).
+    public var exitMarginM: Double
+
+    public init(enterAfter: EnterAfter = .fixes(1), exitMarginM: Double = 0) {
+        self.enterAfter = enterAfter
+        self.exitMarginM = exitMarginM
+    }
+
+    /// Is this spec 1.2's membership (no steadying at all)?
+    public var isDefault: Bool { enterAfter == .fixes(1) && exitMarginM == 0 }
 }
 
 /// The condition of a threshold rule.
@@ -124,6 +152,8 @@ public struct Rule: Sendable, Hashable {
     public var severity: Severity
     public var match: Selector
     public var zones: Selector?
+    /// `enter_after` / `exit_margin_m` (nil: spec 1.2 membership).
+    public var jitter: ZoneJitter?
     public var cooldown: Millis
     public var expires: Millis?
     public var parameters: RuleParameters
@@ -139,13 +169,14 @@ public struct Rule: Sendable, Hashable {
 
     public init(id: String, purpose: String, owner: String, severity: Severity = .medium, match: Selector = .all,
                 zones: Selector? = nil, cooldown: Millis = 0, expires: Millis? = nil, parameters: RuleParameters,
-                labels: [String: String] = [:], annotations: [String: String] = [:], line: Int = 0) {
+                labels: [String: String] = [:], annotations: [String: String] = [:], line: Int = 0, jitter: ZoneJitter? = nil) {
         self.id = id
         self.purpose = purpose
         self.owner = owner
         self.severity = severity
         self.match = match
         self.zones = zones
+        self.jitter = jitter
         self.cooldown = cooldown
         self.expires = expires
         self.parameters = parameters
