@@ -281,7 +281,11 @@ extension Workload {
     /// two events of one entity (100,000 entities at one event per 10 ms: about 17 minutes), as
     /// an operator would choose them; `shortAbsence` uses 5 to 20 minutes (readings: 10), so
     /// that almost every gap fires and resolves them (an alert-volume stress test).
-    public static func mixedRules(count: Int, shortAbsence: Bool = false) -> [Rule] {
+    ///
+    /// With `jitter`, some zone rules steady their membership (`enter_after`,
+    /// `exit_margin_m`): the enter, dwell and zone-sequence rules of even copies and the exit
+    /// and gathering rules of odd copies, so that 20 rules already have both kinds.
+    public static func mixedRules(count: Int, shortAbsence: Bool = false, jitter: Bool = false) -> [Rule] {
         let kinds = ["truck", "vessel", "van", "meter", "account"]
         let categories = categories
         var rules: [Rule] = []
@@ -318,7 +322,17 @@ extension Workload {
             case 18: p = .proximity(distanceM: 500, within: 600_000, other: Selector(classes: ["truck"])); match = Selector(classes: ["vessel", "van"])
             default: p = .frequency(count: 4, window: 900_000, event: EventFilter(type: "reading", metric: "water_l"), by: nil)
             }
-            rules.append(Rule(id: id, purpose: "benchmark", owner: "bench", severity: .low, match: match, zones: zones, parameters: p))
+            var steady: ZoneJitter? = nil
+            if jitter {
+                switch (i % 20, v % 2) {
+                case (0, 0), (12, 0): steady = ZoneJitter(enterAfter: .fixes(2))
+                case (2, 0): steady = ZoneJitter(enterAfter: .duration(120_000), exitMarginM: 100)
+                case (1, 1), (17, 1): steady = ZoneJitter(exitMarginM: Double(50 + 25 * (v % 3)))
+                case (3, 1): steady = ZoneJitter(enterAfter: .fixes(2), exitMarginM: 75)
+                default: break
+                }
+            }
+            rules.append(Rule(id: id, purpose: "benchmark", owner: "bench", severity: .low, match: match, zones: zones, parameters: p, jitter: steady))
         }
         return rules
     }

@@ -78,6 +78,7 @@ struct Generate: ParsableCommand {
     @Option(help: "Output folder (created if missing).") var out: String
     @Option(name: .customLong("mixed-rules"), help: "Also write rules-mixed.json: this many rules cycling through 20 templates covering every kind.")
     var mixedRules = 0
+    @Flag(help: "In rules-mixed.json, give some zone rules enter_after and exit_margin_m (steadied membership).") var jitter = false
     @Option(help: "Shuffle events by at most this much event time (e.g. 5s), to test --allowed-lateness.") var shuffle: String?
 
     func run() throws {
@@ -87,7 +88,7 @@ struct Generate: ParsableCommand {
         try w.entitiesNDJSON().write(toFile: out + "/entities.ndjson", atomically: true, encoding: .utf8)
         try Workload.geofenceRulesYAML.write(toFile: out + "/rules.yaml", atomically: true, encoding: .utf8)
         if mixedRules > 0 {
-            try RuleEncoder.file(Workload.mixedRules(count: mixedRules)).write(toFile: out + "/rules-mixed.json", atomically: true, encoding: .utf8)
+            try RuleEncoder.file(Workload.mixedRules(count: mixedRules, jitter: jitter)).write(toFile: out + "/rules-mixed.json", atomically: true, encoding: .utf8)
         }
         var bytes = w.eventsNDJSON()
         if let shuffle {

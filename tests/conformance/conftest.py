@@ -141,14 +141,14 @@ def tripline():
     return run
 
 
-def replayed_workload(d, zones, entities, events, rules, seed):
+def replayed_workload(d, zones, entities, events, rules, seed, jitter=False):
     """A generated workload in folder `d` where every event has an id (a re-sent batch is
     recognised as duplicates), and the alerts `tripline replay` gives for it (until an hour
-    after its last event)."""
+    after its last event). With `jitter`, some zone rules have enter_after / exit_margin_m."""
     import json
     code, _, err = run("generate", "--out", d, "--zones", zones, "--entities", entities, "--events", events,
                        "--reading-share", 0.2, "--contact-share", 0.1, "--custom-share", 0.1, "--id-share", 1.0,
-                       "--mixed-rules", rules, "--seed", seed)
+                       "--mixed-rules", rules, "--seed", seed, *(["--jitter"] if jitter else []))
     assert code == 0, err
     times = [json.loads(l)["time"] for l in (pathlib.Path(d) / "events.ndjson").read_text().splitlines()]
     until = max(times) + 3_600_000

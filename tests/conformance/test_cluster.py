@@ -114,7 +114,7 @@ def cluster_workload(d, events, seed, lateness_ms):
     `tripline replay` gives for its arrival order."""
     code, _, err = run("generate", "--out", d, "--zones", 150, "--entities", 400, "--events", events,
                        "--reading-share", 0.2, "--contact-share", 0.1, "--custom-share", 0.1, "--id-share", 0.3,
-                       "--mixed-rules", 20, "--seed", seed, "--shuffle", f"{lateness_ms}ms")
+                       "--mixed-rules", 20, "--jitter", "--seed", seed, "--shuffle", f"{lateness_ms}ms")
     assert code == 0, err
     d = pathlib.Path(d)
     # A client re-sending: a stretch of lines sent again later (those with ids are duplicates

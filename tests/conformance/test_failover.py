@@ -26,7 +26,7 @@ RUNS = 10
 @pytest.fixture(scope="module")
 def workload(tmp_path_factory):
     """Every event has an id, so a re-sent batch that was committed comes back as duplicates."""
-    w = replayed_workload(tmp_path_factory.mktemp("failover-workload"), zones=200, entities=1000, events=12000, rules=30, seed=23)
+    w = replayed_workload(tmp_path_factory.mktemp("failover-workload"), zones=200, entities=1000, events=12000, rules=30, seed=23, jitter=True)
     assert len(w["alerts"]) > 300
     return w
 

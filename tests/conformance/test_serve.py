@@ -16,7 +16,7 @@ from server import ENTER_YARD, YARD, Server, batches, canonical, make_token, sta
 def workload(tmp_path_factory):
     """A mixed workload (positions, readings, contacts, custom events) where every event has
     an id, so that a re-sent batch is recognised as duplicates (spec section 2)."""
-    w = replayed_workload(tmp_path_factory.mktemp("workload"), zones=300, entities=1500, events=30000, rules=40, seed=11)
+    w = replayed_workload(tmp_path_factory.mktemp("workload"), zones=300, entities=1500, events=30000, rules=40, seed=11, jitter=True)
     assert len(w["alerts"]) > 500, "the workload should make every kind of rule fire"
     return w
 
