@@ -182,6 +182,14 @@ def test_the_dashboard_as_a_new_user_meets_it(demo, browser):
     builder_ok("aggregate", {"of": "attr amount", "event": "payment", "window": "24h", "value": "10000"},
                ["kind: aggregate", "fn: sum", "attr: amount", "above: 10000"])
     builder_ok("sequence", {"steps": "enter depot\nnot event unload for 2h", "within": ""}, ["absent:", "type: unload", "for: \"2h\""])
+    # Steadied membership: an enter rule with enter_after and exit_margin_m; a bad margin is
+    # refused with the server's message at the field.
+    builder_ok("enter", {"zones": "restricted", "enter_after": "3", "exit_margin_m": "25"},
+               ["kind: enter", "enter_after: 3", "exit_margin_m: 25"])
+    builder_ok("dwell", {"zones": "anchorage", "min": "6h", "enter_after": "2m", "exit_margin_m": ""},
+               ["kind: dwell", "enter_after: \"2m\""])
+    fill("exit_margin_m", "-5")
+    until(d, "return document.getElementById('b-errors').textContent.includes('exit_margin_m')")
     # A leading absent step is refused with the server's located message.
     Select(d.find_element(By.ID, "b-kind")).select_by_value("sequence")
     fill("steps", "not event unload\nenter depot")

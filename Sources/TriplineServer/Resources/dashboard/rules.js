@@ -23,12 +23,16 @@ export class RulesView {
   }
 }
 
+// Optional blanks of the zone kinds that steady membership against GPS jitter (docs/rules.md).
+const STEADY = [["enter_after", "Entry counts after (optional): N inside positions, or a duration", "text", ""],
+  ["exit_margin_m", "Exit only beyond this many metres outside (optional)", "number", ""]];
+
 // Blanks per kind: [name, label, input type, hint].
 const KINDS = {
-  enter: [["zones", "Zone category", "text", "restricted"]],
-  exit: [["zones", "Zone category", "text", "port"]],
-  dwell: [["zones", "Zone category", "text", "anchorage"], ["min", "For at least", "text", "6h"]],
-  gathering: [["zones", "Zone category", "text", "depot"], ["min_count", "At least this many entities", "number", "4"], ["window", "Within", "text", "30m"]],
+  enter: [["zones", "Zone category", "text", "restricted"], ...STEADY],
+  exit: [["zones", "Zone category", "text", "port"], ...STEADY],
+  dwell: [["zones", "Zone category", "text", "anchorage"], ["min", "For at least", "text", "6h"], ...STEADY],
+  gathering: [["zones", "Zone category", "text", "depot"], ["min_count", "At least this many entities", "number", "4"], ["window", "Within", "text", "30m"], ...STEADY],
   proximity: [["distance_m", "Closer than (m)", "number", "50"], ["within", "Positions at most this old", "text", "5m"], ["other", "Other entity kind (optional)", "text", ""]],
   frequency: [["event", "Event type", "text", "login_failed"], ["count", "At least this many", "number", "3"], ["window", "Within", "text", "5m"],
     ["by", "Counted per (optional): counterpart, or attr NAME", "text", ""]],
@@ -114,6 +118,13 @@ export class BuilderView {
       case "enter": case "exit": r.zones = { category: this.value("zones") }; break;
       case "dwell": r.zones = { category: this.value("zones") }; r.min = this.value("min"); break;
       case "gathering": r.zones = { category: this.value("zones") }; r.min_count = num("min_count"); r.window = this.value("window"); break;
+    }
+    if (["enter", "exit", "dwell", "gathering"].includes(kind)) {
+      const after = this.value("enter_after");
+      if (after !== "") r.enter_after = /^[0-9]+$/.test(after) ? Number(after) : after;
+      if (this.value("exit_margin_m") !== "") r.exit_margin_m = num("exit_margin_m");
+    }
+    switch (kind) {
       case "proximity": r.distance_m = num("distance_m"); r.within = this.value("within"); if (this.value("other")) r.other = { kind: this.value("other") }; break;
       case "frequency": r.count = num("count"); r.window = this.value("window"); r.event = { type: this.value("event") }; if (this.value("by")) r.by = field(this.value("by")); break;
       case "aggregate": {
