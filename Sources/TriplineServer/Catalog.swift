@@ -194,6 +194,8 @@ public struct Catalog: Sendable {
     public var rules: [Rule] = []
     public var versions: [Int] = []
     public var ruleJSON: [String] = []
+    /// Each loaded zone's stored text by id (what tells an edited zone from an unchanged one).
+    public var zoneJSON: [String: String] = [:]
 
     /// Loads the catalog from the store. Stored items were validated when written; one that
     /// no longer passes (say, after the sensitive list was extended) is left out and reported.
@@ -205,7 +207,10 @@ public struct Catalog: Sendable {
             case .failure(let e): problems.append(e.description)
             case .success(let doc):
                 var r = DocReader(file: "zone \(item.id)")
-                if let z = ZoneCodec.feature(doc, "", &r, sensitive) { c.zones.append(z) } else { problems += r.errors.map(\.description) }
+                if let z = ZoneCodec.feature(doc, "", &r, sensitive) {
+                    c.zones.append(z)
+                    c.zoneJSON[z.id] = item.json
+                } else { problems += r.errors.map(\.description) }
             }
         }
         for item in try store.catalog(.entities) {

@@ -219,8 +219,8 @@ public final class EngineHost: @unchecked Sendable {
         }
     }
 
-    static func makePipeline(_ c: Catalog, _ o: HostOptions) -> Pipeline {
-        Pipeline(zones: c.zones, entities: c.entities, rules: c.rules,
+    static func makePipeline(_ c: Catalog, _ o: HostOptions, retiredZones: [Zone] = []) -> Pipeline {
+        Pipeline(zones: c.zones, retiredZones: retiredZones, entities: c.entities, rules: c.rules,
                  options: PipelineOptions(allowedLateness: o.allowedLateness, dedupWindow: o.dedupWindow, sensitive: o.sensitive))
     }
 
@@ -686,9 +686,9 @@ public final class EngineHost: @unchecked Sendable {
 
     /// Replaces the engine with one built on the current catalog and replays the whole log
     /// into it. Alerts it completes were emitted before and are not emitted again.
-    func rebuild(_ s: HostState) throws {
+    func rebuild(_ s: HostState, retiredZones: [Zone] = []) throws {
         let started = Date()
-        let pipeline = Self.makePipeline(s.catalog, options)
+        let pipeline = Self.makePipeline(s.catalog, options, retiredZones: retiredZones)
         var count = 0
         var timeline: [[TimelineEntry]] = []
         let latest = LatestPositions()
@@ -746,19 +746,52 @@ public final class EngineHost: @unchecked Sendable {
         }
     }
 
+    /// The zones a catalog change created, changed or deleted, each with its new version (one
+    /// more than its last, kept in the store's meta as `zone.version.<id>`; a new zone is at 1,
+    /// a deletion takes a version too, so a zone created again continues from it).
+    func zoneEdits(from before: Catalog, to after: Catalog) throws -> [ZoneEdit] {
+        var edits: [ZoneEdit] = []
+        for id in Set(before.zoneJSON.keys).union(after.zoneJSON.keys).sorted() {
+            let old = before.zoneJSON[id], new = after.zoneJSON[id]
+            if old == new { continue }
+            let key = "zone.version." + id
+            // A zone stored before versions were kept is at version 1.
+            let version = (Int(try store.meta(key) ?? "") ?? (old == nil ? 0 : 1)) + 1
+            try store.setMeta(key, String(version))
+            edits.append(ZoneEdit(zone: id, version: version, change: old == nil ? .created : new == nil ? .deleted : .updated))
+        }
+        return edits
+    }
+
     /// Applies a catalog change: writes it with `persist` (which may refuse it by throwing),
     /// reloads the catalog and rebuilds the engine from the log.
     public func changeCatalog<T: Sendable>(_ persist: @escaping @Sendable (any TriplineStore, HostState) throws -> T) async throws -> T {
         try await perform { [self] s in
             let result = try persist(store, s)
             let (catalog, problems) = try Catalog.load(store, sensitive: options.sensitive)
+            let before = s.catalog
             s.catalog = catalog
             s.catalogProblems = problems
             if let cluster {
                 try cluster.publishCatalog(catalog)
                 s.pipeline = cluster.timeCore
             } else {
-                try rebuild(s)
+                let edits = try zoneEdits(from: before, to: catalog)
+                let previous = s.pipeline
+                let retired = before.zones.filter { catalog.zoneJSON[$0.id] == nil }
+                try rebuild(s, retiredZones: retired)
+                if !edits.isEmpty {
+                    // The transitions the edits cause, at the change, stored with it.
+                    s.pipeline.applyZoneEdits(edits, previous: previous)
+                    s.pipeline.closeOpenAlerts()
+                    var group = Pending()
+                    collectAlerts(s, into: &group)
+                    commit(&group, s)
+                    // Durable before the change is answered.
+                    if let failure = settle(s) {
+                        throw IngestError.storage("the catalog change is stored, but the alerts its zone edits caused were not: \(failure)")
+                    }
+                }
             }
             return result
         }

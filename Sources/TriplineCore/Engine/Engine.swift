@@ -44,7 +44,11 @@ public struct EngineStats: Sendable {
 /// drive it through `Pipeline`.
 public final class Engine: EntityMatching {
     public var symbols: Symbols
+    /// The catalog's zones, then the retired ones (zones a change just deleted, kept only to
+    /// name the exits it causes; never in the zone index).
     public let zones: [Zone]
+    /// How many of `zones` are the catalog's.
+    public let liveZoneCount: Int
     public let rules: [Rule]
     public let index: ZoneIndex
     public let options: EngineOptions
@@ -66,7 +70,8 @@ public final class Engine: EntityMatching {
         var inside: (Int32, Int32, Int32) = (0, 0, 0)
         /// The first 64 distinct entity selectors this entity matches, one bit each.
         var match: UInt64 = 0
-        /// The latest position, for speed (lastTime == .min before the first).
+        /// The latest position, for speed, and its time and event for zone edits when zone
+        /// rules run (lastTime == .min before the first).
         var lastLon = 0.0
         var lastLat = 0.0
         var lastTime: Millis = .min
@@ -123,7 +128,8 @@ public final class Engine: EntityMatching {
         return s
     }
 
-    public init(zones: [Zone], entities: [EntityInfo], rules: [Rule], options: EngineOptions = EngineOptions(), symbols: Symbols = Symbols()) {
+    public init(zones live: [Zone], retiredZones: [Zone] = [], entities: [EntityInfo], rules: [Rule], options: EngineOptions = EngineOptions(), symbols: Symbols = Symbols()) {
+        let zones = live + retiredZones
         // Known entities are interned up front: their state is then allocated once.
         var syms = symbols
         var reg: [EntityInfo?] = Array(repeating: nil, count: syms.entities.count)
@@ -134,9 +140,10 @@ public final class Engine: EntityMatching {
         }
         self.registry = reg
         self.zones = zones
+        self.liveZoneCount = live.count
         self.rules = rules
         self.options = options
-        self.index = ZoneIndex(shapes: zones.map(\.shape))
+        self.index = ZoneIndex(shapes: live.map(\.shape))
         let plan = RulePlan(rules: rules, zones: zones, symbols: &syms)
         self.emitter = Emitter(rules: rules, fanout: plan.fanout)
         self.distinctDefinitions = plan.distinctDefinitions
@@ -310,6 +317,9 @@ public final class Engine: EntityMatching {
 
     /// Moves alerts whose time group is complete into `out`, in canonical order
     /// (time, rule id, key, emission order).
+    /// Completes the alerts of the current time group (see `Pipeline.closeOpenAlerts`).
+    public func closeOpenAlerts() { emitter.closeAll() }
+
     public func drainAlerts(into out: inout [Alert]) {
         let start = out.count
         emitter.takeCompleted(into: &out)
@@ -452,6 +462,11 @@ public final class Engine: EntityMatching {
                 entities[ei].lastTime = ev.time
                 entities[ei].lastRef = ref
                 kinds.speed.onPosition(ev, ref: ref, previous: prev, matching: self, emitter: &emitter)
+            } else if needsZones {
+                // The latest position's event is the evidence of a zone edit's transitions.
+                let ei = Int(ev.entity)
+                entities[ei].lastTime = ev.time
+                entities[ei].lastRef = ref
             }
         } else if ev.type == Symbols.readingType {
             if !kinds.threshold.isEmpty { kinds.threshold.onReading(ev, ref: ref, matching: self, emitter: &emitter) }

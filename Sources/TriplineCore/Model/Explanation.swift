@@ -88,6 +88,11 @@ public struct AlertExplanation: Sendable, Equatable {
         case .speed(let v):
             s = "\(keyText) moved at \(n("kmh")) km/h (\(n("distance_m")) m) between its last two positions, above \(Self.num(v)) km/h"
         }
+        if let edit = details["zone_edit"], let v = details["zone_version"] {
+            // A transition caused by a zone edit, not by a position (docs/rules.md, "Zone edits").
+            let what = edit == "deleted" ? "the zone was deleted (version \(v))" : "the zone was \(edit) (version \(v))"
+            s += "; not a movement: \(what) at \(at), which moved the boundary across the entity's latest position"
+        }
         windowFrom = from
         windowTo = from == nil ? nil : time
         sentence = s

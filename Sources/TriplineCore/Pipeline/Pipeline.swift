@@ -82,10 +82,12 @@ public final class Pipeline {
 
     /// `symbols`: names interned beforehand (events decoded with them keep their numbers; the
     /// bench decodes once and runs many pipelines); by default none.
-    public init(zones: [Zone], entities: [EntityInfo], rules: [Rule], options: PipelineOptions = PipelineOptions(), symbols: Symbols? = nil) {
+    /// `retiredZones`: zones a catalog change deleted, known only to name the exits it causes
+    /// (`applyZoneEdits`).
+    public init(zones: [Zone], retiredZones: [Zone] = [], entities: [EntityInfo], rules: [Rule], options: PipelineOptions = PipelineOptions(), symbols: Symbols? = nil) {
         self.options = options
         let run = options.rules.map { only in rules.filter { only.contains($0.id) } } ?? rules
-        engine = Engine(zones: zones, entities: entities, rules: run,
+        engine = Engine(zones: zones, retiredZones: retiredZones, entities: entities, rules: run,
                         options: EngineOptions(allowedLateness: options.allowedLateness, dedupWindow: options.dedupWindow,
                                                externalWatermark: options.watermark == .external),
                         symbols: symbols ?? Symbols(sensitive: options.sensitive))
@@ -233,6 +235,19 @@ public final class Pipeline {
         case .skip: return nil
         }
     }
+
+    // MARK: - Zone edits
+
+    /// A catalog change edited zones: this pipeline (built on the new zones, with the deleted
+    /// ones retired, and fed the same events as `previous`) emits, at its watermark, the
+    /// transitions the edits caused (docs/rules.md, "Zone edits").
+    public func applyZoneEdits(_ edits: [ZoneEdit], previous: Pipeline) {
+        engine.applyZoneEdits(edits, previous: previous.engine)
+    }
+
+    /// Completes the alerts of the current time now (normally they wait until the watermark
+    /// moves past it): a zone edit's transitions are stored with the change.
+    public func closeOpenAlerts() { engine.closeOpenAlerts() }
 
     // MARK: - Alerts
 
