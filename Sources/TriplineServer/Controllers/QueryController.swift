@@ -17,6 +17,7 @@ struct QueryController: Controller {
         (RouteSpec(method: "GET", path: "/v1/query/within", roles: read), \.withinGet),
         (RouteSpec(method: "POST", path: "/v1/query/within", roles: read), \.withinPost),
         (RouteSpec(method: "GET", path: "/v1/query/stream", roles: read), \.stream),
+        (RouteSpec(method: "GET", path: "/v1/map/stream", roles: read), \.mapStream),
     ] }
 }
 
@@ -301,6 +302,53 @@ extension QueryController {
                 try await writer.write(ByteBuffer(string: "event: snapshot\ndata: {\"entities\":[" + snapshot.joined(separator: ",") + "]}\n\n"))
                 for await item in AlertBroadcaster.withHeartbeat(events, every: heartbeat) {
                     try await writer.write(ByteBuffer(string: item ?? ":\n\n"))
+                }
+                try await writer.finish(nil)
+            }
+            return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
+        }
+    }
+
+    /// A map viewport over SSE: `event: frame` now and then every `interval_ms` when something
+    /// changed (points or clusters, see MapViewport), comments as heartbeats otherwise.
+    var mapStream: Handler {
+        { [self] req, _, tok in
+            let q = req.uri.queryParameters
+            guard let bboxText = q.get("bbox") else {
+                throw APIError.badRequest("give the viewport as bbox=<min lon>,<min lat>,<max lon>,<max lat>, e.g. /v1/map/stream?bbox=4.7,52.2,5.1,52.5")
+            }
+            let box = try Self.bbox(bboxText)
+            func whole(_ name: String, _ range: ClosedRange<Int>, _ fallback: Int) throws -> Int {
+                guard let s = q.get(name) else { return fallback }
+                guard let v = Int(s), range.contains(v) else {
+                    throw APIError.badRequest("query parameter '\(name)' must be a whole number from \(range.lowerBound) to \(range.upperBound), got '\(s)'")
+                }
+                return v
+            }
+            let maxPoints = try whole("max_points", 0...20_000, 2_000)
+            let interval = try whole("interval_ms", 100...60_000, 1_000)
+            var columns = 32, rows = 20
+            if let g = q.get("grid") {
+                let parts = g.split(separator: "x", omittingEmptySubsequences: false).map { Int($0) }
+                guard parts.count == 2, let c = parts[0], let r = parts[1], (1...256).contains(c), (1...256).contains(r) else {
+                    throw APIError.badRequest("query parameter 'grid=\(g)' must be <columns>x<rows>, each from 1 to 256 (e.g. grid=32x20)")
+                }
+                columns = c
+                rows = r
+            }
+            let filters = try QueryFilters.parse(req)
+            let viewport = MapViewport(box: box, filters: filters, maxPoints: maxPoints, columns: columns, rows: rows)
+            let first = try await host.perform { s in s.mapFrame(viewport) }
+            try audit.record(actor: who(tok), action: "positions.map", target: bboxText,
+                             detail: .obj([("bbox", .arr([.num(box.minX), .num(box.minY), .num(box.maxX), .num(box.maxY)])),
+                                           ("max_points", .int(maxPoints)), ("filters", filters.json), ("answers", .int(first.count))]))
+            let host = self.host
+            let body = ResponseBody { writer in
+                try await writer.write(ByteBuffer(string: ": tripline map stream\nretry: 2000\n\nevent: frame\ndata: \(first.json ?? "{}")\n\n"))
+                while !Task.isCancelled {
+                    try await Task.sleep(for: .milliseconds(interval))
+                    let next = try await host.perform { s in s.mapFrame(viewport) }
+                    try await writer.write(ByteBuffer(string: next.json.map { "event: frame\ndata: \($0)\n\n" } ?? ":\n\n"))
                 }
                 try await writer.finish(nil)
             }
