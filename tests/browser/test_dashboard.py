@@ -236,3 +236,128 @@ def test_alerts_grouped_as_the_policy_groups_them_and_where_an_alert_goes(demo, 
     assert not d.execute_script("return document.getElementById('alert-table').hidden")
     errors = console_errors(d)
     assert errors == [], json.dumps(errors, indent=1)
+
+
+def sign_in(d, srv):
+    d.get(f"{srv.url}/")
+    # Signed in already (the token kept in the session), or the sign-in form waiting.
+    until(d, "return !document.getElementById('nav').hidden || (!document.getElementById('view-signin').hidden && !window.__tripline.app.token)")
+    if d.execute_script("return document.getElementById('nav').hidden"):
+        d.find_element(By.ID, "token-input").send_keys(srv.token)
+        d.find_element(By.CSS_SELECTOR, "#signin-form button[type=submit]").click()
+        until(d, "return !document.getElementById('nav').hidden")
+
+
+def click_map(d, sx, sy):
+    """A real mouse click at canvas pixel (sx, sy) (Selenium offsets are from the centre)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    canvas = d.find_element(By.ID, "map")
+    w, h = d.execute_script("const c = document.getElementById('map'); return [c.clientWidth, c.clientHeight]")
+    ActionChains(d).move_to_element_with_offset(canvas, int(sx - w / 2), int(sy - h / 2)).click().perform()
+
+
+def test_the_map_follows_its_viewport_draws_zones_and_answers_nearby(demo, browser):
+    """The map reads the server's viewport stream (points, or clusters above max_points) over
+    the offline basemap; a polygon and a circle zone drawn with the mouse are stored as drawn;
+    the nearby tool answers the server's nearest; an entity posted into the view appears on
+    the map without a reload; a zone picked on the map goes into the rule builder."""
+    d, srv = browser, demo
+    sign_in(d, srv)
+    d.execute_script("localStorage.removeItem('tripline.mapMaxPoints')")
+    d.get(f"{srv.url}/#/map")
+    until(d, "const m = window.__tripline.map; return m && m.framesIn > 0 && m.mode === 'points' && m.entitiesDrawn > 10 && m.countriesDrawn > 0")
+    # Zoom into the demo's area round a quiet spot, far from the demo's entities.
+    d.execute_script("""const v = window.__tripline.mapView;
+        const [sx, sy] = v.screenOf(5.3, 52.6); v.pan(v.canvas.width / 2 - sx, v.canvas.height / 2 - sy);
+        v.zoom(2 ** 17 / v.view.scale);""")
+    opens = until(d, "const m = window.__tripline.map; return m.streamOpens > 1 && m.framesIn > 1 && m.streamOpens")
+    w, h = d.execute_script("const c = document.getElementById('map'); return [c.width, c.height]")
+    cx, cy = w // 2, h // 2
+    # A polygon zone: four corners, closed by clicking the first again.
+    d.find_element(By.ID, "tool-polygon").click()
+    corners = [(cx - 80, cy - 60), (cx + 80, cy - 60), (cx + 80, cy + 60), (cx - 80, cy + 60)]
+    for sx, sy in corners + [corners[0]]:
+        click_map(d, sx, sy)
+    until(d, "return document.getElementById('zone-id') !== null")
+    d.find_element(By.ID, "zone-id").send_keys("drawn-yard")
+    d.find_element(By.ID, "zone-category").send_keys("drawnyard")
+    d.find_element(By.CSS_SELECTOR, "#zone-form button[type=submit]").click()
+    until(d, "return document.getElementById('zone-use') !== null")
+    zone = next(f for f in srv.ok("GET", "/v1/zones")["features"] if f["properties"]["id"] == "drawn-yard")
+    ring = zone["geometry"]["coordinates"][0]
+    assert zone["properties"]["category"] == "drawnyard" and len(ring) == 5 and ring[0] == ring[-1]
+    # Stored where it was clicked: each corner within a pixel and a half of its click (the
+    # driver rounds the pointer to whole pixels).
+    def screen(lon, lat):
+        return d.execute_script("return window.__tripline.mapView.screenOf(arguments[0], arguments[1])", lon, lat)
+    for (lon, lat), (sx, sy) in zip(ring, corners):
+        px, py = screen(lon, lat)
+        assert abs(px - sx) <= 1.5 and abs(py - sy) <= 1.5, (ring, corners)
+    # A circle zone: the centre, then the edge; its radius is the haversine distance.
+    d.find_element(By.ID, "tool-circle").click()
+    click_map(d, cx + 200, cy)
+    click_map(d, cx + 240, cy)
+    until(d, "return document.getElementById('zone-id') !== null")
+    d.find_element(By.ID, "zone-id").send_keys("drawn-ring")
+    d.find_element(By.ID, "zone-category").send_keys("drawnyard")
+    d.find_element(By.CSS_SELECTOR, "#zone-form button[type=submit]").click()
+    until(d, "const p = document.querySelector('#map-panel h2'); return p && p.textContent === 'Zone drawn-ring'")
+    ring_zone = next(f for f in srv.ok("GET", "/v1/zones")["features"] if f["properties"]["id"] == "drawn-ring")
+    import math
+
+    def metres(a, b):
+        (lon1, lat1), (lon2, lat2) = [d.execute_script("return window.__tripline.mapView.lonLatOf(arguments[0], arguments[1])", *p) for p in (a, b)]
+        p1, p2 = math.radians(lat1), math.radians(lat2)
+        hv = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
+        return 2 * 6371008.8 * math.asin(math.sqrt(hv))
+    px, py = screen(*ring_zone["geometry"]["coordinates"])
+    assert abs(px - (cx + 200)) <= 1.5 and abs(py - cy) <= 1.5, ring_zone
+    # The radius: the haversine distance of the two clicks, give or take the pixel rounding.
+    pixel = metres((cx + 240, cy), (cx + 241, cy))
+    assert abs(ring_zone["properties"]["radius_m"] - metres((cx + 200, cy), (cx + 240, cy))) <= 2 * pixel, (ring_zone, pixel)
+    # An entity posted into the view appears on the map from the stream.
+    lon, lat = d.execute_script("return window.__tripline.mapView.lonLatOf(arguments[0], arguments[1])", cx, cy)
+    srv.ok("POST", "/v1/events", json.dumps({"entity": "probe-view", "time": now_ms(), "type": "position", "lon": lon, "lat": lat}) + "\n")
+    until(d, "return window.__tripline.mapView.points.has('probe-view')")
+    shot(d, "11-map-drawn-zones")
+    # Nearby at the probe's spot: the panel lists the server's nearest, the probe first at 0 m.
+    d.find_element(By.ID, "tool-nearby").click()
+    click_map(d, cx, cy)
+    first = until(d, "const li = document.querySelector('#nearby-list li'); return li && li.textContent")
+    qlon, qlat = d.execute_script("return window.__tripline.mapView.lonLatOf(arguments[0], arguments[1])", cx, cy)
+    answer = srv.ok("GET", f"/v1/query/nearby?lon={qlon:.6f}&lat={qlat:.6f}&k=10")["entities"]
+    assert answer[0]["id"] == "probe-view" and first.startswith("probe-view"), (first, answer[:2])
+    listed = d.execute_script("return [...document.querySelectorAll('#nearby-list li')].map(li => li.dataset.entity)")
+    assert len(listed) == len(answer) == 10 and listed[0] == "probe-view"
+    shot(d, "12-map-nearby")
+    d.find_element(By.ID, "tool-nearby").click()
+    # Above max_points the server sends clusters, and the map draws them.
+    d.execute_script("localStorage.setItem('tripline.mapMaxPoints', '5'); const v = window.__tripline.mapView; v.fit();")
+    until(d, "const m = window.__tripline.map; return m.mode === 'clusters' && m.clustersDrawn > 0")
+    shot(d, "13-map-clusters")
+    d.execute_script("localStorage.removeItem('tripline.mapMaxPoints')")
+    # Every viewport opened is in the audit log.
+    records, after = [], 0
+    while True:
+        page = srv.ok("GET", f"/v1/audit?limit=1000&after={after}")["records"]
+        if not page:
+            break
+        records += [r for r in page if r["action"] == "positions.map"]
+        after = page[-1]["seq"]
+    assert len(records) >= opens + 1, (len(records), opens)
+    # A zone picked on the map goes into the rule builder as an id.
+    d.execute_script("window.__tripline.mapView.showZone('drawn-yard')")
+    until(d, "return document.getElementById('zone-use') !== null")
+    d.find_element(By.ID, "zone-use").click()
+    until(d, "const e = document.getElementById('b-zone_ids'); return e && e.value === 'drawn-yard'")
+    for field, text in [("id", "drawn-yard-entry"), ("purpose", "Who enters the drawn yard"), ("owner", "qa-desk")]:
+        e = d.find_element(By.ID, f"b-{field}")
+        e.clear()
+        e.send_keys(text)
+    try:
+        yaml_text = until(d, "return document.getElementById('b-errors').textContent === '' && document.getElementById('b-yaml').textContent")
+    except AssertionError:
+        raise AssertionError(d.execute_script("return document.getElementById('b-errors').textContent"))
+    assert "ids:" in yaml_text and "drawn-yard" in yaml_text and "category" not in yaml_text, yaml_text
+    errors = console_errors(d)
+    assert errors == [], json.dumps(errors, indent=1)

@@ -98,6 +98,7 @@ extension SystemController {
         case "js": type = "text/javascript; charset=utf-8"
         case "css": type = "text/css; charset=utf-8"
         case "svg": type = "image/svg+xml"
+        case "json": type = "application/json"
         default: type = "application/octet-stream"
         }
         return Response(status: .ok, headers: [.contentType: type, .cacheControl: "no-cache"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: [UInt8](data))))

@@ -1,11 +1,23 @@
-// The live map: zones and entities on a canvas in Web Mercator, with pan, zoom, an optional
-// tile layer, live alert colouring, entity timelines and "who is inside" for zones.
+// The live map: zones and entities on a canvas in Web Mercator over an offline basemap (Natural
+// Earth 1:110m countries), with pan, zoom, an optional tile layer, live alert colouring, entity
+// timelines and "who is inside" for zones. Entities come from the server's viewport stream
+// (/v1/map/stream): the points in view, or server-side clusters when the view holds more than
+// MAX_POINTS; the stream is reopened when the view stands still after a pan or zoom. Tools draw
+// zones (polygon, circle) and ask for the nearest entities to a point.
 import { app, api, el, fmtTime } from "/assets/app.js";
 
 const CATEGORY_COLORS = { depot: "#1f77b4", port: "#2ca02c", restricted: "#d62728", anchorage: "#9467bd", site: "#8c564b" };
 const KIND_COLORS = { truck: "#1f5fbf", vessel: "#008c8c", van: "#7a5cc2", meter: "#8a6d00", account: "#555", sensor: "#aa5500" };
 const ALERT_COLOR = "#e53935";
 const OPEN_MS = 10 * 60 * 1000;
+const R = 6371008.8;
+
+function haversine(lon1, lat1, lon2, lat2) {
+  const p1 = (lat1 * Math.PI) / 180, p2 = (lat2 * Math.PI) / 180;
+  const s1 = Math.sin((p2 - p1) / 2), s2 = Math.sin((((lon2 - lon1) * Math.PI) / 180) / 2);
+  return 2 * R * Math.asin(Math.min(1, Math.sqrt(s1 * s1 + Math.cos(p1) * Math.cos(p2) * s2 * s2)));
+}
+function fmtMetres(m) { return m < 1000 ? `${m.toFixed(0)} m` : `${(m / 1000).toFixed(2)} km`; }
 
 function project(lon, lat) {
   const s = Math.sin((Math.max(-85, Math.min(85, lat)) * Math.PI) / 180);
@@ -18,9 +30,11 @@ function unproject(x, y) {
 }
 function categoryColor(c) {
   if (CATEGORY_COLORS[c]) return CATEGORY_COLORS[c];
+  // A fixed colour per category name, as #rrggbb so that an alpha suffix can be added.
+  const palette = ["#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#ff7f0e", "#6b6ecf", "#8c6d31", "#843c39", "#393b79", "#637939"];
   let h = 0;
-  for (const ch of c) h = (h * 31 + ch.charCodeAt(0)) % 360;
-  return `hsl(${h},55%,45%)`;
+  for (const ch of c) h = (h * 31 + ch.charCodeAt(0)) % 9973;
+  return palette[h % palette.length];
 }
 
 export class MapView {
@@ -28,7 +42,17 @@ export class MapView {
     this.canvas = document.getElementById("map");
     this.ctx = this.canvas.getContext("2d");
     this.zones = []; // {id, category, rings: [[[x,y]...]...], bbox}
-    this.entities = []; // {id, kind, x, y, time}
+    this.points = new Map(); // id -> {id, kind, x, y, time}: the viewport's entities (points mode)
+    this.entities = []; // the same, as an array
+    this.clusters = []; // {x, y, n}: the viewport's clusters (clusters mode)
+    this.inView = 0; // entities in the viewport, as the server counted them
+    this.stream = null;
+    this.streamKey = "";
+    this.viewTimer = null;
+    this.basemap = null; // [{rings: [[x, y, x, y, ...]], bbox}]
+    this.tool = null; // null | "polygon" | "circle" | "nearby"
+    this.draft = []; // world points of the zone being drawn
+    this.marks = []; // world points of the last nearby answer
     this.alertedAt = new Map(); // entity id -> last alert time (ms, wall clock of arrival)
     this.view = { cx: 0.5, cy: 0.5, scale: 1024 }; // world units -> pixels
     this.zoneLayer = null;
@@ -37,8 +61,10 @@ export class MapView {
     this.loaded = false;
     this.track = null;
     this.tiles = new Map();
-    this.stats = { frames: 0, lastFrameMs: 0, totalFrameMs: 0, maxFrameMs: 0, entitiesDrawn: 0, zonesDrawn: 0, lastPositions: 0 };
+    this.stats = { frames: 0, lastFrameMs: 0, totalFrameMs: 0, maxFrameMs: 0, entitiesDrawn: 0, zonesDrawn: 0, clustersDrawn: 0,
+      countriesDrawn: 0, framesIn: 0, bytesIn: 0, streamOpens: 0, mode: "", lastFrameParseMs: 0 };
     window.__tripline.map = this.stats;
+    window.__tripline.mapView = this;
     this.bind();
     app.listeners.add((a) => this.onAlert(a));
     requestAnimationFrame(() => this.frame());
@@ -47,15 +73,134 @@ export class MapView {
   async show() {
     this.resize();
     if (!this.loaded) {
-      await this.loadZones();
-      await this.loadPositions();
-      for (const a of app.recent) this.onAlert(a);
-      this.fit();
       this.loaded = true;
-      this.poll = setInterval(() => { if (!document.getElementById("view-map").hidden && app.token) this.loadPositions().catch(() => {}); }, 1000);
+      this.loadBasemap().catch(() => {});
+      await this.loadZones();
+      for (const a of app.recent) this.onAlert(a);
+      // Fit to the zones; without zones, to what the first frame of the whole world shows.
+      if (this.zones.length) this.fit(); else { this.view = { cx: 0.5, cy: 0.5, scale: 1024 }; this.fitPending = true; }
     }
+    this.openStream();
     this.legend();
     this.dirty = true;
+  }
+
+  /** The viewport as lon/lat: [min lon, min lat, max lon, max lat]. */
+  viewBox() {
+    const clamp = (v) => Math.max(0, Math.min(1, v));
+    const [x0, y0] = this.toWorld(0, 0), [x1, y1] = this.toWorld(this.canvas.width, this.canvas.height);
+    let [lon0, lat1] = unproject(clamp(x0), clamp(y0));
+    let [lon1, lat0] = unproject(clamp(x1), clamp(y1));
+    if (y0 <= 0) lat1 = 90;
+    if (y1 >= 1) lat0 = -90;
+    const r = (v) => Math.round(v * 1e6) / 1e6;
+    return [r(Math.max(-180, lon0)), r(Math.max(-90, lat0)), r(Math.min(180, lon1)), r(Math.min(90, lat1))];
+  }
+
+  /** Follows the viewport: a new stream for a new box, the old one closed. */
+  openStream() {
+    if (!app.token || document.getElementById("view-map").hidden) return;
+    const box = this.viewBox().join(",");
+    const cols = Math.min(256, Math.max(1, Math.ceil(this.canvas.width / 48)));
+    const rows = Math.min(256, Math.max(1, Math.ceil(this.canvas.height / 48)));
+    const maxPoints = Number(localStorage.getItem("tripline.mapMaxPoints")) || 3000;
+    const key = `bbox=${box}&grid=${cols}x${rows}&max_points=${maxPoints}`;
+    if (this.stream && key === this.streamKey) return;
+    this.closeStream();
+    this.streamKey = key;
+    const es = new EventSource(`/v1/map/stream?${key}&access_token=${encodeURIComponent(app.token)}`);
+    es.addEventListener("frame", (ev) => this.onFrame(ev.data));
+    this.stream = es;
+    this.stats.streamOpens++;
+  }
+
+  closeStream() {
+    if (this.stream) this.stream.close();
+    this.stream = null;
+    this.streamKey = "";
+  }
+
+  /** After a pan or zoom: the stream follows once the view has stood still for 250 ms. */
+  viewChanged() {
+    clearTimeout(this.viewTimer);
+    this.viewTimer = setTimeout(() => this.openStream(), 250);
+  }
+
+  onFrame(data) {
+    const t0 = performance.now();
+    const f = JSON.parse(data);
+    if (f.mode === "points") {
+      if (f.full) this.points.clear();
+      for (const [id, kind, lon, lat, time] of f.points) {
+        const [x, y] = project(lon, lat);
+        this.points.set(id, { id, kind, x, y, time });
+      }
+      for (const id of f.gone) this.points.delete(id);
+      this.clusters = [];
+    } else {
+      this.points.clear();
+      this.clusters = f.cells.map(([lon, lat, n]) => { const [x, y] = project(lon, lat); return { x, y, n }; });
+    }
+    this.entities = [...this.points.values()];
+    this.inView = f.count;
+    if (f.watermark) this.watermark = f.watermark;
+    const s = this.stats;
+    s.framesIn++;
+    s.bytesIn += data.length;
+    s.mode = f.mode;
+    s.lastFrameParseMs = performance.now() - t0;
+    this.dirty = true;
+    if (this.fitPending && (this.entities.length || this.clusters.length)) { this.fitPending = false; this.fit(); }
+  }
+
+  async loadBasemap() {
+    const res = await fetch("/assets/basemap.json");
+    const doc = await res.json();
+    const out = [];
+    for (const c of doc.countries) {
+      const rings = [];
+      let minx = Infinity, miny = Infinity, maxx = -Infinity, maxy = -Infinity;
+      for (const poly of c.p) for (const flat of poly) {
+        const ring = new Float64Array(flat.length);
+        for (let i = 0; i < flat.length; i += 2) {
+          const [x, y] = project(flat[i], flat[i + 1]);
+          ring[i] = x; ring[i + 1] = y;
+          minx = Math.min(minx, x); maxx = Math.max(maxx, x); miny = Math.min(miny, y); maxy = Math.max(maxy, y);
+        }
+        rings.push(ring);
+      }
+      out.push({ rings, bbox: [minx, miny, maxx, maxy] });
+    }
+    this.basemap = out;
+    this.zoneLayerKey = "";
+    this.dirty = true;
+  }
+
+  drawBasemap(ctx) {
+    if (!this.basemap) return;
+    ctx.fillStyle = "#dde8f0";
+    ctx.fillRect(0, 0, this.canvas.width, this.canvas.height);
+    const [x0, y0] = this.toWorld(0, 0), [x1, y1] = this.toWorld(this.canvas.width, this.canvas.height);
+    ctx.beginPath();
+    let n = 0;
+    for (const c of this.basemap) {
+      if (c.bbox[2] < x0 || c.bbox[0] > x1 || c.bbox[3] < y0 || c.bbox[1] > y1) continue;
+      for (const ring of c.rings) {
+        for (let i = 0; i < ring.length; i += 2) {
+          const [sx, sy] = this.toScreen(ring[i], ring[i + 1]);
+          if (i === 0) ctx.moveTo(sx, sy); else ctx.lineTo(sx, sy);
+        }
+        ctx.closePath();
+      }
+      n++;
+    }
+    ctx.fillStyle = "#f4f1e8";
+    ctx.fill("evenodd");
+    ctx.strokeStyle = "#b9b3a3";
+    ctx.lineWidth = 0.7;
+    ctx.stroke();
+    ctx.lineWidth = 1;
+    this.stats.countriesDrawn = n;
   }
 
   async loadZones() {
@@ -88,18 +233,6 @@ export class MapView {
     this.zoneLayerKey = "";
   }
 
-  async loadPositions() {
-    const t0 = performance.now();
-    const out = await api("GET", "/v1/positions");
-    this.entities = out.entities.map(([id, kind, lon, lat, time]) => {
-      const [x, y] = project(lon, lat);
-      return { id, kind, x, y, time };
-    });
-    this.stats.lastPositions = performance.now() - t0;
-    this.watermark = out.watermark;
-    this.dirty = true;
-  }
-
   onAlert(a) {
     const k = a.key || {};
     const now = Date.now();
@@ -112,15 +245,20 @@ export class MapView {
   fit() {
     let minx = Infinity, miny = Infinity, maxx = -Infinity, maxy = -Infinity;
     for (const z of this.zones) { minx = Math.min(minx, z.bbox[0]); miny = Math.min(miny, z.bbox[1]); maxx = Math.max(maxx, z.bbox[2]); maxy = Math.max(maxy, z.bbox[3]); }
-    for (const e of this.entities) { minx = Math.min(minx, e.x); miny = Math.min(miny, e.y); maxx = Math.max(maxx, e.x); maxy = Math.max(maxy, e.y); }
+    for (const e of [...this.entities, ...this.clusters]) { minx = Math.min(minx, e.x); miny = Math.min(miny, e.y); maxx = Math.max(maxx, e.x); maxy = Math.max(maxy, e.y); }
     if (!isFinite(minx)) return;
     const w = this.canvas.width, h = this.canvas.height;
     this.view.cx = (minx + maxx) / 2;
     this.view.cy = (miny + maxy) / 2;
     this.view.scale = Math.min(w / Math.max(maxx - minx, 1e-9), h / Math.max(maxy - miny, 1e-9)) * 0.9;
-    this.view.scale = Math.min(this.view.scale, 2 ** 26);
+    this.view.scale = Math.max(256, Math.min(this.view.scale, 2 ** 26));
     this.dirty = true;
+    this.viewChanged();
   }
+
+  /** Screen position of a lon/lat, and the lon/lat of a screen position (tools, tests). */
+  screenOf(lon, lat) { return this.toScreen(...project(lon, lat)); }
+  lonLatOf(sx, sy) { return unproject(...this.toWorld(sx, sy)); }
 
   toScreen(x, y) {
     return [(x - this.view.cx) * this.view.scale + this.canvas.width / 2, (y - this.view.cy) * this.view.scale + this.canvas.height / 2];
@@ -137,6 +275,7 @@ export class MapView {
       this.canvas.height = h;
       this.zoneLayerKey = "";
       this.dirty = true;
+      this.viewChanged();
     }
   }
 
@@ -147,12 +286,14 @@ export class MapView {
     this.view.cx += wx - nx;
     this.view.cy += wy - ny;
     this.dirty = true;
+    this.viewChanged();
   }
 
   pan(dx, dy) {
     this.view.cx -= dx / this.view.scale;
     this.view.cy -= dy / this.view.scale;
     this.dirty = true;
+    this.viewChanged();
   }
 
   bind() {
@@ -176,8 +317,14 @@ export class MapView {
       if (keys[e.key]) { e.preventDefault(); this.pan(...keys[e.key]); }
       else if (e.key === "+" || e.key === "=") this.zoom(1.25);
       else if (e.key === "-") this.zoom(0.8);
+      else if (e.key === "Enter" && this.tool === "polygon" && this.draft.length >= 3) this.finishDraft();
       else if (e.key === "Enter") this.click(c.width / 2, c.height / 2);
+      else if (e.key === "Escape") this.setTool(null);
     });
+    for (const t of ["polygon", "circle", "nearby"]) {
+      document.getElementById(`tool-${t}`).addEventListener("click", () => this.setTool(this.tool === t ? null : t));
+    }
+    window.addEventListener("hashchange", () => { if (document.getElementById("view-map").hidden) this.closeStream(); });
     document.getElementById("zoom-in").addEventListener("click", () => this.zoom(1.5));
     document.getElementById("zoom-out").addEventListener("click", () => this.zoom(1 / 1.5));
     document.getElementById("zoom-fit").addEventListener("click", () => this.fit());
@@ -191,7 +338,97 @@ export class MapView {
       " · Entities with an open alert:", el("span", { style: `background:${ALERT_COLOR};border-radius:50%` }));
   }
 
+  /** Picks a tool (or none); the panel says what to do with it. */
+  setTool(tool) {
+    this.tool = tool;
+    this.draft = [];
+    for (const t of ["polygon", "circle", "nearby"]) document.getElementById(`tool-${t}`).setAttribute("aria-pressed", String(t === tool));
+    const panel = document.getElementById("map-panel");
+    const hints = {
+      polygon: "Click the map to add corners; click the first corner again, press Enter or Finish to close the zone. Escape cancels.",
+      circle: "Click the centre, then a point on the edge. Escape cancels.",
+      nearby: "Click a point: the 10 nearest entities, by haversine distance.",
+    };
+    if (tool) {
+      const buttons = tool === "polygon" ? [el("button", { type: "button", id: "draft-finish", onclick: () => this.finishDraft() }, "Finish")] : [];
+      panel.replaceChildren(el("h2", {}, { polygon: "Draw a polygon zone", circle: "Draw a circle zone", nearby: "Nearby" }[tool]),
+        el("p", { class: "hint" }, hints[tool]), ...buttons, el("button", { type: "button", onclick: () => this.setTool(null) }, "Cancel"));
+    }
+    this.dirty = true;
+  }
+
+  toolClick(sx, sy) {
+    const [x, y] = this.toWorld(sx, sy);
+    if (this.tool === "polygon") {
+      if (this.draft.length >= 3) {
+        const [fx, fy] = this.toScreen(...this.draft[0]);
+        if ((fx - sx) ** 2 + (fy - sy) ** 2 < 100) return this.finishDraft();
+      }
+      this.draft.push([x, y]);
+    } else if (this.tool === "circle") {
+      this.draft.push([x, y]);
+      if (this.draft.length === 2) this.finishDraft();
+    } else if (this.tool === "nearby") {
+      this.nearby(...unproject(x, y));
+    }
+    this.dirty = true;
+  }
+
+  /** The drawn shape as a zone Feature (the id and category come from the form). */
+  draftFeature() {
+    const r6 = (v) => Math.round(v * 1e6) / 1e6;
+    const ll = this.draft.map(([x, y]) => unproject(x, y).map(r6));
+    if (this.tool === "circle") {
+      const [[lon, lat], [lon2, lat2]] = ll;
+      return { type: "Feature", properties: { radius_m: Math.round(haversine(lon, lat, lon2, lat2) * 10) / 10 }, geometry: { type: "Point", coordinates: [lon, lat] } };
+    }
+    return { type: "Feature", properties: {}, geometry: { type: "Polygon", coordinates: [[...ll, ll[0]]] } };
+  }
+
+  finishDraft() {
+    if (this.tool === "polygon" && this.draft.length < 3) return;
+    const feature = this.draftFeature();
+    const panel = document.getElementById("map-panel");
+    const error = el("p", { id: "zone-error", class: "error", role: "alert" });
+    const form = el("form", { id: "zone-form" },
+      el("label", { for: "zone-id" }, "Zone id"), el("input", { id: "zone-id", required: true }),
+      el("label", { for: "zone-category" }, "Category"), el("input", { id: "zone-category", required: true }),
+      el("button", { type: "submit" }, "Save zone"), el("button", { type: "button", onclick: () => this.setTool(null) }, "Cancel"), error);
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      feature.properties.id = document.getElementById("zone-id").value.trim();
+      feature.properties.category = document.getElementById("zone-category").value.trim();
+      try {
+        await api("POST", "/v1/zones", feature);
+      } catch (e) {
+        error.textContent = e.message;
+        return;
+      }
+      const id = feature.properties.id;
+      this.setTool(null);
+      await this.loadZones();
+      this.legend();
+      this.dirty = true;
+      await this.showZone(id);
+    });
+    panel.replaceChildren(el("h2", {}, this.tool === "circle" ? `Circle, radius ${fmtMetres(feature.properties.radius_m)}` : `Polygon, ${this.draft.length} corners`), form);
+    document.getElementById("zone-id").focus();
+  }
+
+  async nearby(lon, lat) {
+    const q = `lon=${lon.toFixed(6)}&lat=${lat.toFixed(6)}&k=10`;
+    const out = await api("GET", `/v1/query/nearby?${q}`);
+    this.marks = out.entities.map((e) => project(e.lon, e.lat));
+    this.dirty = true;
+    document.getElementById("map-panel").replaceChildren(
+      el("h2", {}, "Nearest 10"), el("p", { class: "hint" }, `to ${lon.toFixed(5)}, ${lat.toFixed(5)}`),
+      el("ol", { id: "nearby-list" }, out.entities.map((e) => el("li", { "data-entity": e.id },
+        el("button", { type: "button", onclick: () => this.showEntity(e.id) }, e.id), ` ${e.kind} · ${fmtMetres(e.distance_m)}`))),
+      el("button", { type: "button", onclick: () => this.setTool(null) }, "Done"));
+  }
+
   async click(sx, sy) {
+    if (this.tool) return this.toolClick(sx, sy);
     // The nearest entity within 8 px, else the zones under the point.
     let best = null, bestD = 64;
     for (const e of this.entities) {
@@ -238,6 +475,7 @@ export class MapView {
     panel.replaceChildren(
       el("h2", {}, `Zone ${id}`),
       el("p", {}, `${r.entities.length} inside now`),
+      el("button", { type: "button", id: "zone-use", onclick: () => { sessionStorage.setItem("tripline.pickZone", id); location.hash = "#/builder"; } }, "Use in a rule"),
       el("ul", {}, r.entities.map((e) => el("li", {}, el("button", { type: "button", onclick: () => this.showEntity(e.id) }, e.id), ` ${e.kind}`))),
     );
   }
@@ -271,7 +509,7 @@ export class MapView {
 
   /** Zones are drawn once per view into a layer; entities every frame on top. */
   drawZones() {
-    const key = `${this.view.cx},${this.view.cy},${this.view.scale},${this.canvas.width},${this.canvas.height},${this.zones.length}`;
+    const key = `${this.view.cx},${this.view.cy},${this.view.scale},${this.canvas.width},${this.canvas.height},${this.zones.length},${!!this.basemap}`;
     if (key === this.zoneLayerKey) return;
     if (!this.zoneLayer) this.zoneLayer = document.createElement("canvas");
     const layer = this.zoneLayer;
@@ -279,7 +517,7 @@ export class MapView {
     layer.height = this.canvas.height;
     const ctx = layer.getContext("2d");
     ctx.clearRect(0, 0, layer.width, layer.height);
-    this.drawTiles(ctx);
+    if (localStorage.getItem("tripline.tileUrl")) this.drawTiles(ctx); else this.drawBasemap(ctx);
     const [x0, y0] = this.toWorld(0, 0), [x1, y1] = this.toWorld(layer.width, layer.height);
     let drawn = 0;
     const byCat = new Map();
@@ -355,6 +593,43 @@ export class MapView {
     }
     ctx.fillStyle = ALERT_COLOR;
     for (const [sx, sy] of alerted) { ctx.beginPath(); ctx.arc(sx, sy, 5, 0, 2 * Math.PI); ctx.fill(); }
+    // Clusters: a disc sized by the log of its count, with the count.
+    ctx.font = "11px system-ui";
+    ctx.textAlign = "center";
+    ctx.textBaseline = "middle";
+    let clusters = 0;
+    for (const c of this.clusters) {
+      const [sx, sy] = this.toScreen(c.x, c.y);
+      if (sx < -20 || sy < -20 || sx > w + 20 || sy > h + 20) continue;
+      const r = 7 + 4 * Math.log10(c.n);
+      ctx.fillStyle = "rgba(31,95,191,0.75)";
+      ctx.beginPath(); ctx.arc(sx, sy, r, 0, 2 * Math.PI); ctx.fill();
+      ctx.fillStyle = "#fff";
+      ctx.fillText(c.n >= 10000 ? `${Math.round(c.n / 1000)}k` : String(c.n), sx, sy);
+      clusters++;
+    }
+    ctx.textAlign = "start";
+    ctx.textBaseline = "alphabetic";
+    this.stats.clustersDrawn = clusters;
+    // Nearby answers, and the zone being drawn.
+    ctx.strokeStyle = "#ff8f00";
+    ctx.lineWidth = 2;
+    for (const [x, y] of this.marks) { const [sx, sy] = this.toScreen(x, y); ctx.beginPath(); ctx.arc(sx, sy, 7, 0, 2 * Math.PI); ctx.stroke(); }
+    if (this.draft.length) {
+      ctx.strokeStyle = "#d81b60";
+      ctx.fillStyle = "#d81b60";
+      ctx.beginPath();
+      if (this.tool === "circle") {
+        const [sx, sy] = this.toScreen(...this.draft[0]);
+        ctx.arc(sx, sy, 3, 0, 2 * Math.PI);
+        ctx.fill();
+      } else {
+        this.draft.forEach(([x, y], i) => { const [sx, sy] = this.toScreen(x, y); if (i === 0) ctx.moveTo(sx, sy); else ctx.lineTo(sx, sy); });
+        ctx.stroke();
+        for (const [x, y] of this.draft) { const [sx, sy] = this.toScreen(x, y); ctx.fillRect(sx - 3, sy - 3, 6, 6); }
+      }
+    }
+    ctx.lineWidth = 1;
     if (this.track && this.track.length > 1) {
       ctx.strokeStyle = "#ff8f00";
       ctx.lineWidth = 2;
@@ -371,7 +646,7 @@ export class MapView {
     s.maxFrameMs = Math.max(s.maxFrameMs, ms);
     s.entitiesDrawn = drawn + alerted.length;
     document.getElementById("map-status").textContent =
-      `${this.zones.length} zones · ${this.entities.length} entities · event time ${fmtTime(this.watermark || "")}`;
+      `${this.zones.length} zones · ${this.inView} entities in view${this.clusters.length ? " (clustered)" : ""} · event time ${fmtTime(this.watermark || "")}`;
   }
 }
 

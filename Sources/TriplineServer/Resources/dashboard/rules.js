@@ -27,12 +27,15 @@ export class RulesView {
 const STEADY = [["enter_after", "Entry counts after (optional): N inside positions, or a duration", "text", ""],
   ["exit_margin_m", "Exit only beyond this many metres outside (optional)", "number", ""]];
 
+// Zones by id (optional): filled by "Use in a rule" on a zone of the map.
+const ZONE_IDS = ["zone_ids", "Zone ids (optional, comma separated; a zone on the map has \"Use in a rule\")", "text", ""];
+
 // Blanks per kind: [name, label, input type, hint].
 const KINDS = {
-  enter: [["zones", "Zone category", "text", "restricted"], ...STEADY],
-  exit: [["zones", "Zone category", "text", "port"], ...STEADY],
-  dwell: [["zones", "Zone category", "text", "anchorage"], ["min", "For at least", "text", "6h"], ...STEADY],
-  gathering: [["zones", "Zone category", "text", "depot"], ["min_count", "At least this many entities", "number", "4"], ["window", "Within", "text", "30m"], ...STEADY],
+  enter: [["zones", "Zone category", "text", "restricted"], ZONE_IDS, ...STEADY],
+  exit: [["zones", "Zone category", "text", "port"], ZONE_IDS, ...STEADY],
+  dwell: [["zones", "Zone category", "text", "anchorage"], ZONE_IDS, ["min", "For at least", "text", "6h"], ...STEADY],
+  gathering: [["zones", "Zone category", "text", "depot"], ZONE_IDS, ["min_count", "At least this many entities", "number", "4"], ["window", "Within", "text", "30m"], ...STEADY],
   proximity: [["distance_m", "Closer than (m)", "number", "50"], ["within", "Positions at most this old", "text", "5m"], ["other", "Other entity kind (optional)", "text", ""]],
   frequency: [["event", "Event type", "text", "login_failed"], ["count", "At least this many", "number", "3"], ["window", "Within", "text", "5m"],
     ["by", "Counted per (optional): counterpart, or attr NAME", "text", ""]],
@@ -80,7 +83,22 @@ export class BuilderView {
     this.renderFields();
   }
 
-  async show() { this.changed(); }
+  async show() {
+    // A zone picked on the map: an enter rule on that zone (added to the ids of a zone rule
+    // being built).
+    const picked = sessionStorage.getItem("tripline.pickZone");
+    if (picked) {
+      sessionStorage.removeItem("tripline.pickZone");
+      const kind = document.getElementById("b-kind");
+      if (!["enter", "exit", "dwell", "gathering"].includes(kind.value)) { kind.value = "enter"; this.renderFields(); }
+      const ids = document.getElementById("b-zone_ids");
+      const have = ids.value.split(",").map((v) => v.trim()).filter((v) => v);
+      if (!have.includes(picked)) have.push(picked);
+      ids.value = have.join(", ");
+      document.getElementById("b-zones").value = "";
+    }
+    this.changed();
+  }
 
   renderFields() {
     const kind = document.getElementById("b-kind").value;
@@ -90,7 +108,7 @@ export class BuilderView {
       let input;
       if (type.startsWith("select:")) input = el("select", { id, name }, type.slice(7).split(",").map((o) => el("option", { value: o }, o)));
       else if (type === "textarea") input = el("textarea", { id, name, rows: "3", cols: "40" }, hint);
-      else input = el("input", { id, name, type, placeholder: hint, value: name.startsWith("match") ? "" : hint, step: type === "number" ? "any" : undefined });
+      else input = el("input", { id, name, type, placeholder: hint, value: name.startsWith("match") || name === "zone_ids" ? "" : hint, step: type === "number" ? "any" : undefined });
       return [el("label", { for: id }, label), input];
     }));
     this.changed();
@@ -114,10 +132,17 @@ export class BuilderView {
       }
     }
     const num = (n) => (this.value(n) === "" ? undefined : Number(this.value(n)));
+    const zones = () => {
+      const z = {};
+      if (this.value("zones")) z.category = this.value("zones");
+      const ids = this.value("zone_ids").split(",").map((v) => v.trim()).filter((v) => v);
+      if (ids.length) z.ids = ids;
+      return z;
+    };
     switch (kind) {
-      case "enter": case "exit": r.zones = { category: this.value("zones") }; break;
-      case "dwell": r.zones = { category: this.value("zones") }; r.min = this.value("min"); break;
-      case "gathering": r.zones = { category: this.value("zones") }; r.min_count = num("min_count"); r.window = this.value("window"); break;
+      case "enter": case "exit": r.zones = zones(); break;
+      case "dwell": r.zones = zones(); r.min = this.value("min"); break;
+      case "gathering": r.zones = zones(); r.min_count = num("min_count"); r.window = this.value("window"); break;
     }
     if (["enter", "exit", "dwell", "gathering"].includes(kind)) {
       const after = this.value("enter_after");
