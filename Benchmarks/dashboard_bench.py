@@ -1,10 +1,14 @@
-"""Dashboard benchmark (not a test): the map in headless Chromium with N entities moving at
-1 Hz and M zones. Reports frame time (draw of one frame, ms), frames drawn, and the latency of
-one positions update (fetch + parse), sampled over a period.
+"""Dashboard benchmark (not a test): the map in headless Chromium over `tripline demo` with its
+fleets moving at 1 Hz (--trucks N gives 1.2 N moving trucks and vessels) and M extra zones.
+Two phases of --seconds each, panning every other second: the whole fleet in view (server-side
+clusters) and zoomed in until the view holds at most 3,000 entities (points). Reports per
+phase the frame time (draw of one frame, ms), frames drawn, the map stream's frames and bytes
+per second, and, as the baseline in the same run, the old design's cost: fetching and parsing
+every latest position (`GET /v1/positions`) once a second.
 
   swift build -c release
   tripline generate --out /tmp/lw --zones 10000 --entities 100 --events 1   # the 10,000 zones
-  python3 Benchmarks/dashboard_bench.py --bin .build/release/tripline --trucks 10000 --zones /tmp/lw/zones.geojson --seconds 30
+  python3 Benchmarks/dashboard_bench.py --bin .build/release/tripline --trucks 83334 --zones /tmp/lw/zones.geojson --seconds 30
 """
 import argparse
 import json
@@ -45,27 +49,55 @@ def main():
         d.execute_script("sessionStorage.setItem('tripline.token', arguments[0])", token)
         d.get(url + "/#/map")
         d.refresh()
-        end = time.time() + 60
-        while time.time() < end and not d.execute_script("const m = window.__tripline.map; return m && m.entitiesDrawn > 0"):
+        end = time.time() + 120
+        while time.time() < end and not d.execute_script("const m = window.__tripline.map; return m && m.framesIn > 1 && (m.entitiesDrawn > 0 || m.clustersDrawn > 0)"):
             time.sleep(0.5)
+        d.execute_script("window.__tripline.mapView.fit()")
         time.sleep(3)
-        s0 = d.execute_script("return Object.assign({}, window.__tripline.map)")
-        fetches = []
-        for k in range(a.seconds):
-            time.sleep(1)
-            # Pan every other second, so that the zone layer is redrawn too.
-            if k % 2 == 0:
-                d.execute_script("document.getElementById('map').dispatchEvent(new KeyboardEvent('keydown', {key: arguments[0]}))",
-                                 "ArrowLeft" if k % 4 == 0 else "ArrowRight")
-            fetches.append(d.execute_script("return window.__tripline.map.lastPositions"))
-        s1 = d.execute_script("return Object.assign({}, window.__tripline.map)")
-        frames = s1["frames"] - s0["frames"]
-        avg = (s1["totalFrameMs"] - s0["totalFrameMs"]) / max(1, frames)
-        print(json.dumps({
-            "entities_drawn": s1["entitiesDrawn"], "zones_drawn": s1["zonesDrawn"], "seconds": a.seconds,
-            "frames": frames, "frame_ms_avg": round(avg, 2), "frame_ms_max_overall": round(s1["maxFrameMs"], 2),
-            "positions_update_ms_median": round(statistics.median(fetches), 1), "positions_update_ms_max": round(max(fetches), 1),
-        }, indent=1))
+        results = {"fleet": d.execute_script("return window.__tripline.mapView.inView")}
+
+        def phase(name):
+            s0 = d.execute_script("return Object.assign({}, window.__tripline.map)")
+            t0 = time.time()
+            for k in range(a.seconds):
+                time.sleep(1)
+                # Pan every other second: the zone layer is redrawn and the stream reopened.
+                if k % 2 == 0:
+                    d.execute_script("document.getElementById('map').dispatchEvent(new KeyboardEvent('keydown', {key: arguments[0]}))",
+                                     "ArrowLeft" if k % 4 == 0 else "ArrowRight")
+            s1 = d.execute_script("return Object.assign({}, window.__tripline.map)")
+            secs = time.time() - t0
+            frames = s1["frames"] - s0["frames"]
+            results[name] = {
+                "mode": s1["mode"], "in_view": d.execute_script("return window.__tripline.mapView.inView"),
+                "entities_drawn": s1["entitiesDrawn"], "clusters_drawn": s1["clustersDrawn"], "zones_drawn": s1["zonesDrawn"],
+                "frames_drawn": frames, "frame_ms_avg": round((s1["totalFrameMs"] - s0["totalFrameMs"]) / max(1, frames), 2),
+                "frame_ms_max_overall": round(s1["maxFrameMs"], 2),
+                "stream_frames_per_s": round((s1["framesIn"] - s0["framesIn"]) / secs, 2),
+                "stream_bytes_per_s": round((s1["bytesIn"] - s0["bytesIn"]) / secs),
+                "last_frame_parse_ms": round(s1["lastFrameParseMs"], 2), "streams_opened": s1["streamOpens"] - s0["streamOpens"],
+            }
+
+        phase("whole_fleet_in_view")
+        # Zoom in (round the view's centre) until the view holds at most max_points: points mode.
+        for _ in range(30):
+            if d.execute_script("return window.__tripline.map.mode") == "points":
+                break
+            d.execute_script("window.__tripline.mapView.zoom(2)")
+            time.sleep(1.5)
+        time.sleep(2)
+        phase("zoomed_in")
+        # The old design's cost, in the same run: every latest position, once a second.
+        polls = d.execute_async_script("""const done = arguments[0]; const out = [];
+            (async () => { for (let i = 0; i < 3; i++) { const t0 = performance.now();
+              const r = await fetch('/v1/positions', {headers: {Authorization: 'Bearer ' + sessionStorage.getItem('tripline.token')}});
+              const text = await r.text(); const j = JSON.parse(text);
+              out.push([performance.now() - t0, text.length, j.entities.length]); } done(out); })();""")
+        results["poll_all_positions_baseline"] = {"bytes_per_poll": polls[-1][1], "entities": polls[-1][2],
+                                                  "fetch_parse_ms_median": round(statistics.median(p[0] for p in polls), 1)}
+        for name in ("whole_fleet_in_view", "zoomed_in"):
+            results[name]["bytes_ratio_to_polling"] = round(results[name]["stream_bytes_per_s"] / polls[-1][1], 4)
+        print(json.dumps(results, indent=1))
     finally:
         d.quit()
         proc.terminate()

@@ -18,6 +18,8 @@ public struct HostOptions: Sendable {
     public var maxFuture: Millis? = 3_600_000
     /// How long an accepted event id is remembered for duplicate detection (spec v1.2).
     public var dedupWindow: Millis = 86_400_000
+    /// Positions kept per entity for `intersects` queries (its recent track); 0 keeps none.
+    public var trackPoints = 10
     public init() {}
 }
 
@@ -153,6 +155,7 @@ public final class EngineHost: @unchecked Sendable {
     public func activate() throws {
         let (catalog, problems) = try Catalog.load(store, sensitive: options.sensitive)
         let s = HostState(pipeline: cluster?.timeCore ?? Self.makePipeline(catalog, options), catalog: catalog, nextAlertId: try store.maxAlertId() + 1)
+        s.latest = LatestPositions(trackPoints: options.trackPoints)
         s.catalogProblems = problems
         s.silences = try store.silences()
         s.receivers = try store.receivers()
@@ -691,7 +694,7 @@ public final class EngineHost: @unchecked Sendable {
         let pipeline = Self.makePipeline(s.catalog, options, retiredZones: retiredZones)
         var count = 0
         var timeline: [[TimelineEntry]] = []
-        let latest = LatestPositions()
+        let latest = LatestPositions(trackPoints: options.trackPoints)
         var nextSeq: Int64 = try store.nextLogSeq()
         try store.forEachLogBatch { batch in
             batch.forEachLine { line, seq in
@@ -880,6 +883,12 @@ public final class AlertBroadcaster: @unchecked Sendable {
 /// latest reading of each metric.
 final class LatestPositions {
     let index = PositionIndex()
+    /// Each entity's last positions by event time (`serve --track-points`), for `intersects`.
+    let tracks: TrackStore?
+
+    init(trackPoints: Int = 0) {
+        tracks = trackPoints > 0 ? TrackStore(capacity: trackPoints) : nil
+    }
     /// By metric name id: per entity, the latest reading's value and time (`.min`: none).
     var metrics: [MetricColumn?] = []
     final class MetricColumn {
@@ -892,6 +901,7 @@ final class LatestPositions {
     func track(_ ev: Event) {
         let e = Int(ev.entity)
         if ev.type == Symbols.positionType {
+            tracks?.add(entity: ev.entity, lon: ev.lon, lat: ev.lat, time: ev.time)
             let before = e < index.time.count ? index.time[e] : .min
             guard ev.time >= before else { return }
             index.track(entity: ev.entity, lon: ev.lon, lat: ev.lat, time: ev.time)

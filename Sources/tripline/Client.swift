@@ -307,10 +307,10 @@ struct PolicyCommand: AsyncParsableCommand {
     }
 }
 
-/// `tripline query nearby|within`: spatial queries of a running server (docs/queries.md).
+/// `tripline query nearby|within|intersects`: spatial queries of a running server (docs/queries.md).
 struct QueryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "query", abstract: "Spatial queries over the latest positions of a running server.",
-                                                    subcommands: [Nearby.self, Within.self])
+                                                    subcommands: [Nearby.self, Within.self, Intersects.self])
 
     struct Filters: ParsableArguments {
         @Option(help: "Only entities of this kind (repeat for several).") var kind: [String] = []
@@ -408,6 +408,30 @@ struct QueryCommand: AsyncParsableCommand {
                 try await QueryCommand.run(remote, filters, method: .POST, path: "/v1/query/within", items: [], body: [UInt8](data))
             } else {
                 try await QueryCommand.run(remote, filters, method: .GET, path: "/v1/query/within", items: [("zone", zone), ("bbox", bbox)], body: nil)
+            }
+        }
+    }
+
+    struct Intersects: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Entities whose recent track (their last positions, as a line) meets a zone, a box, or a GeoJSON shape, by id.")
+        @Option(help: "A zone id.") var zone: String?
+        @Option(help: "min lon,min lat,max lon,max lat.") var bbox: String?
+        @Option(help: "A file holding a GeoJSON Polygon, MultiPolygon or Feature.") var geojson: String?
+        @Option(help: "The last N positions (e.g. 10) or a duration back from the newest (e.g. 30m); default: every position the server keeps.") var track: String?
+        @OptionGroup var filters: Filters
+        @OptionGroup var remote: RemoteOptions
+
+        func validate() throws {
+            guard [zone, bbox, geojson].compactMap({ $0 }).count == 1 else { throw ValidationError("give exactly one of --zone, --bbox, --geojson") }
+        }
+
+        func run() async throws {
+            if let geojson {
+                guard let data = FileManager.default.contents(atPath: geojson) else { throw ValidationError("cannot read \(geojson)") }
+                try await QueryCommand.run(remote, filters, method: .POST, path: "/v1/query/intersects", items: [("track", track)], body: [UInt8](data))
+            } else {
+                try await QueryCommand.run(remote, filters, method: .GET, path: "/v1/query/intersects",
+                                           items: [("zone", zone), ("bbox", bbox), ("track", track)], body: nil)
             }
         }
     }

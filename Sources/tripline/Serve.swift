@@ -43,6 +43,8 @@ struct ServerOptions: ParsableArguments {
     var maxFuture = "1h"
     @Option(name: .customLong("dedup-window"), help: "Remember an accepted event id for duplicate detection until the watermark passes its time plus this (0: until the watermark passes its time).")
     var dedupWindow = "24h"
+    @Option(name: .customLong("track-points"), help: "Positions kept per entity (its recent track, by event time) for intersects queries; 0 keeps none (24 bytes per position).")
+    var trackPoints = 10
     @Option(name: .customLong("header-timeout"), help: "A request's line and headers must arrive within this long (else 408 and close).") var headerTimeout = "10s"
     @Option(name: .customLong("idle-timeout"), help: "Close a connection with no request in progress after this long.") var idleTimeout = "60s"
     @Option(name: .customLong("max-connections"), help: "Open connections at most (streams included); one more gets 503.") var maxConnections = 1024
@@ -145,6 +147,8 @@ struct ServerOptions: ParsableArguments {
         default: throw ValidationError("--tls-cert and --tls-key go together")
         }
         settings.options.dedupWindow = try CLI.parseDuration(dedupWindow, option: "--dedup-window")
+        guard (0...1000).contains(trackPoints) else { throw ValidationError("--track-points must be from 0 to 1000, got \(trackPoints)") }
+        settings.options.trackPoints = trackPoints
         settings.options.maxFuture = maxFuture == "off" ? nil : try CLI.parseDuration(maxFuture, option: "--max-future")
         settings.idleAdvance = try idleAdvance.map { try CLI.parseDuration($0, option: "--idle-advance") }
         switch (natsInput, natsInputStream) {
@@ -206,6 +210,7 @@ struct ServerOptions: ParsableArguments {
             ("idle_advance_ms", settings.idleAdvance.map { .int($0) } ?? .null),
             ("max_future_ms", settings.options.maxFuture.map { .int($0) } ?? .null),
             ("dedup_window_ms", .int(settings.options.dedupWindow)),
+            ("track_points", .int(settings.options.trackPoints)),
             ("retention_ms", .obj([("events", .int(settings.retention.events)), ("alerts", .int(settings.retention.alerts)), ("audit", .int(settings.retention.audit))])),
             ("webhooks", .obj([("max_attempts", .int(settings.webhooks.maxAttempts)), ("backoff_ms", .int(settings.webhooks.backoffMs))])),
             ("rule_lifetime_ms", .obj([("default", .int(settings.ruleDefaultLifetime)), ("max", .int(settings.ruleMaxLifetime))])),

@@ -15,6 +15,8 @@ public struct PositionQuery: Sendable {
         case shape(ZoneShape)
         /// Inside the box, edges included; `minX > maxX` crosses the antimeridian.
         case box(BBox)
+        /// Entities whose recent track (as a line, `TrackGeometry`) meets the shape.
+        case track(ZoneShape, TrackStore.Span?)
     }
 
     public var area: Area
@@ -72,6 +74,14 @@ public struct PositionQuery: Sendable {
         public var distance: Double?
     }
 
+    /// A box as a zone shape (two parts when it crosses the antimeridian).
+    public static func boxShape(_ b: BBox) -> ZoneShape {
+        func rect(_ x0: Double, _ x1: Double) -> Polygon {
+            Polygon(shell: Ring(points: [(x0, b.minY), (x1, b.minY), (x1, b.maxY), (x0, b.maxY), (x0, b.minY)]), holes: [])
+        }
+        return .polygons(b.minX <= b.maxX ? [rect(b.minX, b.maxX)] : [rect(b.minX, 180), rect(-180, b.maxX)])
+    }
+
     /// `a` before `b` in code point order.
     /// (memcmp on the contiguous UTF-8 of native strings: sorting 10,000 answers by the
     /// generic element-wise comparison took most of a `within` query's time.)
@@ -91,7 +101,7 @@ public struct PositionQuery: Sendable {
     }
 
     /// One page of answers and the cursor for the next (nil when this is the last).
-    public func run(_ index: PositionIndex, name: (Int32) -> String, accept: (Int32) -> Bool) -> (hits: [Hit], next: Cursor?) {
+    public func run(_ index: PositionIndex, tracks: TrackStore? = nil, name: (Int32) -> String, accept: (Int32) -> Bool) -> (hits: [Hit], next: Cursor?) {
         let returned = after?.returned ?? 0
         switch area {
         case .nearby(let x, let y, let k, let radius):
@@ -125,11 +135,24 @@ public struct PositionQuery: Sendable {
             if hits.count > want { hits.removeLast(hits.count - want) }
             guard more, let last = hits.last else { return (hits, nil) }
             return (hits, Cursor(id: last.id, distance: last.distance, returned: returned + hits.count))
-        case .shape, .box:
-            let found: [Int32]
+        case .shape, .box, .track:
+            var found: [Int32] = []
             if case .shape(let s) = area { found = index.within(shape: s, accept: accept) }
             else if case .box(let b) = area { found = index.within(box: b, accept: accept) }
-            else { found = [] }
+            else if case .track(let shape, let span) = area, let tracks {
+                var reach = BBox.empty
+                for b in shape.indexBoxes { reach.extend(b) }
+                var pts: [Double] = []
+                tracks.forEachEntity { e in
+                    tracks.points(e, span: span, into: &pts)
+                    // Cheap refusal first: a track whose box misses the shape's reach (a
+                    // track across the antimeridian is tested in full).
+                    var tb = BBox.empty
+                    for i in stride(from: 0, to: pts.count, by: 2) { tb.extend(pts[i], pts[i + 1]) }
+                    if tb.maxX - tb.minX <= 180 && !tb.intersects(reach) { return }
+                    if TrackGeometry.meets(shape, pts) && accept(e) { found.append(e) }
+                }
+            }
             var hits: [Hit] = []
             hits.reserveCapacity(found.count)
             for e in found {

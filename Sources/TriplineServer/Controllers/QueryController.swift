@@ -16,6 +16,8 @@ struct QueryController: Controller {
         (RouteSpec(method: "GET", path: "/v1/query/nearby", roles: read), \.nearby),
         (RouteSpec(method: "GET", path: "/v1/query/within", roles: read), \.withinGet),
         (RouteSpec(method: "POST", path: "/v1/query/within", roles: read), \.withinPost),
+        (RouteSpec(method: "GET", path: "/v1/query/intersects", roles: read), \.intersectsGet),
+        (RouteSpec(method: "POST", path: "/v1/query/intersects", roles: read), \.intersectsPost),
         (RouteSpec(method: "GET", path: "/v1/query/stream", roles: read), \.stream),
         (RouteSpec(method: "GET", path: "/v1/map/stream", roles: read), \.mapStream),
     ] }
@@ -186,6 +188,77 @@ extension QueryController {
         }
     }
 
+    /// `track=<n>` (the last n positions) or `track=<duration>` (positions at most that much
+    /// older than the newest); absent: every position the server keeps.
+    static func trackSpan(_ req: Request) throws -> (TrackStore.Span?, J) {
+        guard let t = req.uri.queryParameters.get("track") else { return (nil, .null) }
+        if let n = Int(t) {
+            guard n >= 1 else { throw APIError.badRequest("query parameter 'track=\(t)' must be at least 1 position, or a duration such as 30m") }
+            return (.points(n), .int(n))
+        }
+        switch DurationText.parse(t) {
+        case .success(let d): return (.duration(d), .str(t))
+        case .failure:
+            throw APIError.badRequest("query parameter 'track=\(t)' must be a whole number of positions (track=10) or a duration (track=30m, 2h, 1d)")
+        }
+    }
+
+    /// The server keeps tracks (not `serve --track-points 0`).
+    func requireTracks() async throws {
+        let kept = try await host.perform { s in s.latest.tracks?.capacity ?? 0 }
+        guard kept > 0 else {
+            throw APIError(status: .conflict, code: "no_tracks",
+                           message: "this server keeps no tracks (started with --track-points 0); start it with --track-points N to answer intersects queries")
+        }
+    }
+
+    var intersectsGet: Handler {
+        { [self] req, _, tok in
+            let q = req.uri.queryParameters
+            let zone = q.get("zone"), bbox = q.get("bbox")
+            guard (zone == nil) != (bbox == nil) else {
+                throw APIError.badRequest("give exactly one of zone=<zone id> or bbox=<min lon>,<min lat>,<max lon>,<max lat>; for a GeoJSON shape, POST it to /v1/query/intersects")
+            }
+            let (span, spanJ) = try Self.trackSpan(req)
+            let filters = try QueryFilters.parse(req)
+            try await requireTracks()
+            if let zone {
+                guard let shape = try await host.perform({ s in s.catalog.zones.first(where: { $0.id == zone })?.shape }) else {
+                    throw APIError.notFound("no zone \"\(zone)\"")
+                }
+                return try await run(.track(shape, span), name: "intersects", detail: [("zone", .str(zone)), ("track", spanJ)], filters, tok)
+            }
+            let box = try Self.bbox(bbox!)
+            return try await run(.track(PositionQuery.boxShape(box), span), name: "intersects",
+                                 detail: [("bbox", .arr([.num(box.minX), .num(box.minY), .num(box.maxX), .num(box.maxY)])), ("track", spanJ)], filters, tok)
+        }
+    }
+
+    var intersectsPost: Handler {
+        { [self] req, _, tok in
+            let (span, spanJ) = try Self.trackSpan(req)
+            let filters = try QueryFilters.parse(req)
+            let doc = try await jsonBody(req)
+            let shape: ZoneShape
+            switch ZoneCodec.queryShape(doc, file: "request") {
+            case .success(let s): shape = s
+            case .failure(let e):
+                throw APIError(status: .unprocessableContent, code: "invalid_geometry",
+                               message: "the body is not a usable GeoJSON Polygon, MultiPolygon or Feature: \(e.errors.first.map(\.description) ?? "")",
+                               errors: e.errors.map { J.error($0) })
+            }
+            try await requireTracks()
+            return try await run(.track(shape, span), name: "intersects", detail: [("geometry_vertices", .int(Self.vertexCount(shape))), ("track", spanJ)], filters, tok)
+        }
+    }
+
+    static func vertexCount(_ shape: ZoneShape) -> Int {
+        switch shape {
+        case .polygons(let ps): return ps.reduce(0) { $0 + $1.shell.pointCount + $1.holes.reduce(0) { $0 + $1.pointCount } }
+        case .circle: return 1
+        }
+    }
+
     /// `bbox=<min lon>,<min lat>,<max lon>,<max lat>`.
     static func bbox(_ text: String) throws -> BBox {
         let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { Double($0.trimmingCharacters(in: .whitespaces)) }
@@ -212,7 +285,7 @@ extension QueryController {
         let (rows, next, watermark): ([Row], PositionQuery.Cursor?, Millis?) = try await host.perform { s in
             let index = s.latest.index
             let p = s.pipeline
-            let (hits, next) = query.run(index, name: { p.entityName($0) }, accept: s.queryAccept(f))
+            let (hits, next) = query.run(index, tracks: s.latest.tracks, name: { p.entityName($0) }, accept: s.queryAccept(f))
             let rows = hits.map { h in
                 let i = Int(h.entity)
                 return Row(id: h.id, kind: s.entityInfo(h.id)?.kind ?? "unknown", lon: index.lon[i], lat: index.lat[i], time: index.time[i], distance: h.distance)
