@@ -54,10 +54,16 @@ def main():
             time.sleep(0.5)
         d.execute_script("window.__tripline.mapView.fit()")
         time.sleep(3)
+        d.set_script_timeout(300)
         results = {"fleet": d.execute_script("return window.__tripline.mapView.inView")}
+
+        def applied():
+            req = urllib.request.Request(url + "/v1/status", headers={"Authorization": "Bearer " + token})
+            return json.loads(urllib.request.urlopen(req, timeout=300).read())["events_applied"]
 
         def phase(name):
             s0 = d.execute_script("return Object.assign({}, window.__tripline.map)")
+            a0 = applied()
             t0 = time.time()
             for k in range(a.seconds):
                 time.sleep(1)
@@ -67,6 +73,7 @@ def main():
                                      "ArrowLeft" if k % 4 == 0 else "ArrowRight")
             s1 = d.execute_script("return Object.assign({}, window.__tripline.map)")
             secs = time.time() - t0
+            events = applied() - a0
             frames = s1["frames"] - s0["frames"]
             results[name] = {
                 "mode": s1["mode"], "in_view": d.execute_script("return window.__tripline.mapView.inView"),
@@ -76,7 +83,9 @@ def main():
                 "stream_frames_per_s": round((s1["framesIn"] - s0["framesIn"]) / secs, 2),
                 "stream_bytes_per_s": round((s1["bytesIn"] - s0["bytesIn"]) / secs),
                 "last_frame_parse_ms": round(s1["lastFrameParseMs"], 2), "streams_opened": s1["streamOpens"] - s0["streamOpens"],
+                "server_events_applied_per_s": round(events / secs),
             }
+            print(name, json.dumps(results[name]), flush=True)
 
         phase("whole_fleet_in_view")
         # Zoom in (round the view's centre) until the view holds at most max_points: points mode.

@@ -46,10 +46,16 @@ public struct ClusterCatalog: Sendable {
     public var zones: [UInt8]
     public var entities: [UInt8]
     public var rules: [UInt8]
-    public init(zones: [UInt8], entities: [UInt8], rules: [UInt8]) {
+    /// The zones this version created, changed or deleted against the one before, with their
+    /// versions (an API node counts them as one server does): the stages emit the transitions
+    /// they cause at the change (docs/rules.md, "Zone edits"). Not part of the catalog's
+    /// identity.
+    public var zoneEdits: [ZoneEdit] = []
+    public init(zones: [UInt8], entities: [UInt8], rules: [UInt8], zoneEdits: [ZoneEdit] = []) {
         self.zones = zones
         self.entities = entities
         self.rules = rules
+        self.zoneEdits = zoneEdits
     }
 
     public struct Invalid: Error, CustomStringConvertible {
@@ -139,7 +145,8 @@ public enum ClusterSetup {
                                                 headers: [("Tripline-Version", version)]))
             }
         }
-        let manifest = Array(try JSONEncoder().encode(Manifest(version: version, config: config, parts: parts)))
+        let edits = catalog.zoneEdits.map { Manifest.Edit(zone: $0.zone, version: $0.version, change: $0.change.rawValue) }
+        let manifest = Array(try JSONEncoder().encode(Manifest(version: version, config: config, parts: parts, zoneEdits: edits.isEmpty ? nil : edits)))
         messages.append(OutgoingMessage(subject: "catalog.v.\(version).manifest", data: manifest, msgId: "v-manifest-\(version)"))
         _ = try c.publishAll(messages)
         _ = try c.publishAll([OutgoingMessage(subject: "catalog.manifest", data: manifest, msgId: "manifest-\(version)")])
@@ -155,6 +162,13 @@ public enum ClusterSetup {
         var version: String
         var config: ClusterConfig
         var parts: [String: Int]
+        /// Absent in catalogs written before zone edits were published.
+        var zoneEdits: [Edit]?
+        struct Edit: Codable {
+            var zone: String
+            var version: Int
+            var change: String
+        }
     }
 
     /// The settings and catalog; JetStream errors (a leader being elected after a server was
@@ -213,7 +227,9 @@ public enum ClusterSetup {
             }
             return out
         }
-        return (manifest.config, ClusterCatalog(zones: try document("zones"), entities: try document("entities"), rules: try document("rules")), manifest.version)
+        let edits = (manifest.zoneEdits ?? []).compactMap { e in ZoneEdit.Change(rawValue: e.change).map { ZoneEdit(zone: e.zone, version: e.version, change: $0) } }
+        return (manifest.config, ClusterCatalog(zones: try document("zones"), entities: try document("entities"), rules: try document("rules"), zoneEdits: edits),
+                manifest.version)
     }
 }
 
@@ -369,6 +385,8 @@ public final class ClusterWorker: @unchecked Sendable {
     struct CatalogVersion {
         var zones: [Zone], entities: [EntityInfo], rules: [Rule]
         var split: (entity: Set<String>, cross: Set<String>)
+        /// The zone edits this version made against the one before.
+        var zoneEdits: [ZoneEdit] = []
     }
     var catalogs: [String: CatalogVersion] = [:]
     let current: String
@@ -506,7 +524,7 @@ public final class ClusterWorker: @unchecked Sendable {
         if let c = catalogs[version] { return c }
         let loaded = try ClusterSetup.load(connection, version: version)
         let (zones, entities, rules) = try loaded.catalog.decode()
-        let c = CatalogVersion(zones: zones, entities: entities, rules: rules, split: ClusterRules.split(rules))
+        let c = CatalogVersion(zones: zones, entities: entities, rules: rules, split: ClusterRules.split(rules), zoneEdits: loaded.catalog.zoneEdits)
         catalogs[version] = c
         return c
     }
@@ -527,7 +545,8 @@ public final class ClusterWorker: @unchecked Sendable {
             if let merger = h.merger { try merger.push(m.data) } else { try h.stage.consume(m.data) }
         } catch let sw as ClusterStage.CatalogSwitch {
             // The old engine's alerts up to the change, then an engine on the new version
-            // rebuilt from the start of the stream through this message.
+            // rebuilt from the start of the stream through this message (the old engine, at the
+            // change, is what zone edits compare against).
             h.stage.pipeline.drainAlerts(into: &out)
             try rebuild(h, through: m.sequence, sw, alerts: &out)
         }
@@ -546,8 +565,23 @@ public final class ClusterWorker: @unchecked Sendable {
         var reads = 0
         while let sw = next {
             next = nil
-            let (stage, merger) = try makeStage(h.name, version: sw.version)
+            // The engine just before the change, and the zones the change deleted (kept in the
+            // new engine, outside its index, so that their exits can name them).
+            let previous = h.stage.pipeline
+            let before = try catalog(h.version), after = try catalog(sw.version)
+            let deleted = Set(after.zoneEdits.filter { $0.change == .deleted }.map(\.zone))
+            let retired = before.zones.filter { deleted.contains($0.id) }
+            let (stage, merger) = try makeStage(h.name, version: sw.version, retired: retired)
             stage.rebuildingTo = (sw.after, sw.step)
+            if !after.zoneEdits.isEmpty {
+                // One server applies the edits right after its rebuild, at the change; so does
+                // this engine, at the change's place in the stream.
+                let edits = after.zoneEdits
+                stage.atChange = { p in
+                    p.applyZoneEdits(edits, previous: previous)
+                    p.closeOpenAlerts()
+                }
+            }
             (h.stage, h.merger, h.version) = (stage, merger, sw.version)
             let subject = merger == nil ? ClusterNames.eventSubject(Int(h.name.dropFirst())!) : ClusterNames.allEvents
             let reader = try connection.orderedReader(stream: ClusterNames.events, subject: subject, startSequence: 1)
@@ -635,13 +669,14 @@ public final class ClusterWorker: @unchecked Sendable {
     }
 
     /// A fresh engine for stage `name` on catalog `version` (with its merger for `x`).
-    func makeStage(_ name: String, version: String) throws -> (ClusterStage, ClusterMerger?) {
+    func makeStage(_ name: String, version: String, retired: [Zone] = []) throws -> (ClusterStage, ClusterMerger?) {
         let c = try catalog(version)
         if name == "x" {
-            let stage = ClusterStage(zones: c.zones, entities: c.entities, rules: c.rules, only: c.split.cross, options: config.options, positionsOnly: true)
+            let stage = ClusterStage(zones: c.zones, retiredZones: retired, entities: c.entities, rules: c.rules, only: c.split.cross,
+                                     options: config.options, positionsOnly: true)
             return (stage, ClusterMerger(stage: stage))
         }
-        return (ClusterStage(zones: c.zones, entities: c.entities, rules: c.rules, only: c.split.entity, options: config.options), nil)
+        return (ClusterStage(zones: c.zones, retiredZones: retired, entities: c.entities, rules: c.rules, only: c.split.entity, options: config.options), nil)
     }
 
     func start(_ name: String, revision: UInt64) throws {

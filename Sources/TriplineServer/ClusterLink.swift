@@ -19,8 +19,9 @@ public protocol ClusterLink: AnyObject {
     /// did not all come.
     func flush() throws
     /// Makes `catalog` the cluster's catalog: a new version, which the workers switch to at
-    /// this place in the stream (published before it returns).
-    func publishCatalog(_ catalog: Catalog) throws
+    /// this place in the stream (published before it returns), where they emit the
+    /// transitions of `zoneEdits`.
+    func publishCatalog(_ catalog: Catalog, zoneEdits: [ZoneEdit]) throws
 }
 
 /// The cluster did not acknowledge published events: this API node's gateway state is no

@@ -776,7 +776,9 @@ public final class EngineHost: @unchecked Sendable {
             s.catalog = catalog
             s.catalogProblems = problems
             if let cluster {
-                try cluster.publishCatalog(catalog)
+                // Zone versions are counted here as on one server; the workers emit the
+                // transitions at the change's place in the stream.
+                try cluster.publishCatalog(catalog, zoneEdits: try zoneEdits(from: before, to: catalog))
                 s.pipeline = cluster.timeCore
             } else {
                 let edits = try zoneEdits(from: before, to: catalog)

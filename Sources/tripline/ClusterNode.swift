@@ -87,8 +87,10 @@ final class ClusterNode: ClusterLink {
 
     /// Before the first message the workers simply start on the new version; after it, a
     /// marker in every partition makes each stage rebuild on it from the stream.
-    func publishCatalog(_ catalog: Catalog) throws {
-        let version = try ClusterSetup.create(connection, config: config, catalog: try Self.documents(store), replicas: replicas, replaceCatalog: true)
+    func publishCatalog(_ catalog: Catalog, zoneEdits: [ZoneEdit]) throws {
+        var documents = try Self.documents(store)
+        documents.zoneEdits = zoneEdits
+        let version = try ClusterSetup.create(connection, config: config, catalog: documents, replicas: replicas, replaceCatalog: true)
         let onStream = try connection.streamState(ClusterNames.events).lastSequence
         // The same catalog again (a change that changed nothing): nothing to switch to.
         if version == publisher.catalogVersion { return }

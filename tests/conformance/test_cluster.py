@@ -523,6 +523,23 @@ def catalog_change_script(srv, ex, lines, between):
     if ring:
         z["geometry"]["coordinates"][0] = [[x + 0.001, y] for x, y in ring]
     srv.ok("PUT", f"/v1/zones/{z['properties']['id']}", z, content_type="application/geo+json")
+    # Zone edits that change membership: a new zone round the latest position of every entity
+    # seen so far (an enter at the change for 'any-enter', with zone_edit), then that zone
+    # deleted and made again smaller (no entity inside: nothing).
+    latest = {}
+    for l in lines[:2 * k]:
+        e = json.loads(l)
+        if e.get("type") == "position":
+            latest[e["entity"]] = (e["lon"], e["lat"])
+    xs, ys = [p[0] for p in latest.values()], [p[1] for p in latest.values()]
+    around = [[min(xs) - 0.01, min(ys) - 0.01], [max(xs) + 0.01, min(ys) - 0.01], [max(xs) + 0.01, max(ys) + 0.01],
+              [min(xs) - 0.01, max(ys) + 0.01], [min(xs) - 0.01, min(ys) - 0.01]]
+    srv.ok("POST", "/v1/zones", {"type": "Feature", "properties": {"id": "edit-probe", "category": "probe"},
+                                 "geometry": {"type": "Polygon", "coordinates": [around]}}, content_type="application/geo+json")
+    assert srv.request("DELETE", "/v1/zones/edit-probe")[0] == 204
+    srv.ok("POST", "/v1/zones", {"type": "Feature", "properties": {"id": "edit-probe", "category": "probe"},
+                                 "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [0.001, 0], [0.001, 0.001], [0, 0.001], [0, 0]]]}},
+           content_type="application/geo+json")
     between(2)
     post_events(srv, None, {}, batch=4, lines=lines[2 * k:])
     srv.ok("POST", "/v1/watermark", {"until": "2026-03-01T18:00:00Z"})
@@ -543,6 +560,9 @@ def test_catalog_changes_mid_stream_give_the_alerts_of_one_server_with_the_same_
     finally:
         single.stop()
     assert len(want) >= 10
+    # The zone edits caused alerts at the change (enter into edit-probe version 1).
+    edited = [a for a in want if a.get("details", {}).get("zone_edit")]
+    assert edited and all(a["details"]["zone_version"] == 1 and a["rule"] == "any-enter" for a in edited), edited[:3]
     # The changes matter: without them the alerts differ.
     code, base, err = run("replay", "--zones", ex / "zones.geojson", "--entities", ex / "entities-all-kinds.ndjson",
                           "--rules", ex / "rules-all-kinds.yaml", "--until", "2026-03-01T18:00:00Z", ex / "events-all-kinds.ndjson")

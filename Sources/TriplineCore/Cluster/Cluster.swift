@@ -369,11 +369,12 @@ public final class ClusterStage {
     /// itself stay open until it moves past, or an advance closes them.
     public private(set) var completeThrough: Millis = .min
 
-    public init(zones: [Zone], entities: [EntityInfo], rules: [Rule], only: Set<String>, options: PipelineOptions, positionsOnly: Bool = false) {
+    public init(zones: [Zone], retiredZones: [Zone] = [], entities: [EntityInfo], rules: [Rule], only: Set<String>, options: PipelineOptions,
+                positionsOnly: Bool = false) {
         var o = options
         o.rules = only
         o.watermark = .external
-        pipeline = Pipeline(zones: zones, entities: entities, rules: rules, options: o)
+        pipeline = Pipeline(zones: zones, retiredZones: retiredZones, entities: entities, rules: rules, options: o)
         self.positionsOnly = positionsOnly
     }
 
@@ -400,6 +401,9 @@ public final class ClusterStage {
                     pipeline.watermarkReached(w)
                     pipeline.discardAlerts()
                     rebuildingTo = nil
+                    // Exactly at the change: what it does there (the transitions of zone edits).
+                    atChange?(pipeline)
+                    atChange = nil
                 }
                 return
             }
@@ -420,6 +424,9 @@ public final class ClusterStage {
     /// Set on an engine built for a catalog change: records up to that change replay history
     /// (alerts completed by then are dropped there).
     public var rebuildingTo: (after: UInt64, step: UInt32)?
+    /// Called once, with this engine's pipeline, when the rebuild reaches `rebuildingTo`: the
+    /// place of the change in the stream, where history ends and live evaluation begins.
+    public var atChange: ((Pipeline) -> Void)?
 
     /// A catalog change reached a live stage: its host rebuilds it on `version` (with
     /// `rebuildingTo` this change) from the start of the stream.
