@@ -28,13 +28,34 @@ def main():
     ap.add_argument("--trucks", type=int, default=10000)
     ap.add_argument("--zones", help="a GeoJSON FeatureCollection to add to the demo's zones")
     ap.add_argument("--seconds", type=int, default=30)
+    ap.add_argument("--entities", type=int, help="instead of the demo: `tripline serve` with this many generated entities, moved by "
+                    "`tripline load --rate` (70%% of its events are positions of a random entity: --rate 1.43 x N moves each about once a second)")
+    ap.add_argument("--rate", type=int, help="with --entities: events/s for `tripline load`")
     a = ap.parse_args()
-    proc = subprocess.Popen([a.bin, "demo", "--port", "0", "--data", f"/tmp/tripline-dash-bench-{time.time_ns()}", "--trucks", str(a.trucks)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    first = proc.stdout.readline()
-    port = int(first.split("http://")[1].split(":")[1].strip())
-    token = next(l for l in iter(proc.stdout.readline, "") if "admin token:" in l).split("admin token:")[1].strip()
-    url = f"http://127.0.0.1:{port}"
+    loader = None
+    data = f"/tmp/tripline-dash-bench-{time.time_ns()}"
+    if a.entities:
+        gen = data + "-gen"
+        subprocess.run([a.bin, "generate", "--out", gen, "--zones", "10", "--entities", str(a.entities), "--events", "1"], check=True, capture_output=True)
+        token = subprocess.run([a.bin, "token", "create", "--data", data, "--role", "admin"], check=True, capture_output=True, text=True).stdout.strip()
+        proc = subprocess.Popen([a.bin, "serve", "--port", "0", "--data", data, "--max-future", "off"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        first = proc.stdout.readline()
+        port = int(first.split("http://")[1].split(":")[1].split(" ")[0])
+        url = f"http://127.0.0.1:{port}"
+        req = urllib.request.Request(url + "/v1/entities", data=pathlib.Path(gen, "entities.ndjson").read_bytes(), method="POST",
+                                     headers={"Authorization": "Bearer " + token, "Content-Type": "application/x-ndjson"})
+        urllib.request.urlopen(req, timeout=300).read()
+        loader = subprocess.Popen([a.bin, "load", "--url", url, "--token", token, "--rate", str(a.rate or int(a.entities * 1.43)),
+                                   "--duration", f"{a.seconds * 2 + 240}s", "--entities", str(pathlib.Path(gen, "entities.ndjson")),
+                                   "--region", "-10,40,10,60", "--batch", "2000", "--connections", "2"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    else:
+        proc = subprocess.Popen([a.bin, "demo", "--port", "0", "--data", data, "--trucks", str(a.trucks)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        first = proc.stdout.readline()
+        port = int(first.split("http://")[1].split(":")[1].strip())
+        token = next(l for l in iter(proc.stdout.readline, "") if "admin token:" in l).split("admin token:")[1].strip()
+        url = f"http://127.0.0.1:{port}"
     if a.zones:
         req = urllib.request.Request(url + "/v1/zones", data=pathlib.Path(a.zones).read_bytes(), method="POST",
                                      headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
@@ -109,8 +130,15 @@ def main():
         print(json.dumps(results, indent=1))
     finally:
         d.quit()
+        if loader:
+            loader.kill()
+            out = loader.communicate()[0]
+            print("loader:", " | ".join(out.strip().splitlines()[-3:]))
         proc.terminate()
-        proc.wait(10)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 if __name__ == "__main__":

@@ -352,6 +352,17 @@ struct QueryCommand: AsyncParsableCommand {
         }
     }
 
+    /// A query over a zone, a box (GET) or a GeoJSON file (POST), with more parameters `items`.
+    static func runArea(_ remote: RemoteOptions, _ filters: Filters, path: String, zone: String?, bbox: String?, geojson: String?,
+                        items: [(String, String?)]) async throws {
+        if let geojson {
+            guard let data = FileManager.default.contents(atPath: geojson) else { throw ValidationError("cannot read \(geojson)") }
+            try await run(remote, filters, method: .POST, path: path, items: items, body: [UInt8](data))
+        } else {
+            try await run(remote, filters, method: .GET, path: path, items: [("zone", zone), ("bbox", bbox)] + items, body: nil)
+        }
+    }
+
     /// A page's answers as table rows, and whether they carry distances. (Kept out of the
     /// async `run`: Swift 6.3's optimizer crashes on such loops there in release builds.)
     static func rows(_ page: DocNode?) -> ([[String]], Bool) {
@@ -403,12 +414,7 @@ struct QueryCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            if let geojson {
-                guard let data = FileManager.default.contents(atPath: geojson) else { throw ValidationError("cannot read \(geojson)") }
-                try await QueryCommand.run(remote, filters, method: .POST, path: "/v1/query/within", items: [], body: [UInt8](data))
-            } else {
-                try await QueryCommand.run(remote, filters, method: .GET, path: "/v1/query/within", items: [("zone", zone), ("bbox", bbox)], body: nil)
-            }
+            try await QueryCommand.runArea(remote, filters, path: "/v1/query/within", zone: zone, bbox: bbox, geojson: geojson, items: [])
         }
     }
 
@@ -426,13 +432,7 @@ struct QueryCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            if let geojson {
-                guard let data = FileManager.default.contents(atPath: geojson) else { throw ValidationError("cannot read \(geojson)") }
-                try await QueryCommand.run(remote, filters, method: .POST, path: "/v1/query/intersects", items: [("track", track)], body: [UInt8](data))
-            } else {
-                try await QueryCommand.run(remote, filters, method: .GET, path: "/v1/query/intersects",
-                                           items: [("zone", zone), ("bbox", bbox), ("track", track)], body: nil)
-            }
+            try await QueryCommand.runArea(remote, filters, path: "/v1/query/intersects", zone: zone, bbox: bbox, geojson: geojson, items: [("track", track)])
         }
     }
 }

@@ -260,10 +260,14 @@ def test_the_command_line_client_gives_the_api_answers(world, tmp_path):
 class SSE:
     """A server-sent event stream read on a thread: (event, data) pairs in arrival order."""
 
-    def __init__(self, srv, path):
+    def __init__(self, srv, path, body=None):
         import threading
         import urllib.request
-        req = urllib.request.Request(srv.url + path, headers={"Authorization": "Bearer " + srv.token})
+        headers = {"Authorization": "Bearer " + srv.token}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        req = urllib.request.Request(srv.url + path, headers=headers, data=None if body is None else json.dumps(body).encode(),
+                                     method="GET" if body is None else "POST")
         self.resp = urllib.request.urlopen(req, timeout=60)
         assert self.resp.headers["Content-Type"].startswith("text/event-stream")
         self.events = []
@@ -362,5 +366,38 @@ def test_standing_queries_stream_entities_entering_and_leaving(tmp_path):
         assert st == 400 and "'k'" in out["message"], out
         st, _, out = srv.request("GET", "/v1/query/stream?query=around")
         assert st == 400 and "query=nearby" in out["message"], out
+    finally:
+        srv.stop()
+
+
+def test_a_standing_query_over_a_posted_shape(tmp_path):
+    """POST /v1/query/stream with a GeoJSON shape: the same snapshot, enter and leave as a
+    zone's standing query, for a polygon with a hole and for a circle."""
+    srv = Server(tmp_path / "d", "--max-future", "off", "--heartbeat", "1s")
+    srv.token = make_token(tmp_path / "d")
+    srv.start()
+    try:
+        def post(*events):
+            srv.ok("POST", "/v1/events", "\n".join(json.dumps(e) for e in events), content_type="application/x-ndjson")
+
+        post({"entity": "a", "time": "2026-03-01T08:00:00Z", "type": "position", "lon": 4.02, "lat": 52.02},
+             {"entity": "b", "time": "2026-03-01T08:00:00Z", "type": "position", "lon": 4.05, "lat": 52.05})
+        ring = {"type": "Polygon", "coordinates": [[[4, 52], [4.1, 52], [4.1, 52.1], [4, 52.1], [4, 52]],
+                                                   [[4.04, 52.04], [4.06, 52.04], [4.06, 52.06], [4.04, 52.06], [4.04, 52.04]]]}
+        circle = {"type": "Feature", "properties": {"radius_m": 1000}, "geometry": {"type": "Point", "coordinates": [4.05, 52.05]}}
+        holed = SSE(srv, "/v1/query/stream", ring)
+        round_ = SSE(srv, "/v1/query/stream?where=attr:speed>=0", circle)
+        assert [e["id"] for e in holed.wait(1)[0][1]["entities"]] == ["a"]  # b is in the hole
+        assert round_.wait(1) == [("snapshot", {"entities": []})]  # b has no speed attribute
+        post({"entity": "b", "time": "2026-03-01T08:01:00Z", "type": "position", "lon": 4.08, "lat": 52.05, "attrs": {"speed": 3}})
+        post({"entity": "a", "time": "2026-03-01T08:02:00Z", "type": "position", "lon": 4.0505, "lat": 52.0505, "attrs": {"speed": 1}})
+        assert [(k, d["id"]) for k, d in holed.wait(3)[1:]] == [("enter", "b"), ("leave", "a")]
+        assert [(k, d["id"]) for k, d in round_.wait(2)[1:]] == [("enter", "a")]
+        holed.close()
+        round_.close()
+        records = [r for r in srv.ok("GET", "/v1/audit?limit=1000")["records"] if r["action"] == "positions.stream"]
+        assert [r["detail"]["geometry_vertices"] for r in records] == [10, 1]
+        st, _, out = srv.request("POST", "/v1/query/stream", {"type": "LineString", "coordinates": [[0, 0], [1, 1]]})
+        assert st == 422 and out["error"] == "invalid_geometry", out
     finally:
         srv.stop()

@@ -19,6 +19,7 @@ struct QueryController: Controller {
         (RouteSpec(method: "GET", path: "/v1/query/intersects", roles: read), \.intersectsGet),
         (RouteSpec(method: "POST", path: "/v1/query/intersects", roles: read), \.intersectsPost),
         (RouteSpec(method: "GET", path: "/v1/query/stream", roles: read), \.stream),
+        (RouteSpec(method: "POST", path: "/v1/query/stream", roles: read), \.streamPost),
         (RouteSpec(method: "GET", path: "/v1/map/stream", roles: read), \.mapStream),
     ] }
 }
@@ -170,21 +171,8 @@ extension QueryController {
     var withinPost: Handler {
         { [self] req, _, tok in
             let filters = try QueryFilters.parse(req)
-            let doc = try await jsonBody(req)
-            let shape: ZoneShape
-            switch ZoneCodec.queryShape(doc, file: "request") {
-            case .success(let s): shape = s
-            case .failure(let e):
-                throw APIError(status: .unprocessableContent, code: "invalid_geometry",
-                               message: "the body is not a usable GeoJSON Polygon, MultiPolygon or Feature: \(e.errors.first.map(\.description) ?? "")",
-                               errors: e.errors.map { J.error($0) })
-            }
-            let vertices: Int
-            switch shape {
-            case .polygons(let ps): vertices = ps.reduce(0) { $0 + $1.shell.pointCount + $1.holes.reduce(0) { $0 + $1.pointCount } }
-            case .circle: vertices = 1
-            }
-            return try await run(.shape(shape), name: "within", detail: [("geometry_vertices", .int(vertices))], filters, tok)
+            let shape = try await postedShape(req)
+            return try await run(.shape(shape), name: "within", detail: [("geometry_vertices", .int(Self.vertexCount(shape)))], filters, tok)
         }
     }
 
@@ -238,20 +226,26 @@ extension QueryController {
         { [self] req, _, tok in
             let (span, spanJ) = try Self.trackSpan(req)
             let filters = try QueryFilters.parse(req)
-            let doc = try await jsonBody(req)
-            let shape: ZoneShape
-            switch ZoneCodec.queryShape(doc, file: "request") {
-            case .success(let s): shape = s
-            case .failure(let e):
-                throw APIError(status: .unprocessableContent, code: "invalid_geometry",
-                               message: "the body is not a usable GeoJSON Polygon, MultiPolygon or Feature: \(e.errors.first.map(\.description) ?? "")",
-                               errors: e.errors.map { J.error($0) })
-            }
+            let shape = try await postedShape(req)
             try await requireTracks()
             return try await run(.track(shape, span), name: "intersects", detail: [("geometry_vertices", .int(Self.vertexCount(shape))), ("track", spanJ)], filters, tok)
         }
     }
 
+    /// The request's GeoJSON body as a shape (a Polygon, a MultiPolygon, or a Feature of one or
+    /// of a circle), validated as a zone is; 422 naming the bad coordinate otherwise.
+    func postedShape(_ req: Request) async throws -> ZoneShape {
+        let doc = try await jsonBody(req)
+        switch ZoneCodec.queryShape(doc, file: "request") {
+        case .success(let s): return s
+        case .failure(let e):
+            throw APIError(status: .unprocessableContent, code: "invalid_geometry",
+                           message: "the body is not a usable GeoJSON Polygon, MultiPolygon or Feature: \(e.errors.first.map(\.description) ?? "")",
+                           errors: e.errors.map { J.error($0) })
+        }
+    }
+
+    /// Vertices of a shape, for the audit record (a circle counts one).
     static func vertexCount(_ shape: ZoneShape) -> Int {
         switch shape {
         case .polygons(let ps): return ps.reduce(0) { $0 + $1.shell.pointCount + $1.holes.reduce(0) { $0 + $1.pointCount } }
@@ -363,23 +357,39 @@ extension QueryController {
             default:
                 throw APIError.badRequest("give query=nearby (with lon, lat, radius_m) or query=within (with zone or bbox)")
             }
-            let (events, cont) = AsyncStream<String>.makeStream(bufferingPolicy: .bufferingNewest(100_000))
-            let (id, snapshot) = try await host.perform { s in s.registerStanding(area: area, filters: filters, out: cont) }
-            let host = self.host
-            cont.onTermination = { _ in Task { try? await host.perform { s in s.standing[id] = nil } } }
-            try audit.record(actor: who(tok), action: "positions.stream", target: q.get("query") ?? "",
-                             detail: .obj(detail + [("filters", filters.json), ("answers", .int(snapshot.count))]))
-            let heartbeat = settings.heartbeat
-            let body = ResponseBody { writer in
-                try await writer.write(ByteBuffer(string: ": tripline query stream\nretry: 2000\n\n"))
-                try await writer.write(ByteBuffer(string: "event: snapshot\ndata: {\"entities\":[" + snapshot.joined(separator: ",") + "]}\n\n"))
-                for await item in AlertBroadcaster.withHeartbeat(events, every: heartbeat) {
-                    try await writer.write(ByteBuffer(string: item ?? ":\n\n"))
-                }
-                try await writer.finish(nil)
-            }
-            return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
+            return try await openStanding(area, target: q.get("query") ?? "", detail: detail, filters, tok)
         }
+    }
+
+    /// A standing query over a posted GeoJSON shape (Polygon, MultiPolygon, or a Feature of
+    /// one or of a circle): `within` that shape, as `GET /v1/query/stream?query=within`.
+    var streamPost: Handler {
+        { [self] req, _, tok in
+            let filters = try QueryFilters.parse(req)
+            let shape = try await postedShape(req)
+            return try await openStanding(.covers(ZoneIndex(shapes: [shape])), target: "within",
+                                          detail: [("geometry_vertices", .int(Self.vertexCount(shape)))], filters, tok)
+        }
+    }
+
+    /// Registers a standing query, audits it, and streams its snapshot and changes.
+    func openStanding(_ area: StandingQuery.Area, target: String, detail: [(String, J)], _ filters: QueryFilters, _ tok: TokenRecord?) async throws -> Response {
+        let (events, cont) = AsyncStream<String>.makeStream(bufferingPolicy: .bufferingNewest(100_000))
+        let (id, snapshot) = try await host.perform { s in s.registerStanding(area: area, filters: filters, out: cont) }
+        let host = self.host
+        cont.onTermination = { _ in Task { try? await host.perform { s in s.standing[id] = nil } } }
+        try audit.record(actor: who(tok), action: "positions.stream", target: target,
+                         detail: .obj(detail + [("filters", filters.json), ("answers", .int(snapshot.count))]))
+        let heartbeat = settings.heartbeat
+        let body = ResponseBody { writer in
+            try await writer.write(ByteBuffer(string: ": tripline query stream\nretry: 2000\n\n"))
+            try await writer.write(ByteBuffer(string: "event: snapshot\ndata: {\"entities\":[" + snapshot.joined(separator: ",") + "]}\n\n"))
+            for await item in AlertBroadcaster.withHeartbeat(events, every: heartbeat) {
+                try await writer.write(ByteBuffer(string: item ?? ":\n\n"))
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
     }
 
     /// A map viewport over SSE: `event: frame` now and then every `interval_ms` when something
