@@ -47,7 +47,7 @@ def main():
         urllib.request.urlopen(req, timeout=300).read()
         loader = subprocess.Popen([a.bin, "load", "--url", url, "--token", token, "--rate", str(a.rate or int(a.entities * 1.43)),
                                    "--duration", f"{a.seconds * 2 + 240}s", "--entities", str(pathlib.Path(gen, "entities.ndjson")),
-                                   "--region", "-10,40,10,60", "--batch", "2000", "--connections", "2"],
+                                   "--region=-10,40,10,60", "--batch", "2000", "--connections", "2"],
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     else:
         proc = subprocess.Popen([a.bin, "demo", "--port", "0", "--data", data, "--trucks", str(a.trucks)],

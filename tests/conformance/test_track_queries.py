@@ -56,34 +56,36 @@ def tracks(tmp_path_factory):
     srv = Server(tmp / "d", "--max-future", "off", "--track-points", KEEP, "--allowed-lateness", "1d")
     srv.token = make_token(tmp / "d")
     srv.start()
-    received = {}  # entity -> [(time, arrival, lon, lat)]
-    lines = []
-    arrival = 0
-    for i in range(1500):
-        eid = f"t-{i:04d}"
-        n = 1 + rng.randrange(9)
-        if i % 5 == 0:  # round the antimeridian (Fiji, Chukotka)
-            cx, cy, spread = 180.0, rng.uniform(-25, 70), 4
-        else:  # Europe and round it
-            cx, cy, spread = rng.uniform(-10, 40), rng.uniform(35, 65), 3
-        t0 = 1_800_000_000_000 + rng.randrange(0, 3_600_000)
-        for k in range(n):
-            lon = cx + rng.uniform(-spread, spread)
-            lon = lon - 360 if lon > 180 else lon + 360 if lon < -180 else lon
-            lon, lat = round(lon, 6), round(cy + rng.uniform(-spread, spread), 6)
-            # Mostly in order, some late (older than positions already sent).
-            t = t0 + k * 60_000 - (rng.randrange(0, 200_000) if rng.random() < 0.25 else 0)
-            lines.append((arrival, {"entity": eid, "time": t, "type": "position", "lon": lon, "lat": lat}))
-            received.setdefault(eid, []).append((t, arrival, lon, lat))
-            arrival += 1
-    srv.ok("POST", "/v1/entities", "\n".join(json.dumps({"id": f"t-{i:04d}", "kind": "vessel" if i % 2 else "truck"}) for i in range(1500)),
-           content_type="application/x-ndjson")
-    # Sent in arrival order, in batches.
-    body = [json.dumps(l) for _, l in lines]
-    for k in range(0, len(body), 1000):
-        srv.ok("POST", "/v1/events", "\n".join(body[k:k + 1000]), content_type="application/x-ndjson")
-    yield {"srv": srv, "received": received, "countries": countries}
-    srv.stop()
+    try:
+        received = {}  # entity -> [(time, arrival, lon, lat)]
+        lines = []
+        arrival = 0
+        for i in range(1500):
+            eid = f"t-{i:04d}"
+            n = 1 + rng.randrange(9)
+            if i % 5 == 0:  # round the antimeridian (Fiji, Chukotka)
+                cx, cy, spread = 180.0, rng.uniform(-25, 70), 4
+            else:  # Europe and round it
+                cx, cy, spread = rng.uniform(-10, 40), rng.uniform(35, 65), 3
+            t0 = 1_800_000_000_000 + rng.randrange(0, 3_600_000)
+            for k in range(n):
+                lon = cx + rng.uniform(-spread, spread)
+                lon = lon - 360 if lon > 180 else lon + 360 if lon < -180 else lon
+                lon, lat = round(lon, 6), round(cy + rng.uniform(-spread, spread), 6)
+                # Mostly in order, some late (older than positions already sent).
+                t = t0 + k * 60_000 - (rng.randrange(0, 200_000) if rng.random() < 0.25 else 0)
+                lines.append((arrival, {"entity": eid, "time": t, "type": "position", "lon": lon, "lat": lat}))
+                received.setdefault(eid, []).append((t, arrival, lon, lat))
+                arrival += 1
+        srv.ok("POST", "/v1/entities", "\n".join(json.dumps({"id": f"t-{i:04d}", "kind": "vessel" if i % 2 else "truck"}) for i in range(1500)),
+               content_type="application/x-ndjson")
+        # Sent in arrival order, in batches.
+        body = [json.dumps(l) for _, l in lines]
+        for k in range(0, len(body), 1000):
+            srv.ok("POST", "/v1/events", "\n".join(body[k:k + 1000]), content_type="application/x-ndjson")
+        yield {"srv": srv, "received": received, "countries": countries}
+    finally:
+        srv.stop()
 
 
 def kept(received, span=None):
