@@ -6,7 +6,9 @@ gen = pathlib.Path(os.environ.get("AB_WORK", "/tmp/tripline-ab")) / "gen"   # wr
 d = pathlib.Path(tempfile.mkdtemp(prefix="pgi-", dir=str(gen.parent)))
 extra = [] if store == "sqlite" else ["--store", store]
 tok = subprocess.run([BIN, "token", "create", "--data", str(d), "--role", "admin", *extra], capture_output=True, text=True, check=True).stdout.strip()
-p = subprocess.Popen([BIN, "serve", "--data", str(d), "--port", "0", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+# SERVE_ARGS: more serve options, for an A/B of one binary (e.g. SERVE_ARGS="--track-points 0").
+p = subprocess.Popen([BIN, "serve", "--data", str(d), "--port", "0", *extra, *os.environ.get("SERVE_ARGS", "").split()],
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 try:
     line = p.stdout.readline()
     port = int(line.split("http://")[1].split(":")[1].split(" ")[0])
