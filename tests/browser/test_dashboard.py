@@ -331,6 +331,32 @@ def test_the_map_follows_its_viewport_draws_zones_and_answers_nearby(demo, brows
     assert len(listed) == len(answer) == 10 and listed[0] == "probe-view"
     shot(d, "12-map-nearby")
     d.find_element(By.ID, "tool-nearby").click()
+    # Editing zones on the map: drawn-yard redrawn away from the probe is a zone edit (the
+    # probe's exit, with the zone's new version); drawn-ring deleted.
+    srv.ok("POST", "/v1/rules", {"id": "drawn-exit", "kind": "exit", "purpose": "browser test", "owner": "qa", "severity": "low",
+                                 "match": {}, "zones": {"category": "drawnyard"}})
+    d.execute_script("window.__tripline.mapView.loadZones().then(() => window.__tripline.mapView.showZone('drawn-yard'))")
+    until(d, "return document.getElementById('zone-redraw') !== null")
+    d.find_element(By.ID, "zone-redraw").click()
+    moved = [(cx - 300, cy - 60), (cx - 200, cy - 60), (cx - 200, cy + 60), (cx - 300, cy + 60)]
+    for sx, sy in moved + [moved[0]]:
+        click_map(d, sx, sy)
+    until(d, "return document.getElementById('shape-save') !== null")
+    d.find_element(By.ID, "shape-save").click()
+    until(d, "const p = document.querySelector('#map-panel h2'); return p && p.textContent === 'Zone drawn-yard'")
+    yard = next(f for f in srv.ok("GET", "/v1/zones")["features"] if f["properties"]["id"] == "drawn-yard")
+    assert yard["properties"]["category"] == "drawnyard"
+    for (lon, lat), (sx, sy) in zip(yard["geometry"]["coordinates"][0], moved):
+        px, py = screen(lon, lat)
+        assert abs(px - sx) <= 1.5 and abs(py - sy) <= 1.5, (yard, moved)
+    exits = [a for a in srv.ok("GET", "/v1/alerts?rule=drawn-exit")["alerts"] if a["key"]["entity"] == "probe-view"]
+    assert len(exits) == 1 and exits[0]["details"]["zone_edit"] == ["updated"] and exits[0]["details"]["zone_version"] == 2, exits
+    d.execute_script("window.__tripline.mapView.showZone('drawn-ring')")
+    until(d, "return document.getElementById('zone-delete') !== null")
+    d.find_element(By.ID, "zone-delete").click()
+    d.find_element(By.ID, "zone-delete-confirm").click()
+    until(d, "return document.getElementById('zone-deleted') !== null")
+    assert "drawn-ring" not in [f["properties"]["id"] for f in srv.ok("GET", "/v1/zones")["features"]]
     # Above max_points the server sends clusters, and the map draws them.
     d.execute_script("localStorage.setItem('tripline.mapMaxPoints', '5'); const v = window.__tripline.mapView; v.fit();")
     until(d, "const m = window.__tripline.map; return m.mode === 'clusters' && m.clustersDrawn > 0")

@@ -52,6 +52,7 @@ export class MapView {
     this.basemap = null; // [{rings: [[x, y, x, y, ...]], bbox}]
     this.tool = null; // null | "polygon" | "circle" | "nearby"
     this.draft = []; // world points of the zone being drawn
+    this.editing = null; // id of the zone whose shape is being redrawn
     this.marks = []; // world points of the last nearby answer
     this.alertedAt = new Map(); // entity id -> last alert time (ms, wall clock of arrival)
     this.view = { cx: 0.5, cy: 0.5, scale: 1024 }; // world units -> pixels
@@ -206,6 +207,7 @@ export class MapView {
   async loadZones() {
     const fc = await api("GET", "/v1/zones");
     this.zones = [];
+    this.features = new Map(fc.features.map((f) => [f.properties.id, f])); // id -> the zone as stored
     for (const f of fc.features) {
       const p = f.properties || {};
       const g = f.geometry;
@@ -339,8 +341,9 @@ export class MapView {
   }
 
   /** Picks a tool (or none); the panel says what to do with it. */
-  setTool(tool) {
+  setTool(tool, editing = null) {
     this.tool = tool;
+    this.editing = tool ? editing : null;
     this.draft = [];
     for (const t of ["polygon", "circle", "nearby"]) document.getElementById(`tool-${t}`).setAttribute("aria-pressed", String(t === tool));
     const panel = document.getElementById("map-panel");
@@ -351,7 +354,8 @@ export class MapView {
     };
     if (tool) {
       const buttons = tool === "polygon" ? [el("button", { type: "button", id: "draft-finish", onclick: () => this.finishDraft() }, "Finish")] : [];
-      panel.replaceChildren(el("h2", {}, { polygon: "Draw a polygon zone", circle: "Draw a circle zone", nearby: "Nearby" }[tool]),
+      const title = this.editing ? `New shape for zone ${this.editing}` : { polygon: "Draw a polygon zone", circle: "Draw a circle zone", nearby: "Nearby" }[tool];
+      panel.replaceChildren(el("h2", {}, title),
         el("p", { class: "hint" }, hints[tool]), ...buttons, el("button", { type: "button", onclick: () => this.setTool(null) }, "Cancel"));
     }
     this.dirty = true;
@@ -389,6 +393,7 @@ export class MapView {
     if (this.tool === "polygon" && this.draft.length < 3) return;
     const feature = this.draftFeature();
     const panel = document.getElementById("map-panel");
+    if (this.editing) return this.saveShape(this.editing, feature);
     const error = el("p", { id: "zone-error", class: "error", role: "alert" });
     const form = el("form", { id: "zone-form" },
       el("label", { for: "zone-id" }, "Zone id"), el("input", { id: "zone-id", required: true }),
@@ -413,6 +418,53 @@ export class MapView {
     });
     panel.replaceChildren(el("h2", {}, this.tool === "circle" ? `Circle, radius ${fmtMetres(feature.properties.radius_m)}` : `Polygon, ${this.draft.length} corners`), form);
     document.getElementById("zone-id").focus();
+  }
+
+  /** A redrawn zone: its stored properties (category, tags) with the new geometry. */
+  saveShape(id, drawn) {
+    const panel = document.getElementById("map-panel");
+    const props = { ...((this.features.get(id) || {}).properties || {}) };
+    delete props.radius_m;
+    if (drawn.properties.radius_m !== undefined) props.radius_m = drawn.properties.radius_m;
+    const feature = { type: "Feature", properties: props, geometry: drawn.geometry };
+    const error = el("p", { id: "zone-error", class: "error", role: "alert" });
+    const save = el("button", { type: "button", id: "shape-save" }, "Save shape");
+    save.addEventListener("click", async () => {
+      try {
+        await api("PUT", `/v1/zones/${encodeURIComponent(id)}`, feature);
+      } catch (e) {
+        error.textContent = e.message;
+        return;
+      }
+      this.setTool(null);
+      await this.loadZones();
+      this.dirty = true;
+      await this.showZone(id);
+    });
+    panel.replaceChildren(el("h2", {}, `New shape for zone ${id}`),
+      el("p", { class: "hint" }, "Entities the new boundary puts inside or outside get their enter and exit alerts now (a zone edit)."),
+      save, el("button", { type: "button", onclick: () => this.setTool(null) }, "Cancel"), error);
+  }
+
+  confirmDelete(id) {
+    const panel = document.getElementById("map-panel");
+    const error = el("p", { id: "zone-error", class: "error", role: "alert" });
+    const yes = el("button", { type: "button", id: "zone-delete-confirm" }, `Delete ${id}`);
+    yes.addEventListener("click", async () => {
+      try {
+        await api("DELETE", `/v1/zones/${encodeURIComponent(id)}`);
+      } catch (e) {
+        error.textContent = e.message;
+        return;
+      }
+      await this.loadZones();
+      this.legend();
+      this.dirty = true;
+      panel.replaceChildren(el("p", { id: "zone-deleted" }, `Zone ${id} deleted.`));
+    });
+    panel.replaceChildren(el("h2", {}, `Delete zone ${id}?`),
+      el("p", { class: "hint" }, "Entities inside it get their exit alerts now (a zone edit)."),
+      yes, el("button", { type: "button", onclick: () => this.showZone(id) }, "Cancel"), error);
   }
 
   async nearby(lon, lat) {
@@ -476,6 +528,9 @@ export class MapView {
       el("h2", {}, `Zone ${id}`),
       el("p", {}, `${r.entities.length} inside now`),
       el("button", { type: "button", id: "zone-use", onclick: () => { sessionStorage.setItem("tripline.pickZone", id); location.hash = "#/builder"; } }, "Use in a rule"),
+      el("button", { type: "button", id: "zone-redraw", onclick: () => this.setTool("polygon", id) }, "Redraw as polygon"),
+      el("button", { type: "button", id: "zone-redraw-circle", onclick: () => this.setTool("circle", id) }, "Redraw as circle"),
+      el("button", { type: "button", id: "zone-delete", onclick: () => this.confirmDelete(id) }, "Delete zone"),
       el("ul", {}, r.entities.map((e) => el("li", {}, el("button", { type: "button", onclick: () => this.showEntity(e.id) }, e.id), ` ${e.kind}`))),
     );
   }
