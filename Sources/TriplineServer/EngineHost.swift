@@ -131,6 +131,9 @@ public final class EngineHost: @unchecked Sendable {
 
     private let condition = NSCondition()
     private var jobs: [Job] = []
+    /// Read-only work (spatial queries, map frames): run on the host thread between jobs,
+    /// ahead of queued batches and without waiting for a commit.
+    private var reads: [@Sendable (HostState) -> Void] = []
     private var queuedEvents = 0
     private var lastIngest: Millis = .min
     private var state: HostState!
@@ -304,6 +307,35 @@ public final class EngineHost: @unchecked Sendable {
         }
     }
 
+    /// Runs `body` on the host thread as soon as the batch being applied is done: ahead of the
+    /// batches still queued, and without waiting for the group commit in flight. What it sees
+    /// includes every batch acknowledged before the call (acknowledged means applied), and
+    /// possibly batches applied since whose commit is not over. For reads only: spatial
+    /// queries and map frames.
+    public func read<T: Sendable>(_ body: @escaping @Sendable (HostState) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
+            condition.lock()
+            reads.append { s in
+                do { c.resume(returning: try body(s)) } catch { c.resume(throwing: error) }
+            }
+            condition.signal()
+            condition.unlock()
+        }
+    }
+
+    /// Runs the reads waiting now (host thread).
+    private func drainReads(_ s: HostState) {
+        condition.lock()
+        if reads.isEmpty {
+            condition.unlock()
+            return
+        }
+        let r = reads
+        reads.removeAll()
+        condition.unlock()
+        for f in r { f(s) }
+    }
+
     private func enqueue(_ j: Job) {
         condition.lock()
         jobs.append(j)
@@ -318,7 +350,12 @@ public final class EngineHost: @unchecked Sendable {
             condition.lock()
             // Jobs arriving while a group commits are applied at once; a finished commit with
             // nothing else to do is settled (its failure handled, expiries audited).
-            while jobs.isEmpty && !(inFlight?.finished ?? false) { condition.wait() }
+            while jobs.isEmpty && reads.isEmpty && !(inFlight?.finished ?? false) { condition.wait() }
+            if !reads.isEmpty {
+                condition.unlock()
+                drainReads(state!)
+                continue
+            }
             if jobs.isEmpty {
                 condition.unlock()
                 settle(state!)
@@ -364,6 +401,8 @@ public final class EngineHost: @unchecked Sendable {
         let s = state!
         var group = Pending()
         for job in taken {
+            // Queries asked meanwhile do not wait for the rest of the queue.
+            drainReads(s)
             switch job {
             case .ingest(let batch, let c):
                 if let r = apply(batch, s, into: &group, continuation: c) {

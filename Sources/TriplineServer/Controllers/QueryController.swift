@@ -158,7 +158,7 @@ extension QueryController {
             }
             let filters = try QueryFilters.parse(req)
             if let zone {
-                guard let shape = try await host.perform({ s in s.catalog.zones.first(where: { $0.id == zone })?.shape }) else {
+                guard let shape = try await host.read({ s in s.catalog.zones.first(where: { $0.id == zone })?.shape }) else {
                     throw APIError.notFound("no zone \"\(zone)\"")
                 }
                 return try await run(.shape(shape), name: "within", detail: [("zone", .str(zone))], filters, tok)
@@ -193,7 +193,7 @@ extension QueryController {
 
     /// The server keeps tracks (not `serve --track-points 0`).
     func requireTracks() async throws {
-        let kept = try await host.perform { s in s.latest.tracks?.capacity ?? 0 }
+        let kept = try await host.read { s in s.latest.tracks?.capacity ?? 0 }
         guard kept > 0 else {
             throw APIError(status: .conflict, code: "no_tracks",
                            message: "this server keeps no tracks (started with --track-points 0); start it with --track-points N to answer intersects queries")
@@ -211,7 +211,7 @@ extension QueryController {
             let filters = try QueryFilters.parse(req)
             try await requireTracks()
             if let zone {
-                guard let shape = try await host.perform({ s in s.catalog.zones.first(where: { $0.id == zone })?.shape }) else {
+                guard let shape = try await host.read({ s in s.catalog.zones.first(where: { $0.id == zone })?.shape }) else {
                     throw APIError.notFound("no zone \"\(zone)\"")
                 }
                 return try await run(.track(shape, span), name: "intersects", detail: [("zone", .str(zone)), ("track", spanJ)], filters, tok)
@@ -276,7 +276,7 @@ extension QueryController {
         }
         let query = PositionQuery(area: area, limit: f.limit, after: after)
         struct Row: Sendable { var id: String; var kind: String; var lon: Double; var lat: Double; var time: Millis; var distance: Double? }
-        let (rows, next, watermark): ([Row], PositionQuery.Cursor?, Millis?) = try await host.perform { s in
+        let (rows, next, watermark): ([Row], PositionQuery.Cursor?, Millis?) = try await host.read { s in
             let index = s.latest.index
             let p = s.pipeline
             let (hits, next) = query.run(index, tracks: s.latest.tracks, name: { p.entityName($0) }, accept: s.queryAccept(f))
@@ -344,7 +344,7 @@ extension QueryController {
                 let zone = q.get("zone"), bbox = q.get("bbox")
                 guard (zone == nil) != (bbox == nil) else { throw APIError.badRequest("a standing within query needs exactly one of zone=<zone id> or bbox=<min lon>,<min lat>,<max lon>,<max lat>") }
                 if let zone {
-                    guard let shape = try await host.perform({ s in s.catalog.zones.first(where: { $0.id == zone })?.shape }) else {
+                    guard let shape = try await host.read({ s in s.catalog.zones.first(where: { $0.id == zone })?.shape }) else {
                         throw APIError.notFound("no zone \"\(zone)\"")
                     }
                     area = .covers(ZoneIndex(shapes: [shape]))
@@ -375,7 +375,7 @@ extension QueryController {
     /// Registers a standing query, audits it, and streams its snapshot and changes.
     func openStanding(_ area: StandingQuery.Area, target: String, detail: [(String, J)], _ filters: QueryFilters, _ tok: TokenRecord?) async throws -> Response {
         let (events, cont) = AsyncStream<String>.makeStream(bufferingPolicy: .bufferingNewest(100_000))
-        let (id, snapshot) = try await host.perform { s in s.registerStanding(area: area, filters: filters, out: cont) }
+        let (id, snapshot) = try await host.read { s in s.registerStanding(area: area, filters: filters, out: cont) }
         let host = self.host
         cont.onTermination = { _ in Task { try? await host.perform { s in s.standing[id] = nil } } }
         try audit.record(actor: who(tok), action: "positions.stream", target: target,
@@ -421,7 +421,7 @@ extension QueryController {
             }
             let filters = try QueryFilters.parse(req)
             let viewport = MapViewport(box: box, filters: filters, maxPoints: maxPoints, columns: columns, rows: rows)
-            let first = try await host.perform { s in s.mapFrame(viewport) }
+            let first = try await host.read { s in s.mapFrame(viewport) }
             try audit.record(actor: who(tok), action: "positions.map", target: bboxText,
                              detail: .obj([("bbox", .arr([.num(box.minX), .num(box.minY), .num(box.maxX), .num(box.maxY)])),
                                            ("max_points", .int(maxPoints)), ("filters", filters.json), ("answers", .int(first.count))]))
@@ -430,7 +430,7 @@ extension QueryController {
                 try await writer.write(ByteBuffer(string: ": tripline map stream\nretry: 2000\n\nevent: frame\ndata: \(first.json ?? "{}")\n\n"))
                 while !Task.isCancelled {
                     try await Task.sleep(for: .milliseconds(interval))
-                    let next = try await host.perform { s in s.mapFrame(viewport) }
+                    let next = try await host.read { s in s.mapFrame(viewport) }
                     try await writer.write(ByteBuffer(string: next.json.map { "event: frame\ndata: \($0)\n\n" } ?? ":\n\n"))
                 }
                 try await writer.finish(nil)
