@@ -6,62 +6,53 @@ grid count of the same set, cell by cell. Boxes include one across the antimerid
 erasure, errors, `access_token` and the audit record are checked too."""
 import json
 import random
-import threading
 import time
 import urllib.parse
-import urllib.request
 
 from server import Server, make_token
+from test_queries import SSE
 
 
 class Frames:
-    """Reads `event: frame` data from a map stream on a thread, and keeps the client's picture."""
+    """A map stream read on a thread (test_queries.SSE), and the client's picture rebuilt from
+    its frames as a browser does: full frames replace it, points set, `gone` deletes."""
 
-    def __init__(self, url, headers=None):
-        self.resp = urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=60)
-        assert self.resp.headers["Content-Type"].startswith("text/event-stream")
-        self.frames = []
-        self.points = {}
-        self.cells = None
-        self.lock = threading.Lock()
-        threading.Thread(target=self.read, daemon=True).start()
+    def __init__(self, srv, path):
+        self.sse = SSE(srv, path, header_token=False)
+        self.lock = self.sse.lock
+        self.points, self.cells = {}, None
 
-    def read(self):
-        event = None
-        try:
-            for raw in self.resp:
-                line = raw.decode().rstrip("\n")
-                if line.startswith("event: "):
-                    event = line[7:]
-                elif line.startswith("data: ") and event == "frame":
-                    f = json.loads(line[6:])
-                    with self.lock:
-                        self.frames.append(f)
-                        if f["mode"] == "points":
-                            if f["full"]:
-                                self.points = {}
-                            for eid, kind, lon, lat, t in f["points"]:
-                                self.points[eid] = (kind, lon, lat, t)
-                            for eid in f["gone"]:
-                                del self.points[eid]
-                            self.cells = None
-                        else:
-                            self.points = {}
-                            self.cells = f["cells"]
-        except Exception:
-            pass
+    @property
+    def frames(self):
+        return [d for e, d in self.sse.events if e == "frame"]
+
+    def picture(self):
+        points, cells = {}, None
+        for f in self.frames:
+            if f["mode"] == "points":
+                if f["full"]:
+                    points = {}
+                for eid, kind, lon, lat, t in f["points"]:
+                    points[eid] = (kind, lon, lat, t)
+                for eid in f["gone"]:
+                    del points[eid]
+                cells = None
+            else:
+                points, cells = {}, f["cells"]
+        self.points, self.cells = points, cells
 
     def until(self, pred, timeout=15):
         end = time.time() + timeout
         while time.time() < end:
             with self.lock:
+                self.picture()
                 if pred(self):
                     return True
             time.sleep(0.05)
         return False
 
     def close(self):
-        self.resp.close()
+        self.sse.close()
 
 
 def in_box(box, lon, lat):
@@ -142,7 +133,7 @@ def test_viewport_frames_equal_a_brute_force_scan_of_the_posted_positions(tmp_pa
         streams = []
         for box, extra, grid in views:
             q = f"bbox={','.join(map(str, box))}&interval_ms=100&{extra}&access_token={token}"
-            streams.append(Frames(f"{srv.url}/v1/map/stream?{q}"))
+            streams.append(Frames(srv, f"/v1/map/stream?{q}"))
 
         def want_points(box, extra):
             only = None

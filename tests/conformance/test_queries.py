@@ -260,10 +260,10 @@ def test_the_command_line_client_gives_the_api_answers(world, tmp_path):
 class SSE:
     """A server-sent event stream read on a thread: (event, data) pairs in arrival order."""
 
-    def __init__(self, srv, path, body=None):
+    def __init__(self, srv, path, body=None, header_token=True):
         import threading
         import urllib.request
-        headers = {"Authorization": "Bearer " + srv.token}
+        headers = {"Authorization": "Bearer " + srv.token} if header_token else {}
         if body is not None:
             headers["Content-Type"] = "application/json"
         req = urllib.request.Request(srv.url + path, headers=headers, data=None if body is None else json.dumps(body).encode(),
