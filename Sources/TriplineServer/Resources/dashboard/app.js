@@ -102,6 +102,7 @@ export function signOut(message) {
   app.token = null;
   app.me = null;
   if (app.stream) { app.stream.close(); app.stream = null; }
+  if (views.map) views.map.closeStream();
   document.getElementById("nav").hidden = true;
   document.getElementById("signout").hidden = true;
   document.getElementById("who").textContent = "";
