@@ -137,6 +137,9 @@ export class BuilderView {
       if (this.value("zones")) z.category = this.value("zones");
       const ids = this.value("zone_ids").split(",").map((v) => v.trim()).filter((v) => v);
       if (ids.length) z.ids = ids;
+      // Neither: the empty category goes to the server, which says what is missing (an empty
+      // selector would silently mean every zone).
+      if (!z.category && !z.ids) z.category = "";
       return z;
     };
     switch (kind) {
