@@ -158,9 +158,7 @@ extension QueryController {
             }
             let filters = try QueryFilters.parse(req)
             if let zone {
-                guard let shape = try await host.read({ s in s.catalog.zones.first(where: { $0.id == zone })?.shape }) else {
-                    throw APIError.notFound("no zone \"\(zone)\"")
-                }
+                let shape = try await zoneShape(zone)
                 return try await run(.shape(shape), name: "within", detail: [("zone", .str(zone))], filters, tok)
             }
             let box = try Self.bbox(bbox!)
@@ -211,9 +209,7 @@ extension QueryController {
             let filters = try QueryFilters.parse(req)
             try await requireTracks()
             if let zone {
-                guard let shape = try await host.read({ s in s.catalog.zones.first(where: { $0.id == zone })?.shape }) else {
-                    throw APIError.notFound("no zone \"\(zone)\"")
-                }
+                let shape = try await zoneShape(zone)
                 return try await run(.track(shape, span), name: "intersects", detail: [("zone", .str(zone)), ("track", spanJ)], filters, tok)
             }
             let box = try Self.bbox(bbox!)
@@ -243,6 +239,14 @@ extension QueryController {
                            message: "the body is not a usable GeoJSON Polygon, MultiPolygon or Feature: \(e.errors.first.map(\.description) ?? "")",
                            errors: e.errors.map { J.error($0) })
         }
+    }
+
+    /// The shape of zone `id`; 404 naming it when there is none.
+    func zoneShape(_ id: String) async throws -> ZoneShape {
+        guard let shape = try await host.read({ s in s.catalog.zones.first(where: { $0.id == id })?.shape }) else {
+            throw APIError.notFound("no zone \"\(id)\"")
+        }
+        return shape
     }
 
     /// Vertices of a shape, for the audit record (a circle counts one).
@@ -344,9 +348,7 @@ extension QueryController {
                 let zone = q.get("zone"), bbox = q.get("bbox")
                 guard (zone == nil) != (bbox == nil) else { throw APIError.badRequest("a standing within query needs exactly one of zone=<zone id> or bbox=<min lon>,<min lat>,<max lon>,<max lat>") }
                 if let zone {
-                    guard let shape = try await host.read({ s in s.catalog.zones.first(where: { $0.id == zone })?.shape }) else {
-                        throw APIError.notFound("no zone \"\(zone)\"")
-                    }
+                    let shape = try await zoneShape(zone)
                     area = .covers(ZoneIndex(shapes: [shape]))
                     detail = [("zone", .str(zone))]
                 } else {
