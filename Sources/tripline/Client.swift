@@ -320,6 +320,7 @@ struct QueryCommand: AsyncParsableCommand {
         @Option(help: "Answers per page (1 to 10000, default 100).") var limit: Int?
         @Option(help: "The cursor of the previous page.") var cursor: String?
         @Flag(help: "Follow the cursors and print every page.") var all = false
+        @Flag(help: "Print only how many entities match, over all pages (output=count).") var count = false
 
         var items: [(String, String?)] {
             var out: [(String, String?)] = []
@@ -334,6 +335,14 @@ struct QueryCommand: AsyncParsableCommand {
 
     /// Runs a query page by page (one page unless --all) and prints the answers.
     static func run(_ remote: RemoteOptions, _ filters: Filters, method: HTTPMethod, path: String, items: [(String, String?)], body: [UInt8]?) async throws {
+        if filters.count {
+            guard filters.limit == nil, filters.cursor == nil, !filters.all else {
+                throw ValidationError("--count counts every page at once; leave out --limit, --cursor and --all")
+            }
+            let page = try await remote.ok(method, path + RemoteOptions.query(items + filters.items + [("output", "count")]), body: body)
+            if remote.output == "json" { remote.printJSON(page) } else { print(page?["count"]?.numberValue.map { String(Int($0)) } ?? "") }
+            return
+        }
         var cursor = filters.cursor
         var rows: [[String]] = []
         var nearby = false

@@ -96,6 +96,8 @@ import TriplineTesting
             let expect = Array(want.prefix(k))
             #expect(got.map(\.id) == expect.map(\.0), "k=\(k) limit=\(limit) at \(x),\(y)")
             #expect(got.map { $0.distance! } == expect.map(\.1))
+            // Counting answers what paging answers, without the pages.
+            #expect(PositionQuery(area: .nearby(lon: x, lat: y, k: k, radiusM: nil), limit: 1).count(index, accept: { accept(Int($0)) }) == expect.count)
             // Radius alone, and radius with k.
             let r = [10.0, 2_500, 300_000, 5_000_000][Int(rng.next() % 4)]
             let inR = want.filter { $0.1 <= r }
@@ -103,6 +105,8 @@ import TriplineTesting
             #expect(gotR.map(\.id) == inR.map(\.0), "radius \(r) at \(x),\(y)")
             let (gotRK, _) = Self.allPages(PositionQuery(area: .nearby(lon: x, lat: y, k: 5, radiusM: r), limit: 2), index, names, accept: { accept(Int($0)) })
             #expect(gotRK.map(\.id) == inR.prefix(5).map(\.0))
+            #expect(PositionQuery(area: .nearby(lon: x, lat: y, k: nil, radiusM: r), limit: 1).count(index, accept: { accept(Int($0)) }) == inR.count)
+            #expect(PositionQuery(area: .nearby(lon: x, lat: y, k: 5, radiusM: r), limit: 1).count(index, accept: { accept(Int($0)) }) == min(5, inR.count))
         }
     }
 
@@ -128,6 +132,7 @@ import TriplineTesting
             }
             let (got, _) = Self.allPages(PositionQuery(area: .box(box), limit: limit), index, names, accept: { accept(Int($0)) })
             #expect(got.map(\.id) == sortedIds(inBox, accept), "box \(box)")
+            #expect(PositionQuery(area: .box(box), limit: 1).count(index, accept: { accept(Int($0)) }) == sortedIds(inBox, accept).count)
             // A star polygon with a hole around the clustered city, or a circle.
             let shape: ZoneShape
             if q % 3 == 0 {
@@ -148,6 +153,7 @@ import TriplineTesting
             }
             let (gotS, _) = Self.allPages(PositionQuery(area: .shape(shape), limit: limit), index, names, accept: { accept(Int($0)) })
             #expect(gotS.map(\.id) == sortedIds({ shape.covers($0, $1) }, accept))
+            #expect(PositionQuery(area: .shape(shape), limit: 1).count(index, accept: { accept(Int($0)) }) == sortedIds({ shape.covers($0, $1) }, accept).count)
         }
     }
 

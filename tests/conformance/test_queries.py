@@ -188,6 +188,65 @@ def test_boxes_including_the_antimeridian_and_filters(world):
     assert [g["id"] for g in out["entities"]] == ranked[:5]
 
 
+def test_output_ids_and_count_answer_what_the_objects_answer(world):
+    """`output=ids` pages the same answers as bare ids; `output=count` counts every page at
+    once. Both against the brute-force references, for each query kind and with filters."""
+    srv, latest, w = world["srv"], world["latest"], world
+    rng = random.Random(23)
+    europe = (-10, 35, 40, 70)
+    eu = sorted(e for e, (x, y) in latest.items() if europe[0] <= x <= europe[2] and europe[1] <= y <= europe[3])
+    zid, zone = next(iter(w["zones"].items()))
+    covered = sorted(e for e, (x, y) in latest.items() if shape(zone["geometry"]).covers(Point(x, y)))
+    cases = [
+        ("/v1/query/within", {"bbox": ",".join(map(str, europe))}, eu),
+        ("/v1/query/within", {"bbox": ",".join(map(str, europe)), "kind": "vessel"}, [e for e in eu if kind_of(w, e) == "vessel"]),
+        ("/v1/query/within", {"zone": zid}, covered),
+        ("/v1/query/within", {"bbox": "-31,-51,-30.9999,-50.9999"}, []),
+    ]
+    for q in range(6):
+        lon, lat = rng.uniform(-10, 40), rng.uniform(35, 70)
+        ranked = [e for _, e in sorted((haversine(lon, lat, x, y), e) for e, (x, y) in latest.items())]
+        k = rng.choice([1, 7, 40])
+        cases.append(("/v1/query/nearby", {"lon": lon, "lat": lat, "k": k}, ranked[:k]))
+        r = rng.choice([100_000, 600_000])
+        inr = [e for e in ranked if haversine(lon, lat, *latest[e]) <= r]
+        cases.append(("/v1/query/nearby", {"lon": lon, "lat": lat, "radius_m": r}, inr))
+        cases.append(("/v1/query/nearby", {"lon": lon, "lat": lat, "radius_m": r, "k": 5}, inr[:5]))
+    assert not any(-31 <= x <= -30.9999 and -51 <= y <= -50.9999 for x, y in latest.values())
+    for path, params, want in cases:
+        ids, cursor, pages_seen = [], None, 0
+        while True:
+            p = dict(params, output="ids", limit=37)
+            if cursor:
+                p["cursor"] = cursor
+            page = srv.ok("GET", path + "?" + urllib.parse.urlencode(p))
+            assert set(page) == {"query", "watermark", "count", "ids", "cursor"}, page.keys()
+            assert page["count"] == len(page["ids"]) <= 37
+            ids += page["ids"]
+            pages_seen += 1
+            cursor = page["cursor"]
+            if cursor is None:
+                break
+        assert ids == want, (path, params)
+        assert pages_seen == max(1, math.ceil(len(want) / 37))
+        c = srv.ok("GET", path + "?" + urllib.parse.urlencode(dict(params, output="count")))
+        assert set(c) == {"query", "watermark", "count"} and c["count"] == len(want), (path, params, c)
+    # A posted shape counts as the objects list it.
+    f = w["countries"][3]
+    objs = srv.ok("POST", "/v1/query/within?limit=10000", f["geometry"])
+    c = srv.ok("POST", "/v1/query/within?output=count", f["geometry"])
+    assert c["count"] == objs["count"] == len(objs["entities"])
+    # A count has no pages; a format not offered is named.
+    for path, needle in [("/v1/query/within?bbox=0,0,1,1&output=count&limit=5", "output=count"),
+                         ("/v1/query/within?bbox=0,0,1,1&output=count&cursor=abc", "output=count"),
+                         ("/v1/query/within?bbox=0,0,1,1&output=geojson", "'output'")]:
+        st, _, out = srv.request("GET", path)
+        assert st == 400 and needle in out["message"], (path, out)
+    records = srv.ok("GET", "/v1/audit?limit=1000")["records"]
+    mine = [r for r in records if r["action"] == "positions.query"][-1]
+    assert mine["detail"]["output"] == "count" and mine["detail"]["answers"] == c["count"]
+
+
 def test_errors_name_the_parameter_and_queries_are_audited(world):
     srv = world["srv"]
     cases = [
@@ -252,6 +311,10 @@ def test_the_command_line_client_gives_the_api_answers(world, tmp_path):
     code, out, err = run("query", "within", "--geojson", path, "--limit", "7", "--all", *remote)
     assert code == 0, err
     assert [l.split()[0] for l in out.splitlines()[1:]] == [e["id"] for e in want] and len(want) > 7
+    code, out, err = run("query", "within", "--geojson", path, "--count", *remote)
+    assert code == 0 and out.strip() == str(len(want)), (out, err)
+    code, out, err = run("query", "within", "--geojson", path, "--count", "--limit", "3", *remote)
+    assert code != 0 and "--count" in err, err
     # The server's error, named, and exit 1.
     code, out, err = run("query", "within", "--bbox", "1,2,3", *remote)
     assert code == 1 and "bbox=1,2,3" in err, err

@@ -157,6 +157,11 @@ def test_boxes_zones_filters_paging_and_circles(tracks):
     want = sorted(e for e, l in geoms.items() if l.intersects(g) and int(e[2:]) % 2 == 1)
     got = pages(srv, "GET", "/v1/query/intersects", {"zone": "alps", "kind": "vessel"})
     assert got == want and len(want) > 10
+    # The same answers as bare ids, and counted.
+    ids = srv.ok("GET", "/v1/query/intersects?zone=alps&kind=vessel&output=ids&limit=10000")
+    assert ids["ids"] == want and "entities" not in ids
+    c = srv.ok("GET", "/v1/query/intersects?zone=alps&kind=vessel&output=count")
+    assert c["count"] == len(want) and c["query"] == "intersects"
     # Circles: wherever the nearest of dense samples along the track is clearly inside or
     # outside the radius, the answer agrees.
     rng = random.Random(5)

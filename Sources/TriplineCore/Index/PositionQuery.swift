@@ -136,23 +136,7 @@ public struct PositionQuery: Sendable {
             guard more, let last = hits.last else { return (hits, nil) }
             return (hits, Cursor(id: last.id, distance: last.distance, returned: returned + hits.count))
         case .shape, .box, .track:
-            var found: [Int32] = []
-            if case .shape(let s) = area { found = index.within(shape: s, accept: accept) }
-            else if case .box(let b) = area { found = index.within(box: b, accept: accept) }
-            else if case .track(let shape, let span) = area, let tracks {
-                var reach = BBox.empty
-                for b in shape.indexBoxes { reach.extend(b) }
-                var pts: [Double] = []
-                tracks.forEachEntity { e in
-                    tracks.points(e, span: span, into: &pts)
-                    // Cheap refusal first: a track whose box misses the shape's reach (a
-                    // track across the antimeridian is tested in full).
-                    var tb = BBox.empty
-                    for i in stride(from: 0, to: pts.count, by: 2) { tb.extend(pts[i], pts[i + 1]) }
-                    if tb.maxX - tb.minX <= 180 && !tb.intersects(reach) { return }
-                    if TrackGeometry.meets(shape, pts) && accept(e) { found.append(e) }
-                }
-            }
+            let found = matching(index, tracks: tracks, accept: accept)
             var hits: [Hit] = []
             hits.reserveCapacity(found.count)
             for e in found {
@@ -165,6 +149,45 @@ public struct PositionQuery: Sendable {
             if more { hits.removeLast(hits.count - limit) }
             guard more, let last = hits.last else { return (hits, nil) }
             return (hits, Cursor(id: last.id, distance: nil, returned: returned + hits.count))
+        }
+    }
+
+    /// The entities of an area query (`within`, `intersects`), unordered.
+    func matching(_ index: PositionIndex, tracks: TrackStore?, accept: (Int32) -> Bool) -> [Int32] {
+        var found: [Int32] = []
+        if case .shape(let s) = area { found = index.within(shape: s, accept: accept) }
+        else if case .box(let b) = area { found = index.within(box: b, accept: accept) }
+        else if case .track(let shape, let span) = area, let tracks {
+            var reach = BBox.empty
+            for b in shape.indexBoxes { reach.extend(b) }
+            var pts: [Double] = []
+            tracks.forEachEntity { e in
+                tracks.points(e, span: span, into: &pts)
+                // Cheap refusal first: a track whose box misses the shape's reach (a
+                // track across the antimeridian is tested in full).
+                var tb = BBox.empty
+                for i in stride(from: 0, to: pts.count, by: 2) { tb.extend(pts[i], pts[i + 1]) }
+                if tb.maxX - tb.minX <= 180 && !tb.intersects(reach) { return }
+                if TrackGeometry.meets(shape, pts) && accept(e) { found.append(e) }
+            }
+        }
+        return found
+    }
+
+    /// How many entities answer, all pages together: what `run` would return page after page
+    /// from the first (the limit and a cursor play no part), without naming or ordering them.
+    public func count(_ index: PositionIndex, tracks: TrackStore? = nil, accept: (Int32) -> Bool) -> Int {
+        switch area {
+        case .nearby(let x, let y, let k, let radius):
+            if let radius {
+                let n = index.within(radiusM: radius, lon: x, lat: y) { accept($0) }.count
+                return k.map { min($0, n) } ?? n
+            }
+            guard let k else { return 0 }
+            // The search returns whole rings, so possibly more than k.
+            return min(k, index.nearest(k, lon: x, lat: y) { accept($0) }.count)
+        case .shape, .box, .track:
+            return matching(index, tracks: tracks, accept: accept).count
         }
     }
 }

@@ -33,6 +33,10 @@ struct QueryFilters: Sendable {
     var conditions: [Condition] = []
     var limit = 100
     var cursor: String?
+    /// What a page holds: the entities as objects, their ids only, or only how many answer.
+    var output = Output.objects
+
+    enum Output: String, Sendable, CaseIterable { case objects, ids, count }
 
     struct Condition: Sendable {
         enum Source: String, Sendable { case metric, attr }
@@ -105,6 +109,15 @@ struct QueryFilters: Sendable {
             f.limit = v
         }
         f.cursor = q.get("cursor")
+        if let o = q.get("output") {
+            guard let v = Output(rawValue: o) else {
+                throw APIError.badRequest("query parameter 'output' must be one of objects, ids, count, got '\(o)'")
+            }
+            f.output = v
+            if v == .count && (q.get("limit") != nil || f.cursor != nil) {
+                throw APIError.badRequest("output=count answers how many entities match over all pages at once; leave out 'limit' and 'cursor'")
+            }
+        }
         return f
     }
 
@@ -279,6 +292,17 @@ extension QueryController {
             after = parsed
         }
         let query = PositionQuery(area: area, limit: f.limit, after: after)
+        let detail = detail + [("filters", f.json), ("output", .str(f.output.rawValue))]
+        if f.output == .count {
+            let (n, watermark): (Int, Millis?) = try await host.read { s in
+                (query.count(s.latest.index, tracks: s.latest.tracks, accept: s.queryAccept(f)), s.pipeline.watermark)
+            }
+            try audit.record(actor: who(tok), action: "positions.query", target: name, detail: .obj(detail + [("answers", .int(n))]))
+            var out = Self.pageHead(name, watermark)
+            out += Array("\(n)}\n".utf8)
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: out)))
+        }
+        let idsOnly = f.output == .ids
         struct Row: Sendable { var id: String; var kind: String; var lon: Double; var lat: Double; var time: Millis; var distance: Double? }
         let (rows, next, watermark): ([Row], PositionQuery.Cursor?, Millis?) = try await host.read { s in
             let index = s.latest.index
@@ -286,23 +310,23 @@ extension QueryController {
             let (hits, next) = query.run(index, tracks: s.latest.tracks, name: { p.entityName($0) }, accept: s.queryAccept(f))
             let rows = hits.map { h in
                 let i = Int(h.entity)
-                return Row(id: h.id, kind: s.entityInfo(h.id)?.kind ?? "unknown", lon: index.lon[i], lat: index.lat[i], time: index.time[i], distance: h.distance)
+                return Row(id: h.id, kind: idsOnly ? "" : s.entityInfo(h.id)?.kind ?? "unknown", lon: index.lon[i], lat: index.lat[i], time: index.time[i], distance: h.distance)
             }
             return (rows, next, p.watermark)
         }
         try audit.record(actor: who(tok), action: "positions.query", target: name,
-                         detail: .obj(detail + [("filters", f.json), ("answers", .int(rows.count))]))
+                         detail: .obj(detail + [("answers", .int(rows.count))]))
         // Written straight to bytes: a page of 10,000 answers as a tree of J values cost
         // more than the query itself.
-        var out: [UInt8] = []
-        out.reserveCapacity(64 + rows.count * 110)
-        out += Array("{\"query\":".utf8)
-        JSONText.appendString(name, to: &out)
-        out += Array(",\"watermark\":".utf8)
-        if let w = watermark, w != .min { JSONText.appendString(EventTime.format(w), to: &out) } else { out += Array("null".utf8) }
-        out += Array(",\"count\":\(rows.count),\"entities\":[".utf8)
+        var out = Self.pageHead(name, watermark)
+        out.reserveCapacity(out.count + 32 + rows.count * (idsOnly ? 16 : 110))
+        out += Array("\(rows.count),\"\(idsOnly ? "ids" : "entities")\":[".utf8)
         for (i, r) in rows.enumerated() {
             if i > 0 { out.append(UInt8(ascii: ",")) }
+            if idsOnly {
+                JSONText.appendString(r.id, to: &out)
+                continue
+            }
             out += Array("{\"id\":".utf8)
             JSONText.appendString(r.id, to: &out)
             out += Array(",\"kind\":".utf8)
@@ -324,6 +348,16 @@ extension QueryController {
         if let next { JSONText.appendString(next.text, to: &out) } else { out += Array("null".utf8) }
         out += Array("}\n".utf8)
         return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: out)))
+    }
+
+    /// `{"query":…,"watermark":…,"count":` — the start every page shares.
+    static func pageHead(_ name: String, _ watermark: Millis?) -> [UInt8] {
+        var out: [UInt8] = Array("{\"query\":".utf8)
+        JSONText.appendString(name, to: &out)
+        out += Array(",\"watermark\":".utf8)
+        if let w = watermark, w != .min { JSONText.appendString(EventTime.format(w), to: &out) } else { out += Array("null".utf8) }
+        out += Array(",\"count\":".utf8)
+        return out
     }
 
     /// A standing query over SSE: `event: snapshot` (the answer now, by id), then `event: enter`
