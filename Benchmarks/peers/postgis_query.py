@@ -78,6 +78,9 @@ def conn():
     return http.client.HTTPConnection("127.0.0.1", port, timeout=120)
 
 
+parse_s = [0.0]  # time spent in json.loads, so that the server's share can be told apart
+
+
 def call(c, method, path, body=None, ctype="application/json"):
     h = dict(hdr)
     if body is not None:
@@ -87,7 +90,10 @@ def call(c, method, path, body=None, ctype="application/json"):
     data = r.read()
     if r.status != 200:
         raise SystemExit(f"{method} {path}: {r.status} {data[:300]}")
-    return json.loads(data)
+    s = time.perf_counter()
+    out = json.loads(data)
+    parse_s[0] += time.perf_counter() - s
+    return out
 
 
 T0 = 1772409600000
@@ -175,8 +181,10 @@ for phase in ("idle", "moving"):
         for m in movers:
             m.start()
     began = time.time()
-    timing = {("tripline", "nearby"): [], ("postgis", "nearby"): [], ("tripline", "within"): [], ("postgis", "within"): []}
-    agree_near, counts = [], {"tripline": [], "postgis": []}
+    timing = {("tripline", "nearby"): [], ("postgis", "nearby"): [], ("tripline", "within"): [], ("postgis", "within"): [],
+              ("tripline-ids", "within"): []}
+    served = {"within": [], "within-ids": []}  # Tripline's times without the client's json.loads
+    agree_near, counts = [], {"tripline": [], "postgis": [], "tripline-ids": []}
     for q in range(args.queries):
         x, y = points[q % len(points)]
         order = ["tripline", "postgis"] if q % 2 == 0 else ["postgis", "tripline"]
@@ -191,19 +199,26 @@ for phase in ("idle", "moving"):
             timing[(who, "nearby")].append(time.perf_counter() - s)
         agree_near.append(len(set(got["tripline"]) & set(got["postgis"])) / 10)
         if q % 10 == 0:  # within is slower: one round in ten
-            for who in order:
+            # Tripline twice (whole objects, then ids only as PostGIS answers), PostGIS once;
+            # the order alternates.
+            for who in (order + ["tripline-ids"]) if q % 20 == 0 else (["tripline-ids"] + order):
                 s = time.perf_counter()
-                if who == "tripline":
+                parse_s[0] = 0.0
+                if who.startswith("tripline"):
                     total, cursor = 0, None
+                    fmt = "&output=ids" if who == "tripline-ids" else ""
                     while True:
-                        ans = call(c, "POST", "/v1/query/within?limit=10000" + (f"&cursor={cursor}" if cursor else ""), polygon)
+                        ans = call(c, "POST", "/v1/query/within?limit=10000" + fmt + (f"&cursor={cursor}" if cursor else ""), polygon)
                         total += ans["count"]
                         cursor = ans["cursor"]
                         if not cursor:
                             break
+                    took_s = time.perf_counter() - s
+                    served["within-ids" if fmt else "within"].append(took_s - parse_s[0])
                 else:
                     total = len(cur.execute(cov, (polygon,)).fetchall())
-                timing[(who, "within")].append(time.perf_counter() - s)
+                    took_s = time.perf_counter() - s
+                timing[(who, "within")].append(took_s)
                 counts[who].append(total)
     stop.set()
     for m in movers:
@@ -215,7 +230,11 @@ for phase in ("idle", "moving"):
         print(f"{kind:7s} tripline p50 {pct(a, .5):8.2f} ms p99 {pct(a, .99):8.2f} ms | postgis p50 {pct(b, .5):8.2f} ms p99 {pct(b, .99):8.2f} ms"
               f" | postgis/tripline p50 {pct(b, .5) / pct(a, .5):.1f}x p99 {pct(b, .99) / pct(a, .99):.1f}x  ({len(a)} queries each)")
     print(f"nearby answers: {statistics.mean(agree_near) * 100:.2f}% of the 10 ids the same")
-    print(f"within answers: tripline mean {statistics.mean(counts['tripline']):.0f}, postgis mean {statistics.mean(counts['postgis']):.0f} entities")
+    a, b = timing[("tripline-ids", "within")], timing[("postgis", "within")]
+    print(f"within, output=ids: tripline p50 {pct(a, .5):8.2f} ms p99 {pct(a, .99):8.2f} ms | postgis/tripline p50 {pct(b, .5) / pct(a, .5):.1f}x p99 {pct(b, .99) / pct(a, .99):.1f}x")
+    for k, v in served.items():
+        print(f"{k:10s} tripline without the client's json.loads: p50 {pct(v, .5):8.2f} ms p99 {pct(v, .99):8.2f} ms")
+    print(f"within answers: tripline mean {statistics.mean(counts['tripline']):.0f} (ids {statistics.mean(counts['tripline-ids']):.0f}), postgis mean {statistics.mean(counts['postgis']):.0f} entities")
 proc.send_signal(signal.SIGTERM)
 proc.wait(30)
 pg.execute("DROP TABLE bench_pos")

@@ -340,7 +340,7 @@ struct QueryCommand: AsyncParsableCommand {
                 throw ValidationError("--count counts every page at once; leave out --limit, --cursor and --all")
             }
             let page = try await remote.ok(method, path + RemoteOptions.query(items + filters.items + [("output", "count")]), body: body)
-            if remote.output == "json" { remote.printJSON(page) } else { print(page?["count"]?.numberValue.map { String(Int($0)) } ?? "") }
+            if remote.output == "json" { remote.printJSON(page) } else { print(Self.countText(page)) }
             return
         }
         var cursor = filters.cursor
@@ -370,6 +370,13 @@ struct QueryCommand: AsyncParsableCommand {
         } else {
             try await run(remote, filters, method: .GET, path: path, items: [("zone", zone), ("bbox", bbox)] + items, body: nil)
         }
+    }
+
+    /// The `count` of an output=count answer, as text. (Outside the async `run` for the same
+    /// optimizer crash as `rows`.)
+    static func countText(_ page: DocNode?) -> String {
+        guard let n = page?["count"]?.numberValue else { return "" }
+        return String(Int(n))
     }
 
     /// A page's answers as table rows, and whether they carry distances. (Kept out of the
