@@ -53,6 +53,7 @@ def test_moving_and_deleting_zones_on_a_live_server(tmp_path):
         assert before == ["enter firing 0s t1 A t1#1", "enter firing 0s t3 C t3#1",
                           "dwell firing 5s t1 A t1#1", "dwell firing 5s t3 C t3#1"], before
 
+        assert srv.request("GET", "/v1/zones/A")[1]["ETag"] == '"1"'
         # A moves east, away from t1 and over t2: at the change (10 s), t1 exits (its dwell
         # resolves) and t2 enters; version 2 of A.
         srv.ok("PUT", "/v1/zones/A", square("A", "depot", 10.03, 10.05))
@@ -62,6 +63,8 @@ def test_moving_and_deleting_zones_on_a_live_server(tmp_path):
                               "enter firing 10s t2 A t2#2 updated v2", "exit firing 10s t1 A t1#2 updated v2"], after_move
         # The same zone again: nothing changed, no version, no alert.
         srv.ok("PUT", "/v1/zones/A", square("A", "depot", 10.03, 10.05))
+        # The zone's current version is its ETag: 2 still.
+        assert srv.request("GET", "/v1/zones/A")[1]["ETag"] == '"2"'
         # C is deleted: t3 exits it (the deletion is version 2 of C).
         srv.ok("DELETE", "/v1/zones/C")
         alerts = srv.all_alerts()
@@ -75,6 +78,7 @@ def test_moving_and_deleting_zones_on_a_live_server(tmp_path):
         srv.ok("POST", "/v1/zones", square("C", "port", 10.20, 10.22))
         recreated = summary(srv.all_alerts())[len(alerts):]
         assert recreated == ["dwell firing 10s t3 C t3#1 created v3", "enter firing 10s t3 C t3#2 created v3"], recreated
+        assert srv.request("GET", "/v1/zones/C")[1]["ETag"] == '"3"'
         count = len(srv.all_alerts())
     finally:
         srv.stop()

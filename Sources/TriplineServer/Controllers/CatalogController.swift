@@ -320,7 +320,12 @@ extension CatalogController {
         { [self] _, ctx, _ in
             let id = try param(ctx)
             guard let z = try store.catalogItem(.zones, id: id) else { throw APIError.notFound("no zone \"\(id)\"") }
-            return API.json(.raw(z.json))
+            // The zone's version, the one alerts of its edits name as "zone_version" (a zone
+            // stored before versions were kept is at 1).
+            let version = Int(try store.meta("zone.version." + id) ?? "") ?? 1
+            var r = API.json(.raw(z.json))
+            r.headers[.eTag] = "\"\(version)\""
+            return r
         }
     }
 
