@@ -513,6 +513,9 @@ def catalog_change_script(srv, ex, lines, between):
     changed["min_count"] = changed.get("min_count", 2) + 1
     srv.ok("PUT", f"/v1/rules/{gathering['id']}", changed)
     srv.ok("POST", "/v1/rules", {"id": "any-enter", "kind": "enter", "purpose": "p", "owner": "o", "severity": "low", "match": {}})
+    # A crowd rule on the probe zone below, which the cross-entity stage evaluates.
+    srv.ok("POST", "/v1/rules", {"id": "probe-crowd", "kind": "gathering", "purpose": "p", "owner": "o", "severity": "low", "match": {},
+                                 "zones": {"category": "probe"}, "min_count": 2, "window": "24h"})
     between(1)
     post_events(srv, None, {}, batch=4, lines=lines[k:2 * k])
     victim = next(r for r in rules if r["kind"] in ("exit", "dwell", "speed"))
@@ -524,8 +527,9 @@ def catalog_change_script(srv, ex, lines, between):
         z["geometry"]["coordinates"][0] = [[x + 0.001, y] for x, y in ring]
     srv.ok("PUT", f"/v1/zones/{z['properties']['id']}", z, content_type="application/geo+json")
     # Zone edits that change membership: a new zone round the latest position of every entity
-    # seen so far (an enter at the change for 'any-enter', with zone_edit), then that zone
-    # deleted and made again smaller (no entity inside: nothing).
+    # seen so far (an enter at the change for 'any-enter', and a crowd for 'probe-crowd', with
+    # zone_edit), then that zone deleted (the crowd resolves) and made again smaller (no
+    # entity inside: nothing).
     latest = {}
     for l in lines[:2 * k]:
         e = json.loads(l)
@@ -562,7 +566,10 @@ def test_catalog_changes_mid_stream_give_the_alerts_of_one_server_with_the_same_
     assert len(want) >= 10
     # The zone edits caused alerts at the change (enter into edit-probe version 1).
     edited = [a for a in want if a.get("details", {}).get("zone_edit")]
-    assert edited and all(a["details"]["zone_version"] == 1 and a["rule"] == "any-enter" for a in edited), edited[:3]
+    enters = [a for a in edited if a["rule"] == "any-enter"]
+    assert enters and all(a["details"]["zone_version"] == 1 for a in enters), enters[:3]
+    crowd = [(a["rule"], a["state"], a["details"]["zone_edit"], a["details"]["zone_version"]) for a in edited if a["rule"] != "any-enter"]
+    assert crowd == [("probe-crowd", "firing", ["created"], 1), ("probe-crowd", "resolved", ["deleted"], 2)], crowd
     # The changes matter: without them the alerts differ.
     code, base, err = run("replay", "--zones", ex / "zones.geojson", "--entities", ex / "entities-all-kinds.ndjson",
                           "--rules", ex / "rules-all-kinds.yaml", "--until", "2026-03-01T18:00:00Z", ex / "events-all-kinds.ndjson")

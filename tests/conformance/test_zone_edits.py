@@ -97,3 +97,62 @@ def test_moving_and_deleting_zones_on_a_live_server(tmp_path):
                         "dwell firing 21s t1 A t1#3"], rest
     finally:
         srv.stop()
+
+
+GATHER = """rules:
+  - {id: crowd, kind: gathering, purpose: p, owner: o, severity: low, match: {}, zones: {category: depot}, min_count: 2, window: 10m}
+"""
+
+
+def crowd_summary(alerts):
+    out = []
+    for a in alerts:
+        t = int(datetime.fromisoformat(a["time"].replace("Z", "+00:00")).timestamp() * 1000)
+        d = a["details"]
+        s = f'{a["rule"]} {a["state"]} {(t - T0) // 1000}s {a["key"]["zone"]} n={int(d["count"])} {",".join(d["entities"])} ev={",".join(a["evidence"])}'
+        if "zone_edit" in d:
+            s += f' {d["zone_edit"][0]} v{int(d["zone_version"])}'
+        out.append(s)
+    return out
+
+
+def test_a_zone_edited_under_a_crowd_fires_and_resolves_its_gathering(tmp_path):
+    """Two trucks park east of depot G. G grown over them: the gathering fires at the change,
+    with them as members and evidence. G moved away: it resolves at that change. A zone of
+    another category drawn over them gives nothing. A restart repeats nothing."""
+    data = tmp_path / "data"
+    token = make_token(data)
+    srv = Server(data).start()
+    srv.token = token
+    try:
+        srv.ok("POST", "/v1/zones", square("G", "depot", 10.00, 10.02))
+        srv.ok("POST", "/v1/rules", GATHER, content_type="application/yaml")
+        srv.ok("POST", "/v1/events", positions([("t1", 0, 10.03), ("t2", 1, 10.035), ("t3", 2, 10.01), ("t1", 60, 10.03), ("t2", 61, 10.035)]),
+               content_type="application/x-ndjson")
+        assert srv.all_alerts() == []
+        # G grown east over t1 and t2 (t3 inside since 2 s): three in the crowd at 61 s.
+        srv.ok("PUT", "/v1/zones/G", square("G", "depot", 10.00, 10.04))
+        grown = crowd_summary(srv.all_alerts())
+        assert grown == ["crowd firing 61s G n=3 t1,t2,t3 ev=t3#1,t1#2,t2#2 updated v2"], grown
+        ex = srv.ok("GET", f'/v1/alerts/{srv.all_alerts()[0]["id"]}/explain')
+        assert "the zone was updated (version 2)" in json.dumps(ex) and "entities counted" in json.dumps(ex), ex
+        # A port over the trucks: not a depot, nothing.
+        srv.ok("POST", "/v1/zones", square("P", "port", 10.025, 10.04))
+        assert len(srv.all_alerts()) == 1
+        # G moved west, away from all three: the crowd resolves at the change.
+        srv.ok("PUT", "/v1/zones/G", square("G", "depot", 9.90, 9.92))
+        moved = crowd_summary(srv.all_alerts())[1:]
+        assert moved == ["crowd resolved 61s G n=0  ev= updated v3"], moved
+        count = len(srv.all_alerts())
+    finally:
+        srv.stop()
+    srv = Server(data).start()
+    srv.token = token
+    try:
+        assert len(srv.all_alerts()) == count
+        # G back over the trucks, after a restart: fires again, version 4.
+        srv.ok("PUT", "/v1/zones/G", square("G", "depot", 10.00, 10.04))
+        again = crowd_summary(srv.all_alerts())[count:]
+        assert again == ["crowd firing 61s G n=3 t1,t2,t3 ev=t3#1,t1#2,t2#2 updated v4"], again
+    finally:
+        srv.stop()

@@ -16,7 +16,8 @@ public struct ZoneEdit: Sendable, Hashable {
 /// restart rebuilds too); what held just before the change is the previous engine's. Where
 /// the two differ for an entity, the entity crossed a boundary at the change: enter and exit
 /// rules fire at the change's time; a dwell that was firing and is not on the new zones
-/// resolves there, and one that is firing on the new zones and was not fires there. No state
+/// resolves there, and one that is firing on the new zones and was not fires there. A
+/// gathering's crowd in an edited zone is compared the same way, per zone. No state
 /// is changed: only the alerts say what changed. Only the edited zones are compared, and only
 /// entities with a position.
 extension Engine {
@@ -52,6 +53,9 @@ extension Engine {
         struct Open: Hashable { var rule: Int32; var key: AlertKey; var firing: Bool }
         var open = Set<Open>()
         for a in emitter.alerts[emitter.groupStart...] where a.time == w { open.insert(Open(rule: a.rule, key: a.key, firing: a.firing)) }
+        func details(_ t: (new: Int32, old: Int32?, version: Int, change: ZoneEdit.Change)) -> [(String, DetailValue)] {
+            [("zone_edit", .strings([t.change.rawValue])), ("zone_version", .number(Double(t.version)))]
+        }
         func emit(_ rule: Int32, _ e: Int32, _ z: Int32, firing: Bool, evidence ref: EventRef, _ details: [(String, DetailValue)]) {
             guard !open.contains(Open(rule: rule, key: .entityZone(e, z), firing: firing)) else { return }
             emitter.emit(rule: rule, key: .entityZone(e, z), firing: firing, time: w, evidence: [ref], details: details)
@@ -71,9 +75,6 @@ extension Engine {
                 let before = Set(old.insideZones(oe, view: ov).compactMap { oldOf[$0] })
                 cache[view] = (now, before)
                 return (now, before)
-            }
-            func details(_ t: (new: Int32, old: Int32?, version: Int, change: ZoneEdit.Change)) -> [(String, DetailValue)] {
-                [("zone_edit", .strings([t.change.rawValue])), ("zone_version", .number(Double(t.version)))]
             }
             // Whether the rule's zone selector took zone `t` before the change.
             func selectedBefore(_ rule: Int32, _ t: (new: Int32, old: Int32?, version: Int, change: ZoneEdit.Change)) -> Bool {
@@ -111,6 +112,26 @@ extension Engine {
                         emit(m.rule, e, t.new, firing: true, evidence: n.ref, [("dwell_s", .number(Double(w - n.start) / 1000))] + details(t))
                     }
                 }
+            }
+        }
+
+        // Gathering, per edited zone: the crowd firing before (the old zones) and now (the
+        // crowd the stored history gives on the new zones, which a restart rebuilds too). A
+        // zone drawn or grown over a crowd fires at the change; one moved away, shrunk or
+        // deleted from under a firing crowd resolves there.
+        for m in kinds.gathering.rules {
+            let id = ruleId(m.rule)
+            let oldMember = old.kinds.gathering.rules.first { old.rules[Int($0.rule)].id == id }
+            for t in touched {
+                let before = t.old.flatMap { o in oldMember?.crowds[key(o)] }?.firing ?? false
+                let crowd = m.crowds[key(t.new)]
+                let now = crowd?.firing ?? false
+                guard before != now else { continue }
+                guard !open.contains(Open(rule: m.rule, key: .zone(t.new), firing: now)) else { continue }
+                let present = crowd?.members.entries ?? []
+                let evidence = now ? Array(present.map(\.value).sorted { $0.sequence < $1.sequence }.prefix(100).map(\.ref)) : []
+                emitter.emit(rule: m.rule, key: .zone(t.new), firing: now, time: w, evidence: evidence,
+                             details: GatheringEvaluator.details(present.map { Int32(truncatingIfNeeded: $0.key) }, self) + details(t))
             }
         }
     }

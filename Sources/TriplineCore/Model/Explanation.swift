@@ -91,7 +91,11 @@ public struct AlertExplanation: Sendable, Equatable {
         if let edit = details["zone_edit"], let v = details["zone_version"] {
             // A transition caused by a zone edit, not by a position (docs/rules.md, "Zone edits").
             let what = edit == "deleted" ? "the zone was deleted (version \(v))" : "the zone was \(edit) (version \(v))"
-            s += "; not a movement: \(what) at \(at), which moved the boundary across the entity's latest position"
+            if case .gathering = rule.kind {
+                s += "; not a movement: \(what) at \(at), which moved the boundary across the latest positions of the entities counted"
+            } else {
+                s += "; not a movement: \(what) at \(at), which moved the boundary across the entity's latest position"
+            }
         }
         windowFrom = from
         windowTo = from == nil ? nil : time
