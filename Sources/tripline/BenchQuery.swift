@@ -21,6 +21,7 @@ struct BenchQuery: ParsableCommand {
     @Option(name: .customLong("cell-deg"), help: "Grid cell side in degrees.") var cellDeg = 0.1
     @Option(help: "Write positions.csv, polygon.geojson, queries.csv and answers.json here.") var export: String?
     @Option(help: "Random seed.") var seed: UInt64 = 1
+    @Option(name: .customLong("track-points"), help: "Positions kept per entity for intersects (0: no tracks, no intersects query).") var trackPoints = 10
 
     func run() throws {
         var g = seed &* 0x9E37_79B9_7F4A_7C15 | 1
@@ -43,6 +44,22 @@ struct BenchQuery: ParsableCommand {
         }
         let insertNs = Double(DispatchTime.now().uptimeNanoseconds - s) / Double(entities)
         let rss1 = BenchIds.rssBytes()
+        // Tracks, timed apart: every entity with `trackPoints` positions along a short walk
+        // from its latest (the oldest first), so that `intersects` reads full tracks.
+        let tracks = trackPoints > 0 ? TrackStore(capacity: trackPoints) : nil
+        var trackNs: UInt64 = 0, trackAdds = 0, trackMoveNs: UInt64 = 0, trackMoveAdds = 0
+        if let tracks {
+            s = DispatchTime.now().uptimeNanoseconds
+            for i in 0..<entities {
+                var x = index.lon[i], y = index.lat[i]
+                for k in 0..<trackPoints {
+                    tracks.add(entity: Int32(i), lon: x, lat: y, time: t - Millis(trackPoints - k) * 1000)
+                    x = min(180, max(-180, x + uniform(-0.01, 0.01))); y = min(85, max(-85, y + uniform(-0.01, 0.01)))
+                }
+            }
+            trackNs += DispatchTime.now().uptimeNanoseconds - s
+            trackAdds += entities * trackPoints
+        }
         // A star polygon with `vertices` corners over central Europe.
         var ring: [(Double, Double)] = []
         for k in 0..<vertices {
@@ -54,8 +71,8 @@ struct BenchQuery: ParsableCommand {
         let polygon = Polygon(shell: Ring(points: ring), holes: [])
         if let why = PolygonValidation.validate([polygon]) { throw ValidationError("the generated polygon is invalid: \(why)") }
         var moveNs: UInt64 = 0, moves = 0
-        var nearNs: [UInt64] = [], withinNs: [UInt64] = []
-        var withinCounts: [Int] = []
+        var nearNs: [UInt64] = [], withinNs: [UInt64] = [], crossNs: [UInt64] = []
+        var withinCounts: [Int] = [], crossCounts: [Int] = []
         var queryPoints: [(Double, Double)] = []
         var nearAnswers: [[String]] = []
         for q in 0..<queries {
@@ -67,6 +84,12 @@ struct BenchQuery: ParsableCommand {
                 // A short hop (a vehicle reporting), kept in range.
                 let x = min(180, max(-180, x0 + uniform(-0.01, 0.01))), y = min(85, max(-85, y0 + uniform(-0.01, 0.01)))
                 index.track(entity: Int32(e), lon: x, lat: y, time: t)
+                if let tracks {
+                    let s2 = DispatchTime.now().uptimeNanoseconds
+                    tracks.add(entity: Int32(e), lon: x, lat: y, time: t)
+                    trackMoveNs += DispatchTime.now().uptimeNanoseconds - s2
+                    trackMoveAdds += 1
+                }
             }
             moveNs += DispatchTime.now().uptimeNanoseconds - s
             moves += movesBetween
@@ -80,6 +103,15 @@ struct BenchQuery: ParsableCommand {
             let (inside, _) = PositionQuery(area: .shape(.polygons([polygon])), limit: 10_000_000).run(index, name: { names[Int($0)] }, accept: { _ in true })
             withinNs.append(DispatchTime.now().uptimeNanoseconds - s)
             withinCounts.append(inside.count)
+            if let tracks, q % 4 == 0 {
+                // Tracks meeting a 1-degree box at a random point of Europe (one round in four).
+                let (bx, by) = (uniform(-10, 39), uniform(35, 69))
+                let box = PositionQuery.boxShape(BBox(minX: bx, minY: by, maxX: bx + 1, maxY: by + 1))
+                s = DispatchTime.now().uptimeNanoseconds
+                let (met, _) = PositionQuery(area: .track(box, nil), limit: 10_000_000).run(index, tracks: tracks, name: { names[Int($0)] }, accept: { _ in true })
+                crossNs.append(DispatchTime.now().uptimeNanoseconds - s)
+                crossCounts.append(met.count)
+            }
         }
         func pct(_ v: [UInt64], _ p: Double) -> Double {
             let sorted = v.sorted()
@@ -87,12 +119,18 @@ struct BenchQuery: ParsableCommand {
         }
         let withinMean = Double(withinCounts.reduce(0, +)) / Double(withinCounts.count)
         print("entities \(entities), cell \(cellDeg) deg, \(index.count) with a position")
-        print(String(format: "insert: %.0f ns/entity; move: %.0f ns/move (%d moves, %d between queries)", insertNs, Double(moveNs) / Double(max(1, moves)), moves, movesBetween))
+        print(String(format: "insert: %.0f ns/entity; move: %.0f ns/move (%d moves, %d between queries)", insertNs, Double(moveNs - trackMoveNs) / Double(max(1, moves)), moves, movesBetween))
         print(String(format: "index: %.1f bytes/entity (structures), RSS +%.1f bytes/entity (with %d-byte test names)", Double(index.bytes) / Double(entities),
                      Double(rss1 - rss0) / Double(entities), 0))
         print(String(format: "nearby k=10 (%d queries): p50 %.1f us, p99 %.1f us, max %.1f us", queries, pct(nearNs, 0.5), pct(nearNs, 0.99), pct(nearNs, 1.0)))
         print(String(format: "within %d-vertex polygon, %.0f entities inside on average (%d queries): p50 %.1f us, p99 %.1f us, max %.1f us",
                      vertices, withinMean, queries, pct(withinNs, 0.5), pct(withinNs, 0.99), pct(withinNs, 1.0)))
+        if tracks != nil {
+            print(String(format: "tracks: %d positions per entity, %.0f ns/position filling them, %.0f ns/position moving (random entities), %.1f bytes/entity", trackPoints,
+                         Double(trackNs) / Double(max(1, trackAdds)), Double(trackMoveNs) / Double(max(1, trackMoveAdds)), Double(tracks!.bytes) / Double(entities)))
+            print(String(format: "intersects a 1-degree box, %.0f tracks meeting it on average (%d queries): p50 %.1f us, p99 %.1f us, max %.1f us",
+                         Double(crossCounts.reduce(0, +)) / Double(max(1, crossCounts.count)), crossNs.count, pct(crossNs, 0.5), pct(crossNs, 0.99), pct(crossNs, 1.0)))
+        }
         if let export {
             try FileManager.default.createDirectory(atPath: export, withIntermediateDirectories: true)
             var csv = "id,lon,lat\n"

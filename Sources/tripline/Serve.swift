@@ -43,7 +43,7 @@ struct ServerOptions: ParsableArguments {
     var maxFuture = "1h"
     @Option(name: .customLong("dedup-window"), help: "Remember an accepted event id for duplicate detection until the watermark passes its time plus this (0: until the watermark passes its time).")
     var dedupWindow = "24h"
-    @Option(name: .customLong("track-points"), help: "Positions kept per entity (its recent track, by event time) for intersects queries; 0 keeps none (24 bytes per position).")
+    @Option(name: .customLong("track-points"), help: "Positions kept per entity (its recent track, by event time) for intersects queries; 0 keeps none (24 bytes per position, plus 32 per entity).")
     var trackPoints = 10
     @Option(name: .customLong("header-timeout"), help: "A request's line and headers must arrive within this long (else 408 and close).") var headerTimeout = "10s"
     @Option(name: .customLong("idle-timeout"), help: "Close a connection with no request in progress after this long.") var idleTimeout = "60s"

@@ -74,6 +74,57 @@ import Testing
 
     /// Circles: the answer agrees with the nearest of 2,000 samples along each segment
     /// wherever that sample's distance is clearly inside or outside the radius.
+    /// The query's refusals by box (of the whole track, then of the span) drop nothing:
+    /// `intersects` answers exactly the entities whose span meets the shape by the exact test
+    /// alone, over tracks built by late arrivals and drops (so that boxes shrink as well as
+    /// grow), with tracks and shapes across the antimeridian.
+    @Test(arguments: [3, 4, 5] as [UInt64])
+    func intersectsAgreesWithTestingEveryTrack(seed: UInt64) {
+        var rng = Rng(s: seed &* 0x9E37_79B9_7F4A_7C15 | 1)
+        let store = TrackStore(capacity: 1 + rng.int(6))
+        let index = PositionIndex()
+        let entities = 400
+        for arrival in 0..<6_000 {
+            let e = Int32(rng.int(entities))
+            // Half near the antimeridian, half over a patch of Europe; times mostly rising.
+            let x = e % 2 == 0 ? (rng.unit() < 0.5 ? 178 + rng.unit() * 2 : -180 + rng.unit() * 2) : rng.unit() * 10
+            let y = rng.unit() * 10 + (e % 2 == 0 ? -5 : 45)
+            let t = Millis(arrival * 10 - rng.int(200))
+            store.add(entity: e, lon: x, lat: y, time: t)
+            index.track(entity: e, lon: x, lat: y, time: t)
+        }
+        var pts: [Double] = []
+        var met = 0, compared = 0
+        for q in 0..<120 {
+            let shape: ZoneShape
+            switch q % 3 {
+            case 0:
+                let x0 = rng.unit() * 360 - 180, y0 = rng.unit() * 20 - 10 + (q % 2 == 0 ? 0 : 45)
+                let x1 = x0 + rng.unit() * 4 > 180 ? x0 + rng.unit() * 4 - 360 : x0 + rng.unit() * 4
+                shape = PositionQuery.boxShape(BBox(minX: x0, minY: y0, maxX: x1, maxY: y0 + rng.unit() * 3))
+            case 1:
+                shape = .circle(lon: rng.unit() * 10, lat: 45 + rng.unit() * 10, radiusM: 1_000 + rng.unit() * 150_000)
+            default:
+                let cx = rng.unit() * 10, cy = 45 + rng.unit() * 10, r = 0.2 + rng.unit() * 2
+                var ring: [(Double, Double)] = []
+                for k in 0..<7 { let a = Double(k) / 7 * 2 * Double.pi; ring.append((cx + r * cos(a), cy + r * sin(a))) }
+                ring.append(ring[0])
+                shape = .polygons([Polygon(shell: Ring(points: ring), holes: [])])
+            }
+            let span: TrackStore.Span? = [nil, .points(1 + rng.int(3)), .duration(Millis(rng.int(3_000)))][q % 3 == 0 ? rng.int(3) : q % 3]
+            var want: [Int32] = []
+            for e in 0..<Int32(entities) {
+                store.points(e, span: span, into: &pts)
+                if !pts.isEmpty && TrackGeometry.meets(shape, pts) { want.append(e) }
+            }
+            let (hits, _) = PositionQuery(area: .track(shape, span), limit: 100_000).run(index, tracks: store, name: { String(format: "%05d", $0) }, accept: { _ in true })
+            #expect(hits.map(\.entity) == want, "query \(q)")
+            met += want.count
+            compared += 1
+        }
+        #expect(compared == 120 && met > 200)
+    }
+
     @Test func circlesAgreeWithDenseSampling() {
         var rng = Rng(s: 42)
         var decided = 0, met = 0

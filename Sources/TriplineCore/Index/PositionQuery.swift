@@ -162,9 +162,12 @@ public struct PositionQuery: Sendable {
             for b in shape.indexBoxes { reach.extend(b) }
             var pts: [Double] = []
             tracks.forEachEntity { e in
+                // Cheap refusals first: a track whose box misses the shape's reach (a track
+                // across the antimeridian is tested in full), by the box of all it holds, then
+                // by the box of the span asked.
+                let all = tracks.box(e)
+                if all.maxX - all.minX <= 180 && !all.intersects(reach) { return }
                 tracks.points(e, span: span, into: &pts)
-                // Cheap refusal first: a track whose box misses the shape's reach (a
-                // track across the antimeridian is tested in full).
                 var tb = BBox.empty
                 for i in stride(from: 0, to: pts.count, by: 2) { tb.extend(pts[i], pts[i + 1]) }
                 if tb.maxX - tb.minX <= 180 && !tb.intersects(reach) { return }
