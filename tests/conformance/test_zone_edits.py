@@ -22,6 +22,13 @@ RULES = """rules:
 """
 
 
+def started(data, token):
+    """A server on the data folder, with the folder's admin token."""
+    srv = Server(data).start()
+    srv.token = token
+    return srv
+
+
 def positions(rows):
     return "".join(json.dumps({"entity": e, "time": T0 + s * 1000, "type": "position", "lon": x, "lat": 50.01}) + "\n" for e, s, x in rows)
 
@@ -41,8 +48,7 @@ def summary(alerts):
 def test_moving_and_deleting_zones_on_a_live_server(tmp_path):
     data = tmp_path / "data"
     token = make_token(data)
-    srv = Server(data).start()
-    srv.token = token
+    srv = started(data, token)
     try:
         srv.ok("POST", "/v1/zones", {"type": "FeatureCollection", "features": [square("A", "depot", 10.00, 10.02), square("C", "port", 10.20, 10.22)]})
         srv.ok("POST", "/v1/rules", RULES, content_type="application/yaml")
@@ -86,8 +92,7 @@ def test_moving_and_deleting_zones_on_a_live_server(tmp_path):
     # A restart rebuilds the engine from the log on the current zones: nothing is repeated,
     # and the stream goes on on the new zones (t1 enters the moved A at 16 s, dwells from
     # there; t2 leaves it, resolving the dwell that fired at the change).
-    srv = Server(data).start()
-    srv.token = token
+    srv = started(data, token)
     try:
         assert len(srv.all_alerts()) == count
         srv.ok("POST", "/v1/events", positions([("t2", 16, 10.10), ("t1", 16, 10.04)]), content_type="application/x-ndjson")
@@ -122,8 +127,7 @@ def test_a_zone_edited_under_a_crowd_fires_and_resolves_its_gathering(tmp_path):
     another category drawn over them gives nothing. A restart repeats nothing."""
     data = tmp_path / "data"
     token = make_token(data)
-    srv = Server(data).start()
-    srv.token = token
+    srv = started(data, token)
     try:
         srv.ok("POST", "/v1/zones", square("G", "depot", 10.00, 10.02))
         srv.ok("POST", "/v1/rules", GATHER, content_type="application/yaml")
@@ -146,8 +150,7 @@ def test_a_zone_edited_under_a_crowd_fires_and_resolves_its_gathering(tmp_path):
         count = len(srv.all_alerts())
     finally:
         srv.stop()
-    srv = Server(data).start()
-    srv.token = token
+    srv = started(data, token)
     try:
         assert len(srv.all_alerts()) == count
         # G back over the trucks, after a restart: fires again, version 4.
