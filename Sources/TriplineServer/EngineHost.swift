@@ -308,7 +308,9 @@ public final class EngineHost: @unchecked Sendable {
     }
 
     /// Runs `body` on the host thread as soon as the batch being applied is done: ahead of the
-    /// batches still queued, and without waiting for the group commit in flight. What it sees
+    /// batches still queued, and while the group commit is in flight (unless this thread is
+    /// itself waiting for that commit, to seal the next group; answering reads during that
+    /// wait was tried and measured no gain, Benchmarks/README.md). What it sees
     /// includes every batch acknowledged before the call (acknowledged means applied), and
     /// possibly batches applied since whose commit is not over. For reads only: spatial
     /// queries and map frames.
