@@ -157,6 +157,26 @@ import TriplineTesting
         }
     }
 
+    /// Ordering by the 8-byte prefix first, then by the whole id, is code point order: ids that
+    /// share prefixes, are prefixes of each other, or hold multi-byte characters.
+    @Test func idPrefixesOrderAsTheWholeIds() {
+        var rng = SplitMix64(seed: 9)
+        let alphabet = ["a", "b", "A", "0", "-", "é", "ß", "日", "😀", "\u{7F}"]
+        var ids: [String] = []
+        for _ in 0..<3_000 {
+            var s = ["", "truck-", "truck-0", "vessel"][Int(rng.next() % 4)]
+            for _ in 0..<Int(rng.next() % 12) { s += alphabet[Int(rng.next() % UInt64(alphabet.count))] }
+            ids.append(s)
+        }
+        let want = ids.sorted { Array($0.unicodeScalars.map(\.value)).lexicographicallyPrecedes(Array($1.unicodeScalars.map(\.value))) }
+        let got = ids.map { (PositionQuery.idPrefix($0), $0) }
+            .sorted { $0.0 != $1.0 ? $0.0 < $1.0 : PositionQuery.idLess($0.1, $1.1) }.map(\.1)
+        #expect(got == want)
+        for (a, b) in zip(ids, ids.dropFirst()) where PositionQuery.idPrefix(a) < PositionQuery.idPrefix(b) {
+            #expect(PositionQuery.idLess(a, b), "\(a) \(b)")
+        }
+    }
+
     @Test func aCursorResumesAfterTheLastAnswerAndRefusesForeignText() {
         let index = PositionIndex()
         let names = ["b", "a", "c", "d"]

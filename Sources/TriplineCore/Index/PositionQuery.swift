@@ -82,6 +82,18 @@ public struct PositionQuery: Sendable {
         return .polygons(b.minX <= b.maxX ? [rect(b.minX, b.maxX)] : [rect(b.minX, 180), rect(-180, b.maxX)])
     }
 
+    /// The first 8 UTF-8 bytes of an id as a big-endian integer, zero-padded: `a < b` here
+    /// implies `idLess(a, b)`, and equal prefixes leave it to `idLess`.
+    @inline(__always) static func idPrefix(_ s: String) -> UInt64 {
+        var v: UInt64 = 0, n: UInt64 = 0
+        for b in s.utf8 {
+            if n == 8 { break }
+            v = v << 8 | UInt64(b)
+            n += 1
+        }
+        return v << (8 * (8 - n))
+    }
+
     /// `a` before `b` in code point order.
     /// (memcmp on the contiguous UTF-8 of native strings: sorting 10,000 answers by the
     /// generic element-wise comparison took most of a `within` query's time.)
@@ -137,14 +149,18 @@ public struct PositionQuery: Sendable {
             return (hits, Cursor(id: last.id, distance: last.distance, returned: returned + hits.count))
         case .shape, .box, .track:
             let found = matching(index, tracks: tracks, accept: accept)
-            var hits: [Hit] = []
-            hits.reserveCapacity(found.count)
+            // Sorted by id through each id's first 8 bytes as one integer, the whole ids
+            // compared only where those are equal (the same order as `idLess`: ids hold no
+            // NUL, so the zero padding of a short id sorts it before its extensions).
+            var keyed: [(prefix: UInt64, hit: Hit)] = []
+            keyed.reserveCapacity(found.count)
             for e in found {
                 let id = name(e)
                 if let a = after?.id, !Self.idLess(a, id) { continue }
-                hits.append(Hit(entity: e, id: id, distance: nil))
+                keyed.append((Self.idPrefix(id), Hit(entity: e, id: id, distance: nil)))
             }
-            hits.sort { Self.idLess($0.id, $1.id) }
+            keyed.sort { $0.prefix != $1.prefix ? $0.prefix < $1.prefix : Self.idLess($0.hit.id, $1.hit.id) }
+            var hits = keyed.map(\.hit)
             let more = hits.count > limit
             if more { hits.removeLast(hits.count - limit) }
             guard more, let last = hits.last else { return (hits, nil) }
