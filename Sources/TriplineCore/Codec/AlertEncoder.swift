@@ -11,7 +11,7 @@ public struct AlertEncoder {
         var first = true
         if a.key.entity >= 0 {
             out.append(contentsOf: #""entity":"#.utf8)
-            JSONText.appendString(engine.symbols.entities.string(a.key.entity), to: &out)
+            engine.symbols.entities.appendJSONString(a.key.entity, to: &out)
             first = false
         }
         if a.key.zone >= 0 {
@@ -24,9 +24,9 @@ public struct AlertEncoder {
             if !first { out.append(44) }
             let (x, y) = engine.sortedPair(a.key)
             out.append(contentsOf: #""pair":["#.utf8)
-            JSONText.appendString(engine.symbols.entities.string(x), to: &out)
+            engine.symbols.entities.appendJSONString(x, to: &out)
             out.append(44)
-            JSONText.appendString(engine.symbols.entities.string(y), to: &out)
+            engine.symbols.entities.appendJSONString(y, to: &out)
             out.append(93)
             first = false
         }
@@ -40,7 +40,16 @@ public struct AlertEncoder {
         out.append(contentsOf: #"","evidence":["#.utf8)
         for (i, r) in a.evidence.enumerated() {
             if i > 0 { out.append(44) }
-            JSONText.appendString(r.text(engine.symbols), to: &out)
+            // As `r.text(symbols)`, written in place: no copy of the names, no String.
+            if r.isGiven {
+                engine.symbols.eventIds.appendJSONString(r.givenIndex, to: &out)
+            } else {
+                out.append(34)
+                engine.symbols.entities.appendEscapedBytes(r.entity, to: &out)
+                out.append(35)
+                ClusterRecords.appendInt(Int64(r.sequence), &out)
+                out.append(34)
+            }
         }
         out.append(contentsOf: #"],"details":{"#.utf8)
         for (i, (k, v)) in a.details.enumerated() {
@@ -79,7 +88,14 @@ public enum JSONText {
 
     public static func appendString(_ s: String, to out: inout [UInt8]) {
         out.append(34)
-        for b in s.utf8 {
+        appendEscaped(s.utf8, to: &out)
+        out.append(34)
+    }
+
+    /// Appends UTF-8 bytes escaped for the inside of a JSON string literal (no quotes).
+    @inline(__always)
+    static func appendEscaped<S: Sequence<UInt8>>(_ bytes: S, to out: inout [UInt8]) {
+        for b in bytes {
             switch b {
             case 34: out.append(92); out.append(34)
             case 92: out.append(92); out.append(92)
@@ -91,7 +107,6 @@ public enum JSONText {
             default: out.append(b)
             }
         }
-        out.append(34)
     }
 
     /// Appends a finite number: whole numbers as integers, others in shortest round-trip form.

@@ -101,6 +101,7 @@ public struct JSONDocumentParser {
     let file: String
     let lineOffset: Int
     var lineStarts: [Int] = []
+    var cursorLine = 0
 
     init(bytes: UnsafeBufferPointer<UInt8>, file: String, lineOffset: Int) {
         self.s = JSONScanner(bytes)
@@ -129,10 +130,17 @@ public struct JSONDocumentParser {
         }
     }
 
+    /// The line and column of `offset`, which is at or after the previous call's (values are
+    /// read in document order): the line cursor moves forward, amortised O(1) per value.
+    mutating func nextLineColumn(_ offset: Int) -> (Int, Int) {
+        while cursorLine + 1 < lineStarts.count && lineStarts[cursorLine + 1] <= offset { cursorLine += 1 }
+        return (cursorLine + 1 + lineOffset, offset - lineStarts[cursorLine] + 1)
+    }
+
     mutating func value(depth: Int) throws -> DocNode {
         guard depth < 256 else { throw ScanError(s.i, "nesting is too deep (more than 256 levels)") }
         let start = s.i
-        let (l, c) = lineColumn(start)
+        let (l, c) = nextLineColumn(start)
         guard let ch = s.peek() else { throw ScanError(s.i, "unexpected end of input: expected a value") }
         switch ch {
         case 123:

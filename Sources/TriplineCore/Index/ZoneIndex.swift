@@ -323,10 +323,21 @@ public struct ZoneIndex: Sendable {
                 for cy in cy0...cy1 { for cx in cx0...cx1 { cells[cy * g + cx] = 2 } }
             }
         }
+        // A cell no edge comes near (the margin included) lies wholly inside or wholly
+        // outside, and so does its neighbour: the segment between their centres stays in the
+        // two cells, so no edge crosses it. Such a cell takes the answer of its left or upper
+        // neighbour when that one is also edge-free; only the first cell of each run is located
+        // against the rings (a country of 4,000 edges is located a few times, not 200).
         for cy in 0..<g {
             for cx in 0..<g where cells[cy * g + cx] != 2 {
-                let px = b.minX + (Double(cx) + 0.5) * cw, py = b.minY + (Double(cy) + 0.5) * ch
-                cells[cy * g + cx] = p.locate(px, py) == .outside ? 0 : 1
+                if cx > 0, cells[cy * g + cx - 1] != 2 {
+                    cells[cy * g + cx] = cells[cy * g + cx - 1]
+                } else if cy > 0, cells[(cy - 1) * g + cx] != 2 {
+                    cells[cy * g + cx] = cells[(cy - 1) * g + cx]
+                } else {
+                    let px = b.minX + (Double(cx) + 0.5) * cw, py = b.minY + (Double(cy) + 0.5) * ch
+                    cells[cy * g + cx] = p.locate(px, py) == .outside ? 0 : 1
+                }
             }
         }
         var words = [UInt64](repeating: 0, count: g * g * 2 / 64)

@@ -182,6 +182,19 @@ public struct Interner: Sendable {
         out.append(contentsOf: arena[s..<e])
     }
 
+    /// Appends the string of an id as a JSON string literal (quoted, escaped).
+    public func appendJSONString(_ id: Int32, to out: inout [UInt8]) {
+        out.append(34)
+        appendEscapedBytes(id, to: &out)
+        out.append(34)
+    }
+
+    /// Appends the string of an id escaped for the inside of a JSON string literal.
+    func appendEscapedBytes(_ id: Int32, to out: inout [UInt8]) {
+        let s = Int(starts[Int(id)]), e = Int(ends[Int(id)])
+        arena.withUnsafeBufferPointer { a in JSONText.appendEscaped(UnsafeBufferPointer(rebasing: a[s..<e]), to: &out) }
+    }
+
     /// Compares two ids by the code points of their strings (UTF-8 byte order).
     public func codePointLess(_ a: Int32, _ b: Int32) -> Bool {
         let sa = Int(starts[Int(a)]), ea = Int(ends[Int(a)])
