@@ -206,8 +206,16 @@ struct BigInt {
             shapes.append(.polygons([Polygon(shell: PolygonTests.square(x, y, x + 40, y + 30), holes: [PolygonTests.square(x + 10, y + 10, x + 20, y + 20)])]))
         }
         shapes.append(.circle(lon: 0, lat: 0, radiusM: 4_000_000))
+        // Frames around almost the whole globe, each larger than 8 cells of the coarse grid:
+        // the R-tree part (the zones above go to the coarse grid).
+        for k in 0..<8 {
+            let d = Double(k) / 2
+            shapes.append(.polygons([Polygon(shell: PolygonTests.square(-175 + d, -85 + d, 175 - d, 85 - d),
+                                             holes: [PolygonTests.square(-170 + d, -80 + d, 170 - d, 80 - d)])]))
+        }
         let index = ZoneIndex(shapes: shapes)
         #expect(index.treeLeaves >= 7 && index.treeLeaves < index.leafCount / 2)
+        #expect(index.coarseLeaves >= 7 && !index.coarseEntries.isEmpty)
         var out: [Int32] = []
         var hits = 0
         // Points: random, on grid (vertices and edges of the grid polygons), and exact vertices.
@@ -215,6 +223,10 @@ struct BigInt {
         for _ in 0..<3000 {
             points.append((Double.random(in: -55...55, using: &rng), Double.random(in: -30...30, using: &rng)))
             points.append((Double(Int(rng.next() % 480)) / 8 - 55, Double(Int(rng.next() % 240)) / 8 - 30))
+        }
+        for _ in 0..<1000 {
+            points.append((Double.random(in: -180...180, using: &rng), Double.random(in: -90...90, using: &rng)))
+            points.append((Double(Int(rng.next() % 2880)) / 8 - 180, Double(Int(rng.next() % 1440)) / 8 - 90))
         }
         for s in shapes {
             if case .polygons(let ps) = s {

@@ -5,13 +5,20 @@ public struct AlertEncoder {
 
     /// Appends one alert line (with its newline) to `out`.
     public func append(_ a: Alert, engine: Engine, to out: inout [UInt8], extra: ((inout [UInt8]) -> Void)? = nil) {
+        append(a, engine: engine, symbols: engine.symbols, to: &out, extra: extra)
+    }
+
+    /// As above with the engine's names taken once by the caller (`let symbols =
+    /// engine.symbols` before a loop over alerts): reading them from the engine for each name
+    /// copied an interner, every one of its arrays retained and released.
+    public func append(_ a: Alert, engine: Engine, symbols: Symbols, to out: inout [UInt8], extra: ((inout [UInt8]) -> Void)? = nil) {
         out.append(contentsOf: #"{"rule":"#.utf8)
         JSONText.appendString(engine.rules[Int(a.rule)].id, to: &out)
         out.append(contentsOf: #","key":{"#.utf8)
         var first = true
         if a.key.entity >= 0 {
             out.append(contentsOf: #""entity":"#.utf8)
-            engine.symbols.entities.appendJSONString(a.key.entity, to: &out)
+            symbols.entities.appendJSONString(a.key.entity, to: &out)
             first = false
         }
         if a.key.zone >= 0 {
@@ -24,9 +31,9 @@ public struct AlertEncoder {
             if !first { out.append(44) }
             let (x, y) = engine.sortedPair(a.key)
             out.append(contentsOf: #""pair":["#.utf8)
-            engine.symbols.entities.appendJSONString(x, to: &out)
+            symbols.entities.appendJSONString(x, to: &out)
             out.append(44)
-            engine.symbols.entities.appendJSONString(y, to: &out)
+            symbols.entities.appendJSONString(y, to: &out)
             out.append(93)
             first = false
         }
@@ -42,10 +49,10 @@ public struct AlertEncoder {
             if i > 0 { out.append(44) }
             // As `r.text(symbols)`, written in place: no copy of the names, no String.
             if r.isGiven {
-                engine.symbols.eventIds.appendJSONString(r.givenIndex, to: &out)
+                symbols.eventIds.appendJSONString(r.givenIndex, to: &out)
             } else {
                 out.append(34)
-                engine.symbols.entities.appendEscapedBytes(r.entity, to: &out)
+                symbols.entities.appendEscapedBytes(r.entity, to: &out)
                 out.append(35)
                 ClusterRecords.appendInt(Int64(r.sequence), &out)
                 out.append(34)

@@ -52,7 +52,7 @@ struct NoveltyEvaluator {
         for d in detectors.indices {
             var applies: UInt64 = 0
             for (j, m) in detectors[d].members.enumerated() where matching.matches(ev.entity, m.selector) { applies |= 1 << UInt64(j) }
-            if applies == 0 || !accepts(d, c, matching.symbols) { continue }
+            if applies == 0 || !accepts(d, c, matching) { continue }
             let h = detectors[d].lookback
             // Prune this entity's contacts older than the lookback, then record this one.
             stale.removeAll(keepingCapacity: true)
@@ -88,11 +88,13 @@ struct NoveltyEvaluator {
         }
     }
 
-    mutating func accepts(_ d: Int, _ c: Int32, _ symbols: Symbols) -> Bool {
+    /// Is counterpart `c` one detector `d` counts? The names are read only on a cache miss
+    /// (reading `matching.symbols` copies them: every array retained and released).
+    mutating func accepts(_ d: Int, _ c: Int32, _ matching: some EntityMatching) -> Bool {
         if detectors[d].prefix == nil && detectors[d].notPrefix == nil { return true }
         if let a = detectors[d].accepted[key(c)] { return a }
         var bytes: [UInt8] = []
-        symbols.names.appendBytes(c, to: &bytes)
+        matching.symbols.names.appendBytes(c, to: &bytes)
         var ok = true
         if let p = detectors[d].prefix, !p.contains(where: { bytes.starts(with: $0) }) { ok = false }
         if let p = detectors[d].notPrefix, p.contains(where: { bytes.starts(with: $0) }) { ok = false }

@@ -6,8 +6,10 @@ import CTriplineSupport
 /// Entries are polygon parts (a MultiPolygon has one entry per part) and circle boxes, with
 /// their rings copied into one coordinate array, so a lookup touches no Swift object.
 /// Entries of ordinary size live in a hashed uniform grid (cell size: the median entry
-/// size), so a lookup is one hash probe and a few box tests; the few entries spanning many
-/// cells live in a static R-tree bulk-loaded by Sort-Tile-Recursive packing at every level.
+/// size), so a lookup is one hash probe and a few box tests. Entries spanning more than 8
+/// of its cells a side live in a second, dense grid whose cells are 8 times larger (a
+/// country among town-sized zones); only entries larger again (a continent) live in a static
+/// R-tree bulk-loaded by Sort-Tile-Recursive packing at every level.
 /// Each polygon part also has a 16 x 16 raster of cells known to be inside or outside, so
 /// most points are decided without an edge test.
 public struct ZoneIndex: Sendable {
@@ -53,8 +55,21 @@ public struct ZoneIndex: Sendable {
     var gridBitsWidth: Int64 = 0
     var gridBitsHeight: Int64 = 0
     static let maxGridBits: Int64 = 1 << 22
-    /// An entry spanning more cells than this in either direction goes to the R-tree.
+    /// An entry spanning more cells than this in either direction goes to the coarse grid,
+    /// and from there, spanning more coarse cells than this, to the R-tree.
     static let maxCellsPerSide = 8.0
+    /// The coarse grid: dense, row-major, `coarseWidth` x `coarseHeight` cells of
+    /// `coarseCell` degrees from its origin, each a run (start << 32 | count) of
+    /// `coarseEntries` (laid out as `gridEntries`). Empty when no entry is that large.
+    var coarseCell = 1.0
+    var coarseOriginX = 0.0, coarseOriginY = 0.0
+    var coarseWidth = 0, coarseHeight = 0
+    var coarseRuns: [UInt64] = []
+    var coarseEntries: [GridEntry] = []
+    /// Bound on the coarse grid's cells (its cell size doubles until the extent fits).
+    static let maxCoarseCells = 1 << 18
+    /// Entries in the coarse grid (after the R-tree's, before the fine grid's).
+    var coarseLeaves = 0
     /// Per leaf entry: zone index, and the part it tests (>= 0: index into `parts`;
     /// < 0: circle number -1 - c).
     var entryZone: [Int32] = []
@@ -136,8 +151,28 @@ public struct ZoneIndex: Sendable {
         }
         var large = entries.filter(isLarge)
         let small = entries.filter { !isLarge($0) }
+        // The coarse grid takes the large entries up to `maxCellsPerSide` coarse cells a side.
+        var coarse: [(BBox, Int32, Int32)] = []
+        if !large.isEmpty {
+            var ext = BBox.empty
+            for e in large { ext.extend(e.0) }
+            var cc = cs * ZoneIndex.maxCellsPerSide
+            while cc.isFinite && ((ext.maxX - ext.minX) / cc + 3) * ((ext.maxY - ext.minY) / cc + 3) > Double(ZoneIndex.maxCoarseCells) { cc *= 2 }
+            if cc.isFinite && cc > 0 {
+                coarseCell = cc
+                coarseOriginX = ext.minX - cc
+                coarseOriginY = ext.minY - cc
+                let isHuge: ((BBox, Int32, Int32)) -> Bool = { e in
+                    (e.0.maxX - e.0.minX) / cc > ZoneIndex.maxCellsPerSide || (e.0.maxY - e.0.minY) / cc > ZoneIndex.maxCellsPerSide
+                }
+                coarse = large.filter { !isHuge($0) }
+                large = large.filter(isHuge)
+                coarseWidth = Int(((ext.maxX - coarseOriginX) / cc).rounded(.down)) + 2
+                coarseHeight = Int(((ext.maxY - coarseOriginY) / cc).rounded(.down)) + 2
+            }
+        }
         ZoneIndex.strSort(&large) { $0.0 }
-        for (b, z, p) in large + small {
+        for (b, z, p) in large + coarse + small {
             boxes += [b.minX, b.minY, b.maxX, b.maxY]
             entryZone.append(z)
             entryPart.append(p)
@@ -146,7 +181,9 @@ public struct ZoneIndex: Sendable {
         }
         leafCount = n
         treeLeaves = large.count
-        buildGrid(firstEntry: large.count)
+        coarseLeaves = coarse.count
+        buildCoarseGrid(entries: large.count..<(large.count + coarse.count))
+        buildGrid(firstEntry: large.count + coarse.count)
         // R-tree over the large entries. Each level: group the (STR-ordered) level below into
         // parents, then STR-order the parents themselves; children stay contiguous because
         // grouping follows that order.
@@ -303,6 +340,50 @@ public struct ZoneIndex: Sendable {
         }
     }
 
+    /// The coarse grid cell of a coordinate, clamped to `0..<count`.
+    @inline(__always)
+    func coarseCellOf(_ v: Double, _ origin: Double, _ count: Int) -> Int {
+        let c = ((v - origin) / coarseCell).rounded(.down)
+        return c < 0 ? 0 : (c >= Double(count - 1) ? count - 1 : Int(c))
+    }
+
+    /// Puts the coarse entries into each coarse cell their box comes near (widened as in
+    /// `buildGrid`).
+    mutating func buildCoarseGrid(entries range: Range<Int>) {
+        guard !range.isEmpty, coarseWidth > 0, coarseHeight > 0 else { coarseWidth = 0; coarseHeight = 0; return }
+        var pairs: [(Int, Int32)] = []
+        let m = ZoneIndex.cellMargin * coarseCell
+        for e in range {
+            let x0 = coarseCellOf(boxes[4 * e] - m, coarseOriginX, coarseWidth), x1 = coarseCellOf(boxes[4 * e + 2] + m, coarseOriginX, coarseWidth)
+            let y0 = coarseCellOf(boxes[4 * e + 1] - m, coarseOriginY, coarseHeight), y1 = coarseCellOf(boxes[4 * e + 3] + m, coarseOriginY, coarseHeight)
+            for cy in y0...y1 { for cx in x0...x1 { pairs.append((cy * coarseWidth + cx, Int32(e))) } }
+        }
+        pairs.sort { $0.0 < $1.0 || ($0.0 == $1.0 && $0.1 < $1.1) }
+        coarseRuns = [UInt64](repeating: 0, count: coarseWidth * coarseHeight)
+        coarseEntries = pairs.map { _, e in
+            let i = Int(e)
+            return GridEntry(minX: boxes[4 * i], minY: boxes[4 * i + 1], maxX: boxes[4 * i + 2], maxY: boxes[4 * i + 3],
+                             zone: entryZone[i], part: entryPart[i])
+        }
+        var i = 0
+        while i < pairs.count {
+            var j = i
+            while j < pairs.count && pairs[j].0 == pairs[i].0 { j += 1 }
+            coarseRuns[pairs[i].0] = UInt64(i) << 32 | UInt64(j - i)
+            i = j
+        }
+    }
+
+    /// Appends the zones of the entries `start..<start+count` of `entries` that cover (x, y).
+    @inline(__always)
+    func scanRun(_ entries: UnsafeBufferPointer<GridEntry>, _ start: Int, _ count: Int, _ x: Double, _ y: Double, _ out: inout [Int32]) {
+        for i in start..<(start + count) where x >= entries[i].minX && x <= entries[i].maxX && y >= entries[i].minY && y <= entries[i].maxY {
+            if entryCovers(entries[i].part, x, y, minX: entries[i].minX, minY: entries[i].minY, maxX: entries[i].maxX, maxY: entries[i].maxY) {
+                out.append(entries[i].zone)
+            }
+        }
+    }
+
     /// Classifies the cells of a part's box: mixed where an edge's box meets the widened
     /// cell, otherwise inside or outside as the cell's centre is (decided exactly).
     static func buildRaster(_ p: Polygon) -> [UInt64] {
@@ -418,21 +499,22 @@ public struct ZoneIndex: Sendable {
                     let k = gridSlots[slot].key
                     if k == key {
                         let run = gridSlots[slot].run
-                        let start = Int(run >> 32), count = Int(run & 0xFFFF_FFFF)
-                        gridEntries.withUnsafeBufferPointer { ge in
-                            for i in start..<(start + count) where x >= ge[i].minX && x <= ge[i].maxX && y >= ge[i].minY && y <= ge[i].maxY {
-                                if entryCovers(ge[i].part, x, y, minX: ge[i].minX, minY: ge[i].minY, maxX: ge[i].maxX, maxY: ge[i].maxY) {
-                                    out.append(ge[i].zone)
-                                }
-                            }
-                        }
+                        gridEntries.withUnsafeBufferPointer { scanRun($0, Int(run >> 32), Int(run & 0xFFFF_FFFF), x, y, &out) }
                         break
                     }
                     if k == .max { break }
                     slot = (slot + 1) & gridMask
                 }
             }
-            // The R-tree of large entries.
+            // The coarse grid: one cell, then its entries.
+            if coarseWidth > 0 {
+                let cx = ((x - coarseOriginX) / coarseCell).rounded(.down), cy = ((y - coarseOriginY) / coarseCell).rounded(.down)
+                if cx >= 0 && cy >= 0 && cx < Double(coarseWidth) && cy < Double(coarseHeight) {
+                    let run = coarseRuns[Int(cy) * coarseWidth + Int(cx)]
+                    if run != 0 { coarseEntries.withUnsafeBufferPointer { scanRun($0, Int(run >> 32), Int(run & 0xFFFF_FFFF), x, y, &out) } }
+                }
+            }
+            // The R-tree of the largest entries.
             guard root >= 0 else { return }
             nodeFirst.withUnsafeBufferPointer { nf in
                 nodeCount.withUnsafeBufferPointer { nc in

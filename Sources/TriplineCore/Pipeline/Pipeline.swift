@@ -265,9 +265,10 @@ public final class Pipeline {
         engine.drainAlerts(into: &drained)
         if drained.isEmpty { return }
         var buf: [UInt8] = []
+        let symbols = engine.symbols
         for a in drained {
             buf.removeAll(keepingCapacity: true)
-            encoder.append(a, engine: engine, to: &buf)
+            encoder.append(a, engine: engine, symbols: symbols, to: &buf)
             buf.removeLast()  // newline
             var pairA: String?, pairB: String?
             if a.key.pairA >= 0 {
@@ -291,11 +292,12 @@ public final class Pipeline {
     public func drainAlertLines(into out: inout [UInt8], evidence: ((EventRef) -> [UInt8]?)? = nil) -> Int {
         engine.drainAlerts(into: &drained)
         let n = drained.count
+        let symbols = engine.symbols
         for a in drained {
             if let evidence {
-                encoder.append(a, engine: engine, to: &out) { o in self.appendExplanation(a, evidence: evidence, to: &o) }
+                encoder.append(a, engine: engine, symbols: symbols, to: &out) { o in self.appendExplanation(a, evidence: evidence, to: &o) }
             } else {
-                encoder.append(a, engine: engine, to: &out)
+                encoder.append(a, engine: engine, symbols: symbols, to: &out)
             }
         }
         drained.removeAll(keepingCapacity: true)
