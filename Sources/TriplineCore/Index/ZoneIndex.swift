@@ -518,7 +518,10 @@ public struct ZoneIndex: Sendable {
             guard root >= 0 else { return }
             nodeFirst.withUnsafeBufferPointer { nf in
                 nodeCount.withUnsafeBufferPointer { nc in
-                    withUnsafeTemporaryAllocation(of: Int32.self, capacity: 512) { stack in
+                    // 256 slots (1 KB): the largest temporary the standard library always
+                    // puts on the stack (at 512 it called posix_memalign and free per lookup).
+                    // The walk holds at most 15 siblings per level plus one: 17 levels.
+                    withUnsafeTemporaryAllocation(of: Int32.self, capacity: 256) { stack in
                         if !(x >= bx[4 * root] && x <= bx[4 * root + 2] && y >= bx[4 * root + 1] && y <= bx[4 * root + 3]) { return }
                         if root < leafCount { testEntry(root, x, y, &out); return }
                         stack[0] = Int32(root)
