@@ -44,25 +44,45 @@ struct Replay: ParsableCommand {
         let lateness = try CLI.parseDuration(allowedLateness, option: "--allowed-lateness")
         let dedup = try CLI.parseDuration(dedupWindow, option: "--dedup-window")
         let untilTime = try until.map { try CLI.parseTime($0, option: "--until") }
-        let loaded = CLI.loadInputs(zones: inputs.zones, entities: inputs.entities, rules: inputs.rules, sensitive: sensitive)
-        if !loaded.errors.isEmpty {
-            loaded.errors.forEach(CLI.printErr)
-            CLI.printErr("tripline: \(loaded.errors.count) error(s) in the input files; nothing was run")
+        // Entities and rules first: with them the names a pipeline starts with are known, and
+        // the reading thread decodes events while the zones load and index (`DecodeWorker`).
+        let entitiesLoaded = CLI.loadEntities(inputs.entities, sensitive: sensitive)
+        let rulesLoaded = CLI.loadRules(inputs.rules, sensitive: sensitive)
+        let options = PipelineOptions(allowedLateness: lateness, dedupWindow: dedup, sensitive: sensitive)
+        let eventsLabel = events == "-" ? "<stdin>" : events
+        let initial = Pipeline.initialSymbols(entities: entitiesLoaded.entities, rules: rulesLoaded.rules, options: options)
+        var early: DecodeWorker?
+        var openFailure: (any Error)?
+        if entitiesLoaded.errors.isEmpty && rulesLoaded.errors.isEmpty {
+            do {
+                let w = try DecodeWorker(path: events, decoder: BatchDecoder(symbols: initial, file: eventsLabel), keepRejects: rejects != nil)
+                let thread = Thread { w.run() }
+                thread.stackSize = 8 << 20
+                thread.start()
+                early = w
+            } catch {
+                openFailure = error
+            }
+        }
+        let zonesLoaded = CLI.loadZones(inputs.zones, sensitive: sensitive)
+        let errors = zonesLoaded.errors + entitiesLoaded.errors + rulesLoaded.errors
+        if !errors.isEmpty {
+            errors.forEach(CLI.printErr)
+            CLI.printErr("tripline: \(errors.count) error(s) in the input files; nothing was run")
             throw ExitCode(2)
         }
         if inputs.rules == nil { CLI.printErr("tripline: no --rules given: events are checked and counted, no alert can fire") }
-        let pipeline = Pipeline(zones: loaded.zones, entities: loaded.entities, rules: loaded.rules,
-                                options: PipelineOptions(allowedLateness: lateness, dedupWindow: dedup, sensitive: sensitive))
+        let pipeline = Pipeline(zones: zonesLoaded.zones, entities: entitiesLoaded.entities, rules: rulesLoaded.rules, options: options, symbols: initial)
+        // The decoding thread's names continue from `initial`: the pipeline must not have added any.
+        precondition(pipeline.symbolCounts == initial.counts, "the pipeline interned names beyond Pipeline.initialSymbols")
         let out = try Output(path: output)
         let lateOut = try late.map { try Output(path: $0) }
         let rejectsOut = try rejects.map { try Output(path: $0) }
-        // Two threads: one reads and decodes lines into batches (with the names it interned),
-        // the other (this one) applies them to the pipeline and writes alerts.
-        let eventsLabel = events == "-" ? "<stdin>" : events
-        let worker = try DecodeWorker(path: events, decoder: pipeline.makeBatchDecoder(file: eventsLabel), rejects: rejectsOut)
-        let thread = Thread { worker.run() }
-        thread.stackSize = 8 << 20
-        thread.start()
+        if let openFailure { throw openFailure }
+        guard let worker = early else { preconditionFailure("the reading thread starts whenever the inputs are valid") }
+        // From here the reading thread also looks up the zones of the positions it decodes
+        // (the index is immutable), so that this thread only applies them.
+        worker.begin(lookup: explain ? nil : pipeline.zoneLookup)
         var text: [UInt8] = []
         var failure: TriplineError?
         var rejected = 0
@@ -87,6 +107,7 @@ struct Replay: ParsableCommand {
         }
         while true {
             let batch = worker.queue.take()
+            if let rejectsOut, !batch.rejectLines.isEmpty { rejectsOut.write(batch.rejectLines) }
             func reportLate(_ i: Int) {
                 let raw = batch.lines[(i == 0 ? 0 : batch.lineEnds[i - 1])..<batch.lineEnds[i]]
                 if let lateOut {
@@ -166,6 +187,8 @@ final class EventBatch: @unchecked Sendable {
     var lineNumbers: [Int] = []
     var failure: TriplineError?
     var rejected = 0
+    /// The invalid lines set aside (with --rejects), as records for the rejects file.
+    var rejectLines: [UInt8] = []
     var bytesRead = 0
     var last = false
 
@@ -189,6 +212,13 @@ final class BatchQueue: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// Batches waiting (a hint: it may change at once).
+    var count: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return items.count
+    }
+
     func take() -> EventBatch {
         condition.lock()
         while items.isEmpty { condition.wait() }
@@ -199,28 +229,75 @@ final class BatchQueue: @unchecked Sendable {
     }
 }
 
-/// Reads and decodes event lines on its own thread, with the pipeline's batch decoder (its
-/// own copy of the names, shipped with each batch).
+/// Reads and decodes event lines on its own thread, with a batch decoder (its own copy of
+/// the names, shipped with each batch). It starts before the pipeline exists (while the zones
+/// load), keeping up to `maxEarly` batches; `begin` then hands it the pipeline's zone lookup,
+/// and from there on a batch is shipped with the zones of its positions when the engine
+/// thread is behind (`locateAt`).
 final class DecodeWorker: @unchecked Sendable {
     static let batchSize = 8192
+    /// Batches decoded before `begin` (about 1.5 MB each, events and lines).
+    static let maxEarly = 24
+    /// The reading thread looks up a batch's zones only when at least this many batches wait
+    /// for the engine thread (it is the slower one, and this one has time to spare); otherwise
+    /// the batch goes as it is and the engine looks the zones up itself. Measured on the
+    /// Benchmarks/peers workload: 2 balances the full suite (engine-bound, where the reading
+    /// thread does nearly every lookup) and geofencing (reading-bound) better than 0 (always).
+    static let locateAt = 2
     let reader: LineReader
     var decoder: BatchDecoder
-    let rejects: Output?
+    let keepRejects: Bool
     let queue = BatchQueue()
+    let ready = NSCondition()
+    var begun = false
+    var lookup: ZoneLookup?
 
-    init(path: String, decoder: BatchDecoder, rejects: Output?) throws {
+    init(path: String, decoder: BatchDecoder, keepRejects: Bool) throws {
         reader = try LineReader(path: path)
         self.decoder = decoder
-        self.rejects = rejects
+        self.keepRejects = keepRejects
+    }
+
+    /// The pipeline is ready: batches go to `queue`, their positions located with `lookup`.
+    func begin(lookup: ZoneLookup?) {
+        ready.lock()
+        self.lookup = lookup
+        begun = true
+        ready.broadcast()
+        ready.unlock()
     }
 
     func run() {
+        var held: [EventBatch] = []
+        var lookup: ZoneLookup?
+        var going = false
+        func hand(_ b: EventBatch) {
+            if !going {
+                ready.lock()
+                if !begun && held.count + 1 < DecodeWorker.maxEarly && !b.last {
+                    ready.unlock()
+                    held.append(b)
+                    return
+                }
+                while !begun { ready.wait() }
+                lookup = self.lookup
+                going = true
+                ready.unlock()
+                for h in held {
+                    if queue.count >= DecodeWorker.locateAt { lookup?.locate(h.decoded) }
+                    queue.put(h)
+                }
+                held = []
+            }
+            if queue.count >= DecodeWorker.locateAt { lookup?.locate(b.decoded) }
+            queue.put(b)
+        }
         var batch = EventBatch()
         func ship(last: Bool) {
             decoder.seal(batch.decoded)
             batch.bytesRead = reader.bytesRead
             batch.last = last
-            queue.put(batch)
+            hand(batch)
             batch = EventBatch()
         }
         reader.forEachLine { bytes, lineNo in
@@ -234,14 +311,14 @@ final class DecodeWorker: @unchecked Sendable {
                 if batch.decoded.events.count >= DecodeWorker.batchSize { ship(last: false) }
                 return true
             case .failure(let e):
-                if let rejects {
+                if keepRejects {
                     batch.rejected += 1
                     var rec: [UInt8] = Array(#"{"line":"#.utf8) + Array(String(lineNo).utf8) + Array(#","error":"#.utf8)
                     JSONText.appendString(e.description, to: &rec)
                     rec += Array(#","input":"#.utf8)
                     JSONText.appendString(String(decoding: bytes, as: UTF8.self), to: &rec)
                     rec += Array("}\n".utf8)
-                    rejects.write(rec)
+                    batch.rejectLines += rec
                     return true
                 }
                 batch.failure = e

@@ -36,18 +36,30 @@ enum CLI {
 
     /// Loads zones, entities and rules, collecting the errors of all three files.
     static func loadInputs(zones: String?, entities: String?, rules: String?, sensitive: SensitiveTags) -> (zones: [Zone], entities: [EntityInfo], rules: [Rule], errors: [String]) {
-        var errors: [String] = []
-        var zs: [Zone] = [], es: [EntityInfo] = [], rs: [Rule] = []
-        func attempt(_ path: String?, _ what: String, _ body: (String) throws -> Void) {
-            guard let path else { return }
-            do { try body(path) } catch let e as TriplineErrors {
-                errors += e.errors.map(\.description)
-            } catch {
-                errors.append("\(error)")
-            }
+        let z = loadZones(zones, sensitive: sensitive), e = loadEntities(entities, sensitive: sensitive), r = loadRules(rules, sensitive: sensitive)
+        return (z.zones, e.entities, r.rules, z.errors + e.errors + r.errors)
+    }
+
+    /// Runs `body` on `path` when given, turning what it throws into error lines.
+    static func attempt(_ path: String?, _ body: (String) throws -> Void) -> [String] {
+        guard let path else { return [] }
+        do { try body(path) } catch let e as TriplineErrors {
+            return e.errors.map(\.description)
+        } catch {
+            return ["\(error)"]
         }
-        attempt(zones, "zones") { p in zs = try ZoneCodec.decode(try readText(p, what: "zones"), file: p, sensitive: sensitive).get() }
-        attempt(entities, "entities") { p in
+        return []
+    }
+
+    static func loadZones(_ path: String?, sensitive: SensitiveTags) -> (zones: [Zone], errors: [String]) {
+        var zs: [Zone] = []
+        let errors = attempt(path) { p in zs = try ZoneCodec.decode(try readText(p, what: "zones"), file: p, sensitive: sensitive).get() }
+        return (zs, errors)
+    }
+
+    static func loadEntities(_ path: String?, sensitive: SensitiveTags) -> (entities: [EntityInfo], errors: [String]) {
+        var es: [EntityInfo] = []
+        let errors = attempt(path) { p in
             guard let data = FileManager.default.contents(atPath: p) else {
                 throw InputError(description: "\(p): cannot read the entities file (does it exist and is it readable?)")
             }
@@ -55,8 +67,13 @@ enum CLI {
                 try EntityCodec.decode(raw.bindMemory(to: UInt8.self), file: p, sensitive: sensitive).get()
             }
         }
-        attempt(rules, "rules") { p in rs = try RuleFile.decode(try readText(p, what: "rules"), file: p, sensitive: sensitive).get() }
-        return (zs, es, rs, errors)
+        return (es, errors)
+    }
+
+    static func loadRules(_ path: String?, sensitive: SensitiveTags) -> (rules: [Rule], errors: [String]) {
+        var rs: [Rule] = []
+        let errors = attempt(path) { p in rs = try RuleFile.decode(try readText(p, what: "rules"), file: p, sensitive: sensitive).get() }
+        return (rs, errors)
     }
 
     static func parseTime(_ s: String, option: String) throws -> Millis {

@@ -98,6 +98,83 @@ import TriplineTesting
         #expect(out.map(\.line) == direct)
     }
 
+    /// Decodes `lines` in batches of varying size with `decoder`, sealing each.
+    static func batches(_ lines: [String], _ decoder: inout BatchDecoder, seed: UInt64) -> [DecodedBatch] {
+        var out: [DecodedBatch] = []
+        var i = 0
+        var rng = SplitMix64(seed: seed)
+        while i < lines.count {
+            let n = 1 + Int(rng.next() % 60)
+            let batch = DecodedBatch()
+            for l in lines[i..<min(lines.count, i + n)] {
+                var s = l
+                batch.events.append(s.withUTF8 { try! decoder.decode($0, number: 1).get() })
+            }
+            decoder.seal(batch)
+            out.append(batch)
+            i += n
+        }
+        return out
+    }
+
+    static func ingestAll(_ p: Pipeline, _ batches: [DecodedBatch]) -> [String] {
+        var out: [NamedAlert] = []
+        for b in batches {
+            p.ingest(b)
+            p.drainAlerts(into: &out)
+        }
+        p.finish(until: 1_000_000_000)
+        p.drainAlerts(into: &out)
+        return out.map(\.line)
+    }
+
+    @Test(arguments: Array(1...6) as [UInt64])
+    func decodingBeforeThePipelineExistsAndZonesLookedUpElsewhereGiveTheSameAlerts(seed: UInt64) {
+        // As `tripline replay` runs: the events are decoded from the names the pipeline will
+        // start with (before its zones are loaded), and the zones of each batch's positions
+        // are looked up by the pipeline's `zoneLookup` (on the reading thread).
+        let lines = MixedStreams.events(seed: seed, count: 600).map(MixedStreams.line)
+        let direct = Self.run(Self.pipeline(), lines)
+        let initial = Pipeline.initialSymbols(entities: MixedStreams.entities, rules: Self.rules)
+        var decoder = BatchDecoder(symbols: initial, file: "t")
+        let batches = Self.batches(lines, &decoder, seed: seed)
+        let p = Pipeline(zones: MixedStreams.zones, entities: MixedStreams.entities, rules: Self.rules, symbols: initial)
+        #expect(p.symbolCounts == initial.counts)
+        let lookup = try! #require(p.zoneLookup)
+        for b in batches { lookup.locate(b) }
+        #expect(Self.ingestAll(p, batches) == direct)
+        let positions = batches.reduce(0) { $0 + $1.events.filter(\.isPosition).count }
+        #expect(p.zoneLookupsGiven > positions / 2 && p.zoneLookupsGiven <= positions)
+    }
+
+    @Test func zonesLookedUpForAnotherPipelineAreNotUsedAndWrongOnesChangeTheAlerts() {
+        let lines = MixedStreams.events(seed: 5, count: 600).map(MixedStreams.line)
+        let direct = Self.run(Self.pipeline(), lines)
+        #expect(direct.count > 10)
+        // Looked up by another pipeline (same zones): ignored, the engine looks them up itself.
+        var d1 = Self.pipeline().makeBatchDecoder(file: "t")
+        let other = Self.batches(lines, &d1, seed: 5)
+        for b in other { Self.pipeline().zoneLookup!.locate(b) }
+        let p1 = Self.pipeline()
+        #expect(Self.ingestAll(p1, other) == direct)
+        #expect(p1.zoneLookupsGiven == 0)
+        // Its own lookups, emptied: the engine takes them as they are (every position outside
+        // every zone), so enter and exit alerts vanish. The lookups are really what it reads.
+        let p2 = Self.pipeline()
+        var d2 = p2.makeBatchDecoder(file: "t")
+        let mine = Self.batches(lines, &d2, seed: 5)
+        for b in mine {
+            p2.zoneLookup!.locate(b)
+            b.zoneIds = []
+            b.zoneStarts = Array(repeating: 0, count: b.events.count + 1)
+        }
+        let emptied = Self.ingestAll(p2, mine)
+        #expect(p2.zoneLookupsGiven > 0)
+        #expect(emptied != direct)
+        #expect(!emptied.contains { $0.hasPrefix(#"{"rule":"enter","#) })
+        #expect(direct.contains { $0.hasPrefix(#"{"rule":"enter","#) })
+    }
+
     @Test func namedAlertsCarryTheNamesOfTheirLines() throws {
         let lines = MixedStreams.events(seed: 3).map(MixedStreams.line)
         let p = Self.pipeline()

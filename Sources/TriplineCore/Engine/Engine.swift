@@ -104,6 +104,11 @@ public final class Engine: EntityMatching {
     /// Position of each rule inside its kind's evaluator.
     let ruleSlot: [Int]
     let needsZones: Bool
+    /// Stands for `index` in the zones another thread looked up with it (`ZoneLookup`): an
+    /// object, so that it cannot be mistaken for another engine's while referenced.
+    let indexToken = IndexToken()
+    /// Positions whose zones came looked up already (`ZoneLookup`), not from `index` here.
+    var knownZoneLookups = 0
     var emitter: Emitter
     /// Group texts of `by` rules and values told apart by `count_distinct` (alert keys
     /// name groups by their id here).
@@ -201,14 +206,19 @@ public final class Engine: EntityMatching {
     /// whether it is a duplicate, late, applied now or buffered; then every event the
     /// watermark has reached is applied in time order, each after the timers due by its time.
     @discardableResult
-    public func ingest(_ ev: Event) -> IngestOutcome {
+    public func ingest(_ ev: Event) -> IngestOutcome { ingest(ev, knownZones: nil) }
+
+    /// `ingest`, with the zones the position is in when another thread already looked them up
+    /// in this engine's index (`ZoneLookup`); used when the event is applied at once.
+    @inline(__always)
+    func ingest(_ ev: Event, knownZones: UnsafeBufferPointer<Int32>?) -> IngestOutcome {
         ensureEntity(ev.entity)
         switch time.offer(ev, arrivals: &entities[Int(ev.entity)].arrivals, assignedForm: { id, e in self.assignedNumber(id, entity: e) }) {
         case .duplicate(let ref): return .duplicate(ref)
         case .late(let ref): return .late(ref)
         case .applyNow(let ref):
             advanceTimers(to: ev.time)
-            apply(ev, ref)
+            apply(ev, ref, knownZones: knownZones)
             applyReady()
             return .accepted(ref)
         case .buffered(let ref):
@@ -252,26 +262,41 @@ public final class Engine: EntityMatching {
 
     /// `ingest(contentsOf:)` over part of a buffer; `late` gets positions relative to its start.
     public func ingest(contentsOf evs: Slice<UnsafeBufferPointer<Event>>, late: (Int) -> Void = { _ in }) {
+        ingest(contentsOf: evs, zones: nil, late: late)
+    }
+
+    /// `ingest(contentsOf:)` with, for each event, the zones a `ZoneLookup` of this engine
+    /// found for it: `zones.starts[i]..<zones.starts[i + 1]` in `zones.ids` for the event at
+    /// `evs.startIndex + i` (positions; empty for other events).
+    func ingest(contentsOf evs: Slice<UnsafeBufferPointer<Event>>, zones known: (starts: UnsafeBufferPointer<Int32>, ids: UnsafeBufferPointer<Int32>)?,
+                late: (Int) -> Void) {
         let ahead = 8
         let base = evs.startIndex
         let prefetchProximity = !kinds.proximity.isEmpty, prefetchThreshold = !kinds.threshold.isEmpty, prefetchAbsence = !kinds.absence.isEmpty
+        // With the zones known, the index is not read here.
+        let lookUp = needsZones && known == nil
         for i in evs.indices {
             if i + ahead < evs.endIndex {
                 // Fields read one by one: copying the event would retain its attributes.
                 let nextEntity = evs[i + ahead].entity, nextType = evs[i + ahead].type
                 let e = Int(nextEntity)
                 if e < entities.count { tripline_prefetch(UnsafeRawPointer(bitPattern: entitiesBase &+ UInt(bitPattern: e &* MemoryLayout<EntityState>.stride))) }
-                if nextType == Symbols.positionType && needsZones { index.prefetch(x: evs[i + ahead].lon, y: evs[i + ahead].lat) }
+                if nextType == Symbols.positionType && lookUp { index.prefetch(x: evs[i + ahead].lon, y: evs[i + ahead].lat) }
                 if prefetchProximity { kinds.proximity.prefetch(entity: nextEntity, type: nextType, metric: -1) }
                 if prefetchThreshold { kinds.threshold.prefetch(entity: nextEntity, type: nextType, metric: evs[i + ahead].metric) }
                 if prefetchAbsence { kinds.absence.prefetch(entity: nextEntity, type: nextType, metric: -1) }
             }
             // The zone grid's slot for event i + 8 was requested 4 events ago: its cell's
             // entries can be requested now.
-            if needsZones && i + ahead / 2 < evs.endIndex && evs[i + ahead / 2].type == Symbols.positionType {
+            if lookUp && i + ahead / 2 < evs.endIndex && evs[i + ahead / 2].type == Symbols.positionType {
                 index.prefetchRun(x: evs[i + ahead / 2].lon, y: evs[i + ahead / 2].lat)
             }
-            if case .late = ingest(evs[i]) { late(i - base) }
+            var given: UnsafeBufferPointer<Int32>?
+            if let known {
+                let k = i - base
+                given = UnsafeBufferPointer(rebasing: known.ids[Int(known.starts[k])..<Int(known.starts[k + 1])])
+            }
+            if case .late = ingest(evs[i], knownZones: given) { late(i - base) }
         }
     }
 
@@ -424,7 +449,7 @@ public final class Engine: EntityMatching {
 
     // MARK: - Applying events
 
-    func apply(_ ev: Event, _ ref: EventRef) {
+    func apply(_ ev: Event, _ ref: EventRef, knownZones: UnsafeBufferPointer<Int32>? = nil) {
         applied += 1
         emitter.advance(to: ev.time)
         // The scratch arrays move into locals for the event (and back after): an array stored
@@ -443,7 +468,7 @@ public final class Engine: EntityMatching {
         if !exited.isEmpty { exited.removeAll(keepingCapacity: true) }
         if !zones.isEmpty { zones.removeAll(keepingCapacity: true) }
         if ev.type == Symbols.positionType {
-            if needsZones && updateZones(ev, zones: &zones, entered: &entered, exited: &exited) {
+            if needsZones && updateZones(ev, known: knownZones, zones: &zones, entered: &entered, exited: &exited) {
                 kinds.geofence.onTransitions(entity: ev.entity, entered: entered[...], exited: exited[...], time: ev.time, ref: ref,
                                        matching: self, emitter: &emitter)
                 if !kinds.dwell.isEmpty {
@@ -509,8 +534,14 @@ public final class Engine: EntityMatching {
 
     /// Looks the position up in the zone index (into `zoneScratch`) and, when the entity's
     /// set of zones changed, fills `enteredScratch` and `exitedScratch`. Returns whether it changed.
-    func updateZones(_ ev: Event, zones zoneScratch: inout [Int32], entered enteredScratch: inout [Int32], exited exitedScratch: inout [Int32]) -> Bool {
-        index.zones(coveringX: ev.lon, y: ev.lat, into: &zoneScratch)
+    func updateZones(_ ev: Event, known: UnsafeBufferPointer<Int32>?, zones zoneScratch: inout [Int32], entered enteredScratch: inout [Int32],
+                     exited exitedScratch: inout [Int32]) -> Bool {
+        if let known {
+            zoneScratch.append(contentsOf: known)
+            knownZoneLookups &+= 1
+        } else {
+            index.zones(coveringX: ev.lon, y: ev.lat, into: &zoneScratch)
+        }
         let ei = Int(ev.entity)
         let count = Int(entities[ei].insideCount)
         if count == 0 && zoneScratch.isEmpty { return false }
@@ -599,3 +630,6 @@ public final class Engine: EntityMatching {
         return parts.sorted { $0.1 > $1.1 }.map { (kind: $0.0, bytes: $0.1) }
     }
 }
+
+/// The identity of one engine's zone index (see `Engine.indexToken`).
+final class IndexToken: Sendable {}

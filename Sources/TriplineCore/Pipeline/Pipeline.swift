@@ -156,8 +156,47 @@ public final class Pipeline {
     /// interned, then its events.
     public func ingest(_ batch: DecodedBatch, late: (Int) -> Void = { _ in }) {
         adopt(batch)
-        engine.ingest(contentsOf: batch.events, late: late)
+        batch.events.withUnsafeBufferPointer { evs in
+            // Zones looked up by this pipeline's `zoneLookup` are used; any others are not.
+            guard batch.zonesLookedUpWith === engine.indexToken, batch.zoneStarts.count == evs.count + 1 else {
+                engine.ingest(contentsOf: evs[...], zones: nil, late: late)
+                return
+            }
+            batch.zoneStarts.withUnsafeBufferPointer { starts in
+                batch.zoneIds.withUnsafeBufferPointer { ids in
+                    engine.ingest(contentsOf: evs[...], zones: (starts, ids), late: late)
+                }
+            }
+        }
     }
+
+    /// The zone index as a value another thread can read, to look up the zones of a batch's
+    /// positions before the batch is ingested here (a stage of its own); nil when no rule
+    /// reads zones.
+    public var zoneLookup: ZoneLookup? {
+        engine.needsZones ? ZoneLookup(index: engine.index, token: engine.indexToken) : nil
+    }
+
+    /// Positions whose zones came with their batch (`zoneLookup`) rather than being looked up
+    /// by the engine.
+    public var zoneLookupsGiven: Int { engine.knownZoneLookups }
+
+    /// The names a pipeline built from these entities and rules (and any zones) starts with:
+    /// a `BatchDecoder` made from them (`BatchDecoder(symbols:file:)`) can decode events
+    /// before the zones are loaded. The pipeline must then be built with `symbols:` set to
+    /// them; `symbolCounts` tells whether it added any.
+    public static func initialSymbols(entities: [EntityInfo], rules: [Rule], options: PipelineOptions = PipelineOptions()) -> Symbols {
+        let run = options.rules.map { only in rules.filter { only.contains($0.id) } } ?? rules
+        var syms = Symbols(sensitive: options.sensitive)
+        // As `Engine.init` interns them: entities first, then the rules' names (which do not
+        // depend on the zones).
+        for e in entities { _ = syms.entities.intern(e.id) }
+        _ = RulePlan(rules: run, zones: [], symbols: &syms)
+        return syms
+    }
+
+    /// How many entity names, event ids and other names are interned.
+    public var symbolCounts: (Int, Int, Int) { engine.symbols.counts }
 
     /// Takes in the names a batch decoded elsewhere interned; its events' given ids become
     /// this pipeline's (they are interned here, where the dedup window frees them).
@@ -366,7 +405,42 @@ public final class DecodedBatch: @unchecked Sendable {
     public var names = InternedNames(entities: InternerDelta(firstId: 0, bytes: [], ends: []),
                                      eventIds: InternerDelta(firstId: 0, bytes: [], ends: []),
                                      names: InternerDelta(firstId: 0, bytes: [], ends: []))
+    /// Filled by a `ZoneLookup`: the zones of event i are `zoneIds[zoneStarts[i]..<zoneStarts[i + 1]]`.
+    public var zoneStarts: [Int32] = []
+    public var zoneIds: [Int32] = []
+    var zonesLookedUpWith: IndexToken?
     public init(capacity: Int = 0) { events.reserveCapacity(capacity) }
+}
+
+/// A pipeline's zone index, read on another thread (the index is immutable): looks up the
+/// zones of every position of a batch, so that the engine thread does not.
+public struct ZoneLookup: Sendable {
+    let index: ZoneIndex
+    let token: IndexToken
+
+    /// Fills `batch.zoneStarts` and `batch.zoneIds` for its events.
+    public func locate(_ batch: DecodedBatch) {
+        batch.zoneStarts.removeAll(keepingCapacity: true)
+        batch.zoneIds.removeAll(keepingCapacity: true)
+        batch.zoneStarts.reserveCapacity(batch.events.count + 1)
+        batch.zoneStarts.append(0)
+        var scratch: [Int32] = []
+        scratch.reserveCapacity(16)
+        batch.events.withUnsafeBufferPointer { evs in
+            for i in evs.indices {
+                // As the engine does: the grid slot 8 positions ahead, the run of the cell 4 ahead.
+                if i + 8 < evs.count && evs[i + 8].type == Symbols.positionType { index.prefetch(x: evs[i + 8].lon, y: evs[i + 8].lat) }
+                if i + 4 < evs.count && evs[i + 4].type == Symbols.positionType { index.prefetchRun(x: evs[i + 4].lon, y: evs[i + 4].lat) }
+                if evs[i].type == Symbols.positionType {
+                    scratch.removeAll(keepingCapacity: true)
+                    index.zones(coveringX: evs[i].lon, y: evs[i].lat, into: &scratch)
+                    batch.zoneIds.append(contentsOf: scratch)
+                }
+                batch.zoneStarts.append(Int32(batch.zoneIds.count))
+            }
+        }
+        batch.zonesLookedUpWith = token
+    }
 }
 
 /// Decodes events on a thread of its own into its own copy of a pipeline's names (see
@@ -377,7 +451,7 @@ public struct BatchDecoder {
     var counts: (Int, Int, Int)
     var decoder: EventDecoder
 
-    init(symbols: Symbols, file: String) {
+    public init(symbols: Symbols, file: String) {
         self.symbols = symbols
         self.counts = symbols.counts
         self.decoder = EventDecoder(file: file)
