@@ -289,3 +289,38 @@ import TriplineTesting
         }
     }
 }
+
+@Suite struct UTF8TextTests {
+    /// `UTF8Text.decode` takes the standard library's validation first and scans for the
+    /// located error only on failure: on random mutations of valid text (stray continuation
+    /// bytes, truncated sequences, overlongs, surrogates, bytes past U+10FFFF) the two must agree.
+    @Test(arguments: Array(1...4) as [UInt64])
+    func fastValidationAgreesWithTheLocatedScan(seed: UInt64) {
+        var rng = SplitMix64(seed: seed)
+        let base = Array(#"{"id":"zöne-1","name":"Zürich €","pts":[[1.5,2],[3,4]]} 𝄞 ok"#.utf8)
+        let nasty: [UInt8] = [0x80, 0xBF, 0xC0, 0xC1, 0xC2, 0xDF, 0xE0, 0xED, 0xEF, 0xF0, 0xF4, 0xF5, 0xFF, 0xA0, 0x9F, 0x8F, 0x90]
+        var invalid = 0
+        for _ in 0..<3000 {
+            var b = base
+            for _ in 0..<(1 + Int(rng.next() % 3)) {
+                let i = Int(rng.next() % UInt64(b.count))
+                switch rng.next() % 3 {
+                case 0: b[i] = nasty[Int(rng.next() % UInt64(nasty.count))]
+                case 1: b.insert(nasty[Int(rng.next() % UInt64(nasty.count))], at: i)
+                default: b.remove(at: i)
+                }
+            }
+            let located = UTF8Text.firstInvalid(b)
+            switch UTF8Text.decode(b, file: "f") {
+            case .success(let s):
+                #expect(located == nil)
+                #expect(Array(s.utf8) == b)
+            case .failure(let e):
+                invalid += 1
+                let bad = try! #require(located)
+                #expect(e.description.contains("first bad byte at offset \(bad.offset)"))
+            }
+        }
+        #expect(invalid > 1000)
+    }
+}

@@ -113,6 +113,52 @@ def test_validity_matches_shapely(tripline, tmp_path, seed):
     assert not mismatches, "\n".join(map(str, mismatches[:10]))
 
 
+def nested_multipolygons(seed, count=400):
+    """MultiPolygons of a box with a hole and a second part (a box, a triangle or a star) that
+    may lie in the hole, touch the hole or the shell from either side, overlap, contain the
+    first part, or lie apart: the cases where part-overlap validation decides by position."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(count):
+        w = rng.randint(6, 12)
+        hx, hy, hs = rng.randint(1, w - 4), rng.randint(1, w - 4), rng.randint(2, 4)
+        hs = min(hs, w - 1 - hx, w - 1 - hy)
+        first = [ring_coords([(0, 0), (w, 0), (w, w), (0, w)]), ring_coords([(hx, hy), (hx + hs, hy), (hx + hs, hy + hs), (hx, hy + hs)])]
+        kind = rng.randrange(4)
+        if kind == 0:  # a box somewhere near, often in or on the hole
+            x, y, s = rng.randint(hx - 1, hx + hs), rng.randint(hy - 1, hy + hs), rng.randint(1, hs + 1)
+            second = [(x, y), (x + s, y), (x + s, y + s), (x, y + s)]
+        elif kind == 1:  # a triangle hanging from a hole corner, inward or outward
+            dx, dy = rng.choice([(1, 1), (-1, -1), (1, -1), (-1, 1)])
+            second = [(hx, hy), (hx + dx, hy), (hx, hy + dy)] if rng.random() < 0.5 else [(hx, hy), (hx + 2 * dx, hy + dy), (hx + dx, hy + 2 * dy)]
+        elif kind == 2:  # a star around the hole's centre, on a half grid
+            second = star(rng, hx + hs / 2, hy + hs / 2, rng.randint(3, 8), 0.5, hs, 2)
+        else:  # a big box that may contain the first part, or touch it from outside
+            m = rng.randint(0, 2)
+            second = [(-m, -m), (w + m, -m), (w + m, w + m), (-m, w + m)] if rng.random() < 0.5 else [(w, w), (w + 3, w), (w + 3, w + 3), (w, w + 3)]
+        out.append((None, [first, [ring_coords(second)]]))
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_multipolygon_parts_in_holes_match_shapely(tripline, tmp_path, seed):
+    polys = nested_multipolygons(seed)
+    feats = [feature(i, to_geojson(p, m)) for i, (p, m) in enumerate(polys)]
+    path = tmp_path / "zones.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
+    bad, err = invalid_features(tripline, path)
+    mismatches = []
+    n_invalid = 0
+    for i, (p, m) in enumerate(polys):
+        expected_valid = to_shapely(p, m).is_valid
+        n_invalid += not expected_valid
+        if expected_valid == (i in bad):
+            reason = [l for l in err.splitlines() if f"/features/{i}/" in l]
+            mismatches.append((i, to_geojson(p, m), "shapely valid" if expected_valid else "shapely invalid", reason))
+    assert n_invalid > 40 and n_invalid < len(polys) - 40, "the generator must produce both kinds"
+    assert not mismatches, "\n".join(map(str, mismatches[:10]))
+
+
 @pytest.mark.parametrize("seed", [4, 5])
 def test_covers_matches_shapely_including_vertices_and_edges(tripline, tmp_path, seed):
     rng = random.Random(seed)

@@ -126,6 +126,8 @@ public enum UTF8Text {
 
     /// The bytes as a String, or an error naming where the first invalid byte is.
     public static func decode(_ bytes: [UInt8], file: String) -> Result<String, TriplineError> {
+        // The standard library's check is the fast one; the located scan runs only on failure.
+        if let s = String(validating: bytes, as: UTF8.self) { return .success(s) }
         if let bad = firstInvalid(bytes) {
             return .failure(TriplineError(.syntax, "the text is not valid UTF-8 (first bad byte at offset \(bad.offset)); send UTF-8",
                                           at: SourceLocation(file: file, line: bad.line, column: bad.column)))
