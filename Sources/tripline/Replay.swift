@@ -80,8 +80,9 @@ struct Replay: ParsableCommand {
         let rejectsOut = try rejects.map { try Output(path: $0) }
         if let openFailure { throw openFailure }
         guard let worker = early else { preconditionFailure("the reading thread starts whenever the inputs are valid") }
-        // From here the reading thread also looks up the zones of the positions it decodes
-        // (the index is immutable), so that this thread only applies them.
+        // Two threads from here: the reading thread decodes batches (with the names it
+        // interned) and, while this thread is behind, looks up the zones of their positions in
+        // the pipeline's index (immutable); this thread applies them and writes the alerts.
         worker.begin(lookup: explain ? nil : pipeline.zoneLookup)
         var text: [UInt8] = []
         var failure: TriplineError?

@@ -78,28 +78,19 @@ import TriplineTesting
         let p = Self.pipeline()
         var decoder = p.makeBatchDecoder(file: "t")
         var out: [NamedAlert] = []
-        // Batches of varying size, each sealed with the names it interned.
-        var i = 0
-        var rng = SplitMix64(seed: seed)
-        while i < lines.count {
-            let n = 1 + Int(rng.next() % 60)
-            let batch = DecodedBatch()
-            for l in lines[i..<min(lines.count, i + n)] {
-                var s = l
-                batch.events.append(s.withUTF8 { try! decoder.decode($0, number: 1).get() })
-            }
-            decoder.seal(batch)
+        // Batches of varying size, each sealed with the names it interned and ingested at once.
+        _ = Self.batches(lines, &decoder, seed: seed) { batch in
             p.ingest(batch)
             p.drainAlerts(into: &out)
-            i += n
         }
         p.finish(until: 1_000_000_000)
         p.drainAlerts(into: &out)
         #expect(out.map(\.line) == direct)
     }
 
-    /// Decodes `lines` in batches of varying size with `decoder`, sealing each.
-    static func batches(_ lines: [String], _ decoder: inout BatchDecoder, seed: UInt64) -> [DecodedBatch] {
+    /// Decodes `lines` in batches of varying size with `decoder`, sealing each and handing it
+    /// to `each` before the next is decoded.
+    static func batches(_ lines: [String], _ decoder: inout BatchDecoder, seed: UInt64, each: (DecodedBatch) -> Void = { _ in }) -> [DecodedBatch] {
         var out: [DecodedBatch] = []
         var i = 0
         var rng = SplitMix64(seed: seed)
@@ -111,6 +102,7 @@ import TriplineTesting
                 batch.events.append(s.withUTF8 { try! decoder.decode($0, number: 1).get() })
             }
             decoder.seal(batch)
+            each(batch)
             out.append(batch)
             i += n
         }

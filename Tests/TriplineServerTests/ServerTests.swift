@@ -151,12 +151,15 @@ import TriplineStoreFixtures
             }
         }
         let a = Task { try await host.ingest(t.lines([#"{"entity":"a","time":1000,"type":"position","lon":0.5,"lat":0.5}"#])) }
+        // Waits bounded by 120 s, not a timing: in a full parallel run on 2 cores the tasks
+        // below queue behind long synchronous tests on the cooperative pool (20 s was once
+        // not enough for b's batch to be picked up).
         let clock = ContinuousClock(), start = clock.now
-        while !gate.entered && clock.now - start < .seconds(20) { await Task.yield() }
+        while !gate.entered && clock.now - start < .seconds(120) { await Task.yield() }
         #expect(gate.entered)
         let b = Task { try await host.ingest(t.lines([#"{"entity":"b","time":2000,"type":"position","lon":0.5,"lat":0.5}"#])) }
         // The engine applies b's batch while a's group is still being committed.
-        while host.metrics.counters.eventsReceived < 2 && clock.now - start < .seconds(20) { await Task.yield() }
+        while host.metrics.counters.eventsReceived < 2 && clock.now - start < .seconds(120) { await Task.yield() }
         #expect(host.metrics.counters.eventsReceived == 2)
         gate.release.signal()
         for task in [a, b] {

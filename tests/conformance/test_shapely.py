@@ -93,9 +93,9 @@ def invalid_features(tripline, path):
     return bad, err
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_validity_matches_shapely(tripline, tmp_path, seed):
-    polys = random_polygons(seed)
+def validity_against_shapely(tripline, tmp_path, polys):
+    """`tripline validate` on the polygons as zones; returns how many shapely finds invalid and
+    the polygons where the two disagree."""
     feats = [feature(i, to_geojson(p, m)) for i, (p, m) in enumerate(polys)]
     path = tmp_path / "zones.geojson"
     path.write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
@@ -103,12 +103,18 @@ def test_validity_matches_shapely(tripline, tmp_path, seed):
     mismatches = []
     n_invalid = 0
     for i, (p, m) in enumerate(polys):
-        geom = to_shapely(p, m)
-        expected_valid = geom.is_valid
+        expected_valid = to_shapely(p, m).is_valid
         n_invalid += not expected_valid
         if expected_valid == (i in bad):
             reason = [l for l in err.splitlines() if f"/features/{i}/" in l]
             mismatches.append((i, to_geojson(p, m), "shapely valid" if expected_valid else "shapely invalid", reason))
+    return n_invalid, mismatches
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_validity_matches_shapely(tripline, tmp_path, seed):
+    polys = random_polygons(seed)
+    n_invalid, mismatches = validity_against_shapely(tripline, tmp_path, polys)
     assert n_invalid > 20 and n_invalid < len(polys) - 20, "the generator must produce both kinds"
     assert not mismatches, "\n".join(map(str, mismatches[:10]))
 
@@ -143,18 +149,7 @@ def nested_multipolygons(seed, count=400):
 @pytest.mark.parametrize("seed", [1, 2])
 def test_multipolygon_parts_in_holes_match_shapely(tripline, tmp_path, seed):
     polys = nested_multipolygons(seed)
-    feats = [feature(i, to_geojson(p, m)) for i, (p, m) in enumerate(polys)]
-    path = tmp_path / "zones.geojson"
-    path.write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
-    bad, err = invalid_features(tripline, path)
-    mismatches = []
-    n_invalid = 0
-    for i, (p, m) in enumerate(polys):
-        expected_valid = to_shapely(p, m).is_valid
-        n_invalid += not expected_valid
-        if expected_valid == (i in bad):
-            reason = [l for l in err.splitlines() if f"/features/{i}/" in l]
-            mismatches.append((i, to_geojson(p, m), "shapely valid" if expected_valid else "shapely invalid", reason))
+    n_invalid, mismatches = validity_against_shapely(tripline, tmp_path, polys)
     assert n_invalid > 40 and n_invalid < len(polys) - 40, "the generator must produce both kinds"
     assert not mismatches, "\n".join(map(str, mismatches[:10]))
 
