@@ -270,8 +270,12 @@ final class DecodeWorker: @unchecked Sendable {
 
     func run() {
         var held: [EventBatch] = []
-        var lookup: ZoneLookup?
         var going = false
+        var lookup: ZoneLookup?
+        func send(_ b: EventBatch) {
+            if queue.count >= DecodeWorker.locateAt { lookup?.locate(b.decoded) }
+            queue.put(b)
+        }
         func hand(_ b: EventBatch) {
             if !going {
                 ready.lock()
@@ -284,14 +288,10 @@ final class DecodeWorker: @unchecked Sendable {
                 lookup = self.lookup
                 going = true
                 ready.unlock()
-                for h in held {
-                    if queue.count >= DecodeWorker.locateAt { lookup?.locate(h.decoded) }
-                    queue.put(h)
-                }
+                held.forEach(send)
                 held = []
             }
-            if queue.count >= DecodeWorker.locateAt { lookup?.locate(b.decoded) }
-            queue.put(b)
+            send(b)
         }
         var batch = EventBatch()
         func ship(last: Bool) {

@@ -86,7 +86,7 @@ public final class Pipeline {
     /// (`applyZoneEdits`).
     public init(zones: [Zone], retiredZones: [Zone] = [], entities: [EntityInfo], rules: [Rule], options: PipelineOptions = PipelineOptions(), symbols: Symbols? = nil) {
         self.options = options
-        let run = options.rules.map { only in rules.filter { only.contains($0.id) } } ?? rules
+        let run = Self.rulesToRun(rules, options)
         engine = Engine(zones: zones, retiredZones: retiredZones, entities: entities, rules: run,
                         options: EngineOptions(allowedLateness: options.allowedLateness, dedupWindow: options.dedupWindow,
                                                externalWatermark: options.watermark == .external),
@@ -186,13 +186,18 @@ public final class Pipeline {
     /// before the zones are loaded. The pipeline must then be built with `symbols:` set to
     /// them; `symbolCounts` tells whether it added any.
     public static func initialSymbols(entities: [EntityInfo], rules: [Rule], options: PipelineOptions = PipelineOptions()) -> Symbols {
-        let run = options.rules.map { only in rules.filter { only.contains($0.id) } } ?? rules
+        let run = rulesToRun(rules, options)
         var syms = Symbols(sensitive: options.sensitive)
         // As `Engine.init` interns them: entities first, then the rules' names (which do not
         // depend on the zones).
         for e in entities { _ = syms.entities.intern(e.id) }
         _ = RulePlan(rules: run, zones: [], symbols: &syms)
         return syms
+    }
+
+    /// The rules a pipeline with `options` runs: all, or the subset `options.rules` names.
+    static func rulesToRun(_ rules: [Rule], _ options: PipelineOptions) -> [Rule] {
+        options.rules.map { only in rules.filter { only.contains($0.id) } } ?? rules
     }
 
     /// How many entity names, event ids and other names are interned.
