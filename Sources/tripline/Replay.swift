@@ -36,8 +36,17 @@ struct Replay: ParsableCommand {
     var quiet = false
     @Flag(help: "Add to each alert an \"explain\" object: the rule, the window, a sentence, and the evidence events as received (keeps every event line in memory).")
     var explain = false
+    @Option(help: "Split the rules over threads as cluster mode splits them over nodes: the entity-keyed rules over N partition engines (by entity), gathering and proximity in one more engine, each on its own thread, behind one thread that reads and one that decides arrivals. The alerts are the same as without it. 1 to 64.")
+    var partitions: Int?
     @Argument(help: "The events file (NDJSON), or '-' for stdin.")
     var events: String
+
+    func validate() throws {
+        if let partitions {
+            guard (1...64).contains(partitions) else { throw ValidationError("--partitions must be between 1 and 64 (got \(partitions))") }
+            guard !explain else { throw ValidationError("--partitions cannot be combined with --explain: run the explained replay without --partitions") }
+        }
+    }
 
     func run() throws {
         let sensitive = SensitiveTags(extra: inputs.sensitiveTags)
@@ -72,14 +81,20 @@ struct Replay: ParsableCommand {
             throw ExitCode(2)
         }
         if inputs.rules == nil { CLI.printErr("tripline: no --rules given: events are checked and counted, no alert can fire") }
-        let pipeline = Pipeline(zones: zonesLoaded.zones, entities: entitiesLoaded.entities, rules: rulesLoaded.rules, options: options, symbols: initial)
-        // The decoding thread's names continue from `initial`: the pipeline must not have added any.
-        precondition(pipeline.symbolCounts == initial.counts, "the pipeline interned names beyond Pipeline.initialSymbols")
         let out = try Output(path: output)
         let lateOut = try late.map { try Output(path: $0) }
         let rejectsOut = try rejects.map { try Output(path: $0) }
         if let openFailure { throw openFailure }
         guard let worker = early else { preconditionFailure("the reading thread starts whenever the inputs are valid") }
+        if let partitions {
+            try SplitReplay(partitions: partitions, zones: zonesLoaded.zones, entities: entitiesLoaded.entities, rules: rulesLoaded.rules,
+                            options: options, symbols: initial, eventsLabel: eventsLabel, quiet: quiet)
+                .run(worker: worker, until: untilTime, out: out, lateOut: lateOut, rejectsOut: rejectsOut)
+            return
+        }
+        let pipeline = Pipeline(zones: zonesLoaded.zones, entities: entitiesLoaded.entities, rules: rulesLoaded.rules, options: options, symbols: initial)
+        // The decoding thread's names continue from `initial`: the pipeline must not have added any.
+        precondition(pipeline.symbolCounts == initial.counts, "the pipeline interned names beyond Pipeline.initialSymbols")
         // Two threads from here: the reading thread decodes batches (with the names it
         // interned) and, while this thread is behind, looks up the zones of their positions in
         // the pipeline's index (immutable); this thread applies them and writes the alerts.
@@ -199,13 +214,16 @@ final class EventBatch: @unchecked Sendable {
     }
 }
 
-/// A bounded hand-off between the reading thread and the engine thread.
-final class BatchQueue: @unchecked Sendable {
+/// A bounded hand-off between two threads (the reading thread and the engine thread; with
+/// `--partitions`, the gateway and each stage).
+final class BoundedQueue<Item>: @unchecked Sendable {
     let condition = NSCondition()
-    var items: [EventBatch] = []
-    let capacity = 4
+    var items: [Item] = []
+    let capacity: Int
 
-    func put(_ b: EventBatch) {
+    init(capacity: Int = 4) { self.capacity = capacity }
+
+    func put(_ b: Item) {
         condition.lock()
         while items.count >= capacity { condition.wait() }
         items.append(b)
@@ -220,7 +238,7 @@ final class BatchQueue: @unchecked Sendable {
         return items.count
     }
 
-    func take() -> EventBatch {
+    func take() -> Item {
         condition.lock()
         while items.isEmpty { condition.wait() }
         let b = items.removeFirst()
@@ -248,10 +266,14 @@ final class DecodeWorker: @unchecked Sendable {
     let reader: LineReader
     var decoder: BatchDecoder
     let keepRejects: Bool
-    let queue = BatchQueue()
+    let queue = BoundedQueue<EventBatch>()
     let ready = NSCondition()
     var begun = false
     var lookup: ZoneLookup?
+    /// CPU time of the reading thread, set when it ends.
+    var cpuSeconds = 0.0
+    /// Signalled when the reading thread ends (`cpuSeconds` is set).
+    let finished = DispatchSemaphore(value: 0)
 
     init(path: String, decoder: BatchDecoder, keepRejects: Bool) throws {
         reader = try LineReader(path: path)
@@ -300,6 +322,10 @@ final class DecodeWorker: @unchecked Sendable {
             batch.last = last
             hand(batch)
             batch = EventBatch()
+        }
+        defer {
+            cpuSeconds = threadCPUSeconds()
+            finished.signal()
         }
         reader.forEachLine { bytes, lineNo in
             if bytes.allSatisfy({ $0 == 32 || $0 == 9 }) { return true }

@@ -2,6 +2,7 @@
 replay is deterministic and insensitive to disorder within --allowed-lateness."""
 import json
 import pathlib
+import re
 
 import pytest
 
@@ -173,3 +174,62 @@ def test_the_mistakes_of_rule_language_1_3_are_located(tripline):
                               ("/rules/5/of", "only fn: count_distinct"),
                               ("/rules/6/fn", 'unknown aggregate function "median"')]:
         assert any(f"at {pointer}: " in l and fragment in l for l in text.splitlines()), (pointer, text)
+
+
+def _summary(err):
+    """The summary without its timings (the rule counts, arrivals, duplicates, late)."""
+    return [re.sub(r" in [0-9.]+ s, [0-9]+ events/s", "", l) for l in err.splitlines() if "CPU seconds" not in l]
+
+
+@pytest.mark.parametrize("lateness", ["1s", "3s"])
+def test_replay_split_over_partitions_gives_the_alerts_of_one_engine(tripline, tmp_path, lateness):
+    """`--partitions N` runs the cluster's split on threads; alerts, late events and the summary
+    are those of one engine, with duplicates re-sent and late events among the arrivals."""
+    code, out, err = tripline("generate", "--out", tmp_path, "--zones", 300, "--entities", 400, "--events", 30000,
+                              "--id-share", 1, "--seed", 5, "--shuffle", "3s", "--mixed-rules", 40,
+                              "--reading-share", 0.15, "--contact-share", 0.1, "--custom-share", 0.1)
+    assert code == 0, err
+    lines = (tmp_path / "events.ndjson").read_text().splitlines()
+    # Copies re-sent 1 to 400 lines later (duplicates, or late when the watermark passed them).
+    mixed = []
+    for i, l in enumerate(lines):
+        mixed.append(l)
+        if i % 37 == 0 and i > 400:
+            mixed.append(lines[i - 1 - (i * 7919) % 400])
+    (tmp_path / "mixed.ndjson").write_text("\n".join(mixed) + "\n")
+    base = ["--zones", tmp_path / "zones.geojson", "--entities", tmp_path / "entities.ndjson", "--rules", tmp_path / "rules-mixed.json",
+            "--allowed-lateness", lateness, "--until", "2100-01-01T00:00:00Z"]
+    one = tripline("replay", *base, "--late", tmp_path / "late-1.ndjson", tmp_path / "mixed.ndjson")
+    assert one[0] == 0, one[2]
+    assert one[1].count("\n") > 500
+    summary = _summary(one[2])
+    counts = re.search(r"\((\d+) applied, (\d+) duplicate, (\d+) late\)", summary[0])
+    assert counts and int(counts[2]) > 20 and (int(counts[3]) > 20 or lateness != "1s"), summary[0]
+    for p in (1, 2, 5):
+        split = tripline("replay", *base, "--partitions", p, "--late", tmp_path / f"late-{p}s.ndjson", tmp_path / "mixed.ndjson")
+        assert split[0] == 0, split[2]
+        assert split[1] == one[1], f"--partitions {p}: alerts differ"
+        assert (tmp_path / f"late-{p}s.ndjson").read_text() == (tmp_path / "late-1.ndjson").read_text()
+        assert _summary(split[2]) == summary
+        assert "CPU seconds by stage: reading" in split[2] and "cross-entity" in split[2]
+
+
+def test_replay_split_on_the_all_kinds_example_and_its_mistakes(tripline, tmp_path):
+    base = ["--zones", EX / "zones.geojson", "--entities", EX / "entities-all-kinds.ndjson", "--rules", EX / "rules-all-kinds.yaml"]
+    for until in ([], ["--until", "2026-03-01T18:00:00Z"]):
+        one = tripline("replay", *base, *until, EX / "events-all-kinds.ndjson")
+        assert one[0] == 0 and one[1].count("\n") > 20
+        for p in (1, 3):
+            split = tripline("replay", *base, *until, "--partitions", p, EX / "events-all-kinds.ndjson")
+            assert split[0] == 0 and split[1] == one[1], (p, until)
+    # An invalid line stops both at the same place, with the same alerts written before it.
+    bad = tmp_path / "bad.ndjson"
+    ev = (EX / "events-all-kinds.ndjson").read_text().splitlines()
+    bad.write_text("\n".join(ev[:40] + ['{"entity":"x","time":"soon"}'] + ev[40:]) + "\n")
+    one = tripline("replay", *base, bad)
+    split = tripline("replay", *base, "--partitions", 2, bad)
+    assert one[0] == split[0] == 2 and split[1] == one[1] and ":41" in split[2]
+    for args, words in ((["--partitions", 0], "between 1 and 64"), (["--partitions", 65], "between 1 and 64"),
+                        (["--partitions", 2, "--explain"], "cannot be combined with --explain")):
+        code, out, err = tripline("replay", *base, *args, EX / "events-all-kinds.ndjson")
+        assert code != 0 and words in err and out == "", err

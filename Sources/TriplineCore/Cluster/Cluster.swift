@@ -254,6 +254,15 @@ public final class ClusterGateway {
     var step: UInt32 = 0
     /// Each partition's records not taken yet.
     public internal(set) var pending: [[UInt8]]
+    /// With `crossStream`: the cross-entity stage's records in the gateway's order, not taken
+    /// yet (`takeCross`): accepted positions, and every marker. Other accepted events appear
+    /// only as the watermark they moved (a `w` record, when it moved), which is all such a
+    /// stage does with them. In one process this replaces merging every partition's records
+    /// (`ClusterMerger`) into the same order.
+    public internal(set) var pendingCross: [UInt8] = []
+    let crossStream: Bool
+    /// The watermark the cross stream last carried.
+    var crossWatermark: Millis = .min
 
     /// What became of an offered batch.
     public struct Offered: Sendable {
@@ -264,13 +273,16 @@ public final class ClusterGateway {
         public var watermark: Millis = .min
     }
 
-    public init(partitions: Int, entities: [EntityInfo], options: PipelineOptions) {
+    /// `symbols`: the names the time core starts with, when batches decoded elsewhere are
+    /// offered (`offer(decoded:text:late:)`): those their decoder started with.
+    public init(partitions: Int, entities: [EntityInfo], options: PipelineOptions, symbols: Symbols? = nil, crossStream: Bool = false) {
         partitioner = Partitioner(count: partitions)
         var o = options
         o.rules = []
         o.watermark = .events
-        pipeline = Pipeline(zones: [], entities: entities, rules: [], options: o)
+        pipeline = Pipeline(zones: [], entities: entities, rules: [], options: o, symbols: symbols)
         pending = Array(repeating: [], count: partitions)
+        self.crossStream = crossStream
     }
 
     public var watermark: Millis { pipeline.watermark }
@@ -298,26 +310,51 @@ public final class ClusterGateway {
         }
         var r = Offered()
         r.received = events.count
+        offer(events, text: { texts.bytes[texts.starts[$0]..<texts.ends[$0]] }, into: &r, accepted: onAccepted, late: { _ in })
+        return .success(r)
+    }
+
+    /// Offers a batch decoded on another thread (by a `BatchDecoder` that started from this
+    /// gateway's `symbols`): its names, then its events in order; `text(i)` is event i's JSON
+    /// text, `late` gets the position of each late event.
+    public func offer(decoded batch: DecodedBatch, text: (Int) -> ArraySlice<UInt8>, late: (Int) -> Void = { _ in }) -> Offered {
+        pipeline.adopt(batch)
+        var r = Offered()
+        r.received = batch.events.count
+        offer(batch.events, text: text, into: &r, accepted: { _ in }, late: late)
+        return r
+    }
+
+    func offer(_ events: [Event], text: (Int) -> ArraySlice<UInt8>, into r: inout Offered, accepted onAccepted: (Event) -> Void, late: (Int) -> Void) {
         for (i, ev) in events.enumerated() {
             switch pipeline.ingest(ev) {
             case .duplicate:
                 r.duplicates += 1
-                dropped(ev, texts.bytes[texts.starts[i]..<texts.ends[i]])
+                dropped(ev, text(i))
             case .late:
                 r.late.append(i)
-                dropped(ev, texts.bytes[texts.starts[i]..<texts.ends[i]])
+                late(i)
+                dropped(ev, text(i))
             case .accepted(let ref):
                 onAccepted(ev)
                 accepted += 1
                 step = 0
                 let p = partition(ev.entity)
-                ClusterRecords.append(.event(accepted: accepted, watermark: pipeline.watermark, assigned: ref.isGiven ? 0 : ref.sequence,
-                                             text: texts.bytes[texts.starts[i]..<texts.ends[i]]), to: &pending[p])
+                let record = ClusterRecord.event(accepted: accepted, watermark: pipeline.watermark, assigned: ref.isGiven ? 0 : ref.sequence, text: text(i))
+                ClusterRecords.append(record, to: &pending[p])
+                if crossStream {
+                    if ev.isPosition {
+                        ClusterRecords.append(record, to: &pendingCross)
+                        crossWatermark = pipeline.watermark
+                    } else if pipeline.watermark != crossWatermark {
+                        crossWatermark = pipeline.watermark
+                        ClusterRecords.append(.watermark(crossWatermark, after: accepted, step: step), to: &pendingCross)
+                    }
+                }
             }
         }
         pipeline.compactIds()
         r.watermark = pipeline.watermark
-        return .success(r)
     }
 
     /// A late or duplicate arrival, recorded in its entity's partition for a gateway rebuilt
@@ -331,6 +368,10 @@ public final class ClusterGateway {
     public func markWatermark() {
         let w = pipeline.watermark
         for p in pending.indices { ClusterRecords.append(.watermark(w, after: accepted, step: step), to: &pending[p]) }
+        if crossStream {
+            crossWatermark = w
+            ClusterRecords.append(.watermark(w, after: accepted, step: step), to: &pendingCross)
+        }
     }
 
     /// The catalog changes to `version` here, for every partition (the time core has no rules:
@@ -340,6 +381,9 @@ public final class ClusterGateway {
         for p in pending.indices {
             ClusterRecords.append(.catalog(after: accepted, step: step, watermark: pipeline.watermark, version: version), to: &pending[p])
         }
+        if crossStream {
+            ClusterRecords.append(.catalog(after: accepted, step: step, watermark: pipeline.watermark, version: version), to: &pendingCross)
+        }
     }
 
     /// An advance to `until` for every partition (the gateway's own watermark moves too).
@@ -347,12 +391,23 @@ public final class ClusterGateway {
         pipeline.advance(until: until)
         step += 1
         for p in pending.indices { ClusterRecords.append(.advance(until, after: accepted, step: step), to: &pending[p]) }
+        if crossStream {
+            crossWatermark = pipeline.watermark
+            ClusterRecords.append(.advance(until, after: accepted, step: step), to: &pendingCross)
+        }
     }
 
     /// Takes each partition's records (empty where there are none).
     public func take() -> [[UInt8]] {
         let out = pending
         for p in pending.indices { pending[p].removeAll(keepingCapacity: true) }
+        return out
+    }
+
+    /// Takes the cross-entity stage's records (`crossStream`).
+    public func takeCross() -> [UInt8] {
+        let out = pendingCross
+        pendingCross.removeAll(keepingCapacity: true)
         return out
     }
 }

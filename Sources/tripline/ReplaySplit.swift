@@ -1,0 +1,242 @@
+import Foundation
+import ArgumentParser
+import TriplineCore
+
+/// CPU time of the calling thread, in seconds.
+func threadCPUSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+/// `tripline replay --partitions N`: the engine split as cluster mode splits it (docs/cluster.md),
+/// on threads of one process.
+///
+/// - The reading thread decodes batches (`DecodeWorker`, as without the option).
+/// - This thread is the gateway (`ClusterGateway`): the time core for every entity, which
+///   decides duplicates, lateness and the watermark, and writes each accepted event's record
+///   to its entity's partition (and positions to the cross-entity stream).
+/// - N partition threads run the entity-keyed rules (`ClusterStage`), one more the gathering
+///   and proximity rules over every position; each decodes the event texts of its records
+///   again, with its own names.
+/// - Their alerts meet in `AlertSink`, which writes them in canonical order (`ClusterAlerts.merge`)
+///   up to the time every stage has completed.
+struct SplitReplay {
+    let partitions: Int
+    let zones: [Zone]
+    let entities: [EntityInfo]
+    let rules: [Rule]
+    let options: PipelineOptions
+    let symbols: Symbols
+    let eventsLabel: String
+    let quiet: Bool
+
+    func run(worker: DecodeWorker, until: Millis?, out: Output, lateOut: Output?, rejectsOut: Output?) throws {
+        let split = ClusterRules.split(rules)
+        let gateway = ClusterGateway(partitions: partitions, entities: entities, options: options, symbols: symbols,
+                                     crossStream: !split.cross.isEmpty)
+        precondition(gateway.timeCore.symbolCounts == symbols.counts, "the gateway interned names beyond Pipeline.initialSymbols")
+        worker.begin(lookup: nil)
+        let started = Date()
+        let gatewayCPUStart = threadCPUSeconds()
+        // The stages: partition engines when there are entity-keyed rules, then the cross-entity
+        // engine when there are cross-entity rules. Each builds its pipeline (and zone index)
+        // on its own thread.
+        var stages: [StageThread] = []
+        if !split.entity.isEmpty {
+            for _ in 0..<partitions {
+                stages.append(StageThread(index: stages.count) { [zones, entities, rules, options] in
+                    ClusterStage(zones: zones, entities: entities, rules: rules, only: split.entity, options: options)
+                })
+            }
+        }
+        let partitionStages = stages.count
+        if !split.cross.isEmpty {
+            stages.append(StageThread(index: stages.count) { [zones, entities, rules, options] in
+                ClusterStage(zones: zones, entities: entities, rules: rules, only: split.cross, options: options, positionsOnly: true)
+            })
+        }
+        let sink = AlertSink(stages: stages.count, out: out)
+        for s in stages {
+            let t = Thread { s.run(sink: sink) }
+            t.stackSize = 8 << 20
+            t.start()
+        }
+        func send() {
+            let parts = gateway.take()
+            if partitionStages > 0 { for p in 0..<partitions { stages[p].input.put(parts[p]) } }
+            if partitionStages < stages.count { stages[partitionStages].input.put(gateway.takeCross()) }
+        }
+
+        var failure: TriplineError?
+        var rejected = 0
+        var bytesRead = 0
+        var lastProgress = started
+        let progress = CLI.stderrIsTerminal && !quiet
+        while true {
+            let batch = worker.queue.take()
+            if let rejectsOut, !batch.rejectLines.isEmpty { rejectsOut.write(batch.rejectLines) }
+            func line(_ i: Int) -> ArraySlice<UInt8> { batch.lines[(i == 0 ? 0 : batch.lineEnds[i - 1])..<batch.lineEnds[i]] }
+            _ = gateway.offer(decoded: batch.decoded, text: line) { i in
+                if let lateOut {
+                    lateOut.write(Array(line(i)) + [10])
+                } else {
+                    CLI.printErr("tripline: late event (before the watermark \(EventTime.format(gateway.watermark))) at \(eventsLabel):\(batch.lineNumbers[i]): \(String(decoding: line(i), as: UTF8.self))")
+                }
+            }
+            // Partitions that got no event of this batch learn the watermark too (their timers fire).
+            gateway.markWatermark()
+            send()
+            rejected += batch.rejected
+            bytesRead = batch.bytesRead
+            if progress {
+                let now = Date()
+                if now.timeIntervalSince(lastProgress) > 0.5 {
+                    lastProgress = now
+                    let el = now.timeIntervalSince(started)
+                    FileHandle.standardError.write("\r\(gateway.stats.arrived) events, \(Int(Double(gateway.stats.arrived) / el)) events/s, \(bytesRead >> 20) MiB   ".data(using: .utf8)!)
+                }
+            }
+            if let f = batch.failure { failure = f }
+            if batch.last { break }
+        }
+        worker.reader.close()
+        if progress { FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8)!) }
+        // The end of the input, as `Pipeline.finish(until:)`: an advance to the largest time seen
+        // (every buffered event applied, every group closed), or to `until` when later (not
+        // after an invalid line, as without --partitions).
+        var end = max(gateway.watermark, gateway.maxTime)
+        if failure == nil, let until { end = max(end, until) }
+        if end > .min { gateway.advance(until: end) }
+        send()
+        for s in stages { s.input.put(nil) }
+        let gatewayCPU = threadCPUSeconds() - gatewayCPUStart
+        for s in stages { s.done.wait() }
+        worker.finished.wait()
+        let elapsed = Date().timeIntervalSince(started)
+        out.close()
+        lateOut?.close()
+        rejectsOut?.close()
+        if let broken = stages.first(where: { $0.failure != nil }), let error = broken.failure {
+            CLI.printErr("tripline: internal error: a stage of the split engine failed (\(error)); the alerts written are incomplete")
+            throw ExitCode(1)
+        }
+        // Expiries, each rule once (every partition runs the entity-keyed ones).
+        var expired: [String: Millis] = [:]
+        for s in stages { for (id, at) in s.expired { expired[id] = min(at, expired[id] ?? .max) } }
+        for (_, r) in rules.enumerated().sorted(by: { (expired[$0.1.id] ?? 0, $0.0) < (expired[$1.1.id] ?? 0, $1.0) }) where expired[r.id] != nil {
+            CLI.printErr("tripline: rule \"\(r.id)\" expired at \(EventTime.format(expired[r.id]!)); it emits nothing from then on")
+        }
+        if let failure {
+            CLI.printErr(failure.description)
+            CLI.printErr("tripline: stopped at the invalid line above (pass --rejects FILE to set invalid lines aside and go on); alerts up to that line were written")
+            throw ExitCode(2)
+        }
+        guard !quiet else { return }
+        let s = gateway.stats
+        var summary = "tripline: \(s.arrived) events (\(s.applied) applied, \(s.duplicates) duplicate, \(s.late) late"
+        if rejectsOut != nil { summary += ", \(rejected) rejected" }
+        summary += ") in \(String(format: "%.2f", elapsed)) s, \(Int(Double(s.arrived) / max(elapsed, 1e-9))) events/s, \(bytesRead) bytes"
+        CLI.printErr(summary)
+        var per: [String: Int] = [:]
+        for st in stages { for (id, n) in st.alertsPerRule { per[id, default: 0] += n } }
+        for r in rules { CLI.printErr("  rule \(r.id): \(per[r.id] ?? 0) alert(s)") }
+        let suppressed = stages.reduce(0) { $0 + $1.suppressedByCooldown }
+        if suppressed > 0 { CLI.printErr("  \(suppressed) transition(s) suppressed by cooldown") }
+        func secs(_ x: Double) -> String { String(format: "%.3f", x) }
+        var stageLine = "  CPU seconds by stage: reading \(secs(worker.cpuSeconds)), gateway \(secs(gatewayCPU))"
+        if partitionStages > 0 { stageLine += ", partitions " + stages[..<partitionStages].map { secs($0.cpuSeconds) }.joined(separator: " ") }
+        if partitionStages < stages.count { stageLine += ", cross-entity \(secs(stages[partitionStages].cpuSeconds))" }
+        stageLine += " (writing alerts \(secs(sink.cpuSeconds)) of these)"
+        CLI.printErr(stageLine)
+    }
+}
+
+/// One stage of the split engine on its own thread: applies the record buffers it is given
+/// (nil ends it) and hands its completed alerts to the sink.
+final class StageThread: @unchecked Sendable {
+    let index: Int
+    let make: @Sendable () -> ClusterStage
+    let input = BoundedQueue<[UInt8]?>(capacity: 8)
+    let done = DispatchSemaphore(value: 0)
+    // Set when the thread ends (read after `done`).
+    var failure: (any Error)?
+    var cpuSeconds = 0.0
+    var alertsPerRule: [String: Int] = [:]
+    var expired: [(String, Millis)] = []
+    var suppressedByCooldown = 0
+
+    init(index: Int, make: @escaping @Sendable () -> ClusterStage) {
+        self.index = index
+        self.make = make
+    }
+
+    func run(sink: AlertSink) {
+        let stage = make()
+        var alerts: [NamedAlert] = []
+        while let bytes = input.take() {
+            // After a failure it goes on taking input (the gateway must not block), applying none.
+            guard failure == nil else { continue }
+            do {
+                try stage.consume(bytes)
+            } catch {
+                failure = error
+            }
+            stage.pipeline.drainAlerts(into: &alerts)
+            sink.push(index, alerts, through: stage.completeThrough)
+            alerts.removeAll(keepingCapacity: true)
+        }
+        stage.pipeline.drainAlerts(into: &alerts)
+        sink.push(index, alerts, through: .max)
+        let p = stage.pipeline
+        for (i, n) in p.alertsPerRule.enumerated() { alertsPerRule[p.rules[i].id, default: 0] += n }
+        expired = p.expiredRules.map { (p.rules[$0.rule].id, $0.at) }
+        suppressedByCooldown = p.stats.suppressedByCooldown
+        cpuSeconds = threadCPUSeconds()
+        done.signal()
+    }
+}
+
+/// Where the stages' alerts meet: each stage's come in canonical order, complete up to the
+/// time it reports; the alerts up to the least of those times are merged into one canonical
+/// order and written (every stage has completed them, so none can come before them later).
+final class AlertSink: @unchecked Sendable {
+    let lock = NSLock()
+    var pending: [[NamedAlert]]
+    var through: [Millis]
+    var written: Millis = .min
+    let out: Output
+    var text: [UInt8] = []
+    /// CPU time spent merging and writing (on the stages' threads).
+    var cpuSeconds = 0.0
+
+    init(stages: Int, out: Output) {
+        pending = Array(repeating: [], count: stages)
+        through = Array(repeating: .min, count: stages)
+        self.out = out
+    }
+
+    func push(_ stage: Int, _ alerts: [NamedAlert], through t: Millis) {
+        lock.lock()
+        defer { lock.unlock() }
+        let start = threadCPUSeconds()
+        pending[stage].append(contentsOf: alerts)
+        through[stage] = t
+        let upTo = through.min() ?? .max
+        guard upTo > written else { return }
+        written = upTo
+        var parts: [[NamedAlert]] = []
+        for s in pending.indices {
+            let k = pending[s].firstIndex { $0.time > upTo } ?? pending[s].count
+            parts.append(Array(pending[s][..<k]))
+            pending[s].removeFirst(k)
+        }
+        text.removeAll(keepingCapacity: true)
+        for a in ClusterAlerts.merge(parts) {
+            text.append(contentsOf: a.line.utf8)
+            text.append(10)
+        }
+        if !text.isEmpty { out.write(text) }
+        cpuSeconds += threadCPUSeconds() - start
+    }
+}
