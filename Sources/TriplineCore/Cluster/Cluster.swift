@@ -96,7 +96,7 @@ public enum ClusterRecords {
             out.append(32)
             appendInt(Int64(n), &out)
             out.append(32)
-            out.append(contentsOf: text.lazy.map { $0 == 10 || $0 == 13 ? 32 : $0 })
+            appendText(text, &out)
         case .watermark(let w, let after, let step):
             appendMarker(UInt8(ascii: "w"), after, w, &out)
             out.append(32)
@@ -122,13 +122,23 @@ public enum ClusterRecords {
             out.append(32)
             appendInt(Int64(step), &out)
             out.append(32)
-            out.append(contentsOf: text.lazy.map { $0 == 10 || $0 == 13 ? 32 : $0 })
+            appendText(text, &out)
         case .void(let n):
             out.append(UInt8(ascii: "v"))
             out.append(32)
             appendInt(Int64(bitPattern: n), &out)
         }
         out.append(10)
+    }
+
+    /// Event text, any line break made a space (none is expected: see above). Copied whole,
+    /// then scanned: the gateway writes every event this way.
+    static func appendText(_ text: ArraySlice<UInt8>, _ out: inout [UInt8]) {
+        let start = out.count
+        out.append(contentsOf: text)
+        out.withUnsafeMutableBufferPointer { p in
+            for i in start..<p.count where p[i] == 10 || p[i] == 13 { p[i] = 32 }
+        }
     }
 
     static func appendMarker(_ kind: UInt8, _ after: UInt64, _ value: Millis, _ out: inout [UInt8]) {
