@@ -104,8 +104,7 @@ struct Replay: ParsableCommand {
         var rejected = 0
         var bytesRead = 0
         let started = Date()
-        var lastProgress = started
-        let progress = CLI.stderrIsTerminal && !quiet
+        var progress = ReplayProgress(enabled: CLI.stderrIsTerminal && !quiet, started: started)
         var expiredReported = 0
         var rawByRef: [UInt64: [UInt8]] = [:]
         func drain() {
@@ -149,19 +148,12 @@ struct Replay: ParsableCommand {
             drain()
             if !explain { pipeline.compactIds() }
             reportExpiry()
-            if progress {
-                let now = Date()
-                if now.timeIntervalSince(lastProgress) > 0.5 {
-                    lastProgress = now
-                    let el = now.timeIntervalSince(started)
-                    FileHandle.standardError.write("\r\(pipeline.stats.arrived) events, \(Int(Double(pipeline.stats.arrived) / el)) events/s, \(bytesRead >> 20) MiB   ".data(using: .utf8)!)
-                }
-            }
+            progress.report(arrived: pipeline.stats.arrived, bytesRead: bytesRead)
             if let f = batch.failure { failure = f }
             if batch.last { break }
         }
         worker.reader.close()
-        if progress { FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8)!) }
+        progress.clear()
         if let failure {
             pipeline.finish(until: nil)
             drain()
@@ -353,5 +345,32 @@ final class DecodeWorker: @unchecked Sendable {
             }
         }
         ship(last: true)
+    }
+}
+
+/// A replay's progress line on a terminal, rewritten at most every half second.
+struct ReplayProgress {
+    let enabled: Bool
+    let started: Date
+    var last: Date
+
+    init(enabled: Bool, started: Date) {
+        self.enabled = enabled
+        self.started = started
+        last = started
+    }
+
+    mutating func report(arrived: Int, bytesRead: Int) {
+        guard enabled else { return }
+        let now = Date()
+        guard now.timeIntervalSince(last) > 0.5 else { return }
+        last = now
+        let el = now.timeIntervalSince(started)
+        FileHandle.standardError.write("\r\(arrived) events, \(Int(Double(arrived) / el)) events/s, \(bytesRead >> 20) MiB   ".data(using: .utf8)!)
+    }
+
+    /// Erases the line.
+    func clear() {
+        if enabled { FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8)!) }
     }
 }

@@ -71,8 +71,7 @@ struct SplitReplay {
         var failure: TriplineError?
         var rejected = 0
         var bytesRead = 0
-        var lastProgress = started
-        let progress = CLI.stderrIsTerminal && !quiet
+        var progress = ReplayProgress(enabled: CLI.stderrIsTerminal && !quiet, started: started)
         while true {
             let batch = worker.queue.take()
             if let rejectsOut, !batch.rejectLines.isEmpty { rejectsOut.write(batch.rejectLines) }
@@ -89,19 +88,12 @@ struct SplitReplay {
             send()
             rejected += batch.rejected
             bytesRead = batch.bytesRead
-            if progress {
-                let now = Date()
-                if now.timeIntervalSince(lastProgress) > 0.5 {
-                    lastProgress = now
-                    let el = now.timeIntervalSince(started)
-                    FileHandle.standardError.write("\r\(gateway.stats.arrived) events, \(Int(Double(gateway.stats.arrived) / el)) events/s, \(bytesRead >> 20) MiB   ".data(using: .utf8)!)
-                }
-            }
+            progress.report(arrived: gateway.stats.arrived, bytesRead: bytesRead)
             if let f = batch.failure { failure = f }
             if batch.last { break }
         }
         worker.reader.close()
-        if progress { FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8)!) }
+        progress.clear()
         // The end of the input, as `Pipeline.finish(until:)`: an advance to the largest time seen
         // (every buffered event applied, every group closed), or to `until` when later (not
         // after an invalid line, as without --partitions).

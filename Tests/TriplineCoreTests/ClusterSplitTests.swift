@@ -69,10 +69,13 @@ import TriplineTesting
         return Outcome(alerts: out.map(\.line), duplicates: dups, late: late)
     }
 
-    static func cluster(_ lines: [String], options: PipelineOptions, partitions: Int, until: Millis, seed: UInt64) throws -> Outcome {
+    /// `direct`: the cross-entity stage reads the gateway's own stream of its records
+    /// (`crossStream`, as `replay --partitions` does in one process) instead of merging the
+    /// partitions' records.
+    static func cluster(_ lines: [String], options: PipelineOptions, partitions: Int, until: Millis, seed: UInt64, direct: Bool = false) throws -> Outcome {
         var rng = SplitMix64(seed: seed ^ 0xC1A5)
         let split = ClusterRules.split(rules)
-        let gateway = ClusterGateway(partitions: partitions, entities: MixedStreams.entities, options: options)
+        let gateway = ClusterGateway(partitions: partitions, entities: MixedStreams.entities, options: options, crossStream: direct)
         let workers = (0..<partitions).map { _ in
             ClusterStage(zones: MixedStreams.zones, entities: MixedStreams.entities, rules: rules, only: split.entity, options: options)
         }
@@ -88,8 +91,9 @@ import TriplineTesting
             for p in 0..<partitions {
                 try workers[p].consume(taken[p])
                 workers[p].pipeline.drainAlerts(into: &alerts[p])
-                try ClusterRecords.forEach(in: taken[p]) { crossQueue[p].append($0) }
+                if !direct { try ClusterRecords.forEach(in: taken[p]) { crossQueue[p].append($0) } }
             }
+            if direct { try merger.stage.consume(gateway.takeCross()) }
             while crossQueue.contains(where: { !$0.isEmpty }) {
                 let p = Int(rng.next() % UInt64(partitions))
                 let n = min(crossQueue[p].count, all ? crossQueue[p].count : Int(rng.next() % 4))
@@ -113,7 +117,7 @@ import TriplineTesting
         }
         gateway.advance(until: until)
         try deliver(all: true)
-        #expect(merger.waiting == 0 && merger.applied == gateway.accepted)
+        #expect(direct ? gateway.pendingCross.isEmpty : merger.waiting == 0 && merger.applied == gateway.accepted)
         return Outcome(alerts: ClusterAlerts.merge(alerts).map(\.line), duplicates: dups, late: late)
     }
 
@@ -130,6 +134,10 @@ import TriplineTesting
         #expect(one.late > 0 && one.duplicates > 0)
         #expect(split.late == one.late && split.duplicates == one.duplicates)
         #expect(firstDifference(split.alerts, one.alerts) == nil, "seed \(seed), lateness \(lateness), window \(window), \(partitions) partitions")
+        // The cross-entity stage fed by the gateway's own stream (one process) gives them too.
+        let direct = try Self.cluster(lines, options: options, partitions: partitions, until: 1_000_000_000, seed: seed, direct: true)
+        #expect(direct.late == one.late && direct.duplicates == one.duplicates)
+        #expect(firstDifference(direct.alerts, one.alerts) == nil, "direct cross stream: seed \(seed), lateness \(lateness), window \(window), \(partitions) partitions")
     }
 
     @Test func recordsSurviveTheirByteForm() throws {
