@@ -695,20 +695,20 @@ public final class ClusterWorker: @unchecked Sendable {
 /// their time: the API node's side (into its store), or `tripline cluster alerts`.
 public final class ClusterAlertCollector {
     let reader: OrderedReader
-    let stages: [String]
-    var complete: [String: Millis] = [:]
+    /// Each configured stage's place in `merge` (alerts of any other stage are never handed out).
+    let stageIndex: [String: Int]
+    var merge: StageAlertMerge
     var last: [String: (UInt64, Int)] = [:]
-    var buffered: [String: [NamedAlert]] = [:]
     public private(set) var duplicatesDropped = 0
 
     public init(connection: NATSConnection, config: ClusterConfig) throws {
-        stages = config.stages
+        stageIndex = Dictionary(config.stages.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+        merge = StageAlertMerge(stages: config.stages.count)
         reader = try connection.orderedReader(stream: ClusterNames.alerts, subject: "alerts.>", startSequence: 1)
-        for s in stages { complete[s] = .min }
     }
 
     /// The time through which every stage is complete.
-    public var completeThrough: Millis { stages.map { complete[$0] ?? .min }.min() ?? .min }
+    public var completeThrough: Millis { merge.completeThrough }
 
     /// Reads what arrives within `timeout`; returns the alerts now final, in canonical order.
     public func poll(timeout: Duration) throws -> [NamedAlert] {
@@ -716,7 +716,7 @@ public final class ClusterAlertCollector {
         while let m = try reader.next(timeout: first ? timeout : .milliseconds(1)) {
             first = false
             let stage = String(m.subject.dropFirst("alerts.".count))
-            if let c = m.headers["Tripline-Complete"].flatMap({ Millis($0) }) { complete[stage] = max(complete[stage] ?? .min, c) }
+            if let c = m.headers["Tripline-Complete"].flatMap({ Millis($0) }), let k = stageIndex[stage] { merge.completed(k, through: c) }
             var i = m.data.startIndex
             while i < m.data.endIndex {
                 let end = m.data[i...].firstIndex(of: 10) ?? m.data.endIndex
@@ -724,15 +724,7 @@ public final class ClusterAlertCollector {
                 i = end + 1
             }
         }
-        let through = completeThrough
-        var ready: [[NamedAlert]] = []
-        for s in stages {
-            guard let b = buffered[s], !b.isEmpty else { continue }
-            let k = b.firstIndex { $0.time > through } ?? b.count
-            ready.append(Array(b[..<k]))
-            buffered[s] = Array(b[k...])
-        }
-        return ClusterAlerts.merge(ready)
+        return merge.takeReady()
     }
 
     struct Malformed: Error, CustomStringConvertible {
@@ -757,6 +749,6 @@ public final class ClusterAlertCollector {
         let pair = key["pair"] as? [String]
         let a = NamedAlert(ruleIndex: 0, rule: o["rule"] as? String ?? "", severity: .low, firing: o["state"] as? String == "firing", time: time,
                            entity: key["entity"] as? String, zone: key["zone"] as? String, pairA: pair?.first, pairB: pair?.last, line: text, group: key["group"] as? String)
-        buffered[stage, default: []].append(a)
+        if let k = stageIndex[stage] { merge.add(CollectionOfOne(a), stage: k) }
     }
 }

@@ -116,26 +116,19 @@ struct Replay: ParsableCommand {
             let expired = pipeline.expiredRules
             while expiredReported < expired.count {
                 let (r, at) = expired[expiredReported]
-                CLI.printErr("tripline: rule \"\(pipeline.rules[r].id)\" expired at \(EventTime.format(at)); it emits nothing from then on")
+                ReplayReport.expired(pipeline.rules[r].id, at: at)
                 expiredReported += 1
             }
         }
         while true {
             let batch = worker.queue.take()
             if let rejectsOut, !batch.rejectLines.isEmpty { rejectsOut.write(batch.rejectLines) }
-            func reportLate(_ i: Int) {
-                let raw = batch.lines[(i == 0 ? 0 : batch.lineEnds[i - 1])..<batch.lineEnds[i]]
-                if let lateOut {
-                    lateOut.write(Array(raw) + [10])
-                } else {
-                    CLI.printErr("tripline: late event (before the watermark \(EventTime.format(pipeline.watermark))) at \(eventsLabel):\(batch.lineNumbers[i]): \(String(decoding: raw, as: UTF8.self))")
-                }
-            }
+            func reportLate(_ i: Int) { ReplayReport.late(batch, i, watermark: pipeline.watermark, to: lateOut, file: eventsLabel) }
             if explain {
                 pipeline.adopt(batch.decoded)
                 for (i, ev) in batch.decoded.events.enumerated() {
                     switch pipeline.ingest(ev) {
-                    case .accepted(let ref): rawByRef[ref.raw] = Array(batch.lines[(i == 0 ? 0 : batch.lineEnds[i - 1])..<batch.lineEnds[i]])
+                    case .accepted(let ref): rawByRef[ref.raw] = Array(batch.line(i))
                     case .late: reportLate(i)
                     case .duplicate: break
                     }
@@ -160,9 +153,7 @@ struct Replay: ParsableCommand {
             out.close()
             lateOut?.close()
             rejectsOut?.close()
-            CLI.printErr(failure.description)
-            CLI.printErr("tripline: stopped at the invalid line above (pass --rejects FILE to set invalid lines aside and go on); alerts up to that line were written")
-            throw ExitCode(2)
+            throw ReplayReport.stopped(failure)
         }
         pipeline.finish(until: untilTime)
         drain()
@@ -172,17 +163,43 @@ struct Replay: ParsableCommand {
         rejectsOut?.close()
         let elapsed = Date().timeIntervalSince(started)
         if !quiet {
-            let s = pipeline.stats
-            var summary = "tripline: \(s.arrived) events (\(s.applied) applied, \(s.duplicates) duplicate, \(s.late) late"
-            if rejectsOut != nil { summary += ", \(rejected) rejected" }
-            summary += ") in \(String(format: "%.2f", elapsed)) s, \(Int(Double(s.arrived) / max(elapsed, 1e-9))) events/s, \(bytesRead) bytes"
-            CLI.printErr(summary)
-            let per = pipeline.alertsPerRule
-            for (i, r) in pipeline.rules.enumerated() {
-                CLI.printErr("  rule \(r.id): \(per[i]) alert(s)")
-            }
-            if s.suppressedByCooldown > 0 { CLI.printErr("  \(s.suppressedByCooldown) transition(s) suppressed by cooldown") }
+            ReplayReport.summary(pipeline.stats, rejected: rejectsOut != nil ? rejected : nil, elapsed: elapsed, bytesRead: bytesRead,
+                                 alerts: zip(pipeline.rules, pipeline.alertsPerRule).map { ($0.id, $1) },
+                                 suppressedByCooldown: pipeline.stats.suppressedByCooldown)
         }
+    }
+}
+
+/// What a replay prints on stderr (the same with and without `--partitions`).
+enum ReplayReport {
+    /// A late event: its line to the late output, or a notice on stderr.
+    static func late(_ batch: EventBatch, _ i: Int, watermark: Millis, to lateOut: Output?, file: String) {
+        if let lateOut {
+            lateOut.write(Array(batch.line(i)) + [10])
+        } else {
+            CLI.printErr("tripline: late event (before the watermark \(EventTime.format(watermark))) at \(file):\(batch.lineNumbers[i]): \(String(decoding: batch.line(i), as: UTF8.self))")
+        }
+    }
+
+    static func expired(_ rule: String, at: Millis) {
+        CLI.printErr("tripline: rule \"\(rule)\" expired at \(EventTime.format(at)); it emits nothing from then on")
+    }
+
+    /// The replay stopped at an invalid line: the notice, and the exit status 2 to throw.
+    static func stopped(_ failure: TriplineError) -> ExitCode {
+        CLI.printErr(failure.description)
+        CLI.printErr("tripline: stopped at the invalid line above (pass --rejects FILE to set invalid lines aside and go on); alerts up to that line were written")
+        return ExitCode(2)
+    }
+
+    /// `rejected`: nil without `--rejects`. `alerts`: per rule id, in the rules' order.
+    static func summary(_ s: EngineStats, rejected: Int?, elapsed: Double, bytesRead: Int, alerts: [(String, Int)], suppressedByCooldown: Int) {
+        var summary = "tripline: \(s.arrived) events (\(s.applied) applied, \(s.duplicates) duplicate, \(s.late) late"
+        if let rejected { summary += ", \(rejected) rejected" }
+        summary += ") in \(String(format: "%.2f", elapsed)) s, \(Int(Double(s.arrived) / max(elapsed, 1e-9))) events/s, \(bytesRead) bytes"
+        CLI.printErr(summary)
+        for (id, n) in alerts { CLI.printErr("  rule \(id): \(n) alert(s)") }
+        if suppressedByCooldown > 0 { CLI.printErr("  \(suppressedByCooldown) transition(s) suppressed by cooldown") }
     }
 }
 
@@ -204,6 +221,9 @@ final class EventBatch: @unchecked Sendable {
         lineEnds.reserveCapacity(DecodeWorker.batchSize)
         lineNumbers.reserveCapacity(DecodeWorker.batchSize)
     }
+
+    /// The raw line of event i.
+    func line(_ i: Int) -> ArraySlice<UInt8> { lines[(i == 0 ? 0 : lineEnds[i - 1])..<lineEnds[i]] }
 }
 
 /// A bounded hand-off between two threads (the reading thread and the engine thread; with

@@ -75,13 +75,8 @@ struct SplitReplay {
         while true {
             let batch = worker.queue.take()
             if let rejectsOut, !batch.rejectLines.isEmpty { rejectsOut.write(batch.rejectLines) }
-            func line(_ i: Int) -> ArraySlice<UInt8> { batch.lines[(i == 0 ? 0 : batch.lineEnds[i - 1])..<batch.lineEnds[i]] }
-            _ = gateway.offer(decoded: batch.decoded, text: line) { i in
-                if let lateOut {
-                    lateOut.write(Array(line(i)) + [10])
-                } else {
-                    CLI.printErr("tripline: late event (before the watermark \(EventTime.format(gateway.watermark))) at \(eventsLabel):\(batch.lineNumbers[i]): \(String(decoding: line(i), as: UTF8.self))")
-                }
+            _ = gateway.offer(decoded: batch.decoded, text: batch.line) { i in
+                ReplayReport.late(batch, i, watermark: gateway.watermark, to: lateOut, file: eventsLabel)
             }
             // Partitions that got no event of this batch learn the watermark too (their timers fire).
             gateway.markWatermark()
@@ -116,25 +111,15 @@ struct SplitReplay {
         // Expiries, each rule once (every partition runs the entity-keyed ones).
         var expired: [String: Millis] = [:]
         for s in stages { for (id, at) in s.expired { expired[id] = min(at, expired[id] ?? .max) } }
-        for (_, r) in rules.enumerated().sorted(by: { (expired[$0.1.id] ?? 0, $0.0) < (expired[$1.1.id] ?? 0, $1.0) }) where expired[r.id] != nil {
-            CLI.printErr("tripline: rule \"\(r.id)\" expired at \(EventTime.format(expired[r.id]!)); it emits nothing from then on")
-        }
-        if let failure {
-            CLI.printErr(failure.description)
-            CLI.printErr("tripline: stopped at the invalid line above (pass --rejects FILE to set invalid lines aside and go on); alerts up to that line were written")
-            throw ExitCode(2)
-        }
+        let byTime = rules.enumerated().compactMap { i, r in expired[r.id].map { (at: $0, i: i, id: r.id) } }.sorted { ($0.at, $0.i) < ($1.at, $1.i) }
+        for e in byTime { ReplayReport.expired(e.id, at: e.at) }
+        if let failure { throw ReplayReport.stopped(failure) }
         guard !quiet else { return }
-        let s = gateway.stats
-        var summary = "tripline: \(s.arrived) events (\(s.applied) applied, \(s.duplicates) duplicate, \(s.late) late"
-        if rejectsOut != nil { summary += ", \(rejected) rejected" }
-        summary += ") in \(String(format: "%.2f", elapsed)) s, \(Int(Double(s.arrived) / max(elapsed, 1e-9))) events/s, \(bytesRead) bytes"
-        CLI.printErr(summary)
         var per: [String: Int] = [:]
         for st in stages { for (id, n) in st.alertsPerRule { per[id, default: 0] += n } }
-        for r in rules { CLI.printErr("  rule \(r.id): \(per[r.id] ?? 0) alert(s)") }
-        let suppressed = stages.reduce(0) { $0 + $1.suppressedByCooldown }
-        if suppressed > 0 { CLI.printErr("  \(suppressed) transition(s) suppressed by cooldown") }
+        ReplayReport.summary(gateway.stats, rejected: rejectsOut != nil ? rejected : nil, elapsed: elapsed, bytesRead: bytesRead,
+                             alerts: rules.map { ($0.id, per[$0.id] ?? 0) },
+                             suppressedByCooldown: stages.reduce(0) { $0 + $1.suppressedByCooldown })
         func secs(_ x: Double) -> String { String(format: "%.3f", x) }
         var stageLine = "  CPU seconds by stage: reading \(secs(worker.cpuSeconds)), gateway \(secs(gatewayCPU))"
         if partitionStages > 0 { stageLine += ", partitions " + stages[..<partitionStages].map { secs($0.cpuSeconds) }.joined(separator: " ") }
@@ -189,22 +174,18 @@ final class StageThread: @unchecked Sendable {
     }
 }
 
-/// Where the stages' alerts meet: each stage's come in canonical order, complete up to the
-/// time it reports; the alerts up to the least of those times are merged into one canonical
-/// order and written (every stage has completed them, so none can come before them later).
+/// Where the stages' alerts meet (`StageAlertMerge`, shared between the stages' threads):
+/// the alerts every stage has completed are written, in canonical order.
 final class AlertSink: @unchecked Sendable {
     let lock = NSLock()
-    var pending: [[NamedAlert]]
-    var through: [Millis]
-    var written: Millis = .min
+    var merge: StageAlertMerge
     let out: Output
     var text: [UInt8] = []
     /// CPU time spent merging and writing (on the stages' threads).
     var cpuSeconds = 0.0
 
     init(stages: Int, out: Output) {
-        pending = Array(repeating: [], count: stages)
-        through = Array(repeating: .min, count: stages)
+        merge = StageAlertMerge(stages: stages)
         self.out = out
     }
 
@@ -212,23 +193,16 @@ final class AlertSink: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         let start = threadCPUSeconds()
-        pending[stage].append(contentsOf: alerts)
-        through[stage] = t
-        let upTo = through.min() ?? .max
-        guard upTo > written else { return }
-        written = upTo
-        var parts: [[NamedAlert]] = []
-        for s in pending.indices {
-            let k = pending[s].firstIndex { $0.time > upTo } ?? pending[s].count
-            parts.append(Array(pending[s][..<k]))
-            pending[s].removeFirst(k)
-        }
+        defer { cpuSeconds += threadCPUSeconds() - start }
+        merge.add(alerts, stage: stage)
+        merge.completed(stage, through: t)
+        let ready = merge.takeReady()
+        guard !ready.isEmpty else { return }
         text.removeAll(keepingCapacity: true)
-        for a in ClusterAlerts.merge(parts) {
+        for a in ready {
             text.append(contentsOf: a.line.utf8)
             text.append(10)
         }
-        if !text.isEmpty { out.write(text) }
-        cpuSeconds += threadCPUSeconds() - start
+        out.write(text)
     }
 }

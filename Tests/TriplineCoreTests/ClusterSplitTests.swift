@@ -140,6 +140,52 @@ import TriplineTesting
         #expect(firstDifference(direct.alerts, one.alerts) == nil, "direct cross stream: seed \(seed), lateness \(lateness), window \(window), \(partitions) partitions")
     }
 
+    /// Alerts handed out as stages complete (the cluster's alert reader, `replay --partitions`)
+    /// are, put together, the canonical merge of all of them, and none is handed out before
+    /// every stage has completed its time.
+    @Test(arguments: Array(1...20) as [UInt64])
+    func alertsHandedOutAsStagesCompleteAreTheMergeOfAll(seed: UInt64) {
+        var rng = SplitMix64(seed: seed &* 31 &+ 5)
+        let stages = 1 + Int(rng.next() % 5)
+        // Each stage's alerts in canonical order; keys belong to one stage, times and rules collide.
+        var perStage: [[NamedAlert]] = []
+        for s in 0..<stages {
+            var mine: [NamedAlert] = []
+            for k in 0..<Int(rng.next() % 60) {
+                let rule = "r\(rng.next() % 4)"
+                let entity = "s\(s)-e\(rng.next() % 6)"
+                mine.append(NamedAlert(ruleIndex: 0, rule: rule, severity: .low, firing: rng.next() % 2 == 0, time: Millis(rng.next() % 40),
+                                       entity: entity, zone: nil, pairA: nil, pairB: nil, line: "\(s)/\(k)", group: nil))
+            }
+            perStage.append(ClusterAlerts.merge([mine]))
+        }
+        let all = ClusterAlerts.merge(perStage).map(\.line)
+        var merge = StageAlertMerge(stages: stages)
+        var next = Array(repeating: 0, count: stages)
+        var out: [String] = []
+        while next.enumerated().contains(where: { $0.element <= perStage[$0.offset].count }) {
+            let s = Int(rng.next() % UInt64(stages))
+            guard next[s] <= perStage[s].count else { continue }
+            let end = min(perStage[s].count, next[s] + Int(rng.next() % 8))
+            merge.add(perStage[s][next[s]..<end], stage: s)
+            // Complete up to just before its next alert, or for ever once all are given
+            // (`next` past the end marks that).
+            if end < perStage[s].count {
+                merge.completed(s, through: perStage[s][end].time - 1)
+                next[s] = end
+            } else {
+                merge.completed(s, through: .max)
+                next[s] = perStage[s].count + 1
+            }
+            let through = merge.completeThrough
+            let ready = merge.takeReady()
+            #expect(ready.allSatisfy { $0.time <= through })
+            out += ready.map(\.line)
+        }
+        #expect(merge.completeThrough == .max)
+        #expect(out == all, "seed \(seed), \(stages) stages")
+    }
+
     @Test func recordsSurviveTheirByteForm() throws {
         let text = Array(#"{"entity":"e1","time":5,"type":"a"}"#.utf8)
         let records: [ClusterRecord] = [

@@ -610,6 +610,46 @@ public final class ClusterMerger {
     }
 }
 
+/// The alerts of several stages, each stage's in canonical order and complete up to a time
+/// it reports, handed out merged once every stage is complete past their time: alerts handed
+/// out later are never before those handed out earlier. Used by the cluster's alert reader
+/// and by `replay --partitions`.
+public struct StageAlertMerge: Sendable {
+    var buffered: [[NamedAlert]]
+    var complete: [Millis]
+
+    public init(stages: Int) {
+        buffered = Array(repeating: [], count: stages)
+        complete = Array(repeating: .min, count: stages)
+    }
+
+    /// The time through which every stage is complete.
+    public var completeThrough: Millis { complete.min() ?? .min }
+
+    /// More alerts of `stage`, after those it gave before.
+    public mutating func add<S: Sequence>(_ alerts: S, stage: Int) where S.Element == NamedAlert {
+        buffered[stage].append(contentsOf: alerts)
+    }
+
+    /// `stage` has given every alert with a time up to `t`.
+    public mutating func completed(_ stage: Int, through t: Millis) {
+        complete[stage] = max(complete[stage], t)
+    }
+
+    /// The alerts up to `completeThrough` not handed out yet, in canonical order.
+    public mutating func takeReady() -> [NamedAlert] {
+        let through = completeThrough
+        var ready: [[NamedAlert]] = []
+        for s in buffered.indices where !buffered[s].isEmpty {
+            let k = buffered[s].firstIndex { $0.time > through } ?? buffered[s].count
+            if k == 0 { continue }
+            ready.append(Array(buffered[s][..<k]))
+            buffered[s].removeFirst(k)
+        }
+        return ready.isEmpty ? [] : ClusterAlerts.merge(ready)
+    }
+}
+
 /// Merges the alerts of several stages into canonical order (time, rule id, key field by
 /// field in code points, then emission order). Each input is in canonical order already, and
 /// alerts of one key come from one stage, so a stable merge keeps emission order.
