@@ -381,6 +381,37 @@ struct NaiveReference {
         }
         #expect(Dictionary(uniqueKeysWithValues: map.entries.map { ($0.key, $0.value) }) == reference)
     }
+
+    /// Tables run up to 4/5 full: long probe runs, wrap-around and backward shifts at that
+    /// load, against a dictionary; and the table is the smallest power of two (at least 8)
+    /// that holds its entries at most 4/5 full, so the memory figure cannot silently double.
+    @Test func staysExactAndSmallUpToFourFifthsFull() {
+        var rng = SplitMix64(seed: 29)
+        var map = IntMap<Double>()
+        var reference: [UInt64: Double] = [:]
+        var peak = 0
+        for round in 0..<6 {
+            // Grow to a target count, then remove about half at random and refill.
+            let target = [700, 3_276, 3_277, 13_107, 20_000, 52_428][round]
+            while reference.count < target {
+                let k = rng.next() % 200_000 &* 0x9E37   // clustered keys
+                let v = Double(rng.next() % 1_000)
+                map.insert(k, v)
+                reference[k] = v
+            }
+            peak = max(peak, reference.count)
+            var expected = 8
+            while expected * 4 < peak * 5 { expected <<= 1 }
+            #expect(map.slots.count == expected, "\(peak) entries in \(map.slots.count) slots")
+            for k in Array(reference.keys) where rng.next() % 2 == 0 {
+                #expect(map.remove(k) == reference.removeValue(forKey: k))
+            }
+            #expect(map.count == reference.count)
+            for (k, v) in reference { #expect(map[k] == v) }
+            for _ in 0..<2_000 { #expect(map[rng.next() % 200_000 &* 0x9E37 &+ 1] == nil) }
+        }
+        #expect(Dictionary(uniqueKeysWithValues: map.entries.map { ($0.key, $0.value) }) == reference)
+    }
 }
 
 @Suite struct ProximityEdgeTests {

@@ -1,6 +1,7 @@
 import Testing
 @testable import TriplineCore
 import TriplineYAML
+import TriplineTesting
 
 /// Spec v1.2's bounded id memory (`dedup_window`): an id accepted with event time s is
 /// remembered while the watermark is at most s + window.
@@ -136,5 +137,64 @@ import TriplineYAML
         var s = pos("e99", 199_999, 20, 20, id: "id-199999")
         guard case .success(let ev) = s.withUTF8({ dec.decode($0, line: 1, symbols: &engine.symbols) }) else { fatalError() }
         #expect(Self.kind(engine.ingest(ev)) == "duplicate")
+    }
+}
+
+/// The arrival ring's 8-byte records (time offsets from a chunk base, distances back) against
+/// a plain list of every arrival with the same front rule: every look-up agrees, including
+/// times far apart (new chunks), distances past the record's bits (the `far` table) and a
+/// ring emptied and refilled. It holds no more than the window's arrivals plus one chunk.
+@Suite struct ArrivalRingTests {
+    @Test(arguments: Array(1...24) as [UInt64])
+    func agreesWithEveryArrivalKeptInAList(seed: UInt64) {
+        var rng = SplitMix64(seed: seed)
+        let chunkSize = Int(rng.next() % 7) + 1
+        let farLink = UInt32(rng.next() % 6) + 2
+        var ring = ArrivalRing(chunkSize: chunkSize, farLink: farLink)
+        var all: [(time: Int64, previous: Int64)] = []
+        var head = 0
+        var last = [Int64](repeating: -1, count: 5)
+        var watermark: Millis = 0
+        var clock: Millis = 40 * 86_400_000
+        let window: Millis = Millis(rng.next() % 3) * 500
+        var farUsed = false
+        for step in 0..<3_000 {
+            if rng.next() % 5 == 0 {
+                // The front moves as the watermark does.
+                watermark = clock - Millis(rng.next() % 2_000)
+                while head < all.count && TimeCore.recordTime(all[head].time) + window < watermark { head += 1 }
+                ring.trim(window: window, watermark: watermark)
+            } else {
+                // Mostly small steps; now and then a jump of weeks either way (a new chunk).
+                switch rng.next() % 50 {
+                case 0: clock += 30 * 86_400_000
+                case 1: clock = max(0, clock - 30 * 86_400_000)
+                default: clock += Millis(rng.next() % 300)
+                }
+                let t = clock - Millis(rng.next() % 200)
+                let e = Int(rng.next() % 5)
+                let encoded = rng.next() % 4 == 0 ? -1 - t : t
+                let g = ring.push(encoded, previous: last[e])
+                #expect(g == Int64(all.count))
+                if last[e] >= 0 && g - last[e] >= Int64(farLink) { farUsed = true }
+                all.append((encoded, last[e]))
+                last[e] = g
+            }
+            #expect(ring.head == Int64(head) && ring.end == Int64(all.count), "step \(step)")
+            let held = ring.chunks.reduce(0) { $0 + $1.records.count }
+            #expect(held <= all.count - head + chunkSize - 1, "step \(step): \(held) records held for \(all.count - head)")
+            #expect(ring.far.keys.allSatisfy { $0 >= Int64(head) && $0 < Int64(all.count) })
+            if step % 50 == 0 || step > 2_950 {
+                for g in max(0, head - 3)..<all.count + 2 {
+                    let got = ring.record(Int64(g))
+                    if g < head || g >= all.count {
+                        #expect(got == nil, "step \(step), position \(g)")
+                    } else {
+                        #expect(got?.time == all[g].time && got?.previous == all[g].previous, "step \(step), position \(g)")
+                    }
+                }
+            }
+        }
+        #expect(farUsed)
     }
 }

@@ -360,7 +360,7 @@ extension AggregateEvaluator: RuleEvaluator {
     func forEachRef(_ body: (EventRef) -> Void) {
         for g in groups {
             for s in g.tracks.slots where s.key != IntMap<Track>.emptyKey {
-                let tr = s.value!
+                let tr = s.value
                 for i in tr.head..<tr.entries.count { body(tr.entries[i].ref) }
             }
         }

@@ -13,53 +13,132 @@
 ///   entity's links back from its latest arrival.
 /// - The strings of given ids live in `Symbols.eventIds`; `compactIds()` releases those that
 ///   are neither remembered nor referenced by any rule's state or a buffered event or alert.
-/// The arrivals of all entities inside the dedup window, in arrival order: per record, the
-/// event time (or -1 - time when not accepted under its assigned id) and the ring position of
-/// the same entity's previous arrival. Records are dropped from the front once their time +
-/// window is below the watermark; a record behind a later-timed one waits for it (at most the
+/// The arrivals of all entities inside the dedup window, in arrival order: per arrival, its
+/// event time, whether it was accepted under its assigned id, and the ring position of the
+/// same entity's previous arrival. Arrivals are dropped from the front once their time +
+/// window is below the watermark; one behind a later-timed one waits for it (at most the
 /// allowed lateness), which a look-up's exact time check makes harmless.
+///
+/// A record is 8 bytes (it was 16): arrivals live in chunks of at most `chunkSize`, each with
+/// a base time, and a record keeps its time as a 32-bit offset from its chunk's base (an
+/// arrival more than 24 days from the base starts a new chunk) and the previous arrival as a
+/// 31-bit distance back, with the flag "not accepted under its assigned id" in the top bit.
+/// A distance that does not fit (more than 2^31 - 2 arrivals in between) is kept in `far`.
+/// Whole chunks are released as the front moves, so memory follows the window's arrivals
+/// (one array with a moving front held up to twice them, and its capacity up to twice that).
 struct ArrivalRing {
     struct Record {
-        var time: Int64
-        var previous: Int64
+        /// Event time minus the chunk's `baseTime`.
+        var offset: Int32
+        /// Bit 31: not accepted under its assigned id. Bits 0-30: ring position minus the
+        /// previous arrival's (0: none; `farLink`: see `far`).
+        var link: UInt32
     }
-    var records: [Record] = []
-    /// Ring position of records[0].
-    var base: Int64 = 0
-    var head = 0
+    struct Chunk {
+        /// Ring position of `records[0]`.
+        var first: Int64
+        var baseTime: Int64
+        var records: [Record]
+    }
+    let chunkSize: Int
+    /// Distances from here up go to `far` (2^31 - 1; smaller only in tests).
+    let farLink: UInt32
+    private(set) var chunks: [Chunk] = []
+    /// Ring position of the first arrival still held, and of the next one.
+    private(set) var head: Int64 = 0
+    private(set) var end: Int64 = 0
+    /// Previous-arrival positions too far back for a record's 31 bits, by ring position.
+    private(set) var far: [Int64: Int64] = [:]
 
-    var memoryBytes: Int { records.capacity * MemoryLayout<Record>.stride }
+    init(chunkSize: Int = 4096, farLink: UInt32 = 0x7FFF_FFFF) {
+        precondition(chunkSize > 0 && farLink > 0 && farLink <= 0x7FFF_FFFF)
+        self.chunkSize = chunkSize
+        self.farLink = farLink
+    }
 
+    var count: Int { Int(end - head) }
+
+    var memoryBytes: Int {
+        chunks.capacity * MemoryLayout<Chunk>.stride
+            + chunks.reduce(0) { $0 + $1.records.capacity * MemoryLayout<Record>.stride }
+            + far.capacity * 16
+    }
+
+    /// Logs the next arrival: `time` (or -1 - time when it was not accepted under its
+    /// assigned id) and the ring position of the same entity's previous arrival (-1: none).
+    /// Returns its ring position.
     @inline(__always)
     mutating func push(_ time: Int64, previous: Int64) -> Int64 {
-        records.append(Record(time: time, previous: previous))
-        return base + Int64(records.count - 1)
-    }
-
-    /// The record at ring position g, if still held.
-    func record(_ g: Int64) -> Record? {
-        guard g >= 0 else { return nil }
-        let i = g - base
-        guard i >= Int64(head), i < Int64(records.count) else { return nil }
-        return records[Int(i)]
-    }
-
-    mutating func trim(window: Millis, watermark: Millis) {
-        let count = records.count
-        if head == count { return }
-        var h = head
-        records.withUnsafeBufferPointer { r in
-            while h < count && TimeCore.recordTime(r[h].time) + window < watermark { h += 1 }
+        let g = end
+        let t = TimeCore.recordTime(time)
+        var link: UInt32 = 0
+        if previous >= 0 {
+            let d = g - previous
+            if d < Int64(farLink) { link = UInt32(d) } else { link = farLink; far[g] = previous }
         }
+        if time < 0 { link |= 0x8000_0000 }
+        let last = chunks.count - 1
+        if last >= 0, chunks[last].records.count < chunkSize, let off = Int32(exactly: t - chunks[last].baseTime) {
+            chunks[last].records.append(Record(offset: off, link: link))
+        } else {
+            var records: [Record] = []
+            records.reserveCapacity(chunkSize)
+            records.append(Record(offset: 0, link: link))
+            chunks.append(Chunk(first: g, baseTime: t, records: records))
+        }
+        end = g + 1
+        return g
+    }
+
+    /// The arrival at ring position g, if still held: its time (or -1 - time when not accepted
+    /// under its assigned id) and the ring position of the entity's previous arrival (-1: none).
+    func record(_ g: Int64) -> (time: Int64, previous: Int64)? {
+        guard g >= head, g < end else { return nil }
+        // The last chunk whose first position is at most g.
+        var lo = 0, hi = chunks.count - 1
+        while lo < hi {
+            let mid = (lo + hi + 1) / 2
+            if chunks[mid].first <= g { lo = mid } else { hi = mid - 1 }
+        }
+        let c = chunks[lo]
+        let r = c.records[Int(g - c.first)]
+        let t = c.baseTime + Int64(r.offset)
+        let d = r.link & 0x7FFF_FFFF
+        let previous: Int64 = d == 0 ? -1 : (d == farLink ? far[g]! : g - Int64(d))
+        return (r.link & 0x8000_0000 == 0 ? t : -1 - t, previous)
+    }
+
+    /// Drops arrivals from the front while their time + window is below the watermark.
+    mutating func trim(window: Millis, watermark: Millis) {
+        var h = head
+        var dropChunks = 0
+        scan: for c in chunks.indices {
+            let chunk = chunks[c]
+            let stop = chunk.first + Int64(chunk.records.count)
+            if h >= stop { dropChunks = c + 1; continue }
+            let base = chunk.baseTime
+            let moved: Int64 = chunk.records.withUnsafeBufferPointer { r in
+                var i = Int(h - chunk.first)
+                while i < r.count && base + Int64(r[i].offset) + window < watermark { i += 1 }
+                return chunk.first + Int64(i)
+            }
+            h = moved
+            if h < stop { break scan }
+            dropChunks = c + 1
+        }
+        guard h != head else { return }
         head = h
-        if head == count {
-            base += Int64(count)
-            records.removeAll(keepingCapacity: count <= 65_536)
-            head = 0
-        } else if head > 65_536 && head * 2 > count {
-            records.removeFirst(head)
-            base += Int64(head)
-            head = 0
+        if !far.isEmpty { far = far.filter { $0.key >= h } }
+        if dropChunks == chunks.count {
+            // All gone: the last chunk stays, emptied, for the next arrivals (no allocation
+            // each time a short window empties the ring).
+            var last = chunks.removeLast()
+            chunks.removeAll(keepingCapacity: true)
+            last.records.removeAll(keepingCapacity: true)
+            last.first = h
+            chunks.append(last)
+        } else if dropChunks > 0 {
+            chunks.removeFirst(dropChunks)
         }
     }
 }

@@ -45,7 +45,7 @@ extension SpeedEvaluator: RuleEvaluator {}
 extension DwellEvaluator: RuleEvaluator {
     var stateBytes: Int { rules.reduce(0) { $0 + $1.visits.memoryBytes } }
     func forEachRef(_ body: (EventRef) -> Void) {
-        for m in rules { for s in m.visits.slots where s.key != IntMap<Visit>.emptyKey { body(s.value!.ref) } }
+        for m in rules { for s in m.visits.slots where s.key != IntMap<Visit>.emptyKey { body(s.value.ref) } }
     }
 }
 
@@ -54,7 +54,7 @@ extension GatheringEvaluator: RuleEvaluator {
     func forEachRef(_ body: (EventRef) -> Void) {
         for m in rules {
             for c in m.crowds.slots where c.key != IntMap<Crowd>.emptyKey {
-                for p in c.value!.members.slots where p.key != IntMap<Presence>.emptyKey { body(p.value!.ref) }
+                for p in c.value.members.slots where p.key != IntMap<Presence>.emptyKey { body(p.value.ref) }
             }
         }
     }
@@ -71,7 +71,7 @@ extension ProximityEvaluator: RuleEvaluator {
             + rules.reduce(0) { $0 + $1.near.memoryBytes + $1.pending.memoryBytes }
     }
     func forEachRef(_ body: (EventRef) -> Void) {
-        for g in grids { for s in g.latest.slots where s.key != IntMap<Latest>.emptyKey { body(s.value!.ref) } }
+        for g in grids { for s in g.latest.slots where s.key != IntMap<Latest>.emptyKey { body(s.value.ref) } }
     }
 }
 
@@ -80,7 +80,7 @@ extension FrequencyEvaluator: RuleEvaluator {
         groups.reduce(0) { $0 + $1.tracks.memoryBytes + $1.tracks.entries.reduce(0) { $0 + $1.value.refs.entries.capacity * MemoryLayout<TimedRefs.Entry>.stride } }
     }
     func forEachRef(_ body: (EventRef) -> Void) {
-        for g in groups { for s in g.tracks.slots where s.key != IntMap<Track>.emptyKey { s.value!.refs.forEachRef(body) } }
+        for g in groups { for s in g.tracks.slots where s.key != IntMap<Track>.emptyKey { s.value.refs.forEachRef(body) } }
     }
 }
 
@@ -95,7 +95,7 @@ extension NoveltyEvaluator: RuleEvaluator {
     }
     func forEachRef(_ body: (EventRef) -> Void) {
         for d in detectors {
-            for m in d.members { for s in m.count.tracks.slots where s.key != IntMap<SlidingCount.Track>.emptyKey { s.value!.refs.forEachRef(body) } }
+            for m in d.members { for s in m.count.tracks.slots where s.key != IntMap<SlidingCount.Track>.emptyKey { s.value.refs.forEachRef(body) } }
         }
     }
 }
@@ -117,8 +117,8 @@ extension SequenceEvaluator: RuleEvaluator {
     func forEachRef(_ body: (EventRef) -> Void) {
         for m in rules {
             for s in m.states.slots where s.key != IntMap<State>.emptyKey {
-                for p in s.value!.partials { if let p { for r in p.refs { body(r) } } }
-                if let p = s.value!.pending { for r in p.refs { body(r) } }
+                for p in s.value.partials { if let p { for r in p.refs { body(r) } } }
+                if let p = s.value.pending { for r in p.refs { body(r) } }
             }
         }
     }
@@ -131,6 +131,24 @@ extension AbsenceEvaluator: RuleEvaluator {
     }
     var stateBytes: Int { groups.reduce(0) { $0 + $1.seen.memoryBytes } }
     func forEachRef(_ body: (EventRef) -> Void) {
-        for g in groups { for s in g.seen.slots where s.key != IntMap<Seen>.emptyKey { body(s.value!.ref) } }
+        for g in groups { for s in g.seen.slots where s.key != IntMap<Seen>.emptyKey { body(s.value.ref) } }
     }
 }
+
+// What the evaluators' empty table slots hold (see `IntMapValue`).
+extension DwellEvaluator.Visit: IntMapValue { static var vacant: Self { Self(start: 0, ref: EventRef(raw: 0), generation: 0, fired: false) } }
+extension GatheringEvaluator.Presence: IntMapValue { static var vacant: Self { Self(time: 0, ref: EventRef(raw: 0), sequence: 0, pending: 0) } }
+extension GatheringEvaluator.Crowd: IntMapValue {
+    /// One table shared by every vacant slot (a copy is a retain, not an allocation).
+    /// (Never mutated: a `let` of a value type whose copies are copied on write.)
+    nonisolated(unsafe) private static let noMembers = IntMap<GatheringEvaluator.Presence>()
+    static var vacant: Self { Self(members: noMembers, firing: false) }
+}
+extension ProximityEvaluator.Latest: IntMapValue { static var vacant: Self { Self(lon: 0, lat: 0, time: 0, ref: EventRef(raw: 0), cellKey: 0) } }
+extension SlidingCount.Track: IntMapValue { static var vacant: Self { Self() } }
+extension FrequencyEvaluator.Track: IntMapValue { static var vacant: Self { Self() } }
+extension AggregateEvaluator.Track: IntMapValue { static var vacant: Self { Self() } }
+extension NoveltyEvaluator.History: IntMapValue { static var vacant: Self { Self() } }
+extension ThresholdEvaluator.BaselineState: IntMapValue { static var vacant: Self { Self() } }
+extension SequenceEvaluator.State: IntMapValue { static var vacant: Self { Self(partials: []) } }
+extension AbsenceEvaluator.Seen: IntMapValue { static var vacant: Self { Self(time: 0, ref: EventRef(raw: 0), members: 0, firing: 0, pending: 0) } }
