@@ -56,8 +56,6 @@ struct ArrivalRing {
         self.farLink = farLink
     }
 
-    var count: Int { Int(end - head) }
-
     var memoryBytes: Int {
         chunks.capacity * MemoryLayout<Chunk>.stride
             + chunks.reduce(0) { $0 + $1.records.capacity * MemoryLayout<Record>.stride }
