@@ -218,6 +218,8 @@ final class EventBatch: @unchecked Sendable {
     var last = false
 
     init() {
+        // Room for lines of 128 bytes on average, so that a batch rarely regrows its text.
+        lines.reserveCapacity(DecodeWorker.batchSize * 128)
         lineEnds.reserveCapacity(DecodeWorker.batchSize)
         lineNumbers.reserveCapacity(DecodeWorker.batchSize)
     }

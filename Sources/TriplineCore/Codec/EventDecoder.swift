@@ -307,8 +307,9 @@ public struct EventDecoder {
                 key = scanner.scratch.withUnsafeBufferPointer { symbols.names.intern($0) }
             case .failure(let e): return .failure(error(line, "/attrs", "invalid JSON: \(e.message)", column: e.offset + 1, code: .syntax))
             }
-            let keyName = symbols.names.string(key)
-            let pointer = "/attrs/" + pointerToken(keyName)
+            // The key's text and pointer are made only for a message (not per attribute).
+            var keyName: String { symbols.names.string(key) }
+            var pointer: String { "/attrs/" + pointerToken(keyName) }
             if symbols.isSensitiveKey(key) {
                 return .failure(error(line, pointer, "attribute \"\(keyName)\" is a sensitive category and is refused (spec section 6): Tripline does not collect it; remove it from the event", column: keyAt + 1, code: .sensitiveTag))
             }

@@ -45,17 +45,34 @@ struct JSONScanner {
         guard i < bytes.count, bytes[i] == 34 else { return .failure(.init(i, "expected a string")) }
         i += 1
         let start = i
-        // Fast path: no escapes, no control characters.
-        while i < bytes.count {
-            let c = bytes[i]
-            if c == 34 {
-                let end = i
-                i += 1
-                if !validUTF8(start, end) { return .failure(.init(start, "string is not valid UTF-8")) }
-                return .success(.raw(start, end))
+        // Fast path: no escapes, no control characters. Eight bytes at a time while they are
+        // plain ASCII; the first byte that is a quote, a backslash, a control character or
+        // not ASCII is looked at on its own. UTF-8 is validated only when a byte >= 0x80 was
+        // seen.
+        let n = bytes.count
+        var nonASCII = false
+        if let base = bytes.baseAddress {
+            while true {
+                while i &+ 8 <= n {
+                    let w = UInt64(littleEndian: UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self))
+                    let m = JSONScanner.stringStops(w)
+                    if m != 0 { i &+= m.trailingZeroBitCount &>> 3; break }
+                    i &+= 8
+                }
+                guard i < n else { break }
+                let c = base[i]
+                if c == 34 {
+                    let end = i
+                    i += 1
+                    if nonASCII && !validUTF8Buffer(UnsafeBufferPointer(rebasing: bytes[start..<end])) {
+                        return .failure(.init(start, "string is not valid UTF-8"))
+                    }
+                    return .success(.raw(start, end))
+                }
+                if c == 92 || c < 32 { break }
+                if c >= 0x80 { nonASCII = true }
+                i &+= 1
             }
-            if c == 92 || c < 32 { break }
-            i += 1
         }
         // Slow path with escapes.
         scratch.removeAll(keepingCapacity: true)
@@ -143,13 +160,66 @@ struct JSONScanner {
         }
     }
 
-    func validUTF8(_ start: Int, _ end: Int) -> Bool {
-        var k = start
-        while k < end {
-            if bytes[k] >= 0x80 { return validUTF8Buffer(UnsafeBufferPointer(rebasing: bytes[start..<end])) }
-            k += 1
+    /// For eight bytes read little-endian: a word whose lowest set bit is the high bit of the
+    /// first byte that ends the fast path of a string (a quote, a backslash, a byte under 0x20
+    /// or one of 0x80 and above), or 0 when none does. Each of the four tests may also set bits
+    /// above its own first hit (borrows), never below it, so the lowest set bit is exact.
+    @inline(__always)
+    static func stringStops(_ w: UInt64) -> UInt64 {
+        let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+        let q = w ^ (ones &* 0x22), b = w ^ (ones &* 0x5C)
+        let quote = (q &- ones) & ~q
+        let backslash = (b &- ones) & ~b
+        let control = w &- (ones &* 0x20)
+        return (quote | backslash | control | w) & highs
+    }
+
+    /// For eight bytes read little-endian: how many of them, from the first, are ASCII digits.
+    @inline(__always)
+    static func leadingDigits(_ w: UInt64) -> Int {
+        let highNibbles: UInt64 = 0xF0F0_F0F0_F0F0_F0F0, threes: UInt64 = 0x3030_3030_3030_3030
+        // A byte is a digit when its high nibble is 3 and stays 3 after adding 6 (0x30-0x39).
+        // A carry out of a byte >= 0xFA only reaches bytes after that non-digit.
+        let x = ((w & highNibbles) ^ threes) | (((w &+ 0x0606_0606_0606_0606) & highNibbles) ^ threes)
+        return x == 0 ? 8 : x.trailingZeroBitCount &>> 3
+    }
+
+    /// The value of eight ASCII digits read little-endian (the first byte is the most
+    /// significant digit); bytes that are 0 count as leading zeros.
+    @inline(__always)
+    static func eightDigits(_ w: UInt64) -> UInt64 {
+        var v = w & 0x0F0F_0F0F_0F0F_0F0F
+        v = (v &* 2561) &>> 8
+        v = ((v & 0x00FF_00FF_00FF_00FF) &* 6_553_601) &>> 16
+        return ((v & 0x0000_FFFF_0000_FFFF) &* 42_949_672_960_001) &>> 32
+    }
+
+    static let pow10Int: [UInt64] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000]
+
+    /// Reads a run of digits at the cursor into `mantissa` (keeping at most 19 significant
+    /// digits, counting the rest in `digits`), eight at a time while they fit. Returns how many
+    /// digits were read.
+    @inline(__always)
+    mutating func scanDigits(_ mantissa: inout UInt64, _ digits: inout Int) -> Int {
+        let from = i
+        let n = bytes.count
+        if let base = bytes.baseAddress {
+            while i &+ 8 <= n && digits &+ 8 <= 19 {
+                let w = UInt64(littleEndian: UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self))
+                let k = JSONScanner.leadingDigits(w)
+                if k == 0 { return i &- from }
+                mantissa = mantissa &* JSONScanner.pow10Int[k] &+ JSONScanner.eightDigits(w &<< UInt64(8 &* (8 &- k)))
+                digits &+= k
+                i &+= k
+                if k < 8 { return i &- from }
+            }
         }
-        return true
+        while i < n, bytes[i] >= 48, bytes[i] <= 57 {
+            if digits < 19 { mantissa = mantissa &* 10 &+ UInt64(bytes[i] &- 48) }
+            digits &+= 1
+            i &+= 1
+        }
+        return i &- from
     }
 
     /// Scans a JSON number. Returns the value and whether it was written as an integer.
@@ -166,10 +236,7 @@ struct JSONScanner {
             i += 1
             if i < bytes.count, bytes[i] >= 48, bytes[i] <= 57 { return .failure(.init(start, "numbers may not have leading zeros")) }
         } else {
-            while i < bytes.count, bytes[i] >= 48, bytes[i] <= 57 {
-                if digits < 19 { mantissa = mantissa * 10 + UInt64(bytes[i] - 48); digits += 1 } else { digits += 1 }
-                i += 1
-            }
+            _ = scanDigits(&mantissa, &digits)
         }
         var isInteger = true
         var fracDigits = 0
@@ -177,10 +244,9 @@ struct JSONScanner {
             isInteger = false
             i += 1
             guard i < bytes.count, bytes[i] >= 48, bytes[i] <= 57 else { return .failure(.init(i, "a '.' must be followed by digits")) }
-            while i < bytes.count, bytes[i] >= 48, bytes[i] <= 57 {
-                if digits < 19 { mantissa = mantissa * 10 + UInt64(bytes[i] - 48); digits += 1; fracDigits += 1 } else { digits += 1 }
-                i += 1
-            }
+            let before = digits
+            _ = scanDigits(&mantissa, &digits)
+            fracDigits = min(digits, 19) - min(before, 19)
         }
         var exp = 0
         if i < bytes.count && (bytes[i] == 101 || bytes[i] == 69) {
