@@ -17,8 +17,10 @@ protocol RuleEvaluator {
     /// A timer this evaluator set is due (`slot`: the rule's position inside the evaluator).
     mutating func fire(_ t: EngineTimer, slot: Int, matching: some EntityMatching, emitter: inout Emitter, timers: inout TimerQueue)
     /// Asks for the memory an event of `entity` (of type `type`, metric `metric`) will touch,
-    /// a few events before it is applied.
-    func prefetch(entity: Int32, type: Int32, metric: Int32)
+    /// a few events before it is applied. (`mutating` though it changes nothing: the engine
+    /// then reaches the evaluator in place, where a non-mutating call on a struct stored in
+    /// the engine's class copies it, retaining and releasing each of its arrays per event.)
+    mutating func prefetch(entity: Int32, type: Int32, metric: Int32)
     /// Approximate bytes of per-key state (hash tables, windows; small arrays inside values
     /// counted by size).
     var stateBytes: Int { get }
@@ -28,7 +30,7 @@ protocol RuleEvaluator {
 
 extension RuleEvaluator {
     func fire(_ t: EngineTimer, slot: Int, matching: some EntityMatching, emitter: inout Emitter, timers: inout TimerQueue) {}
-    func prefetch(entity: Int32, type: Int32, metric: Int32) {}
+    mutating func prefetch(entity: Int32, type: Int32, metric: Int32) {}
     var stateBytes: Int { 0 }
     func forEachRef(_ body: (EventRef) -> Void) {}
 }
@@ -62,7 +64,7 @@ extension GatheringEvaluator: RuleEvaluator {
 
 extension ProximityEvaluator: RuleEvaluator {
     @inline(__always)
-    func prefetch(entity: Int32, type: Int32, metric: Int32) {
+    mutating func prefetch(entity: Int32, type: Int32, metric: Int32) {
         guard type == Symbols.positionType else { return }
         for g in grids.indices { grids[g].latest.prefetch(key(entity)) }
     }
@@ -102,7 +104,7 @@ extension NoveltyEvaluator: RuleEvaluator {
 
 extension ThresholdEvaluator: RuleEvaluator {
     @inline(__always)
-    func prefetch(entity: Int32, type: Int32, metric: Int32) {
+    mutating func prefetch(entity: Int32, type: Int32, metric: Int32) {
         if type == Symbols.readingType && !levels.isEmpty { latest.prefetch(key(entity, metric)) }
     }
     var stateBytes: Int {
@@ -126,7 +128,7 @@ extension SequenceEvaluator: RuleEvaluator {
 
 extension AbsenceEvaluator: RuleEvaluator {
     @inline(__always)
-    func prefetch(entity: Int32, type: Int32, metric: Int32) {
+    mutating func prefetch(entity: Int32, type: Int32, metric: Int32) {
         for g in groups.indices { groups[g].seen.prefetch(key(entity)) }
     }
     var stateBytes: Int { groups.reduce(0) { $0 + $1.seen.memoryBytes } }
