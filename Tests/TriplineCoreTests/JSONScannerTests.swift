@@ -156,3 +156,36 @@ import TriplineTesting
         }
     }
 }
+
+/// The writer's side: every string written as a JSON literal (the copy-in-one-piece path and
+/// the escaping path) reads back as the same string, and numbers as the same value.
+@Suite struct JSONTextTests {
+    @Test(arguments: Array(1...4) as [UInt64])
+    func stringsAndNumbersReadBackUnchanged(seed: UInt64) throws {
+        var rng = SplitMix64(seed: seed)
+        let pieces = ["truck-", "7", "é", "😀", "\"", "\\", "\n", "\t", "\r", "\u{01}", "\u{1F}", "/", " ", "zone"]
+        for _ in 0..<2_000 {
+            var s = ""
+            for _ in 0..<Int(rng.next() % 12) {
+                s += rng.next() % 4 == 0 ? pieces[Int(rng.next() % UInt64(pieces.count))] : pieces[Int(rng.next() % 2)]
+            }
+            var out: [UInt8] = []
+            JSONText.appendString(s, to: &out)
+            let back = try JSONSerialization.jsonObject(with: Data(out), options: [.fragmentsAllowed]) as? String
+            #expect(back == s, "\(s.debugDescription) -> \(String(decoding: out, as: UTF8.self))")
+            // The interner's path writes the same bytes.
+            var interner = Interner()
+            let id = interner.intern(s)
+            var viaInterner: [UInt8] = []
+            interner.appendJSONString(id, to: &viaInterner)
+            #expect(viaInterner == out)
+        }
+        for d in [0.0, -0.0, 7, -7, 123_456_789_012_345, 1e15, 0.5, -2.25, 1e-7, 1e300, 99_999_999_999_999] {
+            var out: [UInt8] = []
+            JSONText.appendNumber(d, to: &out)
+            let text = String(decoding: out, as: UTF8.self)
+            #expect(Double(text) == d, "\(d) -> \(text)")
+            if d == d.rounded() && abs(d) < 1e15 { #expect(!text.contains(".") && !text.contains("e"), "\(d) -> \(text)") }
+        }
+    }
+}

@@ -95,13 +95,25 @@ public enum JSONText {
 
     public static func appendString(_ s: String, to out: inout [UInt8]) {
         out.append(34)
-        appendEscaped(s.utf8, to: &out)
+        var s = s
+        s.withUTF8 { appendEscaped($0, to: &out) }
         out.append(34)
+    }
+
+    /// As `appendEscapedEach`, for contiguous bytes: text with nothing to escape (the
+    /// usual case: ids, names, rule ids) is copied in one piece.
+    @inline(__always)
+    static func appendEscaped(_ p: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+        for b in p where b < 32 || b == 34 || b == 92 {
+            appendEscapedEach(p, to: &out)
+            return
+        }
+        out.append(contentsOf: p)
     }
 
     /// Appends UTF-8 bytes escaped for the inside of a JSON string literal (no quotes).
     @inline(__always)
-    static func appendEscaped<S: Sequence<UInt8>>(_ bytes: S, to out: inout [UInt8]) {
+    static func appendEscapedEach<S: Sequence<UInt8>>(_ bytes: S, to out: inout [UInt8]) {
         for b in bytes {
             switch b {
             case 34: out.append(92); out.append(34)
@@ -158,7 +170,7 @@ public enum JSONText {
 
     public static func appendNumber(_ d: Double, to out: inout [UInt8]) {
         if d == d.rounded() && abs(d) < 1e15 {
-            out.append(contentsOf: String(Int64(d)).utf8)
+            ClusterRecords.appendInt(Int64(d), &out)
         } else {
             out.append(contentsOf: d.description.utf8)
         }
