@@ -26,7 +26,9 @@ public struct LogBatch: Sendable, Equatable {
         try lines.withUnsafeBufferPointer { p in
             var start = 0
             var seq = firstSeq
-            for i in 0..<p.count where p[i] == 10 {
+            while true {
+                let i = NDJSON.nextNewline(p, from: start)
+                if i == p.count { break }
                 try body(UnsafeBufferPointer(rebasing: p[start..<i]), seq)
                 seq += 1
                 start = i + 1

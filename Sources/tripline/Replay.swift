@@ -330,12 +330,25 @@ final class DecodeWorker: @unchecked Sendable {
             send(b)
         }
         var batch = EventBatch()
+        // The batch being filled lives in locals (its arrays swapped out of and back into the
+        // batch): appending through the batch object retained and released it, and its
+        // decoded part, for every line.
+        var events: [Event] = [], lines: [UInt8] = [], lineEnds: [Int] = [], lineNumbers: [Int] = []
+        func swapArrays() {
+            swap(&events, &batch.decoded.events)
+            swap(&lines, &batch.lines)
+            swap(&lineEnds, &batch.lineEnds)
+            swap(&lineNumbers, &batch.lineNumbers)
+        }
+        swapArrays()
         func ship(last: Bool) {
+            swapArrays()
             decoder.seal(batch.decoded)
             batch.bytesRead = reader.bytesRead
             batch.last = last
             hand(batch)
             batch = EventBatch()
+            swapArrays()
         }
         defer {
             cpuSeconds = threadCPUSeconds()
@@ -345,11 +358,11 @@ final class DecodeWorker: @unchecked Sendable {
             if bytes.allSatisfy({ $0 == 32 || $0 == 9 }) { return true }
             switch decoder.decode(bytes, number: lineNo) {
             case .success(let ev):
-                batch.decoded.events.append(ev)
-                batch.lines.append(contentsOf: bytes)
-                batch.lineEnds.append(batch.lines.count)
-                batch.lineNumbers.append(lineNo)
-                if batch.decoded.events.count >= DecodeWorker.batchSize { ship(last: false) }
+                events.append(ev)
+                lines.append(contentsOf: bytes)
+                lineEnds.append(lines.count)
+                lineNumbers.append(lineNo)
+                if events.count >= DecodeWorker.batchSize { ship(last: false) }
                 return true
             case .failure(let e):
                 if keepRejects {

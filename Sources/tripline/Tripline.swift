@@ -162,16 +162,15 @@ final class LineReader {
             // Find complete lines in [start, end).
             let stop: Bool = try buffer.withUnsafeBufferPointer { p in
                 var s = start
-                var i = start
-                while i < end {
-                    if p[i] == 10 {
-                        lineNumber += 1
-                        var e = i
-                        if e > s && p[e - 1] == 13 { e -= 1 }
-                        if !(try body(UnsafeBufferPointer(rebasing: p[s..<e]), lineNumber)) { return true }
-                        s = i + 1
-                    }
-                    i += 1
+                let filled = UnsafeBufferPointer(rebasing: p[0..<end])
+                while true {
+                    let i = NDJSON.nextNewline(filled, from: s)
+                    if i == end { break }
+                    lineNumber += 1
+                    var e = i
+                    if e > s && p[e - 1] == 13 { e -= 1 }
+                    if !(try body(UnsafeBufferPointer(rebasing: p[s..<e]), lineNumber)) { return true }
+                    s = i + 1
                 }
                 start = s
                 return false

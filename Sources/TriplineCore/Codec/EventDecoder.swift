@@ -368,7 +368,9 @@ extension EventDecoder {
         bytes.withUnsafeBufferPointer { p in
             var start = 0
             var line = 0
-            for i in 0..<p.count where p[i] == 10 {
+            while true {
+                let i = NDJSON.nextNewline(p, from: start)
+                if i == p.count { break }
                 line += 1
                 body(decode(UnsafeBufferPointer(rebasing: p[start..<i]), line: line, symbols: &symbols), line)
                 start = i + 1
