@@ -6,6 +6,7 @@ import TriplineYAML
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "bench",
         abstract: "Measure the engine on a generated workload (build with -c release).",
         discussion: "Prints events/s and ns/event for each stage, with ratios against baselines measured in the same run, and engine state bytes per entity."
     )

@@ -104,7 +104,7 @@ struct AlertsCommand: AsyncParsableCommand {
                                                     subcommands: [List.self, Get.self, Explain.self, Routes.self])
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List alerts (newest last).")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List alerts (newest last).")
         @OptionGroup var server: RemoteOptions
         @Option(help: "Only this rule's.") var rule: String?
         @Option(help: "Only this entity's.") var entity: String?
@@ -139,14 +139,14 @@ struct AlertsCommand: AsyncParsableCommand {
     }
 
     struct Get: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "One alert, as the server stores it.")
+        static let configuration = CommandConfiguration(commandName: "get", abstract: "One alert, as the server stores it.")
         @OptionGroup var server: RemoteOptions
         @Argument(help: "The alert id.") var id: Int
         func run() async throws { server.printJSON(try await server.ok(.GET, "/v1/alerts/\(id)")) }
     }
 
     struct Explain: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Why an alert fired: the rule, the window, a sentence, the evidence.")
+        static let configuration = CommandConfiguration(commandName: "explain", abstract: "Why an alert fired: the rule, the window, a sentence, the evidence.")
         @OptionGroup var server: RemoteOptions
         @Argument(help: "The alert id.") var id: Int
         func run() async throws {
@@ -158,7 +158,7 @@ struct AlertsCommand: AsyncParsableCommand {
     }
 
     struct Routes: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Where an alert goes under the notification policy.")
+        static let configuration = CommandConfiguration(commandName: "routes", abstract: "Where an alert goes under the notification policy.")
         @OptionGroup var server: RemoteOptions
         @Argument(help: "The alert id.") var id: Int
         func run() async throws {
@@ -186,7 +186,7 @@ struct SilenceCommand: AsyncParsableCommand {
                                                     subcommands: [Add.self, List.self, Expire.self])
 
     struct Add: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Silence alerts matching every given matcher, for a while.")
+        static let configuration = CommandConfiguration(commandName: "add", abstract: "Silence alerts matching every given matcher, for a while.")
         @OptionGroup var server: RemoteOptions
         @Option var rule: String?
         @Option var zone: String?
@@ -209,7 +209,7 @@ struct SilenceCommand: AsyncParsableCommand {
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List silences.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List silences.")
         @OptionGroup var server: RemoteOptions
         @Flag(help: "Only the active ones.") var active = false
         func run() async throws {
@@ -227,7 +227,7 @@ struct SilenceCommand: AsyncParsableCommand {
     }
 
     struct Expire: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "End a silence now.")
+        static let configuration = CommandConfiguration(commandName: "expire", abstract: "End a silence now.")
         @OptionGroup var server: RemoteOptions
         @Argument(help: "The silence id.") var id: Int
         func run() async throws {
@@ -242,7 +242,7 @@ struct PolicyCommand: AsyncParsableCommand {
                                                     subcommands: [Show.self, Check.self, Apply.self])
 
     struct Show: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print the policy in force (as it was sent).")
+        static let configuration = CommandConfiguration(commandName: "show", abstract: "Print the policy in force (as it was sent).")
         @OptionGroup var server: RemoteOptions
         func run() async throws {
             let doc = try await server.ok(.GET, "/v1/policy")
@@ -254,6 +254,7 @@ struct PolicyCommand: AsyncParsableCommand {
 
     struct Check: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "check",
             abstract: "Check a policy file: offline (the language) or against the server (also its receivers).",
             discussion: "Exit 0 when valid, 1 when not (each problem printed with its line and pointer).")
         @OptionGroup var server: RemoteOptions
@@ -292,7 +293,7 @@ struct PolicyCommand: AsyncParsableCommand {
     }
 
     struct Apply: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Set the policy from a file (a new version).")
+        static let configuration = CommandConfiguration(commandName: "apply", abstract: "Set the policy from a file (a new version).")
         @OptionGroup var server: RemoteOptions
         @Argument(help: "The policy file (YAML or JSON).") var file: String
         func run() async throws {
@@ -399,7 +400,7 @@ struct QueryCommand: AsyncParsableCommand {
     }
 
     struct Nearby: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "The k nearest entities to a point, or those within a radius (haversine), nearest first.")
+        static let configuration = CommandConfiguration(commandName: "nearby", abstract: "The k nearest entities to a point, or those within a radius (haversine), nearest first.")
         @Option(help: "Longitude of the point.") var lon: Double
         @Option(help: "Latitude of the point.") var lat: Double
         @Option(help: "The k nearest.") var k: Int?
@@ -418,7 +419,7 @@ struct QueryCommand: AsyncParsableCommand {
     }
 
     struct Within: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Entities inside a zone, a box, or a GeoJSON shape, by id.")
+        static let configuration = CommandConfiguration(commandName: "within", abstract: "Entities inside a zone, a box, or a GeoJSON shape, by id.")
         @Option(help: "A zone id.") var zone: String?
         @Option(help: "min lon,min lat,max lon,max lat.") var bbox: String?
         @Option(help: "A file holding a GeoJSON Polygon, MultiPolygon or Feature.") var geojson: String?
@@ -435,7 +436,7 @@ struct QueryCommand: AsyncParsableCommand {
     }
 
     struct Intersects: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Entities whose recent track (their last positions, as a line) meets a zone, a box, or a GeoJSON shape, by id.")
+        static let configuration = CommandConfiguration(commandName: "intersects", abstract: "Entities whose recent track (their last positions, as a line) meets a zone, a box, or a GeoJSON shape, by id.")
         @Option(help: "A zone id.") var zone: String?
         @Option(help: "min lon,min lat,max lon,max lat.") var bbox: String?
         @Option(help: "A file holding a GeoJSON Polygon, MultiPolygon or Feature.") var geojson: String?

@@ -21,6 +21,7 @@ struct ClusterCommand: ParsableCommand {
 
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "create",
             abstract: "Create the cluster's streams and record its partitions, time settings and catalog.")
         @Option(help: "NATS servers, comma-separated (nats://127.0.0.1:4222,...).") var cluster: String
         @Option(help: "Partitions P (fixed for the cluster's life): an entity's events go to hash(entity) mod P.") var partitions = 24
@@ -49,6 +50,7 @@ struct ClusterCommand: ParsableCommand {
 
     struct Publish: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "publish",
             abstract: "Act as the gateway for an NDJSON events file: offer it in arrival order, publish each batch's records and wait for JetStream's acknowledgement.")
         @Option(help: "NATS servers, comma-separated.") var cluster: String
         @Option(help: "Events per batch (one message per partition per batch).") var batch = 1000
@@ -134,6 +136,7 @@ struct ClusterCommand: ParsableCommand {
 
     struct Alerts: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "alerts",
             abstract: "Print the cluster's alerts in canonical order once every stage has processed event time through --through.")
         @Option(help: "NATS servers, comma-separated.") var cluster: String
         @Option(help: "Wait until every stage is complete through this time (RFC 3339 or epoch ms), print, and exit.") var through: String
@@ -163,6 +166,7 @@ struct ClusterCommand: ParsableCommand {
 extension ClusterCommand {
     struct Status: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "status",
             abstract: "Print the cluster's settings, its streams (messages, leader, replicas) and who holds each stage, as JSON.")
         @Option(help: "NATS servers, comma-separated.") var cluster: String
 
@@ -188,6 +192,7 @@ extension ClusterCommand {
 
 struct Worker: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "worker",
         abstract: "Run a cluster worker: take partition leases, run their engines from the EV stream, publish alerts.")
     @Option(help: "NATS servers, comma-separated.") var cluster: String
     @Option(help: "This worker's name in leases and logs (default: host and process id).") var id: String?
@@ -218,6 +223,7 @@ extension ClusterCommand {
     /// `tripline cluster up`: a whole cluster on one machine for a developer.
     struct Up: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "up",
             abstract: "Start a cluster on this machine: nats-server processes with JetStream routed together on loopback, the cluster's streams and catalog, workers, and an API node (tripline serve --cluster) with an admin token; runs until interrupted.")
         @Option(help: "nats-server processes (1, or 3 for R3 streams that survive the loss of one).") var nodes = 3
         @Option(help: "Worker processes.") var workers = 3

@@ -10,6 +10,7 @@ import TriplineTesting
 /// live events (event time = the wall clock), sample zones and one rule of every kind.
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "demo",
         abstract: "Start the server with a simulated estate (trucks, vessels, meters, accounts, sensors) and a rule of every kind.",
         discussion: "Prints the URL and an admin token. Alerts begin within a minute. The data folder is temporary unless --data is given."
     )

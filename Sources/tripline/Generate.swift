@@ -71,6 +71,7 @@ struct WorkloadOptions: ParsableArguments {
 
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "generate",
         abstract: "Write a reproducible synthetic workload: zones.geojson, entities.ndjson, events.ndjson, rules.yaml."
     )
 

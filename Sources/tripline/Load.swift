@@ -8,6 +8,7 @@ import Glibc
 /// sustained events/s and acknowledgement latency (a benchmark, not a test).
 struct Load: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "load",
         abstract: "Send an events file to a server in batches and report events/s and ack latency (p50/p99).",
         discussion: "Batches are sent by --connections workers; each waits for its acknowledgement (the durable commit) before sending its next batch."
     )

@@ -15,6 +15,7 @@ struct InputFiles: ParsableArguments {
 
 struct Replay: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "replay",
         abstract: "Run rules over a file of events and write the alerts they produce (a backtest).",
         discussion: "Events are NDJSON, one per line, from a file or '-' for stdin. Alerts are written as NDJSON in canonical order. Exit status 2 means invalid input."
     )

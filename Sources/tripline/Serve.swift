@@ -296,6 +296,7 @@ struct ServerOptions: ParsableArguments {
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "serve",
         abstract: "Run the server: HTTP API on an embedded SQLite store.",
         discussion: "Every route but /healthz needs an API token; create the first with 'tripline token create --data DIR --role admin'. The API is described at /openapi.json."
     )
@@ -332,10 +333,11 @@ struct Serve: AsyncParsableCommand {
 }
 
 struct Audit: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "The tamper-evident audit log.", subcommands: [Verify.self])
+    static let configuration = CommandConfiguration(commandName: "audit", abstract: "The tamper-evident audit log.", subcommands: [Verify.self])
 
     struct Verify: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "verify",
             abstract: "Check the audit log's hash chain; exit 1 naming the first bad record if it was modified, deleted, inserted or reordered.")
         @Option(help: "Data folder of the server.") var data: String
         @Option(help: "The server's --store, when it is not SQLite in --data.") var store: String?
@@ -356,10 +358,10 @@ struct Audit: ParsableCommand {
 }
 
 struct Token: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Manage API tokens.", subcommands: [Create.self])
+    static let configuration = CommandConfiguration(commandName: "token", abstract: "Manage API tokens.", subcommands: [Create.self])
 
     struct Create: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create an API token and print it (it is stored only as a hash).")
+        static let configuration = CommandConfiguration(commandName: "create", abstract: "Create an API token and print it (it is stored only as a hash).")
         @Option(help: "Data folder of the server.") var data: String
         @Option(help: "The server's --store, when it is not SQLite in --data.") var store: String?
         @Option(help: "Role: ingest, operator, admin or auditor.") var role: String
@@ -408,6 +410,7 @@ extension CLI {
 
 struct Backup: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "backup",
         abstract: "Copy a data folder's SQLite store to a new file (SQLite's online backup API; safe while the server runs).",
         discussion: "Restore: stop the server, put the copy in place as DIR/tripline.sqlite (with the folder's pseudonym.key), start it; it rebuilds the engine from the copied log. A --store postgres:// server is backed up with pg_dump (docs/operations.md).")
     @Option(help: "Data folder of the server.") var data: String

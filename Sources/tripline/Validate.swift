@@ -4,6 +4,7 @@ import TriplineCore
 
 struct Validate: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "validate",
         abstract: "Check zones, entities, rules (and optionally events) without running anything.",
         discussion: "Every error of every file is reported, located by file, line and JSON pointer. Exit status 2 when anything is invalid."
     )

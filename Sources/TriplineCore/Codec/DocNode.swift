@@ -74,8 +74,13 @@ public struct JSONDocumentParser {
     /// added to lines (for NDJSON, where each line is parsed alone).
     public static func parse(_ bytes: UnsafeBufferPointer<UInt8>, file: String, lineOffset: Int = 0) -> Result<DocNode, TriplineError> {
         var p = JSONDocumentParser(bytes: bytes, file: file, lineOffset: lineOffset)
+        defer { p.pending.release() }
         p.lineStarts = [0]
-        for (k, b) in bytes.enumerated() where b == 10 { p.lineStarts.append(k + 1) }
+        var k = NDJSON.nextNewline(bytes, from: 0)
+        while k < bytes.count {
+            p.lineStarts.append(k + 1)
+            k = NDJSON.nextNewline(bytes, from: k + 1)
+        }
         do {
             p.s.skipWhitespace()
             let node = try p.value(depth: 0)
@@ -102,6 +107,8 @@ public struct JSONDocumentParser {
     let lineOffset: Int
     var lineStarts: [Int] = []
     var cursorLine = 0
+    /// The elements of the arrays being parsed, innermost last.
+    var pending = PendingNodes()
 
     init(bytes: UnsafeBufferPointer<UInt8>, file: String, lineOffset: Int) {
         self.s = JSONScanner(bytes)
@@ -170,19 +177,19 @@ public struct JSONDocumentParser {
             return DocNode(.object(members), line: l, column: c)
         case 91:
             s.i += 1
-            var elements: [DocNode] = []
             s.skipWhitespace()
             if s.peek() == 93 { s.i += 1; return DocNode(.array([]), line: l, column: c) }
+            let mark = pending.count
             while true {
                 s.skipWhitespace()
-                elements.append(try value(depth: depth + 1))
+                pending.push(try value(depth: depth + 1))
                 s.skipWhitespace()
                 guard let d = s.peek() else { throw ScanError(s.i, "unexpected end of input: missing ']'") }
                 s.i += 1
                 if d == 93 { break }
                 if d != 44 { throw ScanError(s.i - 1, "expected ',' or ']', found \(describe(d))") }
             }
-            return DocNode(.array(elements), line: l, column: c)
+            return DocNode(.array(pending.take(from: mark)), line: l, column: c)
         case 34:
             return DocNode(.string(try string()), line: l, column: c)
         case 116:
@@ -210,5 +217,53 @@ public struct JSONDocumentParser {
     func describe(_ c: UInt8) -> String {
         if c >= 32 && c < 127 { return "'\(Character(UnicodeScalar(c)))'" }
         return "byte \(c)"
+    }
+}
+
+/// A stack of parsed nodes for `JSONDocumentParser`: an array's elements are gathered here
+/// and moved, when it closes, into an array of exactly their number. Appending to each
+/// array as it grew reallocated it (twice for a [lon, lat] position, log2(n) times for a
+/// ring of n), which showed in zone loading. Released by `release()` (the parser is a
+/// struct and cannot free it itself).
+struct PendingNodes {
+    var base: UnsafeMutablePointer<DocNode>?
+    var count = 0
+    var capacity = 0
+
+    mutating func push(_ node: DocNode) {
+        if count == capacity {
+            let grown = Swift.max(64, capacity * 2)
+            let b = UnsafeMutablePointer<DocNode>.allocate(capacity: grown)
+            if let base {
+                b.moveInitialize(from: base, count: count)
+                base.deallocate()
+            }
+            base = b
+            capacity = grown
+        }
+        (base! + count).initialize(to: node)
+        count += 1
+    }
+
+    /// The nodes from `mark` on, moved out (the stack ends at `mark`).
+    mutating func take(from mark: Int) -> [DocNode] {
+        let n = count - mark
+        guard n > 0, let base else { return [] }
+        let out = [DocNode](unsafeUninitializedCapacity: n) { buffer, initialized in
+            buffer.baseAddress!.moveInitialize(from: base + mark, count: n)
+            initialized = n
+        }
+        count = mark
+        return out
+    }
+
+    /// Frees the stack (with whatever an error left on it).
+    mutating func release() {
+        guard let base else { return }
+        base.deinitialize(count: count)
+        base.deallocate()
+        self.base = nil
+        count = 0
+        capacity = 0
     }
 }

@@ -271,10 +271,15 @@ struct JSONScanner {
                 return .success((negative ? -v : v, isInteger))
             }
         }
-        // Slow path: correctly rounded strtod on a copy.
-        var tmp = [CChar](repeating: 0, count: i - start + 1)
-        for k in start..<i { tmp[k - start] = CChar(bitPattern: bytes[k]) }
-        let v = strtod(tmp, nil)
+        // Slow path: correctly rounded strtod on a NUL-terminated copy (on the stack up to
+        // 255 bytes: a coordinate written with 17 digits, as Python and most GIS tools write
+        // them, takes this path, and a heap copy per number showed in zone loading).
+        let n = i - start
+        let v = withUnsafeTemporaryAllocation(of: CChar.self, capacity: n < 256 ? 256 : n + 1) { tmp -> Double in
+            for k in 0..<n { tmp[k] = CChar(bitPattern: bytes[start + k]) }
+            tmp[n] = 0
+            return strtod(tmp.baseAddress!, nil)
+        }
         return .success((v, isInteger))
     }
 

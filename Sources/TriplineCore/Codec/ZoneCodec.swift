@@ -172,6 +172,16 @@ public enum ZoneCodec {
         return (x, y)
     }
 
+    /// The position `n` when it is one `position` accepts as it is (no error, no clamping);
+    /// otherwise nil, and `position` decides (and reports).
+    @inline(__always)
+    static func validPosition(_ n: DocNode) -> (Double, Double)? {
+        guard case .array(let a) = n.value, a.count == 2 || a.count == 3,
+              case .number(let x, _) = a[0].value, case .number(let y, _) = a[1].value,
+              x >= -180, x <= 180, y >= -90, y <= 90 else { return nil }
+        return (x, y)
+    }
+
     static func polygon(_ n: DocNode, _ p: String, _ r: inout DocReader) -> Polygon? {
         guard let rings = n.elements, !rings.isEmpty else {
             r.fail(n, p, "a polygon must be a non-empty array of rings")
@@ -179,13 +189,19 @@ public enum ZoneCodec {
         }
         var out: [Ring] = []
         for (k, ringNode) in rings.enumerated() {
-            let rp = p + "/\(k)"
-            guard let pts = ringNode.elements else { r.fail(ringNode, rp, "a ring must be an array of positions"); return nil }
+            // JSON pointers are built only for a message (a country has thousands of positions).
+            guard case .array(let pts) = ringNode.value else { r.fail(ringNode, p + "/\(k)", "a ring must be an array of positions"); return nil }
             var points: [(Double, Double)] = []
-            for (j, pt) in pts.enumerated() {
-                guard let xy = position(pt, rp + "/\(j)", &r) else { return nil }
-                points.append(xy)
+            points.reserveCapacity(pts.count)
+            for j in pts.indices {
+                if let xy = validPosition(pts[j]) {
+                    points.append(xy)
+                } else {
+                    guard let xy = position(pts[j], p + "/\(k)/\(j)", &r) else { return nil }
+                    points.append(xy)
+                }
             }
+            let rp = p + "/\(k)"
             if points.count < 4 {
                 r.fail(ringNode, rp, "ring \(k) has \(points.count) positions; a ring needs at least 4 (the last repeating the first)", code: .invalidGeometry)
                 return nil

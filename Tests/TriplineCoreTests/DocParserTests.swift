@@ -1,0 +1,163 @@
+import Foundation
+import Testing
+import TriplineTesting
+@testable import TriplineCore
+
+/// The document parser (which gathers array elements on a stack and finds line starts with
+/// memchr) against documents whose every value's text, line and column the generator knows.
+@Suite struct DocParserTests {
+    /// What the generator wrote for one value: its compact text (as `jsonText` writes it) and
+    /// where it starts; children in order.
+    final class Written {
+        var compact = ""
+        var line = 0, column = 0
+        var children: [Written] = []
+    }
+
+    /// Writes a random value at `depth` into `out` (tracking line and column), pretty enough
+    /// that values start on many lines and columns.
+    static func write(_ rng: inout SplitMix64, depth: Int, into out: inout [UInt8], line: inout Int, lineStart: inout Int) -> Written {
+        let w = Written()
+        w.line = line
+        w.column = out.count - lineStart + 1
+        func emit(_ s: String) { out += Array(s.utf8) }
+        func newline() {
+            out.append(10)
+            line += 1
+            lineStart = out.count
+            for _ in 0..<Int(rng.next() % 3) { out.append(32) }
+        }
+        func separator() { if rng.next() % 3 == 0 { newline() } else if rng.next() % 2 == 0 { out.append(32) } }
+        let kind = depth >= 5 ? rng.next() % 3 : rng.next() % 6
+        switch kind {
+        case 0:
+            let v = Int(rng.next() % 2_000_001) - 1_000_000
+            emit(String(v)); w.compact = String(v)
+        case 1:
+            let s = "s\(rng.next() % 1000)é"
+            emit("\"" + s + "\""); w.compact = "\"" + s + "\""
+        case 2:
+            let b = rng.next() % 2 == 0
+            emit(b ? "true" : "false"); w.compact = b ? "true" : "false"
+        case 3, 4:
+            // Arrays, often of positions and rings (the zone files' shape), sometimes empty.
+            let n = Int(rng.next() % (depth == 0 ? 40 : 9))
+            emit("[")
+            for k in 0..<n {
+                if k > 0 { emit(",") }
+                separator()
+                w.children.append(Self.write(&rng, depth: depth + 1, into: &out, line: &line, lineStart: &lineStart))
+            }
+            separator()
+            emit("]")
+            w.compact = "[" + w.children.map(\.compact).joined(separator: ",") + "]"
+        default:
+            let n = Int(rng.next() % 5)
+            emit("{")
+            var parts: [String] = []
+            for k in 0..<n {
+                if k > 0 { emit(",") }
+                separator()
+                emit("\"k\(k)\":")
+                separator()
+                let c = Self.write(&rng, depth: depth + 1, into: &out, line: &line, lineStart: &lineStart)
+                w.children.append(c)
+                parts.append("\"k\(k)\":" + c.compact)
+            }
+            separator()
+            emit("}")
+            w.compact = "{" + parts.joined(separator: ",") + "}"
+        }
+        return w
+    }
+
+    static func check(_ node: DocNode, _ w: Written, _ path: String) {
+        #expect(node.line == w.line && node.column == w.column, "\(path): at \(node.line):\(node.column), written at \(w.line):\(w.column)")
+        let children: [DocNode] = node.elements ?? node.members?.map(\.node) ?? []
+        #expect(children.count == w.children.count, "\(path)")
+        for (k, (c, cw)) in zip(children, w.children).enumerated() { check(c, cw, path + "/\(k)") }
+    }
+
+    @Test(arguments: Array(1...8) as [UInt64])
+    func everyValueHasItsTextLineAndColumn(seed: UInt64) {
+        var rng = SplitMix64(seed: seed)
+        for _ in 0..<40 {
+            var out: [UInt8] = []
+            var line = 1, lineStart = 0
+            // A top-level array, so that nested arrays share the element stack.
+            out += Array("[".utf8)
+            let top = Written()
+            top.line = 1; top.column = 1
+            let n = 1 + Int(rng.next() % 6)
+            for k in 0..<n {
+                if k > 0 { out.append(44) }
+                if rng.next() % 2 == 0 { out.append(10); line += 1; lineStart = out.count }
+                top.children.append(Self.write(&rng, depth: 1, into: &out, line: &line, lineStart: &lineStart))
+            }
+            out += Array("]\n".utf8)
+            top.compact = "[" + top.children.map(\.compact).joined(separator: ",") + "]"
+            let parsed = out.withUnsafeBufferPointer { JSONDocumentParser.parse($0, file: "t.json") }
+            guard case .success(let doc) = parsed else {
+                Issue.record("parse failed: \(parsed) on \(String(decoding: out, as: UTF8.self))")
+                return
+            }
+            #expect(doc.jsonText == top.compact)
+            Self.check(doc, top, "")
+        }
+    }
+
+    /// A document cut anywhere inside nested arrays fails with the error at the cut (its line
+    /// and column), and the nodes gathered so far are released without harm.
+    @Test(arguments: Array(1...4) as [UInt64])
+    func cutDocumentsFailAtTheCut(seed: UInt64) {
+        var rng = SplitMix64(seed: seed)
+        for _ in 0..<60 {
+            var out: [UInt8] = []
+            var line = 1, lineStart = 0
+            out += Array("[".utf8)
+            _ = Self.write(&rng, depth: 1, into: &out, line: &line, lineStart: &lineStart)
+            out += Array("]".utf8)
+            let cut = Int(rng.next() % UInt64(out.count - 1)) + 1
+            let head = Array(out[0..<cut])
+            let parsed = head.withUnsafeBufferPointer { JSONDocumentParser.parse($0, file: "t.json") }
+            guard case .failure(let e) = parsed else {
+                // A cut right after a complete top-level value cannot happen ("[" opens it).
+                Issue.record("cut at \(cut) parsed: \(String(decoding: head, as: UTF8.self))")
+                continue
+            }
+            let lines = head.split(separator: 10, omittingEmptySubsequences: false)
+            #expect(e.location?.line ?? 0 >= 1 && e.location?.line ?? 0 <= lines.count, "\(e)")
+            #expect(e.message.contains("invalid JSON"), "\(e)")
+        }
+    }
+
+    /// Positions are read without building a JSON pointer for each; the errors of bad ones
+    /// still name the position's pointer, line and column (and the clamping stays).
+    @Test func badPositionsDeepInALongRingAreLocated() throws {
+        var ring: [String] = []
+        for k in 0..<500 {
+            let a = Double(k) / 500 * 2 * Double.pi
+            ring.append("[\(10 + cos(a)),\(50 + sin(a))]")
+        }
+        ring.append(ring[0])
+        func zones(_ ring: [String]) -> String {
+            #"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"id":"z","category":"c"},"geometry":{"type":"Polygon","coordinates":[[\#n"# + ring.joined(separator: ",\n") + "]]}}]}"
+        }
+        #expect(try ZoneCodec.decode(zones(ring), file: "z").get().count == 1)
+        for (k, bad, message) in [(137, "[10.5,95]", "latitude 95.0 is out of range"), (260, "[-181,50]", "longitude -181.0 is out of range"),
+                                  (3, "[10.5]", "a position must be [longitude, latitude]"), (499, "[\"x\",50]", "longitude must be a number")] {
+            var r = ring
+            r[k] = bad
+            guard case .failure(let errs) = ZoneCodec.decode(zones(r), file: "z") else {
+                Issue.record("position \(k) \(bad) was accepted")
+                continue
+            }
+            #expect(errs.errors.count == 1)
+            let e = errs.errors[0]
+            #expect(e.message.contains(message), "\(e)")
+            let pointer = e.location?.pointer ?? ""
+            #expect(pointer.hasPrefix("/features/0/geometry/coordinates/0/\(k)"), "\(e)")
+            #expect(e.location?.line == k + 2, "\(e)")
+        }
+    }
+}
