@@ -323,6 +323,25 @@ struct BigInt {
         }
         #expect(mismatches == 0)
         #expect(hits > points.count / 3)
+        // The same bands, built on their own for polygon validation, locate exactly as the
+        // polygons do: inside, outside and on the boundary.
+        var bandMismatches = 0
+        var seen: [PointLocation: Int] = [:]
+        for case .polygons(let ps) in shapes {
+            for p in ps {
+                let banded = BandedPolygon(p)
+                for (x, y) in points where x >= p.bbox.minX - 1 && x <= p.bbox.maxX + 1 && y >= p.bbox.minY - 1 && y <= p.bbox.maxY + 1 {
+                    let expected = p.locate(x, y)
+                    seen[expected, default: 0] += 1
+                    if banded.locate(x, y) != expected {
+                        bandMismatches += 1
+                        if bandMismatches <= 5 { Issue.record("point \(x), \(y): banded \(banded.locate(x, y)), polygon \(expected)") }
+                    }
+                }
+            }
+        }
+        #expect(bandMismatches == 0)
+        #expect((seen[.inside] ?? 0) > 1000 && (seen[.outside] ?? 0) > 1000 && (seen[.boundary] ?? 0) > 1000, "\(seen)")
     }
 
     @Test func everyVertexOfAPolygonIsCovered() {

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import TriplineCore
 
@@ -52,6 +53,33 @@ import Testing
         #expect(PolygonValidation.validate([a, overlapping]) != nil)
         #expect(PolygonValidation.validate([a, inside]) != nil)
     }
+    /// Parts long enough to be located by bands (a country and its islands): an island
+    /// inside the mainland, or a mainland inside an island's outline, is an overlap; an island
+    /// off the coast, or inside the mainland's hole (a lake), is not.
+    @Test func longPartsAreCheckedForOverlapByBands() {
+        func circle(_ cx: Double, _ cy: Double, _ r: Double, _ n: Int, clockwise: Bool = false) -> [(Double, Double)] {
+            var pts: [(Double, Double)] = (0..<n).map { k in
+                let a = 2 * Double.pi * Double(k) / Double(n) * (clockwise ? -1 : 1)
+                return (((cx + r * cos(a)) * 1024).rounded() / 1024, ((cy + r * sin(a)) * 1024).rounded() / 1024)
+            }
+            pts.append(pts[0])
+            return pts
+        }
+        let mainland = Polygon(shell: ring(circle(0, 0, 10, 600)), holes: [ring(circle(0, 0, 3, 200, clockwise: true))])
+        #expect(RingBands(mainland.shell) != nil && RingBands(mainland.holes[0]) != nil)
+        #expect(PolygonValidation.validate([mainland]) == nil)
+        let offshore = Polygon(shell: ring(circle(12, 0, 1, 80)), holes: [])
+        let inLake = Polygon(shell: ring(circle(0, 0, 1, 80)), holes: [])
+        let onLand = Polygon(shell: ring(circle(6, 0, 1, 80)), holes: [])
+        let around = Polygon(shell: ring(circle(0, 0, 20, 300)), holes: [])
+        #expect(PolygonValidation.validate([mainland, offshore]) == nil)
+        #expect(PolygonValidation.validate([offshore, mainland]) == nil)
+        #expect(PolygonValidation.validate([mainland, inLake]) == nil)
+        #expect(PolygonValidation.validate([mainland, onLand])?.contains("overlap") == true)
+        #expect(PolygonValidation.validate([onLand, mainland])?.contains("overlap") == true)
+        #expect(PolygonValidation.validate([mainland, around])?.contains("overlap") == true)
+    }
+
     @Test func ringsSpanningMoreThan180DegreesAreRefused() {
         let msg = validate([(-170, 0), (170, 0), (170, 10), (-170, 10), (-170, 0)])
         #expect(msg?.contains("antimeridian") == true)

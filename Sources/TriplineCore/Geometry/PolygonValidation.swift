@@ -156,9 +156,13 @@ public enum PolygonValidation {
         }
         // 4. Parts of a MultiPolygon must not overlap.
         if parts.count > 1 {
+            // Each part a point is located against gets bands once (a country's islands are
+            // located against its mainland's thousands of edges, vertex by vertex).
+            var banded = [BandedPolygon?](repeating: nil, count: parts.count)
             for i in 0..<parts.count {
                 for j in 0..<parts.count where i != j && parts[i].bbox.intersects(parts[j].bbox) {
-                    if polygonInteriorsMeet(parts[i], parts[j]) {
+                    if banded[j] == nil { banded[j] = BandedPolygon(parts[j]) }
+                    if polygonInteriorsMeet(parts[i], banded[j]!) {
                         return "polygons \(i) and \(j) of the MultiPolygon overlap: parts must not overlap (touching at points is fine); merge or separate them"
                     }
                 }
@@ -201,7 +205,7 @@ public enum PolygonValidation {
     }
 
     /// True when the interiors of two polygons (whose boundaries do not cross) meet.
-    static func polygonInteriorsMeet(_ p: Polygon, _ q: Polygon) -> Bool {
+    static func polygonInteriorsMeet(_ p: Polygon, _ q: BandedPolygon) -> Bool {
         // Some vertex or edge midpoint of p's shell strictly inside q.
         let s = p.shell
         for k in 0..<(s.pointCount - 1) where q.locate(s.x(k), s.y(k)) == .inside { return true }

@@ -112,6 +112,127 @@ public struct Ring: Sendable {
     }
 }
 
+/// A long ring's edges listed by horizontal band of equal height, so that a point is tested
+/// against the edges of its band instead of the whole ring (a country's outline has
+/// thousands). The zone index stores these flattened; polygon validation builds them for the
+/// parts of a multipolygon it locates many points against.
+public struct RingBands: Sendable {
+    /// Rings with fewer points are not banded.
+    static let minPoints = 33
+    /// About this many edges per band (long edges appear in every band they cross).
+    static let edgesPerBand = 4
+    /// Bound on the band lists' size: on average at most this many listings per edge.
+    static let maxListingsPerEdge = 8
+
+    public let count: Int
+    /// Bands per degree of latitude.
+    public let scale: Double
+    public let minY: Double
+    /// count + 1 offsets into `edges`.
+    public let offsets: [Int32]
+    /// Edge k (from point k to point k + 1) for each band it meets.
+    public let edges: [Int32]
+
+    /// The band of `y` among `count` bands from `minY` at `scale` bands per degree. Monotonic
+    /// in `y` (a subtraction, a multiplication by a positive number and a truncation of a
+    /// non-negative value all are), so an edge from y0 to y1 listed in bands band(y0) through
+    /// band(y1) is listed in the band of every y between them: no margin is needed.
+    @inline(__always)
+    static func band(_ y: Double, _ minY: Double, _ scale: Double, _ count: Int) -> Int {
+        let v = (y - minY) * scale
+        return v <= 0 ? 0 : (v >= Double(count - 1) ? count - 1 : Int(v))
+    }
+
+    /// The bands of `r`, or nil when it is too short (or flat) to gain from them.
+    public init?(_ r: Ring) {
+        let n = r.pointCount
+        let minY = r.bbox.minY, maxY = r.bbox.maxY
+        var count = max(1, min(1 << 16, (n - 1) / RingBands.edgesPerBand))
+        guard n >= RingBands.minPoints, maxY > minY, (Double(count) / (maxY - minY)).isFinite else { return nil }
+        var scale = 0.0
+        var sizes: [Int32] = []
+        var ranges: [(Int, Int)] = []
+        ranges.reserveCapacity(n - 1)
+        // Edges that span many bands are listed in each; a ring of long zig-zags would make
+        // the lists quadratic, so halve the band count until they hold at most
+        // `maxListingsPerEdge` listings per edge on average.
+        while true {
+            scale = Double(count) / (maxY - minY)
+            sizes = [Int32](repeating: 0, count: count + 1)
+            ranges.removeAll(keepingCapacity: true)
+            var total = 0
+            for k in 0..<(n - 1) {
+                let y0 = r.y(k), y1 = r.y(k + 1)
+                let b0 = RingBands.band(Swift.min(y0, y1), minY, scale, count), b1 = RingBands.band(Swift.max(y0, y1), minY, scale, count)
+                ranges.append((b0, b1))
+                total += b1 - b0 + 1
+            }
+            if total <= RingBands.maxListingsPerEdge * (n - 1) || count == 1 { break }
+            count = max(1, count / 2)
+        }
+        for (b0, b1) in ranges { for b in b0...b1 { sizes[b + 1] += 1 } }
+        for b in 0..<count { sizes[b + 1] += sizes[b] }
+        var fill = Array(sizes[0..<count])
+        var edges = [Int32](repeating: 0, count: Int(sizes[count]))
+        for (k, (b0, b1)) in ranges.enumerated() {
+            for b in b0...b1 {
+                edges[Int(fill[b])] = Int32(k)
+                fill[b] += 1
+            }
+        }
+        self.count = count
+        self.scale = scale
+        self.minY = minY
+        self.offsets = sizes
+        self.edges = edges
+    }
+
+    /// Locates (x, y) against `r` (the ring these bands were built from): the same answer as
+    /// `r.locate(x, y)` (see `Ring.locate(_:edges:_:_:)`).
+    public func locate(_ r: Ring, _ x: Double, _ y: Double) -> PointLocation {
+        if !r.bbox.contains(x, y) { return .outside }
+        let b = RingBands.band(y, minY, scale, count)
+        let lo = Int(offsets[b]), hi = Int(offsets[b + 1])
+        return r.coords.withUnsafeBufferPointer { c in
+            edges.withUnsafeBufferPointer { Ring.locate(c.baseAddress!, edges: UnsafeBufferPointer(rebasing: $0[lo..<hi]), x, y) }
+        }
+    }
+}
+
+/// A polygon with bands for its long rings: locates as `Polygon.locate` does, faster when
+/// many points are located against one long polygon.
+public struct BandedPolygon: Sendable {
+    public let polygon: Polygon
+    let shellBands: RingBands?
+    let holeBands: [RingBands?]
+
+    public init(_ p: Polygon) {
+        polygon = p
+        shellBands = RingBands(p.shell)
+        holeBands = p.holes.map { RingBands($0) }
+    }
+
+    @inline(__always)
+    static func locate(_ r: Ring, _ bands: RingBands?, _ x: Double, _ y: Double) -> PointLocation {
+        if let bands { return bands.locate(r, x, y) }
+        return r.locate(x, y)
+    }
+
+    /// The same answer as `polygon.locate(x, y)`.
+    public func locate(_ x: Double, _ y: Double) -> PointLocation {
+        let s = BandedPolygon.locate(polygon.shell, shellBands, x, y)
+        if s != .inside { return s }
+        for (k, h) in polygon.holes.enumerated() {
+            switch BandedPolygon.locate(h, holeBands[k], x, y) {
+            case .inside: return .outside
+            case .boundary: return .boundary
+            case .outside: continue
+            }
+        }
+        return .inside
+    }
+}
+
 /// A polygon: one shell and any number of holes.
 public struct Polygon: Sendable {
     public var shell: Ring

@@ -93,11 +93,9 @@ public struct ZoneIndex: Sendable {
     /// its first point within its ring.
     var bandOffsets: [Int32] = []
     var bandEdges: [Int32] = []
-    static let bandMinPoints = 33
-    /// About this many edges per band (long edges appear in every band they cross).
-    static let edgesPerBand = 4
-    /// Bound on the band lists' size: on average at most this many listings per edge.
-    static let maxListingsPerEdge = 8
+    static var bandMinPoints: Int { RingBands.minPoints }
+    static var edgesPerBand: Int { RingBands.edgesPerBand }
+    static var maxListingsPerEdge: Int { RingBands.maxListingsPerEdge }
     /// Per polygon part, a 16 x 16 raster over its box, 2 bits a cell: 0 outside, 1 inside,
     /// 2 mixed (some edge's box comes near the cell: test exactly). Eight words a part.
     var raster: [UInt64] = []
@@ -213,59 +211,16 @@ public struct ZoneIndex: Sendable {
         }
     }
 
-    /// The band of `y` among `count` bands from `minY` at `scale` bands per degree. Monotonic
-    /// in `y` (a subtraction, a multiplication by a positive number and a truncation of a
-    /// non-negative value all are), so an edge from y0 to y1 listed in bands band(y0) through
-    /// band(y1) is listed in the band of every y between them: no margin is needed.
-    @inline(__always)
-    static func band(_ y: Double, _ minY: Double, _ scale: Double, _ count: Int) -> Int {
-        let v = (y - minY) * scale
-        return v <= 0 ? 0 : (v >= Double(count - 1) ? count - 1 : Int(v))
-    }
-
     /// Builds the bands of a ring just appended (or records that it has none).
     mutating func addBands(_ r: Ring) {
-        let n = r.pointCount
-        let minY = r.bbox.minY, maxY = r.bbox.maxY
-        var count = max(1, min(1 << 16, (n - 1) / ZoneIndex.edgesPerBand))
-        guard n >= ZoneIndex.bandMinPoints, maxY > minY, (Double(count) / (maxY - minY)).isFinite else {
+        guard let b = RingBands(r) else {
             ringBandFirst.append(-1); ringBandCount.append(0); ringBandScale.append(0)
             return
         }
-        var scale = 0.0
-        var sizes: [Int32] = []
-        var ranges: [(Int, Int)] = []
-        ranges.reserveCapacity(n - 1)
-        // Edges that span many bands are listed in each; a ring of long zig-zags would make
-        // the lists quadratic, so halve the band count until they hold at most
-        // `maxListingsPerEdge` listings per edge on average.
-        while true {
-            scale = Double(count) / (maxY - minY)
-            sizes = [Int32](repeating: 0, count: count + 1)
-            ranges.removeAll(keepingCapacity: true)
-            var total = 0
-            for k in 0..<(n - 1) {
-                let y0 = r.y(k), y1 = r.y(k + 1)
-                let b0 = ZoneIndex.band(Swift.min(y0, y1), minY, scale, count), b1 = ZoneIndex.band(Swift.max(y0, y1), minY, scale, count)
-                ranges.append((b0, b1))
-                total += b1 - b0 + 1
-            }
-            if total <= ZoneIndex.maxListingsPerEdge * (n - 1) || count == 1 { break }
-            count = max(1, count / 2)
-        }
-        for (b0, b1) in ranges { for b in b0...b1 { sizes[b + 1] += 1 } }
-        for b in 0..<count { sizes[b + 1] += sizes[b] }
         let first = bandOffsets.count, base = Int32(bandEdges.count)
-        bandOffsets += sizes.map { $0 + base }
-        var fill = Array(sizes[0..<count])
-        bandEdges += [Int32](repeating: 0, count: Int(sizes[count]))
-        for (k, (b0, b1)) in ranges.enumerated() {
-            for b in b0...b1 {
-                bandEdges[Int(base + fill[b])] = Int32(k)
-                fill[b] += 1
-            }
-        }
-        ringBandFirst.append(Int32(first)); ringBandCount.append(Int32(count)); ringBandScale.append(scale)
+        bandOffsets += b.offsets.map { $0 + base }
+        bandEdges += b.edges
+        ringBandFirst.append(Int32(first)); ringBandCount.append(Int32(b.count)); ringBandScale.append(b.scale)
     }
 
     /// Locates (x, y) against ring `r`, by its bands when it has them (same answer as the
@@ -275,7 +230,7 @@ public struct ZoneIndex: Sendable {
         let base = c + 2 * Int(ringStart[r])
         let first = Int(ringBandFirst[r])
         if first < 0 { return Ring.locate(base, Int(ringPoints[r]), x, y) }
-        let b = ZoneIndex.band(y, ringBoxes[4 * r + 1], ringBandScale[r], Int(ringBandCount[r]))
+        let b = RingBands.band(y, ringBoxes[4 * r + 1], ringBandScale[r], Int(ringBandCount[r]))
         let lo = Int(bandOffsets[first + b]), hi = Int(bandOffsets[first + b + 1])
         return bandEdges.withUnsafeBufferPointer { Ring.locate(base, edges: UnsafeBufferPointer(rebasing: $0[lo..<hi]), x, y) }
     }
