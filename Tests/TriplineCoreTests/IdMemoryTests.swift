@@ -86,6 +86,24 @@ import TriplineTesting
     @Test(arguments: Array(1...20) as [UInt64])
     func collectingIdsAfterEveryEventChangesNoAlert(seed: UInt64) throws {
         let rules = try RuleFile.decode(MixedStreams.rulesYAML, file: "rules.yaml").get()
+        try collectingIdsAfterEveryEvent(seed: seed, rules: rules)
+    }
+
+    /// The same with proximity rules alone: no speed and no zone rule, so only the proximity
+    /// grid needs the latest positions, which it reads from the engine's entity records
+    /// (their events must be held through collections, or a pair's evidence would name
+    /// another id).
+    @Test(arguments: Array(1...12) as [UInt64])
+    func collectingIdsKeepsTheProximityGridsEvidence(seed: UInt64) throws {
+        let rules = try RuleFile.decode(MixedStreams.rulesYAML, file: "rules.yaml").get().filter {
+            if case .proximity = $0.parameters { return true }
+            return false
+        }
+        #expect(rules.count == 3)
+        try collectingIdsAfterEveryEvent(seed: seed, rules: rules)
+    }
+
+    func collectingIdsAfterEveryEvent(seed: UInt64, rules: [Rule]) throws {
         var events = MixedStreams.events(seed: seed)
         for i in events.indices { events[i].id = "g\(seed)-\(i)" }
         let until = events.last!.time + 20_000

@@ -62,22 +62,53 @@ public final class Engine: EntityMatching {
 
     /// Per-entity state, indexed by interned entity id: everything a position touches in one
     /// record, so that an event costs one cache miss for its entity, not one per array.
+    ///
+    /// The record is 64 bytes (it was 72): the fields are ordered so that no padding is left
+    /// but one byte, and the latest position's event is kept in 32 bits and a flag (the
+    /// entity of an assigned id is the record's own).
     struct EntityState {
-        var ready = false
-        /// How many zones the latest position is inside: up to 3 inline (sorted), more in
-        /// `insideOverflow`.
-        var insideCount: UInt16 = 0
+        /// The zones the latest position is inside: up to 3 inline (sorted), more in
+        /// `insideOverflow`; `insideCount` says how many.
         var inside: (Int32, Int32, Int32) = (0, 0, 0)
+        var insideCount: UInt16 = 0
+        /// Bit 0: the entity's state exists (`ready`). Bit 1: the latest position's event has
+        /// a given id (`lastRefLow` is its index), not an assigned one (`lastRefLow` is n).
+        var flags: UInt8 = 0
         /// The first 64 distinct entity selectors this entity matches, one bit each.
         var match: UInt64 = 0
-        /// The latest position, for speed, and its time and event for zone edits when zone
-        /// rules run (lastTime == .min before the first).
+        /// The latest position, for speed and proximity (whose grid reads its members'
+        /// positions here), and its time and event, also for zone edits when zone rules run
+        /// (lastTime == .min before the first).
         var lastLon = 0.0
         var lastLat = 0.0
         var lastTime: Millis = .min
-        var lastRef = EventRef(raw: 0)
         /// Arrival count and latest arrival, for the time core's id memory.
         var arrivals = TimeCore.Arrivals()
+        /// The low 32 bits of the latest position's `EventRef` (see `flags`).
+        var lastRefLow: UInt32 = 0
+
+        var ready: Bool {
+            get { flags & 1 != 0 }
+            set { flags = newValue ? flags | 1 : flags & ~1 }
+        }
+
+        /// The latest position's event, for entity `e` (this record's).
+        @inline(__always)
+        func lastRef(_ e: Int32) -> EventRef {
+            flags & 2 != 0 ? .given(Int32(bitPattern: lastRefLow)) : .assigned(entity: e, n: lastRefLow)
+        }
+
+        @inline(__always)
+        mutating func setLastRef(_ r: EventRef, _ e: Int32) {
+            if r.isGiven {
+                lastRefLow = UInt32(bitPattern: r.givenIndex)
+                flags |= 2
+            } else {
+                assert(r.entity == e, "an assigned id's entity is the record's")
+                lastRefLow = r.sequence
+                flags &= ~2
+            }
+        }
     }
     var entities: [EntityState] = []
     /// Where `entities`' elements were after its last growth, for prefetching only (see
@@ -193,6 +224,14 @@ public final class Engine: EntityMatching {
                 matchTable.bits[i * matchTable.stride + ((s - 64) >> 6)] |= 1 << UInt64(s & 63)
             }
         }
+    }
+
+    /// The latest position of entity `e` (one that has had a position, with speed or proximity
+    /// rules in the plan).
+    @inline(__always)
+    func latestPosition(_ e: Int32) -> (lon: Double, lat: Double, time: Millis, ref: EventRef) {
+        let i = Int(e)
+        return (entities[i].lastLon, entities[i].lastLat, entities[i].lastTime, entities[i].lastRef(e))
     }
 
     /// Does entity `e` match selector `s`?
@@ -478,20 +517,23 @@ public final class Engine: EntityMatching {
             }
             if !kinds.gathering.isEmpty { kinds.gathering.onPosition(ev, ref: ref, zones: zones, matching: self, emitter: &emitter, timers: &time.timers) }
             if !kinds.views.isEmpty { applyViews(ev, ref, zones) }
-            if !kinds.proximity.isEmpty { kinds.proximity.onPosition(ev, ref: ref, matching: self, emitter: &emitter, timers: &time.timers) }
-            if !kinds.speed.isEmpty {
+            if !kinds.speed.isEmpty || !kinds.proximity.isEmpty {
                 let ei = Int(ev.entity)
-                let prev = SpeedEvaluator.Previous(lon: entities[ei].lastLon, lat: entities[ei].lastLat, time: entities[ei].lastTime, ref: entities[ei].lastRef)
+                let prev = SpeedEvaluator.Previous(lon: entities[ei].lastLon, lat: entities[ei].lastLat, time: entities[ei].lastTime,
+                                                   ref: entities[ei].lastRef(ev.entity))
                 entities[ei].lastLon = ev.lon
                 entities[ei].lastLat = ev.lat
                 entities[ei].lastTime = ev.time
-                entities[ei].lastRef = ref
-                kinds.speed.onPosition(ev, ref: ref, previous: prev, matching: self, emitter: &emitter)
+                entities[ei].setLastRef(ref, ev.entity)
+                // The proximity grid reads the latest positions of the entity's neighbours
+                // from their records (`latestPosition`); this entity's is already this one.
+                if !kinds.proximity.isEmpty { kinds.proximity.onPosition(ev, ref: ref, matching: self, emitter: &emitter, timers: &time.timers) }
+                if !kinds.speed.isEmpty { kinds.speed.onPosition(ev, ref: ref, previous: prev, matching: self, emitter: &emitter) }
             } else if needsZones {
                 // The latest position's event is the evidence of a zone edit's transitions.
                 let ei = Int(ev.entity)
                 entities[ei].lastTime = ev.time
-                entities[ei].lastRef = ref
+                entities[ei].setLastRef(ref, ev.entity)
             }
         } else if ev.type == Symbols.readingType {
             if !kinds.threshold.isEmpty { kinds.threshold.onReading(ev, ref: ref, matching: self, emitter: &emitter) }

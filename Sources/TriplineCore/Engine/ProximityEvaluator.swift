@@ -16,13 +16,12 @@ import Foundation
 /// than a rule's window no longer pairs for that rule, and the rule's own timer resolves the
 /// pairs it was in, so no timer has to drop positions from the grid. Key {pair}.
 struct ProximityEvaluator {
+    /// An entity's place in the grid. Its latest position, time and event are not copied
+    /// here: they are the engine's entity record (`EntityMatching.latestPosition`), which
+    /// every position updates before this evaluator runs. The record is 20 bytes and a table
+    /// slot 32 (it was 64 with the position, time and event).
     struct Latest {
-        var lon: Double
-        var lat: Double
-        var time: Millis
-        var ref: EventRef
-        /// The packed key of its cube (`Cell.key`): with it the record is 52 bytes and a
-        /// table slot exactly one cache line.
+        /// The packed key of its cube (`Cell.key`).
         var cellKey: UInt64
         /// The other entities in the same cube: an intrusive doubly linked list (-1: none), so
         /// that moving between cubes allocates nothing.
@@ -201,7 +200,7 @@ struct ProximityEvaluator {
             } else {
                 next = pushFront(g, a, cell)
             }
-            grids[g].latest.insert(key(a), Latest(lon: ev.lon, lat: ev.lat, time: ev.time, ref: ref, cellKey: cell.key, next: next, prev: prev, linked: linked))
+            grids[g].latest.insert(key(a), Latest(cellKey: cell.key, next: next, prev: prev, linked: linked))
             // One neighbour search for every rule of the grid.
             if !scratch.isEmpty { scratch.removeAll(keepingCapacity: true) }
             /// Takes entity b as a candidate when within r (once, though cubes whose keys
@@ -209,8 +208,9 @@ struct ProximityEvaluator {
             func visit(_ b: Int32) -> Latest {
                 let lb = grids[g].latest[key(b)]!
                 if !scratch.contains(where: { $0.0 == b }) {
-                    let d = Haversine.distance(ev.lon, ev.lat, lb.lon, lb.lat)
-                    if d <= r { scratch.append((b, d, lb.time, lb.ref)) }
+                    let pb = matching.latestPosition(b)
+                    let d = Haversine.distance(ev.lon, ev.lat, pb.lon, pb.lat)
+                    if d <= r { scratch.append((b, d, pb.time, pb.ref)) }
                 }
                 return lb
             }
@@ -246,8 +246,9 @@ struct ProximityEvaluator {
                 var stillNear: [Int32] = []
                 if linked > 0 {
                     for b in (rules[ri].near[key(a)] ?? []).sorted() {
-                        guard let lb = grids[g].latest[key(b)] else { continue }
-                        let d = Haversine.distance(ev.lon, ev.lat, lb.lon, lb.lat)
+                        guard grids[g].latest.contains(key(b)) else { continue }
+                        let pb = matching.latestPosition(b)
+                        let d = Haversine.distance(ev.lon, ev.lat, pb.lon, pb.lat)
                         if d > maxD {
                             unlink(ri, a, b)
                             emitter.emit(rule: rule, key: Self.pairKey(a, b), firing: false, time: ev.time, evidence: [ref],
@@ -321,11 +322,13 @@ struct ProximityEvaluator {
     }
 
     /// Resolves every near pair of `x` in rule `ri`: x's latest position left the window.
-    mutating func expirePairs(_ ri: Int, _ x: Int32, at deadline: Millis, emitter: inout Emitter) {
+    mutating func expirePairs(_ ri: Int, _ x: Int32, at deadline: Millis, matching: some EntityMatching, emitter: inout Emitter) {
         let g = rules[ri].grid
-        guard let lx = grids[g].latest[key(x)] else { return }
+        guard grids[g].latest.contains(key(x)) else { return }
+        let lx = matching.latestPosition(x)
         for b in (rules[ri].near[key(x)] ?? []).sorted() {
-            let lb = grids[g].latest[key(b)]!
+            precondition(grids[g].latest.contains(key(b)), "a near partner is in the grid")
+            let lb = matching.latestPosition(b)
             unlink(ri, x, b)
             emitter.emit(rule: rules[ri].rule, key: Self.pairKey(x, b), firing: false, time: deadline, evidence: [],
                          details: [("distance_m", .number(Haversine.distance(lx.lon, lx.lat, lb.lon, lb.lat)))])
@@ -334,11 +337,11 @@ struct ProximityEvaluator {
 
     mutating func fire(_ t: EngineTimer, slot ri: Int, matching: some EntityMatching, emitter: inout Emitter, timers: inout TimerQueue) {
         let g = rules[ri].grid
-        guard let lx = grids[g].latest[key(t.a)] else {
+        guard grids[g].latest.contains(key(t.a)) else {
             rules[ri].pending.remove(key(t.a))
             return
         }
-        let due = lx.time + rules[ri].window
+        let due = matching.latestPosition(t.a).time + rules[ri].window
         if due > t.deadline {
             if rules[ri].near.contains(key(t.a)) {
                 rules[ri].pending.insert(key(t.a), due)
@@ -349,6 +352,6 @@ struct ProximityEvaluator {
             return
         }
         rules[ri].pending.remove(key(t.a))
-        expirePairs(ri, t.a, at: t.deadline, emitter: &emitter)
+        expirePairs(ri, t.a, at: t.deadline, matching: matching, emitter: &emitter)
     }
 }

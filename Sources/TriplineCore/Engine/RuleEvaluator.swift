@@ -5,6 +5,9 @@ protocol EntityMatching: AnyObject {
     /// Does entity `e` match selector `s` (a selector number of the rule plan)?
     func matches(_ e: Int32, _ s: Int32) -> Bool
     var symbols: Symbols { get }
+    /// The latest position of entity `e`, its time and its event, when the plan has speed or
+    /// proximity rules (the engine's entity record; the proximity grid keeps no copy).
+    func latestPosition(_ e: Int32) -> (lon: Double, lat: Double, time: Millis, ref: EventRef)
 }
 
 /// One rule kind's evaluator (one per kind, each in its own file next to its section of the
@@ -72,9 +75,9 @@ extension ProximityEvaluator: RuleEvaluator {
         grids.reduce(0) { $0 + $1.latest.memoryBytes + $1.cells.memoryBytes + $1.occupied.count * 8 }
             + rules.reduce(0) { $0 + $1.near.memoryBytes + $1.pending.memoryBytes }
     }
-    func forEachRef(_ body: (EventRef) -> Void) {
-        for g in grids { for s in g.latest.slots where s.key != IntMap<Latest>.emptyKey { body(s.value.ref) } }
-    }
+    /// None: the grid's latest positions are the engine's entity records, whose events the
+    /// engine visits itself.
+    func forEachRef(_ body: (EventRef) -> Void) {}
 }
 
 extension FrequencyEvaluator: RuleEvaluator {
@@ -146,7 +149,7 @@ extension GatheringEvaluator.Crowd: IntMapValue {
     nonisolated(unsafe) private static let noMembers = IntMap<GatheringEvaluator.Presence>()
     static var vacant: Self { Self(members: noMembers, firing: false) }
 }
-extension ProximityEvaluator.Latest: IntMapValue { static var vacant: Self { Self(lon: 0, lat: 0, time: 0, ref: EventRef(raw: 0), cellKey: 0) } }
+extension ProximityEvaluator.Latest: IntMapValue { static var vacant: Self { Self(cellKey: 0) } }
 extension SlidingCount.Track: IntMapValue { static var vacant: Self { Self() } }
 extension FrequencyEvaluator.Track: IntMapValue { static var vacant: Self { Self() } }
 extension AggregateEvaluator.Track: IntMapValue { static var vacant: Self { Self() } }

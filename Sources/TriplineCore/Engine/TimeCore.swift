@@ -24,9 +24,10 @@ struct TimeCore {
 
     /// Per entity: how many of its events arrived, and where its latest arrival is in
     /// `arrivalRing` (-1: none).
+    /// (`last` first: 12 bytes, so that a 4-byte field can follow it in the entity record.)
     struct Arrivals {
-        var count: UInt32 = 0
         var last: Int64 = -1
+        var count: UInt32 = 0
     }
 
     let allowedLateness: Millis

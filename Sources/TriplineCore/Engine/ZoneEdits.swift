@@ -65,7 +65,7 @@ extension Engine {
             let e = Int32(ei)
             guard let oe = old.symbols.entities.lookup(symbols.entities.string(e)),
                   Int(oe) < old.entities.count, old.entities[Int(oe)].lastTime != .min else { continue }
-            let ref = entities[ei].lastRef
+            let ref = entities[ei].lastRef(e)
             // Membership in the edited zones, here and before (as numbers here), per view.
             var cache: [Int32: (now: Set<Int32>, before: Set<Int32>)] = [:]
             func membership(_ view: Int32) -> (now: Set<Int32>, before: Set<Int32>)? {
