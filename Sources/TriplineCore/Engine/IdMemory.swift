@@ -196,7 +196,7 @@ extension Engine {
     func forEachGivenId(_ mark: (Int32) -> Void) {
         @inline(__always) func ref(_ r: EventRef) { if r.isGiven { mark(r.givenIndex) } }
         time.forEachGivenId(mark)
-        for e in entities where e.ready { ref(e.lastRef) }
+        for (i, e) in entities.enumerated() where e.ready { ref(e.lastRef(Int32(i))) }
         for a in emitter.alerts { for r in a.evidence { ref(r) } }
         kinds.absence.forEachRef(ref)
         kinds.dwell.forEachRef(ref)
