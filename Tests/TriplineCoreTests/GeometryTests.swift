@@ -293,8 +293,8 @@ struct BigInt {
         rings.append(combRing)
         let index = ZoneIndex(shapes: shapes)
         #expect(index.ringBandFirst.filter { $0 >= 0 }.count == rings.count)
-        #expect(index.bandEdges.count <= ZoneIndex.maxListingsPerEdge * rings.reduce(0) { $0 + $1.pointCount })
-        #expect(index.ringBandCount.last! < Int32((combRing.pointCount - 1) / ZoneIndex.edgesPerBand))
+        #expect(index.bandEdges.count <= RingBands.maxListingsPerEdge * rings.reduce(0) { $0 + $1.pointCount })
+        #expect(index.ringBandCount.last! < Int32((combRing.pointCount - 1) / RingBands.edgesPerBand))
         var points: [(Double, Double)] = []
         for r in rings {
             for k in 0..<(r.pointCount - 1) {

@@ -220,16 +220,9 @@ public struct BandedPolygon: Sendable {
 
     /// The same answer as `polygon.locate(x, y)`.
     public func locate(_ x: Double, _ y: Double) -> PointLocation {
-        let s = BandedPolygon.locate(polygon.shell, shellBands, x, y)
-        if s != .inside { return s }
-        for (k, h) in polygon.holes.enumerated() {
-            switch BandedPolygon.locate(h, holeBands[k], x, y) {
-            case .inside: return .outside
-            case .boundary: return .boundary
-            case .outside: continue
-            }
+        Polygon.locate(shell: BandedPolygon.locate(polygon.shell, shellBands, x, y), holes: polygon.holes.count) {
+            BandedPolygon.locate(polygon.holes[$0], holeBands[$0], x, y)
         }
-        return .inside
     }
 }
 
@@ -247,10 +240,18 @@ public struct Polygon: Sendable {
     /// Locates a point against the polygon (boundary = any ring's boundary).
     
     public func locate(_ x: Double, _ y: Double) -> PointLocation {
-        let s = shell.locate(x, y)
+        Polygon.locate(shell: shell.locate(x, y), holes: holes.count) { holes[$0].locate(x, y) }
+    }
+
+    /// A point's place in a polygon from its place against the shell and, in order and only
+    /// as needed, against each hole: inside a hole is outside the polygon, on a hole's
+    /// boundary is on the polygon's. (`BandedPolygon` locates its rings by bands and shares
+    /// this rule.)
+    @inline(__always)
+    static func locate(shell s: PointLocation, holes count: Int, hole: (Int) -> PointLocation) -> PointLocation {
         if s != .inside { return s }
-        for h in holes {
-            switch h.locate(x, y) {
+        for k in 0..<count {
+            switch hole(k) {
             case .inside: return .outside
             case .boundary: return .boundary
             case .outside: continue

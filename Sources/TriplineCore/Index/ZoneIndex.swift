@@ -81,7 +81,7 @@ public struct ZoneIndex: Sendable {
     var ringPoints: [Int32] = []
     var ringBoxes: [Double] = []
     var coords: [Double] = []
-    /// Rings of `bandMinPoints` points or more are cut into horizontal bands of equal height,
+    /// Rings of `RingBands.minPoints` points or more are cut into horizontal bands of equal height,
     /// each listing the edges whose y-range meets it, so that a point is tested against the
     /// edges of its band instead of the whole ring (a country's outline has thousands).
     /// Per ring: first entry in `bandOffsets` (-1: no bands), band count, and bands per
@@ -93,9 +93,6 @@ public struct ZoneIndex: Sendable {
     /// its first point within its ring.
     var bandOffsets: [Int32] = []
     var bandEdges: [Int32] = []
-    static var bandMinPoints: Int { RingBands.minPoints }
-    static var edgesPerBand: Int { RingBands.edgesPerBand }
-    static var maxListingsPerEdge: Int { RingBands.maxListingsPerEdge }
     /// Per polygon part, a 16 x 16 raster over its box, 2 bits a cell: 0 outside, 1 inside,
     /// 2 mixed (some edge's box comes near the cell: test exactly). Eight words a part.
     var raster: [UInt64] = []
