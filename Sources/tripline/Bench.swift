@@ -172,6 +172,7 @@ struct Bench: ParsableCommand {
         if let e = lastEngine {
             let st = e.stateBytes
             print("engine state: \(st.perEntity) bytes/entity over \(st.entities) entities (\(st.total) bytes, zone memberships and dedup included)")
+            print("engine state by part (bytes/entity): " + e.stateByPart.filter { $0.bytes > 0 }.map { "\($0.part) \($0.bytes / max(1, st.entities))" }.joined(separator: ", "))
             print("timers fired: \(e.stats.timersFired) (\(String(format: "%.2f", Double(e.stats.timersFired) / n)) per event)")
             let rs = e.ruleStateBytes
             var perKind: [String: Int] = [:]

@@ -646,12 +646,26 @@ public final class Engine: EntityMatching {
     /// Approximate bytes of engine state per entity seen (interned names included).
     public var stateBytes: (perEntity: Int, total: Int, entities: Int) {
         let n = entities.filter(\.ready).count
-        var total = entities.capacity * MemoryLayout<EntityState>.stride
-        total += matchTable.bits.capacity * 8
-        for (_, v) in insideOverflow { total += 48 + v.capacity * 4 }
-        total += time.memoryBytes
-        total += symbols.entities.memoryBytes + symbols.eventIds.memoryBytes
+        let total = stateByPart.reduce(0) { $0 + $1.bytes }
         return (n == 0 ? 0 : total / n, total, n)
+    }
+
+    /// `stateBytes` by part, largest first: the entity records, the zone match bits, the
+    /// overflow lists of entities inside more than a few zones, the id memory (dedup) and
+    /// per-entity arrival windows, and the interned entity names and given event ids.
+    public var stateByPart: [(part: String, bytes: Int)] {
+        var overflow = 0
+        for (_, v) in insideOverflow { overflow += 48 + v.capacity * 4 }
+        let parts: [(String, Int)] = [
+            ("records", entities.capacity * MemoryLayout<EntityState>.stride),
+            ("zone matches", matchTable.bits.capacity * 8),
+            ("inside overflow", overflow),
+            ("id memory", time.idMemory.memoryBytes + time.idQueue.memoryBytes),
+            ("arrivals", time.arrivalRing.memoryBytes + time.arrivals.capacity * MemoryLayout<TimeCore.Arrivals>.stride),
+            ("entity names", symbols.entities.memoryBytes),
+            ("event ids", symbols.eventIds.memoryBytes),
+        ]
+        return parts.sorted { $0.1 > $1.1 }.map { (part: $0.0, bytes: $0.1) }
     }
 
     /// Approximate bytes held by the rule evaluators' per-key state (hash tables, windows,

@@ -262,9 +262,4 @@ struct TimeCore {
             if item.event.givenId >= 0 { mark(item.event.givenId) }
         }
     }
-
-    /// Bytes of the id memory (map, queue, arrival ring and per-entity arrivals).
-    var memoryBytes: Int {
-        idMemory.memoryBytes + idQueue.memoryBytes + arrivalRing.memoryBytes + arrivals.capacity * MemoryLayout<Arrivals>.stride
-    }
 }

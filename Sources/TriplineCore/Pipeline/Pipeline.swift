@@ -386,6 +386,8 @@ public final class Pipeline {
 
     /// Approximate bytes of engine state per entity seen.
     public var stateBytes: (perEntity: Int, total: Int, entities: Int) { engine.stateBytes }
+    /// Engine state by part, largest first (see `Engine.stateByPart`).
+    public var stateByPart: [(part: String, bytes: Int)] { engine.stateByPart }
     /// Approximate bytes of rule state by kind, largest first.
     public var ruleStateByKind: [(kind: String, bytes: Int)] { engine.ruleStateByKind }
     public var ruleStateBytes: Int { engine.ruleStateBytes }
