@@ -4,7 +4,6 @@ public struct Interner: Sendable {
     var arena: [UInt8] = []
     var starts: [Int32] = []
     var ends: [Int32] = []
-    var hashes: [UInt64] = []
     /// Slots: 0 = empty, else (upper 32 bits of the hash) << 32 | (id + 1).
     var table: [UInt64]
     var mask: Int
@@ -93,13 +92,11 @@ public struct Interner: Sendable {
             starts[Int(id)] = Int32(arena.count)
             arena.append(contentsOf: p)
             ends[Int(id)] = Int32(arena.count)
-            hashes[Int(id)] = h
         } else {
             id = Int32(starts.count)
             starts.append(Int32(arena.count))
             arena.append(contentsOf: p)
             ends.append(Int32(arena.count))
-            hashes.append(h)
         }
         table[slot] = tag << 32 | UInt64(id + 1)
         if liveCount * 2 > table.count { grow() }
@@ -134,28 +131,29 @@ public struct Interner: Sendable {
         free = newFree.reversed()
         var cap = 16
         while cap < max(16, liveIds * 2) { cap <<= 1 }
-        table = Array(repeating: 0, count: cap)
-        mask = cap - 1
-        var released = [Bool](repeating: false, count: starts.count)
-        for f in free { released[Int(f)] = true }
-        for id in 0..<starts.count where !released[id] {
-            var slot = Int(truncatingIfNeeded: hashes[id]) & mask
-            while table[slot] != 0 { slot = (slot + 1) & mask }
-            table[slot] = (hashes[id] >> 32) << 32 | UInt64(id + 1)
-        }
+        rebuildTable(slots: cap)
     }
 
-    mutating func grow() {
-        let cap = table.count * 2
-        table = Array(repeating: 0, count: cap)
-        mask = cap - 1
+    mutating func grow() { rebuildTable(slots: table.count * 2) }
+
+    /// A table of `slots` slots holding every live id. The hashes are computed again from
+    /// the arena (not kept per id: 8 bytes per string saved, for a rehash of the bytes
+    /// only when the table doubles or `retain` compacts).
+    mutating func rebuildTable(slots cap: Int) {
+        var table = [UInt64](repeating: 0, count: cap)
+        let mask = cap - 1
         var released = [Bool](repeating: false, count: free.isEmpty ? 0 : starts.count)
         for f in free { released[Int(f)] = true }
-        for id in 0..<starts.count where free.isEmpty || !released[id] {
-            var slot = Int(truncatingIfNeeded: hashes[id]) & mask
-            while table[slot] != 0 { slot = (slot + 1) & mask }
-            table[slot] = (hashes[id] >> 32) << 32 | UInt64(id + 1)
+        arena.withUnsafeBufferPointer { a in
+            for id in 0..<starts.count where free.isEmpty || !released[id] {
+                let h = Interner.hash(UnsafeBufferPointer(rebasing: a[Int(starts[id])..<Int(ends[id])]))
+                var slot = Int(truncatingIfNeeded: h) & mask
+                while table[slot] != 0 { slot = (slot + 1) & mask }
+                table[slot] = (h >> 32) << 32 | UInt64(id + 1)
+            }
         }
+        self.table = table
+        self.mask = mask
     }
 
     
@@ -203,7 +201,7 @@ public struct Interner: Sendable {
     }
 
     /// Approximate bytes held.
-    public var memoryBytes: Int { arena.capacity + starts.capacity * 8 + hashes.capacity * 8 + table.capacity * 8 + free.capacity * 4 }
+    public var memoryBytes: Int { arena.capacity + starts.capacity * 4 + ends.capacity * 4 + table.capacity * 8 + free.capacity * 4 }
 }
 
 /// Strings added to an interner after some id, to replay them in the same order into
