@@ -1,7 +1,7 @@
 /// Interned names shared by the codecs and the engine: entity ids, given event ids, and
 /// other names (event types, metrics, attribute keys and string values, counterparts).
 public struct Symbols: Sendable {
-    public var entities = Interner(capacity: 1 << 14)
+    public var entities = Interner(capacity: 1 << 14, compact: true)
     public var eventIds = Interner(capacity: 1 << 10)
     public var names = Interner(capacity: 256)
     public let sensitive: SensitiveTags
