@@ -111,7 +111,7 @@ extension ThresholdEvaluator: RuleEvaluator {
         if type == Symbols.readingType && !levels.isEmpty { latest.prefetch(key(entity, metric)) }
     }
     var stateBytes: Int {
-        latest.memoryBytes + baselines.reduce(0) { $0 + $1.states.memoryBytes + $1.states.entries.reduce(0) { $0 + $1.value.window.times.capacity * 16 } }
+        latest.memoryBytes + baselines.reduce(0) { $0 + $1.states.memoryBytes + $1.states.entries.reduce(0) { $0 + $1.value.window.readings.capacity * MemoryLayout<Baseline.Reading>.stride } }
     }
 }
 

@@ -11,8 +11,14 @@
 /// same metric and window share one running window per entity; each rule keeps a firing bit.
 struct ThresholdEvaluator {
     struct Baseline {
-        var times: [Millis] = []
-        var values: [Double] = []
+        /// One reading of the window: its time and value.
+        struct Reading {
+            var time: Millis
+            var value: Double
+        }
+        /// The readings in time order from `head` (one array, not one of times and one of
+        /// values: one allocation per window, and 8 bytes less in each table slot).
+        var readings: [Reading] = []
         var head = 0
         var sum = 0.0
         var compensation = 0.0
@@ -26,19 +32,17 @@ struct ThresholdEvaluator {
 
         /// Drops readings with time < `from`.
         mutating func evict(before from: Millis) {
-            while head < times.count && times[head] < from {
-                add(-values[head])
+            while head < readings.count && readings[head].time < from {
+                add(-readings[head].value)
                 head += 1
             }
-            if head == times.count {
-                times.removeAll(keepingCapacity: true)
-                values.removeAll(keepingCapacity: true)
+            if head == readings.count {
+                readings.removeAll(keepingCapacity: true)
                 head = 0
                 sum = 0
                 compensation = 0
-            } else if head > 64 && head * 2 > times.count {
-                times.removeFirst(head)
-                values.removeFirst(head)
+            } else if head > 64 && head * 2 > readings.count {
+                readings.removeFirst(head)
                 head = 0
             }
         }
@@ -50,11 +54,10 @@ struct ThresholdEvaluator {
             evict(before: time - window)
             var sameSum = 0.0
             var same = 0
-            var k = times.count - 1
-            while k >= head && times[k] == time { sameSum += values[k]; same += 1; k -= 1 }
-            let n = times.count - head - same
-            times.append(time)
-            values.append(v)
+            var k = readings.count - 1
+            while k >= head && readings[k].time == time { sameSum += readings[k].value; same += 1; k -= 1 }
+            let n = readings.count - head - same
+            readings.append(Reading(time: time, value: v))
             let mean = n > 0 ? (sum - sameSum) / Double(n) : 0
             add(v)
             return (n, mean)
