@@ -10,12 +10,6 @@ import TriplineTesting
         #expect(MemoryLayout<IntMap<ProximityEvaluator.Latest>.Slot>.stride == 32)
     }
 
-    /// Absence keeps per entity its last sighting, firing bits and pending deadline; which of
-    /// the group's rules apply is computed again from the match bits, not stored.
-    @Test func absenceSlotIs40Bytes() {
-        #expect(MemoryLayout<IntMap<AbsenceEvaluator.Seen>.Slot>.stride == 40)
-    }
-
     /// The latest position's event is kept as 32 bits and a flag: given ids and assigned ones
     /// come back as they went in, over the whole range of both, and the ready bit sharing the
     /// flag byte is left alone.

@@ -7,13 +7,12 @@
 /// at the earliest deadline among its rules that are not firing: a matching event costs one
 /// lookup however many durations and selectors the group has.
 struct AbsenceEvaluator {
-    /// (Which of the group's rules apply to the entity is not stored: selectors are fixed
-    /// per entity, so `applying` computes it again from the entity's match bits, and the
-    /// record is 32 bytes, a 40-byte table slot, not 48.)
     struct Seen {
         var time: Millis
         var ref: EventRef
-        /// The group's rules firing for this entity.
+        /// The group's rules that apply to this entity (selectors are fixed per entity).
+        var members: UInt64
+        /// Of those, the ones firing.
         var firing: UInt64
         /// Deadline of the timer pending for this entity (one at a time), or .min.
         var pending: Millis
@@ -47,14 +46,6 @@ struct AbsenceEvaluator {
         return g
     }
 
-    /// The group's rules that apply to entity `e`, one bit per member.
-    @inline(__always)
-    static func applying(_ members: [Member], _ e: Int32, _ matching: some EntityMatching) -> UInt64 {
-        var applies: UInt64 = 0
-        for (j, m) in members.enumerated() where matching.matches(e, m.selector) { applies |= 1 << UInt64(j) }
-        return applies
-    }
-
     /// The earliest deadline among `candidates` counted from `from`.
     @inline(__always)
     static func earliest(_ members: [Member], _ candidates: UInt64, from: Millis) -> Millis {
@@ -74,13 +65,14 @@ struct AbsenceEvaluator {
             let members = groups[g].members
             // Which rules apply to this entity (bits of its own record: no lookup for entities
             // that no rule of the group is about).
-            let applies = Self.applying(members, ev.entity, matching)
+            var applies: UInt64 = 0
+            for (j, m) in members.enumerated() where matching.matches(ev.entity, m.selector) { applies |= 1 << UInt64(j) }
             if applies == 0 { continue }
             let k = key(ev.entity)
             // First sighting.
             if !groups[g].seen.contains(k) {
                 let deadline = Self.earliest(members, applies, from: ev.time)
-                groups[g].seen.insert(k, Seen(time: ev.time, ref: ref, firing: 0, pending: deadline))
+                groups[g].seen.insert(k, Seen(time: ev.time, ref: ref, members: applies, firing: 0, pending: deadline))
                 timers.schedule(deadline: deadline, rule: members[0].rule, a: ev.entity)
                 continue
             }
@@ -101,7 +93,7 @@ struct AbsenceEvaluator {
                 // or when it is later than the earliest deadline now (a rule that was firing
                 // has a shorter duration than the one the timer waits for). The later timer
                 // then finds itself stale.
-                let earliest = Self.earliest(members, applies, from: ev.time)
+                let earliest = Self.earliest(members, s.members, from: ev.time)
                 if s.pending == .min || earliest < s.pending {
                     s.pending = earliest
                     timers.schedule(deadline: earliest, rule: members[0].rule, a: ev.entity)
@@ -115,10 +107,9 @@ struct AbsenceEvaluator {
         groups[g].seen.modify(key(t.a)) { s in
             // Superseded by an earlier timer (which moved `pending` on).
             guard t.deadline == s.pending else { return }
-            let applies = Self.applying(members, t.a, matching)
             // Rules whose silence ends now fire; the timer moves to the next deadline of a rule
             // not firing (later when the entity was seen since it was set).
-            var bits = applies & ~s.firing
+            var bits = s.members & ~s.firing
             var next = Millis.max
             while bits != 0 {
                 let j = bits.trailingZeroBitCount

@@ -156,4 +156,4 @@ extension AggregateEvaluator.Track: IntMapValue { static var vacant: Self { Self
 extension NoveltyEvaluator.History: IntMapValue { static var vacant: Self { Self() } }
 extension ThresholdEvaluator.BaselineState: IntMapValue { static var vacant: Self { Self() } }
 extension SequenceEvaluator.State: IntMapValue { static var vacant: Self { Self(partials: []) } }
-extension AbsenceEvaluator.Seen: IntMapValue { static var vacant: Self { Self(time: 0, ref: EventRef(raw: 0), firing: 0, pending: 0) } }
+extension AbsenceEvaluator.Seen: IntMapValue { static var vacant: Self { Self(time: 0, ref: EventRef(raw: 0), members: 0, firing: 0, pending: 0) } }
