@@ -18,8 +18,9 @@ import Foundation
 struct ProximityEvaluator {
     /// An entity's place in the grid. Its latest position, time and event are not copied
     /// here: they are the engine's entity record (`EntityMatching.latestPosition`), which
-    /// every position updates before this evaluator runs. The record is 20 bytes and a table
-    /// slot 32 (it was 64 with the position, time and event).
+    /// every position updates before this evaluator runs. The record is 20 bytes (stride 24),
+    /// a hash-table slot 32 (it was 64 with the position, time and event); when the grid holds
+    /// most entities its `EntityTable` is an array by entity id, 24 bytes per entity.
     struct Latest {
         /// The packed key of its cube (`Cell.key`).
         var cellKey: UInt64
@@ -44,7 +45,7 @@ struct ProximityEvaluator {
         var distance: Double
         var minDistance: Double
         var rules: [Int] = []
-        var latest = IntMap<Latest>()
+        var latest = EntityTable<Latest>()
         /// The first entity of each cube's list.
         var cells = IntMap<Int32>()
         /// Occupied cubes, one bit each, blocked so that the few cubes around a position
@@ -188,7 +189,7 @@ struct ProximityEvaluator {
             let cell = Self.cell(point, edge: Self.edgeFactor * r)
             // The shared latest position and its cube.
             var next: Int32 = -1, prev: Int32 = -1, linked: Int32 = 0
-            if let old = grids[g].latest[key(a)] {
+            if let old = grids[g].latest[a] {
                 linked = old.linked
                 if old.cellKey != cell.key {
                     unlinkFromCell(g, a, old)
@@ -200,13 +201,13 @@ struct ProximityEvaluator {
             } else {
                 next = pushFront(g, a, cell)
             }
-            grids[g].latest.insert(key(a), Latest(cellKey: cell.key, next: next, prev: prev, linked: linked))
+            grids[g].latest.insert(a, Latest(cellKey: cell.key, next: next, prev: prev, linked: linked))
             // One neighbour search for every rule of the grid.
             if !scratch.isEmpty { scratch.removeAll(keepingCapacity: true) }
             /// Takes entity b as a candidate when within r (once, though cubes whose keys
             /// collide share a list); returns its record, to walk on.
             func visit(_ b: Int32) -> Latest {
-                let lb = grids[g].latest[key(b)]!
+                let lb = grids[g].latest[b]!
                 if !scratch.contains(where: { $0.0 == b }) {
                     let pb = matching.latestPosition(b)
                     let d = Haversine.distance(ev.lon, ev.lat, pb.lon, pb.lat)
@@ -246,7 +247,7 @@ struct ProximityEvaluator {
                 var stillNear: [Int32] = []
                 if linked > 0 {
                     for b in (rules[ri].near[key(a)] ?? []).sorted() {
-                        guard grids[g].latest.contains(key(b)) else { continue }
+                        guard grids[g].latest.contains(b) else { continue }
                         let pb = matching.latestPosition(b)
                         let d = Haversine.distance(ev.lon, ev.lat, pb.lon, pb.lat)
                         if d > maxD {
@@ -282,34 +283,34 @@ struct ProximityEvaluator {
     /// Puts `a` first in `cell`'s list; returns the entity now after it.
     mutating func pushFront(_ g: Int, _ a: Int32, _ cell: Cell) -> Int32 {
         let head = grids[g].cells.exchange(cell.key, a) ?? -1
-        if head >= 0 { grids[g].latest.modify(key(head)) { $0.prev = a } } else { markOccupied(g, cell.key) }
+        if head >= 0 { grids[g].latest.modify(head) { $0.prev = a } } else { markOccupied(g, cell.key) }
         return head
     }
 
     /// Takes `a` (whose record is `la`) out of its cell's list.
     mutating func unlinkFromCell(_ g: Int, _ a: Int32, _ la: Latest) {
         if la.prev >= 0 {
-            grids[g].latest.modify(key(la.prev)) { $0.next = la.next }
+            grids[g].latest.modify(la.prev) { $0.next = la.next }
         } else if la.next >= 0 {
             grids[g].cells.insert(la.cellKey, la.next)
         } else {
             grids[g].cells.remove(la.cellKey)
         }
-        if la.next >= 0 { grids[g].latest.modify(key(la.next)) { $0.prev = la.prev } }
+        if la.next >= 0 { grids[g].latest.modify(la.next) { $0.prev = la.prev } }
     }
 
     mutating func link(_ ri: Int, _ a: Int32, _ b: Int32) {
         let g = rules[ri].grid
         for (x, y) in [(a, b), (b, a)] {
             rules[ri].near.update(key(x), default: { [] }) { $0.append(y) }
-            grids[g].latest.modify(key(x)) { $0.linked += 1 }
+            grids[g].latest.modify(x) { $0.linked += 1 }
         }
     }
 
     mutating func unlink(_ ri: Int, _ a: Int32, _ b: Int32) {
         let g = rules[ri].grid
         for x in [a, b] {
-            grids[g].latest.modify(key(x)) { $0.linked -= 1 }
+            grids[g].latest.modify(x) { $0.linked -= 1 }
         }
         for (x, y) in [(a, b), (b, a)] {
             var empty = false
@@ -324,10 +325,10 @@ struct ProximityEvaluator {
     /// Resolves every near pair of `x` in rule `ri`: x's latest position left the window.
     mutating func expirePairs(_ ri: Int, _ x: Int32, at deadline: Millis, matching: some EntityMatching, emitter: inout Emitter) {
         let g = rules[ri].grid
-        guard grids[g].latest.contains(key(x)) else { return }
+        guard grids[g].latest.contains(x) else { return }
         let lx = matching.latestPosition(x)
         for b in (rules[ri].near[key(x)] ?? []).sorted() {
-            precondition(grids[g].latest.contains(key(b)), "a near partner is in the grid")
+            precondition(grids[g].latest.contains(b), "a near partner is in the grid")
             let lb = matching.latestPosition(b)
             unlink(ri, x, b)
             emitter.emit(rule: rules[ri].rule, key: Self.pairKey(x, b), firing: false, time: deadline, evidence: [],
@@ -337,7 +338,7 @@ struct ProximityEvaluator {
 
     mutating func fire(_ t: EngineTimer, slot ri: Int, matching: some EntityMatching, emitter: inout Emitter, timers: inout TimerQueue) {
         let g = rules[ri].grid
-        guard grids[g].latest.contains(key(t.a)) else {
+        guard grids[g].latest.contains(t.a) else {
             rules[ri].pending.remove(key(t.a))
             return
         }

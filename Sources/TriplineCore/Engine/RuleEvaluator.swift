@@ -69,7 +69,7 @@ extension ProximityEvaluator: RuleEvaluator {
     @inline(__always)
     mutating func prefetch(entity: Int32, type: Int32, metric: Int32) {
         guard type == Symbols.positionType else { return }
-        for g in grids.indices { grids[g].latest.prefetch(key(entity)) }
+        for g in grids.indices { grids[g].latest.prefetch(entity) }
     }
     var stateBytes: Int {
         grids.reduce(0) { $0 + $1.latest.memoryBytes + $1.cells.memoryBytes + $1.occupied.count * 8 }
@@ -149,7 +149,11 @@ extension GatheringEvaluator.Crowd: IntMapValue {
     nonisolated(unsafe) private static let noMembers = IntMap<GatheringEvaluator.Presence>()
     static var vacant: Self { Self(members: noMembers, firing: false) }
 }
-extension ProximityEvaluator.Latest: IntMapValue { static var vacant: Self { Self(cellKey: 0) } }
+extension ProximityEvaluator.Latest: EntityTableValue {
+    /// No cube has this key (keys are 63 bits).
+    static var vacant: Self { Self(cellKey: .max) }
+    var isVacant: Bool { cellKey == .max }
+}
 extension SlidingCount.Track: IntMapValue { static var vacant: Self { Self() } }
 extension FrequencyEvaluator.Track: IntMapValue { static var vacant: Self { Self() } }
 extension AggregateEvaluator.Track: IntMapValue { static var vacant: Self { Self() } }
