@@ -11,12 +11,14 @@ protocol EntityTableValue: IntMapValue {
 ///
 /// It starts as an `IntMap`: a slot is an 8-byte key and the value, in a table 2/5 to 4/5
 /// full. When the table is full (it would double) and an array indexed by id, up to the
-/// largest id seen, would be no larger than the doubled table, it turns into that array
-/// instead, and stays one (ids only grow). So a table that holds half or more of the entities
-/// costs the value's stride per entity id (24 bytes for a proximity record, against 40 to 80
-/// bytes per held entity in 32-byte slots), and one that holds a few of many entities stays a
-/// hash table. The array grows by a quarter at a time, not by Swift's doubling. Look-ups in
-/// the array form read one element: no hashing, no probe.
+/// largest id seen, would take at most 3/4 of the doubled table, it turns into that array
+/// instead, and stays one (ids only grow). The 1/4 left is room for ids still to come: the
+/// doubled table could take 3/5 more entries, the array pays for every new id. So a table
+/// that holds well over half of the entities costs the value's stride per entity id (24
+/// bytes for a proximity record, against 40 to 80 bytes per held entity in 32-byte slots), and
+/// one that holds a few of many entities stays a hash table. The array grows by an eighth at a
+/// time, not by Swift's doubling. Look-ups in the array form read one element: no hashing, no
+/// probe.
 struct EntityTable<Value: EntityTableValue> {
     private(set) var sparse = IntMap<Value>()
     /// The array form: element `id` is the value of entity `id`, `vacant` when absent.
@@ -51,7 +53,7 @@ struct EntityTable<Value: EntityTableValue> {
         let i = Int(id)
         if !isDense {
             if sparse.isFull && (i + 1 > idLimit || !sparse.contains(key(id)))
-                && Swift.max(idLimit, i + 1) * MemoryLayout<Value>.stride <= 2 * sparse.memoryBytes {
+                && Swift.max(idLimit, i + 1) * MemoryLayout<Value>.stride * 4 <= 2 * sparse.memoryBytes * 3 {
                 becomeDense()
             } else {
                 sparse.insert(key(id), v)
@@ -101,10 +103,10 @@ struct EntityTable<Value: EntityTableValue> {
         noteDenseBase()
     }
 
-    /// Makes ids below `n` addressable, growing the array by at least a quarter.
+    /// Makes ids below `n` addressable, growing the array by at least an eighth.
     private mutating func extend(to n: Int) {
         if n > dense.capacity {
-            dense.reserveCapacity(Swift.max(n, dense.count + dense.count / 4 + 16))
+            dense.reserveCapacity(Swift.max(n, dense.count + dense.count / 8 + 16))
         }
         dense.append(contentsOf: repeatElement(Value.vacant, count: n - dense.count))
         noteDenseBase()
