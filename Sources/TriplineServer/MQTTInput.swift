@@ -59,9 +59,17 @@ public final class MQTTEventInput: EventInput, @unchecked Sendable {
                 if Date() >= deadline { break }
             }
             if !batch.isEmpty {
+                // `committed(i)` means message i and every one before it are durable. MQTT
+                // acknowledges packet by packet, so each of them gets its PUBACK, once: one
+                // left out would hold one of the broker's in-flight places for this session
+                // (it sends no more once they are all held) and come again on reconnecting.
+                var acknowledged = 0
                 try ingest.ingest(batch.map(\.payload), describe: { "message on \(batch[$0].topic)" }, committed: { i in
                     // Acknowledged once durable (QoS 0 messages have nothing to acknowledge).
-                    if let id = batch[i].packetId { try conn.puback(id) }
+                    while acknowledged <= i {
+                        if let id = batch[acknowledged].packetId { try conn.puback(id) }
+                        acknowledged += 1
+                    }
                 }, rejected: { self.rejected += 1 })
                 lastSent = Date()
             }

@@ -102,6 +102,27 @@ def mqtt_publish(port, items):
     c.disconnect()
 
 
+def metric(srv, name):
+    """A sample of the server's /metrics (0 when absent)."""
+    for line in srv.ok("GET", "/metrics").splitlines():
+        if line and not line.startswith("#") and line.rsplit(" ", 1)[0] == name:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def wait_mqtt_subscribed(srv, port, tag):
+    """Waits until the server's MQTT session receives what is published: publishes a ping
+    event (entity "probe", an id of its own each try) until the server has received one. The
+    broker drops what is published before a session subscribes, so a fixed pause here would be
+    a race."""
+    before = metric(srv, "tripline_events_received_total")
+    for k in range(100):
+        mqtt_publish(port, [("gateways/probe", json.dumps({"entity": "probe", "id": f"probe-{tag}-{k}", "time": 0, "type": "ping"}))])
+        if wait_until(lambda: metric(srv, "tripline_events_received_total") > before, 1):
+            return
+    raise AssertionError("the server's MQTT input never received a published message")
+
+
 def test_mqtt_input_applies_each_event_once_across_kill9_including_what_arrives_while_down(tmp_path):
     from test_receivers import start_broker
     port = free_port()
@@ -114,7 +135,7 @@ def test_mqtt_input_applies_each_event_once_across_kill9_including_what_arrives_
     try:
         srv.ok("POST", "/v1/zones", YARD)
         srv.ok("POST", "/v1/rules", ENTER_YARD)
-        time.sleep(0.5)  # the server's first subscription makes its session
+        wait_mqtt_subscribed(srv, port, "first")  # the server's first subscription makes its session
         rng = random.Random(5)
         names, t = [], 0
         for round_ in range(5):
@@ -143,6 +164,48 @@ def test_mqtt_input_applies_each_event_once_across_kill9_including_what_arrives_
         time.sleep(1)
         got = sorted(a["key"]["entity"] for a in srv.all_alerts())
         assert got == sorted(names), (len(got), len(names))
+    finally:
+        srv.stop()
+        broker.kill()
+        broker.wait()
+
+
+def test_mqtt_input_acknowledges_every_message_of_a_burst(tmp_path):
+    """Messages that arrive back to back are ingested as one batch; each must be acknowledged
+    (MQTT acknowledges packet by packet). One left unacknowledged holds one of the broker's
+    in-flight places for the session and is delivered again on the next connection, so after a
+    clean stop and a restart the server must receive no message twice: a marker published after
+    the restart arrives after any such redelivery."""
+    from test_receivers import start_broker
+    port = free_port()
+    broker = start_broker(tmp_path, port)
+    data = tmp_path / "data"
+    token = make_token(data)
+    args = ("--mqtt-input", f"mqtt://127.0.0.1:{port}", "--mqtt-input-topic", "devices/+/events", "--mqtt-input-topic", "gateways/#")
+    srv = Server(data, *args).start()
+    srv.token = token
+    try:
+        srv.ok("POST", "/v1/zones", YARD)
+        srv.ok("POST", "/v1/rules", ENTER_YARD)
+        wait_mqtt_subscribed(srv, port, "first")
+        names, batch = [], []
+        for i in range(150):
+            name = f"b-e{i}"
+            names.append(name)
+            batch += [(f"devices/{name}/events", e) for e in entity_events(name, 2 * i)]
+        mqtt_publish(port, batch)
+        mqtt_publish(port, [("gateways/g1", json.dumps({"entity": "clock", "id": "clock-1", "time": 400, "type": "ping"}))])
+        assert wait_until(lambda: len(srv.all_alerts()) >= len(names), 60), len(srv.all_alerts())
+        assert sorted(a["key"]["entity"] for a in srv.all_alerts()) == sorted(names)
+        assert metric(srv, "tripline_events_duplicate_total") == 0
+        srv.stop()
+        srv = Server(data, *args).start()
+        srv.token = token
+        received = metric(srv, "tripline_events_received_total")
+        mqtt_publish(port, [("gateways/g1", json.dumps({"entity": "clock", "id": "clock-2", "time": 401, "type": "ping"}))])
+        assert wait_until(lambda: metric(srv, "tripline_events_received_total") > received, 60)
+        assert metric(srv, "tripline_events_duplicate_total") == 0, "messages acknowledged late or never came again"
+        assert metric(srv, "tripline_events_received_total") == received + 1
     finally:
         srv.stop()
         broker.kill()
