@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -183,14 +182,19 @@ class Subscriber:
     it reconnects by itself when the broker comes back."""
 
     def __init__(self, port, topic):
+        import threading
         import paho.mqtt.client as mqtt
         self.got = []
+        subscribed = threading.Event()
         self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="tripline-test-sub", clean_session=False)
         self.c.reconnect_delay_set(min_delay=0.1, max_delay=0.5)
         self.c.on_message = lambda c, u, m: self.got.append((m.topic, m.qos, json.loads(m.payload)))
+        self.c.on_subscribe = lambda c, u, mid, codes, props: subscribed.set()
         self.c.connect("127.0.0.1", port)
         self.c.subscribe(topic, qos=1)
         self.c.loop_start()
+        # The broker drops what is published before the subscription is in place.
+        assert subscribed.wait(30), "the broker never acknowledged the test's subscription"
 
     def close(self):
         self.c.loop_stop()
@@ -230,7 +234,6 @@ def test_mqtt_receiver_publishes_at_qos1_to_a_real_broker_and_dead_letters_are_r
         # Back: a re-drive delivers it, under the same key.
         broker = start_broker(tmp_path, port)
         sub = Subscriber(port, "tripline/#")
-        time.sleep(0.5)
         assert srv.ok("POST", "/v1/webhooks/deliveries/redrive", {})["redriven"] == 1
         assert wait_until(lambda: any(b["alerts"][0]["labels"]["entity"] == "t3" for _, _, b in sub.got), 30), srv.ok("GET", "/v1/webhooks/deliveries")
         key = next(b["key"] for _, _, b in sub.got if b["alerts"][0]["labels"]["entity"] == "t3")
