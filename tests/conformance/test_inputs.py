@@ -123,15 +123,26 @@ def wait_mqtt_subscribed(srv, port, tag):
     raise AssertionError("the server's MQTT input never received a published message")
 
 
-def test_mqtt_input_applies_each_event_once_across_kill9_including_what_arrives_while_down(tmp_path):
+def mqtt_input(tmp_path):
+    """mosquitto on loopback; returns it, its port, and a function that starts a server (on
+    the data folder tmp_path/data, with its admin token) reading two topic filters from it."""
     from test_receivers import start_broker
     port = free_port()
     broker = start_broker(tmp_path, port)
     data = tmp_path / "data"
     token = make_token(data)
     args = ("--mqtt-input", f"mqtt://127.0.0.1:{port}", "--mqtt-input-topic", "devices/+/events", "--mqtt-input-topic", "gateways/#")
-    srv = Server(data, *args).start()
-    srv.token = token
+
+    def start():
+        srv = Server(data, *args).start()
+        srv.token = token
+        return srv
+    return broker, port, start
+
+
+def test_mqtt_input_applies_each_event_once_across_kill9_including_what_arrives_while_down(tmp_path):
+    broker, port, start = mqtt_input(tmp_path)
+    srv = start()
     try:
         srv.ok("POST", "/v1/zones", YARD)
         srv.ok("POST", "/v1/rules", ENTER_YARD)
@@ -157,8 +168,7 @@ def test_mqtt_input_applies_each_event_once_across_kill9_including_what_arrives_
             srv.kill9()
             # Published while the server is down: the broker keeps it for the session.
             mqtt_publish(port, batch[len(batch) // 2:])
-            srv = Server(data, *args).start()
-            srv.token = token
+            srv = start()
         mqtt_publish(port, [("gateways/g1", json.dumps({"entity": "clock", "id": "clock-1", "time": t + 10, "type": "ping"}))])
         assert wait_until(lambda: len(srv.all_alerts()) >= len(names), 60), len(srv.all_alerts())
         time.sleep(1)
@@ -176,14 +186,8 @@ def test_mqtt_input_acknowledges_every_message_of_a_burst(tmp_path):
     in-flight places for the session and is delivered again on the next connection, so after a
     clean stop and a restart the server must receive no message twice: a marker published after
     the restart arrives after any such redelivery."""
-    from test_receivers import start_broker
-    port = free_port()
-    broker = start_broker(tmp_path, port)
-    data = tmp_path / "data"
-    token = make_token(data)
-    args = ("--mqtt-input", f"mqtt://127.0.0.1:{port}", "--mqtt-input-topic", "devices/+/events", "--mqtt-input-topic", "gateways/#")
-    srv = Server(data, *args).start()
-    srv.token = token
+    broker, port, start = mqtt_input(tmp_path)
+    srv = start()
     try:
         srv.ok("POST", "/v1/zones", YARD)
         srv.ok("POST", "/v1/rules", ENTER_YARD)
@@ -199,8 +203,7 @@ def test_mqtt_input_acknowledges_every_message_of_a_burst(tmp_path):
         assert sorted(a["key"]["entity"] for a in srv.all_alerts()) == sorted(names)
         assert metric(srv, "tripline_events_duplicate_total") == 0
         srv.stop()
-        srv = Server(data, *args).start()
-        srv.token = token
+        srv = start()
         received = metric(srv, "tripline_events_received_total")
         mqtt_publish(port, [("gateways/g1", json.dumps({"entity": "clock", "id": "clock-2", "time": 401, "type": "ping"}))])
         assert wait_until(lambda: metric(srv, "tripline_events_received_total") > received, 60)
