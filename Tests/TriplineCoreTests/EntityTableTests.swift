@@ -12,10 +12,10 @@ import TriplineTesting
         var isVacant: Bool { a == -1 }
     }
 
-    /// Runs `steps` random operations: inserts (half of them of an id from `nextId`, half of
-    /// one already held), in-place changes and look-ups (half of a held id, half of any id up
-    /// to past the largest). Checks every answer against the reference, then every held id and
-    /// every id below 50,000.
+    /// Runs `steps` random operations: inserts and exchanges (half of them of an id from
+    /// `nextId`, half of one already held), in-place changes and look-ups (half of a held id,
+    /// half of any id up to past the largest). Checks every answer against the reference,
+    /// then every held id and every id below 50,000.
     func run(seed: UInt64, steps: Int, nextId: (inout SplitMix64) -> Int32) -> EntityTable<V> {
         var rng = SplitMix64(seed: seed)
         var table = EntityTable<V>()
@@ -31,7 +31,12 @@ import TriplineTesting
             case 0..<5:
                 let v = V(a: Int64(rng.next() % 1_000_000), b: Int32(truncatingIfNeeded: rng.next()))
                 if reference[id] == nil { seen.append(id) }
-                table.insert(id, v)
+                if rng.next() & 1 == 0 {
+                    table.insert(id, v)
+                } else {
+                    let old = table.exchange(id, v)
+                    #expect(old == reference[id], "exchange \(id)")
+                }
                 reference[id] = v
                 limit = max(limit, id + 1)
             case 5..<7:
@@ -94,6 +99,21 @@ import TriplineTesting
         let dense = t.isDense, count = t.count
         #expect(count > 3_277)
         #expect(dense)
+    }
+
+    /// A threshold's latest reading: 8 bytes in the array; the pattern that marks an absent
+    /// entity is not a reading any value becomes (a NaN with that pattern is kept as `.nan`).
+    @Test func latestReadingIs8BytesAndNeverVacant() {
+        typealias R = ThresholdEvaluator.LatestReading
+        #expect(MemoryLayout<R>.stride == 8)
+        #expect(R.vacant.isVacant)
+        for v in [0.0, -0.0, 1.5, -1e300, .infinity, -.infinity, .nan, Double(bitPattern: R.vacantBits)] {
+            #expect(!R(v).isVacant, "\(v.bitPattern)")
+        }
+        #expect(R(Double(bitPattern: R.vacantBits)).value.isNaN)
+        var t = EntityTable<R>()
+        #expect(t.exchange(3, R(Double(bitPattern: R.vacantBits))) == nil)
+        #expect(t[3]?.value.isNaN == true)
     }
 
     @Test func proximityRecordIs24BytesInTheArray() {

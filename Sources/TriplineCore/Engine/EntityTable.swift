@@ -15,7 +15,8 @@ protocol EntityTableValue: IntMapValue {
 /// instead, and stays one (ids only grow). The 1/4 left is room for ids still to come: the
 /// doubled table could take 3/5 more entries, the array pays for every new id. So a table
 /// that holds well over half of the entities costs the value's stride per entity id (24
-/// bytes for a proximity record, against 40 to 80 bytes per held entity in 32-byte slots), and
+/// bytes for a proximity record, 8 for a reading, against 40 to 80 and 20 to 40 bytes per
+/// held entity in the hash table's 32- and 16-byte slots), and
 /// one that holds a few of many entities stays a hash table. The array grows by an eighth at a
 /// time, not by Swift's doubling. Look-ups in the array form read one element: no hashing, no
 /// probe.
@@ -48,22 +49,38 @@ struct EntityTable<Value: EntityTableValue> {
 
     /// Stores `v` (never `vacant`) for entity `id`.
     @inline(__always)
-    mutating func insert(_ id: Int32, _ v: Value) {
+    mutating func insert(_ id: Int32, _ v: Value) { _ = exchange(id, v) }
+
+    /// Stores `v` (never `vacant`) for entity `id` and returns the value it replaces (nil
+    /// when the entity was absent).
+    @inline(__always)
+    mutating func exchange(_ id: Int32, _ v: Value) -> Value? {
         precondition(id >= 0 && !v.isVacant, "an entity table takes ids from 0 and values that are not vacant")
         let i = Int(id)
         if !isDense {
-            if sparse.isFull && (i + 1 > idLimit || !sparse.contains(key(id)))
-                && Swift.max(idLimit, i + 1) * MemoryLayout<Value>.stride * 4 <= 2 * sparse.memoryBytes * 3 {
-                becomeDense()
-            } else {
-                sparse.insert(key(id), v)
+            if !takesArray(i) {
                 idLimit = Swift.max(idLimit, i + 1)
-                return
+                return sparse.exchange(key(id), v)
             }
+            becomeDense()
         }
         if i >= dense.count { extend(to: i + 1) }
-        if dense[i].isVacant { denseCount += 1 }
+        let old = dense[i]
         dense[i] = v
+        if old.isVacant {
+            denseCount += 1
+            return nil
+        }
+        return old
+    }
+
+    /// In the hash form: does storing id `i` turn the table into the array? Only when the
+    /// table is full (the id is new, so it would double), and the array up to the largest id
+    /// would take at most 3/4 of the doubled table.
+    @inline(__always)
+    private func takesArray(_ i: Int) -> Bool {
+        sparse.isFull && (i + 1 > idLimit || !sparse.contains(UInt64(i)))
+            && Swift.max(idLimit, i + 1) * MemoryLayout<Value>.stride * 4 <= 2 * sparse.memoryBytes * 3
     }
 
     /// Mutates the value of entity `id` in place if present (`body` must not make it vacant).

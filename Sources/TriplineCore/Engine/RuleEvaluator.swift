@@ -108,10 +108,10 @@ extension NoveltyEvaluator: RuleEvaluator {
 extension ThresholdEvaluator: RuleEvaluator {
     @inline(__always)
     mutating func prefetch(entity: Int32, type: Int32, metric: Int32) {
-        if type == Symbols.readingType && !levels.isEmpty { latest.prefetch(key(entity, metric)) }
+        if type == Symbols.readingType { for g in levels.indices where levels[g].metric == metric { levels[g].latest.prefetch(entity) } }
     }
     var stateBytes: Int {
-        latest.memoryBytes + baselines.reduce(0) { $0 + $1.states.memoryBytes + $1.states.entries.reduce(0) { $0 + $1.value.window.readings.capacity * MemoryLayout<Baseline.Reading>.stride } }
+        levels.reduce(0) { $0 + $1.latest.memoryBytes } + baselines.reduce(0) { $0 + $1.states.memoryBytes + $1.states.entries.reduce(0) { $0 + $1.value.window.readings.capacity * MemoryLayout<Baseline.Reading>.stride } }
     }
 }
 

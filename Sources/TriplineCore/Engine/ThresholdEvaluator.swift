@@ -5,7 +5,8 @@
 ///
 /// Rules share work: an `above`/`below` rule is firing exactly when its condition holds for
 /// the entity's latest reading of the metric, so all of them keep one latest value per
-/// (entity, metric), and a reading visits only the rules whose level lies between the
+/// (entity, metric) (a table per metric, keyed by entity: an array by entity id when most
+/// entities report the metric, see `EntityTable`), and a reading visits only the rules whose level lies between the
 /// previous value and the new one (levels sorted, two binary searches) — thousands of level
 /// rules on one metric cost what the few that change state cost. `baseline` rules with the
 /// same metric and window share one running window per entity; each rule keeps a firing bit.
@@ -75,6 +76,19 @@ struct ThresholdEvaluator {
         var metric: Int32
         var above: [Level] = []
         var below: [Level] = []
+        /// The latest reading of the metric per entity.
+        var latest = EntityTable<LatestReading>()
+    }
+    /// A reading as an `EntityTable` holds it: one NaN bit pattern marks an absent entity, and
+    /// a reading with that pattern (none passes the decoder, which takes finite values only) is
+    /// kept as the ordinary NaN.
+    struct LatestReading: EntityTableValue {
+        static let vacantBits: UInt64 = 0x7FF8_7A11_0000_0001
+        var value: Double
+        init(_ v: Double) { value = v.bitPattern == Self.vacantBits ? .nan : v }
+        private init(vacantBits: UInt64) { value = Double(bitPattern: vacantBits) }
+        static var vacant: Self { Self(vacantBits: vacantBits) }
+        var isVacant: Bool { value.bitPattern == Self.vacantBits }
     }
 
     struct BaselineMember {
@@ -97,8 +111,6 @@ struct ThresholdEvaluator {
     }
 
     var levels: [LevelGroup] = []
-    /// Latest reading per key(entity, metric), for metrics with level rules.
-    var latest = IntMap<Double>()
     var baselines: [BaselineGroup] = []
 
     var isEmpty: Bool { levels.isEmpty && baselines.isEmpty }
@@ -151,7 +163,7 @@ struct ThresholdEvaluator {
     mutating func onReading(_ ev: Event, ref: EventRef, matching: some EntityMatching, emitter: inout Emitter) {
         let v = ev.value
         for g in levels.indices where levels[g].metric == ev.metric {
-            let previous = latest.exchange(key(ev.entity, ev.metric), v)
+            let previous = levels[g].latest.exchange(ev.entity, LatestReading(v))?.value
             // With no previous reading nothing was firing: as if it had been -inf for `above`
             // and +inf for `below`.
             Self.emitChanges(levels[g].above, from: previous ?? -.infinity, to: v, above: true, ev: ev, ref: ref, matching: matching, emitter: &emitter)
