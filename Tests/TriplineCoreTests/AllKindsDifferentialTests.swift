@@ -291,8 +291,33 @@ func firstDifference(_ engine: [String], _ naive: [String]) -> String? {
             add("kind: aggregate, match: \(selectors[i % 4]), fn: count_distinct, of: {attr: driver}, window: 5s, event: {type: a}, above: \(c)")
             add("kind: frequency, match: \(selectors[(i + 2) % 4]), count: \(c), window: 4s, event: {type: contact}, by: counterpart")
         }
+        // Ten sequence rules, so that each entity's has-state bits (one per sequence rule) take
+        // two bytes: ordered pairs with a window, and a step followed by a quiet period.
+        for (i, w) in ["2s", "3s", "4s", "5s", "6s", "8s", "9s", "10s", "12s", "15s"].enumerated() {
+            if i % 2 == 0 {
+                add("kind: sequence, match: \(selectors[i % 4]), within: \(w), steps: [{event: {type: \(["a", "b", "c"][i % 3])}}, {event: {type: \(["b", "c", "a"][i % 3])}}]")
+            } else {
+                add("kind: sequence, match: \(selectors[i % 4]), steps: [{event: {type: \(["a", "b", "c"][i % 3])}}, {absent: {event: {type: a}}, for: \(w)}]")
+            }
+        }
         return try! RuleFile.decode(y, file: "families.yaml").get()
     }()
+
+    /// The ten sequence rules of the families (their has-state bits span two bytes per entity)
+    /// fire, each of them, over a few streams; the comparison with the reference is above.
+    @Test func tenSequenceRulesEachFire() {
+        let ids = Self.familyRules.filter { $0.kind == .sequence }.map(\.id)
+        #expect(ids.count == 10)
+        var perRule: [String: Int] = [:]
+        for seed in UInt64(1)...4 {
+            let events = MixedStreams.events(seed: seed, count: 400)
+            let r = replay(zones: MixedStreams.zones, entities: MixedStreams.entities, rules: Self.familyRules,
+                           lines: events.map(MixedStreams.line), until: events.last!.time + 20_000)
+            #expect(r.engine.kinds.sequence.liveStride == 2)
+            for l in r.alerts { perRule[String(l.split(separator: "\"")[3]), default: 0] += 1 }
+        }
+        for id in ids { #expect(perRule[id, default: 0] >= 3, "\(id): \(perRule[id, default: 0]) alerts") }
+    }
 
     @Test(arguments: Array(1...30) as [UInt64])
     func ruleFamiliesMatchTheNaiveReference(seed: UInt64) {

@@ -117,7 +117,7 @@ extension ThresholdEvaluator: RuleEvaluator {
 
 extension SequenceEvaluator: RuleEvaluator {
     var stateBytes: Int {
-        rules.reduce(0) { $0 + $1.states.memoryBytes + $1.states.entries.reduce(0) { $0 + $1.value.partials.capacity * MemoryLayout<Partial?>.stride } }
+        live.capacity + rules.reduce(0) { $0 + $1.states.memoryBytes + $1.states.entries.reduce(0) { $0 + $1.value.partials.capacity * MemoryLayout<Partial?>.stride } }
     }
     func forEachRef(_ body: (EventRef) -> Void) {
         for m in rules {

@@ -61,8 +61,33 @@ struct SequenceEvaluator {
         var states = IntMap<State>()
     }
     var rules: [Member] = []
+    /// Which rules have a state for which entity, kept in step with the rules' `states`: per
+    /// entity id, `liveStride` bytes, bit i for rule i. Most events of most entities neither
+    /// extend nor start a match; for them the evaluator reads the entity's bits, one cache line
+    /// for all its rules, instead of probing each rule's table (a cache miss per rule) or a
+    /// bit array per rule (a line per rule). 1 byte per entity id for up to 8 sequence rules.
+    var live: [UInt8] = []
+    var liveStride = 0
 
     var isEmpty: Bool { rules.isEmpty }
+
+    @inline(__always)
+    func hasState(_ rule: Int, _ e: Int32) -> Bool {
+        let i = Int(e) * liveStride + rule >> 3
+        return i < live.count && (live[i] >> UInt8(rule & 7)) & 1 != 0
+    }
+
+    @inline(__always)
+    mutating func setHasState(_ rule: Int, _ e: Int32, _ on: Bool) {
+        let i = Int(e) * liveStride + rule >> 3
+        if i >= live.count {
+            if !on { return }
+            let n = (Int(e) + 1) * liveStride
+            live.append(contentsOf: repeatElement(0, count: Swift.max(n, live.count + live.count / 8) - live.count))
+        }
+        let bit: UInt8 = 1 << UInt8(rule & 7)
+        if on { live[i] |= bit } else { live[i] &= ~bit }
+    }
 
     /// Adds a rule from its compiled steps (positive and negated, in the rule's order).
     mutating func add(rule: Int32, selector: Int32, steps: [(Step, negated: Bool, deadline: Millis?)], within: Millis?, view: Int32 = 0) -> Int {
@@ -79,6 +104,9 @@ struct SequenceEvaluator {
         }
         forbidden.removeLast()
         rules.append(Member(spec: Spec(rule: rule, steps: positives, forbidden: forbidden, trailing: trailing, within: within ?? .max), selector: selector, view: view))
+        // Rules are added when the engine is built, before any state exists.
+        precondition(live.isEmpty, "sequence rules are added before any event")
+        liveStride = (rules.count + 7) / 8
         return rules.count - 1
     }
 
@@ -100,14 +128,15 @@ struct SequenceEvaluator {
             let entered = v == 0 ? plainEntered : views.isEmpty ? [] : views[v - 1].entered
             let exited = v == 0 ? plainExited : views.isEmpty ? [] : views[v - 1].exited
             // Most events of most entities neither extend nor start a match: no state is touched.
-            let has = rules[i].states.contains(key(ev.entity))
-            if !has && !Self.matches(rules[i].spec.steps[0], ev, zones: zones, entered: entered, exited: exited) { continue }
+            assert(hasState(i, ev.entity) == rules[i].states.contains(key(ev.entity)), "the live bits follow the state tables")
+            if !hasState(i, ev.entity) && !Self.matches(rules[i].spec.steps[0], ev, zones: zones, entered: entered, exited: exited) { continue }
             let m = rules[i].spec
             let k = m.steps.count
             let keep = rules[i].states.update(key(ev.entity), default: { State(partials: Array(repeating: nil, count: k - 1)) }) { st -> Bool in
                 Self.advance(&st, m, ev: ev, ref: ref, order: order, zones: zones, entered: entered, exited: exited, emitter: &emitter, timers: &timers)
             }
             if !keep { rules[i].states.remove(key(ev.entity)) }
+            setHasState(i, ev.entity, keep)
         }
     }
 
@@ -182,6 +211,9 @@ struct SequenceEvaluator {
                          details: [("span_s", .number(Double(t.deadline - p.start) / 1000))])
             clear = true
         }
-        if clear { rules[slot].states.remove(key(t.a)) }
+        if clear {
+            rules[slot].states.remove(key(t.a))
+            setHasState(slot, t.a, false)
+        }
     }
 }
