@@ -82,8 +82,10 @@ struct SequenceEvaluator {
         let i = Int(e) * liveStride + rule >> 3
         if i >= live.count {
             if !on { return }
-            let n = (Int(e) + 1) * liveStride
-            live.append(contentsOf: repeatElement(0, count: Swift.max(n, live.count + live.count / 8) - live.count))
+            // Grown by an eighth at a time (not doubled): one byte per entity id and 8 rules.
+            let n = Swift.max((Int(e) + 1) * liveStride, live.count + live.count / 8)
+            live.reserveCapacity(n)
+            live.append(contentsOf: repeatElement(0, count: n - live.count))
         }
         let bit: UInt8 = 1 << UInt8(rule & 7)
         if on { live[i] |= bit } else { live[i] &= ~bit }
