@@ -1,8 +1,9 @@
 /// A timer: when the watermark reaches `deadline`, the engine hands it back to the evaluator
 /// of `rule`. `a`, `b` and `generation` are the evaluator's own (a key and a staleness check).
+/// 24 bytes: timers with equal deadlines keep the order they were set in by their place in the
+/// queue, not by a stored sequence number (see `TimerQueue`).
 public struct EngineTimer: Sendable {
     public var deadline: Millis
-    public var sequence: UInt64
     public var rule: Int32
     public var a: Int32
     public var b: Int32
@@ -53,10 +54,13 @@ protocol HeapOrdered {
     static func heapLess(_ x: Self, _ y: Self) -> Bool
 }
 
-extension EngineTimer: HeapOrdered {
+/// A timer in the early heap, with the order it was set in (the heap does not keep it).
+struct EarlyTimer: HeapOrdered {
+    var timer: EngineTimer
+    var sequence: UInt64
     /// Deadline order; equal deadlines in the order they were set.
-    static func heapLess(_ x: EngineTimer, _ y: EngineTimer) -> Bool {
-        x.deadline < y.deadline || (x.deadline == y.deadline && x.sequence < y.sequence)
+    static func heapLess(_ x: EarlyTimer, _ y: EarlyTimer) -> Bool {
+        x.timer.deadline < y.timer.deadline || (x.timer.deadline == y.timer.deadline && x.sequence < y.sequence)
     }
 }
 
@@ -68,6 +72,13 @@ extension EngineTimer: HeapOrdered {
 /// array, instead of sifting through a heap of millions of timers (one cache miss per level).
 /// Timers pushed into the bucket being consumed (or an earlier one) go to a small heap that
 /// pops merge with the sorted bucket, so the order is exactly (deadline, insertion).
+///
+/// No sequence number is stored per timer (24 bytes, not 32). A bucket's timers are appended
+/// in the order they were set and sorted stably by deadline (a counting sort on the deadline's
+/// 10 bits within the bucket; an insertion sort for small buckets). The early heap's timers
+/// carry their sequence number. A bucket is taken only when the early heap is empty, so every
+/// timer in the heap was set after every timer of the current bucket: on equal deadlines the
+/// bucket's comes first.
 public struct TimerQueue: Sendable {
     static let shift: Millis = 10
 
@@ -77,7 +88,10 @@ public struct TimerQueue: Sendable {
     /// Id of the bucket in `current` (.min before the first is taken).
     var currentBucket: Millis = .min
     /// Timers pushed at or before `currentBucket` after it was taken.
-    var early = MinHeap<EngineTimer>()
+    var early = MinHeap<EarlyTimer>()
+    /// The counting sort's input copy and counts, reused from bucket to bucket.
+    var sortScratch: [EngineTimer] = []
+    var sortCounts = [Int32](repeating: 0, count: 1 << TimerQueue.shift)
     /// Later buckets: id -> slot in `pool`; the ids in a heap.
     var slots: [Millis: Int] = [:]
     var bucketIds = MinHeap<Millis>()
@@ -101,19 +115,19 @@ public struct TimerQueue: Sendable {
     public var nextDeadline: Millis? {
         var best: Millis? = nil
         if cursor < current.count { best = current[cursor].deadline }
-        if let e = early.min, best.map({ e.deadline < $0 }) ?? true { best = e.deadline }
+        if let e = early.min?.timer, best.map({ e.deadline < $0 }) ?? true { best = e.deadline }
         if best == nil, let b = bucketIds.min, let slot = slots[b] { best = pool[slot].lazy.map(\.deadline).min() }
         return best
     }
 
     public mutating func schedule(deadline: Millis, rule: Int32, a: Int32, b: Int32 = -1, generation: UInt32 = 0) {
-        let t = EngineTimer(deadline: deadline, sequence: nextSequence, rule: rule, a: a, b: b, generation: generation)
-        nextSequence += 1
+        let t = EngineTimer(deadline: deadline, rule: rule, a: a, b: b, generation: generation)
         count += 1
         if deadline < lowerBound { lowerBound = deadline }
         let bucket = deadline >> Self.shift
         if bucket <= currentBucket {
-            early.push(t)
+            early.push(EarlyTimer(timer: t, sequence: nextSequence))
+            nextSequence += 1
             return
         }
         let r = Int(truncatingIfNeeded: bucket) & 7
@@ -144,7 +158,7 @@ public struct TimerQueue: Sendable {
     mutating func resetLowerBound() {
         var b = Millis.max
         if cursor < current.count { b = current[cursor].deadline }
-        if let e = early.min, e.deadline < b { b = e.deadline }
+        if let e = early.min?.timer, e.deadline < b { b = e.deadline }
         if let id = bucketIds.min, id << Self.shift < b { b = id << Self.shift }
         lowerBound = b
     }
@@ -153,10 +167,11 @@ public struct TimerQueue: Sendable {
     public mutating func pop(upTo limit: Millis) -> EngineTimer? {
         while true {
             let hasCurrent = cursor < current.count
-            if let e = early.min, !hasCurrent || EngineTimer.heapLess(e, current[cursor]) {
+            // On equal deadlines the current bucket's timer was set first (see the type's notes).
+            if let e = early.min?.timer, !hasCurrent || e.deadline < current[cursor].deadline {
                 guard e.deadline <= limit else { resetLowerBound(); return nil }
                 count -= 1
-                return early.popMin()
+                return early.popMin()!.timer
             }
             if hasCurrent {
                 let t = current[cursor]
@@ -173,9 +188,49 @@ public struct TimerQueue: Sendable {
             current.removeAll(keepingCapacity: true)
             swap(&current, &pool[slot])
             freeSlots.append(slot)
-            current.sort(by: EngineTimer.heapLess)
+            sortBucket()
             cursor = 0
             currentBucket = b
+        }
+    }
+}
+
+extension TimerQueue {
+    /// Sorts `current` (one bucket's timers, in the order they were set) stably by deadline.
+    mutating func sortBucket() {
+        let n = current.count
+        if n < 2 { return }
+        let mask = Millis(1 << Self.shift - 1)
+        if n <= 32 {
+            // Insertion sort, stable: a timer moves only past later deadlines.
+            current.withUnsafeMutableBufferPointer { a in
+                for i in 1..<n {
+                    let x = a[i]
+                    var j = i
+                    while j > 0 && a[j - 1].deadline > x.deadline { a[j] = a[j - 1]; j -= 1 }
+                    a[j] = x
+                }
+            }
+            return
+        }
+        // Counting sort on the deadline's offset within the bucket (all of a bucket's
+        // deadlines share the bits above it), stable.
+        sortScratch.removeAll(keepingCapacity: true)
+        sortScratch.append(contentsOf: current)
+        sortCounts.withUnsafeMutableBufferPointer { c in
+            for i in c.indices { c[i] = 0 }
+            sortScratch.withUnsafeBufferPointer { a in
+                for t in a { c[Int(t.deadline & mask)] += 1 }
+                var sum: Int32 = 0
+                for i in c.indices { let k = c[i]; c[i] = sum; sum += k }
+                current.withUnsafeMutableBufferPointer { out in
+                    for t in a {
+                        let k = Int(t.deadline & mask)
+                        out[Int(c[k])] = t
+                        c[k] += 1
+                    }
+                }
+            }
         }
     }
 }
