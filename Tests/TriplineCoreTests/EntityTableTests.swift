@@ -116,8 +116,8 @@ import TriplineTesting
         #expect(t[3]?.value.isNaN == true)
     }
 
-    @Test func proximityRecordIs24BytesInTheArray() {
-        #expect(MemoryLayout<ProximityEvaluator.Latest>.stride == 24)
+    @Test func proximityRecordIs20BytesInTheArray() {
+        #expect(MemoryLayout<ProximityEvaluator.Latest>.stride == 20)
         #expect(ProximityEvaluator.Latest.vacant.isVacant)
     }
 }

@@ -14,7 +14,7 @@ protocol EntityTableValue: IntMapValue {
 /// largest id seen, would take at most 3/4 of the doubled table, it turns into that array
 /// instead, and stays one (ids only grow). The 1/4 left is room for ids still to come: the
 /// doubled table could take 3/5 more entries, the array pays for every new id. So a table
-/// that holds well over half of the entities costs the value's stride per entity id (24
+/// that holds well over half of the entities costs the value's stride per entity id (20
 /// bytes for a proximity record, 8 for a reading, against 40 to 80 and 20 to 40 bytes per
 /// held entity in the hash table's 32- and 16-byte slots), and
 /// one that holds a few of many entities stays a hash table. The array grows by an eighth at a

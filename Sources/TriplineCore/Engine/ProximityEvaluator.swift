@@ -18,12 +18,15 @@ import Foundation
 struct ProximityEvaluator {
     /// An entity's place in the grid. Its latest position, time and event are not copied
     /// here: they are the engine's entity record (`EntityMatching.latestPosition`), which
-    /// every position updates before this evaluator runs. The record is 20 bytes (stride 24),
+    /// every position updates before this evaluator runs. The record is 20 bytes (stride 20),
     /// a hash-table slot 32 (it was 64 with the position, time and event); when the grid holds
-    /// most entities its `EntityTable` is an array by entity id, 24 bytes per entity.
+    /// most entities its `EntityTable` is an array by entity id, 20 bytes per entity.
     struct Latest {
-        /// The packed key of its cube (`Cell.key`).
-        var cellKey: UInt64
+        /// The packed key of its cube (`Cell.key`), as two halves: every field is 4 bytes, so
+        /// the record's stride is 20 bytes, not 24 (the array form of `EntityTable` holds one
+        /// per entity id).
+        var cellKeyLow: UInt32
+        var cellKeyHigh: UInt32
         /// The other entities in the same cube: an intrusive doubly linked list (-1: none), so
         /// that moving between cubes allocates nothing.
         var next: Int32 = -1
@@ -31,6 +34,23 @@ struct ProximityEvaluator {
         /// How many near pairs (over all the grid's rules) this entity is in, so that a
         /// position with no pair and no neighbour touches no rule's state.
         var linked: Int32 = 0
+
+        init(cellKey: UInt64, next: Int32 = -1, prev: Int32 = -1, linked: Int32 = 0) {
+            cellKeyLow = UInt32(truncatingIfNeeded: cellKey)
+            cellKeyHigh = UInt32(truncatingIfNeeded: cellKey >> 32)
+            self.next = next
+            self.prev = prev
+            self.linked = linked
+        }
+
+        @inline(__always)
+        var cellKey: UInt64 {
+            get { UInt64(cellKeyHigh) << 32 | UInt64(cellKeyLow) }
+            set {
+                cellKeyLow = UInt32(truncatingIfNeeded: newValue)
+                cellKeyHigh = UInt32(truncatingIfNeeded: newValue >> 32)
+            }
+        }
     }
     struct Cell: Hashable {
         var x: Int64, y: Int64, z: Int64
