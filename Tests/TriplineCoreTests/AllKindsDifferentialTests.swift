@@ -319,6 +319,27 @@ func firstDifference(_ engine: [String], _ naive: [String]) -> String? {
         for id in ids { #expect(perRule[id, default: 0] >= 3, "\(id): \(perRule[id, default: 0]) alerts") }
     }
 
+    /// Forty absence rules with one filter: the evaluator splits them into groups of at most
+    /// 32 (a bit per rule in a 32-bit mask), each group with its own record per entity and its
+    /// own timer. The naive reference evaluates each rule on its own.
+    @Test(arguments: Array(1...6) as [UInt64])
+    func fortyAbsenceRulesOfOneFilterMatchTheNaiveReference(seed: UInt64) {
+        let selectors = ["{}", "{kind: truck}", "{kind: vessel}", "{tags: {cargo: hazmat}}"]
+        var y = "rules:\n"
+        for i in 0..<40 {
+            y += "  - {id: a\(i), purpose: p, owner: o, severity: low, kind: absence, match: \(selectors[i % 4]), for: \(1000 + 150 * i)ms\(i % 5 == 0 ? ", cooldown: 3s" : "")}\n"
+        }
+        let rules = try! RuleFile.decode(y, file: "forty.yaml").get()
+        let events = MixedStreams.events(seed: seed, count: 300)
+        let expected = Self.compareWithNaive(rules: rules, events: events)
+        #expect(expected > 200)
+        let r = replay(zones: MixedStreams.zones, entities: MixedStreams.entities, rules: rules,
+                       lines: events.map(MixedStreams.line), until: events.last!.time + 20_000)
+        #expect(r.engine.kinds.absence.groups.map(\.members.count) == [32, 8])
+        // Rules of the second group fire too.
+        #expect(r.alerts.contains { $0.contains("\"a39\"") } && r.alerts.contains { $0.contains("\"a32\"") })
+    }
+
     @Test(arguments: Array(1...30) as [UInt64])
     func ruleFamiliesMatchTheNaiveReference(seed: UInt64) {
         let expected = Self.compareWithNaive(rules: Self.familyRules, events: MixedStreams.events(seed: seed, count: 400))

@@ -10,6 +10,11 @@ import TriplineTesting
         #expect(MemoryLayout<IntMap<ProximityEvaluator.Latest>.Slot>.stride == 32)
     }
 
+    @Test func anAbsenceRecordIs32BytesAndItsSlot40() {
+        #expect(MemoryLayout<AbsenceEvaluator.Seen>.stride == 32)
+        #expect(MemoryLayout<IntMap<AbsenceEvaluator.Seen>.Slot>.stride == 40)
+    }
+
     /// The latest position's event is kept as 32 bits and a flag: given ids and assigned ones
     /// come back as they went in, over the whole range of both, and the ready bit sharing the
     /// flag byte is left alone.

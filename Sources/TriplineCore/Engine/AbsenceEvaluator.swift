@@ -7,13 +7,15 @@
 /// at the earliest deadline among its rules that are not firing: a matching event costs one
 /// lookup however many durations and selectors the group has.
 struct AbsenceEvaluator {
+    /// 32 bytes, a 40-byte table slot (it was 40 and 48 with 64-bit masks, when a group took
+    /// up to 64 rules).
     struct Seen {
         var time: Millis
         var ref: EventRef
         /// The group's rules that apply to this entity (selectors are fixed per entity).
-        var members: UInt64
+        var members: UInt32
         /// Of those, the ones firing.
-        var firing: UInt64
+        var firing: UInt32
         /// Deadline of the timer pending for this entity (one at a time), or .min.
         var pending: Millis
     }
@@ -22,7 +24,7 @@ struct AbsenceEvaluator {
         var selector: Int32
         var duration: Millis
     }
-    /// Rules sharing one filter (at most 64 per group).
+    /// Rules sharing one filter (at most 32 per group: more make another group).
     struct Group {
         var filterKey: EventFilter?
         var filter: CompiledFilter?
@@ -36,7 +38,7 @@ struct AbsenceEvaluator {
     /// Adds a rule; returns its group.
     mutating func add(rule: Int32, selector: Int32, duration: Millis, filter: EventFilter?, compiled: CompiledFilter?) -> Int {
         let g: Int
-        if let i = groups.firstIndex(where: { $0.filterKey == filter && $0.members.count < 64 }) {
+        if let i = groups.firstIndex(where: { $0.filterKey == filter && $0.members.count < 32 }) {
             g = i
         } else {
             g = groups.count
@@ -48,7 +50,7 @@ struct AbsenceEvaluator {
 
     /// The earliest deadline among `candidates` counted from `from`.
     @inline(__always)
-    static func earliest(_ members: [Member], _ candidates: UInt64, from: Millis) -> Millis {
+    static func earliest(_ members: [Member], _ candidates: UInt32, from: Millis) -> Millis {
         var best = Millis.max
         var bits = candidates
         while bits != 0 {
@@ -65,8 +67,8 @@ struct AbsenceEvaluator {
             let members = groups[g].members
             // Which rules apply to this entity (bits of its own record: no lookup for entities
             // that no rule of the group is about).
-            var applies: UInt64 = 0
-            for (j, m) in members.enumerated() where matching.matches(ev.entity, m.selector) { applies |= 1 << UInt64(j) }
+            var applies: UInt32 = 0
+            for (j, m) in members.enumerated() where matching.matches(ev.entity, m.selector) { applies |= 1 << UInt32(j) }
             if applies == 0 { continue }
             let k = key(ev.entity)
             // First sighting.
@@ -116,7 +118,7 @@ struct AbsenceEvaluator {
                 bits &= bits - 1
                 let due = s.time + members[j].duration
                 if due <= t.deadline {
-                    s.firing |= 1 << UInt64(j)
+                    s.firing |= 1 << UInt32(j)
                     emitter.emit(rule: members[j].rule, key: .entity(t.a), firing: true, time: t.deadline, evidence: [s.ref],
                                  details: [("silent_s", .number(Double(members[j].duration) / 1000))])
                 } else {
