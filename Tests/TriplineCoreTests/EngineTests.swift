@@ -414,6 +414,80 @@ struct NaiveReference {
     }
 }
 
+/// `HeadTable` against a dictionary. Keys come in families that share one tag (built with the
+/// hash multiplier's inverse), so a matching tag is often not the key looked for and must be
+/// confirmed through the ids' records; ids are filed under a key before their records say so,
+/// as the proximity grid does.
+@Suite struct HeadTableTests {
+    struct Records: HeadKeys {
+        var keyOf: [Int32: UInt64] = [:]
+        func headKey(_ id: Int32) -> UInt64 { keyOf[id]! }
+    }
+
+    /// The inverse of the tag's multiplier modulo 2^64 (Newton's iteration).
+    static let inverse: UInt64 = {
+        let c: UInt64 = 0x9E37_79B9_7F4A_7C15
+        var x = c
+        for _ in 0..<6 { x = x &* (2 &- c &* x) }
+        return x
+    }()
+
+    /// Key number `member` of family `family`: every member of a family has the tag `family`.
+    static func key(family: UInt64, member: UInt64) -> UInt64 { inverse &* (family << 32 | member) }
+
+    @Test func familiesShareATag() {
+        #expect(HeadTableTests.inverse &* 0x9E37_79B9_7F4A_7C15 == 1)
+        for f in [UInt64(0), 5, 0xFFFF_FFFF] {
+            let tags = Set((0..<50 as Range<UInt64>).map { HeadTable.tag(Self.key(family: f, member: $0)) })
+            #expect(tags == [UInt32(f)])
+        }
+    }
+
+    @Test(arguments: [3, 11] as [UInt64])
+    func behavesLikeADictionaryWithSharedTags(seed: UInt64) {
+        var rng = SplitMix64(seed: seed)
+        var table = HeadTable()
+        var records = Records()
+        var reference: [UInt64: Int32] = [:]
+        var nextId: Int32 = 0
+        var peak = 0
+        // Few families, many members: long clusters, wrap-around, backward shifts and tag
+        // matches on other keys.
+        func randomKey() -> UInt64 {
+            Self.key(family: rng.next() % 40 &* 0x0400_0000 &+ rng.next() % 3, member: rng.next() % 60)
+        }
+        for step in 0..<60_000 {
+            let k = randomKey()
+            switch rng.next() % 5 {
+            case 0, 1, 2:
+                // A new id heads k (its record is written after it is filed).
+                let id = nextId
+                nextId += 1
+                let old = table.exchange(k, id, records)
+                #expect(old == (reference[k] ?? -1))
+                records.keyOf[id] = k
+                reference[k] = id
+            case 3:
+                #expect(table.remove(k, records) == (reference.removeValue(forKey: k) ?? -1))
+            default:
+                #expect(table.id(k, records) == (reference[k] ?? -1))
+            }
+            peak = max(peak, reference.count)
+            if step % 1_999 == 0 {
+                #expect(table.count == reference.count)
+                for (rk, rv) in reference { #expect(table.id(rk, records) == rv) }
+            }
+        }
+        #expect(peak > 1_000)
+        var expected = 8
+        while expected * 4 < peak * 5 { expected <<= 1 }
+        #expect(table.slots.count == expected)
+        #expect(Set(table.ids) == Set(reference.values))
+        #expect(table.ids.count == reference.count)
+        for (rk, rv) in reference { #expect(table.id(rk, records) == rv) }
+    }
+}
+
 @Suite struct ProximityEdgeTests {
     @Test(arguments: [
         ((179.9999, 0.0), (-179.9999, 0.0)),      // across the antimeridian

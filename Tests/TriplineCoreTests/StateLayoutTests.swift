@@ -10,6 +10,10 @@ import TriplineTesting
         #expect(MemoryLayout<IntMap<ProximityEvaluator.Latest>.Slot>.stride == 32)
     }
 
+    @Test func aCubeHeadSlotIs8Bytes() {
+        #expect(MemoryLayout<HeadTable.Slot>.stride == 8)
+    }
+
     @Test func anAbsenceRecordIs32BytesAndItsSlot40() {
         #expect(MemoryLayout<AbsenceEvaluator.Seen>.stride == 32)
         #expect(MemoryLayout<IntMap<AbsenceEvaluator.Seen>.Slot>.stride == 40)

@@ -66,8 +66,9 @@ struct ProximityEvaluator {
         var minDistance: Double
         var rules: [Int] = []
         var latest = EntityTable<Latest>()
-        /// The first entity of each cube's list.
-        var cells = IntMap<Int32>()
+        /// The first entity of each cube's list, filed under the cube's key, which the
+        /// entity's record in `latest` holds: an 8-byte slot, not `IntMap`'s 16.
+        var cells = HeadTable()
         /// Occupied cubes, one bit each, blocked so that the few cubes around a position
         /// usually share one word: a word covers a 4 x 4 x 4 block of cubes (its bit: the
         /// cube's place in the block), blocks are hashed to words. Most cubes around a position
@@ -99,15 +100,20 @@ struct ProximityEvaluator {
         if (word >> b) & 1 == 1 { return }
         grids[g].occupied[w] = word | 1 << b
         grids[g].occupiedBits += 1
-        if grids[g].occupiedBits > 2 * grids[g].cells.count + grids[g].occupancySlack { rebuildOccupancy(g) }
+    }
+
+    /// Are there so many set bits that they should be rebuilt? (Asked once the entity's
+    /// record holds its new cube: the rebuild reads every cube's key from its first entity.)
+    func occupancyIsStale(_ g: Int) -> Bool {
+        grids[g].occupiedBits > 2 * grids[g].cells.count + grids[g].occupancySlack
     }
 
     /// Sets exactly the bits of the occupied cubes.
     mutating func rebuildOccupancy(_ g: Int) {
         for w in grids[g].occupied.indices { grids[g].occupied[w] = 0 }
         var n = 0
-        for slot in grids[g].cells.slots where slot.key != IntMap<Int32>.emptyKey {
-            let (w, b) = Self.occupancySlot(slot.key)
+        for slot in grids[g].cells.slots where slot.id >= 0 {
+            let (w, b) = Self.occupancySlot(grids[g].latest.headKey(slot.id))
             if (grids[g].occupied[w] >> b) & 1 == 0 { n += 1 }
             grids[g].occupied[w] |= 1 << b
         }
@@ -222,6 +228,7 @@ struct ProximityEvaluator {
                 next = pushFront(g, a, cell)
             }
             grids[g].latest.insert(a, Latest(cellKey: cell.key, next: next, prev: prev, linked: linked))
+            if occupancyIsStale(g) { rebuildOccupancy(g) }
             // One neighbour search for every rule of the grid.
             if !scratch.isEmpty { scratch.removeAll(keepingCapacity: true) }
             /// Takes entity b as a candidate when within r (once, though cubes whose keys
@@ -250,7 +257,7 @@ struct ProximityEvaluator {
                         } else {
                             // Another cube's list never holds the entity itself.
                             if !mayBeOccupied(g, ck) { continue }
-                            b = grids[g].cells[ck] ?? -1
+                            b = grids[g].cells.id(ck, grids[g].latest)
                         }
                         while b >= 0 { b = visit(b).next }
                     }
@@ -300,9 +307,10 @@ struct ProximityEvaluator {
         timers.schedule(deadline: d, rule: rules[ri].rule, a: x, b: Self.ruleTimer)
     }
 
-    /// Puts `a` first in `cell`'s list; returns the entity now after it.
+    /// Puts `a` first in `cell`'s list; returns the entity now after it. (`a`'s record is
+    /// written next, with the new cube.)
     mutating func pushFront(_ g: Int, _ a: Int32, _ cell: Cell) -> Int32 {
-        let head = grids[g].cells.exchange(cell.key, a) ?? -1
+        let head = grids[g].fileHead(cell.key, a)
         if head >= 0 { grids[g].latest.modify(head) { $0.prev = a } } else { markOccupied(g, cell.key) }
         return head
     }
@@ -312,9 +320,9 @@ struct ProximityEvaluator {
         if la.prev >= 0 {
             grids[g].latest.modify(la.prev) { $0.next = la.next }
         } else if la.next >= 0 {
-            grids[g].cells.insert(la.cellKey, la.next)
+            grids[g].fileHead(la.cellKey, la.next)
         } else {
-            grids[g].cells.remove(la.cellKey)
+            grids[g].removeCube(la.cellKey)
         }
         if la.next >= 0 { grids[g].latest.modify(la.next) { $0.prev = la.prev } }
     }
@@ -375,4 +383,21 @@ struct ProximityEvaluator {
         rules[ri].pending.remove(key(t.a))
         expirePairs(ri, t.a, at: t.deadline, matching: matching, emitter: &emitter)
     }
+}
+
+extension ProximityEvaluator.Grid {
+    /// Files `a` as the first entity of cube `cellKey`; returns the one it replaces (-1: none).
+    /// (The table reads other entities' records, a disjoint property of this grid.)
+    @inline(__always)
+    @discardableResult
+    mutating func fileHead(_ cellKey: UInt64, _ a: Int32) -> Int32 { cells.exchange(cellKey, a, latest) }
+
+    /// Forgets cube `cellKey` (it emptied).
+    mutating func removeCube(_ cellKey: UInt64) { cells.remove(cellKey, latest) }
+}
+
+extension EntityTable: HeadKeys where Value == ProximityEvaluator.Latest {
+    /// The cube an entity of the grid is in.
+    @inline(__always)
+    func headKey(_ id: Int32) -> UInt64 { self[id]!.cellKey }
 }
