@@ -5,9 +5,19 @@ import TriplineStore
 
 /// API tokens: random secrets shown once, stored only as SHA-256 hashes.
 public enum Tokens {
+    /// Lower-case hexadecimal, two digits per byte. (A digit table: `String(format:)` per
+    /// byte took about a third of a 100,000-entity upload, whose audit pseudonymises each id.)
     public static func hex(_ bytes: some Sequence<UInt8>) -> String {
-        bytes.map { String(format: "%02x", $0) }.joined()
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.underestimatedCount * 2)
+        for b in bytes {
+            out.append(hexDigits[Int(b >> 4)])
+            out.append(hexDigits[Int(b & 15)])
+        }
+        return String(decoding: out, as: UTF8.self)
     }
+
+    private static let hexDigits = Array("0123456789abcdef".utf8)
 
     public static func randomHex(_ n: Int) -> String {
         var g = SystemRandomNumberGenerator()

@@ -7,6 +7,18 @@ import TriplineYAML
 import TriplineStore
 import TriplineStoreFixtures
 
+/// Token hashes, audit chain hashes and entity pseudonyms are spelled by `Tokens.hex`.
+@Suite struct HexTests {
+    @Test func twoLowerCaseDigitsPerByte() {
+        let all = (0...255).map { UInt8($0) }
+        #expect(Tokens.hex(all) == all.map { String(format: "%02x", $0) }.joined())
+        #expect(Tokens.hex(Data([0xDE, 0xAD, 0xBE, 0xEF, 0x00, 0xFF]).prefix(5)) == "deadbeef00")
+        #expect(Tokens.hex([UInt8]()) == "")
+        #expect(Tokens.randomHex(16).utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) })
+        #expect(Tokens.randomHex(16).count == 32)
+    }
+}
+
 @Suite struct OpenAPITests {
     /// OpenAPIKit decodes the served document as OpenAPI 3.1 and its validations pass (every
     /// reference resolves, operations have responses, path parameters are declared, ...);
