@@ -66,4 +66,43 @@ import TriplineTesting
         // The table grew and was rebuilt smaller by `retain`: more than one size was seen.
         #expect(tableSizes.count > 1)
     }
+
+    /// Records keep their length in one to three bytes: strings at each boundary of that
+    /// spelling, and the empty one, keep their ids and bytes through compaction and reuse,
+    /// and a string one byte shorter or longer than a held one is not taken for it.
+    @Test func lengthsAtTheBoundariesOfTheirSpelling() {
+        let lengths = [0, 1, 7, 8, 127, 128, 129, 16_383, 16_384, 16_385, 70_000]
+        func text(_ n: Int, _ c: Character) -> String { String(repeating: c, count: n) }
+        var interner = Interner(capacity: 4)
+        var ids: [String: Int32] = [:]
+        for n in lengths { ids[text(n, "a")] = interner.intern(text(n, "a")) }
+        for n in lengths { ids[text(n, "b")] = interner.intern(text(n, "b")) }
+        #expect(ids.count == 2 * lengths.count - 1)   // one empty string
+        #expect(Set(ids.values).count == ids.count)
+        for (s, id) in ids {
+            #expect(interner.lookup(s) == id)
+            #expect(interner.string(id) == s)
+        }
+        for n in lengths where n > 0 {
+            if !lengths.contains(n - 1) { #expect(interner.lookup(text(n - 1, "a")) == nil) }
+            if !lengths.contains(n + 1) { #expect(interner.lookup(text(n + 1, "a")) == nil) }
+        }
+        // Release the "a" strings, compact, and reuse their ids for "c" strings.
+        var live = [Bool](repeating: false, count: interner.count)
+        for (s, id) in ids where s.first != "a" && !s.isEmpty { live[Int(id)] = true }
+        live[Int(ids[""]!)] = true
+        interner.retain(live)
+        for n in lengths where n > 0 { #expect(interner.lookup(text(n, "a")) == nil) }
+        for (s, id) in ids where s.first != "a" {
+            #expect(interner.lookup(s) == id)
+            #expect(interner.string(id) == s)
+        }
+        let released = Set(lengths.filter { $0 > 0 }.map { ids[text($0, "a")]! })
+        for n in lengths where n > 0 {
+            let id = interner.intern(text(n, "c"))
+            #expect(released.contains(id))
+            #expect(interner.string(id) == text(n, "c"))
+        }
+        #expect(interner.count == 2 * lengths.count - 1)
+    }
 }

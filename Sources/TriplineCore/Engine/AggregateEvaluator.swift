@@ -59,8 +59,8 @@ struct GroupTexts {
         if i >= fromName.count { fromName.append(contentsOf: repeatElement(-1, count: i + 1 - fromName.count + 64)) }
         if fromName[i] < 0 {
             let table = names()
-            let s = Int(table.starts[i]), e = Int(table.ends[i])
-            fromName[i] = table.arena.withUnsafeBufferPointer { texts.intern(UnsafeBufferPointer(rebasing: $0[s..<e])) }
+            let r = table.bytesRange(n)
+            fromName[i] = table.arena.withUnsafeBufferPointer { texts.intern(UnsafeBufferPointer(rebasing: $0[r])) }
         }
         return fromName[i]
     }

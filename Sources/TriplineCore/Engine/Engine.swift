@@ -627,8 +627,8 @@ public final class Engine: EntityMatching {
     /// returns n.
     func assignedNumber(_ id: Int32, entity: Int32) -> UInt32? {
         let ids = symbols.eventIds, names = symbols.entities
-        let si = Int(ids.starts[Int(id)]), ei = Int(ids.ends[Int(id)])
-        let sn = Int(names.starts[Int(entity)]), en = Int(names.ends[Int(entity)])
+        let ri = ids.bytesRange(id), rn = names.bytesRange(entity)
+        let si = ri.lowerBound, ei = ri.upperBound, sn = rn.lowerBound, en = rn.upperBound
         let nameLength = en - sn, digits = ei - si - nameLength - 1
         guard digits >= 1, digits <= 10, ids.arena[si + nameLength] == 35, ids.arena[si + nameLength + 1] != 48 else { return nil }
         for k in 0..<nameLength where ids.arena[si + k] != names.arena[sn + k] { return nil }

@@ -1,10 +1,17 @@
 /// Maps byte strings to dense integer ids without creating a `String` per lookup.
-/// Open addressing over an arena of bytes; FNV-1a hashing.
+/// Open addressing over an arena of records; a multiply-xorshift hash.
+///
+/// Each string is a record in the arena: its id (4 bytes), its length (LEB128: one byte up to
+/// 127, two up to 16,383) and its bytes. A table slot holds the top half of the string's hash
+/// and the record's offset, so a look-up that finds its string reads the slot and then one
+/// record, whose id, length and first bytes share a cache line: two cache misses, where a slot
+/// holding the id cost three (the slot, the id's start and end, the bytes). `starts` maps an id
+/// to its record, for the way back (an id's string).
 public struct Interner: Sendable {
     var arena: [UInt8] = []
-    var starts: [Int32] = []
-    var ends: [Int32] = []
-    /// Slots: 0 = empty, else (upper 32 bits of the hash) << 32 | (id + 1).
+    /// The offset of each id's record in `arena`.
+    var starts: [UInt32] = []
+    /// Slots: 0 = empty, else (upper 32 bits of the hash) << 32 | (record offset + 1).
     var table: [UInt64]
     var mask: Int
     /// Ids released by `retain(_:)`, reused by `intern` (an interner that is never told to
@@ -57,18 +64,62 @@ public struct Interner: Sendable {
         return h ^ (h >> 29)
     }
 
-    
-    func equal(_ id: Int, _ p: UnsafeBufferPointer<UInt8>) -> Bool {
-        let s = Int(starts[id]), e = Int(ends[id])
-        if e - s != p.count { return false }
-        return arena.withUnsafeBufferPointer { a in
+    /// The bytes of the record at `offset` in `a`: (id, first byte, length).
+    @inline(__always)
+    static func record(_ a: UnsafeBufferPointer<UInt8>, _ offset: Int) -> (id: Int32, start: Int, count: Int) {
+        let id = Int32(bitPattern: UInt32(a[offset]) | UInt32(a[offset + 1]) << 8 | UInt32(a[offset + 2]) << 16 | UInt32(a[offset + 3]) << 24)
+        var i = offset + 4, n = 0, shift = 0
+        while true {
+            let b = a[i]
+            i += 1
+            n |= Int(b & 0x7F) << shift
+            if b < 0x80 { break }
+            shift += 7
+        }
+        return (id, i, n)
+    }
+
+    /// The id of the record at `offset` if it holds the bytes `p`.
+    @inline(__always)
+    func match(_ offset: Int, _ p: UnsafeBufferPointer<UInt8>) -> Int32? {
+        arena.withUnsafeBufferPointer { a -> Int32? in
+            let r = Interner.record(a, offset)
+            if r.count != p.count { return nil }
             var k = 0
             while k < p.count {
-                if a[s + k] != p[k] { return false }
+                if a[r.start + k] != p[k] { return nil }
                 k += 1
             }
-            return true
+            return r.id
         }
+    }
+
+    /// Where the bytes of id `id` are in `arena`.
+    @inline(__always)
+    func bytesRange(_ id: Int32) -> Range<Int> {
+        arena.withUnsafeBufferPointer { a in
+            let r = Interner.record(a, Int(starts[Int(id)]))
+            return r.start..<(r.start + r.count)
+        }
+    }
+
+    /// Appends the record of `id` with the bytes `p` to `arena`; returns its offset.
+    static func appendRecord(_ id: Int32, _ p: UnsafeBufferPointer<UInt8>, to arena: inout [UInt8]) -> UInt32 {
+        let offset = arena.count
+        precondition(offset + p.count + 9 < Int(UInt32.max), "an interner holds less than 4 GB of strings")
+        let u = UInt32(bitPattern: id)
+        arena.append(UInt8(truncatingIfNeeded: u))
+        arena.append(UInt8(truncatingIfNeeded: u >> 8))
+        arena.append(UInt8(truncatingIfNeeded: u >> 16))
+        arena.append(UInt8(truncatingIfNeeded: u >> 24))
+        var n = p.count
+        while n >= 0x80 {
+            arena.append(UInt8(n & 0x7F) | 0x80)
+            n >>= 7
+        }
+        arena.append(UInt8(n))
+        arena.append(contentsOf: p)
+        return UInt32(offset)
     }
 
     /// The id of the byte string, if interned.
@@ -80,8 +131,7 @@ public struct Interner: Sendable {
         while true {
             let e = table[slot]
             if e == 0 { return nil }
-            let id = Int32(truncatingIfNeeded: e & 0xFFFF_FFFF) - 1
-            if e >> 32 == tag && equal(Int(id), p) { return id }
+            if e >> 32 == tag, let id = match(Int(truncatingIfNeeded: e & 0xFFFF_FFFF) - 1, p) { return id }
             slot = (slot + 1) & mask
         }
     }
@@ -95,23 +145,18 @@ public struct Interner: Sendable {
         while true {
             let e = table[slot]
             if e == 0 { break }
-            let id = Int32(truncatingIfNeeded: e & 0xFFFF_FFFF) - 1
-            if e >> 32 == tag && equal(Int(id), p) { return id }
+            if e >> 32 == tag, let id = match(Int(truncatingIfNeeded: e & 0xFFFF_FFFF) - 1, p) { return id }
             slot = (slot + 1) & mask
         }
         let id: Int32
         if let reused = free.popLast() {
             id = reused
-            starts[Int(id)] = Int32(arena.count)
-            arena.append(contentsOf: p)
-            ends[Int(id)] = Int32(arena.count)
+            starts[Int(id)] = Interner.appendRecord(id, p, to: &arena)
         } else {
             id = Int32(starts.count)
-            starts.append(Int32(arena.count))
-            arena.append(contentsOf: p)
-            ends.append(Int32(arena.count))
+            starts.append(Interner.appendRecord(id, p, to: &arena))
         }
-        table[slot] = tag << 32 | UInt64(id + 1)
+        table[slot] = tag << 32 | (UInt64(starts[Int(id)]) + 1)
         if Interner.isFull(liveCount, slots: table.count, compact: compact) { grow() }
         return id
     }
@@ -130,13 +175,10 @@ public struct Interner: Sendable {
             if isFree[id] || (id < live.count && !live[id]) {
                 newFree.append(Int32(id))
                 starts[id] = 0
-                ends[id] = 0
                 continue
             }
-            let s = Int(starts[id]), e = Int(ends[id])
-            starts[id] = Int32(newArena.count)
-            newArena.append(contentsOf: arena[s..<e])
-            ends[id] = Int32(newArena.count)
+            let r = bytesRange(Int32(id))
+            starts[id] = arena.withUnsafeBufferPointer { Interner.appendRecord(Int32(id), UnsafeBufferPointer(rebasing: $0[r]), to: &newArena) }
             liveIds += 1
         }
         arena = newArena
@@ -159,10 +201,11 @@ public struct Interner: Sendable {
         for f in free { released[Int(f)] = true }
         arena.withUnsafeBufferPointer { a in
             for id in 0..<starts.count where free.isEmpty || !released[id] {
-                let h = Interner.hash(UnsafeBufferPointer(rebasing: a[Int(starts[id])..<Int(ends[id])]))
+                let r = Interner.record(a, Int(starts[id]))
+                let h = Interner.hash(UnsafeBufferPointer(rebasing: a[r.start..<(r.start + r.count)]))
                 var slot = Int(truncatingIfNeeded: h) & mask
                 while table[slot] != 0 { slot = (slot + 1) & mask }
-                table[slot] = (h >> 32) << 32 | UInt64(id + 1)
+                table[slot] = (h >> 32) << 32 | (UInt64(starts[id]) + 1)
             }
         }
         self.table = table
@@ -182,15 +225,13 @@ public struct Interner: Sendable {
 
     /// The string of an id.
     public func string(_ id: Int32) -> String {
-        let s = Int(starts[Int(id)]), e = Int(ends[Int(id)])
-        return String(decoding: arena[s..<e], as: UTF8.self)
+        String(decoding: arena[bytesRange(id)], as: UTF8.self)
     }
 
     /// Appends the raw bytes of an id to a buffer.
     
     public func appendBytes(_ id: Int32, to out: inout [UInt8]) {
-        let s = Int(starts[Int(id)]), e = Int(ends[Int(id)])
-        out.append(contentsOf: arena[s..<e])
+        out.append(contentsOf: arena[bytesRange(id)])
     }
 
     /// Appends the string of an id as a JSON string literal (quoted, escaped).
@@ -202,19 +243,17 @@ public struct Interner: Sendable {
 
     /// Appends the string of an id escaped for the inside of a JSON string literal.
     func appendEscapedBytes(_ id: Int32, to out: inout [UInt8]) {
-        let s = Int(starts[Int(id)]), e = Int(ends[Int(id)])
-        arena.withUnsafeBufferPointer { a in JSONText.appendEscaped(UnsafeBufferPointer(rebasing: a[s..<e]), to: &out) }
+        let r = bytesRange(id)
+        arena.withUnsafeBufferPointer { a in JSONText.appendEscaped(UnsafeBufferPointer(rebasing: a[r]), to: &out) }
     }
 
     /// Compares two ids by the code points of their strings (UTF-8 byte order).
     public func codePointLess(_ a: Int32, _ b: Int32) -> Bool {
-        let sa = Int(starts[Int(a)]), ea = Int(ends[Int(a)])
-        let sb = Int(starts[Int(b)]), eb = Int(ends[Int(b)])
-        return arena[sa..<ea].lexicographicallyPrecedes(arena[sb..<eb])
+        arena[bytesRange(a)].lexicographicallyPrecedes(arena[bytesRange(b)])
     }
 
     /// Approximate bytes held.
-    public var memoryBytes: Int { arena.capacity + starts.capacity * 4 + ends.capacity * 4 + table.capacity * 8 + free.capacity * 4 }
+    public var memoryBytes: Int { arena.capacity + starts.capacity * 4 + table.capacity * 8 + free.capacity * 4 }
 }
 
 /// Strings added to an interner after some id, to replay them in the same order into
