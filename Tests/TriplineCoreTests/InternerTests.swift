@@ -83,6 +83,19 @@ import TriplineTesting
             #expect(interner.lookup(s) == id)
             #expect(interner.string(id) == s)
         }
+        // A record is compared by length and bytes (a tag of the hash, matched first, rarely
+        // lets another string through, so the record is asked directly here).
+        for (str, id) in ids {
+            let offset = Int(interner.starts[Int(id)])
+            var exact = Array(str.utf8)
+            #expect(exact.withUnsafeBufferPointer { interner.match(offset, $0) } == id)
+            if !exact.isEmpty {
+                let shorter = Array(exact.dropLast())
+                #expect(shorter.withUnsafeBufferPointer { interner.match(offset, $0) } == nil)
+            }
+            exact.append(exact.last ?? 97)
+            #expect(exact.withUnsafeBufferPointer { interner.match(offset, $0) } == nil)
+        }
         for n in lengths where n > 0 {
             if !lengths.contains(n - 1) { #expect(interner.lookup(text(n - 1, "a")) == nil) }
             if !lengths.contains(n + 1) { #expect(interner.lookup(text(n + 1, "a")) == nil) }
