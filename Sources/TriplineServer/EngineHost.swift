@@ -950,9 +950,7 @@ final class LatestPositions {
             index.track(entity: ev.entity, lon: ev.lon, lat: ev.lat, time: ev.time)
             if ev.attrs.isEmpty && e >= attrs.count { return }
             if e >= attrs.count { attrs.append(contentsOf: repeatElement([], count: max(e + 1, attrs.count * 2) - attrs.count)) }
-            // (An entity's array is touched only when it or the event has attributes: a write
-            // to it checks its uniqueness, a cache miss at a random place per position.)
-            if !attrs[e].isEmpty { attrs[e].removeAll(keepingCapacity: true) }
+            attrs[e].removeAll(keepingCapacity: true)
             for a in ev.attrs { if case .number(let v) = a.value { attrs[e].append((a.key, v)) } }
         } else if ev.type == Symbols.readingType, ev.metric >= 0 {
             let m = Int(ev.metric)

@@ -38,53 +38,34 @@ public final class TrackStore {
             time.append(contentsOf: repeatElement(.min, count: n * capacity - time.count))
             boxes.append(contentsOf: repeatElement(0, count: n * 4 - boxes.count))
         }
-        let base = e * capacity, cap = capacity
-        let held = Int(count[e])
-        // The three columns through buffer pointers: an element write to a class's array
-        // property checks the array's uniqueness each time (a runtime call that could not be
-        // hoisted), and a full track shifts 3 x 9 elements per position. That check was about
-        // 8 % of the server's engine thread.
-        let n = lon.withUnsafeMutableBufferPointer { lonp in
-            lat.withUnsafeMutableBufferPointer { latp in
-                time.withUnsafeMutableBufferPointer { tp -> Int in
-                    var n = held
-                    // Where it goes: after every held position with time <= t.
-                    var at = n
-                    while at > 0 && tp[base + at - 1] > t { at -= 1 }
-                    if n == cap {
-                        if at == 0 { return -1 }  // older than everything held in a full track
-                        // Drop the oldest: shift [1, at) down by one, insert at at - 1.
-                        for i in 1..<at {
-                            lonp[base + i - 1] = lonp[base + i]; latp[base + i - 1] = latp[base + i]; tp[base + i - 1] = tp[base + i]
-                        }
-                        at -= 1
-                    } else {
-                        var i = n
-                        while i > at {
-                            lonp[base + i] = lonp[base + i - 1]; latp[base + i] = latp[base + i - 1]; tp[base + i] = tp[base + i - 1]
-                            i -= 1
-                        }
-                        n += 1
-                    }
-                    lonp[base + at] = x; latp[base + at] = y; tp[base + at] = t
-                    return n
-                }
+        let base = e * capacity
+        var n = Int(count[e])
+        // Where it goes: after every held position with time <= t.
+        var at = n
+        while at > 0 && time[base + at - 1] > t { at -= 1 }
+        if n == capacity {
+            if at == 0 { return }  // older than everything held in a full track
+            // Drop the oldest: shift [1, at) down by one, insert at at - 1.
+            for i in 1..<at {
+                lon[base + i - 1] = lon[base + i]; lat[base + i - 1] = lat[base + i]; time[base + i - 1] = time[base + i]
             }
+            at -= 1
+        } else {
+            var i = n
+            while i > at {
+                lon[base + i] = lon[base + i - 1]; lat[base + i] = lat[base + i - 1]; time[base + i] = time[base + i - 1]
+                i -= 1
+            }
+            n += 1
+            count[e] = Int32(n)
         }
-        if n < 0 { return }
-        if n != held { count[e] = Int32(n) }
+        lon[base + at] = x; lat[base + at] = y; time[base + at] = t
         // The box again from the positions held (a dropped oldest may have been its edge).
         var x0 = Double.infinity, y0 = Double.infinity, x1 = -Double.infinity, y1 = -Double.infinity
-        lon.withUnsafeBufferPointer { lonp in
-            lat.withUnsafeBufferPointer { latp in
-                for i in base..<(base + n) {
-                    x0 = min(x0, lonp[i]); x1 = max(x1, lonp[i]); y0 = min(y0, latp[i]); y1 = max(y1, latp[i])
-                }
-            }
+        for i in base..<(base + Int(count[e])) {
+            x0 = min(x0, lon[i]); x1 = max(x1, lon[i]); y0 = min(y0, lat[i]); y1 = max(y1, lat[i])
         }
-        boxes.withUnsafeMutableBufferPointer { b in
-            b[e * 4] = x0; b[e * 4 + 1] = y0; b[e * 4 + 2] = x1; b[e * 4 + 3] = y1
-        }
+        boxes[e * 4] = x0; boxes[e * 4 + 1] = y0; boxes[e * 4 + 2] = x1; boxes[e * 4 + 3] = y1
     }
 
     /// The box of every position the entity's track holds (empty: no track).
