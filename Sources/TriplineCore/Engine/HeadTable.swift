@@ -87,21 +87,12 @@ struct HeadTable {
     /// Removes `k`; returns its id (-1 when absent).
     @discardableResult
     mutating func remove(_ k: UInt64, _ keys: some HeadKeys) -> Int32 {
-        guard var i = find(k, keys) else { return -1 }
+        guard let i = find(k, keys) else { return -1 }
         let old = slots[i].id
         slots[i] = Slot(id: -1, tag: 0)
         count -= 1
-        // Backward-shift: move later members of the cluster into the hole when allowed.
-        var j = (i + 1) & mask
-        while slots[j].id >= 0 {
-            let h = home(slots[j].tag)
-            let between = i <= j ? (h > i && h <= j) : (h > i || h <= j)
-            if !between {
-                slots.swapAt(i, j)
-                i = j
-            }
-            j = (j + 1) & mask
-        }
+        backwardShift(hole: i, mask: mask, isOccupied: { slots[$0].id >= 0 }, home: { home(slots[$0].tag) },
+                      move: { slots.swapAt($0, $1) })
         return old
     }
 

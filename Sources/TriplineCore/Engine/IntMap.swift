@@ -136,21 +136,12 @@ struct IntMap<Value: IntMapValue> {
 
     @discardableResult
     mutating func remove(_ k: UInt64) -> Value? {
-        guard var i = find(k) else { return nil }
+        guard let i = find(k) else { return nil }
         let old = slots[i].value
         slots[i] = Slot(key: Self.emptyKey, value: .vacant)
         count -= 1
-        // Backward-shift: move later members of the cluster into the hole when allowed.
-        var j = (i + 1) & mask
-        while slots[j].key != Self.emptyKey {
-            let h = home(slots[j].key)
-            let between = i <= j ? (h > i && h <= j) : (h > i || h <= j)
-            if !between {
-                slots.swapAt(i, j)
-                i = j
-            }
-            j = (j + 1) & mask
-        }
+        backwardShift(hole: i, mask: mask, isOccupied: { slots[$0].key != Self.emptyKey }, home: { home(slots[$0].key) },
+                      move: { slots.swapAt($0, $1) })
         return old
     }
 
@@ -173,6 +164,24 @@ struct IntMap<Value: IntMapValue> {
         out.reserveCapacity(count)
         for s in slots where s.key != Self.emptyKey { out.append((s.key, s.value)) }
         return out
+    }
+}
+
+/// Backward-shift deletion for linear probing (`IntMap`, `HeadTable`): once slot `hole` is
+/// emptied, each later member of its cluster moves into the hole when its home slot allows, so
+/// that every key is still found before an empty slot.
+@inline(__always)
+func backwardShift(hole: Int, mask: Int, isOccupied: (Int) -> Bool, home: (Int) -> Int, move: (_ from: Int, _ to: Int) -> Void) {
+    var i = hole
+    var j = (i + 1) & mask
+    while isOccupied(j) {
+        let h = home(j)
+        let between = i <= j ? (h > i && h <= j) : (h > i || h <= j)
+        if !between {
+            move(j, i)
+            i = j
+        }
+        j = (j + 1) & mask
     }
 }
 
