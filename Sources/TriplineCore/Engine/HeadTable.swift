@@ -37,8 +37,6 @@ struct HeadTable {
         bits = cap.trailingZeroBitCount
     }
 
-    var isEmpty: Bool { count == 0 }
-
     @inline(__always)
     static func tag(_ k: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: (k &* 0x9E37_79B9_7F4A_7C15) >> 32) }
 
