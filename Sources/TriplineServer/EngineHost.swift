@@ -20,6 +20,9 @@ public struct HostOptions: Sendable {
     public var dedupWindow: Millis = 86_400_000
     /// Positions kept per entity for `intersects` queries (its recent track); 0 keeps none.
     public var trackPoints = 10
+    /// Decode batches (and look up their positions' zones) on a stage of their own, ahead of
+    /// the engine thread; false decodes them on the engine thread. Single node only.
+    public var decodeStage = true
     public init() {}
 }
 
@@ -117,7 +120,8 @@ public final class EngineHost: @unchecked Sendable {
     private var _audit: AuditLog?
 
     enum Job {
-        case ingest(EventBatchInput, CheckedContinuation<IngestResult, any Error>)
+        /// A batch, and what the decode stage made of it (nil: not decoded there).
+        case ingest(EventBatchInput, Predecoded?, CheckedContinuation<IngestResult, any Error>)
         case advance(Millis, CheckedContinuation<IngestResult, any Error>)
         case perform((HostState) -> Void)
         /// Cluster mode: alerts from the workers, in canonical order, to store and deliver.
@@ -262,11 +266,104 @@ public final class EngineHost: @unchecked Sendable {
             }
             queuedEvents += batch.count
             lastIngest = wallClock()
-            jobs.append(.ingest(batch, c))
             metrics.set(\.queueDepthEvents, queuedEvents)
-            condition.signal()
+            guard cluster == nil && options.decodeStage else {
+                jobs.append(.ingest(batch, nil, c))
+                condition.signal()
+                condition.unlock()
+                return
+            }
+            // In the order of admission (hence under the lock): the stage's names grow batch by
+            // batch as the engine's do.
+            decodeQueue.async { [self] in
+                let pre = predecode(batch)
+                enqueue(.ingest(batch, pre, c))
+            }
             condition.unlock()
         }
+    }
+
+    // MARK: - The decode stage
+
+    /// Decodes batches ahead of the engine thread, one at a time in the order they were
+    /// admitted, into its own copy of the engine's names (a `BatchDecoder`), and looks up
+    /// their positions' zones in the engine's (immutable) zone index, as `tripline replay`
+    /// does on its reading thread. The engine thread takes each batch's new names in
+    /// (`Pipeline.adopt(_:from:events:)`): with the stage's numbers while the engine has
+    /// interned nothing else meanwhile, renumbered otherwise. When the stage is not the
+    /// engine's (none yet, or a catalog change or a refused commit replaced the engine), the
+    /// engine thread decodes the batch itself and hands the stage a fresh copy.
+    private let decodeQueue = DispatchQueue(label: "tripline-decode")
+    /// The stage's decoder (decode queue only).
+    private var stage: DecodeStage?
+    /// The generation of the last decoder handed to the stage, and how the names it adds map
+    /// to the engine's (host thread only).
+    private var stageGeneration = 0
+    private var stageNames: StageNames?
+
+    /// Made on the host thread and then used only on the decode queue (its names share
+    /// storage with the engine's copy-on-write, which is safe across threads).
+    struct DecodeStage: @unchecked Sendable {
+        var decoder: BatchDecoder
+        let lookup: ZoneLookup?
+        let generation: Int
+    }
+
+    /// A batch as the decode stage left it.
+    struct Predecoded {
+        /// Its events and names; nil when the stage had no decoder.
+        let batch: DecodedBatch?
+        let invalid: InvalidEvents?
+        /// The stage decoder's generation (0: none yet).
+        let generation: Int
+    }
+
+    /// Refuses events later than the wall clock plus `maxFuture` (see `HostOptions`).
+    private func futureCheck(_ batch: EventBatchInput) -> (Event, Int) -> TriplineError? {
+        let latestAllowed = options.maxFuture.map { TimeBounds.add(wallClock(), $0) } ?? .max
+        return { [options, wallClock] e, i in
+            guard e.time > latestAllowed else { return nil }
+            return TriplineError(.invalidValue,
+                "time \(EventTime.format(e.time)) is more than \(DurationText.format(options.maxFuture ?? 0)) ahead of this server's clock (\(EventTime.format(wallClock()))); check the sender's clock, or start the server with a larger --max-future",
+                at: SourceLocation(file: batch.file, line: batch.numbers[i], pointer: "/time"))
+        }
+    }
+
+    /// Decodes one batch on the decode queue.
+    private func predecode(_ batch: EventBatchInput) -> Predecoded {
+        guard stage != nil else { return Predecoded(batch: nil, invalid: nil, generation: 0) }
+        let decoded = DecodedBatch()
+        let invalid = stage!.decoder.decode(batch, into: decoded, check: futureCheck(batch))
+        if invalid == nil { stage!.lookup?.locate(decoded) }
+        return Predecoded(batch: decoded, invalid: invalid, generation: stage!.generation)
+    }
+
+    /// Host thread: the events of a batch, decoded by the stage when the stage is this
+    /// engine's (their new names taken in here), or here. A refused batch gives its errors.
+    private func decoded(_ batch: EventBatchInput, _ pre: Predecoded?, _ s: HostState) -> Result<DecodedBatch, InvalidEvents> {
+        if let pre, let d = pre.batch, let names = stageNames, pre.generation == stageGeneration,
+           s.pipeline.adopt(d, from: names, events: pre.invalid == nil) {
+            metrics.add(\.batchesDecodedAhead, 1)
+            if let invalid = pre.invalid { return .failure(invalid) }
+            return .success(d)
+        }
+        metrics.add(\.batchesDecodedOnEngine, 1)
+        let d = DecodedBatch()
+        let result = s.pipeline.decode(batch, check: futureCheck(batch))
+        // Unless a stage made after this batch was decoded is on its way, the stage gets one
+        // made from the engine's names as they are now.
+        if let pre, pre.generation >= stageGeneration {
+            stageGeneration += 1
+            let (decoder, names) = s.pipeline.makeStage(file: batch.file)
+            stageNames = names
+            let next = DecodeStage(decoder: decoder, lookup: s.pipeline.zoneLookup, generation: stageGeneration)
+            decodeQueue.async { [self] in stage = next }
+        }
+        switch result {
+        case .success(let evs): d.events = evs
+        case .failure(let invalid): return .failure(invalid)
+        }
+        return .success(d)
     }
 
     /// Wall-clock time of the last batch taken for ingestion (.min before the first).
@@ -406,8 +503,8 @@ public final class EngineHost: @unchecked Sendable {
             // Queries asked meanwhile do not wait for the rest of the queue.
             drainReads(s)
             switch job {
-            case .ingest(let batch, let c):
-                if let r = apply(batch, s, into: &group, continuation: c) {
+            case .ingest(let batch, let pre, let c):
+                if let r = apply(batch, pre, s, into: &group, continuation: c) {
                     c.resume(throwing: r)
                     dequeued(batch.count)
                 }
@@ -450,29 +547,23 @@ public final class EngineHost: @unchecked Sendable {
     }
 
     /// Decodes and applies one batch; returns the error that refuses it, if any.
-    private func apply(_ batch: EventBatchInput, _ s: HostState, into group: inout Pending,
+    private func apply(_ batch: EventBatchInput, _ pre: Predecoded?, _ s: HostState, into group: inout Pending,
                        continuation c: CheckedContinuation<IngestResult, any Error>) -> IngestError? {
-        let latestAllowed = options.maxFuture.map { TimeBounds.add(wallClock(), $0) } ?? .max
-        let check: (Event, Int) -> TriplineError? = { [options, wallClock] e, i in
-            guard e.time > latestAllowed else { return nil }
-            return TriplineError(.invalidValue,
-                "time \(EventTime.format(e.time)) is more than \(DurationText.format(options.maxFuture ?? 0)) ahead of this server's clock (\(EventTime.format(wallClock()))); check the sender's clock, or start the server with a larger --max-future",
-                at: SourceLocation(file: batch.file, line: batch.numbers[i], pointer: "/time"))
-        }
-        if let cluster { return applyToCluster(cluster, batch, s, check: check, into: &group, continuation: c) }
-        let events: [Event]
-        switch s.pipeline.decode(batch, check: check) {
-        case .success(let evs): events = evs
+        if let cluster { return applyToCluster(cluster, batch, s, check: futureCheck(batch), into: &group, continuation: c) }
+        let d: DecodedBatch
+        switch decoded(batch, pre, s) {
+        case .success(let b): d = b
         case .failure(let invalid):
             metrics.add(\.batchesRefused, 1)
             return .invalid(invalid.errors)
         }
+        let events = d.events
         var res = IngestResult()
         res.received = events.count
         let before = s.pipeline.stats
         group.log.reserveCapacity(group.log.count + batch.bytes.count + events.count)
         for (i, ev) in events.enumerated() {
-            switch s.pipeline.ingest(ev) {
+            switch s.pipeline.ingest(d, at: i) {
             case .late: res.lateLines.append(batch.numbers[i])
             case .accepted:
                 s.latest.track(ev)

@@ -17,6 +17,10 @@ public final class Metrics: @unchecked Sendable {
         public var eventsDuplicate = 0
         public var eventsLate = 0
         public var batchesRefused = 0
+        /// Batches decoded (and their positions' zones looked up) on the decode stage, and
+        /// batches the engine thread decoded itself (the stage's names were out of step).
+        public var batchesDecodedAhead = 0
+        public var batchesDecodedOnEngine = 0
         public var overloaded = 0
         public var alertsEmitted = 0
         public var queueDepthEvents = 0
@@ -56,6 +60,8 @@ public final class Metrics: @unchecked Sendable {
             \.eventsLate: counter("tripline_events_late_total"),
             \.batchesRefused: counter("tripline_batches_refused_total"),
             \.overloaded: counter("tripline_ingest_overloaded_total"),
+            \.batchesDecodedAhead: counter("tripline_ingest_batches_decoded_total", [("on", "decode_stage")]),
+            \.batchesDecodedOnEngine: counter("tripline_ingest_batches_decoded_total", [("on", "engine")]),
             \.alertsEmitted: counter("tripline_alerts_emitted_total"),
             \.committedRows: counter("tripline_committed_rows_total"),
             \.webhookDelivered: counter("tripline_webhook_deliveries_total", [("outcome", "delivered")]),

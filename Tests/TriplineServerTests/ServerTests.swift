@@ -344,3 +344,163 @@ final class TestClock: @unchecked Sendable {
         #expect(try state().lastError != nil)
     }
 }
+
+/// The decode stage (`HostOptions.decodeStage`) decodes batches ahead of the engine thread
+/// into its own copy of the engine's names. A host with it and a host without it, driven
+/// through the same operations, give the same answers, the same log and the same alerts,
+/// including when the engine's names change under the stage: a catalog change (a new
+/// engine), names interned on the engine thread, refused batches that interned names, and
+/// batches decoded while the stage's decoder was already out of date.
+@Suite struct DecodeStageTests {
+    static let zones = #"{"type":"Feature","properties":{"id":"yard","category":"depot"},"geometry":{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,1],[0,0]]]}}"#
+    static let rules = [
+        #"{"id":"in-yard","kind":"dwell","purpose":"p","owner":"o","severity":"low","match":{},"zones":{"category":"depot"},"min":"10s"}"#,
+        #"{"id":"hot","kind":"threshold","purpose":"p","owner":"o","severity":"low","match":{},"metric":"temp","above":5}"#,
+        #"{"id":"busy","kind":"frequency","purpose":"p","owner":"o","severity":"low","match":{},"count":2,"window":"1m","event":{"type":"t1","attrs":{"k1":"v1"}}}"#,
+        #"{"id":"payees","kind":"novelty","purpose":"p","owner":"o","severity":"low","match":{},"count":2,"window":"1m","lookback":"1h"}"#,
+    ]
+
+    struct Rng {
+        var s: UInt64
+        mutating func next(_ n: Int) -> Int {
+            s = s &* 6364136223846793005 &+ 1442695040888963407
+            return Int((s >> 33) % UInt64(n))
+        }
+    }
+
+    /// One event line, or a refused one (bad JSON, or too far in the future).
+    static func line(_ r: inout Rng, time: Millis, refused: Bool) -> String {
+        let e = "e\(r.next(12))"
+        if refused {
+            return r.next(2) == 0 ? #"{"entity":"\#(e)","time":"#
+                : #"{"entity":"\#(e)-late","time":9000000000000,"type":"ping"}"#
+        }
+        let id = r.next(4) == 0 ? #","id":"x\#(r.next(30))""# : ""
+        switch r.next(4) {
+        case 0: return #"{"entity":"\#(e)","time":\#(time),"type":"position","lon":\#(Double(r.next(20)) / 10),"lat":0.5\#(id)}"#
+        case 1: return #"{"entity":"\#(e)","time":\#(time),"type":"reading","metric":"\#(["temp", "hum", "m\(r.next(50))"][r.next(3)])","value":\#(r.next(10))\#(id)}"#
+        case 2: return #"{"entity":"\#(e)","time":\#(time),"type":"t\#(r.next(3))","attrs":{"k\#(r.next(2))":"v\#(r.next(2))"}\#(id)}"#
+        default: return #"{"entity":"\#(e)","time":\#(time),"type":"contact","counterpart":"c\#(r.next(8))-\#(r.next(8))"\#(id)}"#
+        }
+    }
+
+    /// What a host answered to one batch.
+    static func outcome(_ r: Result<IngestResult, any Error>) -> String {
+        switch r {
+        case .success(let x): return "ok \(x.received) \(x.applied) \(x.duplicates) \(x.lateLines) \(x.alerts) \(x.watermark)"
+        case .failure(let e): return "refused \(e)"
+        }
+    }
+
+    static func attempt(_ f: () async throws -> IngestResult) async -> String {
+        do { return outcome(.success(try await f())) } catch { return outcome(.failure(error)) }
+    }
+
+    final class Gate: @unchecked Sendable {
+        let release = DispatchSemaphore(value: 0)
+    }
+
+    /// Runs the seeded operations on a host; returns every answer, the alerts and the log size.
+    func drive(seed: UInt64, stage: Bool) async throws -> (answers: [String], alerts: [String], logged: Int, ahead: Int, onEngine: Int, afterIntern: [Int]) {
+        let store = MemoryStore()
+        var options = HostOptions()
+        options.decodeStage = stage
+        let host = try EngineHost(store: store, options: options, wallClock: { 1_000_000_000 })
+        host.start()
+        try await host.changeCatalog { store, _ in
+            try store.putCatalog(.zones, [CatalogItem(id: "yard", json: Self.zones, updatedAt: 0)])
+            try store.appendRuleVersions(Self.rules.enumerated().map { i, json in
+                RuleVersion(rule: ["in-yard", "hot", "busy", "payees"][i], version: 1, json: json, deleted: false, createdAt: 0, createdBy: "t")
+            })
+        }
+        var r = Rng(s: seed)
+        var answers: [String] = []
+        var afterIntern: [Int] = []
+        var time: Millis = 1000
+        let clock = ContinuousClock(), start = clock.now
+        for round in 0..<60 {
+            switch r.next(10) {
+            case 0:
+                // An entity upload: a catalog change, which builds a new engine.
+                let id = "e\(r.next(60))"
+                try await host.changeCatalog { store, _ in
+                    try store.putCatalog(.entities, [CatalogItem(id: id, json: #"{"id":"\#(id)"}"#, updatedAt: Millis(round))])
+                }
+            case 1:
+                // Names interned on the engine thread by something other than the stage. (A
+                // batch first, so that a stage made after any catalog change is in place.)
+                time += 1000
+                let warm = batch([Self.line(&r, time: time, refused: false)])
+                answers.append(await Self.attempt { try await host.ingest(warm) })
+                let text = #"{"entity":"extra-\#(round)","time":1,"type":"extra-\#(round)"}"#
+                try await host.perform { s in
+                    _ = s.pipeline.decode(EventBatchInput(lines: [Array(text.utf8)], numbers: [1], unit: "line", file: "x"))
+                }
+                let before = host.metrics.counters.batchesDecodedOnEngine
+                time += 1000
+                let b = batch([Self.line(&r, time: time, refused: false)])
+                answers.append(await Self.attempt { try await host.ingest(b) })
+                afterIntern.append(host.metrics.counters.batchesDecodedOnEngine - before)
+            case 2:
+                time += Millis(r.next(20_000))
+                let until = time
+                answers.append(await Self.attempt { try await host.advance(until: until) })
+            default:
+                // A few batches admitted while the engine thread is held, in a known order,
+                // so that several are decoded before any is applied.
+                let gate = Gate()
+                let held = Task { try await host.perform { _ in gate.release.wait() } }
+                var tasks: [Task<IngestResult, any Error>] = []
+                var queued = host.metrics.counters.queueDepthEvents
+                for _ in 0..<(1 + r.next(4)) {
+                    let refused = r.next(8) == 0
+                    var ls: [String] = []
+                    for k in 0..<(1 + r.next(12)) {
+                        time += Millis(r.next(3000)) - 500
+                        ls.append(Self.line(&r, time: time, refused: refused && k == 2))
+                    }
+                    let b = batch(ls)
+                    tasks.append(Task { try await host.ingest(b) })
+                    queued += ls.count
+                    while host.metrics.counters.queueDepthEvents < queued && clock.now - start < .seconds(120) { await Task.yield() }
+                }
+                gate.release.signal()
+                try await held.value
+                for t in tasks { answers.append(Self.outcome(await t.result)) }
+            }
+        }
+        _ = try await host.advance(until: time + 60_000)
+        await host.drain()
+        let c = host.metrics.counters
+        var all = AlertQuery()
+        all.limit = 1_000_000
+        return (answers, try store.alerts(all).map(\.line), try store.logCount(), c.batchesDecodedAhead, c.batchesDecodedOnEngine, afterIntern)
+    }
+
+    func batch(_ s: [String]) -> EventBatchInput {
+        EventBatchInput(lines: s.map { Array($0.utf8) }, numbers: Array(1...s.count), unit: "line", file: "t")
+    }
+
+    @Test(arguments: [UInt64(1), 2, 3])
+    func sameAnswersAndAlertsWithAndWithoutTheStage(seed: UInt64) async throws {
+        let with = try await drive(seed: seed, stage: true)
+        let without = try await drive(seed: seed, stage: false)
+        #expect(with.answers == without.answers)
+        #expect(with.alerts == without.alerts)
+        #expect(with.logged == without.logged)
+        #expect(!with.alerts.isEmpty)
+        #expect(with.answers.contains { $0.hasPrefix("refused") })
+        // Both paths ran on the stage's host; only the engine's on the other.
+        #expect(with.ahead > with.onEngine)
+        #expect(with.onEngine > 0)
+        #expect(without.ahead == 0)
+        // After names interned on the engine thread, the stage's batches are still taken
+        // (renumbered to the engine's names).
+        #expect(!with.afterIntern.isEmpty)
+        #expect(with.afterIntern.allSatisfy { $0 == 0 })
+        // Every rule fired.
+        for rule in ["in-yard", "hot", "busy", "payees"] {
+            #expect(with.alerts.contains { $0.hasPrefix(#"{"rule":"\#(rule)""#) }, "\(rule)")
+        }
+    }
+}

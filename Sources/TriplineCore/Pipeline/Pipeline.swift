@@ -114,22 +114,58 @@ public final class Pipeline {
         decoder = EventDecoder(file: texts.file)
         var events: [Event] = []
         events.reserveCapacity(texts.count)
-        var errors: [TriplineError] = []
-        texts.bytes.withUnsafeBufferPointer { p in
-            for i in 0..<texts.count {
-                switch decoder.decode(UnsafeBufferPointer(rebasing: p[texts.starts[i]..<texts.ends[i]]), line: texts.numbers[i], symbols: &engine.symbols) {
-                case .success(let e):
-                    if let refused = check(e, i) { errors.append(refused) } else { events.append(e) }
-                case .failure(let e): errors.append(e)
-                }
-            }
-        }
+        let errors = decoder.decodeAll(texts, symbols: &engine.symbols, check: check) { events.append($0) }
         return errors.isEmpty ? .success(events) : .failure(InvalidEvents(errors: errors))
     }
 
     /// A decoder for another thread: it interns into its own copy of the names and ships what
     /// it added with each batch (`BatchDecoder.take`), which `ingest(_:late:)` applies here.
     public func makeBatchDecoder(file: String) -> BatchDecoder { BatchDecoder(symbols: engine.symbols, file: file) }
+
+    /// A decode stage for another thread that keeps decoding while this pipeline goes on
+    /// interning names of its own: the decoder, and the engine thread's record of how the
+    /// names the decoder adds map to this pipeline's (`adopt(_:from:events:)`).
+    public func makeStage(file: String) -> (BatchDecoder, StageNames) {
+        let d = makeBatchDecoder(file: file)
+        return (d, StageNames(token: engine.indexToken, entityBase: Int32(d.counts.0), nameBase: Int32(d.counts.2)))
+    }
+
+    /// Takes in a batch a stage (`makeStage`) decoded: the entity names and other names it
+    /// added are interned here, in its order. While this pipeline has interned nothing else
+    /// since the stage began, they get the numbers the stage gave them and the events stay
+    /// as they are; otherwise the events' names are renumbered to this pipeline's. With
+    /// `events` false only the names are taken in (a batch refused as a whole; the stage's
+    /// later batches count on them). False, with nothing taken in, when the stage is not
+    /// this pipeline's (a catalog change replaced it) or the batch is not the stage's next:
+    /// decode the batch's texts here instead.
+    public func adopt(_ batch: DecodedBatch, from stage: StageNames, events: Bool = true) -> Bool {
+        guard stage.token === engine.indexToken,
+              batch.names.entities.firstId == Int(stage.entityBase) + stage.entities.count,
+              batch.names.names.firstId == Int(stage.nameBase) + stage.names.count else { return false }
+        stage.extend(&stage.entities, base: stage.entityBase, with: batch.names.entities, into: &engine.symbols.entities)
+        stage.extend(&stage.names, base: stage.nameBase, with: batch.names.names, into: &engine.symbols.names)
+        guard events else { return true }
+        if !stage.identity { stage.renumber(batch) }
+        let idMap = engine.symbols.eventIds.internAll(batch.names.eventIds)
+        if !idMap.isEmpty {
+            for i in batch.events.indices where batch.events[i].givenId >= 0 {
+                batch.events[i].givenId = idMap[Int(batch.events[i].givenId)]
+            }
+        }
+        return true
+    }
+
+    /// Offers event `i` of an adopted batch, with the zones its `ZoneLookup` found when that
+    /// lookup was this pipeline's; as `ingest(_:)` otherwise.
+    @inline(__always)
+    public func ingest(_ batch: DecodedBatch, at i: Int) -> IngestOutcome {
+        guard batch.zonesLookedUpWith === engine.indexToken, batch.zoneStarts.count == batch.events.count + 1 else {
+            return engine.ingest(batch.events[i], knownZones: nil)
+        }
+        return batch.zoneIds.withUnsafeBufferPointer { ids in
+            engine.ingest(batch.events[i], knownZones: UnsafeBufferPointer(rebasing: ids[Int(batch.zoneStarts[i])..<Int(batch.zoneStarts[i + 1])]))
+        }
+    }
 
     // MARK: - Events and time
 
@@ -450,6 +486,54 @@ public struct ZoneLookup: Sendable {
     }
 }
 
+/// The engine thread's side of a decode stage (`Pipeline.makeStage`): the pipeline number
+/// of each entity name and other name the stage's decoder added, by the decoder's number.
+/// The decoder's numbers below its bases are the pipeline's own (a pipeline only adds names).
+public final class StageNames {
+    let token: IndexToken
+    let entityBase: Int32
+    let nameBase: Int32
+    /// Pipeline number of decoder number `base + k`, at k.
+    var entities: [Int32] = []
+    var names: [Int32] = []
+    /// Every decoder number so far is the pipeline's number: events need no renumbering.
+    public private(set) var identity = true
+
+    init(token: IndexToken, entityBase: Int32, nameBase: Int32) {
+        self.token = token
+        self.entityBase = entityBase
+        self.nameBase = nameBase
+    }
+
+    func extend(_ map: inout [Int32], base: Int32, with d: InternerDelta, into interner: inout Interner) {
+        for id in interner.internAll(d) {
+            if id != base + Int32(map.count) { identity = false }
+            map.append(id)
+        }
+    }
+
+    /// Renumbers a batch's events from the decoder's numbers to the pipeline's.
+    func renumber(_ batch: DecodedBatch) {
+        let eb = entityBase, nb = nameBase
+        entities.withUnsafeBufferPointer { em in
+            names.withUnsafeBufferPointer { nm in
+                @inline(__always) func name(_ id: Int32) -> Int32 { id >= nb ? nm[Int(id - nb)] : id }
+                for i in batch.events.indices {
+                    let e = batch.events[i].entity
+                    if e >= eb { batch.events[i].entity = em[Int(e - eb)] }
+                    batch.events[i].type = name(batch.events[i].type)
+                    if batch.events[i].metric >= 0 { batch.events[i].metric = name(batch.events[i].metric) }
+                    if batch.events[i].counterpart >= 0 { batch.events[i].counterpart = name(batch.events[i].counterpart) }
+                    for j in batch.events[i].attrs.indices {
+                        batch.events[i].attrs[j].key = name(batch.events[i].attrs[j].key)
+                        if case .string(let v) = batch.events[i].attrs[j].value { batch.events[i].attrs[j].value = .string(name(v)) }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Decodes events on a thread of its own into its own copy of a pipeline's names (see
 /// `Pipeline.makeBatchDecoder`). Event ids start afresh in every batch: the pipeline interns
 /// them itself.
@@ -460,12 +544,27 @@ public struct BatchDecoder {
 
     public init(symbols: Symbols, file: String) {
         self.symbols = symbols
-        self.counts = symbols.counts
+        // Event ids are numbered per batch (`seal`), never by the pipeline's numbers.
+        self.symbols.eventIds = Interner(capacity: 1 << 10)
+        self.counts = self.symbols.counts
         self.decoder = EventDecoder(file: file)
     }
 
     public mutating func decode(_ text: UnsafeBufferPointer<UInt8>, number: Int) -> Result<Event, TriplineError> {
         decoder.decode(text, line: number, symbols: &symbols)
+    }
+
+    /// Decodes a whole batch into `batch`, all or nothing as `Pipeline.decode(_:check:)`
+    /// (its events, or nil and every error), and seals it: a refused batch still carries the
+    /// names its decoding interned, which the pipeline must take in (`adopt(_:from:events:)`).
+    public mutating func decode(_ texts: EventTexts, into batch: DecodedBatch, check: (Event, Int) -> TriplineError? = { _, _ in nil }) -> InvalidEvents? {
+        decoder = EventDecoder(file: texts.file)
+        batch.events.removeAll(keepingCapacity: true)
+        batch.events.reserveCapacity(texts.count)
+        let errors = decoder.decodeAll(texts, symbols: &symbols, check: check) { batch.events.append($0) }
+        if !errors.isEmpty { batch.events.removeAll() }
+        seal(batch)
+        return errors.isEmpty ? nil : InvalidEvents(errors: errors)
     }
 
     /// Hands the names interned since the last call to `batch`.
@@ -474,5 +573,23 @@ public struct BatchDecoder {
         batch.names = InternedNames(entities: d.0, eventIds: d.1, names: d.2)
         symbols.eventIds = Interner(capacity: 1 << 10)
         counts = symbols.counts
+    }
+}
+
+extension EventDecoder {
+    /// Decodes every event of `texts`, interning into `symbols`: each event that decodes and
+    /// that `check` does not refuse goes to `take`; returns the errors, located.
+    mutating func decodeAll(_ texts: EventTexts, symbols: inout Symbols, check: (Event, Int) -> TriplineError?, take: (Event) -> Void) -> [TriplineError] {
+        var errors: [TriplineError] = []
+        texts.bytes.withUnsafeBufferPointer { p in
+            for i in 0..<texts.count {
+                switch decode(UnsafeBufferPointer(rebasing: p[texts.starts[i]..<texts.ends[i]]), line: texts.numbers[i], symbols: &symbols) {
+                case .success(let e):
+                    if let refused = check(e, i) { errors.append(refused) } else { take(e) }
+                case .failure(let e): errors.append(e)
+                }
+            }
+        }
+        return errors
     }
 }
