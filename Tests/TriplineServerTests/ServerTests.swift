@@ -356,8 +356,8 @@ final class TestClock: @unchecked Sendable {
     static let rules = [
         #"{"id":"in-yard","kind":"dwell","purpose":"p","owner":"o","severity":"low","match":{},"zones":{"category":"depot"},"min":"10s"}"#,
         #"{"id":"hot","kind":"threshold","purpose":"p","owner":"o","severity":"low","match":{},"metric":"temp","above":5}"#,
-        #"{"id":"busy","kind":"frequency","purpose":"p","owner":"o","severity":"low","match":{},"count":2,"window":"1m","event":{"type":"t1","attrs":{"k1":"v1"}}}"#,
-        #"{"id":"payees","kind":"novelty","purpose":"p","owner":"o","severity":"low","match":{},"count":2,"window":"1m","lookback":"1h"}"#,
+        #"{"id":"busy","kind":"frequency","purpose":"p","owner":"o","severity":"low","match":{},"count":2,"window":"10m","event":{"type":"t1","attrs":{"k1":"v1"}}}"#,
+        #"{"id":"payees","kind":"novelty","purpose":"p","owner":"o","severity":"low","match":{},"count":2,"window":"1m","lookback":"1h","counterpart":{"not_prefix":["c1"]}}"#,
     ]
 
     struct Rng {
@@ -380,7 +380,7 @@ final class TestClock: @unchecked Sendable {
         case 0: return #"{"entity":"\#(e)","time":\#(time),"type":"position","lon":\#(Double(r.next(20)) / 10),"lat":0.5\#(id)}"#
         case 1: return #"{"entity":"\#(e)","time":\#(time),"type":"reading","metric":"\#(["temp", "hum", "m\(r.next(50))"][r.next(3)])","value":\#(r.next(10))\#(id)}"#
         case 2: return #"{"entity":"\#(e)","time":\#(time),"type":"t\#(r.next(3))","attrs":{"k\#(r.next(2))":"v\#(r.next(2))"}\#(id)}"#
-        default: return #"{"entity":"\#(e)","time":\#(time),"type":"contact","counterpart":"c\#(r.next(8))-\#(r.next(8))"\#(id)}"#
+        default: return #"{"entity":"\#(e)","time":\#(time),"type":"contact","counterpart":"c\#(r.next(300))"\#(id)}"#
         }
     }
 
