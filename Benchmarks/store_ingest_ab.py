@@ -43,7 +43,7 @@ for r in range(ROUNDS):
     for name, b, store in order:
         rate, p99, line = one(b, store)
         res[name].append((rate, p99))
-        print(f"round {r + 1} {name}: {rate} events/s p99 {p99} ms  [{line[-120:]}]", flush=True)
+        print(f"round {r + 1} {name}: {rate} events/s p99 {p99} ms  [{line[-200:]}]", flush=True)
 print("\nsummary:")
 for name in res:
     rates = [x[0] for x in res[name]]

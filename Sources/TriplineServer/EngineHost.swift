@@ -277,7 +277,7 @@ public final class EngineHost: @unchecked Sendable {
             // batch as the engine's do.
             decodeQueue.async { [self] in
                 let pre = predecode(batch)
-                enqueue(.ingest(batch, pre, c))
+                append(.ingest(batch, pre, c))
             }
             condition.unlock()
         }
@@ -435,7 +435,18 @@ public final class EngineHost: @unchecked Sendable {
         for f in r { f(s) }
     }
 
+    /// Queues a job behind every job submitted before it, including batches still on the
+    /// decode stage (so `drain` and catalog changes keep their place in the order).
     private func enqueue(_ j: Job) {
+        guard cluster == nil && options.decodeStage else { return append(j) }
+        let job = SubmittedJob(job: j)
+        decodeQueue.async { [self] in append(job.job) }
+    }
+
+    /// A job handed to the decode queue, which only passes it on to the host thread.
+    private struct SubmittedJob: @unchecked Sendable { let job: Job }
+
+    private func append(_ j: Job) {
         condition.lock()
         jobs.append(j)
         condition.signal()
