@@ -119,7 +119,8 @@ public final class Metrics: @unchecked Sendable {
     func countAlerts(_ alerts: [StoredAlert]) {
         if alerts.isEmpty { return }
         var n: [String: Int] = [:]
-        for a in alerts { n[a.rule, default: 0] += 1 }
+        // By index: `for a in alerts` copies each alert, retaining all its strings.
+        for i in alerts.indices { n[alerts[i].rule, default: 0] += 1 }
         lock.lock()
         var handles: [(CoreMetrics.Counter, Int)] = []
         for (rule, k) in n {
