@@ -97,6 +97,15 @@ public final class SQLiteStore: TriplineStore, @unchecked Sendable {
             try db.execute(sql: "ALTER TABLE receivers ADD COLUMN kind TEXT NOT NULL DEFAULT 'webhook'")
             try db.execute(sql: "ALTER TABLE receivers ADD COLUMN config TEXT")
         }
+        // No query used these two: the alert filter by entity is `entity = ? OR pair_a = ? OR
+        // pair_b = ?`, which SQLite answers with a scan of the table, since no index begins
+        // with pair_b. Yet every alert row updated both at random places, and writing those
+        // index pages was most of a group commit's time (Benchmarks/README.md, tenth
+        // session). PostgreSQL keeps them: its planner combines them (BitmapOr).
+        m.registerMigration("v6-drop-unused-alert-indexes") { db in
+            try db.execute(sql: "DROP INDEX IF EXISTS alerts_entity")
+            try db.execute(sql: "DROP INDEX IF EXISTS alerts_pair")
+        }
         return m
     }
 
