@@ -519,7 +519,10 @@ public final class EngineHost: @unchecked Sendable {
                     c.resume(throwing: r)
                     dequeued(batch.count)
                 }
-                if group.logCount >= options.groupCommitEvents { commit(&group, s) }
+                // Sealed at once when the store is idle (no commit in flight, or it is over):
+                // a batch then waits for its own commit only, not for the batches taken with
+                // it. While a commit is in flight, batches gather into the next group.
+                if group.logCount >= options.groupCommitEvents || (cluster == nil && group.logCount > 0 && storeIdle) { commit(&group, s) }
             case .advance(let t, let c) where cluster != nil:
                 cluster!.advance(until: t)
                 group.unpublished = true
@@ -548,6 +551,14 @@ public final class EngineHost: @unchecked Sendable {
         commit(&group, s)
         // Between groups no decoded event waits: ids nothing holds any more can go.
         s.pipeline.compactIds()
+    }
+
+    /// No group commit is in flight, or the one in flight is over (host thread).
+    private var storeIdle: Bool {
+        guard let f = inFlight else { return true }
+        condition.lock()
+        defer { condition.unlock() }
+        return f.finished
     }
 
     private func dequeued(_ n: Int) {
