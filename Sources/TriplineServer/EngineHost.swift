@@ -267,7 +267,7 @@ public final class EngineHost: @unchecked Sendable {
             queuedEvents += batch.count
             lastIngest = wallClock()
             metrics.set(\.queueDepthEvents, queuedEvents)
-            guard cluster == nil && options.decodeStage else {
+            guard usesDecodeStage else {
                 jobs.append(.ingest(batch, nil, c))
                 condition.signal()
                 condition.unlock()
@@ -294,6 +294,8 @@ public final class EngineHost: @unchecked Sendable {
     /// engine's (none yet, or a catalog change or a refused commit replaced the engine), the
     /// engine thread decodes the batch itself and hands the stage a fresh copy.
     private let decodeQueue = DispatchQueue(label: "tripline-decode")
+    /// Single node with the stage on (`HostOptions.decodeStage`).
+    private var usesDecodeStage: Bool { cluster == nil && options.decodeStage }
     /// The stage's decoder (decode queue only).
     private var stage: DecodeStage?
     /// The generation of the last decoder handed to the stage, and how the names it adds map
@@ -438,7 +440,7 @@ public final class EngineHost: @unchecked Sendable {
     /// Queues a job behind every job submitted before it, including batches still on the
     /// decode stage (so `drain` and catalog changes keep their place in the order).
     private func enqueue(_ j: Job) {
-        guard cluster == nil && options.decodeStage else { return append(j) }
+        guard usesDecodeStage else { return append(j) }
         let job = SubmittedJob(job: j)
         decodeQueue.async { [self] in append(job.job) }
     }

@@ -18,7 +18,8 @@ public final class Metrics: @unchecked Sendable {
         public var eventsLate = 0
         public var batchesRefused = 0
         /// Batches decoded (and their positions' zones looked up) on the decode stage, and
-        /// batches the engine thread decoded itself (the stage's names were out of step).
+        /// batches the engine thread decoded itself (the stage had no copy of the current
+        /// engine's names yet: after a start, a catalog change or a rebuild).
         public var batchesDecodedAhead = 0
         public var batchesDecodedOnEngine = 0
         public var overloaded = 0

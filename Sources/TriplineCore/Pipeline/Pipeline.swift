@@ -119,7 +119,7 @@ public final class Pipeline {
     }
 
     /// A decoder for another thread: it interns into its own copy of the names and ships what
-    /// it added with each batch (`BatchDecoder.take`), which `ingest(_:late:)` applies here.
+    /// it added with each batch (`BatchDecoder.seal`), which `ingest(_:late:)` applies here.
     public func makeBatchDecoder(file: String) -> BatchDecoder { BatchDecoder(symbols: engine.symbols, file: file) }
 
     /// A decode stage for another thread that keeps decoding while this pipeline goes on
@@ -146,12 +146,7 @@ public final class Pipeline {
         stage.extend(&stage.names, base: stage.nameBase, with: batch.names.names, into: &engine.symbols.names)
         guard events else { return true }
         if !stage.identity { stage.renumber(batch) }
-        let idMap = engine.symbols.eventIds.internAll(batch.names.eventIds)
-        if !idMap.isEmpty {
-            for i in batch.events.indices where batch.events[i].givenId >= 0 {
-                batch.events[i].givenId = idMap[Int(batch.events[i].givenId)]
-            }
-        }
+        adoptEventIds(batch)
         return true
     }
 
@@ -244,6 +239,12 @@ public final class Pipeline {
     public func adopt(_ batch: DecodedBatch) {
         engine.symbols.entities.apply(batch.names.entities)
         engine.symbols.names.apply(batch.names.names)
+        adoptEventIds(batch)
+    }
+
+    /// Interns a batch's given event ids here (the decoder numbers them per batch) and gives
+    /// its events this pipeline's numbers for them.
+    private func adoptEventIds(_ batch: DecodedBatch) {
         let idMap = engine.symbols.eventIds.internAll(batch.names.eventIds)
         if !idMap.isEmpty {
             for i in batch.events.indices where batch.events[i].givenId >= 0 {
@@ -497,7 +498,7 @@ public final class StageNames {
     var entities: [Int32] = []
     var names: [Int32] = []
     /// Every decoder number so far is the pipeline's number: events need no renumbering.
-    public private(set) var identity = true
+    private(set) var identity = true
 
     init(token: IndexToken, entityBase: Int32, nameBase: Int32) {
         self.token = token
