@@ -147,6 +147,27 @@ import TriplineStoreFixtures
         var commits = 0
         let release = DispatchSemaphore(value: 0)
         var entered: Bool { lock.lock(); defer { lock.unlock() }; return commits > 0 }
+        /// When each submitting task began running (by name).
+        var startedAt: [String: ContinuousClock.Instant] = [:]
+        func started(_ name: String) { lock.lock(); startedAt[name] = ContinuousClock().now; lock.unlock() }
+        func startedAt(_ name: String) -> ContinuousClock.Instant? { lock.lock(); defer { lock.unlock() }; return startedAt[name] }
+    }
+
+    /// Yields until `done`, giving up 120 s after the task `name` began running (or after 15
+    /// minutes if it never does). Measured from the task's start, not from the test's: in a
+    /// full parallel run on 2 cores, long synchronous tests can hold the cooperative pool for
+    /// minutes, so neither the task nor this loop may run meanwhile; a loop that counted that
+    /// time gave up before the task had had a chance (once after 273 s).
+    func wait(for name: String, _ gate: Gate, until done: () -> Bool) async {
+        let clock = ContinuousClock(), start = clock.now
+        while !done() {
+            if let began = gate.startedAt(name) {
+                if clock.now - began > .seconds(120) { return }
+            } else if clock.now - start > .seconds(900) {
+                return
+            }
+            await Task.yield()
+        }
     }
 
     @Test func groupAppliedOnARefusedOneIsRefusedAndTheEngineIsRestored() async throws {
@@ -162,16 +183,19 @@ import TriplineStoreFixtures
                 throw StoreConflict("injected: the disk went away")
             }
         }
-        let a = Task { try await host.ingest(t.lines([#"{"entity":"a","time":1000,"type":"position","lon":0.5,"lat":0.5}"#])) }
-        // Waits bounded by 120 s, not a timing: in a full parallel run on 2 cores the tasks
-        // below queue behind long synchronous tests on the cooperative pool (20 s was once
-        // not enough for b's batch to be picked up).
-        let clock = ContinuousClock(), start = clock.now
-        while !gate.entered && clock.now - start < .seconds(120) { await Task.yield() }
+        let a = Task {
+            gate.started("a")
+            return try await host.ingest(t.lines([#"{"entity":"a","time":1000,"type":"position","lon":0.5,"lat":0.5}"#]))
+        }
+        // Bounded waits, not timings (see `wait`).
+        await wait(for: "a", gate) { gate.entered }
         #expect(gate.entered)
-        let b = Task { try await host.ingest(t.lines([#"{"entity":"b","time":2000,"type":"position","lon":0.5,"lat":0.5}"#])) }
+        let b = Task {
+            gate.started("b")
+            return try await host.ingest(t.lines([#"{"entity":"b","time":2000,"type":"position","lon":0.5,"lat":0.5}"#]))
+        }
         // The engine applies b's batch while a's group is still being committed.
-        while host.metrics.counters.eventsReceived < 2 && clock.now - start < .seconds(120) { await Task.yield() }
+        await wait(for: "b", gate) { host.metrics.counters.eventsReceived >= 2 }
         #expect(host.metrics.counters.eventsReceived == 2)
         gate.release.signal()
         for task in [a, b] {
