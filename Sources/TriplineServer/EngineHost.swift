@@ -23,11 +23,6 @@ public struct HostOptions: Sendable {
     /// Decode batches (and look up their positions' zones) on a stage of their own, ahead of
     /// the engine thread; false decodes them on the engine thread. Single node only.
     public var decodeStage = true
-    /// Keep the positions spatial queries read (latest positions, recent tracks, latest
-    /// readings) on a stage of their own, behind the engine thread; false keeps them on the
-    /// engine thread. Single node only; standing queries, while any is open, are checked on
-    /// the engine thread as each event is accepted, so tracking is done there meanwhile.
-    public var trackStage = true
     public init() {}
 }
 
@@ -89,17 +84,8 @@ public final class HostState {
     var timeline: [[TimelineEntry]] = []
     /// Entries in `timeline`: the events the log still holds (retention trims both).
     public internal(set) var timelineEntries = 0
-    /// The latest position of each entity (by engine id), for the map and spatial queries.
-    /// Reading it first waits for the tracking handed to `tracks` (every reader is on the host
-    /// thread), so it includes every batch applied before the read.
-    var latest: LatestPositions {
-        get { tracks.wait(); return trackedPositions }
-        set { tracks.wait(); trackedPositions = newValue }
-    }
-    /// `latest` without waiting: only to hand a batch's tracking to `tracks`.
-    private(set) var trackedPositions = LatestPositions()
-    /// Tracks accepted events behind the engine thread (`HostOptions.trackStage`).
-    let tracks = TrackStage()
+    /// The latest position of each entity (by engine id), for the map.
+    var latest = LatestPositions()
     /// Rule versions whose expiry is already in the audit log ("id vN").
     var expiryAudited: Set<String>?
     public internal(set) var silences: [Silence] = []
@@ -600,27 +586,17 @@ public final class EngineHost: @unchecked Sendable {
         res.received = events.count
         let before = s.pipeline.stats
         group.log.reserveCapacity(group.log.count + batch.bytes.count + events.count)
-        // Accepted events are tracked behind this thread unless a standing query needs each
-        // one checked as it is accepted.
-        let behind = options.trackStage && s.standing.isEmpty
-        var accepted: [Int32] = []
-        if behind { accepted.reserveCapacity(events.count) }
         for (i, ev) in events.enumerated() {
             switch s.pipeline.ingest(d, at: i) {
             case .late: res.lateLines.append(batch.numbers[i])
             case .accepted:
-                if behind {
-                    accepted.append(Int32(i))
-                } else {
-                    s.latest.track(ev)
-                    if !s.standing.isEmpty { s.standingCheck(ev.entity) }
-                }
+                s.latest.track(ev)
+                if !s.standing.isEmpty { s.standingCheck(ev.entity) }
             case .duplicate: break
             }
             s.index(entity: ev.entity, time: ev.time, seq: s.nextSeq)
             appendLog(&group, s, batch.bytes[batch.starts[i]..<batch.ends[i]], time: ev.time)
         }
-        if !accepted.isEmpty { s.tracks.submit(s.trackedPositions, events, accepted) }
         let after = s.pipeline.stats
         res.duplicates = after.duplicates - before.duplicates
         res.applied = after.applied - before.applied
