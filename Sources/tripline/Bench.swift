@@ -126,6 +126,19 @@ struct Bench: ParsableCommand {
                 hits += scratch.count
             }
         }
+        // The same lookups as replay's reading thread and the server's decode stage make them:
+        // by batch of 8,192 events, prefetching ahead (`ZoneLookup.locate`).
+        if let lookup = Pipeline(zones: w.zones, entities: w.entities, rules: ruleList.filter { $0.kind == .enter || $0.kind == .exit },
+                                 symbols: symbols).zoneLookup {
+            let batches: [DecodedBatch] = stride(from: 0, to: events.count, by: 8192).map { start in
+                let b = DecodedBatch()
+                b.events = Array(events[start..<min(start + 8192, events.count)])
+                return b
+            }
+            _ = best("zone lookup by batch, prefetching", stage: "index", baseline: baseNs) {
+                for b in batches { lookup.locate(b) }
+            }
+        }
         // Brute force on a sample, scaled per event.
         let sample = min(events.count, 2000)
         let t0 = Bench.now()

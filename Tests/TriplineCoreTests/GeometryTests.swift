@@ -213,9 +213,18 @@ struct BigInt {
             shapes.append(.polygons([Polygon(shell: PolygonTests.square(-175 + d, -85 + d, 175 - d, 85 - d),
                                              holes: [PolygonTests.square(-170 + d, -80 + d, 170 - d, 80 - d)])]))
         }
-        let index = ZoneIndex(shapes: shapes)
+        // As built by default, the frames go to the coarse grid (they span at most
+        // `maxCoarseSpan` of its cells); admitting only entries of up to `maxCellsPerSide`
+        // cells a side there sends them to the R-tree. Both must answer as the scan does.
+        // With the budget for the coarse grid's pairs down to what the entries of up to
+        // `maxCellsPerSide` cells a side take, no frame fits in it: they go to the R-tree again.
+        let wide = ZoneIndex(shapes: shapes)
+        let index = ZoneIndex(shapes: shapes, coarseSpan: ZoneIndex.maxCellsPerSide, pairBudget: nil)
+        let budgeted = ZoneIndex(shapes: shapes, coarseSpan: ZoneIndex.maxCoarseSpan, pairBudget: index.coarseEntries.count)
         #expect(index.treeLeaves >= 7 && index.treeLeaves < index.leafCount / 2)
         #expect(index.coarseLeaves >= 7 && !index.coarseEntries.isEmpty)
+        #expect(wide.treeLeaves < index.treeLeaves && wide.coarseLeaves >= index.coarseLeaves + 7)
+        #expect(budgeted.treeLeaves > wide.treeLeaves && budgeted.coarseEntries.count <= index.coarseEntries.count)
         var out: [Int32] = []
         var hits = 0
         // Points: random, on grid (vertices and edges of the grid polygons), and exact vertices.
@@ -241,6 +250,10 @@ struct BigInt {
             index.zones(coveringX: x, y: y, into: &out)
             let expected = index.zonesByScan(x: x, y: y)
             #expect(out == expected, "point \(x), \(y)")
+            wide.zones(coveringX: x, y: y, into: &out)
+            #expect(out == expected, "point \(x), \(y), frames in the coarse grid")
+            budgeted.zones(coveringX: x, y: y, into: &out)
+            #expect(out == expected, "point \(x), \(y), coarse grid within a small budget")
             hits += expected.count
         }
         #expect(hits > 100)  // the workload really hits zones

@@ -68,6 +68,13 @@ public struct ZoneIndex: Sendable {
     var coarseEntries: [GridEntry] = []
     /// Bound on the coarse grid's cells (its cell size doubles until the extent fits).
     static let maxCoarseCells = 1 << 18
+    /// Entries spanning more than `maxCellsPerSide` coarse cells a side, up to this many, also
+    /// go to the coarse grid while its (cell, entry) pairs stay within `coarsePairBudget`
+    /// (or 8 per entry of the index, if more); the rest go to the R-tree. A pair is a 40-byte
+    /// `GridEntry`, so the budget bounds the grid at about 10 MB (more only for indexes of
+    /// over 32,768 entries).
+    static let maxCoarseSpan = 64.0
+    static let coarsePairBudget = 1 << 18
     /// Entries in the coarse grid (after the R-tree's, before the fine grid's).
     var coarseLeaves = 0
     /// Per leaf entry: zone index, and the part it tests (>= 0: index into `parts`;
@@ -107,6 +114,13 @@ public struct ZoneIndex: Sendable {
 
     /// Builds the index. Zones are numbered by their position in `shapes`.
     public init(shapes: [ZoneShape]) {
+        self.init(shapes: shapes, coarseSpan: ZoneIndex.maxCoarseSpan, pairBudget: nil)
+    }
+
+    /// As `init(shapes:)`, with entries of up to `coarseSpan` coarse cells a side admitted to
+    /// the coarse grid within `pairBudget` pairs (nil: the default bound; tests lower both to
+    /// send more entries to the R-tree).
+    init(shapes: [ZoneShape], coarseSpan: Double, pairBudget: Int?) {
         self.shapes = shapes
         var entries: [(BBox, Int32, Int32)] = []
         for (z, s) in shapes.enumerated() {
@@ -161,7 +175,26 @@ public struct ZoneIndex: Sendable {
                     (e.0.maxX - e.0.minX) / cc > ZoneIndex.maxCellsPerSide || (e.0.maxY - e.0.minY) / cc > ZoneIndex.maxCellsPerSide
                 }
                 coarse = large.filter { !isHuge($0) }
-                large = large.filter(isHuge)
+                // Larger entries, up to `maxCoarseSpan` cells a side, join too while the grid's
+                // (cell, entry) pairs stay within `coarsePairBudget`, those covering the fewest
+                // cells first: a point in a country is then found in its cell's run instead of
+                // by a walk down the R-tree, whose boxes (of countries) overlap.
+                let cellsOf: ((BBox, Int32, Int32)) -> Int = { e in
+                    (Int((e.0.maxX - e.0.minX) / cc) + 2) * (Int((e.0.maxY - e.0.minY) / cc) + 2)
+                }
+                var pairs = coarse.reduce(0) { $0 + cellsOf($1) }
+                let budget = pairBudget ?? max(ZoneIndex.coarsePairBudget, 8 * n)
+                var rest: [(BBox, Int32, Int32)] = []
+                for e in large.filter(isHuge).sorted(by: { cellsOf($0) < cellsOf($1) }) {
+                    let fits = (e.0.maxX - e.0.minX) / cc <= coarseSpan && (e.0.maxY - e.0.minY) / cc <= coarseSpan
+                    if fits && pairs + cellsOf(e) <= budget {
+                        coarse.append(e)
+                        pairs += cellsOf(e)
+                    } else {
+                        rest.append(e)
+                    }
+                }
+                large = rest
                 coarseWidth = Int(((ext.maxX - coarseOriginX) / cc).rounded(.down)) + 2
                 coarseHeight = Int(((ext.maxY - coarseOriginY) / cc).rounded(.down)) + 2
             }
