@@ -47,6 +47,10 @@ struct ArrivalRing {
     /// Ring position of the first arrival still held, and of the next one.
     private(set) var head: Int64 = 0
     private(set) var end: Int64 = 0
+    /// The time of the arrival at `head` (when one is held): `trim` has nothing to drop while
+    /// it plus the window reaches the watermark, which is almost every call (one per move of
+    /// the watermark).
+    private(set) var headTime: Int64 = 0
     /// Previous-arrival positions too far back for a record's 31 bits, by ring position.
     private(set) var far: [Int64: Int64] = [:]
 
@@ -84,6 +88,7 @@ struct ArrivalRing {
             records.append(Record(offset: 0, link: link))
             chunks.append(Chunk(first: g, baseTime: t, records: records))
         }
+        if g == head { headTime = t }
         end = g + 1
         return g
     }
@@ -108,7 +113,9 @@ struct ArrivalRing {
 
     /// Drops arrivals from the front while their time + window is below the watermark.
     mutating func trim(window: Millis, watermark: Millis) {
+        guard head < end, headTime + window < watermark else { return }
         var h = head
+        var nextTime: Int64 = 0
         var dropChunks = 0
         scan: for c in chunks.indices {
             let chunk = chunks[c]
@@ -118,6 +125,7 @@ struct ArrivalRing {
             let moved: Int64 = chunk.records.withUnsafeBufferPointer { r in
                 var i = Int(h - chunk.first)
                 while i < r.count && base + Int64(r[i].offset) + window < watermark { i += 1 }
+                if i < r.count { nextTime = base + Int64(r[i].offset) }
                 return chunk.first + Int64(i)
             }
             h = moved
@@ -126,6 +134,7 @@ struct ArrivalRing {
         }
         guard h != head else { return }
         head = h
+        headTime = nextTime
         if !far.isEmpty { far = far.filter { $0.key >= h } }
         if dropChunks == chunks.count {
             // All gone: the last chunk stays, emptied, for the next arrivals (no allocation
@@ -158,6 +167,9 @@ struct IdQueue {
     }
 
     mutating func compactIfNeeded() {
+        // Empty and nothing to release (this runs at every move of the watermark; emptying
+        // three empty arrays allocated).
+        if head == 0 { return }
         if head == keys.count {
             keys.removeAll(keepingCapacity: keys.capacity <= 4096)
             times.removeAll(keepingCapacity: times.capacity <= 4096)
