@@ -6,6 +6,11 @@ let strict: [SwiftSetting] = [
     // The engine is single-threaded by design; dynamic exclusivity checks on its class
     // state cost more than the work on the hot path in release builds.
     .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+    // Metadata of generic types over our own (the storage of a [DocNode] array literal) is
+    // then fetched through the ordinary accessor, cached after its first use, not the
+    // prespecialised one, which asked the runtime's hash table on every array allocation:
+    // a third of parsing a zones file (Benchmarks/README.md, twelfth session).
+    .unsafeFlags(["-Xfrontend", "-disable-generic-metadata-prespecialization"], .when(configuration: .release)),
 ]
 
 let package = Package(

@@ -19,7 +19,7 @@ struct Bench: ParsableCommand {
     var shortAbsence = false
     @Option(help: "With --generated-rules, keep only the rules of these templates (0-19, comma separated), to attribute cost.")
     var templates: String?
-    @Option(help: "Run only these stages (comma separated: parse, index, engine, e2e), e.g. for a profiler.")
+    @Option(help: "Run only these stages (comma separated: parse, index, geofence1, geofence, engine, e2e, load), e.g. for a profiler.")
     var only: String?
     @Option(name: .customLong("repeat"), help: "Repetitions of each stage; the best is reported.") var repeats: Int = 3
     @Flag(name: .customLong("v13"), help: "Also run the rules plus four rules of spec 1.3 (per-payee frequency, 24 h sum, distinct payees, negated sequence), interleaved with the rules alone, and print both.")
@@ -182,6 +182,7 @@ struct Bench: ParsableCommand {
         let setupStart = Bench.now()
         _ = Pipeline(zones: w.zones, entities: w.entities, rules: ruleList)
         print("setup (zone index, rules, \(cfg.entities) registered entities): \(String(format: "%.1f", Double(Bench.now() - setupStart) / 1e6)) ms, not counted above")
+        if stages == nil || stages!.contains("load") { benchZoneLoading(w) }
         if let e = lastEngine {
             let st = e.stateBytes
             print("engine state: \(st.perEntity) bytes/entity over \(st.entities) entities (\(st.total) bytes, zone memberships and dedup included)")
@@ -201,6 +202,39 @@ struct Bench: ParsableCommand {
 
     /// The engine with `rules` (A) and with `rules` plus `Workload.v13Rules` (B), runs
     /// interleaved A, B, A, B, ...; the best of each, and the state per entity after a run.
+    /// Zone loading, step by step, from the workload's zones written as GeoJSON (what
+    /// `replay --zones` and a server's zone upload read): the JSON document, the features
+    /// (shapes read and validated), the zone index. Milliseconds, the best of the repetitions;
+    /// replay pays this once, before its first event.
+    func benchZoneLoading(_ w: Workload) {
+        let text = Array(w.zonesGeoJSON().utf8)
+        func ms(_ label: String, _ body: () -> Void) {
+            var bestNs = UInt64.max
+            for _ in 0..<max(1, repeats) {
+                let t0 = Bench.now()
+                body()
+                bestNs = min(bestNs, Bench.now() - t0)
+            }
+            print("\(label.padding(toLength: 44, withPad: " ", startingAt: 0)) \(String(format: "%8.1f", Double(bestNs) / 1e6)) ms")
+        }
+        print("zone loading (\(w.zones.count) zones, \(text.count) bytes of GeoJSON):")
+        ms("  UTF-8 check (String from the bytes)") { precondition(String(validating: text, as: UTF8.self) != nil) }
+        var doc: DocNode?
+        ms("  JSON document (DocNode tree)") {
+            doc = text.withUnsafeBufferPointer { try? JSONDocumentParser.parse($0, file: "zones").get() }
+        }
+        guard let doc else { return }
+        var zones: [Zone] = []
+        ms("  features: shapes read and validated") {
+            zones = (try? ZoneCodec.decode(doc, file: "zones", sensitive: SensitiveTags()).get()) ?? []
+        }
+        precondition(zones.count == w.zones.count)
+        ms("  zone index built") { _ = ZoneIndex(shapes: zones.map(\.shape)) }
+        ms("  all of it (ZoneCodec.decode of the bytes)") {
+            _ = text.withUnsafeBufferPointer { ZoneCodec.decode($0, file: "zones", sensitive: SensitiveTags()) }
+        }
+    }
+
     func compareV13(zones: [Zone], entities: [EntityInfo], rules: [Rule], events: [Event], symbols: Symbols) {
         let sets = [("suite", rules), ("suite + 4 rules of spec 1.3", rules + Workload.v13Rules)]
         var bestNs = [UInt64.max, UInt64.max]

@@ -267,6 +267,50 @@ import TriplineTesting
         #expect(errs.count == 6)
     }
 
+    /// A file of many features is decoded on all cores (`ParallelMap`); its errors, and the
+    /// duplicates found between features of different stripes, come out exactly as a
+    /// one-feature-after-another reading gives them, in document order.
+    @Test func manyFeaturesGiveTheErrorsOfAReadingInOrder() throws {
+        var rng = SplitMix64(seed: 18)
+        let bad = [
+            #"{"type":"Polygon","coordinates":[[[0,0],[1,1],[1,0],[0,1],[0,0]]]}"#,
+            #"{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,1]]]}"#,
+            #"{"type":"Polygon","coordinates":[[[200,0],[1,0],[1,1],[0,1],[200,0]]]}"#,
+            #"{"type":"Point","coordinates":[4,52]}"#,
+        ]
+        var features: [String] = []
+        for i in 0..<300 {
+            let id = rng.next() % 10 == 0 ? "z\(rng.next() % UInt64(i + 1))" : "z\(i)"
+            switch rng.next() % 8 {
+            case 0: features.append(feature(id, bad[Int(rng.next() % 4)]))
+            case 1: features.append(feature(id, square, extra: #","tags":{"religion":"x"}"#))
+            default: features.append(feature(id, square))
+            }
+        }
+        let text = #"{"type":"FeatureCollection","features":[\#(features.joined(separator: ","))]}"#
+        // The reference: each feature read in turn, a repeated id reported where it repeats.
+        let doc = try JSONDocumentParser.parse(text, file: "zones.geojson").get()
+        var r = DocReader(file: "zones.geojson")
+        var seen: [String: Int] = [:]
+        var expectedZones: [String] = []
+        for (i, f) in doc["features"]!.elements!.enumerated() {
+            guard let z = ZoneCodec.feature(f, "/features/\(i)", &r, SensitiveTags()) else { continue }
+            if let first = seen[z.id] {
+                r.fail(f, "/features/\(i)/properties/id", "duplicate zone id \"\(z.id)\" (first used by feature \(first)); zone ids must be unique", code: .duplicateId)
+            } else {
+                seen[z.id] = i
+                expectedZones.append(z.id)
+            }
+        }
+        let got = errors(features.joined(separator: ","))
+        #expect(r.errors.count > 30)
+        #expect(got.map(\.description) == r.errors.map(\.description))
+        // And a file with no error gives its zones in order.
+        let good = (0..<200).map { feature("g\($0)", square) }.joined(separator: ",")
+        let zones = try ZoneCodec.decode(#"{"type":"FeatureCollection","features":[\#(good)]}"#, file: "z").get()
+        #expect(zones.map(\.id) == (0..<200).map { "g\($0)" })
+    }
+
     @Test func longitudesJustPastTheAntimeridianAreClamped() throws {
         let text = #"{"type":"FeatureCollection","features":[\#(feature("a", #"{"type":"Polygon","coordinates":[[[179,0],[180.0000000001,0],[180.0000000001,1],[179,1],[179,0]]]}"#))]}"#
         let zones = try ZoneCodec.decode(text, file: "z").get()

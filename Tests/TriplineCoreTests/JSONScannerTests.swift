@@ -145,6 +145,56 @@ import TriplineTesting
         #expect(fast > 5_000)
     }
 
+    /// Numbers of 16 to 19 digits (how GIS tools write coordinates), which the scanner rounds
+    /// through Float80, against strtod: random ones, and ones within a few Float80 units of a
+    /// point halfway between two Doubles, where rounding twice would go wrong and the scanner
+    /// must defer to strtod. Written from the Float80 halfway point's own digits, cut to 19
+    /// and moved by one in the last place.
+    @Test(arguments: Array(1...4) as [UInt64])
+    func longNumbersNearHalfwayPointsAreCorrectlyRounded(seed: UInt64) {
+        var rng = SplitMix64(seed: seed)
+        var cases: [String] = []
+        for _ in 0..<5_000 {
+            var t = String(1 + rng.next() % 9)
+            for _ in 0..<(15 + Int(rng.next() % 4)) { t += String(rng.next() % 10) }
+            let point = 1 + Int(rng.next() % UInt64(t.count - 1))
+            t.insert(".", at: t.index(t.startIndex, offsetBy: point))
+            cases.append((rng.next() % 2 == 0 ? "-" : "") + t)
+        }
+        #if arch(x86_64)
+        var nearHalfway = 0
+        while nearHalfway < 5_000 {
+            // A Double between 1 and 180, the point halfway to the next one (exact in Float80).
+            let d = 1 + Double(rng.next() >> 11) / Double(1 << 53) * 179
+            let mid = (Float80(d) + Float80(d.nextUp)) / 2
+            var digits = mid.description
+            guard !digits.contains("e"), let dot = digits.firstIndex(of: ".") else { continue }
+            let intPart = digits.distance(from: digits.startIndex, to: dot)
+            digits.remove(at: dot)
+            guard digits.count >= 19 else { continue }
+            digits = String(digits.prefix(19))
+            let last = Int(String(digits.last!))!
+            guard last > 0 && last < 9 else { continue }
+            for delta in -1...1 {
+                var t = String(digits.dropLast()) + String(last + delta)
+                t.insert(".", at: t.index(t.startIndex, offsetBy: intPart))
+                cases.append(t)
+            }
+            nearHalfway += 1
+        }
+        #endif
+        for text in cases {
+            let bytes = Array((text + ",").utf8)
+            let expected = strtod(text, nil)
+            bytes.withUnsafeBufferPointer { p in
+                var s = JSONScanner(p)
+                guard case .success(let (v, _)) = s.scanNumber() else { Issue.record("refused \(text)"); return }
+                #expect(v.bitPattern == expected.bitPattern, "\(text): \(v) != \(expected)")
+                #expect(s.i == text.utf8.count, "\(text): cursor \(s.i)")
+            }
+        }
+    }
+
     @Test func malformedNumbersAreRefusedWhereTheyGoWrong() {
         for (text, offset) in [("0123", 0), ("-", 0), ("1.", 2), ("12345678.x", 9), ("1e", 2), ("123456789e+", 11), ("-01", 0)] {
             let bytes = Array(text.utf8)

@@ -249,6 +249,18 @@ struct PendingNodes {
     mutating func take(from mark: Int) -> [DocNode] {
         let n = count - mark
         guard n > 0, let base else { return [] }
+        // Short arrays (a [lon, lat] position is most of a GeoJSON file) are built as array
+        // literals: the literal's storage is allocated inline, with its type's metadata
+        // cached, while `init(unsafeUninitializedCapacity:)` goes through the standard
+        // library's unspecialized buffer initialiser, which looks the storage type's metadata
+        // up in the runtime's hash table on every call (a sixth of zone parsing in `perf`).
+        if n <= 2 {
+            count = mark
+            let a = (base + mark).move()
+            if n == 1 { return [a] }
+            let b = (base + mark + 1).move()
+            return [a, b]
+        }
         let out = [DocNode](unsafeUninitializedCapacity: n) { buffer, initialized in
             buffer.baseAddress!.moveInitialize(from: base + mark, count: n)
             initialized = n

@@ -271,6 +271,26 @@ struct JSONScanner {
                 return .success((negative ? -v : v, isInteger))
             }
         }
+        #if arch(x86_64)
+        // Up to 19 digits (a coordinate written with 16 or 17, as Python and most GIS tools
+        // write them) with a power of ten up to 10^27: the digits and the power are exact in
+        // Float80's 64-bit significand, so the quotient or product is rounded once there
+        // (IEEE), and rounding that to a Double is the correctly rounded result unless the
+        // Float80 value lies within one of its units of a point halfway between two Doubles
+        // (its low 11 bits 0x3FF, 0x400 or 0x401): those go to strtod below.
+        if digits <= 19 {
+            let e10 = exp - fracDigits
+            if e10 >= -27 && e10 <= 27 && mantissa != 0 {
+                let m = Float80(mantissa)
+                let r = e10 < 0 ? m / JSONScanner.pow10x[-e10] : m * JSONScanner.pow10x[e10]
+                let low = r.significandBitPattern & 0x7FF
+                if low < 0x3FF || low > 0x401 {
+                    let v = Double(r)
+                    return .success((negative ? -v : v, isInteger))
+                }
+            }
+        }
+        #endif
         // Slow path: correctly rounded strtod on a NUL-terminated copy (on the stack up to
         // 255 bytes: a coordinate written with 17 digits, as Python and most GIS tools write
         // them, takes this path, and a heap copy per number showed in zone loading).
@@ -282,6 +302,15 @@ struct JSONScanner {
         }
         return .success((v, isInteger))
     }
+
+    #if arch(x86_64)
+    /// 10^0 ... 10^27, each exact (5^27 < 2^64).
+    static let pow10x: [Float80] = (0...27).map { e in
+        var v: Float80 = 1
+        for _ in 0..<e { v *= 10 }
+        return v
+    }
+    #endif
 
     static let pow10: [Double] = (0...22).map { e in
         var v = 1.0

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Decodes zones from a GeoJSON FeatureCollection (spec section 1), validating every feature
 /// and reporting all problems at once.
 public enum ZoneCodec {
@@ -27,9 +29,11 @@ public enum ZoneCodec {
         }
         var zones: [Zone] = []
         var seen: [String: Int] = [:]
+        let decoded = decodeFeatures(list, file: file, sensitive: sensitive)
         for (i, f) in list.enumerated() {
             let p = "/features/\(i)"
-            if let z = feature(f, p, &r, sensitive) {
+            r.errors += decoded[i].errors
+            if let z = decoded[i].zone {
                 if let prev = seen[z.id] {
                     r.fail(f, p + "/properties/id", "duplicate zone id \"\(z.id)\" (first used by feature \(prev)); zone ids must be unique", code: .duplicateId)
                 } else {
@@ -39,6 +43,18 @@ public enum ZoneCodec {
             }
         }
         return r.errors.isEmpty ? .success(zones) : .failure(TriplineErrors(r.errors))
+    }
+
+    /// Each feature read and validated on its own (`feature`), with its errors, in document
+    /// order. A file of many features is shared among the cores (validation is most of
+    /// the work and features are independent): a replay loads its zones before its first
+    /// event, and the thread that reads the events has little to do until then.
+    static func decodeFeatures(_ list: [DocNode], file: String, sensitive: SensitiveTags) -> [(zone: Zone?, errors: [TriplineError])] {
+        ParallelMap.map(Array(list.indices)) { i in
+            var r = DocReader(file: file)
+            let z = feature(list[i], "/features/\(i)", &r, sensitive)
+            return (z, r.errors)
+        }
     }
 
     public static func feature(_ f: DocNode, _ p: String, _ r: inout DocReader, _ sensitive: SensitiveTags) -> Zone? {

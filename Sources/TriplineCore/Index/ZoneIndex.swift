@@ -123,21 +123,27 @@ public struct ZoneIndex: Sendable {
     init(shapes: [ZoneShape], coarseSpan: Double, pairBudget: Int?) {
         self.shapes = shapes
         var entries: [(BBox, Int32, Int32)] = []
+        // Each part's raster and its rings' bands depend on the part alone: built on all
+        // cores first, then laid out in order.
+        let allParts = shapes.flatMap { s -> [Polygon] in if case .polygons(let ps) = s { return ps } else { return [] } }
+        let built = ParallelMap.map(allParts) { p in (raster: ZoneIndex.buildRaster(p), bands: ([p.shell] + p.holes).map(RingBands.init)) }
+        var partNumber = 0
         for (z, s) in shapes.enumerated() {
             switch s {
             case .polygons(let ps):
                 for p in ps {
                     let partIndex = Int32(parts.count)
                     parts.append((Int32(ringStart.count), Int32(1 + p.holes.count)))
-                    for r in [p.shell] + p.holes {
+                    for (k, r) in ([p.shell] + p.holes).enumerated() {
                         ringStart.append(Int32(coords.count / 2))
                         ringPoints.append(Int32(r.pointCount))
                         ringBoxes += [r.bbox.minX, r.bbox.minY, r.bbox.maxX, r.bbox.maxY]
                         coords += r.coords
-                        addBands(r)
+                        addBands(built[partNumber].bands[k])
                     }
                     entries.append((p.bbox, Int32(z), partIndex))
-                    raster += ZoneIndex.buildRaster(p)
+                    raster += built[partNumber].raster
+                    partNumber += 1
                 }
             case .circle(let lon, let lat, let r):
                 let c = Int32(circles.count / 3)
@@ -241,9 +247,9 @@ public struct ZoneIndex: Sendable {
         }
     }
 
-    /// Builds the bands of a ring just appended (or records that it has none).
-    mutating func addBands(_ r: Ring) {
-        guard let b = RingBands(r) else {
+    /// Records the bands of a ring just appended (`RingBands(ring)`; nil: it has none).
+    mutating func addBands(_ bands: RingBands?) {
+        guard let b = bands else {
             ringBandFirst.append(-1); ringBandCount.append(0); ringBandScale.append(0)
             return
         }
