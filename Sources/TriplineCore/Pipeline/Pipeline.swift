@@ -374,11 +374,15 @@ public final class Pipeline {
         engine.drainAlerts(into: &drained)
         let n = drained.count
         let symbols = engine.symbols
-        for a in drained {
-            if let evidence {
-                encoder.append(a, engine: engine, symbols: symbols, to: &out) { o in self.appendExplanation(a, evidence: evidence, to: &o) }
-            } else {
-                encoder.append(a, engine: engine, symbols: symbols, to: &out)
+        // Read in place: `for a in drained` copied each alert out (its evidence and details
+        // retained, then released).
+        drained.withUnsafeBufferPointer { alerts in
+            for i in alerts.indices {
+                if let evidence {
+                    encoder.append(alerts[i], engine: engine, symbols: symbols, to: &out) { o in self.appendExplanation(alerts[i], evidence: evidence, to: &o) }
+                } else {
+                    encoder.append(alerts[i], engine: engine, symbols: symbols, to: &out)
+                }
             }
         }
         drained.removeAll(keepingCapacity: true)
