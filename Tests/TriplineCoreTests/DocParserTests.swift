@@ -131,6 +131,27 @@ import TriplineTesting
         }
     }
 
+    /// A repeated member name is refused at the repeat, whether the object is small (names
+    /// compared with those before) or large (a set from the ninth member on); distinct
+    /// names, however many, are accepted in order.
+    @Test func repeatedMemberNamesAreRefusedAtTheRepeat() throws {
+        for count in [1, 2, 7, 8, 9, 20] {
+            let names = (0..<count).map { "k\($0)" }
+            let body = names.map { #""\#($0)":1"# }.joined(separator: ",")
+            let doc = try JSONDocumentParser.parse("{" + body + "}", file: "d").get()
+            #expect(doc.members?.map(\.key) == names)
+            for repeatOf in Set([0, count / 2, count - 1]) {
+                let text = "{" + body + #","k\#(repeatOf)":2}"#
+                guard case .failure(let e) = JSONDocumentParser.parse(text, file: "d") else {
+                    Issue.record("\(count) members, k\(repeatOf) repeated: accepted")
+                    continue
+                }
+                #expect(e.message.contains(#"duplicate member "k\#(repeatOf)""#), "\(e)")
+                #expect(e.location?.column == body.utf8.count + 3, "\(e)")
+            }
+        }
+    }
+
     /// Positions are read without building a JSON pointer for each; the errors of bad ones
     /// still name the position's pointer, line and column (and the clamping stays).
     @Test func badPositionsDeepInALongRingAreLocated() throws {
