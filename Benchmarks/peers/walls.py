@@ -5,6 +5,7 @@ median and minimum. With --empty the event file is empty: what loading the zones
 and rules costs before the first event.
     python3 Benchmarks/peers/walls.py BIN [BIN ...] [--runs N] [--set full|geofence|freqgather]
                                       [--empty] [--work DIR]"""
+import argparse
 import pathlib
 import statistics
 import subprocess
@@ -14,24 +15,14 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from replay import RULE_SETS  # noqa: E402
 
-args = sys.argv[1:]
-bins, runs, rule_set, empty, work = [], 15, "full", False, "/tmp/peers"
-while args:
-    a = args.pop(0)
-    if a == "--runs":
-        runs = int(args.pop(0))
-    elif a == "--set":
-        rule_set = args.pop(0)
-    elif a == "--empty":
-        empty = True
-    elif a == "--work":
-        work = args.pop(0)
-    elif a.startswith("--"):
-        sys.exit(f"unknown option {a}\n{__doc__}")
-    else:
-        bins.append(a)
-if not bins or rule_set not in RULE_SETS:
-    sys.exit(__doc__)
+parser = argparse.ArgumentParser(description=__doc__)
+parser.add_argument("bins", nargs="+", metavar="BIN", help="tripline binaries to time, in turn")
+parser.add_argument("--runs", type=int, default=15, help="runs of each binary (default 15)")
+parser.add_argument("--set", dest="rule_set", choices=sorted(RULE_SETS), default="full", help="rule set (default full)")
+parser.add_argument("--empty", action="store_true", help="an empty event file: loading only")
+parser.add_argument("--work", default="/tmp/peers", help="run.py's work folder (default /tmp/peers)")
+opts = parser.parse_args()
+bins, runs, rule_set, empty, work = opts.bins, opts.runs, opts.rule_set, opts.empty, opts.work
 gen = next(pathlib.Path(work).glob("gen-*"), None)
 if gen is None:
     sys.exit(f"no workload under {work}: run Benchmarks/peers/run.py first")
