@@ -200,8 +200,6 @@ struct Bench: ParsableCommand {
         if v13 { compareV13(zones: w.zones, entities: w.entities, rules: ruleList, events: events, symbols: symbols) }
     }
 
-    /// The engine with `rules` (A) and with `rules` plus `Workload.v13Rules` (B), runs
-    /// interleaved A, B, A, B, ...; the best of each, and the state per entity after a run.
     /// Zone loading, step by step, from the workload's zones written as GeoJSON (what
     /// `replay --zones` and a server's zone upload read): the JSON document, the features
     /// (shapes read and validated), the zone index. Milliseconds, the best of the repetitions;
@@ -235,6 +233,8 @@ struct Bench: ParsableCommand {
         }
     }
 
+    /// The engine with `rules` (A) and with `rules` plus `Workload.v13Rules` (B), runs
+    /// interleaved A, B, A, B, ...; the best of each, and the state per entity after a run.
     func compareV13(zones: [Zone], entities: [EntityInfo], rules: [Rule], events: [Event], symbols: Symbols) {
         let sets = [("suite", rules), ("suite + 4 rules of spec 1.3", rules + Workload.v13Rules)]
         var bestNs = [UInt64.max, UInt64.max]

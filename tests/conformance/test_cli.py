@@ -79,6 +79,27 @@ def test_bad_zones(tripline, tmp_path, feature, pointer, words):
     assert f"at {pointer}" in lines[0] and words in lines[0], err
 
 
+def test_zones_files_are_read_as_utf8_from_their_bytes(tripline, tmp_path):
+    """Replay parses a zones file where it was read (no String of it): a file with non-ASCII
+    names loads and fires as written; one with a byte that is not UTF-8 is refused before
+    anything runs, with the line and column of that byte."""
+    zone = dict(GOOD_ZONE, properties={"id": "zürich-dépôt", "category": "depot"})
+    good = tmp_path / "zones.geojson"
+    good.write_text(json.dumps({"type": "FeatureCollection", "features": [zone]}, ensure_ascii=False), encoding="utf-8")
+    events = tmp_path / "events.ndjson"
+    events.write_text('{"entity":"t","time":1,"type":"position","lon":0.5,"lat":0.5}\n')
+    code, out, err = tripline("replay", "--zones", good, "--rules", _rules(tmp_path), events)
+    assert code == 0, err
+    assert json.loads(out.splitlines()[0])["key"]["zone"] == "zürich-dépôt"
+    bad = tmp_path / "bad.geojson"
+    text = json.dumps({"type": "FeatureCollection", "features": [zone]}, ensure_ascii=False)
+    bad.write_bytes(text.replace("zürich", "z\udcffrich").encode("utf-8", "surrogateescape"))
+    code, out, err = tripline("replay", "--zones", bad, "--rules", _rules(tmp_path), events)
+    assert code == 2 and out == "", err
+    column = text.index("zürich") + 2
+    assert "not valid UTF-8" in err and f"bad.geojson:1:{column}" in err, err
+
+
 @pytest.mark.parametrize("patch,pointer,words", [
     ("kind: enter", "/rules/0/kind", "teleport"),
     ("match: {}", "/rules/0/match/tags/health", "sensitive"),
