@@ -25,19 +25,14 @@ enum CLI {
     }
 
     static func readText(_ path: String, what: String) throws -> String {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw InputError(description: "\(path): cannot read the \(what) file (does it exist and is it readable?)")
-        }
-        switch UTF8Text.decode([UInt8](data), file: path) {
-        case .success(let s): return s
-        case .failure(let e): throw InputError(description: "\(e.description) (the \(what) file)")
-        }
+        String(decoding: try readUTF8(path, what: what), as: UTF8.self)
     }
 
-    /// A file's bytes, checked to be UTF-8 as `readText` checks them, without making a String
-    /// of them: a zones file is parsed from its bytes (a String of a few megabytes was two
-    /// more copies and a validation pass before the first event of a replay). An all-ASCII
-    /// file, the usual GeoJSON, is recognised eight bytes at a time.
+    /// A file's bytes, checked to be UTF-8 (an error names the first bad byte's line and
+    /// column), without making a String of them: a zones file is parsed from its bytes (a
+    /// String of a few megabytes was two more copies and a validation pass before the first
+    /// event of a replay). An all-ASCII file, the usual GeoJSON, is recognised eight bytes at
+    /// a time.
     static func readUTF8(_ path: String, what: String) throws -> Data {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw InputError(description: "\(path): cannot read the \(what) file (does it exist and is it readable?)")
