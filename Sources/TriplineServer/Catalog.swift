@@ -19,9 +19,9 @@ public enum DocJSON {
         case .number(let d, let isInteger):
             if isInteger, abs(d) < 9e15 { out += Array(String(Int64(d)).utf8) } else { out += Array("\(d)".utf8) }
         case .string(let s): JSONText.appendString(s, to: &out)
-        case .array(let a):
+        case .array, .pair:
             out.append(91)
-            for (i, e) in a.enumerated() {
+            for (i, e) in (n.elements ?? []).enumerated() {
                 if i > 0 { out.append(44) }
                 append(e, to: &out)
             }

@@ -47,7 +47,7 @@ enum ReceiverKinds {
         case .bool(let b): return b
         case .number(let d, let isInt): return isInt && abs(d) < 1e15 ? Int(d) as Any : d as Any
         case .string(let s): return s
-        case .array(let a): return a.map(plain)
+        case .array, .pair: return (n.elements ?? []).map(plain)
         case .object(let m): return Dictionary(m.map { ($0.key, plain($0.node)) }, uniquingKeysWith: { a, _ in a })
         }
     }

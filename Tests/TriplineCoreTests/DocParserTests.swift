@@ -16,7 +16,9 @@ import TriplineTesting
 
     /// Writes a random value at `depth` into `out` (tracking line and column), pretty enough
     /// that values start on many lines and columns.
-    static func write(_ rng: inout SplitMix64, depth: Int, into out: inout [UInt8], line: inout Int, lineStart: inout Int) -> Written {
+    /// With `pairs`, arrays of two numbers (sometimes three, sometimes across lines) are
+    /// frequent, as positions are in GeoJSON.
+    static func write(_ rng: inout SplitMix64, depth: Int, into out: inout [UInt8], line: inout Int, lineStart: inout Int, pairs: Bool = false) -> Written {
         let w = Written()
         w.line = line
         w.column = out.count - lineStart + 1
@@ -28,6 +30,38 @@ import TriplineTesting
             for _ in 0..<Int(rng.next() % 3) { out.append(32) }
         }
         func separator() { if rng.next() % 3 == 0 { newline() } else if rng.next() % 2 == 0 { out.append(32) } }
+        func number() -> Written {
+            let n = Written()
+            n.line = line
+            n.column = out.count - lineStart + 1
+            let text: String
+            switch rng.next() % 4 {
+            case 0: text = String(Int(rng.next() % 361) - 180)
+            case 1: text = String(format: "%.6f", Double(rng.next() % 3_600_000) / 10_000 - 180)
+            case 2: text = "-0.\(rng.next() % 1000)e\(Int(rng.next() % 5) - 2)"
+            default: text = "\(rng.next() % 90).\(rng.next() % 100_000_000_000_000_000)"
+            }
+            emit(text)
+            n.compact = JSONText.ecmaScript(Double(text)!)
+            return n
+        }
+        if pairs && depth < 5 && rng.next() % 3 == 0 {
+            emit("[")
+            if rng.next() % 8 == 0 { separator() }
+            w.children.append(number())
+            if rng.next() % 8 == 0 { separator() }
+            emit(",")
+            if rng.next() % 4 == 0 { separator() }
+            w.children.append(number())
+            if rng.next() % 6 == 0 {
+                emit(",")
+                w.children.append(number())
+            }
+            if rng.next() % 8 == 0 { separator() }
+            emit("]")
+            w.compact = "[" + w.children.map(\.compact).joined(separator: ",") + "]"
+            return w
+        }
         let kind = depth >= 5 ? rng.next() % 3 : rng.next() % 6
         switch kind {
         case 0:
@@ -46,7 +80,7 @@ import TriplineTesting
             for k in 0..<n {
                 if k > 0 { emit(",") }
                 separator()
-                w.children.append(Self.write(&rng, depth: depth + 1, into: &out, line: &line, lineStart: &lineStart))
+                w.children.append(Self.write(&rng, depth: depth + 1, into: &out, line: &line, lineStart: &lineStart, pairs: pairs))
             }
             separator()
             emit("]")
@@ -60,7 +94,7 @@ import TriplineTesting
                 separator()
                 emit("\"k\(k)\":")
                 separator()
-                let c = Self.write(&rng, depth: depth + 1, into: &out, line: &line, lineStart: &lineStart)
+                let c = Self.write(&rng, depth: depth + 1, into: &out, line: &line, lineStart: &lineStart, pairs: pairs)
                 w.children.append(c)
                 parts.append("\"k\(k)\":" + c.compact)
             }
@@ -103,6 +137,85 @@ import TriplineTesting
             }
             #expect(doc.jsonText == top.compact)
             Self.check(doc, top, "")
+        }
+    }
+
+    /// Counts the `.pair` nodes under `node`.
+    static func pairs(_ node: DocNode) -> Int {
+        if case .pair = node.value { return 1 }
+        return (node.elements ?? node.members?.map(\.node) ?? []).reduce(0) { $0 + pairs($1) }
+    }
+
+    /// A parse with `compactPairs` (zone files) keeps arrays of two numbers on one line as
+    /// `.pair` nodes; through `elements` they are the nodes a plain parse makes, with the same
+    /// text, lines, columns and integer flags. Pairs split across lines, with a third number,
+    /// or with whitespace anywhere are generated too; and documents cut anywhere fail with
+    /// the plain parse's error.
+    @Test(arguments: Array(1...6) as [UInt64])
+    func compactPairsReadAsThePlainParsesArrays(seed: UInt64) {
+        var rng = SplitMix64(seed: seed)
+        var compacted = 0
+        for _ in 0..<40 {
+            var out: [UInt8] = []
+            var line = 1, lineStart = 0
+            out += Array("[".utf8)
+            let top = Written()
+            top.line = 1; top.column = 1
+            let n = 1 + Int(rng.next() % 6)
+            for k in 0..<n {
+                if k > 0 { out.append(44) }
+                if rng.next() % 2 == 0 { out.append(10); line += 1; lineStart = out.count }
+                top.children.append(Self.write(&rng, depth: 1, into: &out, line: &line, lineStart: &lineStart, pairs: true))
+            }
+            out += Array("]\n".utf8)
+            top.compact = "[" + top.children.map(\.compact).joined(separator: ",") + "]"
+            let plain = out.withUnsafeBufferPointer { JSONDocumentParser.parse($0, file: "t.json") }
+            let compact = out.withUnsafeBufferPointer { JSONDocumentParser.parse($0, file: "t.json", compactPairs: true) }
+            guard case .success(let p) = plain, case .success(let c) = compact else {
+                Issue.record("parse failed: \(plain) / \(compact) on \(String(decoding: out, as: UTF8.self))")
+                return
+            }
+            #expect(Self.pairs(p) == 0)
+            compacted += Self.pairs(c)
+            #expect(p.jsonText == top.compact)
+            #expect(c.jsonText == top.compact)
+            Self.check(p, top, "")
+            Self.check(c, top, "")
+            // Integer flags survive (the rule and entity readers look at them).
+            func flags(_ d: DocNode) -> [Bool] {
+                if case .number(_, let i) = d.value { return [i] }
+                return (d.elements ?? d.members?.map(\.node) ?? []).flatMap(flags)
+            }
+            #expect(flags(p) == flags(c))
+            for _ in 0..<4 {
+                // Cut before the closing "]\n": never a whole document.
+                let head = Array(out[0..<(Int(rng.next() % UInt64(out.count - 2)) + 1)])
+                let a = head.withUnsafeBufferPointer { JSONDocumentParser.parse($0, file: "t.json") }
+                let b = head.withUnsafeBufferPointer { JSONDocumentParser.parse($0, file: "t.json", compactPairs: true) }
+                guard case .failure(let ea) = a, case .failure(let eb) = b else {
+                    Issue.record("a cut document parsed: \(a) / \(b)")
+                    continue
+                }
+                #expect(ea.description == eb.description)
+            }
+        }
+        // Most generated pairs are on one line: a parse that never compacts fails here.
+        #expect(compacted > 100, "\(compacted) pairs compacted")
+    }
+
+    /// A pair at the nesting limit is refused as the plain parse refuses it (its numbers are
+    /// one level deeper than the array).
+    @Test func compactPairsKeepTheNestingLimit() {
+        for depth in 250...258 {
+            let text = String(repeating: "[", count: depth) + "1,2" + String(repeating: "]", count: depth)
+            let a = JSONDocumentParser.parse(text, file: "d")
+            let b = JSONDocumentParser.parse(text, file: "d", compactPairs: true)
+            switch (a, b) {
+            case (.success(let x), .success(let y)): #expect(x.jsonText == y.jsonText)
+            case (.failure(let x), .failure(let y)): #expect(x.description == y.description)
+            default: Issue.record("depth \(depth): \(a) against \(b)")
+            }
+            #expect(depth < 256 ? (try? a.get()) != nil : (try? a.get()) == nil, "depth \(depth)")
         }
     }
 

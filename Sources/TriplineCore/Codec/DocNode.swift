@@ -19,6 +19,30 @@ public struct DocNode: Sendable {
         case string(String)
         case array([DocNode])
         case object([Member])
+        /// An array of exactly two numbers on one line, kept without an array of nodes: the
+        /// numbers, then where they were written (`PairColumns`). Only a parse that asks for
+        /// it (`JSONDocumentParser.parse(_:file:compactPairs:)`, used for GeoJSON, where such
+        /// arrays are most of a file) makes it; `elements` gives the two number nodes a plain
+        /// parse would have made, so readers that use `elements` see no difference.
+        case pair(Double, Double, PairColumns)
+    }
+
+    /// Where a `.pair`'s numbers start, as columns after the array's own, and whether each
+    /// was written as an integer.
+    public struct PairColumns: Sendable {
+        /// Bits 0-14: the first number's column minus the array's; bit 15: it is an integer.
+        /// Bits 16-30 and 31: the same for the second.
+        var bits: UInt32
+        /// Column offsets below this fit (a pair written across more stays a plain array).
+        static let limit = 0x8000
+
+        init(first: Int, firstIsInteger: Bool, second: Int, secondIsInteger: Bool) {
+            bits = UInt32(first) | (firstIsInteger ? 0x8000 : 0) | UInt32(second) << 16 | (secondIsInteger ? 0x8000_0000 : 0)
+        }
+        var first: Int { Int(bits & 0x7FFF) }
+        var firstIsInteger: Bool { bits & 0x8000 != 0 }
+        var second: Int { Int(bits >> 16 & 0x7FFF) }
+        var secondIsInteger: Bool { bits & 0x8000_0000 != 0 }
     }
 
     public var value: Value
@@ -42,6 +66,7 @@ public struct DocNode: Sendable {
         case .string(let s): return JSONText.quoted(s)
         case .array(let a): return "[" + a.map(\.jsonText).joined(separator: ",") + "]"
         case .object(let m): return "{" + m.map { JSONText.quoted($0.key) + ":" + $0.node.jsonText }.joined(separator: ",") + "}"
+        case .pair(let x, let y, _): return "[" + JSONText.ecmaScript(x) + "," + JSONText.ecmaScript(y) + "]"
         }
     }
 
@@ -51,14 +76,22 @@ public struct DocNode: Sendable {
         case .bool: return "a boolean"
         case .number: return "a number"
         case .string: return "a string"
-        case .array: return "an array"
+        case .array, .pair: return "an array"
         case .object: return "an object"
         }
     }
 
     public var stringValue: String? { if case .string(let s) = value { return s }; return nil }
     public var members: [Member]? { if case .object(let m) = value { return m }; return nil }
-    public var elements: [DocNode]? { if case .array(let a) = value { return a }; return nil }
+    public var elements: [DocNode]? {
+        switch value {
+        case .array(let a): return a
+        case .pair(let x, let y, let at):
+            return [DocNode(.number(x, isInteger: at.firstIsInteger), line: line, column: column + at.first),
+                    DocNode(.number(y, isInteger: at.secondIsInteger), line: line, column: column + at.second)]
+        default: return nil
+        }
+    }
     public var numberValue: Double? { if case .number(let d, _) = value { return d }; return nil }
 
     /// Looks a member up by key.
@@ -72,8 +105,12 @@ public struct DocNode: Sendable {
 public struct JSONDocumentParser {
     /// Parses a whole JSON document. `file` names the input in error messages; `lineOffset` is
     /// added to lines (for NDJSON, where each line is parsed alone).
-    public static func parse(_ bytes: UnsafeBufferPointer<UInt8>, file: String, lineOffset: Int = 0) -> Result<DocNode, TriplineError> {
+    /// With `compactPairs`, an array of exactly two numbers written on one line is a `.pair`
+    /// (a GeoJSON position: no array of nodes to allocate, fill and free); only for readers
+    /// that take arrays through `elements`.
+    public static func parse(_ bytes: UnsafeBufferPointer<UInt8>, file: String, lineOffset: Int = 0, compactPairs: Bool = false) -> Result<DocNode, TriplineError> {
         var p = JSONDocumentParser(bytes: bytes, file: file, lineOffset: lineOffset)
+        p.compactPairs = compactPairs
         defer { p.pending.release() }
         p.lineStarts = [0]
         var k = NDJSON.nextNewline(bytes, from: 0)
@@ -97,9 +134,9 @@ public struct JSONDocumentParser {
         }
     }
 
-    public static func parse(_ text: String, file: String, lineOffset: Int = 0) -> Result<DocNode, TriplineError> {
+    public static func parse(_ text: String, file: String, lineOffset: Int = 0, compactPairs: Bool = false) -> Result<DocNode, TriplineError> {
         var t = text
-        return t.withUTF8 { parse($0, file: file, lineOffset: lineOffset) }
+        return t.withUTF8 { parse($0, file: file, lineOffset: lineOffset, compactPairs: compactPairs) }
     }
 
     var s: JSONScanner
@@ -109,6 +146,7 @@ public struct JSONDocumentParser {
     var cursorLine = 0
     /// The elements of the arrays being parsed, innermost last.
     var pending = PendingNodes()
+    var compactPairs = false
 
     init(bytes: UnsafeBufferPointer<UInt8>, file: String, lineOffset: Int) {
         self.s = JSONScanner(bytes)
@@ -189,6 +227,7 @@ public struct JSONDocumentParser {
             s.i += 1
             s.skipWhitespace()
             if s.peek() == 93 { s.i += 1; return DocNode(.array([]), line: l, column: c) }
+            if compactPairs && depth < 255, let pair = pair(line: l, column: c) { return pair }
             let mark = pending.count
             while true {
                 s.skipWhitespace()
@@ -222,6 +261,35 @@ public struct JSONDocumentParser {
             }
             throw ScanError(start, "unexpected \(s.describeHere()): expected a value")
         }
+    }
+
+    /// After an array's `[` and any whitespace: the array as a `.pair` when it is exactly two
+    /// numbers on the array's line (columns within `PairColumns.limit`; the numbers one level
+    /// deeper than the array within the nesting limit); otherwise nil, with
+    /// nothing consumed, and the array is parsed as any other (with the same errors).
+    mutating func pair(line l: Int, column c: Int) -> DocNode? {
+        guard let first = s.peek(), first == 45 || (first >= 48 && first <= 57) else { return nil }
+        let start = s.i
+        let lineEnd = cursorLine + 1 < lineStarts.count ? lineStarts[cursorLine + 1] : Int.max
+        let c0 = start - lineStarts[cursorLine] + 1
+        if start < lineEnd, c0 - c < DocNode.PairColumns.limit, case .success(let (x, xi)) = s.scanNumber() {
+            s.skipWhitespace()
+            if s.peek() == 44 {
+                s.i += 1
+                s.skipWhitespace()
+                let yStart = s.i
+                if let d = s.peek(), d == 45 || (d >= 48 && d <= 57), yStart < lineEnd, yStart - start + c0 - c < DocNode.PairColumns.limit,
+                   case .success(let (y, yi)) = s.scanNumber() {
+                    s.skipWhitespace()
+                    if s.peek() == 93 {
+                        s.i += 1
+                        return DocNode(.pair(x, y, DocNode.PairColumns(first: c0 - c, firstIsInteger: xi, second: yStart - start + c0 - c, secondIsInteger: yi)), line: l, column: c)
+                    }
+                }
+            }
+        }
+        s.i = start
+        return nil
     }
 
     func describe(_ c: UInt8) -> String {

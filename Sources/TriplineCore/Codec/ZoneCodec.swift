@@ -5,7 +5,9 @@ import Foundation
 public enum ZoneCodec {
     public static func decode(_ bytes: UnsafeBufferPointer<UInt8>, file: String, sensitive: SensitiveTags = SensitiveTags()) -> Result<[Zone], TriplineErrors> {
         let doc: DocNode
-        switch JSONDocumentParser.parse(bytes, file: file) {
+        // Positions as `.pair` nodes: most of a GeoJSON file, and each was an array of two
+        // nodes to allocate and free; every reading below takes arrays through `elements`.
+        switch JSONDocumentParser.parse(bytes, file: file, compactPairs: true) {
         case .success(let d): doc = d
         case .failure(let e): return .failure(TriplineErrors([e]))
         }
@@ -192,6 +194,10 @@ public enum ZoneCodec {
     /// otherwise nil, and `position` decides (and reports).
     @inline(__always)
     static func validPosition(_ n: DocNode) -> (Double, Double)? {
+        if case .pair(let x, let y, _) = n.value {
+            guard x >= -180, x <= 180, y >= -90, y <= 90 else { return nil }
+            return (x, y)
+        }
         guard case .array(let a) = n.value, a.count == 2 || a.count == 3,
               case .number(let x, _) = a[0].value, case .number(let y, _) = a[1].value,
               x >= -180, x <= 180, y >= -90, y <= 90 else { return nil }
@@ -206,7 +212,7 @@ public enum ZoneCodec {
         var out: [Ring] = []
         for (k, ringNode) in rings.enumerated() {
             // JSON pointers are built only for a message (a country has thousands of positions).
-            guard case .array(let pts) = ringNode.value else { r.fail(ringNode, p + "/\(k)", "a ring must be an array of positions"); return nil }
+            guard let pts = ringNode.elements else { r.fail(ringNode, p + "/\(k)", "a ring must be an array of positions"); return nil }
             var points: [(Double, Double)] = []
             points.reserveCapacity(pts.count)
             for j in pts.indices {
