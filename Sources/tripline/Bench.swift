@@ -228,6 +228,9 @@ struct Bench: ParsableCommand {
             zones = (try? ZoneCodec.decode(doc, file: "zones", sensitive: SensitiveTags()).get()) ?? []
         }
         precondition(zones.count == w.zones.count)
+        ms("  polygon validation alone, one core") {
+            for z in zones { if case .polygons(let parts) = z.shape { precondition(PolygonValidation.validate(parts) == nil) } }
+        }
         ms("  zone index built") { _ = ZoneIndex(shapes: zones.map(\.shape)) }
         ms("  all of it (ZoneCodec.decode of the bytes)") {
             _ = text.withUnsafeBufferPointer { ZoneCodec.decode($0, file: "zones", sensitive: SensitiveTags()) }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TriplineTesting
 @testable import TriplineCore
 
 @Suite struct PolygonValidationTests {
@@ -8,6 +9,46 @@ import Testing
         PolygonValidation.validate([Polygon(shell: ring(shell), holes: holes.map(ring))])
     }
     let square: [(Double, Double)] = [(0, 0), (10, 0), (10, 10), (0, 10), (0, 0)]
+
+    /// The sweep relates only segments whose boxes meet; relating every later segment in the
+    /// same order (the unpruned reference) gives the same verdict and the same message, on
+    /// random polygons on a coarse grid (so that vertices, edges and rings often touch, cross
+    /// or overlap): stars, with holes, with vertices swapped or repeated, and several parts.
+    @Test(arguments: Array(1...4) as [UInt64])
+    func prunedSweepGivesTheMessagesOfRelatingEveryPair(seed: UInt64) {
+        var rng = SplitMix64(seed: seed)
+        func star(_ cx: Double, _ cy: Double, _ r: Double, _ n: Int) -> [(Double, Double)] {
+            var pts: [(Double, Double)] = (0..<n).map { k in
+                let a = 2 * Double.pi * Double(k) / Double(n)
+                let rr = r * (0.4 + Double(rng.next() % 60) / 100)
+                // On a grid of 1/4: collinear runs, shared vertices and touching edges happen.
+                return (((cx + rr * cos(a)) * 4).rounded() / 4, ((cy + rr * sin(a)) * 4).rounded() / 4)
+            }
+            switch rng.next() % 6 {
+            case 0: pts.swapAt(Int(rng.next() % UInt64(n)), Int(rng.next() % UInt64(n)))
+            case 1: let k = Int(rng.next() % UInt64(n - 1)); pts.insert(pts[k], at: k + 2)
+            default: break
+            }
+            pts.append(pts[0])
+            return pts
+        }
+        var verdicts = [0, 0]
+        for _ in 0..<400 {
+            var parts: [Polygon] = []
+            for _ in 0..<(1 + Int(rng.next() % 3)) {
+                let cx = Double(rng.next() % 30), cy = Double(rng.next() % 30), r = 2 + Double(rng.next() % 10)
+                let holes = (0..<Int(rng.next() % 3)).map { _ in
+                    ring(star(cx + Double(rng.next() % 5) - 2, cy + Double(rng.next() % 5) - 2, r / 3, 4 + Int(rng.next() % 8)))
+                }
+                parts.append(Polygon(shell: ring(star(cx, cy, r, 5 + Int(rng.next() % 40))), holes: holes))
+            }
+            let pruned = PolygonValidation.validate(parts, pruned: true)
+            #expect(pruned == PolygonValidation.validate(parts, pruned: false))
+            verdicts[pruned == nil ? 0 : 1] += 1
+        }
+        // Both verdicts are common, so the comparison covers messages and acceptances.
+        #expect(verdicts[0] > 40 && verdicts[1] > 40, "\(verdicts)")
+    }
 
     @Test func simpleSquareIsValid() { #expect(validate(square) == nil) }
     @Test func repeatedConsecutiveVerticesAreTolerated() {

@@ -4,7 +4,9 @@
 public enum PolygonValidation {
     /// A segment of some ring of some part, for the sweep.
     struct Segment {
-        var part: Int, ring: Int, index: Int
+        var part: Int32, ring: Int32, index: Int32
+        /// How many segments its ring has (neighbours on a ring: indices 1 or this - 1 apart).
+        var ringSegments: Int32
         var ax: Double, ay: Double, bx: Double, by: Double
         var minX: Double { min(ax, bx) }
         var maxX: Double { max(ax, bx) }
@@ -54,70 +56,110 @@ public enum PolygonValidation {
 
     /// Validates the parts of a zone (one part for a Polygon). Returns nil when valid, or a
     /// message naming the problem and where. `pointer` is used in messages to name rings.
-    public static func validate(_ parts: [Polygon]) -> String? {
+    public static func validate(_ parts: [Polygon]) -> String? { validate(parts, pruned: true) }
+
+    /// `pruned`: the sweep relates only segments whose boxes overlap, and neighbours on a
+    /// ring only when collinear (false relates every later segment in the sweep's order,
+    /// the reference the tests compare with: the same pairs meet, in the same order, so the
+    /// same message).
+    static func validate(_ parts: [Polygon], pruned: Bool) -> String? {
         // 1. Rings on their own.
         for (pi, p) in parts.enumerated() {
-            for (ri, r) in ([p.shell] + p.holes).enumerated() {
-                let name = ringName(parts.count, pi, ri)
+            for ri in 0...p.holes.count {
+                let r = ri == 0 ? p.shell : p.holes[ri - 1]
                 if r.pointCount < 4 {
-                    return "\(name) has fewer than 4 distinct positions once repeated points are removed (a ring needs at least 3 distinct corners and must close)"
+                    return "\(ringName(parts.count, pi, ri)) has fewer than 4 distinct positions once repeated points are removed (a ring needs at least 3 distinct corners and must close)"
                 }
                 if r.bbox.maxX - r.bbox.minX > 180 {
-                    return "\(name) spans more than 180 degrees of longitude: split it at the antimeridian into a MultiPolygon (RFC 7946 section 3.1.9); a ring around a pole cannot be expressed"
+                    return "\(ringName(parts.count, pi, ri)) spans more than 180 degrees of longitude: split it at the antimeridian into a MultiPolygon (RFC 7946 section 3.1.9); a ring around a pole cannot be expressed"
                 }
             }
         }
         // 2. All segments, swept by x.
         var segs: [Segment] = []
+        segs.reserveCapacity(parts.reduce(0) { $0 + $1.shell.pointCount + $1.holes.reduce(0) { $0 + $1.pointCount } })
         for (pi, p) in parts.enumerated() {
-            for (ri, r) in ([p.shell] + p.holes).enumerated() {
-                for k in 0..<(r.pointCount - 1) {
-                    segs.append(Segment(part: pi, ring: ri, index: k, ax: r.x(k), ay: r.y(k), bx: r.x(k + 1), by: r.y(k + 1)))
+            for ri in 0...p.holes.count {
+                let r = ri == 0 ? p.shell : p.holes[ri - 1]
+                let n = r.pointCount - 1
+                r.coords.withUnsafeBufferPointer { c in
+                    for k in 0..<n {
+                        segs.append(Segment(part: Int32(pi), ring: Int32(ri), index: Int32(k), ringSegments: Int32(n),
+                                            ax: c[2 * k], ay: c[2 * k + 1], bx: c[2 * k + 2], by: c[2 * k + 3]))
+                    }
                 }
             }
         }
-        segs.sort { $0.minX < $1.minX }
+        // By the left end of each segment's box, stably (the order decides which problem is
+        // reported first): sorted as (key, index) pairs, and the boxes kept apart, so that
+        // the sweep's inner loop reads 32 bytes per candidate and relates only boxes that
+        // meet (most candidates lie across the ring, apart in y).
+        var keyed = [(Double, Int32)]()
+        keyed.reserveCapacity(segs.count)
+        for (k, g) in segs.enumerated() { keyed.append((g.minX, Int32(k))) }
+        keyed.sort { $0.0 < $1.0 }
+        segs = keyed.map { segs[Int($0.1)] }
+        let boxes = segs.map { SegmentBox(minX: $0.minX, maxX: $0.maxX, minY: min($0.ay, $0.by), maxY: max($0.ay, $0.by)) }
         // Touch points between distinct rings of the same part, for the connectivity check.
         var touches: [RingPair: Set<PointKey>] = [:]
         for i in 0..<segs.count {
             let s = segs[i]
+            let bi = boxes[i]
             var j = i + 1
-            while j < segs.count && segs[j].minX <= s.maxX {
-                let t = segs[j]
+            while j < segs.count {
+                let bj = boxes[j]
+                if pruned && bj.minX > bi.maxX { break }
                 j += 1
+                if pruned && (bj.maxY < bi.minY || bj.minY > bi.maxY) { continue }
+                let t = segs[j - 1]
+                let sameRing = s.part == t.part && s.ring == t.ring
+                // Ring names are built only for a message (this loop meets every vertex).
+                var adjacent = false
+                if sameRing {
+                    let d = abs(s.index - t.index)
+                    adjacent = d == 1 || d == s.ringSegments - 1
+                    // Neighbours on a ring share a vertex B: they meet elsewhere only when the
+                    // other ends A and C lie on one ray from B (a fold back). Not so when
+                    // (A - B) . (C - B) <= 0 (computed so, the true value is not positive: on
+                    // one ray both products are >= 0 and differences keep their sign), nor
+                    // when C is off the line AB; then the touch at B is all, and allowed.
+                    if pruned && adjacent {
+                        let sharedIsA = (t.ax == s.ax && t.ay == s.ay) || (t.bx == s.ax && t.by == s.ay)
+                        let (bx, by, ax, ay) = sharedIsA ? (s.ax, s.ay, s.bx, s.by) : (s.bx, s.by, s.ax, s.ay)
+                        let onT = t.ax == bx && t.ay == by
+                        let (cx, cy) = onT ? (t.bx, t.by) : (t.ax, t.ay)
+                        if (ax - bx) * (cx - bx) + (ay - by) * (cy - by) <= 0 { continue }
+                        if Predicates.orient(ax, ay, bx, by, cx, cy) != 0 { continue }
+                    }
+                }
                 let rel = relate(s, t)
                 if case .none = rel { continue }
-                let sameRing = s.part == t.part && s.ring == t.ring
                 if sameRing {
-                    let n = ringSegmentCount(parts, s.part, s.ring)
-                    let adjacent = abs(s.index - t.index) == 1 || abs(s.index - t.index) == n - 1
-                    let name = ringName(parts.count, s.part, s.ring)
                     switch rel {
                     case .none: break
                     case .overlap(let x, let y):
-                        return "\(name) folds back on itself near \(fmt(x, y)) (self-intersection: a spike or zero-width part)"
+                        return "\(ringName(parts.count, Int(s.part), Int(s.ring))) folds back on itself near \(fmt(x, y)) (self-intersection: a spike or zero-width part)"
                     case .cross(let x, let y):
-                        return "\(name) intersects itself near \(fmt(x, y)) (self-intersection, e.g. a bowtie): reorder its positions or split it"
+                        return "\(ringName(parts.count, Int(s.part), Int(s.ring))) intersects itself near \(fmt(x, y)) (self-intersection, e.g. a bowtie): reorder its positions or split it"
                     case .touch(let x, let y):
                         if !adjacent {
-                            return "\(name) touches itself at \(fmt(x, y)) (ring self-intersection): split it into separate polygons or make the pinch a hole"
+                            return "\(ringName(parts.count, Int(s.part), Int(s.ring))) touches itself at \(fmt(x, y)) (ring self-intersection): split it into separate polygons or make the pinch a hole"
                         }
                     }
                 } else {
-                    let a = ringName(parts.count, s.part, s.ring), b = ringName(parts.count, t.part, t.ring)
                     switch rel {
                     case .none: break
                     case .overlap(let x, let y):
                         return s.part == t.part
-                            ? "\(a) and \(b) share a boundary segment near \(fmt(x, y)) (self-intersection)"
+                            ? "\(ringName(parts.count, Int(s.part), Int(s.ring))) and \(ringName(parts.count, Int(t.part), Int(t.ring))) share a boundary segment near \(fmt(x, y)) (self-intersection)"
                             : "polygons \(s.part) and \(t.part) share a boundary segment near \(fmt(x, y)): parts of a MultiPolygon may touch only at points; merge them into one polygon"
                     case .cross(let x, let y):
                         return s.part == t.part
-                            ? "\(a) and \(b) cross near \(fmt(x, y)) (self-intersection): a hole must lie inside its shell"
+                            ? "\(ringName(parts.count, Int(s.part), Int(s.ring))) and \(ringName(parts.count, Int(t.part), Int(t.ring))) cross near \(fmt(x, y)) (self-intersection): a hole must lie inside its shell"
                             : "polygons \(s.part) and \(t.part) overlap (their boundaries cross near \(fmt(x, y))): parts of a MultiPolygon must not overlap"
                     case .touch(let x, let y):
                         if s.part == t.part {
-                            touches[RingPair(s.part, s.ring, t.ring), default: []].insert(PointKey(x: x, y: y))
+                            touches[RingPair(Int(s.part), Int(s.ring), Int(t.ring)), default: []].insert(PointKey(x: x, y: y))
                         }
                     }
                 }
@@ -171,16 +213,17 @@ public enum PolygonValidation {
         return nil
     }
 
+    /// A segment's bounding box, for the sweep.
+    struct SegmentBox {
+        var minX: Double, maxX: Double, minY: Double, maxY: Double
+    }
+
     struct RingPair: Hashable {
         var part: Int, a: Int, b: Int
         init(_ part: Int, _ r1: Int, _ r2: Int) { self.part = part; a = min(r1, r2); b = max(r1, r2) }
     }
 
     struct PointKey: Hashable { var x: Double, y: Double }
-
-    static func ringSegmentCount(_ parts: [Polygon], _ part: Int, _ ring: Int) -> Int {
-        (ring == 0 ? parts[part].shell : parts[part].holes[ring - 1]).pointCount - 1
-    }
 
     static func partName(_ count: Int, _ part: Int) -> String { count == 1 ? "the polygon" : "polygon \(part)" }
 
