@@ -93,6 +93,66 @@ import TriplineTesting
     }
 }
 
+/// Member names read as one word (`EventDecoder.quickField`) against reading every name with
+/// `scanString`: the same events and the same errors, on generated lines of every type with
+/// names at every place, spacing, escapes, near-miss names and cut or altered bytes.
+@Suite struct EventDecoderQuickFieldTests {
+    static func line(_ rng: inout SplitMix64) -> [UInt8] {
+        func pick<T>(_ a: [T]) -> T { a[Int(rng.next() % UInt64(a.count))] }
+        var members: [String] = []
+        members.append(#""entity":"\#(pick(["truck-1", "van-22", "a\\u0041b", "e\\\"q"]))""#)
+        members.append(#""time":\#(pick(["1772352000000", "5", "\"2026-03-01T08:00:00Z\"", "-1", "1.5"]))"#)
+        switch rng.next() % 4 {
+        case 0: members += [#""type":"position""#, #""lon":\#(pick(["4.5", "-179.25", "200", "\"1\""]))"#, #""lat":\#(pick(["52.25", "-0.5", "1e1"]))"#]
+        case 1: members += [#""type":"reading""#, #""metric":"\#(pick(["water_l", "m"]))""#, #""value":\#(pick(["-1.5e2", "3", "0.125"]))"#]
+        case 2: members += [#""type":"contact""#, #""counterpart":"\#(pick(["payee-1", "x"]))""#]
+        default: members += [#""type":"\#(pick(["login", "password_reset"]))""#, #""attrs":{"tier":"high","n":\#(pick(["1", "true", "\"x\""]))}"#]
+        }
+        if rng.next() % 3 == 0 { members.append(#""id":"\#(pick(["e1", "truck-1#2"]))""#) }
+        // Near misses and oddities: names one letter off, longer, escaped, repeated, unknown.
+        if rng.next() % 4 == 0 {
+            members.append(pick([#""ids":"x""#, #""tim":1"#, #""lonx":1"#, #""metricx":"m""#, #""entit\u0079":"x""#,
+                                 #""attrs2":{}"#, #""value":1"#, #""i":1"#, #""Time":1"#, #""typ":"x""#, #""latt":2"#]))
+        }
+        members.shuffle(using: &rng)
+        let space = rng.next() % 3 == 0 ? " " : ""
+        var bytes = Array(("{" + space + members.joined(separator: "," + space) + space + "}").utf8)
+        switch rng.next() % 6 {
+        case 0: bytes = Array(bytes[0..<Int(rng.next() % UInt64(bytes.count))])
+        case 1: bytes[Int(rng.next() % UInt64(bytes.count))] = pick([34, 58, 44, 125, 92, 0x65, 0x74, 0x20, 0xC3])
+        default: break
+        }
+        return bytes
+    }
+
+    static func describe(_ r: Result<Event, TriplineError>, _ symbols: Symbols) -> String {
+        switch r {
+        case .success(let e):
+            return "event \(symbols.entities.string(e.entity)) \(e.time) \(symbols.names.string(e.type)) \(e.givenId) \(e.lon) \(e.lat) \(e.metric) \(e.value) \(e.counterpart) \(e.attrs)"
+        case .failure(let e): return "error \(e.description)"
+        }
+    }
+
+    @Test(arguments: Array(1...4) as [UInt64])
+    func quickNamesDecodeAsScannedNames(seed: UInt64) {
+        var rng = SplitMix64(seed: seed)
+        var quick = EventDecoder(file: "e.ndjson"), plain = EventDecoder(file: "e.ndjson")
+        plain.quickKeys = false
+        var qs = Symbols(), ps = Symbols()
+        var decoded = 0
+        for n in 0..<3000 {
+            let bytes = Self.line(&rng)
+            let a = bytes.withUnsafeBufferPointer { quick.decode($0, line: n + 1, symbols: &qs) }
+            let b = bytes.withUnsafeBufferPointer { plain.decode($0, line: n + 1, symbols: &ps) }
+            let da = Self.describe(a, qs), db = Self.describe(b, ps)
+            #expect(da == db, "\(String(decoding: bytes, as: UTF8.self))")
+            if case .success = a { decoded += 1 }
+        }
+        // Both outcomes are common.
+        #expect(decoded > 600 && decoded < 2700, "\(decoded) of 3000 decoded")
+    }
+}
+
 @Suite struct RuleCodecTests {
     func errors(_ yaml: String) -> [TriplineError] {
         switch RuleFile.decode(yaml, file: "rules.yaml") {
