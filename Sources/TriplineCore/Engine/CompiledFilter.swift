@@ -7,7 +7,7 @@ struct CompiledFilter {
     var attrs: [(Int32, AttrValue)]
     var zones: ZoneMask?
 
-    init(_ f: EventFilter, symbols: inout Symbols, zones: [Zone]) {
+    init(_ f: EventFilter, symbols: inout Symbols, masks: ZoneMaskMemo) {
         type = symbols.names.intern(f.type)
         metric = f.metric.map { symbols.names.intern($0) } ?? -1
         attrs = f.attrs.sorted { $0.key < $1.key }.map { k, v in
@@ -18,7 +18,7 @@ struct CompiledFilter {
             case .bool(let b): return (key, .bool(b))
             }
         }
-        self.zones = f.zones.map { ZoneMask.build($0, zones: zones) }
+        self.zones = f.zones.map { masks.mask($0) }
     }
 
     /// Does `ev` pass? `insideZones` are the zones a position is inside (sorted).

@@ -19,6 +19,23 @@ struct ZoneMask {
     }
 }
 
+/// The zone masks of one plan, each built once per distinct selector: rules often share one
+/// ("any depot"), and building a mask matches the selector against every zone.
+final class ZoneMaskMemo {
+    let zones: [Zone]
+    private var built: [Selector: ZoneMask] = [:]
+
+    init(_ zones: [Zone]) { self.zones = zones }
+
+    func mask(_ selector: Selector?) -> ZoneMask {
+        guard let selector else { return ZoneMask.build(nil, zones: zones) }
+        if let m = built[selector] { return m }
+        let m = ZoneMask.build(selector, zones: zones)
+        built[selector] = m
+        return m
+    }
+}
+
 /// Which entity selectors each entity matches: one bit per distinct selector.
 struct MatchTable {
     var stride: Int

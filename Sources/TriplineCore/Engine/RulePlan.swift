@@ -28,6 +28,7 @@ struct RulePlan {
     /// attribute values) are interned into `symbols`.
     init(rules: [Rule], zones: [Zone], symbols syms: inout Symbols) {
         self.rules = rules
+        let masks = ZoneMaskMemo(zones)
         var sels: [Selector] = []
         var selIndex: [Selector: Int32] = [:]
         func sel(_ s: Selector) -> Int32 {
@@ -74,30 +75,30 @@ struct RulePlan {
             }
             switch r.parameters {
             case .enter:
-                evaluators.geofence.enterRules.append(.init(rule: ri, selector: s, zoneMask: ZoneMask.build(r.zones, zones: zones), view: view))
+                evaluators.geofence.enterRules.append(.init(rule: ri, selector: s, zoneMask: masks.mask(r.zones), view: view))
                 zonesNeeded = true
             case .exit:
-                evaluators.geofence.exitRules.append(.init(rule: ri, selector: s, zoneMask: ZoneMask.build(r.zones, zones: zones), view: view))
+                evaluators.geofence.exitRules.append(.init(rule: ri, selector: s, zoneMask: masks.mask(r.zones), view: view))
                 zonesNeeded = true
             case .speed(let v):
                 evaluators.speed.rules.append(.init(rule: ri, selector: s, maxKmh: v))
             case .dwell(let min):
                 slots[i] = evaluators.dwell.rules.count
-                evaluators.dwell.rules.append(.init(rule: ri, selector: s, zoneMask: ZoneMask.build(r.zones, zones: zones), min: min, view: view))
+                evaluators.dwell.rules.append(.init(rule: ri, selector: s, zoneMask: masks.mask(r.zones), min: min, view: view))
                 zonesNeeded = true
             case .gathering(let n, let w):
                 slots[i] = evaluators.gathering.rules.count
-                evaluators.gathering.rules.append(.init(rule: ri, selector: s, zoneMask: ZoneMask.build(r.zones, zones: zones), minCount: n, window: w, view: view))
+                evaluators.gathering.rules.append(.init(rule: ri, selector: s, zoneMask: masks.mask(r.zones), minCount: n, window: w, view: view))
                 zonesNeeded = true
             case .proximity(let d, let w, let other):
                 slots[i] = evaluators.proximity.rules.count
                 evaluators.proximity.add(rule: ri, match: s, other: other.map(sel) ?? s, distance: d, window: w)
             case .frequency(let k, let w, let f, let by):
-                let cf = CompiledFilter(f, symbols: &syms, zones: zones)
+                let cf = CompiledFilter(f, symbols: &syms, masks: masks)
                 zonesNeeded = zonesNeeded || cf.needsZones
                 slots[i] = evaluators.frequency.add(rule: ri, selector: s, count: k, window: w, filter: f, compiled: cf, by: by.map { textSource($0, &syms) })
             case .aggregate(let fn, let of, let w, let f, let bound, let by):
-                let cf = CompiledFilter(f, symbols: &syms, zones: zones)
+                let cf = CompiledFilter(f, symbols: &syms, masks: masks)
                 zonesNeeded = zonesNeeded || cf.needsZones
                 let source: AggregateSource
                 switch of {
@@ -114,10 +115,10 @@ struct RulePlan {
             case .sequence(let steps, let within):
                 func compile(_ step: SequenceStep) -> SequenceEvaluator.Step {
                     switch step {
-                    case .enter(let z): zonesNeeded = true; return .enter(ZoneMask.build(z, zones: zones))
-                    case .exit(let z): zonesNeeded = true; return .exit(ZoneMask.build(z, zones: zones))
+                    case .enter(let z): zonesNeeded = true; return .enter(masks.mask(z))
+                    case .exit(let z): zonesNeeded = true; return .exit(masks.mask(z))
                     case .event(let f):
-                        let cf = CompiledFilter(f, symbols: &syms, zones: zones)
+                        let cf = CompiledFilter(f, symbols: &syms, masks: masks)
                         zonesNeeded = zonesNeeded || cf.needsZones
                         return .event(cf)
                     case .absent(let inner, _): return compile(inner)
@@ -129,7 +130,7 @@ struct RulePlan {
                 }
                 slots[i] = evaluators.sequence.add(rule: ri, selector: s, steps: compiled, within: within, view: view)
             case .absence(let d, let f):
-                let cf = f.map { CompiledFilter($0, symbols: &syms, zones: zones) }
+                let cf = f.map { CompiledFilter($0, symbols: &syms, masks: masks) }
                 zonesNeeded = zonesNeeded || (cf?.needsZones ?? false)
                 slots[i] = evaluators.absence.add(rule: ri, selector: s, duration: d, filter: f, compiled: cf)
             }
@@ -138,7 +139,9 @@ struct RulePlan {
         self.ruleSlot = slots
         self.selectors = sels
         func ranks(_ ids: [String]) -> [Int32] {
-            let order = ids.indices.sorted { Array(ids[$0].utf8).lexicographicallyPrecedes(Array(ids[$1].utf8)) }
+            // By UTF-8 bytes, compared in place (an array of each id's bytes per comparison
+            // was most of this for a file of thousands of zones).
+            let order = ids.indices.sorted { ids[$0].utf8.lexicographicallyPrecedes(ids[$1].utf8) }
             var rank = Array(repeating: Int32(0), count: ids.count)
             for (k, i) in order.enumerated() { rank[i] = Int32(k) }
             return rank
