@@ -105,6 +105,25 @@ import TriplineTesting
         return w
     }
 
+    /// A document of 1-6 values in a top-level array (so that nested arrays share the
+    /// element stack), values often on lines of their own; and what was written.
+    static func document(_ rng: inout SplitMix64, pairs: Bool = false) -> ([UInt8], Written) {
+        var out: [UInt8] = []
+        var line = 1, lineStart = 0
+        out += Array("[".utf8)
+        let top = Written()
+        top.line = 1; top.column = 1
+        let n = 1 + Int(rng.next() % 6)
+        for k in 0..<n {
+            if k > 0 { out.append(44) }
+            if rng.next() % 2 == 0 { out.append(10); line += 1; lineStart = out.count }
+            top.children.append(Self.write(&rng, depth: 1, into: &out, line: &line, lineStart: &lineStart, pairs: pairs))
+        }
+        out += Array("]\n".utf8)
+        top.compact = "[" + top.children.map(\.compact).joined(separator: ",") + "]"
+        return (out, top)
+    }
+
     static func check(_ node: DocNode, _ w: Written, _ path: String) {
         #expect(node.line == w.line && node.column == w.column, "\(path): at \(node.line):\(node.column), written at \(w.line):\(w.column)")
         let children: [DocNode] = node.elements ?? node.members?.map(\.node) ?? []
@@ -116,20 +135,7 @@ import TriplineTesting
     func everyValueHasItsTextLineAndColumn(seed: UInt64) {
         var rng = SplitMix64(seed: seed)
         for _ in 0..<40 {
-            var out: [UInt8] = []
-            var line = 1, lineStart = 0
-            // A top-level array, so that nested arrays share the element stack.
-            out += Array("[".utf8)
-            let top = Written()
-            top.line = 1; top.column = 1
-            let n = 1 + Int(rng.next() % 6)
-            for k in 0..<n {
-                if k > 0 { out.append(44) }
-                if rng.next() % 2 == 0 { out.append(10); line += 1; lineStart = out.count }
-                top.children.append(Self.write(&rng, depth: 1, into: &out, line: &line, lineStart: &lineStart))
-            }
-            out += Array("]\n".utf8)
-            top.compact = "[" + top.children.map(\.compact).joined(separator: ",") + "]"
+            let (out, top) = Self.document(&rng)
             let parsed = out.withUnsafeBufferPointer { JSONDocumentParser.parse($0, file: "t.json") }
             guard case .success(let doc) = parsed else {
                 Issue.record("parse failed: \(parsed) on \(String(decoding: out, as: UTF8.self))")
@@ -156,19 +162,7 @@ import TriplineTesting
         var rng = SplitMix64(seed: seed)
         var compacted = 0
         for _ in 0..<40 {
-            var out: [UInt8] = []
-            var line = 1, lineStart = 0
-            out += Array("[".utf8)
-            let top = Written()
-            top.line = 1; top.column = 1
-            let n = 1 + Int(rng.next() % 6)
-            for k in 0..<n {
-                if k > 0 { out.append(44) }
-                if rng.next() % 2 == 0 { out.append(10); line += 1; lineStart = out.count }
-                top.children.append(Self.write(&rng, depth: 1, into: &out, line: &line, lineStart: &lineStart, pairs: true))
-            }
-            out += Array("]\n".utf8)
-            top.compact = "[" + top.children.map(\.compact).joined(separator: ",") + "]"
+            let (out, top) = Self.document(&rng, pairs: true)
             let plain = out.withUnsafeBufferPointer { JSONDocumentParser.parse($0, file: "t.json") }
             let compact = out.withUnsafeBufferPointer { JSONDocumentParser.parse($0, file: "t.json", compactPairs: true) }
             guard case .success(let p) = plain, case .success(let c) = compact else {
