@@ -151,6 +151,45 @@ import TriplineTesting
         // Both outcomes are common.
         #expect(decoded > 600 && decoded < 2700, "\(decoded) of 3000 decoded")
     }
+
+    /// Position events in the usual form (`EventDecoder.fastPosition`), with values at and
+    /// past every limit it checks, and cut or altered: the same events and errors as the
+    /// general loop; the lines it may read (about one in twenty-five here) take the fast path.
+    @Test(arguments: Array(1...4) as [UInt64])
+    func fastPositionsDecodeAsTheGeneralLoop(seed: UInt64) {
+        var rng = SplitMix64(seed: seed)
+        func pick<T>(_ a: [T]) -> T { a[Int(rng.next() % UInt64(a.count))] }
+        var quick = EventDecoder(file: "e.ndjson"), plain = EventDecoder(file: "e.ndjson")
+        plain.quickKeys = false
+        var qs = Symbols(), ps = Symbols()
+        var fast = 0, decoded = 0
+        for n in 0..<3000 {
+            let entity = pick(["truck-\(rng.next() % 50)", "v", "é", "a\\u0041", "", String(repeating: "x", count: 256),
+                               String(repeating: "y", count: 257), "tab\there"])
+            let time = pick(["1772352000000", "0", "5", "0123", "-1", "1.5", "1e3", "253402300799999", "253402300800000",
+                             "1234567890123456", "\"2026-03-01T08:00:00Z\"", "99999999999999"])
+            let lon = pick(["4.984494", "-180", "180", "180.0000001", "-0", "1e2", "-", "01.5", "\"1\"", "179.99999999999999999",
+                            "-26.587896", "1e999"])
+            let lat = pick(["52.25", "-90", "90", "90.5", "-0.000001", "0", "NaN", "4e1"])
+            var text = #"{"entity":"\#(entity)","time":\#(time),"type":"position","lon":\#(lon),"lat":\#(lat)}"#
+            if rng.next() % 10 == 0 { text = text.replacingOccurrences(of: "position", with: pick(["reading", "positions", "Position"])) }
+            var bytes = Array(text.utf8)
+            switch rng.next() % 8 {
+            case 0: bytes = Array(bytes[0..<Int(rng.next() % UInt64(bytes.count))])
+            case 1: bytes[Int(rng.next() % UInt64(bytes.count))] = pick([34, 58, 44, 125, 92, 32, 0x30, 0x2D, 0xC3])
+            case 2: bytes.append(pick([32, 13, 125, 10]))
+            default: break
+            }
+            var probe = EventDecoder(file: "e.ndjson"), ps2 = Symbols()
+            if bytes.withUnsafeBufferPointer({ probe.fastPosition($0, symbols: &ps2) }) != nil { fast += 1 }
+            let a = bytes.withUnsafeBufferPointer { quick.decode($0, line: n + 1, symbols: &qs) }
+            let b = bytes.withUnsafeBufferPointer { plain.decode($0, line: n + 1, symbols: &ps) }
+            #expect(Self.describe(a, qs) == Self.describe(b, ps), "\(String(decoding: bytes, as: UTF8.self))")
+            if case .success = b { decoded += 1 }
+        }
+        // The fast path reads most of what decodes, and not what does not.
+        #expect(fast > 60 && fast <= decoded, "\(fast) read fast, \(decoded) decoded")
+    }
 }
 
 @Suite struct RuleCodecTests {
