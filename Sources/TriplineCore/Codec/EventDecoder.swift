@@ -24,9 +24,9 @@ public struct EventDecoder {
     // Decoded bytes of the string fields (copied only when they contained escapes).
     var entityBuf: [UInt8] = [], idBuf: [UInt8] = [], typeBuf: [UInt8] = [], metricBuf: [UInt8] = [], cpBuf: [UInt8] = []
 
-    /// Member names read by `quickField` where it knows them, and position events of the
-    /// usual form read by `fastPosition` (false: the general loop alone, the reference the
-    /// tests compare with).
+    /// Member names read by `quickField` where it knows them, and position, reading and
+    /// contact events of the usual form read by `fastEvent` (false: the general loop alone,
+    /// the reference the tests compare with).
     var quickKeys = true
 
     public init(file: String) { self.file = file }
@@ -113,14 +113,16 @@ public struct EventDecoder {
         TriplineError(code, message, at: SourceLocation(file: file, line: line, column: column, pointer: pointer))
     }
 
-    /// A position event written as `tripline generate` and most producers write it,
-    /// `{"entity":"…","time":<digits>,"type":"position","lon":<number>,"lat":<number>}`: no
-    /// spaces, escapes, other members or other order; the entity plain ASCII; time at most 15
-    /// digits. Read without the general loop (most events are positions). Nil for anything
-    /// else, and the general loop decides, errors included; for a line read here it would
-    /// give the same event (the same checks: a non-empty entity within its limit, time a
-    /// whole number in bounds without leading zeros, lon and lat finite and in range).
-    mutating func fastPosition(_ bytes: UnsafeBufferPointer<UInt8>, symbols: inout Symbols) -> Event? {
+    /// A position, reading or contact event written as `tripline generate` and most
+    /// producers write it: `{"entity":"…","time":<digits>,"type":"position","lon":<number>,
+    /// "lat":<number>}`, `…"type":"reading","metric":"…","value":<number>}` or
+    /// `…"type":"contact","counterpart":"…"}`, with no spaces, escapes, other members or other
+    /// order, strings plain ASCII and time at most 15 digits. Read without the general loop
+    /// (most events are of these forms). Nil for anything else, and the general loop decides,
+    /// errors included; for a line read here it would give the same event (the same checks:
+    /// strings non-empty within their limits, time a whole number in bounds without leading
+    /// zeros, numbers finite, lon and lat in range; names interned in the same order).
+    mutating func fastEvent(_ bytes: UnsafeBufferPointer<UInt8>, symbols: inout Symbols) -> Event? {
         guard let base = bytes.baseAddress else { return nil }
         let n = bytes.count
         var i = 0
@@ -130,18 +132,29 @@ public struct EventDecoder {
             i &+= m
             return true
         }
-        guard literal("{\"entity\":\"") else { return nil }
-        let entityStart = i
-        while i < n {
-            let c = base[i]
-            if c == 34 { break }
-            if c < 32 || c == 92 || c >= 0x80 { return nil }
+        /// A string's bytes up to its closing quote (the cursor after the quote), when plain
+        /// ASCII, not empty and at most `limit` bytes.
+        @inline(__always) func plainString(_ limit: Int) -> Range<Int>? {
+            let start = i
+            while i < n {
+                let c = base[i]
+                if c == 34 { break }
+                if c < 32 || c == 92 || c >= 0x80 { return nil }
+                i &+= 1
+            }
+            guard i < n, i > start, i - start <= limit else { return nil }
             i &+= 1
+            return start..<(i - 1)
         }
-        let entityEnd = i
-        guard i < n, entityEnd > entityStart, entityEnd - entityStart <= EventLimits.idBytes else { return nil }
-        i &+= 1
-        guard literal(",\"time\":") else { return nil }
+        /// A number that `decode` accepts for lon, lat or value (finite).
+        @inline(__always) func number() -> Double? {
+            scanner.i = i
+            guard let c = scanner.peek(), c == 45 || (c >= 48 && c <= 57),
+                  case .success(let (v, _)) = scanner.scanNumber(), v.isFinite else { return nil }
+            i = scanner.i
+            return v
+        }
+        guard literal("{\"entity\":\""), let entity = plainString(EventLimits.idBytes), literal(",\"time\":") else { return nil }
         let timeStart = i
         var time: Millis = 0
         while i < n, base[i] >= 48, base[i] <= 57, i - timeStart < 15 {
@@ -150,27 +163,36 @@ public struct EventDecoder {
         }
         let digits = i - timeStart
         guard digits >= 1, !(digits > 1 && base[timeStart] == 48), time <= TimeBounds.maxTime,
-              literal(",\"type\":\"position\",\"lon\":") else { return nil }
+              literal(",\"type\":\"") else { return nil }
         scanner = JSONScanner(bytes)
-        scanner.i = i
-        guard let c = scanner.peek(), c == 45 || (c >= 48 && c <= 57),
-              case .success(let (lon, _)) = scanner.scanNumber(), lon >= -180, lon <= 180 else { return nil }
-        i = scanner.i
-        guard literal(",\"lat\":") else { return nil }
-        scanner.i = i
-        guard let d = scanner.peek(), d == 45 || (d >= 48 && d <= 57),
-              case .success(let (lat, _)) = scanner.scanNumber(), lat >= -90, lat <= 90 else { return nil }
-        i = scanner.i
-        guard i &+ 1 == n, base[i] == 125 else { return nil }
-        var ev = Event(entity: symbols.entities.intern(UnsafeBufferPointer(rebasing: bytes[entityStart..<entityEnd])), time: time, type: Symbols.positionType)
-        ev.lon = lon
-        ev.lat = lat
-        return ev
+        @inline(__always) func ends(_ at: Int) -> Bool { at &+ 1 == n && base[at] == 125 }
+        if literal("position\",\"lon\":") {
+            guard let lon = number(), lon >= -180, lon <= 180, literal(",\"lat\":"),
+                  let lat = number(), lat >= -90, lat <= 90, ends(i) else { return nil }
+            var ev = Event(entity: symbols.entities.intern(UnsafeBufferPointer(rebasing: bytes[entity])), time: time, type: Symbols.positionType)
+            ev.lon = lon
+            ev.lat = lat
+            return ev
+        }
+        if literal("reading\",\"metric\":\"") {
+            guard let metric = plainString(EventLimits.nameBytes), literal(",\"value\":"), let value = number(), ends(i) else { return nil }
+            var ev = Event(entity: symbols.entities.intern(UnsafeBufferPointer(rebasing: bytes[entity])), time: time, type: Symbols.readingType)
+            ev.metric = symbols.names.intern(UnsafeBufferPointer(rebasing: bytes[metric]))
+            ev.value = value
+            return ev
+        }
+        if literal("contact\",\"counterpart\":\"") {
+            guard let counterpart = plainString(EventLimits.idBytes), ends(i) else { return nil }
+            var ev = Event(entity: symbols.entities.intern(UnsafeBufferPointer(rebasing: bytes[entity])), time: time, type: Symbols.contactType)
+            ev.counterpart = symbols.names.intern(UnsafeBufferPointer(rebasing: bytes[counterpart]))
+            return ev
+        }
+        return nil
     }
 
     /// Decodes one line (without its newline). `line` is its 1-based number, for messages.
     public mutating func decode(_ bytes: UnsafeBufferPointer<UInt8>, line: Int, symbols: inout Symbols) -> Result<Event, TriplineError> {
-        if quickKeys, let ev = fastPosition(bytes, symbols: &symbols) { return .success(ev) }
+        if quickKeys, let ev = fastEvent(bytes, symbols: &symbols) { return .success(ev) }
         scanner = JSONScanner(bytes)
         var seen: UInt16 = 0
         var entity: (Int, Int) = (0, 0), id: (Int, Int) = (0, 0), type: (Int, Int) = (0, 0), metric: (Int, Int) = (0, 0), cp: (Int, Int) = (0, 0)
