@@ -137,7 +137,7 @@ import TriplineTesting
     func quickNamesDecodeAsScannedNames(seed: UInt64) {
         var rng = SplitMix64(seed: seed)
         var quick = EventDecoder(file: "e.ndjson"), plain = EventDecoder(file: "e.ndjson")
-        plain.quickKeys = false
+        plain.fastPaths = false
         var qs = Symbols(), ps = Symbols()
         var decoded = 0
         for n in 0..<3000 {
@@ -160,7 +160,7 @@ import TriplineTesting
         var rng = SplitMix64(seed: seed)
         func pick<T>(_ a: [T]) -> T { a[Int(rng.next() % UInt64(a.count))] }
         var quick = EventDecoder(file: "e.ndjson"), plain = EventDecoder(file: "e.ndjson")
-        plain.quickKeys = false
+        plain.fastPaths = false
         var qs = Symbols(), ps = Symbols()
         var fast = [0, 0, 0], decoded = 0
         for n in 0..<6000 {

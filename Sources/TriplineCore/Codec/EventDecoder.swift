@@ -27,7 +27,7 @@ public struct EventDecoder {
     /// Member names read by `quickField` where it knows them, and position, reading and
     /// contact events of the usual form read by `fastEvent` (false: the general loop alone,
     /// the reference the tests compare with).
-    var quickKeys = true
+    var fastPaths = true
 
     public init(file: String) { self.file = file }
 
@@ -165,24 +165,25 @@ public struct EventDecoder {
         guard digits >= 1, !(digits > 1 && base[timeStart] == 48), time <= TimeBounds.maxTime,
               literal(",\"type\":\"") else { return nil }
         scanner = JSONScanner(bytes)
-        @inline(__always) func ends(_ at: Int) -> Bool { at &+ 1 == n && base[at] == 125 }
+        /// The cursor is on the line's last byte, the object's closing brace.
+        @inline(__always) func ends() -> Bool { i &+ 1 == n && base[i] == 125 }
         if literal("position\",\"lon\":") {
             guard let lon = number(), lon >= -180, lon <= 180, literal(",\"lat\":"),
-                  let lat = number(), lat >= -90, lat <= 90, ends(i) else { return nil }
+                  let lat = number(), lat >= -90, lat <= 90, ends() else { return nil }
             var ev = Event(entity: symbols.entities.intern(UnsafeBufferPointer(rebasing: bytes[entity])), time: time, type: Symbols.positionType)
             ev.lon = lon
             ev.lat = lat
             return ev
         }
         if literal("reading\",\"metric\":\"") {
-            guard let metric = plainString(EventLimits.nameBytes), literal(",\"value\":"), let value = number(), ends(i) else { return nil }
+            guard let metric = plainString(EventLimits.nameBytes), literal(",\"value\":"), let value = number(), ends() else { return nil }
             var ev = Event(entity: symbols.entities.intern(UnsafeBufferPointer(rebasing: bytes[entity])), time: time, type: Symbols.readingType)
             ev.metric = symbols.names.intern(UnsafeBufferPointer(rebasing: bytes[metric]))
             ev.value = value
             return ev
         }
         if literal("contact\",\"counterpart\":\"") {
-            guard let counterpart = plainString(EventLimits.idBytes), ends(i) else { return nil }
+            guard let counterpart = plainString(EventLimits.idBytes), ends() else { return nil }
             var ev = Event(entity: symbols.entities.intern(UnsafeBufferPointer(rebasing: bytes[entity])), time: time, type: Symbols.contactType)
             ev.counterpart = symbols.names.intern(UnsafeBufferPointer(rebasing: bytes[counterpart]))
             return ev
@@ -192,7 +193,7 @@ public struct EventDecoder {
 
     /// Decodes one line (without its newline). `line` is its 1-based number, for messages.
     public mutating func decode(_ bytes: UnsafeBufferPointer<UInt8>, line: Int, symbols: inout Symbols) -> Result<Event, TriplineError> {
-        if quickKeys, let ev = fastEvent(bytes, symbols: &symbols) { return .success(ev) }
+        if fastPaths, let ev = fastEvent(bytes, symbols: &symbols) { return .success(ev) }
         scanner = JSONScanner(bytes)
         var seen: UInt16 = 0
         var entity: (Int, Int) = (0, 0), id: (Int, Int) = (0, 0), type: (Int, Int) = (0, 0), metric: (Int, Int) = (0, 0), cp: (Int, Int) = (0, 0)
@@ -216,7 +217,7 @@ public struct EventDecoder {
                 scanner.skipWhitespace()
                 let keyStart = scanner.i
                 let keyRange: (Int, Int)
-                let quick = quickKeys ? EventDecoder.quickField(bytes, keyStart) : nil
+                let quick = fastPaths ? EventDecoder.quickField(bytes, keyStart) : nil
                 if let (_, n) = quick {
                     keyRange = (keyStart + 1, keyStart + n - 1)
                     scanner.i = keyStart + n
