@@ -12,25 +12,25 @@ public struct AlertEncoder {
     /// engine.symbols` before a loop over alerts): reading them from the engine for each name
     /// copied an interner, every one of its arrays retained and released.
     public func append(_ a: Alert, engine: Engine, symbols: Symbols, to out: inout [UInt8], extra: ((inout [UInt8]) -> Void)? = nil) {
-        out.append(contentsOf: #"{"rule":"#.utf8)
-        JSONText.appendString(engine.rules[Int(a.rule)].id, to: &out)
-        out.append(contentsOf: #","key":{"#.utf8)
+        JSONText.appendStatic(#"{"rule":"#, to: &out)
+        engine.quotedRuleIds.append(Int(a.rule), to: &out)
+        JSONText.appendStatic(#","key":{"#, to: &out)
         var first = true
         if a.key.entity >= 0 {
-            out.append(contentsOf: #""entity":"#.utf8)
+            JSONText.appendStatic(#""entity":"#, to: &out)
             symbols.entities.appendJSONString(a.key.entity, to: &out)
             first = false
         }
         if a.key.zone >= 0 {
             if !first { out.append(44) }
-            out.append(contentsOf: #""zone":"#.utf8)
-            JSONText.appendString(engine.zones[Int(a.key.zone)].id, to: &out)
+            JSONText.appendStatic(#""zone":"#, to: &out)
+            engine.quotedZoneIds.append(Int(a.key.zone), to: &out)
             first = false
         }
         if a.key.pairA >= 0 {
             if !first { out.append(44) }
             let (x, y) = engine.sortedPair(a.key)
-            out.append(contentsOf: #""pair":["#.utf8)
+            JSONText.appendStatic(#""pair":["#, to: &out)
             symbols.entities.appendJSONString(x, to: &out)
             out.append(44)
             symbols.entities.appendJSONString(y, to: &out)
@@ -39,14 +39,20 @@ public struct AlertEncoder {
         }
         if a.key.group >= 0 {
             if !first { out.append(44) }
-            out.append(contentsOf: #""group":"#.utf8)
+            JSONText.appendStatic(#""group":"#, to: &out)
             JSONText.appendString(engine.groupText(a.key.group), to: &out)
         }
-        out.append(contentsOf: a.firing ? #"},"state":"firing","time":""#.utf8 : #"},"state":"resolved","time":""#.utf8)
+        if a.firing {
+            JSONText.appendStatic(#"},"state":"firing","time":""#, to: &out)
+        } else {
+            JSONText.appendStatic(#"},"state":"resolved","time":""#, to: &out)
+        }
         EventTime.append(a.time, to: &out)
-        out.append(contentsOf: #"","evidence":["#.utf8)
-        for (i, r) in a.evidence.enumerated() {
+        JSONText.appendStatic(#"","evidence":["#, to: &out)
+        let refs = a.evidenceRefs
+        for i in 0..<refs.count {
             if i > 0 { out.append(44) }
+            let r = refs[i]
             // As `r.text(symbols)`, written in place: no copy of the names, no String.
             if r.isGiven {
                 symbols.eventIds.appendJSONString(r.givenIndex, to: &out)
@@ -58,13 +64,22 @@ public struct AlertEncoder {
                 out.append(34)
             }
         }
-        out.append(contentsOf: #"],"details":{"#.utf8)
-        for (i, (k, v)) in a.details.enumerated() {
+        JSONText.appendStatic(#"],"details":{"#, to: &out)
+        let dv = a.detailValues
+        if dv.inline >= 0 {
+            // The inline numbers: names that need no escaping.
+            if dv.inline > 0 { Self.appendNumber(dv.names.0, dv.values.0, to: &out) }
+            if dv.inline > 1 {
+                out.append(44)
+                Self.appendNumber(dv.names.1, dv.values.1, to: &out)
+            }
+        }
+        for (i, (k, v)) in (dv.list ?? []).enumerated() {
             if i > 0 { out.append(44) }
             JSONText.appendString(k, to: &out)
             out.append(58)
             switch v {
-            case .null: out.append(contentsOf: "null".utf8)
+            case .null: JSONText.appendStatic("null", to: &out)
             case .number(let d): JSONText.appendNumber(d, to: &out)
             case .strings(let ss):
                 out.append(91)
@@ -77,7 +92,18 @@ public struct AlertEncoder {
         }
         out.append(125)
         extra?(&out)
-        out.append(contentsOf: "}\n".utf8)
+        JSONText.appendStatic("}\n", to: &out)
+    }
+}
+
+extension AlertEncoder {
+    /// `"name":number`.
+    @inline(__always)
+    static func appendNumber(_ n: AlertDetails.Name, _ v: Double, to out: inout [UInt8]) {
+        out.append(34)
+        JSONText.appendStatic(n.text, to: &out)
+        JSONText.appendStatic(#"":"#, to: &out)
+        JSONText.appendNumber(v, to: &out)
     }
 }
 
@@ -172,7 +198,49 @@ public enum JSONText {
         if d == d.rounded() && abs(d) < 1e15 {
             ClusterRecords.appendInt(Int64(d), &out)
         } else {
-            out.append(contentsOf: d.description.utf8)
+            // The digits of `d.description` (shortest round trip), written straight into
+            // `out`: `description` made a String (an allocation past 15 bytes) to be copied.
+            var sink = DigitSink()
+            swap(&sink.out, &out)
+            d.write(to: &sink)
+            swap(&sink.out, &out)
         }
     }
+
+    /// Appends a literal's bytes (one copy; a `String` literal's `.utf8` was appended through
+    /// the generic sequence path).
+    @inline(__always)
+    public static func appendStatic(_ s: StaticString, to out: inout [UInt8]) {
+        s.withUTF8Buffer { out.append(contentsOf: $0) }
+    }
+}
+
+/// Names written as JSON string literals, prebuilt once: the alert lines name rules and
+/// zones by their ids, which were escaped for every alert (and reading a zone's id from the
+/// engine's array retained its shape).
+public struct QuotedNames: Sendable {
+    var bytes: [UInt8] = []
+    var starts: [Int32] = [0]
+
+    public init(_ names: [String]) {
+        for n in names {
+            JSONText.appendString(n, to: &bytes)
+            starts.append(Int32(bytes.count))
+        }
+    }
+
+    /// Appends name `i` (quoted and escaped).
+    @inline(__always)
+    public func append(_ i: Int, to out: inout [UInt8]) {
+        bytes.withUnsafeBufferPointer { out.append(contentsOf: UnsafeBufferPointer(rebasing: $0[Int(starts[i])..<Int(starts[i + 1])])) }
+    }
+}
+
+/// Receives a number's text from `Double.write(to:)`. The standard library hands the
+/// digits of a floating-point number to `_writeASCII` as bytes (the same text as
+/// `description`); `write(_:)` takes any other text.
+struct DigitSink: TextOutputStream {
+    var out: [UInt8] = []
+    mutating func write(_ string: String) { out.append(contentsOf: string.utf8) }
+    mutating func _writeASCII(_ buffer: UnsafeBufferPointer<UInt8>) { out.append(contentsOf: buffer) }
 }

@@ -80,12 +80,12 @@ struct AbsenceEvaluator {
             }
             groups[g].seen.modify(k) { s in
                 if s.firing != 0 {
-                    let details: [(String, DetailValue)] = [("silent_s", .number(Double(ev.time - s.time) / 1000))]
+                    let details = AlertDetails.number(.silentS, Double(ev.time - s.time) / 1000)
                     var bits = s.firing
                     while bits != 0 {
                         let j = bits.trailingZeroBitCount
                         bits &= bits - 1
-                        emitter.emit(rule: members[j].rule, key: .entity(ev.entity), firing: false, time: ev.time, evidence: [ref], details: details)
+                        emitter.emit(rule: members[j].rule, key: .entity(ev.entity), firing: false, time: ev.time, evidence: .one(ref), details: details)
                     }
                     s.firing = 0
                 }
@@ -119,8 +119,8 @@ struct AbsenceEvaluator {
                 let due = s.time + members[j].duration
                 if due <= t.deadline {
                     s.firing |= 1 << UInt32(j)
-                    emitter.emit(rule: members[j].rule, key: .entity(t.a), firing: true, time: t.deadline, evidence: [s.ref],
-                                 details: [("silent_s", .number(Double(members[j].duration) / 1000))])
+                    emitter.emit(rule: members[j].rule, key: .entity(t.a), firing: true, time: t.deadline, evidence: .one(s.ref),
+                                 details: .number(.silentS, Double(members[j].duration) / 1000))
                 } else {
                     next = Swift.min(next, due)
                 }

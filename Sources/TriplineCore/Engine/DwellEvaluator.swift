@@ -28,8 +28,8 @@ struct DwellEvaluator {
         for i in rules.indices where rules[i].view == view && matching.matches(entity, rules[i].selector) {
             for z in exited where rules[i].zoneMask.contains(z) {
                 if let v = rules[i].visits.remove(key(entity, z)), v.fired {
-                    emitter.emit(rule: rules[i].rule, key: .entityZone(entity, z), firing: false, time: time, evidence: [ref],
-                                 details: [("dwell_s", .number(Double(time - v.start) / 1000))])
+                    emitter.emit(rule: rules[i].rule, key: .entityZone(entity, z), firing: false, time: time, evidence: .one(ref),
+                                 details: .number(.dwellS, Double(time - v.start) / 1000))
                 }
             }
             for z in entered where rules[i].zoneMask.contains(z) {
@@ -46,8 +46,8 @@ struct DwellEvaluator {
         rules[i].visits.modify(key(t.a, t.b)) { v in
             guard v.generation == t.generation, !v.fired else { return }
             v.fired = true
-            emitter.emit(rule: t.rule, key: .entityZone(t.a, t.b), firing: true, time: t.deadline, evidence: [v.ref],
-                         details: [("dwell_s", .number(Double(min) / 1000))])
+            emitter.emit(rule: t.rule, key: .entityZone(t.a, t.b), firing: true, time: t.deadline, evidence: .one(v.ref),
+                         details: .number(.dwellS, Double(min) / 1000))
         }
     }
 }

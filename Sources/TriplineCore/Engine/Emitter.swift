@@ -38,6 +38,11 @@ struct Emitter {
     /// Emits a transition of the evaluated `rule` for `key` at `time`, for every rule that
     /// shares its definition.
     mutating func emit(rule: Int32, key: AlertKey, firing: Bool, time: Millis, evidence: [EventRef], details: [(String, DetailValue)]) {
+        emit(rule: rule, key: key, firing: firing, time: time, evidence: AlertEvidence(evidence), details: AlertDetails(details))
+    }
+
+    /// As above, with the evidence and details in their inline forms (no allocation).
+    mutating func emit(rule: Int32, key: AlertKey, firing: Bool, time: Millis, evidence: AlertEvidence, details: AlertDetails) {
         let members = fanout[Int(rule)]
         if members.count == 1 {
             emitOne(rule: rule, key: key, firing: firing, time: time, evidence: evidence, details: details)
@@ -46,7 +51,7 @@ struct Emitter {
         }
     }
 
-    mutating func emitOne(rule: Int32, key: AlertKey, firing: Bool, time: Millis, evidence: [EventRef], details: [(String, DetailValue)]) {
+    mutating func emitOne(rule: Int32, key: AlertKey, firing: Bool, time: Millis, evidence: AlertEvidence, details: AlertDetails) {
         let r = Int(rule)
         if time >= expires[r] {
             suppressedByExpiry += 1
@@ -72,7 +77,7 @@ struct Emitter {
             groupTime = time
         }
         emittedPerRule[r] += 1
-        alerts.append(Alert(rule: rule, key: key, firing: firing, time: time, evidence: evidence.count > 100 ? Array(evidence.prefix(100)) : evidence,
+        alerts.append(Alert(rule: rule, key: key, firing: firing, time: time, evidence: evidence.prefix(100),
                            details: details, sequence: sequence))
         sequence += 1
     }

@@ -314,6 +314,9 @@ public final class Engine: EntityMatching {
         let prefetchProximity = !kinds.proximity.isEmpty, prefetchThreshold = !kinds.threshold.isEmpty, prefetchAbsence = !kinds.absence.isEmpty
         // With the zones known, the index is not read here.
         let lookUp = needsZones && known == nil
+        // Events are read through the base pointer: `evs[i]` (a slice's getter) copied each
+        // event, retaining and releasing its attributes.
+        guard let events = evs.base.baseAddress else { return }
         for i in evs.indices {
             if i + ahead < evs.endIndex {
                 // Fields read one by one: copying the event would retain its attributes.
@@ -335,7 +338,7 @@ public final class Engine: EntityMatching {
                 let k = i - base
                 given = UnsafeBufferPointer(rebasing: known.ids[Int(known.starts[k])..<Int(known.starts[k + 1])])
             }
-            if case .late = ingest(evs[i], knownZones: given) { late(i - base) }
+            if case .late = ingest(events[i], knownZones: given) { late(i - base) }
         }
     }
 
@@ -518,13 +521,9 @@ public final class Engine: EntityMatching {
             if !kinds.gathering.isEmpty { kinds.gathering.onPosition(ev, ref: ref, zones: zones, matching: self, emitter: &emitter, timers: &time.timers) }
             if !kinds.views.isEmpty { applyViews(ev, ref, zones) }
             if !kinds.speed.isEmpty || !kinds.proximity.isEmpty {
-                let ei = Int(ev.entity)
-                let prev = SpeedEvaluator.Previous(lon: entities[ei].lastLon, lat: entities[ei].lastLat, time: entities[ei].lastTime,
-                                                   ref: entities[ei].lastRef(ev.entity))
-                entities[ei].lastLon = ev.lon
-                entities[ei].lastLat = ev.lat
-                entities[ei].lastTime = ev.time
-                entities[ei].setLastRef(ref, ev.entity)
+                // One access to the record (each `entities[ei].x = ...` checked the array's
+                // uniqueness on its own).
+                let prev = Self.moveLatest(&entities[Int(ev.entity)], ev, ref)
                 // The proximity grid reads the latest positions of the entity's neighbours
                 // from their records (`latestPosition`); this entity's is already this one.
                 if !kinds.proximity.isEmpty { kinds.proximity.onPosition(ev, ref: ref, matching: self, emitter: &emitter, timers: &time.timers) }
@@ -549,6 +548,17 @@ public final class Engine: EntityMatching {
             kinds.sequence.onEvent(ev, ref: ref, order: applied, zones: zones, entered: entered, exited: exited, views: views,
                              matching: self, emitter: &emitter, timers: &time.timers)
         }
+    }
+
+    /// Makes `ev` the latest position of its entity's record; returns the one before.
+    @inline(__always)
+    static func moveLatest(_ r: inout EntityState, _ ev: Event, _ ref: EventRef) -> SpeedEvaluator.Previous {
+        let prev = SpeedEvaluator.Previous(lon: r.lastLon, lat: r.lastLat, time: r.lastTime, ref: r.lastRef(ev.entity))
+        r.lastLon = ev.lon
+        r.lastLat = ev.lat
+        r.lastTime = ev.time
+        r.setLastRef(ref, ev.entity)
+        return prev
     }
 
     /// Moves each steadied membership (`MembershipView`) by a position whose plain zones are
@@ -642,6 +652,10 @@ public final class Engine: EntityMatching {
     }
 
     // MARK: - Introspection
+
+    /// Rule ids and zone ids as JSON string literals, for alert lines (built on first use).
+    public private(set) lazy var quotedRuleIds = QuotedNames(rules.map(\.id))
+    public private(set) lazy var quotedZoneIds = QuotedNames(zones.map(\.id))
 
     /// Approximate bytes of engine state per entity seen (interned names included).
     public var stateBytes: (perEntity: Int, total: Int, entities: Int) {

@@ -141,8 +141,8 @@ struct FrequencyEvaluator {
                     guard c >= members[j].threshold else { continue }
                     tr.firing |= 1 << UInt64(j)
                     if evidence == nil { evidence = tr.refs.evidence }
-                    emitter.emit(rule: members[j].rule, key: alertKey, firing: true, time: ev.time, evidence: evidence!,
-                                 details: [("count", .number(Double(c)))])
+                    emitter.emit(rule: members[j].rule, key: alertKey, firing: true, time: ev.time, evidence: AlertEvidence(evidence!),
+                                 details: .number(.count, Double(c)))
                 }
             }
         }
@@ -163,7 +163,7 @@ struct FrequencyEvaluator {
                 bits &= bits - 1
                 guard c < members[j].threshold else { continue }
                 tr.firing &= ~(1 << UInt64(j))
-                emitter.emit(rule: members[j].rule, key: alertKey, firing: false, time: t.deadline, evidence: [], details: [("count", .number(Double(c)))])
+                emitter.emit(rule: members[j].rule, key: alertKey, firing: false, time: t.deadline, evidence: .none, details: .number(.count, Double(c)))
             }
             if let oldest = tr.refs.oldestTime {
                 tr.pending = oldest + window

@@ -24,14 +24,14 @@ struct GeofenceEvaluator {
             for m in enterRules where m.view == view && matching.matches(entity, m.selector) {
                 for (n, z) in zip(entered.indices, entered) where m.zoneMask.contains(z) {
                     let first = enteredFirst.isEmpty ? ref : enteredFirst[enteredFirst.startIndex + (n - entered.startIndex)]
-                    emitter.emit(rule: m.rule, key: .entityZone(entity, z), firing: true, time: time, evidence: first == ref ? [ref] : [first, ref], details: [])
+                    emitter.emit(rule: m.rule, key: .entityZone(entity, z), firing: true, time: time, evidence: first == ref ? .one(ref) : .two(first, ref), details: .none)
                 }
             }
         }
         if !exited.isEmpty {
             for m in exitRules where m.view == view && matching.matches(entity, m.selector) {
                 for z in exited where m.zoneMask.contains(z) {
-                    emitter.emit(rule: m.rule, key: .entityZone(entity, z), firing: true, time: time, evidence: [ref], details: [])
+                    emitter.emit(rule: m.rule, key: .entityZone(entity, z), firing: true, time: time, evidence: .one(ref), details: .none)
                 }
             }
         }

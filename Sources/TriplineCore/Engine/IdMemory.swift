@@ -209,7 +209,7 @@ extension Engine {
         @inline(__always) func ref(_ r: EventRef) { if r.isGiven { mark(r.givenIndex) } }
         time.forEachGivenId(mark)
         for (i, e) in entities.enumerated() where e.ready { ref(e.lastRef(Int32(i))) }
-        for a in emitter.alerts { for r in a.evidence { ref(r) } }
+        for a in emitter.alerts { for i in 0..<a.evidenceRefs.count { ref(a.evidenceRefs[i]) } }
         kinds.absence.forEachRef(ref)
         kinds.dwell.forEachRef(ref)
         kinds.gathering.forEachRef(ref)

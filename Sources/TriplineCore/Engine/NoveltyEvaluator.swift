@@ -82,7 +82,7 @@ struct NoveltyEvaluator {
                 bits &= bits - 1
                 let rule = detectors[d].members[j].rule
                 if let (evidence, n) = detectors[d].members[j].count.add(entity: ev.entity, time: ev.time, ref: ref, rule: rule, timers: &timers) {
-                    emitter.emit(rule: rule, key: .entity(ev.entity), firing: true, time: ev.time, evidence: evidence, details: [("count", .number(Double(n)))])
+                    emitter.emit(rule: rule, key: .entity(ev.entity), firing: true, time: ev.time, evidence: AlertEvidence(evidence), details: .number(.count, Double(n)))
                 }
             }
         }
@@ -105,7 +105,7 @@ struct NoveltyEvaluator {
     mutating func fire(_ t: EngineTimer, slot: Int, matching: some EntityMatching, emitter: inout Emitter, timers: inout TimerQueue) {
         let d = slot >> 16, j = slot & 0xFFFF
         if let c = detectors[d].members[j].count.expire(entity: t.a, at: t.deadline, rule: t.rule, timers: &timers) {
-            emitter.emit(rule: t.rule, key: .entity(t.a), firing: false, time: t.deadline, evidence: [], details: [("count", .number(Double(c)))])
+            emitter.emit(rule: t.rule, key: .entity(t.a), firing: false, time: t.deadline, evidence: .none, details: .number(.count, Double(c)))
         }
     }
 }

@@ -80,7 +80,10 @@ struct ProximityEvaluator {
         var occupied = [UInt64](repeating: 0, count: 1 << ProximityEvaluator.occupancyWordBits)
         var occupiedBits = 0
         /// Set bits allowed beyond twice the occupied cubes before a rebuild (tests lower it).
-        var occupancySlack = 1024
+        /// 16,384 is under 1 % of the 2,097,152 bits, so stale bits send under 1 % of empty
+        /// cubes to a lookup; with 1,024, entities that jump to a new cube at every position
+        /// rebuilt the words (256 KB cleared, every cube read) every thousand or so positions.
+        var occupancySlack = 16_384
     }
     static let occupancyWordBits = 15
 
@@ -279,8 +282,8 @@ struct ProximityEvaluator {
                         let d = Haversine.distance(ev.lon, ev.lat, pb.lon, pb.lat)
                         if d > maxD {
                             unlink(ri, a, b)
-                            emitter.emit(rule: rule, key: Self.pairKey(a, b), firing: false, time: ev.time, evidence: [ref],
-                                         details: [("distance_m", .number(d))])
+                            emitter.emit(rule: rule, key: Self.pairKey(a, b), firing: false, time: ev.time, evidence: .one(ref),
+                                         details: .number(.distanceM, d))
                         }
                     }
                     stillNear = rules[ri].near[key(a)] ?? []
@@ -291,8 +294,8 @@ struct ProximityEvaluator {
                     link(ri, a, b)
                     paired = true
                     ensureRuleTimer(ri, b, tb, &timers)
-                    emitter.emit(rule: rule, key: Self.pairKey(a, b), firing: true, time: ev.time, evidence: [bref, ref],
-                                 details: [("distance_m", .number(d))])
+                    emitter.emit(rule: rule, key: Self.pairKey(a, b), firing: true, time: ev.time, evidence: .two(bref, ref),
+                                 details: .number(.distanceM, d))
                 }
                 if paired { ensureRuleTimer(ri, a, ev.time, &timers) }
             }
@@ -359,8 +362,8 @@ struct ProximityEvaluator {
             precondition(grids[g].latest.contains(b), "a near partner is in the grid")
             let lb = matching.latestPosition(b)
             unlink(ri, x, b)
-            emitter.emit(rule: rules[ri].rule, key: Self.pairKey(x, b), firing: false, time: deadline, evidence: [],
-                         details: [("distance_m", .number(Haversine.distance(lx.lon, lx.lat, lb.lon, lb.lat)))])
+            emitter.emit(rule: rules[ri].rule, key: Self.pairKey(x, b), firing: false, time: deadline, evidence: .none,
+                         details: .number(.distanceM, Haversine.distance(lx.lon, lx.lat, lb.lon, lb.lat)))
         }
     }
 

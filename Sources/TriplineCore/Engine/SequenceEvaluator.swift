@@ -52,6 +52,12 @@ struct SequenceEvaluator {
         /// The trailing negated step and its deadline.
         var trailing: (step: Step, deadline: Millis)?
         var within: Millis
+
+        /// Does `ev` satisfy the first positive step?
+        @inline(__always)
+        func startsAt(_ ev: Event, zones: [Int32], entered: [Int32], exited: [Int32]) -> Bool {
+            steps.withUnsafeBufferPointer { SequenceEvaluator.matches($0[0], ev, zones: zones, entered: entered, exited: exited) }
+        }
     }
     struct Member {
         var spec: Spec
@@ -131,7 +137,8 @@ struct SequenceEvaluator {
             let exited = v == 0 ? plainExited : views.isEmpty ? [] : views[v - 1].exited
             // Most events of most entities neither extend nor start a match: no state is touched.
             assert(hasState(i, ev.entity) == rules[i].states.contains(key(ev.entity)), "the live bits follow the state tables")
-            if !hasState(i, ev.entity) && !Self.matches(rules[i].spec.steps[0], ev, zones: zones, entered: entered, exited: exited) { continue }
+            // (The first step is read in place: copying the rule's steps out retained them.)
+            if !hasState(i, ev.entity) && !rules[i].spec.startsAt(ev, zones: zones, entered: entered, exited: exited) { continue }
             let m = rules[i].spec
             let k = m.steps.count
             let keep = rules[i].states.update(key(ev.entity), default: { State(partials: Array(repeating: nil, count: k - 1)) }) { st -> Bool in
@@ -152,8 +159,8 @@ struct SequenceEvaluator {
         if let tr = m.trailing, st.pending != nil, hit(tr.step) { st.pending = nil }
         func complete(start: Millis, refs: [EventRef]) -> Bool {
             guard let tr = m.trailing else {
-                emitter.emit(rule: m.rule, key: .entity(ev.entity), firing: true, time: t, evidence: refs,
-                             details: [("span_s", .number(Double(t - start) / 1000))])
+                emitter.emit(rule: m.rule, key: .entity(ev.entity), firing: true, time: t, evidence: AlertEvidence(refs),
+                             details: .number(.spanS, Double(t - start) / 1000))
                 return true
             }
             if st.pending == nil {
@@ -209,8 +216,8 @@ struct SequenceEvaluator {
         var clear = false
         rules[slot].states.modify(key(t.a)) { st in
             guard let p = st.pending, p.deadline == t.deadline, st.generation == t.generation else { return }
-            emitter.emit(rule: rule, key: .entity(t.a), firing: true, time: t.deadline, evidence: p.refs,
-                         details: [("span_s", .number(Double(t.deadline - p.start) / 1000))])
+            emitter.emit(rule: rule, key: .entity(t.a), firing: true, time: t.deadline, evidence: AlertEvidence(p.refs),
+                         details: .number(.spanS, Double(t.deadline - p.start) / 1000))
             clear = true
         }
         if clear {

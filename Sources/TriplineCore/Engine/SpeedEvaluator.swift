@@ -32,8 +32,8 @@ struct SpeedEvaluator {
             kmh = d * 3600 / Double(dt)  // (d / 1000 m) / (dt / 3,600,000 ms)
         }
         for m in rules[first...] where kmh > m.maxKmh && matching.matches(ev.entity, m.selector) {
-            emitter.emit(rule: m.rule, key: .entity(ev.entity), firing: true, time: ev.time, evidence: [prevRef, ref],
-                         details: [("kmh", kmh.isFinite ? .number(kmh) : .null), ("distance_m", .number(d))])
+            emitter.emit(rule: m.rule, key: .entity(ev.entity), firing: true, time: ev.time, evidence: .two(prevRef, ref),
+                         details: kmh.isFinite ? .numbers(.kmh, kmh, .distanceM, d) : AlertDetails([("kmh", .null), ("distance_m", .number(d))]))
         }
     }
 }

@@ -154,9 +154,9 @@ struct ThresholdEvaluator {
         if a.isEmpty || p == v { return }
         let lo = lowerBound(a, Swift.min(p, v), strict: !above), hi = lowerBound(a, Swift.max(p, v), strict: !above)
         if lo >= hi { return }
-        let details: [(String, DetailValue)] = [("value", .number(v))]
+        let details = AlertDetails.number(.value, v)
         for j in lo..<hi where matching.matches(ev.entity, a[j].selector) {
-            emitter.emit(rule: a[j].rule, key: .entity(ev.entity), firing: above ? v > a[j].level : v < a[j].level, time: ev.time, evidence: [ref], details: details)
+            emitter.emit(rule: a[j].rule, key: .entity(ev.entity), firing: above ? v > a[j].level : v < a[j].level, time: ev.time, evidence: .one(ref), details: details)
         }
     }
 
@@ -187,8 +187,8 @@ struct ThresholdEvaluator {
                     let bit: UInt64 = 1 << UInt64(j)
                     if holds != (st.firing & bit != 0) {
                         st.firing ^= bit
-                        emitter.emit(rule: m.rule, key: .entity(ev.entity), firing: holds, time: ev.time, evidence: [ref],
-                                     details: [("value", .number(v)), ("baseline", .number(mean))])
+                        emitter.emit(rule: m.rule, key: .entity(ev.entity), firing: holds, time: ev.time, evidence: .one(ref),
+                                     details: .numbers(.value, v, .baseline, mean))
                     }
                 }
             }
