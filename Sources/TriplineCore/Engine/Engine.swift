@@ -314,9 +314,6 @@ public final class Engine: EntityMatching {
         let prefetchProximity = !kinds.proximity.isEmpty, prefetchThreshold = !kinds.threshold.isEmpty, prefetchAbsence = !kinds.absence.isEmpty
         // With the zones known, the index is not read here.
         let lookUp = needsZones && known == nil
-        // Events are read through the base pointer: `evs[i]` (a slice's getter) copied each
-        // event, retaining and releasing its attributes.
-        guard let events = evs.base.baseAddress else { return }
         for i in evs.indices {
             if i + ahead < evs.endIndex {
                 // Fields read one by one: copying the event would retain its attributes.
@@ -338,7 +335,7 @@ public final class Engine: EntityMatching {
                 let k = i - base
                 given = UnsafeBufferPointer(rebasing: known.ids[Int(known.starts[k])..<Int(known.starts[k + 1])])
             }
-            if case .late = ingest(events[i], knownZones: given) { late(i - base) }
+            if case .late = ingest(evs[i], knownZones: given) { late(i - base) }
         }
     }
 

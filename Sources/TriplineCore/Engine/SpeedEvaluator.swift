@@ -16,7 +16,9 @@ struct SpeedEvaluator {
         var lon: Double, lat: Double, time: Millis, ref: EventRef
     }
 
-    func onPosition(_ ev: Event, ref: EventRef, previous: Previous, matching: some EntityMatching, emitter: inout Emitter) {
+    /// (Mutating, though it changes nothing: called on the engine's stored evaluator, a
+    /// non-mutating method got a copy, its rules retained and released per position.)
+    mutating func onPosition(_ ev: Event, ref: EventRef, previous: Previous, matching: some EntityMatching, emitter: inout Emitter) {
         let prevLon = previous.lon, prevLat = previous.lat, prevTime = previous.time, prevRef = previous.ref
         guard prevTime != .min else { return }
         // The distance costs two sines, two cosines and an arcsine; an entity no speed rule
@@ -31,7 +33,9 @@ struct SpeedEvaluator {
         } else {
             kmh = d * 3600 / Double(dt)  // (d / 1000 m) / (dt / 3,600,000 ms)
         }
-        for m in rules[first...] where kmh > m.maxKmh && matching.matches(ev.entity, m.selector) {
+        // (By index: a slice of `rules` retained the array.)
+        for j in first..<rules.count where kmh > rules[j].maxKmh && matching.matches(ev.entity, rules[j].selector) {
+            let m = rules[j]
             emitter.emit(rule: m.rule, key: .entity(ev.entity), firing: true, time: ev.time, evidence: .two(prevRef, ref),
                          details: kmh.isFinite ? .numbers(.kmh, kmh, .distanceM, d) : AlertDetails([("kmh", .null), ("distance_m", .number(d))]))
         }
