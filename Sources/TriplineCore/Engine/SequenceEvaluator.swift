@@ -42,16 +42,26 @@ struct SequenceEvaluator {
         var generation: UInt32 = 0
     }
     /// A rule's steps (kept apart from its state, so that reading them does not share the
-    /// state's storage while it is updated).
-    struct Spec {
-        var rule: Int32
+    /// state's storage while it is updated). A class, never changed after the rule is added:
+    /// taking it for an event retains one object, where copying a struct retained each of its
+    /// step lists and filters.
+    final class Spec: Sendable {
+        let rule: Int32
         /// The positive steps, in order.
-        var steps: [Step]
+        let steps: [Step]
         /// forbidden[i]: the negated steps between positive step i and i + 1.
-        var forbidden: [[Step]]
+        let forbidden: [[Step]]
         /// The trailing negated step and its deadline.
-        var trailing: (step: Step, deadline: Millis)?
-        var within: Millis
+        let trailing: (step: Step, deadline: Millis)?
+        let within: Millis
+
+        init(rule: Int32, steps: [Step], forbidden: [[Step]], trailing: (step: Step, deadline: Millis)?, within: Millis) {
+            self.rule = rule
+            self.steps = steps
+            self.forbidden = forbidden
+            self.trailing = trailing
+            self.within = within
+        }
 
         /// Does `ev` satisfy the first positive step?
         @inline(__always)
@@ -94,6 +104,8 @@ struct SequenceEvaluator {
             live.append(contentsOf: repeatElement(0, count: n - live.count))
         }
         let bit: UInt8 = 1 << UInt8(rule & 7)
+        // Written only when it changes (a write checks the array's uniqueness).
+        if (live[i] & bit != 0) == on { return }
         if on { live[i] |= bit } else { live[i] &= ~bit }
     }
 
