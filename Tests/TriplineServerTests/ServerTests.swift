@@ -424,6 +424,15 @@ final class TestClock: @unchecked Sendable {
         let release = DispatchSemaphore(value: 0)
     }
 
+    /// Set when a batch's answer has come (a batch refused before the queue never counts in
+    /// its depth), or when the engine thread is held.
+    final class Answered: @unchecked Sendable {
+        let lock = NSLock()
+        var done = false
+        func set() { lock.withLock { done = true } }
+        var isSet: Bool { lock.withLock { done } }
+    }
+
     /// Runs the seeded operations on a host; returns every answer, the alerts and the log size.
     func drive(seed: UInt64, stage: Bool) async throws -> (answers: [String], alerts: [String], logged: Int, ahead: Int, onEngine: Int, afterIntern: [Int]) {
         let store = MemoryStore()
@@ -441,7 +450,7 @@ final class TestClock: @unchecked Sendable {
         var answers: [String] = []
         var afterIntern: [Int] = []
         var time: Millis = 1000
-        let clock = ContinuousClock(), start = clock.now
+        let clock = ContinuousClock()
         for round in 0..<60 {
             switch r.next(10) {
             case 0:
@@ -473,7 +482,13 @@ final class TestClock: @unchecked Sendable {
                 // A few batches admitted while the engine thread is held, in a known order,
                 // so that several are decoded before any is applied.
                 let gate = Gate()
-                let held = Task { try await host.perform { _ in gate.release.wait() } }
+                let holding = Answered()
+                let held = Task { try await host.perform { _ in holding.set(); gate.release.wait() } }
+                // The queue's depth is read once the engine thread is held: read before, it
+                // could still fall as earlier batches were applied, and a wait below would
+                // then never see the depth it expects.
+                let holdStart = clock.now
+                while !holding.isSet && clock.now - holdStart < .seconds(120) { await Task.yield() }
                 var tasks: [Task<IngestResult, any Error>] = []
                 var queued = host.metrics.counters.queueDepthEvents
                 for _ in 0..<(1 + r.next(4)) {
@@ -484,9 +499,22 @@ final class TestClock: @unchecked Sendable {
                         ls.append(Self.line(&r, time: time, refused: refused && k == 2))
                     }
                     let b = batch(ls)
-                    tasks.append(Task { try await host.ingest(b) })
-                    queued += ls.count
-                    while host.metrics.counters.queueDepthEvents < queued && clock.now - start < .seconds(120) { await Task.yield() }
+                    let answered = Answered()
+                    tasks.append(Task {
+                        defer { answered.set() }
+                        return try await host.ingest(b)
+                    })
+                    // Each batch is queued before the next is sent (the order the answers are
+                    // compared in), unless it was answered without being queued (refused by
+                    // the decode stage). Before, such a batch was waited for until a bound
+                    // counted from the drive's start ran out (120 s), after which no batch
+                    // was waited for; a CI run then saw two batches change order.
+                    let waitStart = clock.now
+                    while host.metrics.counters.queueDepthEvents < queued + ls.count && clock.now - waitStart < .seconds(120) {
+                        if answered.isSet { break }
+                        await Task.yield()
+                    }
+                    if host.metrics.counters.queueDepthEvents >= queued + ls.count { queued += ls.count }
                 }
                 gate.release.signal()
                 try await held.value
