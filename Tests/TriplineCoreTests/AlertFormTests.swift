@@ -63,7 +63,6 @@ import TriplineTesting
         let e = engine.symbols.entities.intern("truck-1")
         let given = engine.symbols.eventIds.intern("ev\"1")
         var rng = SplitMix64(seed: seed)
-        var checked = 0
         for i in 0..<2000 {
             let n1 = Self.names[Int(rng.next() % 8)], n2 = Self.names[Int(rng.next() % 8)]
             let v1 = Self.number(&rng), v2 = Self.number(&rng)
@@ -81,8 +80,6 @@ import TriplineTesting
             AlertEncoder().append(x, engine: engine, to: &a)
             AlertEncoder().append(y, engine: engine, to: &b)
             #expect(a == b)
-            checked += 1
         }
-        #expect(checked == 2000)
     }
 }
